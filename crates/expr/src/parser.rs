@@ -1,0 +1,356 @@
+//! Turns tokens into a tree, with GitHub's precedence, error messages and depth limit.
+//!
+//! Precedence, tightest first: `( )`, `[ ]` and `.`, `!`, `< <= > >=`, `== !=`, `&&`, `||`.
+
+use crate::ast::{CompareOp, IndexKey, Node};
+use crate::error::{Error, ErrorKind};
+use crate::functions::Function;
+use crate::lexer::{self, Token, TokenKind};
+use crate::value::Value;
+
+/// GitHub's limit on the depth of the expression tree.
+pub const MAX_DEPTH: usize = 50;
+/// GitHub's limit on the length of one expression.
+pub const MAX_LENGTH: usize = 21_000;
+
+/// Which names an expression may use. GitHub allows a different set of contexts and functions at
+/// each workflow key (no `steps` in `runs-on`, no `hashFiles` outside steps): an unknown name is
+/// a parse error.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ParseOptions<'a> {
+    /// Allowed context names, compared ignoring case; `None` allows any name.
+    pub named_values: Option<&'a [&'a str]>,
+    /// Allowed functions beyond those available everywhere (`success`, `failure`, `cancelled`,
+    /// `always`, `hashFiles`), compared ignoring case; `None` allows all of them.
+    pub extra_functions: Option<&'a [&'a str]>,
+}
+
+impl<'a> ParseOptions<'a> {
+    /// Any context name, every function.
+    pub fn permissive() -> Self {
+        Self::default()
+    }
+
+    /// Only these context names; every function.
+    pub fn with_named_values(names: &'a [&'a str]) -> Self {
+        ParseOptions {
+            named_values: Some(names),
+            extra_functions: None,
+        }
+    }
+}
+
+/// Parses `source` into a tree. An empty (or blank) expression is `null`.
+pub fn parse(source: &str, options: &ParseOptions) -> Result<Node, Error> {
+    if source.len() > MAX_LENGTH {
+        return Err(Error::within(
+            ErrorKind::Parsing,
+            format!("Exceeded max expression length {MAX_LENGTH}"),
+            source,
+        ));
+    }
+    let tokens = lexer::tokenize(source).map_err(|token| {
+        Error::at(
+            ErrorKind::Lexing,
+            format!("Unexpected symbol: '{}'", token.text(source)),
+            source,
+            token.start,
+        )
+    })?;
+    if tokens.is_empty() {
+        return Ok(Node::Literal(Value::Null));
+    }
+    let mut parser = Parser {
+        source,
+        tokens,
+        pos: 0,
+        options,
+    };
+    let root = parser.or(0)?;
+    if let Some(token) = parser.tokens.get(parser.pos) {
+        return Err(parser.unexpected(token));
+    }
+    Ok(root.node)
+}
+
+/// A subtree and its height (a leaf is 1).
+struct Parsed {
+    node: Node,
+    height: usize,
+}
+
+struct Parser<'s, 'o> {
+    source: &'s str,
+    tokens: Vec<Token>,
+    pos: usize,
+    options: &'o ParseOptions<'o>,
+}
+
+impl Parser<'_, '_> {
+    fn peek(&self) -> Option<&TokenKind> {
+        self.tokens.get(self.pos).map(|t| &t.kind)
+    }
+
+    fn next(&mut self) -> Result<Token, Error> {
+        match self.tokens.get(self.pos) {
+            Some(token) => {
+                self.pos += 1;
+                Ok(token.clone())
+            }
+            None => Err(self.unexpected_end()),
+        }
+    }
+
+    fn expect(&mut self, kind: TokenKind) -> Result<(), Error> {
+        let token = self.next()?;
+        if token.kind == kind {
+            Ok(())
+        } else {
+            Err(self.unexpected(&token))
+        }
+    }
+
+    fn unexpected(&self, token: &Token) -> Error {
+        Error::at(
+            ErrorKind::Parsing,
+            format!("Unexpected symbol: '{}'", token.text(self.source)),
+            self.source,
+            token.start,
+        )
+    }
+
+    fn unexpected_end(&self) -> Error {
+        let last = self.tokens.last();
+        Error::at(
+            ErrorKind::Parsing,
+            format!(
+                "Unexpected end of expression: '{}'",
+                last.map_or("", |t| t.text(self.source))
+            ),
+            self.source,
+            last.map_or(0, |t| t.start),
+        )
+    }
+
+    fn too_deep(&self) -> Error {
+        Error::within(
+            ErrorKind::Parsing,
+            format!("Exceeded max expression depth {MAX_DEPTH}"),
+            self.source,
+        )
+    }
+
+    /// Builds a node over `children`, enforcing the depth limit.
+    fn node(
+        &self,
+        node: Node,
+        child_heights: impl IntoIterator<Item = usize>,
+    ) -> Result<Parsed, Error> {
+        let height = 1 + child_heights.into_iter().max().unwrap_or(0);
+        if height > MAX_DEPTH {
+            return Err(self.too_deep());
+        }
+        Ok(Parsed { node, height })
+    }
+
+    // `ancestors` counts the nodes certain to sit above whatever is parsed next. It stops deep
+    // nesting (`!!!!…`, `f(f(f(…` ) at the depth limit before the stack grows with it.
+    fn check_ancestors(&self, ancestors: usize) -> Result<(), Error> {
+        if ancestors >= MAX_DEPTH {
+            Err(self.too_deep())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn or(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+        self.logical(ancestors, TokenKind::Or)
+    }
+
+    fn logical(&mut self, ancestors: usize, op: TokenKind) -> Result<Parsed, Error> {
+        let operand = |p: &mut Self| match op {
+            TokenKind::Or => p.logical(ancestors, TokenKind::And),
+            _ => p.equality(ancestors),
+        };
+        let first = operand(self)?;
+        if self.peek() != Some(&op) {
+            return Ok(first);
+        }
+        let mut heights = vec![first.height];
+        let mut nodes = vec![first.node];
+        while self.peek() == Some(&op) {
+            self.pos += 1;
+            let next = operand(self)?;
+            heights.push(next.height);
+            nodes.push(next.node);
+        }
+        let node = match op {
+            TokenKind::Or => Node::Or(nodes),
+            _ => Node::And(nodes),
+        };
+        self.node(node, heights)
+    }
+
+    fn equality(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+        let mut left = self.comparison(ancestors)?;
+        while let Some(op) = match self.peek() {
+            Some(TokenKind::Eq) => Some(CompareOp::Eq),
+            Some(TokenKind::Ne) => Some(CompareOp::Ne),
+            _ => None,
+        } {
+            self.pos += 1;
+            let right = self.comparison(ancestors)?;
+            left = self.compare(op, left, right)?;
+        }
+        Ok(left)
+    }
+
+    fn comparison(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+        let mut left = self.unary(ancestors)?;
+        while let Some(op) = match self.peek() {
+            Some(TokenKind::Lt) => Some(CompareOp::Lt),
+            Some(TokenKind::Le) => Some(CompareOp::Le),
+            Some(TokenKind::Gt) => Some(CompareOp::Gt),
+            Some(TokenKind::Ge) => Some(CompareOp::Ge),
+            _ => None,
+        } {
+            self.pos += 1;
+            let right = self.unary(ancestors)?;
+            left = self.compare(op, left, right)?;
+        }
+        Ok(left)
+    }
+
+    fn compare(&self, op: CompareOp, left: Parsed, right: Parsed) -> Result<Parsed, Error> {
+        let heights = [left.height, right.height];
+        let node = Node::Compare {
+            op,
+            left: Box::new(left.node),
+            right: Box::new(right.node),
+        };
+        self.node(node, heights)
+    }
+
+    fn unary(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+        if self.peek() == Some(&TokenKind::Not) {
+            self.pos += 1;
+            self.check_ancestors(ancestors + 1)?;
+            let inner = self.unary(ancestors + 1)?;
+            return self.node(Node::Not(Box::new(inner.node)), [inner.height]);
+        }
+        self.postfix(ancestors)
+    }
+
+    fn postfix(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+        let mut target = self.primary(ancestors)?;
+        loop {
+            match self.peek() {
+                Some(TokenKind::Dereference) => {
+                    self.pos += 1;
+                    let token = self.next()?;
+                    let key = match token.kind {
+                        TokenKind::Wildcard => IndexKey::Wildcard,
+                        TokenKind::PropertyName => IndexKey::Expr(Box::new(Node::Literal(
+                            Value::string(token.text(self.source)),
+                        ))),
+                        _ => return Err(self.unexpected(&token)),
+                    };
+                    target = self.index(target, key, 1)?;
+                }
+                Some(TokenKind::OpenIndex) => {
+                    self.pos += 1;
+                    if self.peek() == Some(&TokenKind::Wildcard) {
+                        self.pos += 1;
+                        self.expect(TokenKind::CloseIndex)?;
+                        target = self.index(target, IndexKey::Wildcard, 1)?;
+                    } else {
+                        self.check_ancestors(ancestors + 1)?;
+                        let key = self.or(ancestors + 1)?;
+                        self.expect(TokenKind::CloseIndex)?;
+                        target =
+                            self.index(target, IndexKey::Expr(Box::new(key.node)), key.height)?;
+                    }
+                }
+                _ => return Ok(target),
+            }
+        }
+    }
+
+    fn index(&self, target: Parsed, key: IndexKey, key_height: usize) -> Result<Parsed, Error> {
+        let heights = [target.height, key_height];
+        let node = Node::Index {
+            target: Box::new(target.node),
+            key,
+        };
+        self.node(node, heights)
+    }
+
+    fn primary(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+        let token = self.next()?;
+        let leaf = |node| Ok(Parsed { node, height: 1 });
+        match token.kind {
+            TokenKind::Null => leaf(Node::Literal(Value::Null)),
+            TokenKind::Bool(b) => leaf(Node::Literal(Value::Bool(b))),
+            TokenKind::Number(n) => leaf(Node::Literal(Value::Number(n))),
+            TokenKind::String(s) => leaf(Node::Literal(Value::string(s))),
+            TokenKind::NamedValue => {
+                let name = token.text(self.source);
+                if let Some(allowed) = self.options.named_values {
+                    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                        return Err(Error::at(
+                            ErrorKind::Parsing,
+                            format!("Unrecognized named-value: '{name}'"),
+                            self.source,
+                            token.start,
+                        ));
+                    }
+                }
+                leaf(Node::NamedValue(name.into()))
+            }
+            TokenKind::Function => self.call(&token, ancestors),
+            // Groups add no node, so only the stack bounds their nesting: grow it on demand.
+            TokenKind::Open => stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+                let inner = self.or(ancestors)?;
+                self.expect(TokenKind::Close)?;
+                Ok(inner)
+            }),
+            _ => Err(self.unexpected(&token)),
+        }
+    }
+
+    fn call(&mut self, name_token: &Token, ancestors: usize) -> Result<Parsed, Error> {
+        let name = name_token.text(self.source);
+        let error =
+            |message: String| Error::at(ErrorKind::Parsing, message, self.source, name_token.start);
+        let function = Function::lookup(name)
+            .filter(|f| f.is_everywhere() || self.extra_function_allowed(f.name()))
+            .ok_or_else(|| error(format!("Unrecognized function: '{name}'")))?;
+        self.expect(TokenKind::Open)?;
+        let mut args = Vec::new();
+        let mut heights = Vec::new();
+        if self.peek() == Some(&TokenKind::Close) {
+            self.pos += 1;
+        } else {
+            self.check_ancestors(ancestors + 1)?;
+            loop {
+                let arg = self.or(ancestors + 1)?;
+                heights.push(arg.height);
+                args.push(arg.node);
+                let token = self.next()?;
+                match token.kind {
+                    TokenKind::Comma => continue,
+                    TokenKind::Close => break,
+                    _ => return Err(self.unexpected(&token)),
+                }
+            }
+        }
+        function.check_arity(args.len()).map_err(error)?;
+        self.node(Node::Call { function, args }, heights)
+    }
+
+    fn extra_function_allowed(&self, name: &str) -> bool {
+        self.options
+            .extra_functions
+            .is_none_or(|allowed| allowed.iter().any(|a| a.eq_ignore_ascii_case(name)))
+    }
+}

@@ -1,0 +1,36 @@
+//! `hearth`: a runner for Forgejo Actions and Gitea Actions.
+
+mod cmd;
+mod workspace_files;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A runner for Forgejo Actions and Gitea Actions.
+#[derive(Parser, Debug)]
+#[command(name = "hearth", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Evaluate a GitHub Actions expression, as a workflow would.
+    Expr(cmd::expr::ExprArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Expr(args) => cmd::expr::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hearth: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
