@@ -8,8 +8,9 @@ use crate::value::Value;
 #[derive(Clone, Debug)]
 pub enum Node {
     Literal(Value),
-    /// A context, such as `github`; looked up ignoring case.
-    NamedValue(Box<str>),
+    /// A context, such as `github`; looked up ignoring case. The standard contexts' names are
+    /// static, so parsing the usual conditions does not allocate for them.
+    NamedValue(std::borrow::Cow<'static, str>),
     /// `target.name`, `target[expr]`, `target.*` and `target[*]`.
     Index {
         target: Box<Node>,
@@ -18,10 +19,10 @@ pub enum Node {
     Not(Box<Node>),
     And(Vec<Node>),
     Or(Vec<Node>),
+    /// Both operands in one allocation.
     Compare {
         op: CompareOp,
-        left: Box<Node>,
-        right: Box<Node>,
+        operands: Box<[Node; 2]>,
     },
     Call {
         function: Function,
@@ -31,7 +32,11 @@ pub enum Node {
 
 #[derive(Clone, Debug)]
 pub enum IndexKey {
+    /// `.*` and `[*]`.
     Wildcard,
+    /// `.name`.
+    Property(std::sync::Arc<str>),
+    /// `[expr]`.
     Expr(Box<Node>),
 }
 
@@ -61,10 +66,7 @@ impl Node {
             Node::And(items) | Node::Or(items) | Node::Call { args: items, .. } => {
                 items.iter().for_each(|n| n.walk(visit))
             }
-            Node::Compare { left, right, .. } => {
-                left.walk(visit);
-                right.walk(visit);
-            }
+            Node::Compare { operands, .. } => operands.iter().for_each(|n| n.walk(visit)),
         }
     }
 

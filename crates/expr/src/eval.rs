@@ -1,5 +1,6 @@
 //! Evaluates an expression tree against contexts.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -11,22 +12,25 @@ use crate::number;
 use crate::value::{Object, Value};
 
 /// Where expressions find their named values (`github`, `env`, `matrix`, …).
+///
+/// Lookups return references: evaluation reads contexts in place and copies only what an
+/// expression produces.
 pub trait Contexts {
     /// The context called `name`, matched ignoring case.
-    fn lookup(&self, name: &str) -> Option<Value>;
+    fn lookup(&self, name: &str) -> Option<&Value>;
 }
 
 impl Contexts for Object {
-    fn lookup(&self, name: &str) -> Option<Value> {
-        self.get(name).cloned()
+    fn lookup(&self, name: &str) -> Option<&Value> {
+        self.get(name)
     }
 }
 
 impl Contexts for HashMap<String, Value> {
-    fn lookup(&self, name: &str) -> Option<Value> {
+    fn lookup(&self, name: &str) -> Option<&Value> {
         self.iter()
             .find(|(k, _)| fold::eq_ignore_case(k, name))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v)
     }
 }
 
@@ -80,8 +84,11 @@ pub fn evaluate(root: &Node, context: &EvalContext) -> Result<Value, Error> {
         context,
         memory: Memory::new(context.max_memory),
     };
-    evaluator.eval(root, 0)
+    Ok(evaluator.eval(root, 0)?.into_owned())
 }
+
+/// The memory a null, boolean or number counts for.
+const SCALAR_SIZE: usize = 24;
 
 /// Accounts for the results of functions that are still alive, level by level of the tree, as
 /// GitHub does: a result stays counted until its parent has consumed it.
@@ -104,10 +111,15 @@ impl Memory {
         Error::evaluation("The maximum allowed memory size was exceeded")
     }
 
-    /// Records a result of `bytes` at `depth`, releasing the results below it.
+    /// Records a result of `bytes` at `depth`, releasing the results below it. Results no
+    /// bigger than a scalar are not recorded: they cannot add up to the limit, and skipping them
+    /// keeps evaluation of plain conditions free of allocation.
     pub(crate) fn add(&mut self, depth: usize, bytes: usize) -> Result<(), Error> {
         while self.by_depth.len() > depth + 1 {
             self.total -= self.by_depth.pop().unwrap_or(0);
+        }
+        if bytes <= SCALAR_SIZE && self.by_depth.len() <= depth {
+            return Ok(());
         }
         if self.by_depth.len() <= depth {
             self.by_depth.resize(depth + 1, 0);
@@ -140,23 +152,31 @@ pub(crate) struct Evaluator<'a> {
 
 /// The result of an index: `x.*` and anything indexed after it is a "filtered array", whose
 /// further indexing applies to each element.
-enum Indexed {
-    Single(Value),
+enum Indexed<'n> {
+    Single(Cow<'n, Value>),
     Filtered(Vec<Value>),
 }
 
-impl Evaluator<'_> {
-    pub(crate) fn eval(&mut self, node: &Node, depth: usize) -> Result<Value, Error> {
+static NULL: Value = Value::Null;
+
+impl<'a> Evaluator<'a> {
+    /// Evaluates `node`. Values read from contexts or literals come back borrowed.
+    pub(crate) fn eval<'n>(&mut self, node: &'n Node, depth: usize) -> Result<Cow<'n, Value>, Error>
+    where
+        'a: 'n,
+    {
         Ok(match node {
-            Node::Literal(v) => v.clone(),
-            Node::NamedValue(name) => self.context.contexts.lookup(name).unwrap_or_default(),
+            Node::Literal(v) => Cow::Borrowed(v),
+            Node::NamedValue(name) => {
+                Cow::Borrowed(self.context.contexts.lookup(name).unwrap_or(&NULL))
+            }
             Node::Index { .. } => match self.index(node, depth)? {
                 Indexed::Single(v) => v,
-                Indexed::Filtered(items) => Value::array(items),
+                Indexed::Filtered(items) => Cow::Owned(Value::array(items)),
             },
-            Node::Not(inner) => Value::Bool(!self.eval(inner, depth + 1)?.is_truthy()),
+            Node::Not(inner) => Cow::Owned(Value::Bool(!self.eval(inner, depth + 1)?.is_truthy())),
             Node::And(items) => {
-                let mut last = Value::Null;
+                let mut last = Cow::Borrowed(&NULL);
                 for item in items {
                     last = self.eval(item, depth + 1)?;
                     if !last.is_truthy() {
@@ -166,7 +186,7 @@ impl Evaluator<'_> {
                 last
             }
             Node::Or(items) => {
-                let mut last = Value::Null;
+                let mut last = Cow::Borrowed(&NULL);
                 for item in items {
                     last = self.eval(item, depth + 1)?;
                     if last.is_truthy() {
@@ -175,45 +195,68 @@ impl Evaluator<'_> {
                 }
                 last
             }
-            Node::Compare { op, left, right } => {
+            Node::Compare { op, operands } => {
+                let [left, right] = &**operands;
                 let l = self.eval(left, depth + 1)?;
                 let r = self.eval(right, depth + 1)?;
-                Value::Bool(match op {
-                    CompareOp::Eq => loose_eq(&l, &r),
-                    CompareOp::Ne => !loose_eq(&l, &r),
-                    CompareOp::Lt => loose_cmp(&l, &r) == Some(Ordering::Less),
-                    CompareOp::Gt => loose_cmp(&l, &r) == Some(Ordering::Greater),
-                    CompareOp::Le => loose_eq(&l, &r) || loose_cmp(&l, &r) == Some(Ordering::Less),
-                    CompareOp::Ge => {
-                        loose_eq(&l, &r) || loose_cmp(&l, &r) == Some(Ordering::Greater)
-                    }
-                })
+                let (l, r) = (&*l, &*r);
+                Cow::Owned(Value::Bool(match op {
+                    CompareOp::Eq => loose_eq(l, r),
+                    CompareOp::Ne => !loose_eq(l, r),
+                    CompareOp::Lt => loose_cmp(l, r) == Some(Ordering::Less),
+                    CompareOp::Gt => loose_cmp(l, r) == Some(Ordering::Greater),
+                    CompareOp::Le => loose_eq(l, r) || loose_cmp(l, r) == Some(Ordering::Less),
+                    CompareOp::Ge => loose_eq(l, r) || loose_cmp(l, r) == Some(Ordering::Greater),
+                }))
             }
             Node::Call { function, args } => self.call(*function, args, depth)?,
         })
     }
 
-    fn index(&mut self, node: &Node, depth: usize) -> Result<Indexed, Error> {
+    fn index<'n>(&mut self, node: &'n Node, depth: usize) -> Result<Indexed<'n>, Error>
+    where
+        'a: 'n,
+    {
         let Node::Index { target, key } = node else {
             return Ok(Indexed::Single(self.eval(node, depth)?));
         };
         let base = self.index(target, depth + 1)?;
         let key = match key {
             IndexKey::Wildcard => None,
-            IndexKey::Expr(k) => Some(self.eval(k, depth + 1)?),
+            IndexKey::Property(name) => Some(Key::Property(name)),
+            IndexKey::Expr(k) => Some(Key::Value(self.eval(k, depth + 1)?.into_owned())),
         };
         Ok(match (base, key) {
             (Indexed::Single(v), None) => Indexed::Filtered(children(&v).cloned().collect()),
-            (Indexed::Single(v), Some(k)) => {
-                Indexed::Single(index_value(&v, &k).unwrap_or_default())
+            (Indexed::Single(Cow::Borrowed(v)), Some(k)) => {
+                Indexed::Single(Cow::Borrowed(k.index(v).unwrap_or(&NULL)))
+            }
+            (Indexed::Single(Cow::Owned(v)), Some(k)) => {
+                Indexed::Single(Cow::Owned(k.index(&v).cloned().unwrap_or_default()))
             }
             (Indexed::Filtered(items), None) => {
                 Indexed::Filtered(items.iter().flat_map(children).cloned().collect())
             }
             (Indexed::Filtered(items), Some(k)) => {
-                Indexed::Filtered(items.iter().filter_map(|v| index_value(v, &k)).collect())
+                Indexed::Filtered(items.iter().filter_map(|v| k.index(v)).cloned().collect())
             }
         })
+    }
+}
+
+/// What an index looks up: a property name as written, or a computed value.
+enum Key<'a> {
+    Property(&'a str),
+    Value(Value),
+}
+
+impl Key<'_> {
+    fn index<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        match (self, v) {
+            (Key::Property(name), Value::Object(o)) => o.get(name),
+            (Key::Property(_), _) => None,
+            (Key::Value(key), _) => index_value(v, key),
+        }
     }
 }
 
@@ -228,20 +271,20 @@ fn children(v: &Value) -> Box<dyn Iterator<Item = &Value> + '_> {
 
 /// `v[key]`: arrays take a number (coerced, floored), objects a string (numbers, booleans and
 /// null coerced to their string form). `None` when there is no such element.
-fn index_value(v: &Value, key: &Value) -> Option<Value> {
+fn index_value<'v>(v: &'v Value, key: &Value) -> Option<&'v Value> {
     match v {
         Value::Array(items) => {
             let n = key.to_number();
             if n >= 0.0 && n < items.len() as f64 {
-                items.get(n.floor() as usize).cloned()
+                items.get(n.floor() as usize)
             } else {
                 None
             }
         }
         Value::Object(o) => match key {
             Value::Array(_) | Value::Object(_) => None,
-            Value::String(s) => o.get(s).cloned(),
-            other => o.get(&other.display_str()).cloned(),
+            Value::String(s) => o.get(s),
+            other => o.get(&other.display_str()),
         },
         _ => None,
     }

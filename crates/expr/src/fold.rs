@@ -37,6 +37,9 @@ fn utf16_order(c: char) -> (u32, u32) {
 
 /// `a == b`, ignoring case.
 pub fn eq_ignore_case(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
     if a.is_ascii() && b.is_ascii() {
         return a.eq_ignore_ascii_case(b);
     }
@@ -57,6 +60,12 @@ pub fn cmp_ignore_case(a: &str, b: &str) -> Ordering {
 
 /// Whether `haystack` starts with `prefix`, ignoring case.
 pub fn starts_with_ignore_case(haystack: &str, prefix: &str) -> bool {
+    if haystack.is_ascii() && prefix.is_ascii() {
+        return haystack
+            .as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()));
+    }
     let mut h = haystack.chars();
     prefix
         .chars()
@@ -65,6 +74,13 @@ pub fn starts_with_ignore_case(haystack: &str, prefix: &str) -> bool {
 
 /// Whether `haystack` ends with `suffix`, ignoring case.
 pub fn ends_with_ignore_case(haystack: &str, suffix: &str) -> bool {
+    if haystack.is_ascii() && suffix.is_ascii() {
+        return haystack
+            .len()
+            .checked_sub(suffix.len())
+            .and_then(|start| haystack.as_bytes().get(start..))
+            .is_some_and(|h| h.eq_ignore_ascii_case(suffix.as_bytes()));
+    }
     let mut h = haystack.chars().rev();
     suffix
         .chars()
@@ -92,21 +108,28 @@ pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 /// Feeds the folded form of `s` to a hasher, so that strings equal under [`eq_ignore_case`]
 /// hash alike.
 pub fn hash_ignore_case<H: Hasher>(s: &str, state: &mut H) {
-    if s.is_ascii() {
-        for b in s.bytes() {
-            state.write_u8(b.to_ascii_uppercase());
-        }
-    } else {
-        for c in s.chars() {
-            let f = fold_char(c) as u32;
-            // ASCII characters must hash exactly as on the fast path above.
-            if f < 0x80 {
-                state.write_u8(f as u8);
-            } else {
-                state.write_u32(f);
-            }
-        }
+    // Folded text goes to the hasher in chunks: hashers are much faster fed slices than bytes.
+    let mut buffer = [0u8; 64];
+    if s.len() <= buffer.len() && s.is_ascii() {
+        let folded = &mut buffer[..s.len()];
+        folded.copy_from_slice(s.as_bytes());
+        folded.make_ascii_uppercase();
+        state.write(folded);
+        state.write_u8(0xff);
+        return;
     }
+    let mut len = 0;
+    for c in s.chars() {
+        let mut encoded = [0u8; 4];
+        let folded = fold_char(c).encode_utf8(&mut encoded).as_bytes();
+        if len + folded.len() > buffer.len() {
+            state.write(&buffer[..len]);
+            len = 0;
+        }
+        buffer[len..len + folded.len()].copy_from_slice(folded);
+        len += folded.len();
+    }
+    state.write(&buffer[..len]);
     state.write_u8(0xff);
 }
 

@@ -1,5 +1,7 @@
 //! The built-in functions: their names, arity, and what they compute.
 
+use std::borrow::Cow;
+
 use crate::ast::Node;
 use crate::error::Error;
 use crate::eval::{loose_eq, Evaluator, Status};
@@ -118,13 +120,16 @@ fn is_primitive(v: &Value) -> bool {
     !matches!(v, Value::Array(_) | Value::Object(_))
 }
 
-impl Evaluator<'_> {
-    pub(crate) fn call(
+impl<'a> Evaluator<'a> {
+    pub(crate) fn call<'n>(
         &mut self,
         f: Function,
-        args: &[Node],
+        args: &'n [Node],
         depth: usize,
-    ) -> Result<Value, Error> {
+    ) -> Result<Cow<'n, Value>, Error>
+    where
+        'a: 'n,
+    {
         let arg = |i: usize| {
             args.get(i)
                 .ok_or_else(|| Error::evaluation("missing parameter"))
@@ -133,7 +138,7 @@ impl Evaluator<'_> {
             Function::Contains => {
                 let haystack = self.eval(arg(0)?, depth + 1)?;
                 let needle = self.eval(arg(1)?, depth + 1)?;
-                Value::Bool(match &haystack {
+                Value::Bool(match &*haystack {
                     Value::Array(items) => items.iter().any(|item| loose_eq(&needle, item)),
                     h if is_primitive(h) && is_primitive(&needle) => {
                         fold::contains_ignore_case(&h.display_str(), &needle.display_str())
@@ -155,17 +160,17 @@ impl Evaluator<'_> {
                         && matches(&haystack.display_str(), &affix.display_str()),
                 )
             }
-            Function::Format => return self.format(args, depth),
+            Function::Format => return self.format(args, depth).map(Cow::Owned),
             Function::Join => {
                 let items = self.eval(arg(0)?, depth + 1)?;
                 let separator = match args.get(1) {
-                    Some(node) => match self.eval(node, depth + 1)? {
-                        v if is_primitive(&v) => v.to_display_string(),
+                    Some(node) => match &*self.eval(node, depth + 1)? {
+                        v if is_primitive(v) => v.to_display_string(),
                         _ => ",".to_string(),
                     },
                     None => ",".to_string(),
                 };
-                match &items {
+                match &*items {
                     Value::Array(items) => {
                         let mut out = String::new();
                         for (i, item) in items.iter().enumerate() {
@@ -198,7 +203,7 @@ impl Evaluator<'_> {
                 let mut pairs = args.chunks_exact(2);
                 for pair in pairs.by_ref() {
                     let [predicate, value] = pair else { break };
-                    match self.eval(predicate, depth + 1)? {
+                    match &*self.eval(predicate, depth + 1)? {
                         Value::Bool(true) => return self.eval(value, depth + 1),
                         Value::Bool(false) => {}
                         _ => {
@@ -230,7 +235,7 @@ impl Evaluator<'_> {
             Function::Always => Value::Bool(true),
         };
         self.memory.add(depth, result.memory_size())?;
-        Ok(result)
+        Ok(Cow::Owned(result))
     }
 
     /// `format('{0} and {1}', a, b)`, with `{{`/`}}` escapes, as GitHub implements it.

@@ -5,7 +5,7 @@ use crate::number;
 
 /// What a token is. Literal values are decoded here; names keep their source text in
 /// [`Token::text`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum TokenKind {
     /// `(`: a group, or the parameters of a function when it follows one.
     Open,
@@ -27,7 +27,8 @@ pub enum TokenKind {
     Null,
     Bool(bool),
     Number(f64),
-    String(String),
+    /// A `'`-quoted string; [`string_value`] decodes its text.
+    String,
     /// A keyword right after `.`.
     PropertyName,
     /// A keyword followed by `(`.
@@ -40,7 +41,7 @@ pub enum TokenKind {
 
 impl TokenKind {
     /// Whether a `.` after this token starts a number (`.5`) rather than a dereference.
-    fn expects_operand_next(&self) -> bool {
+    fn expects_operand_next(self) -> bool {
         matches!(
             self,
             TokenKind::Comma
@@ -59,7 +60,7 @@ impl TokenKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Token {
     pub kind: TokenKind,
     /// Byte offsets of the token's source text.
@@ -74,18 +75,30 @@ impl Token {
 }
 
 /// Characters that end a keyword or number.
+#[inline]
 fn is_boundary(c: char) -> bool {
-    matches!(
-        c,
-        '(' | '[' | ')' | ']' | ',' | '.' | '!' | '>' | '<' | '=' | '&' | '|'
-    ) || c.is_whitespace()
+    match c {
+        '(' | '[' | ')' | ']' | ',' | '.' | '!' | '>' | '<' | '=' | '&' | '|' => true,
+        c => is_whitespace(c),
+    }
+}
+
+#[inline]
+fn is_whitespace(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_whitespace() || c == '\u{0B}'
+    } else {
+        c.is_whitespace()
+    }
 }
 
 /// GitHub's keyword rule: an ASCII letter or `_`, then letters, digits, `_` and `-`.
 pub fn is_legal_keyword(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    let bytes = s.as_bytes();
+    matches!(bytes.first(), Some(b) if b.is_ascii_alphabetic() || *b == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
 }
 
 /// Lexes the whole expression. On the first unexpected symbol, returns that token as the error.
@@ -95,12 +108,13 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, Token> {
         pos: 0,
         last: None,
     };
-    let mut tokens = Vec::new();
+    // Expressions average well over two characters a token.
+    let mut tokens = Vec::with_capacity(source.len() / 2 + 1);
     while let Some(token) = lexer.next_token() {
         if token.kind == TokenKind::Unexpected {
             return Err(token);
         }
-        lexer.last = Some(token.kind.clone());
+        lexer.last = Some(token.kind);
         tokens.push(token);
     }
     Ok(tokens)
@@ -114,14 +128,27 @@ struct Lexer<'a> {
 }
 
 impl Lexer<'_> {
+    /// The next character. Every character with a meaning is ASCII, so bytes are read
+    /// directly and only other text is decoded.
+    #[inline]
     fn peek(&self) -> Option<char> {
-        self.source.get(self.pos..)?.chars().next()
+        let byte = *self.source.as_bytes().get(self.pos)?;
+        if byte.is_ascii() {
+            Some(char::from(byte))
+        } else {
+            self.source.get(self.pos..)?.chars().next()
+        }
     }
 
+    #[inline]
     fn peek_second(&self) -> Option<char> {
-        let mut chars = self.source.get(self.pos..)?.chars();
-        chars.next();
-        chars.next()
+        self.source.as_bytes().get(self.pos + 1).map(|&b| {
+            if b.is_ascii() {
+                char::from(b)
+            } else {
+                '\u{80}'
+            }
+        })
     }
 
     fn token(&mut self, kind: TokenKind, len: usize) -> Token {
@@ -135,7 +162,7 @@ impl Lexer<'_> {
     }
 
     fn next_token(&mut self) -> Option<Token> {
-        while let Some(c) = self.peek().filter(|c| c.is_whitespace()) {
+        while let Some(c) = self.peek().filter(|&c| is_whitespace(c)) {
             self.pos += c.len_utf8();
         }
         let c = self.peek()?;
@@ -148,11 +175,7 @@ impl Lexer<'_> {
             ',' => self.token(TokenKind::Comma, 1),
             '*' => self.token(TokenKind::Wildcard, 1),
             '.' => {
-                if self
-                    .last
-                    .as_ref()
-                    .is_none_or(TokenKind::expects_operand_next)
-                {
+                if self.last.is_none_or(TokenKind::expects_operand_next) {
                     self.number()
                 } else {
                     self.token(TokenKind::Dereference, 1)
@@ -178,16 +201,31 @@ impl Lexer<'_> {
     /// next boundary other than `.`).
     fn scan(&mut self, dots_allowed: bool) -> usize {
         let start = self.pos;
-        if let Some(c) = self.peek() {
-            self.pos += c.len_utf8();
-        }
-        while let Some(c) = self.peek() {
-            if is_boundary(c) && !(dots_allowed && c == '.') {
-                break;
+        let bytes = self.source.as_bytes();
+        let mut i = start + self.peek().map_or(0, char::len_utf8);
+        while let Some(&b) = bytes.get(i) {
+            if b.is_ascii() {
+                if is_boundary(char::from(b)) && !(dots_allowed && b == b'.') {
+                    break;
+                }
+                i += 1;
+            } else {
+                match self.source.get(i..).and_then(|rest| rest.chars().next()) {
+                    Some(c) if !is_whitespace(c) => i += c.len_utf8(),
+                    _ => break,
+                }
             }
-            self.pos += c.len_utf8();
         }
+        self.pos = i;
         start
+    }
+
+    fn next_non_space_is_open(&self) -> bool {
+        let rest = self.source.get(self.pos..).unwrap_or("");
+        let after_ascii_space = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        after_ascii_space.starts_with('(')
+            || (after_ascii_space.starts_with(|c: char| !c.is_ascii())
+                && after_ascii_space.trim_start().starts_with('('))
     }
 
     fn unexpected(&mut self) -> Token {
@@ -230,7 +268,7 @@ impl Lexer<'_> {
                 "null" => TokenKind::Null,
                 "NaN" => TokenKind::Number(f64::NAN),
                 "Infinity" => TokenKind::Number(f64::INFINITY),
-                _ if self.source[self.pos..].trim_start().starts_with('(') => TokenKind::Function,
+                _ if self.next_non_space_is_open() => TokenKind::Function,
                 _ => TokenKind::NamedValue,
             }
         };
@@ -245,33 +283,39 @@ impl Lexer<'_> {
     /// the unexpected symbol.
     fn string(&mut self) -> Token {
         let start = self.pos;
-        self.pos += 1;
-        let mut value = String::new();
-        loop {
-            let Some(c) = self.peek() else {
-                return Token {
-                    kind: TokenKind::Unexpected,
-                    start,
-                    end: self.pos,
-                };
-            };
-            self.pos += c.len_utf8();
-            if c == '\'' {
-                if self.peek() == Some('\'') {
-                    self.pos += 1;
-                    value.push('\'');
-                } else {
-                    break;
+        let bytes = self.source.as_bytes();
+        let mut i = start + 1;
+        let kind = loop {
+            match bytes.get(i) {
+                None => break TokenKind::Unexpected,
+                Some(b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+                Some(b'\'') => {
+                    i += 1;
+                    break TokenKind::String;
                 }
-            } else {
-                value.push(c);
+                Some(_) => i += 1,
             }
-        }
+        };
+        self.pos = i;
         Token {
-            kind: TokenKind::String(value),
+            kind,
             start,
             end: self.pos,
         }
+    }
+}
+
+/// The value of a string token's text: the quotes removed, `''` read as `'`.
+pub fn string_value(text: &str) -> std::sync::Arc<str> {
+    let inner = text
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .unwrap_or(text);
+    // Inside a well-formed token every quote is doubled, so one quote means an escape.
+    if inner.contains('\'') {
+        inner.replace("''", "'").into()
+    } else {
+        inner.into()
     }
 }
 
@@ -311,13 +355,15 @@ mod tests {
             [
                 TokenKind::Function,
                 TokenKind::Open,
-                TokenKind::String("x".into()),
+                TokenKind::String,
                 TokenKind::Close
             ]
         );
         assert_eq!(kinds("True"), [TokenKind::NamedValue]);
         assert_eq!(kinds("a.true")[2], TokenKind::PropertyName);
-        assert_eq!(kinds("'it''s'"), [TokenKind::String("it's".into())]);
+        assert_eq!(kinds("'it''s'"), [TokenKind::String]);
+        assert_eq!(&*string_value("'it''s'"), "it's");
+        assert_eq!(&*string_value("''"), "");
     }
 
     #[test]

@@ -66,11 +66,73 @@ pub fn parse(source: &str, options: &ParseOptions) -> Result<Node, Error> {
         pos: 0,
         options,
     };
-    let root = parser.or(0)?;
+    let root = parser.or(0).map_err(|e| *e)?;
     if let Some(token) = parser.tokens.get(parser.pos) {
-        return Err(parser.unexpected(token));
+        return Err(*parser.unexpected(token));
     }
     Ok(root.node)
+}
+
+/// The contexts GitHub defines, to share their names instead of allocating copies.
+const STANDARD_CONTEXTS: [&str; 12] = [
+    "github", "env", "vars", "secrets", "inputs", "matrix", "strategy", "needs", "steps", "job",
+    "jobs", "runner",
+];
+
+fn context_name(name: &str) -> std::borrow::Cow<'static, str> {
+    match STANDARD_CONTEXTS
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(name))
+    {
+        Some(standard) => std::borrow::Cow::Borrowed(standard),
+        None => std::borrow::Cow::Owned(name.to_string()),
+    }
+}
+
+/// Parser results keep errors boxed: the success path, taken far more often, stays small.
+type PResult<T> = Result<T, Box<Error>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Precedence {
+    Or,
+    And,
+    Equality,
+    Comparison,
+    /// Above every binary operator: only a unary operand.
+    Unary,
+}
+
+impl Precedence {
+    /// The next tighter level, so that operators of one level associate to the left.
+    fn tighter(self) -> Precedence {
+        match self {
+            Precedence::Or => Precedence::And,
+            Precedence::And => Precedence::Equality,
+            Precedence::Equality => Precedence::Comparison,
+            Precedence::Comparison | Precedence::Unary => Precedence::Unary,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BinaryOp {
+    Or,
+    And,
+    Compare(CompareOp),
+}
+
+fn binary_operator(kind: TokenKind) -> Option<(BinaryOp, Precedence)> {
+    Some(match kind {
+        TokenKind::Or => (BinaryOp::Or, Precedence::Or),
+        TokenKind::And => (BinaryOp::And, Precedence::And),
+        TokenKind::Eq => (BinaryOp::Compare(CompareOp::Eq), Precedence::Equality),
+        TokenKind::Ne => (BinaryOp::Compare(CompareOp::Ne), Precedence::Equality),
+        TokenKind::Lt => (BinaryOp::Compare(CompareOp::Lt), Precedence::Comparison),
+        TokenKind::Le => (BinaryOp::Compare(CompareOp::Le), Precedence::Comparison),
+        TokenKind::Gt => (BinaryOp::Compare(CompareOp::Gt), Precedence::Comparison),
+        TokenKind::Ge => (BinaryOp::Compare(CompareOp::Ge), Precedence::Comparison),
+        _ => return None,
+    })
 }
 
 /// A subtree and its height (a leaf is 1).
@@ -87,21 +149,21 @@ struct Parser<'s, 'o> {
 }
 
 impl Parser<'_, '_> {
-    fn peek(&self) -> Option<&TokenKind> {
-        self.tokens.get(self.pos).map(|t| &t.kind)
+    fn peek(&self) -> Option<TokenKind> {
+        self.tokens.get(self.pos).map(|t| t.kind)
     }
 
-    fn next(&mut self) -> Result<Token, Error> {
+    fn next(&mut self) -> PResult<Token> {
         match self.tokens.get(self.pos) {
-            Some(token) => {
+            Some(&token) => {
                 self.pos += 1;
-                Ok(token.clone())
+                Ok(token)
             }
             None => Err(self.unexpected_end()),
         }
     }
 
-    fn expect(&mut self, kind: TokenKind) -> Result<(), Error> {
+    fn expect(&mut self, kind: TokenKind) -> PResult<()> {
         let token = self.next()?;
         if token.kind == kind {
             Ok(())
@@ -110,18 +172,18 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn unexpected(&self, token: &Token) -> Error {
-        Error::at(
+    fn unexpected(&self, token: &Token) -> Box<Error> {
+        Box::new(Error::at(
             ErrorKind::Parsing,
             format!("Unexpected symbol: '{}'", token.text(self.source)),
             self.source,
             token.start,
-        )
+        ))
     }
 
-    fn unexpected_end(&self) -> Error {
+    fn unexpected_end(&self) -> Box<Error> {
         let last = self.tokens.last();
-        Error::at(
+        Box::new(Error::at(
             ErrorKind::Parsing,
             format!(
                 "Unexpected end of expression: '{}'",
@@ -129,24 +191,24 @@ impl Parser<'_, '_> {
             ),
             self.source,
             last.map_or(0, |t| t.start),
-        )
+        ))
     }
 
-    fn too_deep(&self) -> Error {
-        Error::within(
+    fn too_deep(&self) -> Box<Error> {
+        Box::new(Error::within(
             ErrorKind::Parsing,
             format!("Exceeded max expression depth {MAX_DEPTH}"),
             self.source,
-        )
+        ))
     }
 
     /// Builds a node over `children`, enforcing the depth limit.
-    fn node(
-        &self,
-        node: Node,
-        child_heights: impl IntoIterator<Item = usize>,
-    ) -> Result<Parsed, Error> {
+    fn node(&self, node: Node, child_heights: impl IntoIterator<Item = usize>) -> PResult<Parsed> {
         let height = 1 + child_heights.into_iter().max().unwrap_or(0);
+        self.node_with_height(node, height)
+    }
+
+    fn node_with_height(&self, node: Node, height: usize) -> PResult<Parsed> {
         if height > MAX_DEPTH {
             return Err(self.too_deep());
         }
@@ -155,7 +217,7 @@ impl Parser<'_, '_> {
 
     // `ancestors` counts the nodes certain to sit above whatever is parsed next. It stops deep
     // nesting (`!!!!…`, `f(f(f(…` ) at the depth limit before the stack grows with it.
-    fn check_ancestors(&self, ancestors: usize) -> Result<(), Error> {
+    fn check_ancestors(&self, ancestors: usize) -> PResult<()> {
         if ancestors >= MAX_DEPTH {
             Err(self.too_deep())
         } else {
@@ -163,76 +225,63 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn or(&mut self, ancestors: usize) -> Result<Parsed, Error> {
-        self.logical(ancestors, TokenKind::Or)
+    fn or(&mut self, ancestors: usize) -> PResult<Parsed> {
+        self.binary(Precedence::Or, ancestors)
     }
 
-    fn logical(&mut self, ancestors: usize, op: TokenKind) -> Result<Parsed, Error> {
-        let operand = |p: &mut Self| match op {
-            TokenKind::Or => p.logical(ancestors, TokenKind::And),
-            _ => p.equality(ancestors),
-        };
-        let first = operand(self)?;
-        if self.peek() != Some(&op) {
-            return Ok(first);
-        }
-        let mut heights = vec![first.height];
-        let mut nodes = vec![first.node];
-        while self.peek() == Some(&op) {
-            self.pos += 1;
-            let next = operand(self)?;
-            heights.push(next.height);
-            nodes.push(next.node);
-        }
-        let node = match op {
-            TokenKind::Or => Node::Or(nodes),
-            _ => Node::And(nodes),
-        };
-        self.node(node, heights)
-    }
-
-    fn equality(&mut self, ancestors: usize) -> Result<Parsed, Error> {
-        let mut left = self.comparison(ancestors)?;
-        while let Some(op) = match self.peek() {
-            Some(TokenKind::Eq) => Some(CompareOp::Eq),
-            Some(TokenKind::Ne) => Some(CompareOp::Ne),
-            _ => None,
-        } {
-            self.pos += 1;
-            let right = self.comparison(ancestors)?;
-            left = self.compare(op, left, right)?;
-        }
-        Ok(left)
-    }
-
-    fn comparison(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+    /// Precedence climbing over the binary operators, all left-associative. A run of `||` (or
+    /// of `&&`) becomes one n-ary node, as in GitHub.
+    fn binary(&mut self, min: Precedence, ancestors: usize) -> PResult<Parsed> {
         let mut left = self.unary(ancestors)?;
-        while let Some(op) = match self.peek() {
-            Some(TokenKind::Lt) => Some(CompareOp::Lt),
-            Some(TokenKind::Le) => Some(CompareOp::Le),
-            Some(TokenKind::Gt) => Some(CompareOp::Gt),
-            Some(TokenKind::Ge) => Some(CompareOp::Ge),
-            _ => None,
-        } {
+        // The n-ary node this loop is extending, if `left` is one.
+        let mut open_chain: Option<Precedence> = None;
+        while let Some((op, precedence)) = self.peek().and_then(binary_operator) {
+            if precedence < min {
+                break;
+            }
             self.pos += 1;
-            let right = self.unary(ancestors)?;
-            left = self.compare(op, left, right)?;
+            let right = self.binary(precedence.tighter(), ancestors)?;
+            left = match op {
+                BinaryOp::Or | BinaryOp::And if open_chain == Some(precedence) => {
+                    if let Node::Or(items) | Node::And(items) = &mut left.node {
+                        items.push(right.node);
+                    }
+                    let height = left.height.max(right.height + 1);
+                    self.node_with_height(left.node, height)?
+                }
+                BinaryOp::Or | BinaryOp::And => {
+                    let heights = [left.height, right.height];
+                    let mut items = Vec::with_capacity(4);
+                    items.push(left.node);
+                    items.push(right.node);
+                    let node = if op == BinaryOp::Or {
+                        Node::Or(items)
+                    } else {
+                        Node::And(items)
+                    };
+                    self.node(node, heights)?
+                }
+                BinaryOp::Compare(op) => self.compare(op, left, right)?,
+            };
+            open_chain = match op {
+                BinaryOp::Or | BinaryOp::And => Some(precedence),
+                BinaryOp::Compare(_) => None,
+            };
         }
         Ok(left)
     }
 
-    fn compare(&self, op: CompareOp, left: Parsed, right: Parsed) -> Result<Parsed, Error> {
+    fn compare(&self, op: CompareOp, left: Parsed, right: Parsed) -> PResult<Parsed> {
         let heights = [left.height, right.height];
         let node = Node::Compare {
             op,
-            left: Box::new(left.node),
-            right: Box::new(right.node),
+            operands: Box::new([left.node, right.node]),
         };
         self.node(node, heights)
     }
 
-    fn unary(&mut self, ancestors: usize) -> Result<Parsed, Error> {
-        if self.peek() == Some(&TokenKind::Not) {
+    fn unary(&mut self, ancestors: usize) -> PResult<Parsed> {
+        if self.peek() == Some(TokenKind::Not) {
             self.pos += 1;
             self.check_ancestors(ancestors + 1)?;
             let inner = self.unary(ancestors + 1)?;
@@ -241,7 +290,7 @@ impl Parser<'_, '_> {
         self.postfix(ancestors)
     }
 
-    fn postfix(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+    fn postfix(&mut self, ancestors: usize) -> PResult<Parsed> {
         let mut target = self.primary(ancestors)?;
         loop {
             match self.peek() {
@@ -250,16 +299,16 @@ impl Parser<'_, '_> {
                     let token = self.next()?;
                     let key = match token.kind {
                         TokenKind::Wildcard => IndexKey::Wildcard,
-                        TokenKind::PropertyName => IndexKey::Expr(Box::new(Node::Literal(
-                            Value::string(token.text(self.source)),
-                        ))),
+                        TokenKind::PropertyName => {
+                            IndexKey::Property(token.text(self.source).into())
+                        }
                         _ => return Err(self.unexpected(&token)),
                     };
                     target = self.index(target, key, 1)?;
                 }
                 Some(TokenKind::OpenIndex) => {
                     self.pos += 1;
-                    if self.peek() == Some(&TokenKind::Wildcard) {
+                    if self.peek() == Some(TokenKind::Wildcard) {
                         self.pos += 1;
                         self.expect(TokenKind::CloseIndex)?;
                         target = self.index(target, IndexKey::Wildcard, 1)?;
@@ -276,7 +325,7 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn index(&self, target: Parsed, key: IndexKey, key_height: usize) -> Result<Parsed, Error> {
+    fn index(&self, target: Parsed, key: IndexKey, key_height: usize) -> PResult<Parsed> {
         let heights = [target.height, key_height];
         let node = Node::Index {
             target: Box::new(target.node),
@@ -285,27 +334,29 @@ impl Parser<'_, '_> {
         self.node(node, heights)
     }
 
-    fn primary(&mut self, ancestors: usize) -> Result<Parsed, Error> {
+    fn primary(&mut self, ancestors: usize) -> PResult<Parsed> {
         let token = self.next()?;
         let leaf = |node| Ok(Parsed { node, height: 1 });
         match token.kind {
             TokenKind::Null => leaf(Node::Literal(Value::Null)),
             TokenKind::Bool(b) => leaf(Node::Literal(Value::Bool(b))),
             TokenKind::Number(n) => leaf(Node::Literal(Value::Number(n))),
-            TokenKind::String(s) => leaf(Node::Literal(Value::string(s))),
+            TokenKind::String => leaf(Node::Literal(Value::String(lexer::string_value(
+                token.text(self.source),
+            )))),
             TokenKind::NamedValue => {
                 let name = token.text(self.source);
                 if let Some(allowed) = self.options.named_values {
                     if !allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
-                        return Err(Error::at(
+                        return Err(Box::new(Error::at(
                             ErrorKind::Parsing,
                             format!("Unrecognized named-value: '{name}'"),
                             self.source,
                             token.start,
-                        ));
+                        )));
                     }
                 }
-                leaf(Node::NamedValue(name.into()))
+                leaf(Node::NamedValue(context_name(name)))
             }
             TokenKind::Function => self.call(&token, ancestors),
             // Groups add no node, so only the stack bounds their nesting: grow it on demand.
@@ -318,7 +369,7 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn call(&mut self, name_token: &Token, ancestors: usize) -> Result<Parsed, Error> {
+    fn call(&mut self, name_token: &Token, ancestors: usize) -> PResult<Parsed> {
         let name = name_token.text(self.source);
         let error =
             |message: String| Error::at(ErrorKind::Parsing, message, self.source, name_token.start);
@@ -328,7 +379,7 @@ impl Parser<'_, '_> {
         self.expect(TokenKind::Open)?;
         let mut args = Vec::new();
         let mut heights = Vec::new();
-        if self.peek() == Some(&TokenKind::Close) {
+        if self.peek() == Some(TokenKind::Close) {
             self.pos += 1;
         } else {
             self.check_ancestors(ancestors + 1)?;
