@@ -35,13 +35,16 @@ impl Contexts for HashMap<String, Value> {
 }
 
 /// The status the status functions report: the job's (or, inside a composite action, the
-/// action's) status so far.
+/// action's) status so far; for a job's own `if:`, the combined result of its `needs`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Status {
     #[default]
     Success,
     Failure,
     Cancelled,
+    /// A needed job was skipped and none failed: neither `success()` nor `failure()` holds, so
+    /// only `always()` or `!cancelled()` runs the job, as on GitHub.
+    Skipped,
 }
 
 /// GitHub's limit on memory held by intermediate results of one evaluation.
