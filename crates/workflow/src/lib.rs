@@ -9,6 +9,7 @@
 //! [`yaml::Node`]s that remember where in the source every value came from,
 //! so that every later error can point at `file:line:col`.
 
+pub mod filters;
 pub mod graph;
 pub mod matrix;
 pub mod yaml;
