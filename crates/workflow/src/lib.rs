@@ -12,6 +12,8 @@
 pub mod filters;
 pub mod graph;
 pub mod matrix;
+pub mod model;
+pub mod validate;
 pub mod yaml;
 
 pub use yaml::{
