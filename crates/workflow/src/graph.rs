@@ -86,27 +86,30 @@ impl JobGraph {
 
         let order = topological_order(&needs);
         if order.len() < jobs.len() {
-            // Every job left out is on a cycle or waits on one; report each need that closes a
-            // cycle back to a job that is itself left out.
+            // Every job left out is on a cycle or waits on one. Report each cycle once, at the
+            // first-declared job on it and its need that closes the cycle.
+            let mut reported = vec![false; jobs.len()];
             for (i, job) in jobs.iter().enumerate() {
-                if order.contains(&i) {
+                if reported[i] || order.contains(&i) {
                     continue;
                 }
-                for need in &job.needs {
-                    let Some(n) = index_of(&need.id) else {
-                        continue;
-                    };
-                    if reaches(&needs, n, i) {
-                        errors.push(GraphError {
-                            file: file.to_string(),
-                            span: need.span,
-                            message: format!(
-                                "Job '{}' depends on job '{}' which creates a cycle in the dependency graph.",
-                                job.id, jobs[n].id
-                            ),
-                        });
-                    }
+                let closing = job.needs.iter().find_map(|need| {
+                    index_of(&need.id)
+                        .filter(|&n| reaches(&needs, n, i))
+                        .map(|n| (need, n))
+                });
+                let Some((need, n)) = closing else { continue };
+                for (j, mark) in reported.iter_mut().enumerate() {
+                    *mark |= reaches(&needs, i, j) && reaches(&needs, j, i);
                 }
+                errors.push(GraphError {
+                    file: file.to_string(),
+                    span: need.span,
+                    message: format!(
+                        "Job '{}' depends on job '{}' which creates a cycle in the dependency graph.",
+                        job.id, jobs[n].id
+                    ),
+                });
             }
             return Err(errors);
         }
@@ -319,8 +322,6 @@ mod tests {
             messages,
             [
                 "Job 'a' depends on job 'c' which creates a cycle in the dependency graph.",
-                "Job 'b' depends on job 'a' which creates a cycle in the dependency graph.",
-                "Job 'c' depends on job 'b' which creates a cycle in the dependency graph.",
                 "Job 'e' depends on job 'e' which creates a cycle in the dependency graph.",
             ]
         );

@@ -6,6 +6,7 @@ use super::step::{self, Step};
 use super::workflow::{
     read_concurrency, read_defaults, read_permissions, Concurrency, Defaults, Permissions,
 };
+use crate::graph::{GraphJob, JobGraph, Need};
 use crate::validate::reader::{Loc, Reader};
 use crate::validate::{closest, suggest_hint};
 use crate::yaml::{Node, Span, YamlValue};
@@ -582,66 +583,51 @@ fn read_job_secrets(r: &mut Reader, node: &Node, loc: &Loc) -> Option<JobSecrets
     Some(JobSecrets::Map(read_typed_map(r, node, loc)))
 }
 
-/// Checks `needs` across jobs: every name is a job, and no job waits on
-/// itself, directly or through others.
+/// Checks `needs` across jobs with [`JobGraph`]: every name is a job (with a "did you mean"
+/// for near misses), and no job waits on itself, directly or through others.
 pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job]) {
-    let ids: Vec<&str> = jobs.iter().map(|j| j.id.value.as_str()).collect();
-    for job in jobs {
-        for need in &job.needs {
-            if !ids.contains(&need.value.as_str()) {
-                let others = ids.iter().copied().filter(|id| *id != job.id.value);
-                let hint = suggest_hint(&need.value, others);
-                r.error(
-                    need.span.start,
-                    format!(
-                        "job '{}' needs '{}', which is not a job in this workflow{hint}",
-                        job.id.value, need.value
-                    ),
-                );
-            }
-        }
-    }
-    // Depth-first search for a cycle; report each cycle once, at the job
-    // where the search found it.
-    let index = |id: &str| ids.iter().position(|i| *i == id);
-    let mut state = vec![0u8; jobs.len()]; // 0 new, 1 on the path, 2 done
-    for start in 0..jobs.len() {
-        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
-        if state[start] != 0 {
-            continue;
-        }
-        state[start] = 1;
-        while let Some(&mut (job, ref mut next)) = path.last_mut() {
-            let needs = &jobs[job].needs;
-            if *next >= needs.len() {
-                state[job] = 2;
-                path.pop();
-                continue;
-            }
-            let need = &needs[*next];
-            *next += 1;
-            let Some(target) = index(&need.value) else {
-                continue;
-            };
-            match state[target] {
-                0 => {
-                    state[target] = 1;
-                    path.push((target, 0));
-                }
-                1 => {
-                    let from = path.iter().position(|(j, _)| *j == target).unwrap_or(0);
-                    let mut names: Vec<&str> = path[from..].iter().map(|(j, _)| ids[*j]).collect();
-                    names.push(ids[target]);
-                    r.error(
-                        need.span.start,
-                        format!(
-                            "jobs depend on each other in a cycle: {}",
-                            names.join(" -> ")
-                        ),
-                    );
-                }
-                _ => {}
-            }
-        }
+    let graph_jobs = jobs
+        .iter()
+        .map(|job| GraphJob {
+            id: job.id.value.clone(),
+            span: job.id.span,
+            needs: job
+                .needs
+                .iter()
+                .map(|need| Need {
+                    id: need.value.clone(),
+                    span: need.span,
+                })
+                .collect(),
+        })
+        .collect();
+    let Err(errors) = JobGraph::build("", graph_jobs) else {
+        return;
+    };
+    for error in errors {
+        let unknown = jobs
+            .iter()
+            .flat_map(|job| job.needs.iter().map(move |need| (job, need)))
+            .find(|(_, need)| need.span == error.span)
+            .filter(|(_, need)| {
+                !jobs
+                    .iter()
+                    .any(|j| j.id.value.eq_ignore_ascii_case(&need.value))
+            });
+        let hint = match unknown {
+            Some((job, need)) => suggest_hint(
+                &need.value,
+                jobs.iter()
+                    .map(|j| j.id.value.as_str())
+                    .filter(|id| *id != job.id.value),
+            ),
+            None => String::new(),
+        };
+        let message = if hint.is_empty() {
+            error.message
+        } else {
+            format!("{}{hint}", error.message.trim_end_matches('.'))
+        };
+        r.error(error.span.start, message);
     }
 }
