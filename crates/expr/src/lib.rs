@@ -38,7 +38,7 @@ pub use eval::{Contexts, EvalContext, Status, MAX_MEMORY};
 pub use functions::Function;
 pub use hash_files::{hash_files, WorkspaceFiles};
 pub use parser::{ParseOptions, MAX_DEPTH, MAX_LENGTH};
-pub use template::{Condition, Template};
+pub use template::{embedded_expressions, Condition, Template};
 pub use value::{Kind, Object, Value};
 
 /// Formats a number as GitHub converts numbers to strings.

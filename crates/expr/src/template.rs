@@ -112,6 +112,23 @@ impl Template {
     }
 }
 
+/// Every complete `${{ ... }}` in `raw`, as the byte offset of its inner text and that text, in
+/// order; scanning stops at one that is not closed. For tools that point into the source, such
+/// as a validator reporting an expression error at its column.
+pub fn embedded_expressions(raw: &str) -> Vec<(usize, &str)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(start) = raw[from..].find(OPEN).map(|i| i + from) {
+        let inner_start = start + OPEN.len();
+        let Some(close) = find_close(raw, inner_start) else {
+            break;
+        };
+        found.push((inner_start, &raw[inner_start..close]));
+        from = close + CLOSE.len();
+    }
+    found
+}
+
 /// The index of the `}}` closing an expression that starts at `from`, skipping `}}` inside
 /// string literals.
 fn find_close(raw: &str, from: usize) -> Option<usize> {

@@ -70,7 +70,7 @@ fn error_offset(raw: &str, error: &Error) -> usize {
     if expression == raw {
         return within(0);
     }
-    for (inner_start, inner) in segments(raw) {
+    for (inner_start, inner) in hearth_expr::embedded_expressions(raw) {
         let leading = inner.len() - inner.trim_start().len();
         if inner.trim() == expression {
             return within(inner_start + leading);
@@ -82,39 +82,6 @@ fn error_offset(raw: &str, error: &Error) -> usize {
         return within(leading);
     }
     0
-}
-
-/// The `${{ … }}` segments of `raw`: byte offset of the text after `${{`,
-/// and that text up to the closing `}}`.
-fn segments(raw: &str) -> Vec<(usize, &str)> {
-    let mut found = Vec::new();
-    let mut from = 0;
-    while let Some(start) = raw[from..].find(OPEN).map(|i| i + from) {
-        let inner_start = start + OPEN.len();
-        let Some(close) = find_close(raw, inner_start) else {
-            break;
-        };
-        found.push((inner_start, &raw[inner_start..close]));
-        from = close + 2;
-    }
-    found
-}
-
-/// The `}}` that closes an expression starting at `from`, skipping `}}` in
-/// string literals (as the expression crate does).
-fn find_close(raw: &str, from: usize) -> Option<usize> {
-    let bytes = raw.as_bytes();
-    let mut in_string = false;
-    let mut i = from;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' => in_string = !in_string,
-            b'}' if !in_string && bytes.get(i + 1) == Some(&b'}') => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 fn char_count(s: &str) -> usize {
