@@ -41,6 +41,10 @@ pub use parser::{ParseOptions, MAX_DEPTH, MAX_LENGTH};
 pub use template::{embedded_expressions, Condition, Template};
 pub use value::{Kind, Object, Value};
 
+/// Compares strings ignoring case as GitHub does (.NET `OrdinalIgnoreCase`), for callers that
+/// match names the way expressions do, such as matrix keys.
+pub use fold::eq_ignore_case;
+
 /// Formats a number as GitHub converts numbers to strings.
 pub fn format_number(n: f64) -> String {
     number::format(n)

@@ -113,9 +113,21 @@ fn hash_files_reads_the_workspace() {
         assert!(output.status.success(), "{output:?}");
         String::from_utf8(output.stdout).unwrap()
     };
-    // sha256(sha256("a") ++ sha256("b")), computed independently with coreutils-equivalent data.
+    // GitHub's hash of hashes, files in walk order: src/a.rs, then src/nested/b.rs.
+    let expected = {
+        use sha2::{Digest, Sha256};
+        let mut outer = Sha256::new();
+        outer.update(Sha256::digest(b"a"));
+        outer.update(Sha256::digest(b"b"));
+        let hex: String = outer
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{{\"kind\": \"String\", \"value\": \"{hex}\"}}\n")
+    };
     let both = run("src/**/*.rs");
-    assert!(both.contains("\"kind\": \"String\""), "{both}");
+    assert_eq!(both, expected);
     assert_ne!(
         both,
         run("src/*.rs"),

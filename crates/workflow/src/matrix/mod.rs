@@ -149,21 +149,7 @@ pub(crate) fn kind_name(value: &Value) -> &'static str {
     }
 }
 
-/// `a == b` ignoring case as .NET's `OrdinalIgnoreCase` does (simple upper-case mapping per
-/// character; characters whose upper case is ASCII or several characters stay as they are).
-pub(crate) fn eq_ignore_case(a: &str, b: &str) -> bool {
-    fn fold(c: char) -> char {
-        if c.is_ascii() {
-            return c.to_ascii_uppercase();
-        }
-        let mut upper = c.to_uppercase();
-        match (upper.next(), upper.next()) {
-            (Some(u), None) if !u.is_ascii() => u,
-            _ => c,
-        }
-    }
-    a == b || a.chars().map(fold).eq(b.chars().map(fold))
-}
+pub(crate) use hearth_expr::eq_ignore_case;
 
 fn find_key<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m String> {
     map.keys().find(|k| eq_ignore_case(k, key))
