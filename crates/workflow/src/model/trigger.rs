@@ -296,13 +296,25 @@ fn read_filters(
                 }
                 filters.types = list;
             }
-            "branches" => filters.branches = list,
-            "branches-ignore" => filters.branches_ignore = list,
-            "tags" => filters.tags = list,
-            "tags-ignore" => filters.tags_ignore = list,
-            "paths" => filters.paths = list,
-            "paths-ignore" => filters.paths_ignore = list,
-            "workflows" => filters.workflows = list,
+            "branches" | "branches-ignore" | "tags" | "tags-ignore" | "paths" | "paths-ignore"
+            | "workflows" => {
+                check_patterns(
+                    r,
+                    spec.name,
+                    key_name,
+                    key,
+                    list.as_deref().unwrap_or_default(),
+                );
+                match key_name {
+                    "branches" => filters.branches = list,
+                    "branches-ignore" => filters.branches_ignore = list,
+                    "tags" => filters.tags = list,
+                    "tags-ignore" => filters.tags_ignore = list,
+                    "paths" => filters.paths = list,
+                    "paths-ignore" => filters.paths_ignore = list,
+                    _ => filters.workflows = list,
+                }
+            }
             "names" => filters.names = list,
             _ => filters.versions = list,
         }
@@ -325,6 +337,29 @@ fn read_filters(
         }
     }
     filters
+}
+
+/// Compiles the filter patterns under `key` as [`crate::filters`] will when the workflow is
+/// matched against an event, so that a bad pattern is reported at load time, at the pattern.
+fn check_patterns(r: &mut Reader, event: &str, key: &str, key_node: &Node, patterns: &[Text]) {
+    let mut has_positive = false;
+    let mut has_negative = false;
+    for pattern in patterns {
+        match crate::filters::Pattern::new(&pattern.value) {
+            Ok(p) if p.is_negative() => has_negative = true,
+            Ok(_) => has_positive = true,
+            Err(e) => r.error(pattern.span.start, e.to_string()),
+        }
+    }
+    if has_negative && !has_positive && matches!(key, "branches" | "tags" | "paths") {
+        r.error(
+            key_node.span.start,
+            format!(
+                "'{event}.{key}' has only '!' patterns, so it matches nothing: add a positive \
+                 pattern first, or use '{key}-ignore' to only exclude"
+            ),
+        );
+    }
 }
 
 fn read_schedule(r: &mut Reader, node: &Node, loc: &Loc) -> Vec<Schedule> {
