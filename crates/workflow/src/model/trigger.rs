@@ -12,12 +12,24 @@ pub struct Triggers {
     pub events: Vec<Event>,
     /// Where `on:`'s value was written.
     pub span: Span,
+    /// `on:`'s value as JSON, for matching events with [`crate::filters`].
+    pub json: serde_json::Value,
 }
 
 impl Triggers {
     /// The event named `name`.
     pub fn event(&self, name: &str) -> Option<&Event> {
         self.events.iter().find(|e| e.name.value == name)
+    }
+
+    /// The compiled filters of every event, to match an event against.
+    ///
+    /// # Errors
+    ///
+    /// The first problem in a filter; a workflow that loaded without
+    /// errors has none.
+    pub fn filters(&self) -> Result<Vec<crate::filters::EventFilter>, crate::filters::FilterError> {
+        crate::filters::workflow_triggers(&self.json)
     }
 }
 
@@ -170,6 +182,7 @@ pub(crate) fn read_triggers(r: &mut Reader, key: &Node, node: &Node, loc: &Loc) 
     let mut triggers = Triggers {
         events: Vec::new(),
         span: node.span,
+        json: node.to_json(),
     };
     match &node.value {
         YamlValue::String(_) => {

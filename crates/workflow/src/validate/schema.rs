@@ -316,6 +316,7 @@ const WORKFLOW_CONTEXTS: &[(&str, ContextSet)] = &[
     ("jobs.*.strategy.max-parallel", STRATEGY),
     ("jobs.*.strategy.matrix", STRATEGY),
     ("jobs.*.strategy.matrix.*", STRATEGY),
+    ("jobs.*.strategy.matrix.*[]", STRATEGY),
     ("jobs.*.strategy.matrix.include", STRATEGY),
     ("jobs.*.strategy.matrix.include[]", STRATEGY),
     ("jobs.*.strategy.matrix.include[].*", STRATEGY),
