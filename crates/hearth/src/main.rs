@@ -1,6 +1,8 @@
 //! `hearth`: a runner for Forgejo Actions and Gitea Actions.
 
 mod cmd;
+mod git;
+mod workflow_files;
 mod workspace_files;
 
 use std::process::ExitCode;
@@ -19,12 +21,18 @@ struct Cli {
 enum Command {
     /// Evaluate a GitHub Actions expression, as a workflow would.
     Expr(cmd::expr::ExprArgs),
+    /// Check workflow files and print every problem as file:line:col: error: message.
+    Validate(cmd::validate::ValidateArgs),
+    /// Show the jobs an event would run, in order, with their matrices and labels.
+    Plan(cmd::plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Expr(args) => cmd::expr::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
     };
     match result {
         Ok(code) => code,
