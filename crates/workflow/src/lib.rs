@@ -13,6 +13,7 @@ pub mod filters;
 pub mod graph;
 pub mod matrix;
 pub mod model;
+pub mod payload;
 pub mod plan;
 pub mod validate;
 pub mod yaml;

@@ -43,6 +43,8 @@ pub use error::{YamlError, YamlErrorKind};
 pub use node::{Node, ScalarStyle, YamlValue};
 pub use position::{Pos, Span};
 
+pub(crate) use schema::resolve_plain;
+
 /// Limits applied while loading; the defaults suit any real workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
