@@ -229,6 +229,14 @@ impl<'a> Evaluator<'a> {
                 })?;
                 Value::string(crate::hash_files::hash_files(files, &patterns)?)
             }
+            Function::Success if !args.is_empty() => {
+                let results = self.needs_results(args, depth)?;
+                Value::Bool(results.iter().all(|r| r == "success"))
+            }
+            Function::Failure if !args.is_empty() => {
+                let results = self.needs_results(args, depth)?;
+                Value::Bool(results.iter().any(|r| r == "failure"))
+            }
             Function::Success => Value::Bool(self.context.status == Status::Success),
             Function::Failure => Value::Bool(self.context.status == Status::Failure),
             Function::Cancelled => Value::Bool(self.context.status == Status::Cancelled),
@@ -236,6 +244,31 @@ impl<'a> Evaluator<'a> {
         };
         self.memory.add(depth, result.memory_size())?;
         Ok(Cow::Owned(result))
+    }
+
+    /// The results (`needs.<id>.result`) of the jobs named by `args`, for `success('a', 'b')`
+    /// and `failure('a')` in a job's `if:`.
+    fn needs_results(&mut self, args: &[Node], depth: usize) -> Result<Vec<String>, Error> {
+        let mut results = Vec::with_capacity(args.len());
+        for node in args {
+            let id = self.eval(node, depth + 1)?.to_display_string();
+            let result = self
+                .context
+                .contexts
+                .lookup("needs")
+                .and_then(Value::as_object)
+                .and_then(|needs| needs.get(&id))
+                .and_then(Value::as_object)
+                .and_then(|need| need.get("result"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    Error::evaluation(format!(
+                        "'{id}' is not a job this job needs, so its status is unknown"
+                    ))
+                })?;
+            results.push(result.to_owned());
+        }
+        Ok(results)
     }
 
     /// `format('{0} and {1}', a, b)`, with `{{`/`}}` escapes, as GitHub implements it.

@@ -23,12 +23,19 @@ pub struct ParseOptions<'a> {
     /// Allowed functions beyond those available everywhere (`success`, `failure`, `cancelled`,
     /// `always`, `hashFiles`), compared ignoring case; `None` allows all of them.
     pub extra_functions: Option<&'a [&'a str]>,
+    /// Whether `success()` and `failure()` may name jobs, as in a job's `if:` on GitHub:
+    /// `success('build', 'test')` holds when those needs succeeded, `failure('build')` when one
+    /// of them failed.
+    pub status_function_args: bool,
 }
 
 impl<'a> ParseOptions<'a> {
-    /// Any context name, every function.
+    /// Any context name, every function, status functions with job names.
     pub fn permissive() -> Self {
-        Self::default()
+        ParseOptions {
+            status_function_args: true,
+            ..Self::default()
+        }
     }
 
     /// Only these context names; every function.
@@ -36,6 +43,7 @@ impl<'a> ParseOptions<'a> {
         ParseOptions {
             named_values: Some(names),
             extra_functions: None,
+            status_function_args: false,
         }
     }
 }
@@ -395,7 +403,11 @@ impl Parser<'_, '_> {
                 }
             }
         }
-        function.check_arity(args.len()).map_err(error)?;
+        let names_jobs = self.options.status_function_args
+            && matches!(function, Function::Success | Function::Failure);
+        if !names_jobs {
+            function.check_arity(args.len()).map_err(error)?;
+        }
         self.node(Node::Call { function, args }, heights)
     }
 

@@ -2,8 +2,9 @@
 //! cases (`../shared/conformance/expressions`, read from there and never copied into this
 //! repository; without the folder that test says so and passes), and Hearth's own cases in
 //! `tests/cases/`, in the same format plus optional fields: `mode` (`expression`, `template` or
-//! `if`), `status` (`success`, `failure`, `cancelled`) and `functions` (the context-specific
-//! functions allowed, all when absent).
+//! `if`), `status` (`success`, `failure`, `cancelled`), `functions` (the context-specific
+//! functions allowed, all when absent) and `job_if` (parse as a job's `if:`, where `success()`
+//! and `failure()` may name jobs).
 
 use std::path::PathBuf;
 
@@ -58,6 +59,7 @@ fn run_case(case: &Json) -> Result<(), String> {
     let options = ParseOptions {
         named_values: Some(&names),
         extra_functions: functions.as_deref(),
+        status_function_args: case.get("job_if").and_then(Json::as_bool).unwrap_or(false),
     };
     let status = match case.get("status").and_then(Json::as_str) {
         None | Some("success") => Status::Success,

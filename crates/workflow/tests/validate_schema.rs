@@ -95,6 +95,13 @@ impl Walk<'_> {
                     .entry(path.to_owned())
                     .or_default()
                     .extend(inherited.iter().cloned());
+                // The items of a built-in sequence (a matrix vector) inherit its contexts too.
+                if name == "sequence" {
+                    self.contexts
+                        .entry(format!("{path}[]"))
+                        .or_default()
+                        .extend(inherited.iter().cloned());
+                }
             }
             return;
         }

@@ -39,6 +39,7 @@ pub(crate) fn check(
     let options = ParseOptions {
         named_values: Some(&names),
         extra_functions: Some(contexts.functions),
+        status_function_args: contexts.status_function_args,
     };
     let result = if condition {
         Condition::parse(raw, &options).map(drop)

@@ -32,6 +32,8 @@ pub struct ContextSet {
     /// Functions beyond those allowed everywhere: the status functions
     /// (`success`, `failure`, `cancelled`, `always`) and `hashFiles`.
     pub functions: &'static [&'static str],
+    /// Whether `success()` and `failure()` may name jobs (only in a job's `if:`).
+    pub status_function_args: bool,
 }
 
 impl ContextSet {
@@ -40,6 +42,7 @@ impl ContextSet {
         hearth_expr::ParseOptions {
             named_values: Some(self.named_values),
             extra_functions: Some(self.functions),
+            status_function_args: self.status_function_args,
         }
     }
 }
@@ -79,31 +82,37 @@ const STATUS: [&str; 4] = ["always", "cancelled", "failure", "success"];
 const WORKFLOW_LEVEL: ContextSet = ContextSet {
     named_values: &["github", "inputs", "vars"],
     functions: &[],
+    status_function_args: false,
 };
 /// The workflow's `env`.
 const WORKFLOW_ENV: ContextSet = ContextSet {
     named_values: &["github", "inputs", "vars", "secrets"],
     functions: &[],
+    status_function_args: false,
 };
 /// `on.workflow_call.outputs.*.value`, computed from the jobs' outputs.
 const CALL_OUTPUT: ContextSet = ContextSet {
     named_values: &["github", "inputs", "vars", "jobs"],
     functions: &[],
+    status_function_args: false,
 };
 /// A job's `if`, evaluated before the job has a matrix or a runner.
 const JOB_IF: ContextSet = ContextSet {
     named_values: &["github", "inputs", "vars", "needs"],
     functions: &STATUS,
+    status_function_args: true,
 };
 /// A job's `strategy`, which produces the matrix and so cannot use it.
 const STRATEGY: ContextSet = ContextSet {
     named_values: &["github", "inputs", "vars", "needs"],
     functions: &[],
+    status_function_args: false,
 };
 /// Job keys read once the matrix is known, before the job runs.
 const JOB: ContextSet = ContextSet {
     named_values: &["github", "inputs", "vars", "needs", "strategy", "matrix"],
     functions: &[],
+    status_function_args: false,
 };
 /// A job's `env` and the secrets passed to a reusable workflow.
 const JOB_SECRETS: ContextSet = ContextSet {
@@ -111,6 +120,7 @@ const JOB_SECRETS: ContextSet = ContextSet {
         "github", "inputs", "vars", "needs", "strategy", "matrix", "secrets",
     ],
     functions: &[],
+    status_function_args: false,
 };
 /// `jobs.*.defaults.run`.
 const JOB_DEFAULTS_RUN: ContextSet = ContextSet {
@@ -118,6 +128,7 @@ const JOB_DEFAULTS_RUN: ContextSet = ContextSet {
         "github", "inputs", "vars", "needs", "strategy", "matrix", "env",
     ],
     functions: &[],
+    status_function_args: false,
 };
 /// Registry credentials of a job or service container.
 const CREDENTIALS: ContextSet = ContextSet {
@@ -125,6 +136,7 @@ const CREDENTIALS: ContextSet = ContextSet {
         "github", "inputs", "vars", "needs", "strategy", "matrix", "secrets", "env",
     ],
     functions: &[],
+    status_function_args: false,
 };
 /// Values read on the runner: job outputs, container env.
 const RUNNER: ContextSet = ContextSet {
@@ -133,6 +145,7 @@ const RUNNER: ContextSet = ContextSet {
         "runner", "env",
     ],
     functions: &[],
+    status_function_args: false,
 };
 /// `jobs.*.environment.url`: like [`RUNNER`] but never secrets, since the
 /// URL is shown publicly.
@@ -141,6 +154,7 @@ const RUNNER_NO_SECRETS: ContextSet = ContextSet {
         "github", "inputs", "vars", "needs", "strategy", "matrix", "steps", "job", "runner", "env",
     ],
     functions: &[],
+    status_function_args: false,
 };
 /// Step keys of a workflow job.
 const STEP: ContextSet = ContextSet {
@@ -149,6 +163,7 @@ const STEP: ContextSet = ContextSet {
         "runner", "env",
     ],
     functions: &["hashFiles"],
+    status_function_args: false,
 };
 /// A step's `if`: no secrets, but the status functions.
 const STEP_IF: ContextSet = ContextSet {
@@ -156,6 +171,7 @@ const STEP_IF: ContextSet = ContextSet {
         "github", "inputs", "vars", "needs", "strategy", "matrix", "steps", "job", "runner", "env",
     ],
     functions: &["always", "cancelled", "failure", "success", "hashFiles"],
+    status_function_args: false,
 };
 
 /// The workflow file format.
@@ -671,10 +687,12 @@ const COMPOSITE_STEP: ContextSet = ContextSet {
         "github", "inputs", "strategy", "matrix", "steps", "job", "runner", "env",
     ],
     functions: &["hashFiles"],
+    status_function_args: false,
 };
 const COMPOSITE_STEP_IF: ContextSet = ContextSet {
     named_values: COMPOSITE_STEP.named_values,
     functions: &["always", "cancelled", "failure", "success", "hashFiles"],
+    status_function_args: false,
 };
 /// `pre-if` and `post-if` of a JavaScript or Docker action.
 const RUNS_IF: ContextSet = ContextSet {
@@ -682,11 +700,13 @@ const RUNS_IF: ContextSet = ContextSet {
         "runner", "github", "job", "strategy", "matrix", "env", "inputs",
     ],
     functions: &["always", "cancelled", "failure", "success", "hashFiles"],
+    status_function_args: false,
 };
 /// A Docker action's `args` and `env`, filled in from the inputs only.
 const DOCKER_INPUTS: ContextSet = ContextSet {
     named_values: &["inputs"],
     functions: &[],
+    status_function_args: false,
 };
 
 const ACTION_CONTEXTS: &[(&str, ContextSet)] = &[
@@ -695,6 +715,7 @@ const ACTION_CONTEXTS: &[(&str, ContextSet)] = &[
         ContextSet {
             named_values: &["github", "strategy", "matrix", "job", "runner"],
             functions: &["hashFiles"],
+            status_function_args: false,
         },
     ),
     (
@@ -704,6 +725,7 @@ const ACTION_CONTEXTS: &[(&str, ContextSet)] = &[
                 "github", "strategy", "matrix", "steps", "inputs", "job", "runner", "env",
             ],
             functions: &[],
+            status_function_args: false,
         },
     ),
     ("runs.pre-if", RUNS_IF),
