@@ -17,6 +17,7 @@
 
 mod action;
 pub mod common;
+mod cron;
 mod job;
 mod step;
 mod trigger;

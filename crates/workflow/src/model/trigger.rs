@@ -393,11 +393,10 @@ fn read_schedule(r: &mut Reader, node: &Node, loc: &Loc) -> Vec<Schedule> {
                 has_cron = true;
                 cron = r.non_empty_string(value, &at.key(key));
                 if let Some(c) = &cron {
-                    let fields = c.value.split_whitespace().count();
-                    if fields != 5 {
+                    if let Err(problem) = super::cron::check(&c.value) {
                         r.error(
                             value.span.start,
-                            format!("invalid cron expression '{}': expected 5 fields (minute hour day month weekday), found {fields}", c.value),
+                            format!("invalid cron expression '{}': {problem}", c.value),
                         );
                     }
                 }
