@@ -46,9 +46,11 @@
 //! - Path filters AND with the ref filters. `paths`: runs when at least one
 //!   changed file is selected. `paths-ignore`: runs when at least one changed
 //!   file is not ignored. No changed files: does not run.
-//! - More than [`PUSH_PATH_LIMIT`] changed files on a push, or more than
-//!   [`PULL_REQUEST_PATH_LIMIT`] on a pull request: GitHub does not evaluate
-//!   the paths and the workflow runs.
+//! - GitHub's diffs are limited to [`DIFF_FILE_LIMIT`] files: only the first
+//!   300 changed files are matched, so a change that only touches a matching
+//!   file after them does not run the workflow. When GitHub cannot produce
+//!   the diff (more than 1,000 commits pushed, or a timeout) the workflow
+//!   always runs: callers in that situation pass no `changed_paths`.
 //! - `pull_request`, `pull_request_target`: `branches` match the base
 //!   branch (`pull_request.base.ref`); without `types` only the `opened`,
 //!   `synchronize` and `reopened` activities run. Every other event with
@@ -78,13 +80,10 @@ pub use pattern::{Pattern, PatternError, PatternList};
 
 use error::describe;
 
-/// Above this many changed files on a push, GitHub runs the workflow
-/// without evaluating `paths` / `paths-ignore`.
-pub const PUSH_PATH_LIMIT: usize = 1_000;
-
-/// Above this many changed files on a pull request, GitHub runs the
-/// workflow without evaluating `paths` / `paths-ignore`.
-pub const PULL_REQUEST_PATH_LIMIT: usize = 3_000;
+/// GitHub compares at most this many changed files with path filters ("Diffs
+/// are limited to 300 files", *Workflow syntax for GitHub Actions*); files
+/// after them are not looked at.
+pub const DIFF_FILE_LIMIT: usize = 300;
 
 /// The activity types a `pull_request` or `pull_request_target` workflow
 /// runs for when it names none.
@@ -358,12 +357,12 @@ impl EventFilter {
                 let git_ref = event.git_ref.or_else(|| str_at(payload, &["ref"]));
                 let is_tag = self.check_push_ref(git_ref)?;
                 if !is_tag {
-                    self.check_paths(event.changed_paths, Some(PUSH_PATH_LIMIT))?;
+                    self.check_paths(event.changed_paths)?;
                 }
             }
             "pull_request" | "pull_request_target" => {
                 self.check_branch(str_at(payload, &["pull_request", "base", "ref"]))?;
-                self.check_paths(event.changed_paths, Some(PULL_REQUEST_PATH_LIMIT))?;
+                self.check_paths(event.changed_paths)?;
             }
             "merge_group" => {
                 self.check_branch(str_at(payload, &["merge_group", "base_ref"]))?;
@@ -385,7 +384,7 @@ impl EventFilter {
                 // parser refuses them); other events are treated like push.
                 let is_tag = self.check_push_ref(event.git_ref)?;
                 if !is_tag {
-                    self.check_paths(event.changed_paths, None)?;
+                    self.check_paths(event.changed_paths)?;
                 }
             }
         }
@@ -478,20 +477,14 @@ impl EventFilter {
         Ok(())
     }
 
-    fn check_paths(
-        &self,
-        files: Option<&[String]>,
-        limit: Option<usize>,
-    ) -> Result<(), SkipReason> {
+    fn check_paths(&self, files: Option<&[String]>) -> Result<(), SkipReason> {
         if self.paths.is_none() && self.paths_ignore.is_none() {
             return Ok(());
         }
         let Some(files) = files else {
             return Ok(());
         };
-        if limit.is_some_and(|limit| files.len() > limit) {
-            return Ok(());
-        }
+        let files = &files[..files.len().min(DIFF_FILE_LIMIT)];
         if let Some(list) = &self.paths {
             if !files.iter().any(|f| list.selects(f)) {
                 return Err(SkipReason::NoPathIncluded);

@@ -107,7 +107,9 @@ fn filters_event_cases() {
         let payload = case.get("payload").unwrap_or(&null);
         let mut paths = case.get("paths").map(strs);
         if let Some(n) = case.get("generated_paths").and_then(Value::as_u64) {
-            paths = Some((0..n).map(|i| format!("gen/file{i}.txt")).collect());
+            let mut generated: Vec<String> = (0..n).map(|i| format!("gen/file{i}.txt")).collect();
+            generated.extend(case.get("then_paths").map(strs).unwrap_or_default());
+            paths = Some(generated);
         }
         let event = EventInfo {
             name: case["event"].as_str().expect("event"),
