@@ -111,6 +111,19 @@ fn bench(c: &mut Criterion) {
     let workflow = Workflow::parse(&source, "big.yml").expect("the generated workflow is valid");
     let planned = plan::plan(&workflow, "big.yml", &run).expect("plans");
     assert_eq!(planned.len(), 200);
+    let instances: usize = planned
+        .iter()
+        .map(|e| match &e.plan {
+            plan::JobPlan::Run(jobs) => jobs.len(),
+            _ => 0,
+        })
+        .sum();
+    eprintln!(
+        "the workflow: {} KiB, {} lines, {} jobs planned as {instances} job instances",
+        source.len() / 1024,
+        source.lines().count(),
+        planned.len()
+    );
 
     c.bench_function("load+validate+plan 200 jobs", |b| {
         b.iter(|| {
