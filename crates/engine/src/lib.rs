@@ -1,0 +1,13 @@
+//! The job engine: runs one job of a workflow on a backend and reports what happens to sinks.
+//!
+//! It knows nothing of forges or Docker. Pieces so far:
+//!
+//! - [`mask`]: the streaming secret masker every line passes through before any sink sees it.
+//! - [`commands`]: workflow commands (`::add-mask::`, `::group::`, `::error file=...::`, ...)
+//!   recognised in a step's output.
+//! - [`env_files`]: the files a step writes to talk back (`GITHUB_ENV`, `GITHUB_OUTPUT`,
+//!   `GITHUB_PATH`, `GITHUB_STATE`).
+
+pub mod commands;
+pub mod env_files;
+pub mod mask;
