@@ -11,3 +11,4 @@
 pub mod commands;
 pub mod env_files;
 pub mod mask;
+pub mod shell;
