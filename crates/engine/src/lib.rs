@@ -7,8 +7,11 @@
 //!   recognised in a step's output.
 //! - [`env_files`]: the files a step writes to talk back (`GITHUB_ENV`, `GITHUB_OUTPUT`,
 //!   `GITHUB_PATH`, `GITHUB_STATE`).
+//! - [`shell`]: a `run:` step's `shell:` as GitHub's command line, script extension and fix-ups.
+//! - [`variables`]: the `GITHUB_*` / `RUNNER_*` variables derived from the contexts.
 
 pub mod commands;
 pub mod env_files;
 pub mod mask;
 pub mod shell;
+pub mod variables;
