@@ -1,0 +1,675 @@
+//! The host backend against real processes.
+//!
+//! Timing: only the promised "< 2 s" bounds are checked tightly; "the process is gone" is
+//! polled generously, so that a loaded two-core machine does not make the tests flaky.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_backend::host::{HostBackend, HostJob};
+use hearth_backend::{
+    Backend, BackendError, CancellationToken, ExecEnd, ExecSpec, JobRuntime, JobSpec, Stream,
+};
+
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// How long to wait for something that should happen soon.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// What a process wrote.
+#[derive(Default)]
+struct Output {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    chunks: usize,
+}
+
+impl Output {
+    fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn err(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    /// The numbers printed on stdout, one a line.
+    fn pids(&self) -> Vec<i32> {
+        self.out()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+fn backend(root: &Path) -> HostBackend {
+    HostBackend::new(root.to_path_buf())
+}
+
+async fn job(root: &Path) -> HostJob {
+    backend(root)
+        .start(JobSpec {
+            name: "test job".into(),
+            repository: None,
+        })
+        .await
+        .expect("start")
+}
+
+/// A `sh -c script` spec in the workspace with a minimal environment.
+fn sh(job: &HostJob, script: &str) -> ExecSpec {
+    ExecSpec {
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![
+            ("PATH".into(), PATH.into()),
+            (
+                "RUNNER_TEMP".into(),
+                job.paths().temp.to_string_lossy().into_owned(),
+            ),
+        ],
+        working_dir: job.paths().workspace.clone(),
+        timeout: None,
+    }
+}
+
+async fn run(job: &HostJob, spec: ExecSpec) -> (Result<ExecEnd, BackendError>, Output) {
+    run_with(job, spec, &CancellationToken::new()).await
+}
+
+async fn run_with(
+    job: &HostJob,
+    spec: ExecSpec,
+    cancel: &CancellationToken,
+) -> (Result<ExecEnd, BackendError>, Output) {
+    let mut output = Output::default();
+    let mut sink = |stream: Stream, chunk: &[u8]| {
+        output.chunks += 1;
+        match stream {
+            Stream::Stdout => output.stdout.extend_from_slice(chunk),
+            Stream::Stderr => output.stderr.extend_from_slice(chunk),
+        }
+    };
+    let end = job.exec(spec, &mut sink, cancel).await;
+    (end, output)
+}
+
+/// `(state, pgid, session)` of a process, from `/proc/<pid>/stat`.
+fn stat(pid: i32) -> Option<(char, i32, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((
+        f.first()?.chars().next()?,
+        f.get(2)?.parse().ok()?,
+        f.get(3)?.parse().ok()?,
+    ))
+}
+
+/// Alive: exists and is not a zombie waiting to be reaped.
+fn alive(pid: i32) -> bool {
+    matches!(stat(pid), Some((state, _, _)) if state != 'Z' && state != 'X')
+}
+
+/// The living members of a process group.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut members = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if let Some((state, group, _)) = stat(pid) {
+            if group == pgid && state != 'Z' && state != 'X' {
+                members.push(pid);
+            }
+        }
+    }
+    members
+}
+
+/// Polls `done` until it holds or [`PATIENCE`] runs out.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + PATIENCE;
+    while Instant::now() < until {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+async fn assert_group_gone(pgid: i32) {
+    assert!(
+        eventually(|| group_members(pgid).is_empty()).await,
+        "group {pgid} still has {:?}",
+        group_members(pgid)
+    );
+}
+
+async fn assert_gone(pid: i32) {
+    assert!(eventually(|| !alive(pid)).await, "{pid} is still alive");
+}
+
+/// Reads a pid a process wrote to `file`, waiting for it to appear.
+async fn pid_in(file: &Path) -> i32 {
+    let mut pid = None;
+    let found = eventually(|| {
+        pid = fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    })
+    .await;
+    assert!(found, "no pid in {}", file.display());
+    pid.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_is_exactly_what_was_given_plus_the_tracking_id() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let other = self::job(root.path()).await;
+    assert_ne!(job.tracking_id(), other.tracking_id());
+
+    let spec = ExecSpec {
+        argv: vec!["/usr/bin/env".into()],
+        env: vec![
+            ("A".into(), "1".into()),
+            ("WITH_SPACES".into(), "x y  z".into()),
+            ("EMPTY".into(), String::new()),
+            ("RUNNER_TRACKING_ID".into(), "spoofed".into()),
+        ],
+        working_dir: job.paths().workspace.clone(),
+        timeout: None,
+    };
+    let (end, out) = run(&job, spec).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let got: HashSet<String> = out.out().lines().map(str::to_owned).collect();
+    let want: HashSet<String> = [
+        "A=1".to_owned(),
+        "WITH_SPACES=x y  z".to_owned(),
+        "EMPTY=".to_owned(),
+        format!("RUNNER_TRACKING_ID={}", job.tracking_id()),
+    ]
+    .into();
+    assert_eq!(got, want);
+    job.finish().await.unwrap();
+    other.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_in_the_working_dir() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let sub = job.paths().workspace.join("sub dir");
+    fs::create_dir(&sub).unwrap();
+    for dir in [job.paths().workspace.clone(), sub, job.paths().temp.clone()] {
+        let mut spec = sh(&job, "pwd -P");
+        spec.working_dir = dir.clone();
+        let (end, out) = run(&job, spec).await;
+        assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+        assert_eq!(
+            out.out().trim_end(),
+            dir.canonicalize().unwrap().to_str().unwrap()
+        );
+    }
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_signals_and_start_failures() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    for (script, want) in [
+        ("exit 0", ExecEnd::Exited(0)),
+        ("exit 3", ExecEnd::Exited(3)),
+        ("exit 255", ExecEnd::Exited(255)),
+        ("kill -TERM $$", ExecEnd::Signalled(15)),
+        ("kill -KILL $$", ExecEnd::Signalled(9)),
+    ] {
+        let (end, _) = run(&job, sh(&job, script)).await;
+        assert_eq!(end.unwrap(), want, "{script}");
+    }
+    assert!(ExecEnd::Exited(0).success());
+
+    let mut empty = sh(&job, "");
+    empty.argv.clear();
+    assert!(matches!(
+        run(&job, empty).await.0,
+        Err(BackendError::EmptyCommand)
+    ));
+
+    let mut missing = sh(&job, "");
+    missing.argv = vec!["/nonexistent/program".into()];
+    assert!(matches!(
+        run(&job, missing).await.0,
+        Err(BackendError::Spawn { .. })
+    ));
+
+    let mut bad_dir = sh(&job, "true");
+    bad_dir.working_dir = job.paths().workspace.join("missing");
+    assert!(matches!(
+        run(&job, bad_dir).await.0,
+        Err(BackendError::Spawn { .. })
+    ));
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_of_both_streams_arrives() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let (end, out) = run(
+        &job,
+        sh(&job, "echo out; echo err >&2; printf abc; printf def >&2"),
+    )
+    .await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    assert_eq!(out.out(), "out\nabc");
+    assert_eq!(out.err(), "err\ndef");
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_streams_while_the_process_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let started = Instant::now();
+    let mut first: Option<Duration> = None;
+    let mut sink = |_: Stream, _: &[u8]| {
+        first.get_or_insert_with(|| started.elapsed());
+    };
+    // No newline: a partial line must still come through before the process ends.
+    let spec = sh(&job, "printf partial-line; sleep 3; echo done");
+    let end = job.exec(spec, &mut sink, &CancellationToken::new()).await;
+    let total = started.elapsed();
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let first = first.expect("no output");
+    assert!(
+        first + Duration::from_millis(1500) < total,
+        "first chunk at {first:?}, end at {total:?}"
+    );
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_output_completes() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let script = "head -c 10000000 /dev/zero >&2 & head -c 10000000 /dev/zero; wait";
+    let (end, out) = run(&job, sh(&job, script)).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    assert_eq!(out.stdout.len(), 10_000_000);
+    assert_eq!(out.stderr.len(), 10_000_000);
+    assert!(out.chunks > 2);
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_stops_the_group_within_two_seconds() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let mut spec = sh(&job, "echo $$; sleep 30 & sleep 30");
+    spec.timeout = Some(Duration::from_millis(500));
+    let started = Instant::now();
+    let (end, out) = run(&job, spec).await;
+    let took = started.elapsed();
+    assert_eq!(end.unwrap(), ExecEnd::TimedOut);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let pgid = out.pids()[0];
+    assert_group_gone(pgid).await;
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_kills_what_ignores_interrupts() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let mut spec = sh(&job, "trap '' INT TERM; echo $$; sleep 300");
+    spec.timeout = Some(Duration::from_millis(300));
+    let started = Instant::now();
+    let (end, out) = run(&job, spec).await;
+    let took = started.elapsed();
+    assert_eq!(end.unwrap(), ExecEnd::TimedOut);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_group_gone(out.pids()[0]).await;
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_stops_the_group_within_two_seconds() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let cancelled_at = Arc::new(Mutex::new(None));
+    let at = cancelled_at.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        *at.lock().unwrap() = Some(Instant::now());
+        trigger.cancel();
+    });
+    let (end, out) = run_with(&job, sh(&job, "echo $$; sleep 30 & sleep 30"), &cancel).await;
+    let returned = Instant::now();
+    assert_eq!(end.unwrap(), ExecEnd::Cancelled);
+    let cancelled_at = cancelled_at.lock().unwrap().expect("cancelled");
+    let took = returned - cancelled_at;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_group_gone(out.pids()[0]).await;
+
+    // An already cancelled token starts nothing.
+    let marker = job.paths().temp.join("ran");
+    let script = format!("touch '{}'", marker.display());
+    let (end, _) = run_with(&job, sh(&job, &script), &cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Cancelled);
+    assert!(!marker.exists());
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_processes_live_until_finish() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let started = Instant::now();
+    // The background sleep inherits the pipes and holds them open.
+    let (end, out) = run(&job, sh(&job, "sleep 300 & echo $!")).await;
+    let took = started.elapsed();
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let sleeper = out.pids()[0];
+    assert!(alive(sleeper));
+
+    // Another step runs fine, and the background process survives it.
+    let (end, out) = run(&job, sh(&job, "echo next")).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    assert_eq!(out.out(), "next\n");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alive(sleeper));
+
+    job.finish().await.unwrap();
+    assert_gone(sleeper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_output_after_the_step_does_not_kill_the_writer() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    // Keeps writing to the inherited stdout long after the step ended; with the pipe's read
+    // end closed it would die of SIGPIPE.
+    let script = "(while :; do echo tick || exit 1; sleep 0.1; done) & echo $!";
+    let (end, out) = run(&job, sh(&job, script)).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let writer = out.pids()[0];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(alive(writer), "the background writer died");
+    job.finish().await.unwrap();
+    assert_gone(writer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_kills_escaped_and_stubborn_processes() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let temp = job.paths().temp.clone();
+    let script = r#"
+        echo $$
+        # Leaves the process group (new session), keeps the environment.
+        setsid sh -c 'echo $$ > "$RUNNER_TEMP/escaped"; exec sleep 300' >/dev/null 2>&1 &
+        # Leaves the group and ignores polite signals.
+        setsid sh -c 'trap "" INT TERM HUP; echo $$ > "$RUNNER_TEMP/stubborn"; sleep 300; :' >/dev/null 2>&1 &
+        # Stays in the group but drops the environment (and the tracking id with it).
+        env -i sh -c 'echo $$ > "$0/anonymous"; exec sleep 300' "$RUNNER_TEMP" >/dev/null 2>&1 &
+    "#;
+    let (end, out) = run(&job, sh(&job, script)).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let step_group = out.pids()[0];
+
+    let escaped = pid_in(&temp.join("escaped")).await;
+    let stubborn = pid_in(&temp.join("stubborn")).await;
+    let anonymous = pid_in(&temp.join("anonymous")).await;
+    for pid in [escaped, stubborn] {
+        let (_, pgid, sid) = stat(pid).expect("escaped process alive");
+        assert_ne!(pgid, step_group, "{pid} did not leave the group");
+        assert_eq!(sid, pid, "{pid} is not a session leader");
+    }
+    let env = fs::read(format!("/proc/{anonymous}/environ")).unwrap();
+    assert!(!String::from_utf8_lossy(&env).contains("RUNNER_TRACKING_ID"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for pid in [escaped, stubborn, anonymous] {
+        assert!(alive(pid), "{pid} died before finish");
+    }
+
+    job.finish().await.unwrap();
+    for pid in [escaped, stubborn, anonymous] {
+        assert_gone(pid).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_exec_kills_its_group() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let into = seen.clone();
+    let mut sink = move |_: Stream, chunk: &[u8]| into.lock().unwrap().extend_from_slice(chunk);
+    let cancel = CancellationToken::new();
+    let mut exec = Box::pin(job.exec(
+        sh(&job, "echo $$; sleep 300 & sleep 300"),
+        &mut sink,
+        &cancel,
+    ));
+    let pgid = loop {
+        tokio::select! {
+            end = &mut exec => panic!("ended early: {end:?}"),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+                if let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) {
+                    break pid;
+                }
+            }
+        }
+    };
+    assert!(
+        eventually(|| group_members(pgid).len() == 3).await,
+        "expected sh and two sleeps in {:?}",
+        group_members(pgid)
+    );
+    drop(exec);
+    assert_group_gone(pgid).await;
+    job.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_removes_folders_but_keeps_the_tool_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let paths = job.paths().clone();
+    let job_dir = job.job_dir().to_path_buf();
+    assert_eq!(paths.workspace, job_dir.join("workspace"));
+    assert_eq!(paths.temp, job_dir.join("temp"));
+    assert_eq!(paths.workspace_on_host, paths.workspace);
+    assert_eq!(paths.temp_on_host, paths.temp);
+    assert_eq!(paths.tool_cache, root.path().join("tool-cache"));
+    assert!(job_dir.starts_with(root.path()));
+    assert!(job_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("test_job-"));
+
+    let script = r#"
+        set -e
+        for d in "$PWD" "$RUNNER_TEMP"; do
+            mkdir -p "$d/ro/inner"
+            echo x > "$d/ro/inner/file"
+            echo y > "$d/ro/file"
+            chmod 0444 "$d/ro/inner/file" "$d/ro/file"
+            chmod 0555 "$d/ro/inner" "$d/ro"
+        done
+        echo cached > "$TOOLS/tool"
+    "#;
+    let mut spec = sh(&job, script);
+    spec.env.push((
+        "TOOLS".into(),
+        paths.tool_cache.to_string_lossy().into_owned(),
+    ));
+    let (end, out) = run(&job, spec).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", out.err());
+
+    job.finish().await.unwrap();
+    assert!(!job_dir.exists());
+    assert_eq!(
+        fs::read_to_string(paths.tool_cache.join("tool")).unwrap(),
+        "cached\n"
+    );
+
+    // The next job gets the same tool cache and a different folder.
+    let next = self::job(root.path()).await;
+    assert_eq!(next.paths().tool_cache, paths.tool_cache);
+    assert_ne!(next.job_dir(), job_dir);
+    assert!(next.paths().tool_cache.join("tool").exists());
+    next.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_tool_cache_is_used_and_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let tools = shared.path().join("tools");
+    let job = backend(root.path())
+        .with_tool_cache(tools.clone())
+        .start(JobSpec::default())
+        .await
+        .unwrap();
+    assert_eq!(job.paths().tool_cache, tools);
+    assert!(tools.is_dir());
+    assert!(!root.path().join("tool-cache").exists());
+    job.finish().await.unwrap();
+    assert!(tools.is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_job_without_finish_still_cleans_up() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let job_dir = job.job_dir().to_path_buf();
+    let (end, out) = run(&job, sh(&job, "sleep 300 & echo $!")).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let sleeper = out.pids()[0];
+    drop(job);
+    assert!(!job_dir.exists());
+    assert_gone(sleeper).await;
+}
+
+/// Runs git in `dir`, panicking on failure (test setup only).
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_is_a_copy_of_the_repository() {
+    let root = tempfile::tempdir().unwrap();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo: PathBuf = repo_dir.path().to_path_buf();
+    git(&repo, &["init", "-q"]);
+    fs::create_dir_all(repo.join("src/nested")).unwrap();
+    fs::write(repo.join("src/nested/tracked.txt"), "tracked\n").unwrap();
+    fs::write(repo.join("build.sh"), "#!/bin/sh\necho built\n").unwrap();
+    fs::set_permissions(repo.join("build.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "initial"]);
+    // Dirty: a modified tracked file, an untracked file, links.
+    fs::write(repo.join("src/nested/tracked.txt"), "modified\n").unwrap();
+    fs::write(repo.join("untracked.txt"), "untracked\n").unwrap();
+    std::os::unix::fs::symlink("src/nested/tracked.txt", repo.join("link")).unwrap();
+    std::os::unix::fs::symlink("src", repo.join("dirlink")).unwrap();
+    std::os::unix::fs::symlink("nowhere", repo.join("dangling")).unwrap();
+
+    let job = backend(root.path())
+        .start(JobSpec {
+            name: "copy".into(),
+            repository: Some(repo.clone()),
+        })
+        .await
+        .unwrap();
+    let ws = job.paths().workspace.clone();
+    assert_eq!(
+        fs::read_to_string(ws.join("src/nested/tracked.txt")).unwrap(),
+        "modified\n"
+    );
+    assert_eq!(
+        fs::read_to_string(ws.join("untracked.txt")).unwrap(),
+        "untracked\n"
+    );
+    assert!(ws.join(".git").is_dir());
+    assert!(ws.join(".git/HEAD").is_file());
+    for (link, target) in [
+        ("link", "src/nested/tracked.txt"),
+        ("dirlink", "src"),
+        ("dangling", "nowhere"),
+    ] {
+        let meta = fs::symlink_metadata(ws.join(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{link}");
+        assert_eq!(fs::read_link(ws.join(link)).unwrap(), Path::new(target));
+    }
+    let mode = fs::metadata(ws.join("build.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111);
+    let mode = fs::metadata(ws.join("untracked.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0);
+
+    // Steps can use git and the scripts in the copy.
+    let (end, out) = run(
+        &job,
+        sh(
+            &job,
+            "./build.sh && git status --porcelain --untracked-files=all",
+        ),
+    )
+    .await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", out.err());
+    let text = out.out();
+    assert!(text.starts_with("built\n"), "{text}");
+    assert!(text.contains(" M src/nested/tracked.txt"), "{text}");
+    assert!(text.contains("?? untracked.txt"), "{text}");
+    assert!(text.contains("?? link"), "{text}");
+
+    // Changes in the workspace do not reach the repository.
+    fs::write(ws.join("untracked.txt"), "changed in the job\n").unwrap();
+    job.finish().await.unwrap();
+    assert_eq!(
+        fs::read_to_string(repo.join("untracked.txt")).unwrap(),
+        "untracked\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_repository_fails_start_and_leaves_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let err = backend(root.path())
+        .start(JobSpec {
+            name: "missing".into(),
+            repository: Some(root.path().join("no-such-repo")),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Prepare { .. }), "{err}");
+    let left: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("tool-cache")]);
+}
