@@ -583,11 +583,9 @@ fn read_job_secrets(r: &mut Reader, node: &Node, loc: &Loc) -> Option<JobSecrets
     Some(JobSecrets::Map(read_typed_map(r, node, loc)))
 }
 
-/// Checks `needs` across jobs with [`JobGraph`]: every name is a job (with a "did you mean"
-/// for near misses), and no job waits on itself, directly or through others.
-pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job]) {
-    let graph_jobs = jobs
-        .iter()
+/// The jobs as [`JobGraph`] sees them: ids and needs with their positions.
+pub(crate) fn graph_jobs(jobs: &[Job]) -> Vec<GraphJob> {
+    jobs.iter()
         .map(|job| GraphJob {
             id: job.id.value.clone(),
             span: job.id.span,
@@ -600,8 +598,13 @@ pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job]) {
                 })
                 .collect(),
         })
-        .collect();
-    let Err(errors) = JobGraph::build("", graph_jobs) else {
+        .collect()
+}
+
+/// Checks `needs` across jobs with [`JobGraph`]: every name is a job (with a "did you mean"
+/// for near misses), and no job waits on itself, directly or through others.
+pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job]) {
+    let Err(errors) = JobGraph::build("", graph_jobs(jobs)) else {
         return;
     };
     for error in errors {

@@ -25,6 +25,7 @@ mod workflow;
 
 pub use action::{Action, ActionInput, ActionOutput, Branding, Runs};
 pub use common::{Env, OrExpr, Scalar, Spanned, StringMap, Text};
+pub(crate) use job::graph_jobs;
 pub use job::{Container, Credentials, Environment, Job, JobSecrets, RunsOn, Snapshot, Strategy};
 pub use step::{Step, StepKind};
 pub use trigger::{

@@ -20,7 +20,7 @@ use hearth_expr::{Object, Status, Value as ExprValue};
 use serde_json::{Map, Value};
 
 use crate::filters::{EventInfo, SkipReason};
-use crate::graph::{needs_status, GraphJob, JobGraph, JobResult, Need};
+use crate::graph::{needs_status, JobGraph, JobResult};
 use crate::matrix::{self, display_name, strategy_contexts, StrategyContext};
 use crate::model::{Job, OrExpr, RunsOn, Workflow};
 use crate::validate::{Diagnostic, Diagnostics};
@@ -155,30 +155,15 @@ pub fn plan(
     file: &str,
     run: &RunContext,
 ) -> Result<Vec<JobEntry>, Diagnostics> {
-    let graph_jobs = workflow
-        .jobs
-        .iter()
-        .map(|job| GraphJob {
-            id: job.id.value.clone(),
-            span: job.id.span,
-            needs: job
-                .needs
-                .iter()
-                .map(|need| Need {
-                    id: need.value.clone(),
-                    span: need.span,
-                })
-                .collect(),
-        })
-        .collect();
-    let graph = JobGraph::build(file, graph_jobs).map_err(|errors| {
-        Diagnostics(
-            errors
-                .into_iter()
-                .map(|e| Diagnostic::new(e.file, e.span.start, e.message))
-                .collect(),
-        )
-    })?;
+    let graph =
+        JobGraph::build(file, crate::model::graph_jobs(&workflow.jobs)).map_err(|errors| {
+            Diagnostics(
+                errors
+                    .into_iter()
+                    .map(|e| Diagnostic::new(e.file, e.span.start, e.message))
+                    .collect(),
+            )
+        })?;
 
     let base = run.contexts();
     let mut results = vec![JobResult::Success; workflow.jobs.len()];
@@ -431,7 +416,7 @@ fn evaluate_strategy(
                     text.span.start,
                     format!(
                         "'strategy' must evaluate to a mapping, found {}",
-                        kind(&value)
+                        matrix::kind_name(&value)
                     ),
                 ));
             };
@@ -462,7 +447,7 @@ fn matrix_object(
             pos,
             format!(
                 "'strategy.matrix' must be a mapping, found {}",
-                kind(&other)
+                matrix::kind_name(&other)
             ),
         )),
     }
@@ -494,15 +479,4 @@ fn labels(file: &str, runs_on: &RunsOn, contexts: &Object) -> Result<Vec<String>
     }
     labels.retain(|label| !label.is_empty());
     Ok(labels)
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a sequence",
-        Value::Object(_) => "a mapping",
-    }
 }
