@@ -79,6 +79,26 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The workflow files a command works on: those under `paths`, or in the repository's workflow
+/// folder ([`default_folder`] of `directory`) when no path is given.
+///
+/// # Errors
+///
+/// No workflow folder, an unreadable path, or no `*.yml` / `*.yaml` file at all.
+pub fn find(paths: &[PathBuf], directory: &Path) -> Result<Vec<PathBuf>> {
+    let paths = if paths.is_empty() {
+        vec![default_folder(directory)?]
+    } else {
+        paths.to_vec()
+    };
+    let files = collect(&paths)?;
+    if files.is_empty() {
+        let places: Vec<String> = paths.iter().map(|p| display_path(p)).collect();
+        bail!("no workflow files (*.yml, *.yaml) in {}", places.join(", "));
+    }
+    Ok(files)
+}
+
 fn is_yaml(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))

@@ -16,7 +16,7 @@ use hearth_workflow::plan::{self, JobEntry, JobPlan, RunContext};
 use serde_json::Value;
 
 use crate::git::Repository;
-use crate::workflow_files::{self, collect, default_folder, is_action_file};
+use crate::workflow_files::{self, is_action_file};
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -75,17 +75,13 @@ enum Outcome {
 
 /// Exit 0 when every workflow could be planned, 1 when one is invalid or fails to plan.
 pub fn run(args: PlanArgs) -> Result<ExitCode> {
-    let paths = if args.workflows.is_empty() {
-        vec![default_folder(&args.directory)?]
-    } else {
-        args.workflows.clone()
-    };
-    let files: Vec<PathBuf> = collect(&paths)?
+    // Action files can sit in a folder given with -W; they are not workflows to plan.
+    let files: Vec<PathBuf> = workflow_files::find(&args.workflows, &args.directory)?
         .into_iter()
         .filter(|p| !is_action_file(p))
         .collect();
     if files.is_empty() {
-        bail!("no workflow files (*.yml, *.yaml) to plan");
+        bail!("only action files (action.yml) were given: no workflow to plan");
     }
     let payload = match &args.event_path {
         Some(path) => read_payload(path)?,

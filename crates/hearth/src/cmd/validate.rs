@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use hearth_workflow::model::{Action, Workflow};
 
-use crate::workflow_files::{self, collect, default_folder, is_action_file};
+use crate::workflow_files::{self, is_action_file};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
@@ -29,18 +29,7 @@ pub struct ValidateArgs {
 
 /// Exit 0 when every file is valid, 1 when any has a problem, 2 when files cannot be read.
 pub fn run(args: ValidateArgs) -> Result<ExitCode> {
-    let paths = if args.paths.is_empty() {
-        vec![default_folder(&args.directory)?]
-    } else {
-        args.paths
-    };
-    let files = collect(&paths)?;
-    if files.is_empty() {
-        bail!(
-            "no workflow files (*.yml, *.yaml) in {}",
-            display_list(&paths)
-        );
-    }
+    let files = workflow_files::find(&args.paths, &args.directory)?;
 
     let mut errors = 0;
     let mut bad_files = 0;
@@ -82,12 +71,4 @@ fn plural(n: usize, what: &str) -> String {
     } else {
         format!("{n} {what}s")
     }
-}
-
-fn display_list(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| workflow_files::display_path(p))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
