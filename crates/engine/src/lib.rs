@@ -18,3 +18,4 @@ pub mod events;
 pub mod mask;
 pub mod shell;
 pub mod variables;
+pub mod workspace_files;

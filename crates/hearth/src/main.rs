@@ -3,7 +3,6 @@
 mod cmd;
 mod git;
 mod workflow_files;
-mod workspace_files;
 
 use std::process::ExitCode;
 

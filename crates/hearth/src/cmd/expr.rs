@@ -10,7 +10,7 @@ use hearth_expr::{
     Condition, EvalContext, Expression, Object, ParseOptions, Status, Template, Value,
 };
 
-use crate::workspace_files::DirWorkspace;
+use hearth_engine::workspace_files::DirWorkspace;
 
 #[derive(Args, Debug)]
 pub struct ExprArgs {
@@ -59,7 +59,8 @@ pub fn run(args: ExprArgs) -> Result<ExitCode> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
-    let workspace = DirWorkspace::new(&workspace)?;
+    let workspace = DirWorkspace::new(&workspace)
+        .with_context(|| format!("cannot open workspace {}", workspace.display()))?;
     let status = match args.status {
         JobStatus::Success => Status::Success,
         JobStatus::Failure => Status::Failure,

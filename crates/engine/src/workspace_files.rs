@@ -4,7 +4,6 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use hearth_expr::WorkspaceFiles;
 use sha2::{Digest, Sha256};
 
@@ -16,9 +15,13 @@ pub struct DirWorkspace {
 }
 
 impl DirWorkspace {
-    pub fn new(root: &Path) -> Result<Self> {
-        let root = fs::canonicalize(root)
-            .with_context(|| format!("cannot open workspace {}", root.display()))?;
+    /// The workspace at `root`, which must exist.
+    ///
+    /// # Errors
+    ///
+    /// `root` cannot be resolved (it does not exist, or a parent cannot be read).
+    pub fn new(root: &Path) -> std::io::Result<Self> {
+        let root = fs::canonicalize(root)?;
         let root_text = root.to_string_lossy().into_owned();
         Ok(DirWorkspace { root, root_text })
     }
