@@ -153,6 +153,14 @@ pub trait JobRuntime: Send + Sync {
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<ExecEnd, BackendError>> + Send;
 
+    /// Whether `program` is on `path` (a `PATH` value as the job's processes see it), for
+    /// picking a step's default shell; `None` when the backend cannot tell without running
+    /// something (the engine then assumes it is not there).
+    fn has_program(&self, program: &str, path: &str) -> Option<bool> {
+        let _ = (program, path);
+        None
+    }
+
     /// Stops every process the job started that is still running, and removes the job's
     /// folders and anything else it created.
     fn finish(self) -> impl Future<Output = Result<(), BackendError>> + Send;

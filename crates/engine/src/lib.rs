@@ -15,6 +15,7 @@
 pub mod commands;
 pub mod env_files;
 pub mod events;
+pub mod job;
 pub mod mask;
 pub mod shell;
 pub mod variables;

@@ -152,6 +152,11 @@ impl Masker {
         Cow::Owned(render(line, &spans))
     }
 
+    /// Masks a text the runner writes itself (a message, a name), as a string.
+    pub fn mask_text(&self, text: &str) -> String {
+        String::from_utf8_lossy(&self.mask(text.as_bytes())).into_owned()
+    }
+
     /// The length in bytes of the longest form registered: a secret cannot start earlier than this
     /// many bytes, less one, before the end of the text seen so far and still run past it.
     pub fn longest(&self) -> usize {

@@ -2,6 +2,7 @@
 
 mod cmd;
 mod git;
+mod local_event;
 mod workflow_files;
 
 use std::process::ExitCode;

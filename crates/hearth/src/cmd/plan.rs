@@ -3,19 +3,17 @@
 //! Unlike act, filters (`branches`, `tags`, `paths`, `types`) are honoured; `--ignore-filters`
 //! plans every workflow that lists the event at all.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use hearth_expr::{Object, Value as ExprValue};
 use hearth_workflow::filters::EventInfo;
-use hearth_workflow::model::{EventConfig, Scalar, Workflow};
-use hearth_workflow::plan::{self, JobEntry, JobPlan, RunContext};
+use hearth_workflow::model::Workflow;
+use hearth_workflow::plan::{self, JobEntry, JobPlan};
 use serde_json::Value;
 
-use crate::git::Repository;
+use crate::local_event::LocalEvent;
 use crate::workflow_files::{self, is_action_file};
 
 #[derive(Args, Debug)]
@@ -83,23 +81,8 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
     if files.is_empty() {
         bail!("only action files (action.yml) were given: no workflow to plan");
     }
-    let payload = match &args.event_path {
-        Some(path) => read_payload(path)?,
-        None => Value::Object(Default::default()),
-    };
-    let repository = Repository::read(&args.directory);
-    let git_ref = payload
-        .get("ref")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| repository.head_ref.clone());
-    let changed_paths = changed_paths(&payload);
-    let event = EventInfo {
-        name: &args.event,
-        payload: &payload,
-        git_ref: git_ref.as_deref(),
-        changed_paths: changed_paths.as_deref(),
-    };
+    let event = LocalEvent::load(&args.event, args.event_path.as_deref(), &args.directory)?;
+    let event_info = event.info();
 
     let mut failed = false;
     let mut planned = Vec::new();
@@ -121,10 +104,10 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        let outcome = match triggered(&args, &workflow, &event) {
+        let outcome = match triggered(&args, &workflow, &event_info) {
             Err(reason) => Outcome::NotTriggered(reason),
             Ok(()) => {
-                let context = run_context(&args, &workflow, path, &payload, &git_ref, &repository);
+                let context = event.run_context(&workflow, path, None, &args.vars, &args.inputs);
                 match plan::plan(&workflow, &source.label, &context) {
                     Ok(entries) => Outcome::Planned(entries),
                     Err(diagnostics) => {
@@ -158,102 +141,6 @@ fn triggered(args: &PlanArgs, workflow: &Workflow, event: &EventInfo<'_>) -> Res
     match workflow.on.event(&args.event) {
         Some(_) => Ok(()),
         None => Err(format!("the workflow does not run on `{}`", args.event)),
-    }
-}
-
-fn read_payload(path: &Path) -> Result<Value> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the event payload {}", path.display()))?;
-    let payload: Value = serde_json::from_str(&text)
-        .with_context(|| format!("the event payload {} is not valid JSON", path.display()))?;
-    if !payload.is_object() {
-        bail!("the event payload {} must be a JSON object", path.display());
-    }
-    Ok(payload)
-}
-
-/// The files a push payload says changed (`commits[].added/removed/modified`), so that path
-/// filters can be applied; `None` when the payload does not say.
-fn changed_paths(payload: &Value) -> Option<Vec<String>> {
-    let commits = payload.get("commits")?.as_array()?;
-    let mut paths = Vec::new();
-    for commit in commits {
-        for key in ["added", "removed", "modified"] {
-            let files = commit.get(key).and_then(Value::as_array);
-            for file in files.into_iter().flatten().filter_map(Value::as_str) {
-                if !paths.iter().any(|p| p == file) {
-                    paths.push(file.to_owned());
-                }
-            }
-        }
-    }
-    Some(paths)
-}
-
-/// The contexts planning may read: a `github` context from the event and the repository,
-/// `vars` from `--var`, `inputs` from the workflow's dispatch defaults and `--input`.
-fn run_context(
-    args: &PlanArgs,
-    workflow: &Workflow,
-    path: &Path,
-    payload: &Value,
-    git_ref: &Option<String>,
-    repository: &Repository,
-) -> RunContext {
-    let mut github = Object::new();
-    github.insert("event_name", args.event.as_str());
-    github.insert("event", ExprValue::from_json(payload));
-    let git_ref = git_ref.as_deref().unwrap_or("");
-    github.insert("ref", git_ref);
-    let (ref_type, ref_name) = match (
-        git_ref.strip_prefix("refs/heads/"),
-        git_ref.strip_prefix("refs/tags/"),
-    ) {
-        (Some(branch), _) => ("branch", branch),
-        (_, Some(tag)) => ("tag", tag),
-        _ => ("", git_ref),
-    };
-    github.insert("ref_name", ref_name);
-    github.insert("ref_type", ref_type);
-    github.insert("sha", repository.sha.as_deref().unwrap_or(""));
-    let name = repository.name.as_deref().unwrap_or("");
-    github.insert("repository", name);
-    github.insert("repository_owner", name.split('/').next().unwrap_or(""));
-    let workflow_name = workflow.name.as_ref().map_or_else(
-        || {
-            path.file_name()
-                .map_or(String::new(), |n| n.to_string_lossy().into_owned())
-        },
-        |n| n.value.clone(),
-    );
-    github.insert("workflow", workflow_name);
-
-    let vars: Object = args
-        .vars
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut inputs = Object::new();
-    if let Some(EventConfig::WorkflowDispatch(dispatch)) =
-        workflow.on.event("workflow_dispatch").map(|e| &e.config)
-    {
-        for input in &dispatch.inputs {
-            let value = match input.default.as_ref().map(|d| &d.value) {
-                Some(Scalar::Bool(b)) => ExprValue::from(*b),
-                Some(Scalar::Number(n)) => ExprValue::from(*n),
-                Some(Scalar::String(s)) => ExprValue::from(s.as_str()),
-                Some(Scalar::Null) | None => ExprValue::from(""),
-            };
-            inputs.insert(input.name.value.as_str(), value);
-        }
-    }
-    for (name, value) in &args.inputs {
-        inputs.insert(name.as_str(), value.as_str());
-    }
-    RunContext {
-        github: ExprValue::object(github),
-        vars: ExprValue::object(vars),
-        inputs: ExprValue::object(inputs),
     }
 }
 

@@ -180,7 +180,7 @@ pub fn plan(
         contexts.insert("needs", expected_needs(&needs, need_indices, &results));
         let status = needs_status(need_indices.iter().map(|&n| results[n]), false);
 
-        let plan = match decide_if(file, job, &contexts, status) {
+        let plan = match decide_if(file, job, &contexts, status, true) {
             Ok(Some(reason)) => Ok(JobPlan::Skipped { reason }),
             Ok(None) => expand_job(
                 file,
@@ -227,17 +227,37 @@ fn expected_needs(ids: &[String], indices: &[usize], results: &[JobResult]) -> E
     ExprValue::object(needs)
 }
 
-/// `Some(reason)` when the job's `if:` (or the implicit `success()`) is false before the run.
-fn decide_if(
+/// Decides at run time whether a job runs, now that its needs have ended: `contexts` holds
+/// `github`, `vars`, `inputs` and the real `needs`, `status` is [`needs_status`] of their
+/// results (cancelled when the run is). `Some(reason)` when the job is skipped.
+///
+/// # Errors
+///
+/// The `if:` cannot be evaluated, at its position.
+pub fn decide_job(
     file: &str,
     job: &Job,
     contexts: &Object,
     status: Status,
 ) -> Result<Option<String>, Diagnostic> {
+    decide_if(file, job, contexts, status, false)
+}
+
+/// `Some(reason)` when the job's `if:` (or the implicit `success()`) is false. Before the run
+/// (`before_needs`), an `if:` reading `needs` is left undecided (`None`).
+fn decide_if(
+    file: &str,
+    job: &Job,
+    contexts: &Object,
+    status: Status,
+    before_needs: bool,
+) -> Result<Option<String>, Diagnostic> {
     let needs_failed = status != Status::Success;
     match &job.condition {
         // What the needs' outputs will be is not known yet: run time decides.
-        Some(condition) if eval::condition_reads(&condition.value, "needs") => Ok(None),
+        Some(condition) if before_needs && eval::condition_reads(&condition.value, "needs") => {
+            Ok(None)
+        }
         Some(condition) => {
             let runs = eval::condition(file, condition, contexts, status)?;
             Ok((!runs).then(|| {

@@ -1,0 +1,480 @@
+//! Runs one job: prepares it on a backend, builds its contexts, runs its steps in order with
+//! GitHub's status rules, and reports everything to a sink.
+//!
+//! The job's life, as GitHub's runner lives it:
+//!
+//! 1. The workflow's and the job's `env:` are evaluated; the backend prepares the workspace,
+//!    temp folder and tool cache; the event payload is written to `RUNNER_TEMP`.
+//! 2. Each step's `if:` is evaluated with the job's status so far (`success()` unless written
+//!    otherwise). A step that runs gets fresh file-command files, its `env:` on top of the job's
+//!    environment, and its output streamed through command parsing and masking.
+//! 3. After each step its files are applied: `GITHUB_ENV` to later steps' environment and
+//!    `env` context, `GITHUB_PATH` in front of `PATH`, `GITHUB_OUTPUT` to `steps.<id>.outputs`.
+//! 4. On cancellation (or the job's timeout) the running step's processes are stopped; steps
+//!    whose `if:` holds for a cancelled job (`always()`, `cancelled()`) still run, under the
+//!    `force` token and `cancel-timeout-minutes`.
+//! 5. The job's `outputs:` are evaluated (values holding a secret are dropped, as GitHub
+//!    drops them) and the backend removes everything the job left.
+
+mod eval;
+mod files;
+mod output;
+mod step;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_backend::{Backend, CancellationToken, JobRuntime, JobSpec};
+use hearth_expr::{Object, Status, Value};
+use hearth_workflow::model::{Job, Workflow};
+use hearth_workflow::plan::PlannedJob;
+
+use crate::events::{Conclusion, Event, EventSink, JobLabel, LogLine};
+use crate::mask::Masker;
+use crate::workspace_files::DirWorkspace;
+
+pub use eval::EvalError;
+
+/// GitHub's default `timeout-minutes` of a job.
+pub const DEFAULT_JOB_TIMEOUT_MINUTES: f64 = 360.0;
+/// GitHub's default `cancel-timeout-minutes`: how long steps may run after cancellation.
+pub const DEFAULT_CANCEL_TIMEOUT_MINUTES: f64 = 5.0;
+
+/// Everything a job needs besides a backend, a sink and its cancellation tokens.
+pub struct JobRequest<'a> {
+    /// The workflow file's name as messages show it.
+    pub file: &'a str,
+    pub workflow: &'a Workflow,
+    pub job: &'a Job,
+    /// The job's matrix combination, display name and strategy, from the planner.
+    pub planned: &'a PlannedJob,
+    /// The `github` context as the caller knows it (event, ref, sha, repository, actor, ...);
+    /// the engine adds `job`, `workspace`, `event_path`, `action` and the per-step file paths.
+    pub github: Object,
+    /// The `vars` context.
+    pub vars: Object,
+    /// The `secrets` context; every value is masked.
+    pub secrets: Vec<(String, String)>,
+    /// The `inputs` context.
+    pub inputs: Object,
+    /// The `needs` context: `{ <id>: { result, outputs } }` for the job's needs.
+    pub needs: Object,
+    /// About the machine, for the `runner` context.
+    pub runner: RunnerInfo,
+    /// The environment every step starts from (for the host backend, the runner's own).
+    pub base_env: Vec<(String, String)>,
+    /// Variables under the workflow's `env:` (`hearth exec --env`).
+    pub extra_env: Vec<(String, String)>,
+    /// The repository to copy into the workspace.
+    pub repository: Option<PathBuf>,
+}
+
+/// The `runner` context's fixed part.
+#[derive(Clone, Debug)]
+pub struct RunnerInfo {
+    pub name: String,
+    /// `Linux`, `macOS` or `Windows`.
+    pub os: String,
+    /// `X64`, `ARM64`, `X86` or `ARM`.
+    pub arch: String,
+    /// `self-hosted` (or `github-hosted`).
+    pub environment: String,
+}
+
+impl RunnerInfo {
+    /// This machine, under `name`.
+    pub fn this_machine(name: impl Into<String>) -> Self {
+        let os = match std::env::consts::OS {
+            "linux" => "Linux",
+            "macos" => "macOS",
+            "windows" => "Windows",
+            other => other,
+        };
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "X64",
+            "aarch64" => "ARM64",
+            "x86" => "X86",
+            "arm" => "ARM",
+            other => other,
+        };
+        RunnerInfo {
+            name: name.into(),
+            os: os.to_owned(),
+            arch: arch.to_owned(),
+            environment: "self-hosted".to_owned(),
+        }
+    }
+}
+
+/// How a job is stopped from outside.
+#[derive(Clone, Debug, Default)]
+pub struct JobControl {
+    /// Cancels the job: the running step is stopped, then `always()` steps run.
+    pub cancel: CancellationToken,
+    /// Stops those too (a second Ctrl-C).
+    pub force: CancellationToken,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// `needs.<id>.result`.
+    pub result: Conclusion,
+    /// The job's `outputs:`, evaluated.
+    pub outputs: Vec<(String, String)>,
+}
+
+/// Runs the job on `backend`, reporting to `sink`.
+pub async fn run_job<B: Backend>(
+    backend: &B,
+    request: &JobRequest<'_>,
+    sink: &dyn EventSink,
+    control: &JobControl,
+) -> JobOutcome {
+    let started = Instant::now();
+    let label = JobLabel {
+        id: request.job.id.value.clone(),
+        name: request.planned.name.clone(),
+    };
+    sink.event(&Event::JobStarted { job: &label });
+    sink.flush();
+
+    let mut masker = Masker::new();
+    for (_, value) in &request.secrets {
+        masker.add(value);
+    }
+    let outcome = match JobRun::prepare(request, &label, sink, masker, backend).await {
+        Ok(mut run) => {
+            let outcome = run.run_steps(control).await;
+            let JobRun {
+                runtime, masker, ..
+            } = run;
+            if let Err(e) = runtime.finish().await {
+                let message = format!("cleaning up the job failed: {e}");
+                log(sink, &label, LogLine::Error(&masker.mask_text(&message)));
+            }
+            outcome
+        }
+        Err(message) => {
+            log(sink, &label, LogLine::Error(&message));
+            JobOutcome {
+                result: Conclusion::Failure,
+                outputs: Vec::new(),
+            }
+        }
+    };
+    sink.event(&Event::JobFinished {
+        job: &label,
+        result: outcome.result,
+        reason: None,
+        outputs: &outcome.outputs,
+        duration: started.elapsed(),
+    });
+    sink.flush();
+    outcome
+}
+
+fn log(sink: &dyn EventSink, job: &JobLabel, line: LogLine<'_>) {
+    sink.event(&Event::Log {
+        job,
+        step: None,
+        line,
+    });
+}
+
+/// A job that is running.
+struct JobRun<'r, R: JobRuntime> {
+    request: &'r JobRequest<'r>,
+    runtime: R,
+    sink: &'r dyn EventSink,
+    label: &'r JobLabel,
+    masker: Masker,
+    /// `github`, `vars`, `secrets`, `inputs`, `needs`, `matrix`, `strategy`, `runner`.
+    contexts: Object,
+    /// The `env` context between steps: workflow, then job, then `GITHUB_ENV` writes.
+    env: BTreeMap<String, String>,
+    /// `GITHUB_PATH` / `add-path` entries.
+    path: crate::env_files::PrependPath,
+    /// The `steps` context.
+    steps: Object,
+    /// A step failed (after `continue-on-error`).
+    failed: bool,
+    /// The job was cancelled or ran out of time.
+    cancelled: bool,
+    timed_out: bool,
+    deadline: Instant,
+    timeout_minutes: f64,
+    cancel_timeout: Duration,
+    workspace: Option<Arc<DirWorkspace>>,
+    /// Numbers steps for their files and scripts.
+    counter: usize,
+    /// `GITHUB_ACTION` values given so far, to number repeats as GitHub does.
+    action_ids: BTreeMap<String, usize>,
+    /// `ACTIONS_STEP_DEBUG`.
+    step_debug: bool,
+}
+
+impl<'r, R: JobRuntime> JobRun<'r, R> {
+    async fn prepare<B: Backend<Job = R>>(
+        request: &'r JobRequest<'r>,
+        label: &'r JobLabel,
+        sink: &'r dyn EventSink,
+        masker: Masker,
+        backend: &B,
+    ) -> Result<Self, String> {
+        let mut contexts = Object::with_capacity(10);
+        contexts.insert("github", Value::object(request.github.clone()));
+        contexts.insert("vars", Value::object(request.vars.clone()));
+        let mut secrets = Object::with_capacity(request.secrets.len());
+        for (name, value) in &request.secrets {
+            secrets.insert(name.as_str(), Value::string(value.as_str()));
+        }
+        contexts.insert("secrets", Value::object(secrets));
+        contexts.insert("inputs", Value::object(request.inputs.clone()));
+        contexts.insert("needs", Value::object(request.needs.clone()));
+        contexts.insert(
+            "matrix",
+            match &request.planned.matrix {
+                Some(matrix) => Value::from_json(&serde_json::Value::Object(matrix.clone())),
+                None => Value::Null,
+            },
+        );
+        contexts.insert(
+            "strategy",
+            Value::from_json(&request.planned.strategy.to_json()),
+        );
+
+        let enabled = |name: &str| {
+            let secret = request.secrets.iter().find(|(k, _)| k == name);
+            let var = request.vars.get(name).map(|v| v.to_display_string());
+            secret
+                .map(|(_, v)| v.clone())
+                .or(var)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        let step_debug = enabled("ACTIONS_STEP_DEBUG");
+        let runner_debug = enabled("ACTIONS_RUNNER_DEBUG");
+
+        // Workflow env, then job env over it (both may read the contexts set so far).
+        let mut env: BTreeMap<String, String> = request.extra_env.iter().cloned().collect();
+        let scope = eval::Scope {
+            file: request.file,
+            contexts: &contexts,
+            status: Status::Success,
+            files: None,
+        };
+        let workflow_env = scope
+            .env(request.workflow.env.as_ref())
+            .map_err(|e| e.to_string())?;
+        env.extend(workflow_env);
+        let job_env = scope
+            .env(request.job.env.as_ref())
+            .map_err(|e| e.to_string())?;
+        env.extend(job_env);
+        let timeout_minutes = scope
+            .minutes(request.job.timeout_minutes.as_ref())
+            .map_err(|e| e.to_string())?
+            .unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);
+        let cancel_timeout_minutes = scope
+            .minutes(request.job.cancel_timeout_minutes.as_ref())
+            .map_err(|e| e.to_string())?
+            .unwrap_or(DEFAULT_CANCEL_TIMEOUT_MINUTES);
+
+        let runtime = backend
+            .start(JobSpec {
+                name: label.id.clone(),
+                repository: request.repository.clone(),
+            })
+            .await
+            .map_err(|e| format!("cannot prepare the job: {e}"))?;
+        let paths = runtime.paths().clone();
+
+        let mut runner = Object::with_capacity(8);
+        runner.insert("name", Value::string(request.runner.name.as_str()));
+        runner.insert("os", Value::string(request.runner.os.as_str()));
+        runner.insert("arch", Value::string(request.runner.arch.as_str()));
+        runner.insert("temp", Value::string(display(&paths.temp)));
+        runner.insert("tool_cache", Value::string(display(&paths.tool_cache)));
+        runner.insert(
+            "environment",
+            Value::string(request.runner.environment.as_str()),
+        );
+        if runner_debug {
+            runner.insert("debug", Value::string("1"));
+        }
+        contexts.insert("runner", Value::object(runner));
+
+        let mut github = request.github.clone();
+        github.insert("job", Value::string(label.id.as_str()));
+        github.insert("workspace", Value::string(display(&paths.workspace)));
+        let event = github.get("event").cloned().unwrap_or_default();
+        let event_folder = paths.temp_on_host.join("_github_workflow");
+        let event_json = serde_json::to_vec(&event.to_json()).unwrap_or_default();
+        let written = async {
+            tokio::fs::create_dir_all(&event_folder).await?;
+            tokio::fs::write(event_folder.join("event.json"), event_json).await
+        };
+        if let Err(e) = written.await {
+            let _ = runtime.finish().await;
+            return Err(format!("cannot write the event payload: {e}"));
+        }
+        github.insert(
+            "event_path",
+            Value::string(display(&paths.temp.join("_github_workflow/event.json"))),
+        );
+        contexts.insert("github", Value::object(github));
+
+        let workspace = DirWorkspace::new(&paths.workspace_on_host)
+            .ok()
+            .map(Arc::new);
+        Ok(JobRun {
+            request,
+            runtime,
+            sink,
+            label,
+            masker,
+            contexts,
+            env,
+            path: crate::env_files::PrependPath::new(),
+            steps: Object::new(),
+            failed: false,
+            cancelled: false,
+            timed_out: false,
+            deadline: Instant::now() + minutes(timeout_minutes),
+            timeout_minutes,
+            cancel_timeout: minutes(cancel_timeout_minutes),
+            workspace,
+            counter: 0,
+            action_ids: BTreeMap::new(),
+            step_debug,
+        })
+    }
+
+    /// The job's status as the status functions see it.
+    fn status(&self) -> Status {
+        if self.cancelled {
+            Status::Cancelled
+        } else if self.failed {
+            Status::Failure
+        } else {
+            Status::Success
+        }
+    }
+
+    fn job_status(&self) -> Conclusion {
+        match self.status() {
+            Status::Cancelled => Conclusion::Cancelled,
+            Status::Failure => Conclusion::Failure,
+            _ => Conclusion::Success,
+        }
+    }
+
+    fn masker_text(&self, text: &str) -> String {
+        self.masker.mask_text(text)
+    }
+
+    fn log(&self, line: LogLine<'_>) {
+        log(self.sink, self.label, line);
+    }
+
+    async fn run_steps(&mut self, control: &JobControl) -> JobOutcome {
+        let steps = &self.request.job.steps;
+        for (index, step) in steps.iter().enumerate() {
+            self.run_step(index, step, control).await;
+        }
+        let result = if self.timed_out {
+            Conclusion::Failure
+        } else {
+            self.job_status()
+        };
+        let outputs = self.outputs();
+        JobOutcome { result, outputs }
+    }
+
+    /// Evaluates the job's `outputs:`; values that hold a secret are left out with a warning.
+    fn outputs(&self) -> Vec<(String, String)> {
+        let Some(map) = &self.request.job.outputs else {
+            return Vec::new();
+        };
+        let contexts = self.step_contexts(&self.env_object(&self.env));
+        let scope = eval::Scope {
+            file: self.request.file,
+            contexts: &contexts,
+            status: self.status(),
+            files: None,
+        };
+        let mut outputs = Vec::with_capacity(map.entries.len());
+        for (name, value) in &map.entries {
+            match scope.string(value) {
+                Ok(value) => {
+                    if matches!(
+                        self.masker.mask(value.as_bytes()),
+                        std::borrow::Cow::Owned(_)
+                    ) {
+                        self.log(LogLine::Warning(&format!(
+                            "Skip output '{}' since it may contain secret.",
+                            name.value
+                        )));
+                    } else {
+                        outputs.push((name.value.clone(), value));
+                    }
+                }
+                Err(e) => self.log(LogLine::Error(&self.masker_text(&e.to_string()))),
+            }
+        }
+        outputs
+    }
+
+    /// The contexts a step's expressions read, with `env` as given.
+    fn step_contexts(&self, env: &Object) -> Object {
+        let mut contexts = self.contexts.clone();
+        contexts.insert("env", Value::object(env.clone()));
+        contexts.insert("steps", Value::object(self.steps.clone()));
+        let mut job = Object::with_capacity(1);
+        job.insert("status", Value::string(self.job_status().as_str()));
+        contexts.insert("job", Value::object(job));
+        contexts
+    }
+
+    fn env_object(&self, env: &BTreeMap<String, String>) -> Object {
+        let mut object = Object::with_capacity(env.len());
+        for (k, v) in env {
+            object.insert(k.as_str(), Value::string(v.as_str()));
+        }
+        object
+    }
+
+    /// Checks whether the job was cancelled from outside or ran out of time.
+    fn check_cancelled(&mut self, control: &JobControl) {
+        if self.cancelled {
+            return;
+        }
+        if control.cancel.is_cancelled() {
+            self.cancelled = true;
+            self.log(LogLine::Error("The operation was canceled."));
+        } else if Instant::now() >= self.deadline {
+            self.time_out();
+        }
+    }
+
+    fn time_out(&mut self) {
+        if !self.timed_out {
+            self.timed_out = true;
+            self.cancelled = true;
+            self.log(LogLine::Error(&format!(
+                "The job has exceeded the maximum execution time of {}m.",
+                hearth_expr::format_number(self.timeout_minutes)
+            )));
+        }
+    }
+}
+
+fn display(path: &std::path::Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn minutes(minutes: f64) -> Duration {
+    Duration::try_from_secs_f64(minutes.max(0.0) * 60.0).unwrap_or(Duration::MAX)
+}

@@ -1,0 +1,594 @@
+//! One step of a job: its `if:`, its environment, running it, and what it leaves behind.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use hearth_backend::{ExecEnd, ExecSpec, JobRuntime};
+use hearth_expr::{Object, Value, WorkspaceFiles};
+use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
+
+use super::eval::Scope;
+use super::files::StepFiles;
+use super::output::StepOutput;
+use super::{JobControl, JobRun};
+use crate::commands::{
+    convert_to_boolean, CommandParser, ParserOptions, ALLOW_UNSECURE_COMMANDS,
+    ALLOW_UNSECURE_STOP_COMMAND_TOKENS,
+};
+use crate::env_files::{self, FileCommand, Newlines};
+use crate::events::{Conclusion, Event, LogLine, StepLabel};
+use crate::shell::Shell;
+use crate::variables::step_variables;
+use crate::workspace_files::DirWorkspace;
+
+/// What running a step's body gave.
+struct StepEnd {
+    outcome: Conclusion,
+    outputs: Vec<(String, String)>,
+}
+
+impl StepEnd {
+    fn failure() -> Self {
+        StepEnd {
+            outcome: Conclusion::Failure,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+impl<'r, R: JobRuntime> JobRun<'r, R> {
+    pub(super) async fn run_step(&mut self, index: usize, step: &'r Step, control: &JobControl) {
+        self.check_cancelled(control);
+        let started = Instant::now();
+        let env = self.env_object(&self.env);
+        let contexts = self.step_contexts(&env);
+        let workspace = self.workspace.clone();
+        let scope = self.scope(&contexts, workspace.as_deref());
+        let label = StepLabel {
+            index,
+            id: step.id.as_ref().map(|id| id.value.clone()),
+            name: self.display_name(step, &scope),
+        };
+
+        let should_run = scope.condition(step.condition.as_ref());
+        self.sink.event(&Event::StepStarted {
+            job: self.label,
+            step: &label,
+        });
+        let (end, continue_on_error) = match should_run {
+            Ok(false) => {
+                self.finish_step(
+                    &label,
+                    step,
+                    Conclusion::Skipped,
+                    false,
+                    Vec::new(),
+                    started,
+                );
+                return;
+            }
+            Err(e) => {
+                let message = format!("The step failed because evaluating its 'if' failed: {e}");
+                self.step_log(&label, LogLine::Error(&self.masker_text(&message)));
+                (StepEnd::failure(), false)
+            }
+            Ok(true) => self.run_body(&label, step, &scope, control).await,
+        };
+        self.finish_step(
+            &label,
+            step,
+            end.outcome,
+            continue_on_error,
+            end.outputs,
+            started,
+        );
+    }
+
+    fn scope<'s>(&self, contexts: &'s Object, files: Option<&'s DirWorkspace>) -> Scope<'s>
+    where
+        'r: 's,
+    {
+        Scope {
+            file: self.request.file,
+            contexts,
+            status: self.status(),
+            files: files.map(|w| w as &dyn WorkspaceFiles),
+        }
+    }
+
+    /// GitHub's display name: `name:` evaluated, else `Run <first line of the script>` or
+    /// `Run <action>`.
+    fn display_name(&self, step: &Step, scope: &Scope<'_>) -> String {
+        if let Some(name) = &step.name {
+            if let Ok(name) = scope.string(name) {
+                if !name.trim().is_empty() {
+                    return self.masker_text(&name);
+                }
+            }
+        }
+        let name = match &step.kind {
+            StepKind::Run { run, .. } => {
+                let first = run.value.lines().map(str::trim).find(|l| !l.is_empty());
+                format!("Run {}", first.unwrap_or_default())
+            }
+            StepKind::Uses { uses, .. } => format!("Run {}", uses.value),
+            StepKind::Wait { .. } => "Wait".to_owned(),
+            StepKind::WaitAll => "Wait for all".to_owned(),
+            StepKind::Cancel { .. } => "Cancel".to_owned(),
+            StepKind::Parallel { .. } => "Parallel".to_owned(),
+        };
+        self.masker_text(&name)
+    }
+
+    fn step_log(&self, step: &StepLabel, line: LogLine<'_>) {
+        self.sink.event(&Event::Log {
+            job: self.label,
+            step: Some(step),
+            line,
+        });
+    }
+
+    /// Runs a step whose `if:` held; also says whether `continue-on-error` was on.
+    async fn run_body(
+        &mut self,
+        label: &StepLabel,
+        step: &'r Step,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> (StepEnd, bool) {
+        // The step's own env goes over the job's, and its other expressions see it.
+        let step_env = match scope.env(step.env.as_ref()) {
+            Ok(env) => env,
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                return (StepEnd::failure(), false);
+            }
+        };
+        let mut env = self.env.clone();
+        env.extend(step_env);
+        let contexts = self.step_contexts(&self.env_object(&env));
+        let scope = Scope {
+            contexts: &contexts,
+            ..*scope
+        };
+        let continue_on_error = match scope.flag(step.continue_on_error.as_ref()) {
+            Ok(flag) => flag,
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                return (StepEnd::failure(), false);
+            }
+        };
+        let end = match &step.kind {
+            StepKind::Run {
+                run,
+                shell,
+                working_directory,
+            } => {
+                let script = Script {
+                    run,
+                    shell: shell.as_ref(),
+                    working_directory: working_directory.as_ref(),
+                };
+                self.run_script(label, step, &script, &env, &scope, control)
+                    .await
+            }
+            StepKind::Uses { uses, with } if is_own_checkout(&uses.value, with.as_ref()) => {
+                // As act does: the workspace already is a copy of the local repository.
+                self.step_log(
+                    label,
+                    LogLine::Info(
+                        "the workspace already holds the repository; nothing to check out",
+                    ),
+                );
+                StepEnd {
+                    outcome: Conclusion::Success,
+                    outputs: Vec::new(),
+                }
+            }
+            StepKind::Uses { uses, .. } => {
+                let message = format!("`uses: {}` is not supported yet", uses.value);
+                self.step_log(label, LogLine::Error(&message));
+                StepEnd::failure()
+            }
+            _ => {
+                self.step_log(
+                    label,
+                    LogLine::Error("this kind of step (wait, cancel, parallel) is not supported"),
+                );
+                StepEnd::failure()
+            }
+        };
+        (end, continue_on_error)
+    }
+
+    fn finish_step(
+        &mut self,
+        label: &StepLabel,
+        step: &Step,
+        outcome: Conclusion,
+        continue_on_error: bool,
+        outputs: Vec<(String, String)>,
+        started: Instant,
+    ) {
+        let conclusion = match outcome {
+            Conclusion::Failure if continue_on_error => Conclusion::Success,
+            other => other,
+        };
+        match conclusion {
+            Conclusion::Failure => self.failed = true,
+            Conclusion::Cancelled => self.cancelled = true,
+            _ => {}
+        }
+        if let Some(id) = &step.id {
+            let mut entry = Object::with_capacity(3);
+            let mut values = Object::with_capacity(outputs.len());
+            for (name, value) in outputs {
+                values.insert(name, Value::string(value));
+            }
+            entry.insert("outputs", Value::object(values));
+            entry.insert("outcome", Value::string(outcome.as_str()));
+            entry.insert("conclusion", Value::string(conclusion.as_str()));
+            self.steps.insert(id.value.as_str(), Value::object(entry));
+        }
+        self.sink.event(&Event::StepFinished {
+            job: self.label,
+            step: label,
+            outcome,
+            conclusion,
+            duration: started.elapsed(),
+        });
+        self.sink.flush();
+    }
+
+    /// `GITHUB_ACTION`: the step's id, else `__run` numbered on repeats (`__run_2`), as GitHub.
+    fn action_id(&mut self, step: &Step) -> String {
+        if let Some(id) = &step.id {
+            return id.value.clone();
+        }
+        let base = match &step.kind {
+            StepKind::Uses { uses, .. } => {
+                let name: String = uses
+                    .value
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                format!("__{name}")
+            }
+            _ => "__run".to_owned(),
+        };
+        let seen = self.action_ids.entry(base.clone()).or_insert(0);
+        *seen += 1;
+        match *seen {
+            1 => base,
+            n => format!("{base}_{n}"),
+        }
+    }
+
+    async fn run_script(
+        &mut self,
+        label: &StepLabel,
+        step: &Step,
+        script: &Script<'_>,
+        env: &BTreeMap<String, String>,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> StepEnd {
+        match self.prepare_script(step, script, env, scope).await {
+            Ok(prepared) => {
+                self.exec_script(label, step, prepared, env, scope, control)
+                    .await
+            }
+            Err(message) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                StepEnd::failure()
+            }
+        }
+    }
+
+    /// Writes the script and works out its command line, environment and folder.
+    async fn prepare_script(
+        &mut self,
+        step: &Step,
+        script: &Script<'_>,
+        env: &BTreeMap<String, String>,
+        scope: &Scope<'_>,
+    ) -> Result<Prepared, String> {
+        let n = self.counter;
+        self.counter += 1;
+        let paths = self.runtime.paths().clone();
+        let files = StepFiles::create(&paths.temp, &paths.temp_on_host, n)
+            .await
+            .map_err(|e| format!("cannot create the step's files in the job's temp folder: {e}"))?;
+
+        let run = scope.string(script.run).map_err(|e| e.to_string())?;
+        let defaults = self.run_defaults();
+        let shell = match script.shell.or(defaults.shell.as_ref()) {
+            Some(text) => Some(scope.string(text).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let working_directory = match script
+            .working_directory
+            .or(defaults.working_directory.as_ref())
+        {
+            Some(text) => paths
+                .workspace
+                .join(scope.string(text).map_err(|e| e.to_string())?),
+            None => paths.workspace.clone(),
+        };
+
+        // The step's environment: the base, its env, PATH with GITHUB_PATH in front, then the
+        // GITHUB_*/RUNNER_* variables, which a workflow cannot override.
+        let mut process_env: BTreeMap<String, String> =
+            self.request.base_env.iter().cloned().collect();
+        process_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let path = self
+            .path
+            .prepend_to(process_env.get("PATH").map_or("", String::as_str), ':');
+        if !path.is_empty() {
+            process_env.insert("PATH".to_owned(), path.clone());
+        }
+        let mut github = self
+            .contexts
+            .get("github")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        github.insert("action", Value::string(self.action_id(step)));
+        for (key, path) in files.context_entries() {
+            github.insert(key, Value::string(path));
+        }
+        let runner = self
+            .contexts
+            .get("runner")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        process_env.extend(step_variables(&github, &runner));
+
+        let runtime = &self.runtime;
+        let find = |program: &str| runtime.has_program(program, &path).unwrap_or(false);
+        let can_look = runtime.has_program("sh", &path).is_some();
+        let shell = Shell::resolve(shell.as_deref(), if can_look { Some(&find) } else { None })
+            .map_err(|e| format!("invalid shell: {e}"))?;
+        let script_name = format!("step_{n}{}", shell.extension());
+        tokio::fs::write(paths.temp_on_host.join(&script_name), shell.script(&run))
+            .await
+            .map_err(|e| format!("cannot write the step's script: {e}"))?;
+        let argv = shell
+            .argv(&paths.temp.join(&script_name).to_string_lossy())
+            .map_err(|e| format!("invalid shell: {e}"))?;
+
+        Ok(Prepared {
+            files,
+            argv,
+            env: process_env.into_iter().collect(),
+            working_directory,
+            script_path: paths.temp_on_host.join(script_name),
+        })
+    }
+
+    /// `defaults.run`: the job's over the workflow's, key by key.
+    fn run_defaults(&self) -> RunDefaults {
+        let pick = |defaults: Option<&hearth_workflow::model::Defaults>| match defaults
+            .and_then(|d| d.run.as_ref())
+        {
+            Some(OrExpr::Value(run)) => Some(run.clone()),
+            _ => None,
+        };
+        let workflow = pick(self.request.workflow.defaults.as_ref()).unwrap_or_default();
+        let job = pick(self.request.job.defaults.as_ref()).unwrap_or_default();
+        RunDefaults {
+            shell: job.shell.or(workflow.shell),
+            working_directory: job.working_directory.or(workflow.working_directory),
+        }
+    }
+
+    async fn exec_script(
+        &mut self,
+        label: &StepLabel,
+        step: &Step,
+        prepared: Prepared,
+        env: &BTreeMap<String, String>,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> StepEnd {
+        let step_timeout = match scope.minutes(step.timeout_minutes.as_ref()) {
+            Ok(minutes) => minutes.map(super::minutes),
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                prepared.files.remove().await;
+                return StepEnd::failure();
+            }
+        };
+        // After cancellation, steps that still run get `cancel-timeout-minutes` and stop only
+        // on the force token; before it, the job's own deadline bounds them.
+        let (limit, cancel) = if self.cancelled {
+            (self.cancel_timeout, &control.force)
+        } else {
+            (
+                self.deadline.saturating_duration_since(Instant::now()),
+                &control.cancel,
+            )
+        };
+        let job_limited = step_timeout.is_none_or(|t| limit < t);
+        let timeout = if job_limited {
+            limit
+        } else {
+            step_timeout.unwrap_or(limit)
+        };
+
+        let enabled = |name: &str| env.get(name).is_some_and(|v| convert_to_boolean(v));
+        let parser = CommandParser::new(ParserOptions {
+            echo: self.step_debug,
+            allow_unsecure_commands: enabled(ALLOW_UNSECURE_COMMANDS),
+            allow_unsecure_stop_tokens: enabled(ALLOW_UNSECURE_STOP_COMMAND_TOKENS),
+        });
+        let spec = ExecSpec {
+            argv: prepared.argv,
+            env: prepared.env,
+            working_dir: prepared.working_directory,
+            timeout: Some(timeout),
+        };
+        let sink = self.sink;
+        let job = self.label;
+        let debug = self.step_debug;
+        let mut output = StepOutput::new(sink, job, label, &mut self.masker, parser, debug);
+        let ended = self.runtime.exec(spec, &mut output, cancel).await;
+        output.finish();
+        let effects = std::mem::take(&mut output.effects);
+        drop(output);
+        let _ = tokio::fs::remove_file(&prepared.script_path).await;
+
+        let mut outcome = match ended {
+            Ok(ExecEnd::Exited(0)) => Conclusion::Success,
+            Ok(ExecEnd::Exited(code)) => {
+                self.step_log(
+                    label,
+                    LogLine::Error(&format!("Process completed with exit code {code}.")),
+                );
+                Conclusion::Failure
+            }
+            Ok(ExecEnd::Signalled(signal)) => {
+                self.step_log(
+                    label,
+                    LogLine::Error(&format!("Process was killed by signal {signal}.")),
+                );
+                Conclusion::Failure
+            }
+            Ok(ExecEnd::TimedOut) if job_limited && !self.cancelled => {
+                self.time_out();
+                Conclusion::Cancelled
+            }
+            Ok(ExecEnd::TimedOut) => {
+                self.step_log(label, LogLine::Error("The action has timed out."));
+                Conclusion::Failure
+            }
+            Ok(ExecEnd::Cancelled) => {
+                self.step_log(label, LogLine::Error("The operation was canceled."));
+                Conclusion::Cancelled
+            }
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                Conclusion::Failure
+            }
+        };
+        if effects.failed && outcome == Conclusion::Success {
+            outcome = Conclusion::Failure;
+        }
+        let mut outputs = effects.outputs;
+        for (name, value) in effects.env {
+            self.env.insert(name, value);
+        }
+        for path in &effects.paths {
+            self.path.add(path);
+        }
+        if !self.apply_files(label, &prepared.files, &mut outputs).await
+            && outcome == Conclusion::Success
+        {
+            outcome = Conclusion::Failure;
+        }
+        prepared.files.remove().await;
+        StepEnd { outcome, outputs }
+    }
+
+    /// Applies what the step wrote to its files; `false` when one was malformed (the step
+    /// then fails, as on GitHub, after the entries before the error were applied).
+    async fn apply_files(
+        &mut self,
+        label: &StepLabel,
+        files: &StepFiles,
+        outputs: &mut Vec<(String, String)>,
+    ) -> bool {
+        let mut ok = true;
+        let mut fail = |this: &Self, kind: FileCommand, message: String| {
+            this.step_log(label, LogLine::Error(&kind.unable_to_process()));
+            this.step_log(label, LogLine::Error(&this.masker_text(&message)));
+            ok = false;
+        };
+
+        match files.read(FileCommand::Env).await {
+            Ok(bytes) => {
+                let updates = env_files::parse_env(&env_files::decode(&bytes), Newlines::Lf);
+                for pair in updates.set {
+                    self.env.insert(pair.name, pair.value);
+                }
+                for blocked in updates.blocked {
+                    self.step_log(label, LogLine::Error(&blocked.to_string()));
+                }
+                if let Some(error) = updates.error {
+                    fail(self, FileCommand::Env, error.to_string());
+                }
+            }
+            Err(e) => fail(self, FileCommand::Env, e.to_string()),
+        }
+        match files.read(FileCommand::Path).await {
+            Ok(bytes) => self.path.add_file(&env_files::decode(&bytes)),
+            Err(e) => fail(self, FileCommand::Path, e.to_string()),
+        }
+        match files.read(FileCommand::Output).await {
+            Ok(bytes) => {
+                let values = env_files::parse_key_values(&env_files::decode(&bytes), Newlines::Lf);
+                outputs.extend(values.pairs.into_iter().map(|p| (p.name, p.value)));
+                if let Some(error) = values.error {
+                    fail(self, FileCommand::Output, error.to_string());
+                }
+            }
+            Err(e) => fail(self, FileCommand::Output, e.to_string()),
+        }
+        self.step_summary(label, files).await;
+        ok
+    }
+
+    /// Sends the step summary, masked, when there is one and it is within GitHub's limit.
+    async fn step_summary(&self, label: &StepLabel, files: &StepFiles) {
+        match env_files::check_step_summary(files.summary_size().await) {
+            Ok(env_files::StepSummary::Empty) => {}
+            Ok(env_files::StepSummary::Upload) => {
+                let Ok(bytes) = files.read(FileCommand::StepSummary).await else {
+                    return;
+                };
+                let markdown = self.masker_text(&env_files::decode(&bytes));
+                self.sink.event(&Event::StepSummary {
+                    job: self.label,
+                    step: label,
+                    markdown: &markdown,
+                });
+            }
+            Err(too_large) => self.step_log(label, LogLine::Error(&too_large.to_string())),
+        }
+    }
+}
+
+/// A `run:` step's parts.
+struct Script<'a> {
+    run: &'a Text,
+    shell: Option<&'a Text>,
+    working_directory: Option<&'a Text>,
+}
+
+/// A script ready to run.
+struct Prepared {
+    files: StepFiles,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    working_directory: std::path::PathBuf,
+    script_path: std::path::PathBuf,
+}
+
+/// `actions/checkout` of the repository itself (no `repository:` input), which `hearth exec`
+/// skips as act does: the workspace is already a copy of it.
+fn is_own_checkout(uses: &str, with: Option<&hearth_workflow::model::Env>) -> bool {
+    let checkout = uses
+        .split('@')
+        .next()
+        .is_some_and(|name| name.eq_ignore_ascii_case("actions/checkout"));
+    let other_repository = match with {
+        Some(OrExpr::Value(map)) => map.get("repository").is_some(),
+        Some(OrExpr::Expr(_)) => true,
+        None => false,
+    };
+    checkout && !other_repository
+}
