@@ -1,6 +1,7 @@
 //! `hearth`: a runner for Forgejo Actions and Gitea Actions.
 
 mod cmd;
+mod exec;
 mod git;
 mod local_event;
 mod workflow_files;
@@ -25,6 +26,8 @@ enum Command {
     Validate(cmd::validate::ValidateArgs),
     /// Show the jobs an event would run, in order, with their matrices and labels.
     Plan(cmd::plan::PlanArgs),
+    /// Run the workflows an event triggers on this machine, as act does.
+    Exec(Box<cmd::exec::ExecArgs>),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Command::Expr(args) => cmd::expr::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Plan(args) => cmd::plan::run(args),
+        Command::Exec(args) => cmd::exec::run(*args),
     };
     match result {
         Ok(code) => code,

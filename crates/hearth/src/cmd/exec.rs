@@ -1,0 +1,112 @@
+//! `hearth exec`: run workflows locally, as `act` does, with GitHub's semantics.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+/// act's flags, plus `--label` in the forges' syntax and `--json`.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// The event that triggers the run.
+    #[arg(default_value = "push")]
+    pub event: String,
+
+    /// Workflow files or folders (a folder's *.yml and *.yaml, not recursing) [default: the
+    /// repository's .forgejo/workflows, .gitea/workflows or .github/workflows].
+    #[arg(short = 'W', long = "workflows", value_name = "PATH")]
+    pub workflows: Vec<PathBuf>,
+
+    /// The repository to run in; its files are copied into each job's workspace.
+    #[arg(
+        short = 'C',
+        long = "directory",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    pub directory: PathBuf,
+
+    /// The event's webhook payload (`github.event`), a JSON file.
+    #[arg(short = 'e', long = "eventpath", value_name = "FILE")]
+    pub event_path: Option<PathBuf>,
+
+    /// Run only this job (and the jobs it needs); repeatable.
+    #[arg(short = 'j', long = "job", value_name = "ID")]
+    pub jobs_only: Vec<String>,
+
+    /// List the jobs the event would run, and stop.
+    #[arg(short = 'l', long)]
+    pub list: bool,
+
+    /// A secret, NAME=VALUE, or NAME to take the value from the environment; repeatable.
+    #[arg(short = 's', long = "secret", value_name = "NAME[=VALUE]")]
+    pub secrets: Vec<String>,
+
+    /// Secrets in a dotenv file [default: .secrets when it exists].
+    #[arg(long = "secret-file", value_name = "FILE")]
+    pub secret_files: Vec<String>,
+
+    /// A configuration variable (`vars`), NAME=VALUE; repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Variables in a dotenv file [default: .vars when it exists].
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<String>,
+
+    /// An environment variable for every job, under the workflow's `env:`; repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub envs: Vec<String>,
+
+    /// Environment variables in a dotenv file [default: .env when it exists].
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<String>,
+
+    /// A workflow_dispatch input (`inputs`), NAME=VALUE; repeatable.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+
+    /// Inputs in a dotenv file [default: .input when it exists].
+    #[arg(long = "input-file", value_name = "FILE")]
+    pub input_files: Vec<String>,
+
+    /// Run only matrix combinations with this value, KEY:VALUE; repeatable (values of one key
+    /// are alternatives).
+    #[arg(long = "matrix", value_name = "KEY:VALUE")]
+    pub matrix: Vec<String>,
+
+    /// act's platform mapping: LABEL=IMAGE, or LABEL=-self-hosted to run on this machine.
+    #[arg(short = 'P', long = "platform", value_name = "LABEL=IMAGE")]
+    pub platforms: Vec<String>,
+
+    /// A runner label in the forges' syntax, NAME:host or NAME:docker://IMAGE; repeatable
+    /// [default: self-hosted:host and linux:host].
+    #[arg(long = "label", value_name = "NAME:SCHEME[:ARGS]")]
+    pub labels: Vec<String>,
+
+    /// `github.actor` [default: the payload's sender, else hearth].
+    #[arg(short = 'a', long = "actor", value_name = "NAME")]
+    pub actor: Option<String>,
+
+    /// Show the jobs and steps that would run, without running anything.
+    #[arg(short = 'n', long = "dryrun")]
+    pub dry_run: bool,
+
+    /// Print one JSON event per line instead of the log for people.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run at most N jobs at once [default: the number of cores].
+    #[arg(long = "jobs", value_name = "N")]
+    pub parallel: Option<usize>,
+
+    /// Run workflows whatever their branch, tag, path and type filters say (act's behaviour).
+    #[arg(long)]
+    pub ignore_filters: bool,
+}
+
+/// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).
+pub fn run(args: ExecArgs) -> Result<ExitCode> {
+    crate::exec::run(args)
+}

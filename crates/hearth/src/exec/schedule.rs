@@ -1,0 +1,485 @@
+//! Runs the jobs of the triggered workflows as GitHub would: a job starts once all its needs
+//! have ended, its `if:` decided with their real results and outputs; a matrix job's
+//! combinations run side by side, at most `max-parallel` at a time, and at most `--jobs` jobs
+//! run at once overall; with `fail-fast`, a failed combination cancels its siblings.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use hearth_backend::Backend;
+use hearth_engine::events::{Conclusion, Event, EventSink, JobLabel};
+use hearth_engine::job::{run_job, JobControl, JobOutcome, JobRequest, RunnerInfo};
+use hearth_expr::{Object, Status, Value as ExprValue};
+use hearth_workflow::graph::{needs_status, JobResult};
+use hearth_workflow::model::{Job, OrExpr, StepKind, Workflow};
+use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan, PlannedJob, RunContext};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+/// A workflow the event triggers, ready to run.
+pub struct PlannedWorkflow {
+    /// The file as messages name it.
+    pub label: String,
+    pub workflow: Workflow,
+    /// `github`, `vars` and `inputs`.
+    pub run: RunContext,
+    /// Which jobs to run (`-j`), with what they need; `None` runs all.
+    pub only: Option<Vec<String>>,
+}
+
+/// Where a job's labels send it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Directly on this machine.
+    Host,
+}
+
+/// What every job of the run shares.
+pub struct Settings<'a> {
+    pub secrets: Vec<(String, String)>,
+    pub extra_env: Vec<(String, String)>,
+    pub base_env: Vec<(String, String)>,
+    pub repository: Option<PathBuf>,
+    pub runner: RunnerInfo,
+    /// Picks where a job with these `runs-on` labels runs, or says why it cannot.
+    pub place: &'a (dyn Fn(&[String]) -> Result<Place, String> + Sync),
+    /// `--matrix`: which combinations to run.
+    pub matrix_filter: &'a (dyn Fn(&Map<String, Value>) -> bool + Sync),
+    /// At most this many jobs at once (`--jobs`).
+    pub parallel: usize,
+    /// `--dryrun`: report the jobs and steps without running anything.
+    pub dry_run: bool,
+}
+
+/// How one job (one matrix combination) ended, for the exit code.
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    pub result: Conclusion,
+    /// `continue-on-error` was true: a failure does not fail the run.
+    pub may_fail: bool,
+}
+
+/// Runs every workflow's jobs; returns a report per job that ran or was skipped.
+pub async fn run_workflows<B: Backend>(
+    workflows: &[PlannedWorkflow],
+    settings: &Settings<'_>,
+    backend: &B,
+    sink: &dyn EventSink,
+    control: &JobControl,
+) -> Vec<JobReport> {
+    let slots = Semaphore::new(settings.parallel.max(1));
+    let runs = workflows.iter().map(|workflow| {
+        let scheduler = Scheduler {
+            workflow,
+            settings,
+            backend,
+            sink,
+            control,
+            slots: &slots,
+        };
+        async move { scheduler.run().await }
+    });
+    futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// A job's result and outputs, as `needs.<id>` shows them.
+#[derive(Clone, Debug)]
+struct Finished {
+    result: Conclusion,
+    outputs: Vec<(String, String)>,
+}
+
+struct Scheduler<'a, B> {
+    workflow: &'a PlannedWorkflow,
+    settings: &'a Settings<'a>,
+    backend: &'a B,
+    sink: &'a dyn EventSink,
+    control: &'a JobControl,
+    slots: &'a Semaphore,
+}
+
+impl<B: Backend> Scheduler<'_, B> {
+    async fn run(&self) -> Vec<JobReport> {
+        let jobs = &self.workflow.workflow.jobs;
+        let wanted = self.wanted();
+        let mut pending: Vec<&Job> = jobs.iter().filter(|j| wanted(&j.id.value)).collect();
+        let mut finished: HashMap<&str, Finished> = HashMap::new();
+        let mut running = FuturesUnordered::new();
+        let mut reports = Vec::new();
+        loop {
+            let (ready, waiting): (Vec<&Job>, Vec<&Job>) = pending.into_iter().partition(|job| {
+                job.needs
+                    .iter()
+                    .all(|need| finished.contains_key(need.value.as_str()))
+            });
+            pending = waiting;
+            for job in ready {
+                let needs = needs_context(job, &finished);
+                running.push(async move { (job, self.run_job(job, needs).await) });
+            }
+            let Some((job, (result, job_reports))) = running.next().await else {
+                break;
+            };
+            reports.extend(job_reports);
+            finished.insert(job.id.value.as_str(), result);
+        }
+        reports
+    }
+
+    /// Which jobs `-j` keeps: the named ones and everything they need, transitively.
+    fn wanted(&self) -> impl Fn(&str) -> bool {
+        let jobs = &self.workflow.workflow.jobs;
+        let keep: Option<Vec<String>> = self.workflow.only.as_ref().map(|only| {
+            let mut keep: Vec<String> = only.clone();
+            let mut i = 0;
+            while i < keep.len() {
+                if let Some(job) = jobs.iter().find(|j| j.id.value == keep[i]) {
+                    for need in &job.needs {
+                        if !keep.contains(&need.value) {
+                            keep.push(need.value.clone());
+                        }
+                    }
+                }
+                i += 1;
+            }
+            keep
+        });
+        move |id| {
+            keep.as_ref()
+                .is_none_or(|keep| keep.iter().any(|k| k == id))
+        }
+    }
+
+    /// Decides whether the job runs, expands its matrix and runs the combinations.
+    async fn run_job(&self, job: &Job, needs: (Object, Status)) -> (Finished, Vec<JobReport>) {
+        let (needs, mut status) = needs;
+        if self.control.cancel.is_cancelled() {
+            status = Status::Cancelled;
+        }
+        let file = self.workflow.label.as_str();
+        let mut contexts = Object::with_capacity(4);
+        contexts.insert("github", self.workflow.run.github.clone());
+        contexts.insert("vars", self.workflow.run.vars.clone());
+        contexts.insert("inputs", self.workflow.run.inputs.clone());
+        contexts.insert("needs", ExprValue::object(needs.clone()));
+        let label = JobLabel {
+            id: job.id.value.clone(),
+            name: job
+                .name
+                .as_ref()
+                .map_or_else(|| job.id.value.clone(), |n| n.value.clone()),
+        };
+
+        match decide_job(file, job, &contexts, status) {
+            Ok(None) => {}
+            Ok(Some(reason)) => return self.skipped(&label, &reason),
+            Err(e) => return self.failed(&label, &e.to_string()),
+        }
+        let need_ids: Vec<String> = job.needs.iter().map(|n| n.value.clone()).collect();
+        let context = JobContext {
+            contexts: &contexts,
+            needs: &need_ids,
+            needs_outputs_known: true,
+        };
+        let instances = match expand_job(file, job, &context) {
+            Ok(JobPlan::Run(instances)) => instances,
+            Ok(JobPlan::Skipped { reason }) => return self.skipped(&label, &reason),
+            Ok(JobPlan::Deferred { reason, .. }) => return self.failed(&label, &reason),
+            Err(e) => return self.failed(&label, &e.to_string()),
+        };
+        let instances: Vec<PlannedJob> = instances
+            .into_iter()
+            .filter(|i| {
+                i.matrix
+                    .as_ref()
+                    .is_none_or(|m| (self.settings.matrix_filter)(m))
+            })
+            .collect();
+        if instances.is_empty() {
+            return self.skipped(&label, "no matrix combination is selected by --matrix");
+        }
+        self.run_instances(job, &needs, &contexts, instances).await
+    }
+
+    /// Runs a job's combinations, `max-parallel` at a time, with fail-fast.
+    async fn run_instances(
+        &self,
+        job: &Job,
+        needs: &Object,
+        contexts: &Object,
+        instances: Vec<PlannedJob>,
+    ) -> (Finished, Vec<JobReport>) {
+        let max_parallel = instances
+            .first()
+            .map_or(1, |i| i.strategy.max_parallel.max(1));
+        let fail_fast = instances.first().is_some_and(|i| i.strategy.fail_fast);
+        let matrix_slots = Semaphore::new(max_parallel);
+        let siblings = self.control.cancel.child_token();
+        let runs = instances.iter().map(|instance| {
+            let control = JobControl {
+                cancel: siblings.clone(),
+                force: self.control.force.clone(),
+            };
+            let siblings = &siblings;
+            let matrix_slots = &matrix_slots;
+            async move {
+                let _matrix = matrix_slots.acquire().await;
+                let _slot = self.slots.acquire().await;
+                let report = self
+                    .run_instance(job, needs, contexts, instance, &control)
+                    .await;
+                if fail_fast && report.0.result == Conclusion::Failure && !report.1.may_fail {
+                    siblings.cancel();
+                }
+                report
+            }
+        });
+        let outcomes = futures_util::future::join_all(runs).await;
+        let mut outputs: Vec<(String, String)> = Vec::new();
+        let mut reports = Vec::with_capacity(outcomes.len());
+        for (outcome, report) in outcomes {
+            for (name, value) in outcome.outputs {
+                outputs.retain(|(n, _)| *n != name);
+                outputs.push((name, value));
+            }
+            reports.push(report);
+        }
+        let results: Vec<Conclusion> = reports.iter().map(|r| r.result).collect();
+        let result = combined(&results);
+        (Finished { result, outputs }, reports)
+    }
+
+    async fn run_instance(
+        &self,
+        job: &Job,
+        needs: &Object,
+        contexts: &Object,
+        instance: &PlannedJob,
+        control: &JobControl,
+    ) -> (JobOutcome, JobReport) {
+        let label = JobLabel {
+            id: instance.job_id.clone(),
+            name: instance.name.clone(),
+        };
+        let may_fail = continue_on_error(job, contexts, instance);
+        let report = |result| JobReport { result, may_fail };
+        if control.cancel.is_cancelled() && !self.control.cancel.is_cancelled() {
+            // fail-fast cancelled this combination before it started.
+            self.finish_unrun(
+                &label,
+                Conclusion::Cancelled,
+                Some("fail-fast: a sibling failed"),
+            );
+            return (unrun(Conclusion::Cancelled), report(Conclusion::Cancelled));
+        }
+        match (self.settings.place)(&instance.runs_on) {
+            Ok(Place::Host) => {}
+            Err(reason) => {
+                self.finish_unrun(&label, Conclusion::Skipped, Some(&reason));
+                return (unrun(Conclusion::Skipped), report(Conclusion::Skipped));
+            }
+        }
+        if self.settings.dry_run {
+            self.dry_run(job, &label);
+            return (unrun(Conclusion::Success), report(Conclusion::Success));
+        }
+        let request = JobRequest {
+            file: &self.workflow.label,
+            workflow: &self.workflow.workflow,
+            job,
+            planned: instance,
+            github: self
+                .workflow
+                .run
+                .github
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            vars: self
+                .workflow
+                .run
+                .vars
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            secrets: self.settings.secrets.clone(),
+            inputs: self
+                .workflow
+                .run
+                .inputs
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            needs: needs.clone(),
+            runner: self.settings.runner.clone(),
+            base_env: self.settings.base_env.clone(),
+            extra_env: self.settings.extra_env.clone(),
+            repository: self.settings.repository.clone(),
+        };
+        let outcome = run_job(self.backend, &request, self.sink, control).await;
+        let result = outcome.result;
+        (outcome, report(result))
+    }
+
+    /// `--dryrun`: the job and its steps reported as they would start, nothing run.
+    fn dry_run(&self, job: &Job, label: &JobLabel) {
+        self.sink.event(&Event::JobStarted { job: label });
+        for (index, step) in job.steps.iter().enumerate() {
+            let name = match (&step.name, &step.kind) {
+                (Some(name), _) => name.value.clone(),
+                (None, StepKind::Run { run, .. }) => {
+                    format!(
+                        "Run {}",
+                        run.value.lines().next().unwrap_or_default().trim()
+                    )
+                }
+                (None, StepKind::Uses { uses, .. }) => format!("Run {}", uses.value),
+                (None, _) => format!("step {}", index + 1),
+            };
+            let step = hearth_engine::events::StepLabel {
+                index,
+                id: step.id.as_ref().map(|id| id.value.clone()),
+                name,
+            };
+            self.sink.event(&Event::StepStarted {
+                job: label,
+                step: &step,
+            });
+            self.sink.event(&Event::StepFinished {
+                job: label,
+                step: &step,
+                outcome: Conclusion::Success,
+                conclusion: Conclusion::Success,
+                duration: Duration::ZERO,
+            });
+        }
+        self.finish_unrun(label, Conclusion::Success, Some("dry run"));
+    }
+
+    fn finish_unrun(&self, label: &JobLabel, result: Conclusion, reason: Option<&str>) {
+        self.sink.event(&Event::JobFinished {
+            job: label,
+            result,
+            reason,
+            outputs: &[],
+            duration: Duration::ZERO,
+        });
+        self.sink.flush();
+    }
+
+    fn skipped(&self, label: &JobLabel, reason: &str) -> (Finished, Vec<JobReport>) {
+        self.finish_unrun(label, Conclusion::Skipped, Some(reason));
+        let report = JobReport {
+            result: Conclusion::Skipped,
+            may_fail: false,
+        };
+        (
+            Finished {
+                result: Conclusion::Skipped,
+                outputs: Vec::new(),
+            },
+            vec![report],
+        )
+    }
+
+    fn failed(&self, label: &JobLabel, message: &str) -> (Finished, Vec<JobReport>) {
+        self.sink.event(&Event::JobStarted { job: label });
+        self.sink.event(&Event::Log {
+            job: label,
+            step: None,
+            line: hearth_engine::events::LogLine::Error(message),
+        });
+        self.finish_unrun(label, Conclusion::Failure, None);
+        let report = JobReport {
+            result: Conclusion::Failure,
+            may_fail: false,
+        };
+        (
+            Finished {
+                result: Conclusion::Failure,
+                outputs: Vec::new(),
+            },
+            vec![report],
+        )
+    }
+}
+
+/// The `needs` context of `job` and the status its `if:` sees.
+fn needs_context(job: &Job, finished: &HashMap<&str, Finished>) -> (Object, Status) {
+    let mut needs = Object::with_capacity(job.needs.len());
+    let mut results = Vec::with_capacity(job.needs.len());
+    for need in &job.needs {
+        let Some(done) = finished.get(need.value.as_str()) else {
+            continue;
+        };
+        let mut entry = Object::with_capacity(2);
+        entry.insert("result", done.result.as_str());
+        let outputs: Object = done
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        entry.insert("outputs", ExprValue::object(outputs));
+        needs.insert(need.value.as_str(), ExprValue::object(entry));
+        results.push(match done.result {
+            Conclusion::Success => JobResult::Success,
+            Conclusion::Failure => JobResult::Failure,
+            Conclusion::Cancelled => JobResult::Cancelled,
+            Conclusion::Skipped => JobResult::Skipped,
+        });
+    }
+    (needs, needs_status(results, false))
+}
+
+/// A matrix job's result: failure if any combination failed, else cancelled if any was, else
+/// skipped if all were, else success.
+fn combined(results: &[Conclusion]) -> Conclusion {
+    if results.contains(&Conclusion::Failure) {
+        Conclusion::Failure
+    } else if results.contains(&Conclusion::Cancelled) {
+        Conclusion::Cancelled
+    } else if !results.is_empty() && results.iter().all(|r| *r == Conclusion::Skipped) {
+        Conclusion::Skipped
+    } else {
+        Conclusion::Success
+    }
+}
+
+fn unrun(result: Conclusion) -> JobOutcome {
+    JobOutcome {
+        result,
+        outputs: Vec::new(),
+    }
+}
+
+/// The job's `continue-on-error`, evaluated for one combination.
+fn continue_on_error(job: &Job, contexts: &Object, instance: &PlannedJob) -> bool {
+    match &job.continue_on_error {
+        None => false,
+        Some(OrExpr::Value(flag)) => *flag,
+        Some(OrExpr::Expr(text)) => {
+            let mut contexts = contexts.clone();
+            if let Some(matrix) = &instance.matrix {
+                contexts.insert(
+                    "matrix",
+                    ExprValue::from_json(&Value::Object(matrix.clone())),
+                );
+            }
+            contexts.insert(
+                "strategy",
+                ExprValue::from_json(&instance.strategy.to_json()),
+            );
+            let template =
+                hearth_expr::Template::parse(&text.value, &hearth_expr::ParseOptions::permissive());
+            template
+                .and_then(|t| t.evaluate(&hearth_expr::EvalContext::new(&contexts)))
+                .is_ok_and(|v| v.is_truthy())
+        }
+    }
+}
