@@ -16,6 +16,7 @@
 //! 5. The job's `outputs:` are evaluated (values holding a secret are dropped, as GitHub
 //!    drops them) and the backend removes everything the job left.
 
+mod action;
 mod eval;
 mod files;
 mod output;
@@ -214,6 +215,24 @@ struct JobRun<'r, R: JobRuntime> {
     action_ids: BTreeMap<String, usize>,
     /// `ACTIONS_STEP_DEBUG`.
     step_debug: bool,
+    /// Where steps are running: the job itself, or a composite action.
+    frame: Frame,
+    /// Post steps of actions that ran, in the order they registered (run in reverse).
+    posts: Vec<action::PostStep>,
+}
+
+/// What changes while a composite action runs its steps. The `steps` context, the status
+/// (`failed`) and the `inputs` context are swapped on the [`JobRun`] itself.
+#[derive(Clone, Debug, Default)]
+struct Frame {
+    /// The file expressions come from (the workflow, or the `action.yml`).
+    file: String,
+    /// The env of the step that uses the action, under its steps' own env.
+    overlay_env: BTreeMap<String, String>,
+    /// `github.action_path` inside an action, as the job sees it.
+    action_path: Option<String>,
+    /// How many composite actions deep; bounded so that an action using itself ends.
+    depth: usize,
 }
 
 impl<'r, R: JobRuntime> JobRun<'r, R> {
@@ -349,7 +368,25 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             counter: 0,
             action_ids: BTreeMap::new(),
             step_debug,
+            frame: Frame {
+                file: request.file.to_owned(),
+                ..Frame::default()
+            },
+            posts: Vec::new(),
         })
+    }
+
+    /// The env of a step before its own `env:`: the job's, `GITHUB_ENV`'s, and inside a
+    /// composite action the using step's.
+    fn current_env(&self) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        env.extend(
+            self.frame
+                .overlay_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        env
     }
 
     /// The job's status as the status functions see it.
@@ -383,6 +420,11 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         let steps = &self.request.job.steps;
         for (index, step) in steps.iter().enumerate() {
             self.run_step(index, step, control).await;
+        }
+        let mut index = steps.len();
+        while let Some(post) = self.posts.pop() {
+            self.run_post(index, post, control).await;
+            index += 1;
         }
         let result = if self.timed_out {
             Conclusion::Failure

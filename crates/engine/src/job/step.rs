@@ -1,6 +1,8 @@
 //! One step of a job: its `if:`, its environment, running it, and what it leaves behind.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use hearth_backend::{ExecEnd, ExecSpec, JobRuntime};
@@ -22,74 +24,97 @@ use crate::variables::step_variables;
 use crate::workspace_files::DirWorkspace;
 
 /// What running a step's body gave.
-struct StepEnd {
-    outcome: Conclusion,
-    outputs: Vec<(String, String)>,
+pub(super) struct StepEnd {
+    pub outcome: Conclusion,
+    pub outputs: Vec<(String, String)>,
 }
 
 impl StepEnd {
-    fn failure() -> Self {
+    pub(super) fn of(outcome: Conclusion) -> Self {
         StepEnd {
-            outcome: Conclusion::Failure,
+            outcome,
             outputs: Vec::new(),
         }
+    }
+
+    pub(super) fn failure() -> Self {
+        StepEnd::of(Conclusion::Failure)
     }
 }
 
 impl<'r, R: JobRuntime> JobRun<'r, R> {
-    pub(super) async fn run_step(&mut self, index: usize, step: &'r Step, control: &JobControl) {
-        self.check_cancelled(control);
-        let started = Instant::now();
-        let env = self.env_object(&self.env);
-        let contexts = self.step_contexts(&env);
-        let workspace = self.workspace.clone();
-        let scope = self.scope(&contexts, workspace.as_deref());
-        let label = StepLabel {
-            index,
-            id: step.id.as_ref().map(|id| id.value.clone()),
-            name: self.display_name(step, &scope),
-        };
-
-        let should_run = scope.condition(step.condition.as_ref());
-        self.sink.event(&Event::StepStarted {
-            job: self.label,
-            step: &label,
-        });
-        let (end, continue_on_error) = match should_run {
-            Ok(false) => {
-                self.finish_step(
-                    &label,
-                    step,
-                    Conclusion::Skipped,
-                    false,
-                    Vec::new(),
-                    started,
-                );
-                return;
-            }
-            Err(e) => {
-                let message = format!("The step failed because evaluating its 'if' failed: {e}");
-                self.step_log(&label, LogLine::Error(&self.masker_text(&message)));
-                (StepEnd::failure(), false)
-            }
-            Ok(true) => self.run_body(&label, step, &scope, control).await,
-        };
-        self.finish_step(
-            &label,
-            step,
-            end.outcome,
-            continue_on_error,
-            end.outputs,
-            started,
-        );
+    /// Runs a step of the job, reporting it as a step of its own.
+    pub(super) async fn run_step(&mut self, index: usize, step: &Step, control: &JobControl) {
+        self.run_step_as(index, step, control, None).await;
     }
 
-    fn scope<'s>(&self, contexts: &'s Object, files: Option<&'s DirWorkspace>) -> Scope<'s>
-    where
-        'r: 's,
-    {
+    /// Runs a step; inside a composite action (`parent` set) its lines are logged under the
+    /// step that uses the action, and it has no start or end event of its own.
+    pub(super) fn run_step_as<'a>(
+        &'a mut self,
+        index: usize,
+        step: &'a Step,
+        control: &'a JobControl,
+        parent: Option<&'a StepLabel>,
+    ) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+        Box::pin(async move {
+            self.check_cancelled(control);
+            let started = Instant::now();
+            let env = self.env_object(&self.current_env());
+            let contexts = self.step_contexts(&env);
+            let workspace = self.workspace.clone();
+            let file = self.frame.file.clone();
+            let scope = self.scope(&file, &contexts, workspace.as_deref());
+            let own = StepLabel {
+                index,
+                id: step.id.as_ref().map(|id| id.value.clone()),
+                name: self.display_name(step, &scope),
+            };
+            let label = parent.unwrap_or(&own);
+
+            // A skipped step has no start, only its end, as a skipped job.
+            let should_run = scope.condition(step.condition.as_ref());
+            if should_run != Ok(false) {
+                match parent {
+                    None => self.sink.event(&Event::StepStarted {
+                        job: self.label,
+                        step: &own,
+                    }),
+                    Some(parent) => self.step_log(parent, LogLine::Info(&own.name)),
+                }
+            }
+            let (end, continue_on_error) = match should_run {
+                Ok(false) => (StepEnd::of(Conclusion::Skipped), false),
+                Err(e) => {
+                    let message =
+                        format!("The step failed because evaluating its 'if' failed: {e}");
+                    self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                    (StepEnd::failure(), false)
+                }
+                Ok(true) => self.run_body(label, step, &scope, control).await,
+            };
+            let conclusion = self.record_step(step, &end, continue_on_error);
+            if parent.is_none() {
+                self.sink.event(&Event::StepFinished {
+                    job: self.label,
+                    step: &own,
+                    outcome: end.outcome,
+                    conclusion,
+                    duration: started.elapsed(),
+                });
+                self.sink.flush();
+            }
+        })
+    }
+
+    pub(super) fn scope<'s>(
+        &self,
+        file: &'s str,
+        contexts: &'s Object,
+        files: Option<&'s DirWorkspace>,
+    ) -> Scope<'s> {
         Scope {
-            file: self.request.file,
+            file,
             contexts,
             status: self.status(),
             files: files.map(|w| w as &dyn WorkspaceFiles),
@@ -120,7 +145,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         self.masker_text(&name)
     }
 
-    fn step_log(&self, step: &StepLabel, line: LogLine<'_>) {
+    pub(super) fn step_log(&self, step: &StepLabel, line: LogLine<'_>) {
         self.sink.event(&Event::Log {
             job: self.label,
             step: Some(step),
@@ -132,7 +157,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
     async fn run_body(
         &mut self,
         label: &StepLabel,
-        step: &'r Step,
+        step: &Step,
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> (StepEnd, bool) {
@@ -144,7 +169,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
                 return (StepEnd::failure(), false);
             }
         };
-        let mut env = self.env.clone();
+        let mut env = self.current_env();
         env.extend(step_env);
         let contexts = self.step_contexts(&self.env_object(&env));
         let scope = Scope {
@@ -180,15 +205,11 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
                         "the workspace already holds the repository; nothing to check out",
                     ),
                 );
-                StepEnd {
-                    outcome: Conclusion::Success,
-                    outputs: Vec::new(),
-                }
+                StepEnd::of(Conclusion::Success)
             }
-            StepKind::Uses { uses, .. } => {
-                let message = format!("`uses: {}` is not supported yet", uses.value);
-                self.step_log(label, LogLine::Error(&message));
-                StepEnd::failure()
+            StepKind::Uses { uses, with } => {
+                self.run_action(label, step, uses, with.as_ref(), &env, &scope, control)
+                    .await
             }
             _ => {
                 self.step_log(
@@ -201,16 +222,10 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         (end, continue_on_error)
     }
 
-    fn finish_step(
-        &mut self,
-        label: &StepLabel,
-        step: &Step,
-        outcome: Conclusion,
-        continue_on_error: bool,
-        outputs: Vec<(String, String)>,
-        started: Instant,
-    ) {
-        let conclusion = match outcome {
+    /// Applies a step's end to the job (or composite action) status and to `steps.<id>`;
+    /// returns its conclusion.
+    fn record_step(&mut self, step: &Step, end: &StepEnd, continue_on_error: bool) -> Conclusion {
+        let conclusion = match end.outcome {
             Conclusion::Failure if continue_on_error => Conclusion::Success,
             other => other,
         };
@@ -221,23 +236,16 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         }
         if let Some(id) = &step.id {
             let mut entry = Object::with_capacity(3);
-            let mut values = Object::with_capacity(outputs.len());
-            for (name, value) in outputs {
-                values.insert(name, Value::string(value));
+            let mut values = Object::with_capacity(end.outputs.len());
+            for (name, value) in &end.outputs {
+                values.insert(name.as_str(), Value::string(value.as_str()));
             }
             entry.insert("outputs", Value::object(values));
-            entry.insert("outcome", Value::string(outcome.as_str()));
+            entry.insert("outcome", Value::string(end.outcome.as_str()));
             entry.insert("conclusion", Value::string(conclusion.as_str()));
             self.steps.insert(id.value.as_str(), Value::object(entry));
         }
-        self.sink.event(&Event::StepFinished {
-            job: self.label,
-            step: label,
-            outcome,
-            conclusion,
-            duration: started.elapsed(),
-        });
-        self.sink.flush();
+        conclusion
     }
 
     /// `GITHUB_ACTION`: the step's id, else `__run` numbered on repeats (`__run_2`), as GitHub.
@@ -278,8 +286,10 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
     ) -> StepEnd {
         match self.prepare_script(step, script, env, scope).await {
             Ok(prepared) => {
-                self.exec_script(label, step, prepared, env, scope, control)
-                    .await
+                let (end, _state) = self
+                    .exec_prepared(label, step, prepared, env, scope, control)
+                    .await;
+                end
             }
             Err(message) => {
                 self.step_log(label, LogLine::Error(&self.masker_text(&message)));
@@ -288,42 +298,26 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         }
     }
 
-    /// Writes the script and works out its command line, environment and folder.
-    async fn prepare_script(
+    /// Creates the step's files and works out its process environment: the base, the step's
+    /// env (and `extra`, e.g. `INPUT_*`), PATH with `GITHUB_PATH` in front, then the
+    /// `GITHUB_*`/`RUNNER_*` variables, which a workflow cannot override. Returns the files,
+    /// the environment and the PATH.
+    pub(super) async fn step_process(
         &mut self,
         step: &Step,
-        script: &Script<'_>,
         env: &BTreeMap<String, String>,
-        scope: &Scope<'_>,
-    ) -> Result<Prepared, String> {
+        extra: &[(String, String)],
+    ) -> Result<(StepFiles, BTreeMap<String, String>, String), String> {
         let n = self.counter;
         self.counter += 1;
         let paths = self.runtime.paths().clone();
         let files = StepFiles::create(&paths.temp, &paths.temp_on_host, n)
             .await
             .map_err(|e| format!("cannot create the step's files in the job's temp folder: {e}"))?;
-
-        let run = scope.string(script.run).map_err(|e| e.to_string())?;
-        let defaults = self.run_defaults();
-        let shell = match script.shell.or(defaults.shell.as_ref()) {
-            Some(text) => Some(scope.string(text).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let working_directory = match script
-            .working_directory
-            .or(defaults.working_directory.as_ref())
-        {
-            Some(text) => paths
-                .workspace
-                .join(scope.string(text).map_err(|e| e.to_string())?),
-            None => paths.workspace.clone(),
-        };
-
-        // The step's environment: the base, its env, PATH with GITHUB_PATH in front, then the
-        // GITHUB_*/RUNNER_* variables, which a workflow cannot override.
         let mut process_env: BTreeMap<String, String> =
             self.request.base_env.iter().cloned().collect();
         process_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        process_env.extend(extra.iter().cloned());
         let path = self
             .path
             .prepend_to(process_env.get("PATH").map_or("", String::as_str), ':');
@@ -337,6 +331,9 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             .cloned()
             .unwrap_or_default();
         github.insert("action", Value::string(self.action_id(step)));
+        if let Some(action_path) = &self.frame.action_path {
+            github.insert("action_path", Value::string(action_path.as_str()));
+        }
         for (key, path) in files.context_entries() {
             github.insert(key, Value::string(path));
         }
@@ -347,13 +344,41 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             .cloned()
             .unwrap_or_default();
         process_env.extend(step_variables(&github, &runner));
+        Ok((files, process_env, path))
+    }
+
+    /// Writes the script and works out its command line, environment and folder.
+    async fn prepare_script(
+        &mut self,
+        step: &Step,
+        script: &Script<'_>,
+        env: &BTreeMap<String, String>,
+        scope: &Scope<'_>,
+    ) -> Result<Prepared, String> {
+        let run = scope.string(script.run).map_err(|e| e.to_string())?;
+        let defaults = self.run_defaults();
+        let shell = match script.shell.or(defaults.shell.as_ref()) {
+            Some(text) => Some(scope.string(text).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let paths = self.runtime.paths().clone();
+        let working_directory = match script
+            .working_directory
+            .or(defaults.working_directory.as_ref())
+        {
+            Some(text) => paths
+                .workspace
+                .join(scope.string(text).map_err(|e| e.to_string())?),
+            None => paths.workspace.clone(),
+        };
+        let (files, process_env, path) = self.step_process(step, env, &[]).await?;
 
         let runtime = &self.runtime;
         let find = |program: &str| runtime.has_program(program, &path).unwrap_or(false);
         let can_look = runtime.has_program("sh", &path).is_some();
         let shell = Shell::resolve(shell.as_deref(), if can_look { Some(&find) } else { None })
             .map_err(|e| format!("invalid shell: {e}"))?;
-        let script_name = format!("step_{n}{}", shell.extension());
+        let script_name = format!("step_{}{}", self.counter, shell.extension());
         tokio::fs::write(paths.temp_on_host.join(&script_name), shell.script(&run))
             .await
             .map_err(|e| format!("cannot write the step's script: {e}"))?;
@@ -366,12 +391,15 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             argv,
             env: process_env.into_iter().collect(),
             working_directory,
-            script_path: paths.temp_on_host.join(script_name),
+            script_path: Some(paths.temp_on_host.join(script_name)),
         })
     }
 
-    /// `defaults.run`: the job's over the workflow's, key by key.
+    /// `defaults.run`: the job's over the workflow's, key by key; none inside an action.
     fn run_defaults(&self) -> RunDefaults {
+        if self.frame.action_path.is_some() {
+            return RunDefaults::default();
+        }
         let pick = |defaults: Option<&hearth_workflow::model::Defaults>| match defaults
             .and_then(|d| d.run.as_ref())
         {
@@ -386,7 +414,10 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         }
     }
 
-    async fn exec_script(
+    /// Runs a prepared process to its end and applies what it left: outputs, env, path and
+    /// the step summary. Returns the step's end and the state it saved (`GITHUB_STATE`,
+    /// `save-state`), for the action's later stages.
+    pub(super) async fn exec_prepared(
         &mut self,
         label: &StepLabel,
         step: &Step,
@@ -394,13 +425,13 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         env: &BTreeMap<String, String>,
         scope: &Scope<'_>,
         control: &JobControl,
-    ) -> StepEnd {
+    ) -> (StepEnd, Vec<(String, String)>) {
         let step_timeout = match scope.minutes(step.timeout_minutes.as_ref()) {
             Ok(minutes) => minutes.map(super::minutes),
             Err(e) => {
                 self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
                 prepared.files.remove().await;
-                return StepEnd::failure();
+                return (StepEnd::failure(), Vec::new());
             }
         };
         // After cancellation, steps that still run get `cancel-timeout-minutes` and stop only
@@ -440,7 +471,9 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         output.finish();
         let effects = std::mem::take(&mut output.effects);
         drop(output);
-        let _ = tokio::fs::remove_file(&prepared.script_path).await;
+        if let Some(script) = &prepared.script_path {
+            let _ = tokio::fs::remove_file(script).await;
+        }
 
         let mut outcome = match ended {
             Ok(ExecEnd::Exited(0)) => Conclusion::Success,
@@ -479,19 +512,22 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             outcome = Conclusion::Failure;
         }
         let mut outputs = effects.outputs;
+        let mut state = effects.state;
         for (name, value) in effects.env {
             self.env.insert(name, value);
         }
         for path in &effects.paths {
             self.path.add(path);
         }
-        if !self.apply_files(label, &prepared.files, &mut outputs).await
+        if !self
+            .apply_files(label, &prepared.files, &mut outputs, &mut state)
+            .await
             && outcome == Conclusion::Success
         {
             outcome = Conclusion::Failure;
         }
         prepared.files.remove().await;
-        StepEnd { outcome, outputs }
+        (StepEnd { outcome, outputs }, state)
     }
 
     /// Applies what the step wrote to its files; `false` when one was malformed (the step
@@ -501,6 +537,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         label: &StepLabel,
         files: &StepFiles,
         outputs: &mut Vec<(String, String)>,
+        state: &mut Vec<(String, String)>,
     ) -> bool {
         let mut ok = true;
         let mut fail = |this: &Self, kind: FileCommand, message: String| {
@@ -538,6 +575,16 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             }
             Err(e) => fail(self, FileCommand::Output, e.to_string()),
         }
+        match files.read(FileCommand::State).await {
+            Ok(bytes) => {
+                let values = env_files::parse_key_values(&env_files::decode(&bytes), Newlines::Lf);
+                state.extend(values.pairs.into_iter().map(|p| (p.name, p.value)));
+                if let Some(error) = values.error {
+                    fail(self, FileCommand::State, error.to_string());
+                }
+            }
+            Err(e) => fail(self, FileCommand::State, e.to_string()),
+        }
         self.step_summary(label, files).await;
         ok
     }
@@ -569,13 +616,14 @@ struct Script<'a> {
     working_directory: Option<&'a Text>,
 }
 
-/// A script ready to run.
-struct Prepared {
-    files: StepFiles,
-    argv: Vec<String>,
-    env: Vec<(String, String)>,
-    working_directory: std::path::PathBuf,
-    script_path: std::path::PathBuf,
+/// A process ready to run.
+pub(super) struct Prepared {
+    pub files: StepFiles,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_directory: std::path::PathBuf,
+    /// A script file written for it, removed afterwards.
+    pub script_path: Option<std::path::PathBuf>,
 }
 
 /// `actions/checkout` of the repository itself (no `repository:` input), which `hearth exec`

@@ -1,0 +1,490 @@
+//! `uses: ./path`: actions from the workspace — composite actions (their steps run under the
+//! using step, nested as deep as they go) and JavaScript actions (`nodeNN`, run with the
+//! machine's `node`, with `pre`, `main` and `post` sharing state).
+//!
+//! Where GitHub differs by action kind: a JavaScript action's `pre` normally runs when the job
+//! starts, but a local action only exists once the workspace is there, so here it runs right
+//! before `main` (after `pre-if`), as act does. `post` runs when the job's steps are done, in
+//! reverse order of registration, under `post-if` (default `always()`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hearth_backend::JobRuntime;
+use hearth_expr::{Object, Value};
+use hearth_workflow::model::{Action, Env, Runs, Step, Text};
+
+use super::eval::Scope;
+use super::step::{Prepared, StepEnd};
+use super::{Frame, JobControl, JobRun};
+use crate::events::{Conclusion, Event, LogLine, StepLabel};
+
+/// How deep composite actions may nest before Hearth stops (an action using itself).
+const MAX_DEPTH: usize = 10;
+
+/// A JavaScript action's `post`, waiting for the job's steps to end.
+pub(super) struct PostStep {
+    /// `Post <step name>`.
+    name: String,
+    /// The step that used the action (for its id and `timeout-minutes`).
+    step: Step,
+    /// `post-if`; none means `always()`.
+    condition: Option<Text>,
+    /// The action file, for errors in `post-if`.
+    file: String,
+    argv: Vec<String>,
+    /// The step's env when `main` ran.
+    env: BTreeMap<String, String>,
+    /// `INPUT_*`, `STATE_*` and `GITHUB_ACTION_PATH`.
+    extra: Vec<(String, String)>,
+    action_path: String,
+}
+
+/// A loaded local action and where it lives.
+struct Loaded {
+    action: Action,
+    /// The file's name for messages (`./path/action.yml`).
+    file: String,
+    /// The action's folder as the job's processes see it.
+    dir: PathBuf,
+}
+
+impl<R: JobRuntime> JobRun<'_, R> {
+    /// Runs the action a `uses:` step names.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_action(
+        &mut self,
+        label: &StepLabel,
+        step: &Step,
+        uses: &Text,
+        with: Option<&Env>,
+        env: &BTreeMap<String, String>,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> StepEnd {
+        let loaded = match self.load_action(&uses.value).await {
+            Ok(loaded) => loaded,
+            Err(message) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                return StepEnd::failure();
+            }
+        };
+        let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
+            Ok(inputs) => inputs,
+            Err(message) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                return StepEnd::failure();
+            }
+        };
+        match &loaded.action.runs {
+            Runs::Composite { steps } => {
+                self.run_composite(label, &loaded, steps, inputs, env, control)
+                    .await
+            }
+            Runs::Node { .. } => {
+                self.run_node(label, step, &loaded, &inputs, env, scope, control)
+                    .await
+            }
+            Runs::Docker { .. } => {
+                self.step_log(
+                    label,
+                    LogLine::Error("Docker container actions need the Docker backend, which `hearth exec` does not have yet"),
+                );
+                StepEnd::failure()
+            }
+        }
+    }
+
+    /// Finds and parses `action.yml` (or `action.yaml`) of a `./path` action.
+    async fn load_action(&self, uses: &str) -> Result<Loaded, String> {
+        let Some(relative) = uses.strip_prefix("./") else {
+            return Err(format!(
+                "`uses: {uses}`: only local actions (`./path`) can run yet; remote and Docker \
+                 actions are not supported by this runner yet"
+            ));
+        };
+        let relative = relative.trim_end_matches('/');
+        let paths = self.runtime.paths();
+        let on_host = paths.workspace_on_host.join(relative);
+        for name in ["action.yml", "action.yaml"] {
+            let file = on_host.join(name);
+            let text = match tokio::fs::read_to_string(&file).await {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+            };
+            let label = format!("./{relative}/{name}");
+            let action = Action::parse(&text, &label).map_err(|d| d.to_string())?;
+            return Ok(Loaded {
+                action,
+                file: label,
+                dir: paths.workspace.join(relative),
+            });
+        }
+        Err(format!(
+            "Can't find 'action.yml' or 'action.yaml' under '{}'. Did you forget to run \
+             actions/checkout before running your local action?",
+            on_host.display()
+        ))
+    }
+
+    /// The `inputs` context: `with:` values, else the input's default, with GitHub's warnings
+    /// for unexpected, missing required and deprecated inputs.
+    fn action_inputs(
+        &self,
+        label: &StepLabel,
+        action: &Action,
+        with: Option<&Env>,
+        scope: &Scope<'_>,
+    ) -> Result<Object, String> {
+        let given = scope.env(with).map_err(|e| e.to_string())?;
+        let declared = |name: &str| {
+            action
+                .inputs
+                .iter()
+                .any(|i| i.name.value.eq_ignore_ascii_case(name))
+        };
+        let unexpected: Vec<&str> = given
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !declared(k))
+            .collect();
+        if !unexpected.is_empty() {
+            let valid: Vec<String> = action
+                .inputs
+                .iter()
+                .map(|i| format!("'{}'", i.name.value))
+                .collect();
+            self.step_log(
+                label,
+                LogLine::Warning(&format!(
+                    "Unexpected input(s) '{}', valid inputs are [{}]",
+                    unexpected.join("', '"),
+                    valid.join(", ")
+                )),
+            );
+        }
+        let mut inputs = Object::with_capacity(action.inputs.len() + unexpected.len());
+        for input in &action.inputs {
+            let name = input.name.value.as_str();
+            let value = match given.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                Some((_, value)) => {
+                    if let Some(message) = &input.deprecation_message {
+                        self.step_log(
+                            label,
+                            LogLine::Warning(&format!(
+                                "Input '{name}' has been deprecated with message: {}",
+                                message.value
+                            )),
+                        );
+                    }
+                    value.clone()
+                }
+                None => match &input.default {
+                    Some(default) => scope.string(default).map_err(|e| e.to_string())?,
+                    None => {
+                        if input.required {
+                            self.step_log(
+                                label,
+                                LogLine::Warning(&format!(
+                                    "Input required and not supplied: {name}"
+                                )),
+                            );
+                        }
+                        String::new()
+                    }
+                },
+            };
+            inputs.insert(name, Value::string(value));
+        }
+        // Undeclared inputs still reach the action, as on GitHub.
+        for (name, value) in &given {
+            if !declared(name) {
+                inputs.insert(name.as_str(), Value::string(value.as_str()));
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Runs a composite action's steps under the using step, then evaluates its outputs.
+    async fn run_composite(
+        &mut self,
+        label: &StepLabel,
+        loaded: &Loaded,
+        steps: &[Step],
+        inputs: Object,
+        env: &BTreeMap<String, String>,
+        control: &JobControl,
+    ) -> StepEnd {
+        if self.frame.depth >= MAX_DEPTH {
+            let message = format!(
+                "composite actions nest more than {MAX_DEPTH} deep at {}; does an action use itself?",
+                loaded.file
+            );
+            self.step_log(label, LogLine::Error(&message));
+            return StepEnd::failure();
+        }
+        let frame = Frame {
+            file: loaded.file.clone(),
+            overlay_env: env.clone(),
+            action_path: Some(loaded.dir.to_string_lossy().into_owned()),
+            depth: self.frame.depth + 1,
+        };
+        let saved_frame = std::mem::replace(&mut self.frame, frame);
+        let saved_steps = std::mem::take(&mut self.steps);
+        let saved_failed = std::mem::replace(&mut self.failed, false);
+        let saved_inputs = self.contexts.get("inputs").cloned().unwrap_or_default();
+        self.contexts.insert("inputs", Value::object(inputs));
+
+        for (index, step) in steps.iter().enumerate() {
+            self.run_step_as(index, step, control, Some(label)).await;
+        }
+        let failed = self.failed;
+        let outputs = self.composite_outputs(label, &loaded.action);
+
+        self.contexts.insert("inputs", saved_inputs);
+        self.failed = saved_failed;
+        self.steps = saved_steps;
+        self.frame = saved_frame;
+        let outcome = if failed {
+            Conclusion::Failure
+        } else if self.cancelled {
+            Conclusion::Cancelled
+        } else {
+            Conclusion::Success
+        };
+        StepEnd { outcome, outputs }
+    }
+
+    /// A composite action's `outputs`, evaluated against its steps.
+    fn composite_outputs(&self, label: &StepLabel, action: &Action) -> Vec<(String, String)> {
+        let contexts = self.step_contexts(&self.env_object(&self.current_env()));
+        let scope = self.scope(&self.frame.file, &contexts, None);
+        let mut outputs = Vec::with_capacity(action.outputs.len());
+        for output in &action.outputs {
+            let Some(value) = &output.value else {
+                continue;
+            };
+            match scope.string(value) {
+                Ok(value) => outputs.push((output.name.value.clone(), value)),
+                Err(e) => self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string()))),
+            }
+        }
+        outputs
+    }
+
+    /// Runs a JavaScript action's `pre` (under `pre-if`) and `main`, and registers its `post`.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_node(
+        &mut self,
+        label: &StepLabel,
+        step: &Step,
+        loaded: &Loaded,
+        inputs: &Object,
+        env: &BTreeMap<String, String>,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> StepEnd {
+        let Runs::Node {
+            main,
+            pre,
+            pre_if,
+            post,
+            post_if,
+            ..
+        } = &loaded.action.runs
+        else {
+            return StepEnd::failure();
+        };
+        let action_path = loaded.dir.to_string_lossy().into_owned();
+        let mut extra: Vec<(String, String)> = inputs
+            .iter()
+            .map(|(name, value)| (input_variable(name), value.to_display_string()))
+            .collect();
+        extra.push(("GITHUB_ACTION_PATH".to_owned(), action_path.clone()));
+        let action_scope = Scope {
+            file: &loaded.file,
+            ..*scope
+        };
+
+        let mut state = Vec::new();
+        if let Some(pre) = pre {
+            let runs = match pre_if {
+                Some(condition) => action_scope.condition(Some(condition)),
+                None => Ok(true),
+            };
+            match runs {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.step_log(label, LogLine::Info(&format!("Pre: node {}", pre.value)));
+                    let (end, saved) = self
+                        .run_node_script(
+                            label,
+                            step,
+                            &loaded.dir,
+                            &pre.value,
+                            env,
+                            &extra,
+                            scope,
+                            control,
+                        )
+                        .await;
+                    state = saved;
+                    if end.outcome != Conclusion::Success {
+                        return end;
+                    }
+                }
+                Err(e) => {
+                    self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                    return StepEnd::failure();
+                }
+            }
+        }
+        let with_state = |state: &[(String, String)]| {
+            let mut all = extra.clone();
+            all.extend(state.iter().map(|(k, v)| (format!("STATE_{k}"), v.clone())));
+            all
+        };
+        let (end, saved) = self
+            .run_node_script(
+                label,
+                step,
+                &loaded.dir,
+                &main.value,
+                env,
+                &with_state(&state),
+                scope,
+                control,
+            )
+            .await;
+        state.extend(saved);
+        if let Some(post) = post {
+            let dir = loaded.dir.join(&post.value);
+            self.posts.push(PostStep {
+                name: format!("Post {}", label.name),
+                step: step.clone(),
+                condition: post_if.clone(),
+                file: loaded.file.clone(),
+                argv: vec!["node".to_owned(), dir.to_string_lossy().into_owned()],
+                env: env.clone(),
+                extra: with_state(&state),
+                action_path,
+            });
+        }
+        end
+    }
+
+    /// Runs `node <script>` from the action's folder.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_node_script(
+        &mut self,
+        label: &StepLabel,
+        step: &Step,
+        dir: &std::path::Path,
+        script: &str,
+        env: &BTreeMap<String, String>,
+        extra: &[(String, String)],
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> (StepEnd, Vec<(String, String)>) {
+        let (files, process_env, _) = match self.step_process(step, env, extra).await {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                return (StepEnd::failure(), Vec::new());
+            }
+        };
+        let prepared = Prepared {
+            files,
+            argv: vec![
+                "node".to_owned(),
+                dir.join(script).to_string_lossy().into_owned(),
+            ],
+            env: process_env.into_iter().collect(),
+            working_directory: self.runtime.paths().workspace.clone(),
+            script_path: None,
+        };
+        self.exec_prepared(label, step, prepared, env, scope, control)
+            .await
+    }
+
+    /// Runs a registered `post` as a step of its own, after the job's steps.
+    pub(super) async fn run_post(&mut self, index: usize, post: PostStep, control: &JobControl) {
+        self.check_cancelled(control);
+        let started = Instant::now();
+        let label = StepLabel {
+            index,
+            id: None,
+            name: post.name.clone(),
+        };
+        let contexts = self.step_contexts(&self.env_object(&post.env));
+        let scope = self.scope(&post.file, &contexts, None);
+        let runs = match &post.condition {
+            Some(condition) => scope.condition(Some(condition)),
+            None => Ok(true),
+        };
+        let outcome = match runs {
+            Ok(false) => Conclusion::Skipped,
+            Ok(true) | Err(_) => {
+                self.sink.event(&Event::StepStarted {
+                    job: self.label,
+                    step: &label,
+                });
+                match runs {
+                    Err(e) => {
+                        self.step_log(&label, LogLine::Error(&self.masker_text(&e.to_string())));
+                        Conclusion::Failure
+                    }
+                    _ => self.exec_post(&label, &post, &scope, control).await,
+                }
+            }
+        };
+        if outcome == Conclusion::Failure {
+            self.failed = true;
+        }
+        self.sink.event(&Event::StepFinished {
+            job: self.label,
+            step: &label,
+            outcome,
+            conclusion: outcome,
+            duration: started.elapsed(),
+        });
+        self.sink.flush();
+    }
+
+    async fn exec_post(
+        &mut self,
+        label: &StepLabel,
+        post: &PostStep,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> Conclusion {
+        let saved = self.frame.action_path.replace(post.action_path.clone());
+        let prepared = self.step_process(&post.step, &post.env, &post.extra).await;
+        self.frame.action_path = saved;
+        let (files, process_env, _) = match prepared {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                return Conclusion::Failure;
+            }
+        };
+        let prepared = Prepared {
+            files,
+            argv: post.argv.clone(),
+            env: process_env.into_iter().collect(),
+            working_directory: self.runtime.paths().workspace.clone(),
+            script_path: None,
+        };
+        let (end, _) = self
+            .exec_prepared(label, &post.step, prepared, &post.env, scope, control)
+            .await;
+        end.outcome
+    }
+}
+
+/// `INPUT_<NAME>`: upper case, spaces as underscores, as GitHub's runner names them.
+fn input_variable(name: &str) -> String {
+    format!("INPUT_{}", name.replace(' ', "_").to_uppercase())
+}
