@@ -124,6 +124,9 @@ pub enum BackendError {
     /// Cleaning up after the job failed; what could be removed was.
     #[error("cleaning up the job: {0}")]
     Cleanup(String),
+    /// The working directory is not there (a step's `working-directory` that does not exist).
+    #[error("the working directory {} does not exist", .0.display())]
+    WorkingDirectory(PathBuf),
     /// An empty `argv`.
     #[error("nothing to run: the command is empty")]
     EmptyCommand,

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use hearth_expr::{Object, Value as ExprValue};
 use hearth_workflow::filters::EventInfo;
-use hearth_workflow::model::{EventConfig, Scalar, Workflow};
+use hearth_workflow::model::{EventConfig, InputType, Scalar, Workflow};
 use hearth_workflow::plan::RunContext;
 use serde_json::Value;
 
@@ -60,12 +60,42 @@ impl LocalEvent {
     }
 
     /// The `github` context for `workflow` (read from `path`), as GitHub fills it for a run;
-    /// `actor` defaults to the payload's sender, else `hearth`.
-    pub fn github(&self, workflow: &Workflow, path: &Path, actor: Option<&str>) -> Object {
+    /// `actor` defaults to the payload's sender, else `hearth`. A `workflow_dispatch` payload
+    /// without `inputs` gets them from `inputs`, as strings, as GitHub's payload has them.
+    fn github(
+        &self,
+        workflow: &Workflow,
+        path: &Path,
+        actor: Option<&str>,
+        inputs: &Object,
+    ) -> Object {
         let mut github = Object::new();
         github.insert("event_name", self.name.as_str());
-        github.insert("event", ExprValue::from_json(&self.payload));
-        let git_ref = self.git_ref.as_deref().unwrap_or("");
+        let mut payload = self.payload.clone();
+        if self.name == "workflow_dispatch" && payload.get("inputs").is_none() {
+            let as_strings: serde_json::Map<String, Value> = inputs
+                .iter()
+                .map(|(k, v)| (k.to_owned(), Value::from(v.to_display_string())))
+                .collect();
+            if let Some(object) = payload.as_object_mut() {
+                object.insert("inputs".to_owned(), Value::Object(as_strings));
+            }
+        }
+        github.insert("event", ExprValue::from_json(&payload));
+        // A pull request runs on its merge ref, `refs/pull/<number>/merge`.
+        let pull_ref = (self.name == "pull_request")
+            .then(|| {
+                self.payload
+                    .get("number")
+                    .or_else(|| self.payload.pointer("/pull_request/number"))
+                    .and_then(Value::as_u64)
+            })
+            .flatten()
+            .map(|number| format!("refs/pull/{number}/merge"));
+        let git_ref = pull_ref
+            .as_deref()
+            .or(self.git_ref.as_deref())
+            .unwrap_or("");
         github.insert("ref", git_ref);
         let (ref_type, ref_name) = match (
             git_ref.strip_prefix("refs/heads/"),
@@ -73,7 +103,11 @@ impl LocalEvent {
         ) {
             (Some(branch), _) => ("branch", branch),
             (_, Some(tag)) => ("tag", tag),
-            _ => ("", git_ref),
+            _ => match git_ref.strip_prefix("refs/pull/") {
+                // GitHub's ref_name of a pull request is `<number>/merge`.
+                Some(pull) => ("branch", pull),
+                None => ("", git_ref),
+            },
         };
         github.insert("ref_name", ref_name);
         github.insert("ref_type", ref_type);
@@ -139,34 +173,69 @@ impl LocalEvent {
         inputs: &[(String, String)],
     ) -> RunContext {
         let vars: Object = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let inputs = inputs_context(workflow, &self.payload, inputs);
         RunContext {
-            github: ExprValue::object(self.github(workflow, path, actor)),
+            github: ExprValue::object(self.github(workflow, path, actor, &inputs)),
             vars: ExprValue::object(vars),
-            inputs: ExprValue::object(inputs_context(workflow, inputs)),
+            inputs: ExprValue::object(inputs),
         }
     }
 }
 
-/// The `inputs` context: the workflow's `workflow_dispatch` defaults, typed, under `given`.
-fn inputs_context(workflow: &Workflow, given: &[(String, String)]) -> Object {
+/// The `inputs` context: the workflow's `workflow_dispatch` defaults, then the payload's
+/// `inputs`, then `given`; booleans and numbers typed as the inputs declare them (GitHub keeps
+/// a boolean input a boolean in `inputs`, while `github.event.inputs` has strings).
+fn inputs_context(workflow: &Workflow, payload: &Value, given: &[(String, String)]) -> Object {
     let mut inputs = Object::new();
-    if let Some(EventConfig::WorkflowDispatch(dispatch)) =
-        workflow.on.event("workflow_dispatch").map(|e| &e.config)
-    {
-        for input in &dispatch.inputs {
-            let value = match input.default.as_ref().map(|d| &d.value) {
-                Some(Scalar::Bool(b)) => ExprValue::from(*b),
-                Some(Scalar::Number(n)) => ExprValue::from(*n),
-                Some(Scalar::String(s)) => ExprValue::from(s.as_str()),
-                Some(Scalar::Null) | None => ExprValue::from(""),
-            };
-            inputs.insert(input.name.value.as_str(), value);
-        }
+    let declared = match workflow.on.event("workflow_dispatch").map(|e| &e.config) {
+        Some(EventConfig::WorkflowDispatch(dispatch)) => dispatch.inputs.as_slice(),
+        _ => &[],
+    };
+    for input in declared {
+        let value = match input.default.as_ref().map(|d| &d.value) {
+            Some(Scalar::Bool(b)) => ExprValue::from(*b),
+            Some(Scalar::Number(n)) => ExprValue::from(*n),
+            Some(Scalar::String(s)) => typed(&input.kind, s),
+            Some(Scalar::Null) | None => ExprValue::from(""),
+        };
+        inputs.insert(input.name.value.as_str(), value);
+    }
+    let kind_of = |name: &str| {
+        declared
+            .iter()
+            .find(|i| i.name.value == name)
+            .map(|i| &i.kind)
+    };
+    let from_payload = payload.get("inputs").and_then(Value::as_object);
+    for (name, value) in from_payload.into_iter().flatten() {
+        let value = match (value, kind_of(name)) {
+            (Value::String(s), Some(kind)) => typed(kind, s),
+            (other, _) => ExprValue::from_json(other),
+        };
+        inputs.insert(name.as_str(), value);
     }
     for (name, value) in given {
-        inputs.insert(name.as_str(), value.as_str());
+        let value = match kind_of(name) {
+            Some(kind) => typed(kind, value),
+            None => ExprValue::from(value.as_str()),
+        };
+        inputs.insert(name.as_str(), value);
     }
     inputs
+}
+
+/// A string value of an input of type `kind`: `true`/`false` for booleans and numbers become
+/// those; anything else stays the string given.
+fn typed(kind: &InputType, value: &str) -> ExprValue {
+    match kind {
+        InputType::Boolean if value.eq_ignore_ascii_case("true") => ExprValue::from(true),
+        InputType::Boolean if value.eq_ignore_ascii_case("false") => ExprValue::from(false),
+        InputType::Number => match value.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => ExprValue::from(n),
+            _ => ExprValue::from(value),
+        },
+        _ => ExprValue::from(value),
+    }
 }
 
 fn read_payload(path: &Path) -> Result<Value> {

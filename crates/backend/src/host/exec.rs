@@ -116,6 +116,10 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // Said plainly: a spawn error alone would blame the program, not the folder.
+    if !spec.working_dir.is_dir() {
+        return Err(BackendError::WorkingDirectory(spec.working_dir.clone()));
+    }
     let mut child = command.spawn().map_err(|source| BackendError::Spawn {
         program: program.clone(),
         source,

@@ -320,7 +320,8 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             "environment",
             Value::string(request.runner.environment.as_str()),
         );
-        if runner_debug {
+        // GitHub sets `runner.debug` whenever debug logging is on, step debug included.
+        if runner_debug || step_debug {
             runner.insert("debug", Value::string("1"));
         }
         contexts.insert("runner", Value::object(runner));
