@@ -250,8 +250,14 @@ async fn exit_codes_signals_and_start_failures() {
     let mut bad_dir = sh(&job, "true");
     bad_dir.working_dir = job.paths().workspace.join("missing");
     let error = run(&job, bad_dir).await.0.unwrap_err();
-    assert!(matches!(error, BackendError::WorkingDirectory(_)), "{error}");
-    assert!(error.to_string().contains("missing does not exist"), "{error}");
+    assert!(
+        matches!(error, BackendError::WorkingDirectory(_)),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("missing does not exist"),
+        "{error}"
+    );
     job.finish().await.unwrap();
 }
 

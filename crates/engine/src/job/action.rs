@@ -2,10 +2,11 @@
 //! using step, nested as deep as they go) and JavaScript actions (`nodeNN`, run with the
 //! machine's `node`, with `pre`, `main` and `post` sharing state).
 //!
-//! Where GitHub differs by action kind: a JavaScript action's `pre` normally runs when the job
-//! starts, but a local action only exists once the workspace is there, so here it runs right
-//! before `main` (after `pre-if`), as act does. `post` runs when the job's steps are done, in
-//! reverse order of registration, under `post-if` (default `always()`).
+//! As on GitHub, a local JavaScript action's `pre` does not run (the action is not there when
+//! the job starts; GitHub's runner warns and skips it); `post` runs when the job's steps are
+//! done, in reverse order of registration, under `post-if` (default `always()`). `required`
+//! inputs are not enforced — GitHub's runner does not either (`@actions/core` does, inside the
+//! action).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -130,7 +131,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
     }
 
     /// The `inputs` context: `with:` values, else the input's default, with GitHub's warnings
-    /// for unexpected, missing required and deprecated inputs.
+    /// for unexpected and deprecated inputs.
     fn action_inputs(
         &self,
         label: &StepLabel,
@@ -183,17 +184,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
                 }
                 None => match &input.default {
                     Some(default) => scope.string(default).map_err(|e| e.to_string())?,
-                    None => {
-                        if input.required {
-                            self.step_log(
-                                label,
-                                LogLine::Warning(&format!(
-                                    "Input required and not supplied: {name}"
-                                )),
-                            );
-                        }
-                        String::new()
-                    }
+                    None => String::new(),
                 },
             };
             inputs.insert(name, Value::string(value));
@@ -289,7 +280,6 @@ impl<R: JobRuntime> JobRun<'_, R> {
         let Runs::Node {
             main,
             pre,
-            pre_if,
             post,
             post_if,
             ..
@@ -303,44 +293,14 @@ impl<R: JobRuntime> JobRun<'_, R> {
             .map(|(name, value)| (input_variable(name), value.to_display_string()))
             .collect();
         extra.push(("GITHUB_ACTION_PATH".to_owned(), action_path.clone()));
-        let action_scope = Scope {
-            file: &loaded.file,
-            ..*scope
-        };
-
-        let mut state = Vec::new();
-        if let Some(pre) = pre {
-            let runs = match pre_if {
-                Some(condition) => action_scope.condition(Some(condition)),
-                None => Ok(true),
-            };
-            match runs {
-                Ok(false) => {}
-                Ok(true) => {
-                    self.step_log(label, LogLine::Info(&format!("Pre: node {}", pre.value)));
-                    let (end, saved) = self
-                        .run_node_script(
-                            label,
-                            step,
-                            &loaded.dir,
-                            &pre.value,
-                            env,
-                            &extra,
-                            scope,
-                            control,
-                        )
-                        .await;
-                    state = saved;
-                    if end.outcome != Conclusion::Success {
-                        return end;
-                    }
-                }
-                Err(e) => {
-                    self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
-                    return StepEnd::failure();
-                }
-            }
+        if pre.is_some() {
+            let message = format!(
+                "`pre` execution is not supported for local action from '{}'",
+                loaded.dir.display()
+            );
+            self.step_log(label, LogLine::Warning(&message));
         }
+        let mut state = Vec::new();
         let with_state = |state: &[(String, String)]| {
             let mut all = extra.clone();
             all.extend(state.iter().map(|(k, v)| (format!("STATE_{k}"), v.clone())));

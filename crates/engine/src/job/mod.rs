@@ -473,6 +473,15 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
     /// The contexts a step's expressions read, with `env` as given.
     fn step_contexts(&self, env: &Object) -> Object {
         let mut contexts = self.contexts.clone();
+        if let Some(action_path) = &self.frame.action_path {
+            let mut github = contexts
+                .get("github")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            github.insert("action_path", Value::string(action_path.as_str()));
+            contexts.insert("github", Value::object(github));
+        }
         contexts.insert("env", Value::object(env.clone()));
         contexts.insert("steps", Value::object(self.steps.clone()));
         let mut job = Object::with_capacity(1);

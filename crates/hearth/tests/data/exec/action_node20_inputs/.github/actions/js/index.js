@@ -1,0 +1,12 @@
+const env = process.env;
+console.log(`INPUT_MY-INPUT=${env['INPUT_MY-INPUT']}`);
+console.log(`INPUT_TWO_WORDS=${env['INPUT_TWO_WORDS']}`);
+console.log(`INPUT_CAMELCASE=${env['INPUT_CAMELCASE']}`);
+console.log(`INPUT_DEFAULTED=${env['INPUT_DEFAULTED']}`);
+console.log(`INPUT_UNSET=[${env['INPUT_UNSET']}] defined=${'INPUT_UNSET' in env}`);
+console.log(`lower-case name defined=${'INPUT_camelCase' in env || 'INPUT_my-input' in env}`);
+console.log(`step env=${env.FROM_STEP}`);
+const fs = require('fs');
+const path = require('path');
+console.log(`action path ok=${env.GITHUB_ACTION_PATH === path.join(env.GITHUB_WORKSPACE, '.github/actions/js') && fs.existsSync(path.join(env.GITHUB_ACTION_PATH, 'index.js'))}`);
+console.log(`cwd is workspace=${fs.realpathSync(process.cwd()) === fs.realpathSync(env.GITHUB_WORKSPACE)}`);

@@ -1,0 +1,1 @@
+console.log(`main in ${process.env.GITHUB_JOB}`);

@@ -1,0 +1,1 @@
+console.log(`failure post ran in ${process.env.GITHUB_JOB}`);

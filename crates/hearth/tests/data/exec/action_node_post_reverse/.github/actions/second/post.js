@@ -1,0 +1,4 @@
+const fs = require('fs');
+const file = process.env.GITHUB_WORKSPACE + '/posts.txt';
+fs.appendFileSync(file, 'second ');
+console.log('post order so far: ' + fs.readFileSync(file, 'utf8').trim());
