@@ -303,12 +303,7 @@ impl JobRuntime for HostJob {
 
     /// Looks through `path`'s folders for an executable file named `program`, as a shell would.
     fn has_program(&self, program: &str, path: &str) -> Option<bool> {
-        use std::os::unix::fs::PermissionsExt;
-        let found = std::env::split_paths(path).any(|dir| {
-            std::fs::metadata(dir.join(program))
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        });
-        Some(found)
+        Some(exec::find_on_path(program, path).is_some())
     }
 
     /// Runs one process; `RUNNER_TRACKING_ID` is added to (or replaces the one in) `spec.env`.

@@ -152,6 +152,12 @@ impl Masker {
         Cow::Owned(render(line, &spans))
     }
 
+    /// Builds the automaton now, so that clones share it instead of each building their own
+    /// (jobs of one run clone a masker holding the run's secrets).
+    pub fn build(&self) {
+        self.searcher();
+    }
+
     /// Masks a text the runner writes itself (a message, a name), as a string.
     pub fn mask_text(&self, text: &str) -> String {
         String::from_utf8_lossy(&self.mask(text.as_bytes())).into_owned()

@@ -78,6 +78,30 @@ struct Stopping {
     kill_at: Option<Instant>,
 }
 
+/// `program` found on the `PATH` of `env` when it is a bare name. Handing the OS an absolute
+/// path lets the standard library start it with `posix_spawn`; with a bare name and a cleared
+/// environment it falls back to fork and searches `PATH` in the child, which costs about a third
+/// of a millisecond per step. A name not found is left as it is, for the spawn error to name.
+fn resolve(program: &str, env: &[(String, String)]) -> std::path::PathBuf {
+    if program.contains('/') {
+        return program.into();
+    }
+    let path = env.iter().rev().find(|(name, _)| name == "PATH");
+    path.and_then(|(_, path)| find_on_path(program, path))
+        .unwrap_or_else(|| program.into())
+}
+
+/// The first executable file named `program` in the folders of `path`, as a shell finds it.
+pub(crate) fn find_on_path(program: &str, path: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Runs `spec` to its end; see the module documentation.
 pub(crate) async fn run(
     spec: ExecSpec,
@@ -96,7 +120,7 @@ pub(crate) async fn run(
         source,
     };
 
-    let mut command = Command::new(program);
+    let mut command = Command::new(resolve(program, &spec.env));
     command
         .args(args)
         .env_clear()

@@ -58,6 +58,10 @@ pub struct JobRequest<'a> {
     pub vars: Object,
     /// The `secrets` context; every value is masked.
     pub secrets: Vec<(String, String)>,
+    /// A masker the job starts from, e.g. one holding the run's secrets already (built with
+    /// [`Masker::build`], its automaton is shared by every job cloning it); the job adds the
+    /// secrets above and its own `add-mask` values to its copy.
+    pub masker: Masker,
     /// The `inputs` context.
     pub inputs: Object,
     /// The `needs` context: `{ <id>: { result, outputs } }` for the job's needs.
@@ -142,7 +146,7 @@ pub async fn run_job<B: Backend>(
     sink.event(&Event::JobStarted { job: &label });
     sink.flush();
 
-    let mut masker = Masker::new();
+    let mut masker = request.masker.clone();
     for (_, value) in &request.secrets {
         masker.add(value);
     }
@@ -209,8 +213,10 @@ struct JobRun<'r, R: JobRuntime> {
     timeout_minutes: f64,
     cancel_timeout: Duration,
     workspace: Option<Arc<DirWorkspace>>,
-    /// Numbers steps for their files and scripts.
+    /// Numbers steps for their scripts.
     counter: usize,
+    /// The file-command files every step gets (emptied before each).
+    files: files::StepFiles,
     /// `GITHUB_ACTION` values given so far, to number repeats as GitHub does.
     action_ids: BTreeMap<String, usize>,
     /// `ACTIONS_STEP_DEBUG`.
@@ -346,6 +352,15 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         );
         contexts.insert("github", Value::object(github));
 
+        let files = match files::StepFiles::create(&paths.temp, &paths.temp_on_host) {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = runtime.finish().await;
+                return Err(format!(
+                    "cannot create the step files in the job's temp folder: {e}"
+                ));
+            }
+        };
         let workspace = DirWorkspace::new(&paths.workspace_on_host)
             .ok()
             .map(Arc::new);
@@ -367,6 +382,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             cancel_timeout: minutes(cancel_timeout_minutes),
             workspace,
             counter: 0,
+            files,
             action_ids: BTreeMap::new(),
             step_debug,
             frame: Frame {

@@ -308,12 +308,11 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         env: &BTreeMap<String, String>,
         extra: &[(String, String)],
     ) -> Result<(StepFiles, BTreeMap<String, String>, String), String> {
-        let n = self.counter;
         self.counter += 1;
-        let paths = self.runtime.paths().clone();
-        let files = StepFiles::create(&paths.temp, &paths.temp_on_host, n)
-            .await
-            .map_err(|e| format!("cannot create the step's files in the job's temp folder: {e}"))?;
+        self.files
+            .reset()
+            .map_err(|e| format!("cannot empty the step's files in the job's temp folder: {e}"))?;
+        let files = self.files.clone();
         let mut process_env: BTreeMap<String, String> =
             self.request.base_env.iter().cloned().collect();
         process_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -379,8 +378,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         let shell = Shell::resolve(shell.as_deref(), if can_look { Some(&find) } else { None })
             .map_err(|e| format!("invalid shell: {e}"))?;
         let script_name = format!("step_{}{}", self.counter, shell.extension());
-        tokio::fs::write(paths.temp_on_host.join(&script_name), shell.script(&run))
-            .await
+        std::fs::write(paths.temp_on_host.join(&script_name), shell.script(&run))
             .map_err(|e| format!("cannot write the step's script: {e}"))?;
         let argv = shell
             .argv(&paths.temp.join(&script_name).to_string_lossy())
@@ -430,7 +428,6 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             Ok(minutes) => minutes.map(super::minutes),
             Err(e) => {
                 self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
-                prepared.files.remove().await;
                 return (StepEnd::failure(), Vec::new());
             }
         };
@@ -472,7 +469,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         let effects = std::mem::take(&mut output.effects);
         drop(output);
         if let Some(script) = &prepared.script_path {
-            let _ = tokio::fs::remove_file(script).await;
+            let _ = std::fs::remove_file(script);
         }
 
         let mut outcome = match ended {
@@ -519,20 +516,17 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         for path in &effects.paths {
             self.path.add(path);
         }
-        if !self
-            .apply_files(label, &prepared.files, &mut outputs, &mut state)
-            .await
+        if !self.apply_files(label, &prepared.files, &mut outputs, &mut state)
             && outcome == Conclusion::Success
         {
             outcome = Conclusion::Failure;
         }
-        prepared.files.remove().await;
         (StepEnd { outcome, outputs }, state)
     }
 
     /// Applies what the step wrote to its files; `false` when one was malformed (the step
     /// then fails, as on GitHub, after the entries before the error were applied).
-    async fn apply_files(
+    fn apply_files(
         &mut self,
         label: &StepLabel,
         files: &StepFiles,
@@ -546,7 +540,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             ok = false;
         };
 
-        match files.read(FileCommand::Env).await {
+        match files.read(FileCommand::Env) {
             Ok(bytes) => {
                 let updates = env_files::parse_env(&env_files::decode(&bytes), Newlines::Lf);
                 for pair in updates.set {
@@ -561,11 +555,11 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             }
             Err(e) => fail(self, FileCommand::Env, e.to_string()),
         }
-        match files.read(FileCommand::Path).await {
+        match files.read(FileCommand::Path) {
             Ok(bytes) => self.path.add_file(&env_files::decode(&bytes)),
             Err(e) => fail(self, FileCommand::Path, e.to_string()),
         }
-        match files.read(FileCommand::Output).await {
+        match files.read(FileCommand::Output) {
             Ok(bytes) => {
                 let values = env_files::parse_key_values(&env_files::decode(&bytes), Newlines::Lf);
                 outputs.extend(values.pairs.into_iter().map(|p| (p.name, p.value)));
@@ -575,7 +569,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             }
             Err(e) => fail(self, FileCommand::Output, e.to_string()),
         }
-        match files.read(FileCommand::State).await {
+        match files.read(FileCommand::State) {
             Ok(bytes) => {
                 let values = env_files::parse_key_values(&env_files::decode(&bytes), Newlines::Lf);
                 state.extend(values.pairs.into_iter().map(|p| (p.name, p.value)));
@@ -585,16 +579,16 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             }
             Err(e) => fail(self, FileCommand::State, e.to_string()),
         }
-        self.step_summary(label, files).await;
+        self.step_summary(label, files);
         ok
     }
 
     /// Sends the step summary, masked, when there is one and it is within GitHub's limit.
-    async fn step_summary(&self, label: &StepLabel, files: &StepFiles) {
-        match env_files::check_step_summary(files.summary_size().await) {
+    fn step_summary(&self, label: &StepLabel, files: &StepFiles) {
+        match env_files::check_step_summary(files.summary_size()) {
             Ok(env_files::StepSummary::Empty) => {}
             Ok(env_files::StepSummary::Upload) => {
-                let Ok(bytes) = files.read(FileCommand::StepSummary).await else {
+                let Ok(bytes) = files.read(FileCommand::StepSummary) else {
                     return;
                 };
                 let markdown = self.masker_text(&env_files::decode(&bytes));

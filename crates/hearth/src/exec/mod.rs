@@ -70,8 +70,15 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     };
     let filter = |matrix: &serde_json::Map<String, serde_json::Value>| matrix_filter.allows(matrix);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let secrets: Vec<(String, String)> = values.secrets.into_iter().collect();
+    let mut masker = hearth_engine::mask::Masker::new();
+    for (_, value) in &secrets {
+        masker.add(value);
+    }
+    masker.build();
     let settings = Settings {
-        secrets: values.secrets.into_iter().collect(),
+        secrets,
+        masker,
         extra_env: values.env.into_iter().collect(),
         base_env: base_env(),
         repository: Some(directory.clone()),

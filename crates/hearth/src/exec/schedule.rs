@@ -11,6 +11,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use hearth_backend::Backend;
 use hearth_engine::events::{Conclusion, Event, EventSink, JobLabel};
 use hearth_engine::job::{run_job, JobControl, JobOutcome, JobRequest, RunnerInfo};
+use hearth_engine::mask::Masker;
 use hearth_expr::{Object, Status, Value as ExprValue};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::model::{Job, OrExpr, StepKind, Workflow};
@@ -39,6 +40,8 @@ pub enum Place {
 /// What every job of the run shares.
 pub struct Settings<'a> {
     pub secrets: Vec<(String, String)>,
+    /// Masks the secrets; built once and shared by every job.
+    pub masker: Masker,
     pub extra_env: Vec<(String, String)>,
     pub base_env: Vec<(String, String)>,
     pub repository: Option<PathBuf>,
@@ -309,6 +312,7 @@ impl<B: Backend> Scheduler<'_, B> {
                 .cloned()
                 .unwrap_or_default(),
             secrets: self.settings.secrets.clone(),
+            masker: self.settings.masker.clone(),
             inputs: self
                 .workflow
                 .run
