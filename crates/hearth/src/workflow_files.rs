@@ -142,3 +142,27 @@ pub fn display_path(path: &Path) -> String {
         .collect();
     cleaned.display().to_string()
 }
+
+/// Reads and parses the workflow at `path`, as `plan` and `exec` load them: a file that is not
+/// text or not a valid workflow has its problems printed to stderr and gives `None`.
+///
+/// # Errors
+///
+/// The file cannot be read at all.
+pub fn load_workflow(path: &Path) -> Result<Option<(String, hearth_workflow::model::Workflow)>> {
+    let source = read(path)?;
+    let text = match source.text() {
+        Ok(text) => text,
+        Err(problem) => {
+            eprintln!("{problem}");
+            return Ok(None);
+        }
+    };
+    match hearth_workflow::model::Workflow::parse(text, &source.label) {
+        Ok(workflow) => Ok(Some((source.label, workflow))),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            Ok(None)
+        }
+    }
+}

@@ -87,28 +87,15 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
     let mut failed = false;
     let mut planned = Vec::new();
     for path in &files {
-        let source = workflow_files::read(path)?;
-        let text = match source.text() {
-            Ok(text) => text,
-            Err(problem) => {
-                eprintln!("{problem}");
-                failed = true;
-                continue;
-            }
-        };
-        let workflow = match Workflow::parse(text, &source.label) {
-            Ok(workflow) => workflow,
-            Err(diagnostics) => {
-                eprintln!("{diagnostics}");
-                failed = true;
-                continue;
-            }
+        let Some((label, workflow)) = workflow_files::load_workflow(path)? else {
+            failed = true;
+            continue;
         };
         let outcome = match triggered(&args, &workflow, &event_info) {
             Err(reason) => Outcome::NotTriggered(reason),
             Ok(()) => {
                 let context = event.run_context(&workflow, path, None, &args.vars, &args.inputs);
-                match plan::plan(&workflow, &source.label, &context) {
+                match plan::plan(&workflow, &label, &context) {
                     Ok(entries) => Outcome::Planned(entries),
                     Err(diagnostics) => {
                         eprintln!("{diagnostics}");
@@ -118,7 +105,7 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
                 }
             }
         };
-        planned.push((source.label, workflow, outcome));
+        planned.push((label, workflow, outcome));
     }
 
     if args.json {

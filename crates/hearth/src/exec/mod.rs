@@ -15,7 +15,6 @@ use anyhow::{bail, Context, Result};
 use hearth_backend::host::HostBackend;
 use hearth_engine::events::{Conclusion, EventSink};
 use hearth_engine::job::{JobControl, RunnerInfo};
-use hearth_workflow::model::Workflow;
 use hearth_workflow::plan::{self, JobPlan};
 
 use crate::cmd::exec::ExecArgs;
@@ -175,22 +174,9 @@ fn load_workflows(
     let mut found_jobs: HashMap<&str, bool> =
         args.jobs_only.iter().map(|j| (j.as_str(), false)).collect();
     for path in &files {
-        let source = workflow_files::read(path)?;
-        let text = match source.text() {
-            Ok(text) => text,
-            Err(problem) => {
-                eprintln!("{problem}");
-                invalid = true;
-                continue;
-            }
-        };
-        let workflow = match Workflow::parse(text, &source.label) {
-            Ok(workflow) => workflow,
-            Err(diagnostics) => {
-                eprintln!("{diagnostics}");
-                invalid = true;
-                continue;
-            }
+        let Some((label, workflow)) = workflow_files::load_workflow(path)? else {
+            invalid = true;
+            continue;
         };
         let triggered = if args.ignore_filters {
             match workflow.on.event(&args.event) {
@@ -202,7 +188,7 @@ fn load_workflows(
         };
         if let Err(reason) = triggered {
             if !args.json && (args.workflows.iter().any(|w| w == path) || args.list) {
-                eprintln!("{}: not run: {reason}", source.label);
+                eprintln!("{}: not run: {reason}", label);
             }
             continue;
         }
@@ -227,7 +213,7 @@ fn load_workflows(
         };
         let run = event.run_context(&workflow, path, args.actor.as_deref(), vars, inputs);
         workflows.push(PlannedWorkflow {
-            label: source.label,
+            label: label,
             workflow,
             run,
             only,
