@@ -213,7 +213,7 @@ fn load_workflows(
         };
         let run = event.run_context(&workflow, path, args.actor.as_deref(), vars, inputs);
         workflows.push(PlannedWorkflow {
-            label: label,
+            label,
             workflow,
             run,
             only,
