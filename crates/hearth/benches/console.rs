@@ -17,6 +17,9 @@ mod console;
 #[path = "../src/exec/json.rs"]
 #[allow(dead_code, unused_imports)]
 mod json;
+#[path = "../src/exec/out.rs"]
+#[allow(dead_code)]
+mod out;
 
 use std::hint::black_box;
 use std::io;

@@ -37,6 +37,7 @@ use crate::mask::Masker;
 use crate::workspace_files::DirWorkspace;
 
 pub use eval::EvalError;
+pub use step::default_step_name;
 
 /// GitHub's default `timeout-minutes` of a job.
 pub const DEFAULT_JOB_TIMEOUT_MINUTES: f64 = 360.0;

@@ -131,17 +131,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
                 }
             }
         }
-        let name = match &step.kind {
-            StepKind::Run { run, .. } => {
-                let first = run.value.lines().map(str::trim).find(|l| !l.is_empty());
-                format!("Run {}", first.unwrap_or_default())
-            }
-            StepKind::Uses { uses, .. } => format!("Run {}", uses.value),
-            StepKind::Wait { .. } => "Wait".to_owned(),
-            StepKind::WaitAll => "Wait for all".to_owned(),
-            StepKind::Cancel { .. } => "Cancel".to_owned(),
-            StepKind::Parallel { .. } => "Parallel".to_owned(),
-        };
+        let name = default_step_name(step);
         self.masker_text(&name)
     }
 
@@ -633,4 +623,20 @@ fn is_own_checkout(uses: &str, with: Option<&hearth_workflow::model::Env>) -> bo
         None => false,
     };
     checkout && !other_repository
+}
+
+/// A step's name when it has no `name:`, as GitHub shows it: `Run <first line of the script>`
+/// or `Run <action>`.
+pub fn default_step_name(step: &Step) -> String {
+    match &step.kind {
+        StepKind::Run { run, .. } => {
+            let first = run.value.lines().map(str::trim).find(|l| !l.is_empty());
+            format!("Run {}", first.unwrap_or_default())
+        }
+        StepKind::Uses { uses, .. } => format!("Run {}", uses.value),
+        StepKind::Wait { .. } => "Wait".to_owned(),
+        StepKind::WaitAll => "Wait for all".to_owned(),
+        StepKind::Cancel { .. } => "Cancel".to_owned(),
+        StepKind::Parallel { .. } => "Parallel".to_owned(),
+    }
 }

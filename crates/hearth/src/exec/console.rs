@@ -23,21 +23,19 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 // Colours come from `anstyle` (already in the build through clap): it renders the escape
 // sequences for a style, so this module names styles and never spells an escape code.
 use anstyle::{AnsiColor, Style};
+
+use super::out::Out;
 use hearth_engine::commands::Level;
 use hearth_engine::events::{
     AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel,
 };
-
-/// Large enough that a busy step fills it between two flushes only rarely, small enough to
-/// stay in cache.
-const BUFFER_SIZE: usize = 64 * 1024;
 
 /// Colours for job prefixes, one per job in start order; red and yellow are left to failures
 /// and warnings.
@@ -121,7 +119,7 @@ impl<W: Write + Send> Console<W> {
 
     /// The first write error, if writing failed; nothing is written after one.
     pub fn take_error(&self) -> Option<io::Error> {
-        self.lock().out.error.take()
+        self.lock().out.take_error()
     }
 
     #[cfg(test)]
@@ -238,7 +236,7 @@ impl<W: Write> Inner<W> {
             out, styles, jobs, ..
         } = self;
         out.put_str(&jobs[j].prefix);
-        out.painted(&styles.heading, "● Job started");
+        painted(out, &styles.heading, "● Job started");
         out.put(b"\n");
     }
 
@@ -407,7 +405,7 @@ fn write_log<W: Write>(out: &mut Out<W>, job: &JobState, paint: &Paint, label: &
 fn write_step_summary<W: Write>(out: &mut Out<W>, styles: &Styles, prefix: &str, markdown: &str) {
     out.put_str(prefix);
     out.put_str("  ");
-    out.painted(&styles.heading, "summary:");
+    painted(out, &styles.heading, "summary:");
     out.put(b"\n");
     for line in lines(markdown) {
         out.put_str(prefix);
@@ -648,71 +646,11 @@ impl Styles {
     }
 }
 
-/// The buffered writer. A write that fails is remembered and ends all writing: output that
-/// nobody reads (a closed pipe) must not stop or slow the run, and must never panic.
-struct Out<W: Write> {
-    buf: BufWriter<W>,
-    error: Option<io::Error>,
-    failed: bool,
-}
-
-impl<W: Write> Out<W> {
-    fn new(out: W) -> Self {
-        Out {
-            buf: BufWriter::with_capacity(BUFFER_SIZE, out),
-            error: None,
-            failed: false,
-        }
-    }
-
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        if !self.failed {
-            let result = self.buf.write_all(bytes);
-            self.check(result);
-        }
-    }
-
-    #[inline]
-    fn put_str(&mut self, text: &str) {
-        self.put(text.as_bytes());
-    }
-
-    fn put_fmt(&mut self, args: fmt::Arguments<'_>) {
-        if !self.failed {
-            let result = self.buf.write_fmt(args);
-            self.check(result);
-        }
-    }
-
-    fn painted(&mut self, paint: &Paint, text: &str) {
-        self.put_str(&paint.on);
-        self.put_str(text);
-        self.put_str(&paint.off);
-    }
-
-    fn flush(&mut self) {
-        if !self.failed {
-            let result = self.buf.flush();
-            self.check(result);
-        }
-    }
-
-    fn check(&mut self, result: io::Result<()>) {
-        if let Err(error) = result {
-            self.failed = true;
-            self.error = Some(error);
-        }
-    }
-
-    #[cfg(test)]
-    fn into_inner(mut self) -> io::Result<W> {
-        self.flush();
-        if let Some(error) = self.error {
-            return Err(error);
-        }
-        self.buf.into_inner().map_err(|e| e.into_error())
-    }
+/// Writes `text` in `paint`'s colours.
+fn painted<W: Write>(out: &mut Out<W>, paint: &Paint, text: &str) {
+    out.put_str(&paint.on);
+    out.put_str(text);
+    out.put_str(&paint.off);
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@
 //! Like the console, the sink writes into one buffer and writes it out when the engine calls
 //! [`EventSink::flush`] or when it fills up, never a system call per line.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -43,8 +43,7 @@ use hearth_engine::commands::Level;
 use hearth_engine::events::{AnnotationRef, Event, EventSink, JobLabel, LogLine, StepLabel};
 use serde::{Serialize, Serializer};
 
-/// As the console's buffer: a busy step fills it between two flushes only rarely.
-const BUFFER_SIZE: usize = 64 * 1024;
+use super::out::Out;
 
 /// The JSON-lines sink. Shared by all jobs; each event is one whole line.
 pub struct JsonLines<W: Write> {
@@ -55,31 +54,22 @@ impl<W: Write + Send> JsonLines<W> {
     /// A sink writing JSON lines to `out`.
     pub fn new(out: W) -> Self {
         JsonLines {
-            inner: Mutex::new(Out {
-                buf: BufWriter::with_capacity(BUFFER_SIZE, out),
-                error: None,
-                failed: false,
-            }),
+            inner: Mutex::new(Out::new(out)),
         }
     }
 
     /// The first write error, if writing failed; nothing is written after one.
     pub fn take_error(&self) -> Option<io::Error> {
-        self.lock().error.take()
+        self.lock().take_error()
     }
 
     #[cfg(test)]
     /// Flushes and returns the writer (tests read what was written this way).
     pub fn into_inner(self) -> io::Result<W> {
-        let mut out = self
-            .inner
+        self.inner
             .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
-        out.flush();
-        if let Some(error) = out.error {
-            return Err(error);
-        }
-        out.buf.into_inner().map_err(|e| e.into_error())
+            .unwrap_or_else(PoisonError::into_inner)
+            .into_inner()
     }
 
     /// The writer, even after a panic elsewhere: a line is written whole or not at all anyway.
@@ -90,7 +80,10 @@ impl<W: Write + Send> JsonLines<W> {
 
 impl<W: Write + Send> EventSink for JsonLines<W> {
     fn event(&self, event: &Event<'_>) {
-        self.lock().write(&record(event));
+        self.lock().with(|buf| {
+            serde_json::to_writer(&mut *buf, &record(event))?;
+            buf.write_all(b"\n")
+        });
     }
 
     fn flush(&self) {
@@ -282,40 +275,6 @@ fn location<'a>(a: &AnnotationRef<'a>) -> Annotation<'a> {
 /// Whole milliseconds; a duration past `u64` (half a billion years) is clamped.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The buffered writer. A write that fails is remembered and ends all writing: output that
-/// nobody reads (a closed pipe) must not stop the run, and must never panic.
-struct Out<W: Write> {
-    buf: BufWriter<W>,
-    error: Option<io::Error>,
-    failed: bool,
-}
-
-impl<W: Write> Out<W> {
-    fn write(&mut self, record: &Record<'_>) {
-        if self.failed {
-            return;
-        }
-        let result = serde_json::to_writer(&mut self.buf, record)
-            .map_err(io::Error::from)
-            .and_then(|()| self.buf.write_all(b"\n"));
-        self.check(result);
-    }
-
-    fn flush(&mut self) {
-        if !self.failed {
-            let result = self.buf.flush();
-            self.check(result);
-        }
-    }
-
-    fn check(&mut self, result: io::Result<()>) {
-        if let Err(error) = result {
-            self.failed = true;
-            self.error = Some(error);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod console;
 pub mod inputs;
 pub mod json;
 pub mod labels;
+mod out;
 pub mod schedule;
 
 use std::collections::HashMap;

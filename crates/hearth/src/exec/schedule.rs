@@ -10,11 +10,13 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hearth_backend::Backend;
 use hearth_engine::events::{Conclusion, Event, EventSink, JobLabel};
-use hearth_engine::job::{run_job, JobControl, JobOutcome, JobRequest, RunnerInfo};
+use hearth_engine::job::{
+    default_step_name, run_job, JobControl, JobOutcome, JobRequest, RunnerInfo,
+};
 use hearth_engine::mask::Masker;
 use hearth_expr::{Object, Status, Value as ExprValue};
 use hearth_workflow::graph::{needs_status, JobResult};
-use hearth_workflow::model::{Job, OrExpr, StepKind, Workflow};
+use hearth_workflow::model::{Job, OrExpr, Workflow};
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan, PlannedJob, RunContext};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
@@ -335,17 +337,10 @@ impl<B: Backend> Scheduler<'_, B> {
     fn dry_run(&self, job: &Job, label: &JobLabel) {
         self.sink.event(&Event::JobStarted { job: label });
         for (index, step) in job.steps.iter().enumerate() {
-            let name = match (&step.name, &step.kind) {
-                (Some(name), _) => name.value.clone(),
-                (None, StepKind::Run { run, .. }) => {
-                    format!(
-                        "Run {}",
-                        run.value.lines().next().unwrap_or_default().trim()
-                    )
-                }
-                (None, StepKind::Uses { uses, .. }) => format!("Run {}", uses.value),
-                (None, _) => format!("step {}", index + 1),
-            };
+            let name = step
+                .name
+                .as_ref()
+                .map_or_else(|| default_step_name(step), |n| n.value.clone());
             let step = hearth_engine::events::StepLabel {
                 index,
                 id: step.id.as_ref().map(|id| id.value.clone()),
