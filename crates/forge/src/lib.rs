@@ -1,0 +1,2 @@
+//! Hearth's side of the protocol Gitea and Forgejo speak with their runners.
+pub mod proto;
