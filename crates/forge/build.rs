@@ -2,7 +2,10 @@
 //! `protoc` is needed on the build machine) and generates the message types with `prost-build`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/runner/v1/messages.proto", "proto/ping/v1/messages.proto"];
+    let files = [
+        "proto/runner/v1/messages.proto",
+        "proto/ping/v1/messages.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

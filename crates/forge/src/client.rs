@@ -170,7 +170,10 @@ impl Client {
         Ok(response)
     }
 
-    pub async fn update_log(&self, request: &UpdateLogRequest) -> Result<UpdateLogResponse, RpcError> {
+    pub async fn update_log(
+        &self,
+        request: &UpdateLogRequest,
+    ) -> Result<UpdateLogResponse, RpcError> {
         let (response, _) = self
             .call("runner.v1.RunnerService/UpdateLog", request, None)
             .await?;
@@ -304,7 +307,11 @@ mod tests {
         );
         assert_eq!(e.wire_code, Code::Unknown);
         assert!(e.is_unregistered());
-        let e = error_from_response("x", 401, br#"{"code":"unauthenticated","message":"unregistered runner"}"#);
+        let e = error_from_response(
+            "x",
+            401,
+            br#"{"code":"unauthenticated","message":"unregistered runner"}"#,
+        );
         assert_eq!(e.wire_code, Code::Unauthenticated);
     }
 

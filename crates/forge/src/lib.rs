@@ -10,3 +10,4 @@ pub mod proto;
 
 pub use client::{Client, ClientOptions, Credentials, Declared};
 pub use error::{ClientError, Code, RpcError};
+pub mod reporter;

@@ -1,0 +1,202 @@
+//! The reporter's network side: one task per reported task, detached from the job.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{ReportError, ReporterOptions, Shared};
+use crate::client::Client;
+use crate::error::RpcError;
+use crate::proto::runner::{self, UpdateLogRequest, UpdateTaskRequest};
+
+/// Sends rows and state while the job runs, then the final report once `finish` fires.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    client: Client,
+    options: ReporterOptions,
+    mut finish: oneshot::Receiver<()>,
+) -> Result<(), ReportError> {
+    let mut sender = Sender {
+        shared,
+        client,
+        options,
+        failures: 0,
+        last_failure: None,
+    };
+    let mut next_state = Instant::now();
+    loop {
+        if sender.failures > 0 {
+            // The forge was unreachable: rows keep coming, but wait out the backoff.
+            tokio::select! {
+                _ = &mut finish => break,
+                _ = tokio::time::sleep_until(sender.retry_at()) => {}
+            }
+        } else {
+            tokio::select! {
+                _ = &mut finish => break,
+                _ = tokio::time::sleep_until(next_state) => {}
+                _ = sender.shared.wake.notified() => {}
+            }
+        }
+        let state_due = sender.failures > 0 || Instant::now() >= next_state;
+        let mut round = sender.send_logs(false).await.map(|_| ());
+        if round.is_ok() && state_due {
+            round = sender.send_state().await;
+        }
+        match round {
+            Ok(()) => {
+                sender.failures = 0;
+                sender.last_failure = None;
+                if state_due {
+                    next_state = Instant::now() + sender.options.report_interval;
+                }
+            }
+            Err(e) => sender.failed(&e),
+        }
+    }
+    sender.close().await
+}
+
+struct Sender {
+    shared: Arc<Shared>,
+    client: Client,
+    options: ReporterOptions,
+    /// Consecutive failed rounds, for the backoff.
+    failures: u32,
+    last_failure: Option<Instant>,
+}
+
+impl Sender {
+    /// Sends waiting rows, batch after batch, until none wait (true) or the forge takes no
+    /// more for now (false); the last batch carries `no_more` when `closing`.
+    async fn send_logs(&mut self, closing: bool) -> Result<bool, RpcError> {
+        loop {
+            let (index, rows, total) = {
+                let mut inner = self.shared.lock();
+                let rows = inner.log.unacked(
+                    self.options.max_rows_per_request,
+                    self.options.max_bytes_per_request,
+                );
+                (inner.log.acked(), rows, inner.log.total())
+            };
+            if rows.is_empty() && !closing {
+                return Ok(true);
+            }
+            let sent = rows.len() as u64;
+            let request = UpdateLogRequest {
+                task_id: self.shared.task_id,
+                index: index as i64,
+                rows,
+                no_more: closing && index + sent == total,
+            };
+            let ack = match self.client.update_log(&request).await {
+                Ok(response) => response.ack_index.max(0) as u64,
+                // The log was archived already: a final upload repeated after a lost reply.
+                Err(e) if closing && e.is_already_exists() => total,
+                Err(e) => return Err(e),
+            };
+            let pending = {
+                let mut inner = self.shared.lock();
+                inner.log.ack(ack);
+                inner.log.pending()
+            };
+            if pending == 0 {
+                return Ok(true);
+            }
+            if ack <= index {
+                // The forge took nothing this time; try again later.
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Sends the state with the outputs the forge has not stored yet.
+    async fn send_state(&mut self) -> Result<(), RpcError> {
+        let (state, outputs) = {
+            let mut inner = self.shared.lock();
+            inner.state.dirty = false;
+            inner.state.snapshot()
+        };
+        let running = state.result == runner::Result::Unspecified as i32;
+        let request = UpdateTaskRequest {
+            state: Some(state),
+            outputs,
+        };
+        let response = match self.client.update_task(&request).await {
+            Ok(response) => response,
+            Err(e) => {
+                self.shared.lock().state.dirty = true;
+                return Err(e);
+            }
+        };
+        self.shared.lock().state.outputs_sent(response.sent_outputs);
+        let result = response.state.map_or(0, |s| s.result);
+        if running && result != runner::Result::Unspecified as i32 {
+            self.shared.forge_result.store(result, Ordering::Relaxed);
+            self.shared.ended_by_forge.cancel();
+        }
+        Ok(())
+    }
+
+    /// The final report: every row (the last request with `no_more`), then the final state
+    /// until the forge holds every output. Retries through errors until `close_timeout`.
+    async fn close(&mut self) -> Result<(), ReportError> {
+        let task_id = self.shared.task_id;
+        let deadline = Instant::now() + self.options.close_timeout;
+        self.failures = 0;
+        let mut logs_done = false;
+        loop {
+            let attempt = async {
+                if !logs_done {
+                    logs_done = self.send_logs(true).await?;
+                    if !logs_done {
+                        return Ok(false);
+                    }
+                }
+                self.send_state().await?;
+                Ok::<bool, RpcError>(self.shared.lock().state.all_outputs_sent())
+            }
+            .await;
+            match attempt {
+                Ok(true) => return Ok(()),
+                Ok(false) => self.failures += 1,
+                Err(e) if !e.is_transient() => {
+                    return Err(ReportError::Final { task_id, source: e })
+                }
+                Err(e) => self.failed(&e),
+            }
+            let retry_at = self.retry_at();
+            if retry_at > deadline {
+                return Err(ReportError::GaveUp {
+                    task_id,
+                    seconds: self.options.close_timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep_until(retry_at).await;
+        }
+    }
+
+    fn failed(&mut self, error: &RpcError) {
+        self.failures += 1;
+        if self.failures == 1 || self.failures.is_power_of_two() {
+            tracing::warn!(
+                task = self.shared.task_id,
+                "cannot report to the forge ({} attempts so far), retrying: {error}",
+                self.failures
+            );
+        }
+        self.last_failure = Some(Instant::now());
+    }
+
+    /// When to try again after `failures` failed rounds: doubling from the report interval up
+    /// to `max_backoff`.
+    fn retry_at(&self) -> Instant {
+        let base = self.options.report_interval.max(Duration::from_millis(50));
+        let factor = 1u32 << self.failures.saturating_sub(1).min(8);
+        let delay = (base * factor).min(self.options.max_backoff);
+        self.last_failure.unwrap_or_else(Instant::now) + delay
+    }
+}
