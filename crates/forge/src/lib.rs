@@ -1,13 +1,19 @@
 //! Hearth's side of the protocol Gitea and Forgejo speak with their runners: the messages
-//! (`proto`), a Connect client (`client`) and its errors (`error`).
+//! (`proto`), a Connect client (`client`) and its errors (`error`), tasks as plain Rust
+//! (`task`), fetching them (`poller`) and reporting them (`reporter`).
 //!
 //! Only this crate knows protobuf and Connect; the rest of Hearth sees tasks, events and
 //! typed errors.
 
 pub mod client;
 pub mod error;
+pub mod poller;
 pub mod proto;
+pub mod reporter;
+pub mod task;
 
 pub use client::{Client, ClientOptions, Credentials, Declared};
 pub use error::{ClientError, Code, RpcError};
-pub mod reporter;
+pub use poller::{poll, PollError, PollerOptions};
+pub use reporter::{ReportError, ReporterOptions, TaskReporter};
+pub use task::{NeedInfo, TaskInfo};
