@@ -1,6 +1,7 @@
 //! `hearth`: a runner for Forgejo Actions and Gitea Actions.
 
 mod cmd;
+mod daemon;
 mod exec;
 mod git;
 mod local_event;

@@ -1,0 +1,346 @@
+//! One task from the forge, run by the engine and reported back.
+//!
+//! The forge sends a single-job workflow (`workflow::payload`), the `github` context it built,
+//! secrets, vars and the results of the job's needs. This module turns them into a
+//! [`JobRequest`], with the job environment the reference runners give (the protocol spec's
+//! §5), runs it on the backend its label names, and reports everything through a
+//! [`TaskReporter`]. Whatever goes wrong, the task gets a final state: a payload that does not
+//! parse, a label this runner cannot serve and a crashed job all end as a failure with the
+//! reason in the log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_backend::host::HostBackend;
+use hearth_engine::events::Conclusion;
+use hearth_engine::job::{run_job, JobControl, JobRequest, RunnerInfo};
+use hearth_engine::mask::Masker;
+use hearth_expr::{Object, Value};
+use hearth_forge::proto::runner::Result as TaskResult;
+use hearth_forge::{Client, ReporterOptions, TaskInfo, TaskReporter};
+use hearth_workflow::graph::{needs_status, JobResult};
+use hearth_workflow::payload::SingleJob;
+use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
+use tokio_util::sync::CancellationToken;
+
+use crate::exec::labels::{Labels, Platform};
+
+/// What every task of a daemon shares.
+pub struct TaskRuntime {
+    pub client: Client,
+    /// The forge's address as registered (`https://git.example.com`), without a trailing `/`.
+    pub address: String,
+    pub runner: RunnerInfo,
+    pub labels: Labels,
+    pub backend: HostBackend,
+    pub reporter: ReporterOptions,
+    /// The environment steps start from: the daemon's own.
+    pub base_env: Vec<(String, String)>,
+    /// `runner.envs` (and `env_file`) of the config: like `env:` at the workflow's top.
+    pub envs: Vec<(String, String)>,
+    /// `runner.timeout`: the longest a task may run.
+    pub timeout: Duration,
+    pub version: String,
+    /// What the forge said it supports (`X-Gitea-Actions-Capabilities`).
+    pub forge_capabilities: Vec<String>,
+}
+
+/// How the daemon can stop a task: `cancel` as a first Ctrl-C does (`always()` steps still
+/// run), `force` as the second.
+#[derive(Clone, Default)]
+pub struct TaskStop {
+    pub cancel: CancellationToken,
+    pub force: CancellationToken,
+}
+
+/// Runs `task` to its end and reports it; returns its result.
+pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop) -> TaskResult {
+    let file = match task.context_str("workflow") {
+        "" => "workflow payload".to_owned(),
+        name => name.to_owned(),
+    };
+    let single = match SingleJob::parse(&task.payload, &file) {
+        Ok(single) => single,
+        Err(diagnostics) => {
+            let reporter = start_reporter(&runtime, &task, 0);
+            reporter.log(&format!(
+                "##[error]The job's workflow, as the forge sent it, is not valid:\n{diagnostics}"
+            ));
+            return finish(reporter, TaskResult::Failure, Vec::new()).await;
+        }
+    };
+    let reporter = start_reporter(&runtime, &task, single.job().steps.len());
+    for warning in single.warnings() {
+        reporter.log(&format!("##[warning]{warning}"));
+    }
+    let prepared = match prepare(&runtime, &task, &single, &file) {
+        Ok(prepared) => prepared,
+        Err(Prepared::Skip(reason)) => {
+            reporter.log(&reason);
+            return finish(reporter, TaskResult::Skipped, Vec::new()).await;
+        }
+        Err(Prepared::Fail(message)) => {
+            reporter.log(&format!("##[error]{message}"));
+            return finish(reporter, TaskResult::Failure, Vec::new()).await;
+        }
+    };
+
+    let control = JobControl {
+        cancel: stop.cancel.child_token(),
+        force: stop.force.child_token(),
+    };
+    // The forge ending the task, and the runner's own time limit, cancel it as Ctrl-C would.
+    let watcher = {
+        let ended = reporter.ended_by_forge();
+        let cancel = control.cancel.clone();
+        let timeout = runtime.timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = ended.cancelled() => {}
+                _ = tokio::time::sleep(timeout) => {
+                    tracing::warn!("task {}: the runner's time limit ({timeout:?}) is up", task.id);
+                }
+            }
+            cancel.cancel();
+        })
+    };
+    let request = JobRequest {
+        file: &file,
+        workflow: single.workflow(),
+        job: single.job(),
+        planned: &prepared.planned,
+        github: prepared.github,
+        vars: prepared.vars,
+        secrets: prepared.secrets,
+        masker: prepared.masker,
+        inputs: prepared.inputs,
+        needs: prepared.needs,
+        runner: runtime.runner.clone(),
+        base_env: prepared.base_env,
+        extra_env: runtime.envs.clone(),
+        repository: None,
+    };
+    let outcome = run_job(&runtime.backend, &request, &reporter, &control).await;
+    watcher.abort();
+    let result = match outcome.result {
+        Conclusion::Success => TaskResult::Success,
+        Conclusion::Failure => TaskResult::Failure,
+        Conclusion::Cancelled => TaskResult::Cancelled,
+        Conclusion::Skipped => TaskResult::Skipped,
+    };
+    finish(reporter, result, outcome.outputs).await
+}
+
+fn start_reporter(runtime: &TaskRuntime, task: &TaskInfo, steps: usize) -> TaskReporter {
+    TaskReporter::start(
+        runtime.client.clone(),
+        task.id,
+        steps,
+        runtime.reporter.clone(),
+    )
+}
+
+async fn finish(
+    reporter: TaskReporter,
+    result: TaskResult,
+    outputs: Vec<(String, String)>,
+) -> TaskResult {
+    if let Err(e) = reporter.finish(result, outputs).await {
+        tracing::error!("{e}");
+    }
+    result
+}
+
+/// Everything the engine needs besides the job itself.
+struct PreparedTask {
+    planned: hearth_workflow::plan::PlannedJob,
+    github: Object,
+    vars: Object,
+    inputs: Object,
+    needs: Object,
+    secrets: Vec<(String, String)>,
+    masker: Masker,
+    base_env: Vec<(String, String)>,
+}
+
+enum Prepared {
+    /// The job's `if:` is false.
+    Skip(String),
+    Fail(String),
+}
+
+fn prepare(
+    runtime: &TaskRuntime,
+    task: &TaskInfo,
+    single: &SingleJob,
+    file: &str,
+) -> Result<PreparedTask, Prepared> {
+    let github = github_context(task, &runtime.address);
+    let vars = string_object(&task.vars);
+    let inputs = match (task.context_str("event_name"), github.get("event")) {
+        ("workflow_dispatch" | "workflow_call", Some(event)) => event
+            .as_object()
+            .and_then(|e| e.get("inputs"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Object::new(),
+    };
+    let mut needs = Object::with_capacity(task.needs.len());
+    let mut results = Vec::with_capacity(task.needs.len());
+    for (id, need) in &task.needs {
+        let mut entry = Object::with_capacity(2);
+        entry.insert("result", Value::string(need.result.as_str()));
+        entry.insert("outputs", Value::object(string_object(&need.outputs)));
+        needs.insert(id.as_str(), Value::object(entry));
+        results.push(match need.result.as_str() {
+            "success" => JobResult::Success,
+            "skipped" => JobResult::Skipped,
+            "cancelled" => JobResult::Cancelled,
+            _ => JobResult::Failure,
+        });
+    }
+
+    let mut contexts = Object::with_capacity(4);
+    contexts.insert("github", Value::object(github.clone()));
+    contexts.insert("vars", Value::object(vars.clone()));
+    contexts.insert("inputs", Value::object(inputs.clone()));
+    contexts.insert("needs", Value::object(needs.clone()));
+    let job = single.job();
+    match decide_job(file, job, &contexts, needs_status(results, false)) {
+        Ok(None) => {}
+        Ok(Some(reason)) => return Err(Prepared::Skip(reason)),
+        Err(e) => return Err(Prepared::Fail(e.to_string())),
+    }
+    let need_ids = single.needs().to_vec();
+    let context = JobContext {
+        contexts: &contexts,
+        needs: &need_ids,
+        needs_outputs_known: true,
+    };
+    let planned = match expand_job(file, job, &context) {
+        Ok(JobPlan::Run(mut instances)) if instances.len() == 1 => instances.remove(0),
+        Ok(JobPlan::Run(instances)) => {
+            return Err(Prepared::Fail(format!(
+                "the forge sent a job with {} matrix combinations; a task runs exactly one",
+                instances.len()
+            )))
+        }
+        Ok(JobPlan::Skipped { reason }) => return Err(Prepared::Skip(reason)),
+        Ok(JobPlan::Deferred { reason, .. }) => return Err(Prepared::Fail(reason)),
+        Err(e) => return Err(Prepared::Fail(e.to_string())),
+    };
+    match runtime.labels.pick(&planned.runs_on) {
+        Ok(label) => match label.platform() {
+            Platform::Host => {}
+            Platform::Docker { image } => {
+                return Err(Prepared::Fail(format!(
+                    "the label `{}` runs jobs in Docker (image {image}), which this runner cannot do yet",
+                    label.name()
+                )))
+            }
+        },
+        Err(e) => return Err(Prepared::Fail(e.to_string())),
+    }
+
+    let secrets: Vec<(String, String)> = task
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut masker = Masker::new();
+    for (_, value) in &secrets {
+        masker.add(value);
+    }
+    for key in ["token", "gitea_runtime_token"] {
+        masker.add(task.context_str(key));
+    }
+    masker.build();
+    let base_env = job_env(runtime, task);
+    Ok(PreparedTask {
+        planned,
+        github,
+        vars,
+        inputs,
+        needs,
+        secrets,
+        masker,
+        base_env,
+    })
+}
+
+/// The `github` context from the forge's, adapted as the reference runners adapt it: the
+/// server URL is the address the runner was registered with (the forge's `ROOT_URL` may not be
+/// reachable from here), the API is Gitea's, there is no GraphQL, and the token is the task's.
+fn github_context(task: &TaskInfo, address: &str) -> Object {
+    let json = serde_json::Value::Object(task.context.clone());
+    let mut github = Value::from_json(&json).as_object().cloned().unwrap_or_default();
+    github.insert("server_url", Value::string(address));
+    github.insert("api_url", Value::string(format!("{address}/api/v1")));
+    github.insert("graphql_url", Value::string(""));
+    let token = ["FORGEJO_TOKEN", "GITEA_TOKEN", "GITHUB_TOKEN"]
+        .iter()
+        .find_map(|name| task.secrets.get(*name).filter(|t| !t.is_empty()))
+        .map_or_else(|| task.context_str("token").to_owned(), Clone::clone);
+    github.insert("token", Value::string(token));
+    for key in [
+        "gitea_runtime_token",
+        "gitea_default_actions_url",
+        "forgejo_default_actions_url",
+    ] {
+        github.remove(key);
+    }
+    github
+}
+
+/// The variables the reference runners add for every job (§5.1 of the protocol spec), over the
+/// daemon's own environment.
+fn job_env(runtime: &TaskRuntime, task: &TaskInfo) -> Vec<(String, String)> {
+    let address = &runtime.address;
+    let runtime_token = match task.context_str("gitea_runtime_token") {
+        "" => task.context_str("token"),
+        token => token,
+    };
+    let mut env: BTreeMap<String, String> = runtime.base_env.iter().cloned().collect();
+    let mut set = |name: &str, value: &str| {
+        env.insert(name.to_owned(), value.to_owned());
+    };
+    set("ACTIONS_RUNTIME_URL", &format!("{address}/api/actions_pipeline/"));
+    set("ACTIONS_RESULTS_URL", address);
+    set("ACTIONS_RUNTIME_TOKEN", runtime_token);
+    set("GITEA_ACTIONS", "true");
+    set("GITEA_ACTIONS_RUNNER_VERSION", &runtime.version);
+    if task.context.contains_key("forgejo_server_version") {
+        set("FORGEJO_ACTIONS", "true");
+        set("FORGEJO_ACTIONS_RUNNER_VERSION", &runtime.version);
+    }
+    if !runtime.forge_capabilities.is_empty() {
+        set(
+            "GITEA_ACTIONS_CAPABILITIES",
+            &runtime.forge_capabilities.join(","),
+        );
+    }
+    let run_id = task.context_str("run_id");
+    if !run_id.is_empty() {
+        set("GITEA_RUN_ID", run_id);
+    }
+    for prefix in ["forgejo_", ""] {
+        let url = task.context_str(&format!("{prefix}actions_id_token_request_url"));
+        let token = task.context_str(&format!("{prefix}actions_id_token_request_token"));
+        if !url.is_empty() && !token.is_empty() {
+            set("ACTIONS_ID_TOKEN_REQUEST_URL", url);
+            set("ACTIONS_ID_TOKEN_REQUEST_TOKEN", token);
+            break;
+        }
+    }
+    env.into_iter().collect()
+}
+
+fn string_object(map: &BTreeMap<String, String>) -> Object {
+    let mut object = Object::with_capacity(map.len());
+    for (key, value) in map {
+        object.insert(key.as_str(), Value::string(value.as_str()));
+    }
+    object
+}
