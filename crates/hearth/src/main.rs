@@ -1,12 +1,16 @@
 //! `hearth`: a runner for Forgejo Actions and Gitea Actions.
 
 mod cmd;
+mod config;
 mod daemon;
 mod exec;
 mod git;
+mod labels;
 mod local_event;
+mod runner_file;
 mod workflow_files;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +19,16 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "hearth", version, about, long_about = None)]
 struct Cli {
+    /// The runner's config file (see `hearth generate-config`); without one, the defaults.
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "CONFIG_FILE"
+    )]
+    config: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +43,12 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// Run the workflows an event triggers on this machine, as act does.
     Exec(Box<cmd::exec::ExecArgs>),
+    /// Register this runner with a Gitea or Forgejo instance.
+    Register(cmd::register::RegisterArgs),
+    /// Run jobs from the forge the runner is registered with.
+    Daemon(cmd::daemon::DaemonArgs),
+    /// Print a commented config file with the default settings.
+    GenerateConfig(cmd::generate_config::GenerateConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +58,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Exec(args) => cmd::exec::run(*args),
+        Command::Register(args) => cmd::register::run(args, cli.config.as_deref()),
+        Command::Daemon(args) => cmd::daemon::run(args, cli.config.as_deref()),
+        Command::GenerateConfig(args) => cmd::generate_config::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
+pub mod daemon;
 pub mod exec;
 pub mod expr;
+pub mod generate_config;
 pub mod plan;
+pub mod register;
 pub mod validate;

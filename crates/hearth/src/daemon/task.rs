@@ -24,7 +24,7 @@ use hearth_workflow::payload::SingleJob;
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
 use tokio_util::sync::CancellationToken;
 
-use crate::exec::labels::{Labels, Platform};
+use crate::labels::{Labels, Platform};
 
 /// What every task of a daemon shares.
 pub struct TaskRuntime {
@@ -275,7 +275,10 @@ fn prepare(
 /// reachable from here), the API is Gitea's, there is no GraphQL, and the token is the task's.
 fn github_context(task: &TaskInfo, address: &str) -> Object {
     let json = serde_json::Value::Object(task.context.clone());
-    let mut github = Value::from_json(&json).as_object().cloned().unwrap_or_default();
+    let mut github = Value::from_json(&json)
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     github.insert("server_url", Value::string(address));
     github.insert("api_url", Value::string(format!("{address}/api/v1")));
     github.insert("graphql_url", Value::string(""));
@@ -306,7 +309,10 @@ fn job_env(runtime: &TaskRuntime, task: &TaskInfo) -> Vec<(String, String)> {
     let mut set = |name: &str, value: &str| {
         env.insert(name.to_owned(), value.to_owned());
     };
-    set("ACTIONS_RUNTIME_URL", &format!("{address}/api/actions_pipeline/"));
+    set(
+        "ACTIONS_RUNTIME_URL",
+        &format!("{address}/api/actions_pipeline/"),
+    );
     set("ACTIONS_RESULTS_URL", address);
     set("ACTIONS_RUNTIME_TOKEN", runtime_token);
     set("GITEA_ACTIONS", "true");

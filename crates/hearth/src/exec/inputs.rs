@@ -293,7 +293,7 @@ fn read_text(path: &Path, kind: Kind, required: bool) -> Result<Option<String>, 
 
 /// Parses dotenv text with `dotenvy` (quotes, multi-line quoted values, comments, `export`,
 /// `$NAME` substitution), in file order; a name given twice keeps its last value.
-fn parse_dotenv(text: &str, path: &Path) -> Result<Vec<(String, String)>, InputError> {
+pub(crate) fn parse_dotenv(text: &str, path: &Path) -> Result<Vec<(String, String)>, InputError> {
     let mut entries = Vec::new();
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {

@@ -4,7 +4,6 @@
 pub mod console;
 pub mod inputs;
 pub mod json;
-pub mod labels;
 mod out;
 pub mod schedule;
 
@@ -19,10 +18,10 @@ use hearth_engine::job::{JobControl, RunnerInfo};
 use hearth_workflow::plan::{self, JobPlan};
 
 use crate::cmd::exec::ExecArgs;
+use crate::labels::{Labels, Platform};
 use crate::local_event::LocalEvent;
 use crate::workflow_files::{self, is_action_file};
 use inputs::{MatrixFilter, ValueFlags};
-use labels::{Labels, Platform};
 use schedule::{Place, PlannedWorkflow, Settings};
 
 /// Runs `hearth exec`.

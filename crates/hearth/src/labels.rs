@@ -1,5 +1,8 @@
 //! Runner labels and picking where a job runs.
 //!
+//! Shared by `hearth exec` (`--label`, `-P`), the config file (`runner.labels`) and the
+//! registration file (`.runner`), so every place reads labels the same way.
+//!
 //! A runner label has act_runner's syntax (`internal/pkg/labels/labels.go`):
 //! `name[:scheme[:arg]]`. The name is what the forge matches against a job's `runs-on`; the
 //! scheme and its argument stay on the runner and say how a job with that label runs:
@@ -144,6 +147,14 @@ impl Label {
     /// Where the label's jobs run.
     pub fn platform(&self) -> &Platform {
         &self.platform
+    }
+
+    /// The label as the `.runner` file keeps it: `name:host` or `name:docker://image`.
+    pub fn spec(&self) -> String {
+        match &self.platform {
+            Platform::Host => format!("{}:{SCHEME_HOST}", self.name),
+            Platform::Docker { image } => format!("{}:{SCHEME_DOCKER}://{image}", self.name),
+        }
     }
 
     /// The container image, or `None` for a host label.

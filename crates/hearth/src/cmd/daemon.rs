@@ -1,0 +1,147 @@
+//! `hearth daemon`: runs jobs from the forge the runner was registered with.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hearth_backend::host::HostBackend;
+use hearth_engine::job::RunnerInfo;
+use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::register::parse_labels;
+use crate::config::{Config, LogLevel};
+use crate::daemon::{self, DaemonOptions, TaskRuntime, TaskStop};
+use crate::labels::Label;
+use crate::runner_file::Registration;
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Take one job, run it, and exit (also GITEA_RUNNER_ONCE).
+    #[arg(long, env = "GITEA_RUNNER_ONCE")]
+    once: bool,
+    /// Labels, comma-separated, over those of the config and the .runner file (also
+    /// GITEA_RUNNER_LABELS).
+    #[arg(long, env = "GITEA_RUNNER_LABELS")]
+    labels: Option<String>,
+}
+
+pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
+    let (config, warnings) = Config::load(config)?;
+    init_logging(config.log.level);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let file = &config.runner.file;
+    let mut registration = Registration::load(file)?;
+
+    // Labels: the flag, then the config, then the registration; the file follows.
+    let labels = match args.labels.as_deref().filter(|l| !l.trim().is_empty()) {
+        Some(specs) => parse_labels(specs)?,
+        None if !config.runner.labels.is_empty() => config.runner.labels.clone(),
+        None => registration
+            .parsed_labels()
+            .with_context(|| format!("{}: a label is not valid", file.display()))?,
+    };
+    let specs: Vec<String> = labels.iter().map(Label::spec).collect();
+    if specs != registration.labels {
+        registration.labels = specs;
+        registration
+            .save(file)
+            .context("cannot record the new labels in the registration file")?;
+    }
+
+    let version = env!("CARGO_PKG_VERSION").to_owned();
+    let address = registration.address.trim_end_matches('/').to_owned();
+    let client = Client::new(&ClientOptions {
+        address: address.clone(),
+        insecure: config.runner.insecure,
+        ca_file: config.runner.ca_file.clone(),
+        request_timeout: config.runner.request_timeout,
+        version: version.clone(),
+    })?
+    .with_credentials(Credentials {
+        uuid: registration.uuid.clone(),
+        token: registration.token.clone(),
+    });
+    let options = DaemonOptions {
+        poller: PollerOptions {
+            capacity: config.runner.capacity,
+            fetch_interval: config.runner.fetch_interval,
+            fetch_interval_max: config.runner.fetch_interval_max,
+            error_backoff_max: config
+                .runner
+                .fetch_interval_max
+                .max(std::time::Duration::from_secs(10)),
+            fetch_timeout: config.runner.fetch_timeout,
+            once: args.once || registration.ephemeral,
+        },
+        shutdown_timeout: config.runner.shutdown_timeout,
+        label_names: labels.names().map(str::to_owned).collect(),
+        version: version.clone(),
+    };
+    let reporter = ReporterOptions {
+        report_interval: config.runner.report_interval,
+        memory_limit: usize::try_from(config.runner.log_memory_limit).unwrap_or(usize::MAX),
+        spill_dir: config.runner.log_spill_dir.clone(),
+        ..ReporterOptions::default()
+    };
+    let runner_name = registration.name.clone();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let shutdown = CancellationToken::new();
+        let stop = TaskStop::default();
+        let signals = daemon::watch_signals(shutdown.clone(), stop.clone());
+        let forge_capabilities = daemon::declare(&client, &options, &shutdown).await?;
+        tracing::info!(
+            "runner {runner_name} polling {address} with capacity {}",
+            options.poller.capacity
+        );
+        let task_runtime = TaskRuntime {
+            client: client.clone(),
+            address,
+            runner: RunnerInfo::this_machine(runner_name),
+            labels,
+            backend: HostBackend::new(config.host.workdir_parent.clone()),
+            reporter,
+            base_env: std::env::vars()
+                .filter(|(name, _)| !is_runner_secret(name))
+                .collect(),
+            envs: config.runner.envs.clone().into_iter().collect(),
+            timeout: config.runner.timeout,
+            version,
+            forge_capabilities,
+        };
+        let code = daemon::run(client, task_runtime, options, shutdown, stop).await;
+        signals.abort();
+        code
+    })
+}
+
+/// Variables of the runner's own set-up that jobs must not see.
+fn is_runner_secret(name: &str) -> bool {
+    name.ends_with("_RUNNER_REGISTRATION_TOKEN")
+        || name.ends_with("_RUNNER_REGISTRATION_TOKEN_FILE")
+}
+
+fn init_logging(level: LogLevel) {
+    let level = match level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error | LogLevel::Fatal => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,255 @@
+//! `hearth register`: registers this runner with a forge and writes the `.runner` file.
+//!
+//! The flags and variables are act_runner's (and forgejo-runner's `FORGEJO_*` spellings), so
+//! the scripts and container entrypoints written for them work unchanged, including the
+//! "Runner registered successfully." line they wait for.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hearth_forge::proto::runner::RegisterRequest;
+use hearth_forge::{Client, ClientOptions};
+
+use crate::config::Config;
+use crate::labels::{Label, Labels};
+use crate::runner_file::Registration;
+
+/// act_runner's labels when none are given.
+const DEFAULT_LABELS: &[&str] = &[
+    "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest",
+    "ubuntu-24.04:docker://docker.gitea.com/runner-images:ubuntu-24.04",
+    "ubuntu-22.04:docker://docker.gitea.com/runner-images:ubuntu-22.04",
+];
+
+/// How many times the forge is pinged, a second apart, before registering gives up.
+const PING_ATTEMPTS: u32 = 10;
+
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// Ask nothing: every value comes from flags, variables or defaults.
+    #[arg(long)]
+    no_interactive: bool,
+    /// The forge's URL (also GITEA_INSTANCE_URL or FORGEJO_INSTANCE_URL).
+    #[arg(long, value_name = "URL", env = "GITEA_INSTANCE_URL")]
+    instance: Option<String>,
+    /// The registration token (also GITEA_RUNNER_REGISTRATION_TOKEN or
+    /// FORGEJO_RUNNER_REGISTRATION_TOKEN).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GITEA_RUNNER_REGISTRATION_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// A file holding the registration token (also GITEA_RUNNER_REGISTRATION_TOKEN_FILE).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GITEA_RUNNER_REGISTRATION_TOKEN_FILE"
+    )]
+    token_file: Option<PathBuf>,
+    /// The runner's name (default: the host name; also GITEA_RUNNER_NAME).
+    #[arg(long, env = "GITEA_RUNNER_NAME")]
+    name: Option<String>,
+    /// Labels, comma-separated, as NAME[:host|:docker://IMAGE] (also GITEA_RUNNER_LABELS);
+    /// ignored when the config file sets runner.labels.
+    #[arg(long, env = "GITEA_RUNNER_LABELS")]
+    labels: Option<String>,
+    /// Take one job, then let the forge remove the runner (also GITEA_RUNNER_EPHEMERAL).
+    #[arg(long, env = "GITEA_RUNNER_EPHEMERAL")]
+    ephemeral: bool,
+}
+
+pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
+    let (config, warnings) = Config::load(config)?;
+    for warning in &warnings {
+        eprintln!("hearth: warning: {warning}");
+    }
+    let interactive = !args.no_interactive;
+    let instance = value(args.instance, &["FORGEJO_INSTANCE_URL"])
+        .map(Ok)
+        .unwrap_or_else(|| {
+            ask(
+                interactive,
+                "the forge's URL (e.g. https://git.example.com/)",
+                None,
+            )
+        })?;
+    let token = match (
+        value(args.token, &["FORGEJO_RUNNER_REGISTRATION_TOKEN"]),
+        args.token_file.or_else(|| {
+            value(None, &["FORGEJO_RUNNER_REGISTRATION_TOKEN_FILE"]).map(PathBuf::from)
+        }),
+    ) {
+        (Some(token), _) => token,
+        (None, Some(file)) => std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read the token file {}", file.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => ask(interactive, "the runner registration token", None)?,
+    };
+    let default_name = host_name();
+    let name = match value(args.name, &["FORGEJO_RUNNER_NAME"]) {
+        Some(name) => name,
+        None if interactive => ask(true, "the runner's name", Some(&default_name))?,
+        None => default_name,
+    };
+    let labels = if !config.runner.labels.is_empty() {
+        if args.labels.is_some() {
+            eprintln!("hearth: the config file sets runner.labels, so --labels is ignored");
+        }
+        config.runner.labels.clone()
+    } else {
+        let specs = match value(args.labels, &["FORGEJO_RUNNER_LABELS"]) {
+            Some(specs) => specs,
+            None if interactive => ask(
+                true,
+                "the runner's labels, comma-separated",
+                Some(&DEFAULT_LABELS.join(",")),
+            )?,
+            None => DEFAULT_LABELS.join(","),
+        };
+        parse_labels(&specs)?
+    };
+    if instance.trim().is_empty() || token.trim().is_empty() {
+        bail!("registering needs the forge's URL (--instance) and a registration token (--token)");
+    }
+    let ephemeral = args.ephemeral || env_flag("FORGEJO_RUNNER_EPHEMERAL");
+
+    let client = Client::new(&ClientOptions {
+        address: instance.clone(),
+        insecure: config.runner.insecure,
+        ca_file: config.runner.ca_file.clone(),
+        request_timeout: config.runner.request_timeout,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let registration = runtime.block_on(register(
+        &client, &instance, &token, &name, &labels, ephemeral,
+    ))?;
+    registration
+        .save(&config.runner.file)
+        .context("cannot save the registration")?;
+    println!("Runner registered successfully.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn register(
+    client: &Client,
+    instance: &str,
+    token: &str,
+    name: &str,
+    labels: &Labels,
+    ephemeral: bool,
+) -> Result<Registration> {
+    let mut attempt = 1;
+    while let Err(e) = client.ping("hearth").await {
+        if attempt >= PING_ATTEMPTS {
+            bail!("cannot reach the forge at {instance}: {e}");
+        }
+        eprintln!("hearth: cannot reach the forge yet ({e}); trying again");
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let names: Vec<String> = labels.names().map(str::to_owned).collect();
+    // `agent_labels` is deprecated in the protocol, but Gitea 1.19 and 1.20 read only it.
+    #[allow(deprecated)]
+    let request = RegisterRequest {
+        name: name.to_owned(),
+        token: token.to_owned(),
+        agent_labels: names.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        labels: names,
+        ephemeral,
+        capabilities: vec!["cancelling".to_owned()],
+        ..RegisterRequest::default()
+    };
+    let response = client
+        .register(&request)
+        .await
+        .context("the forge refused the registration")?;
+    let Some(runner) = response.runner else {
+        bail!("the forge accepted the registration but sent no runner back");
+    };
+    if ephemeral && !runner.ephemeral {
+        eprintln!(
+            "hearth: warning: this forge is too old for ephemeral runners; the runner will \
+             still take a single job and exit, but the forge keeps it listed"
+        );
+    }
+    Ok(Registration {
+        id: runner.id,
+        uuid: runner.uuid,
+        name: if runner.name.is_empty() {
+            name.to_owned()
+        } else {
+            runner.name
+        },
+        token: runner.token,
+        address: instance.to_owned(),
+        labels: labels.iter().map(Label::spec).collect(),
+        ephemeral,
+    })
+}
+
+/// A comma-separated list of labels.
+pub fn parse_labels(specs: &str) -> Result<Labels> {
+    let specs: Vec<String> = specs
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(Labels::parse(&specs)?)
+}
+
+/// The flag's value, else the first of `variables` set to something.
+fn value(flag: Option<String>, variables: &[&str]) -> Option<String> {
+    flag.filter(|v| !v.is_empty()).or_else(|| {
+        variables
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    })
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"))
+}
+
+/// Asks on the terminal, or fails naming the missing value when asking is not allowed.
+fn ask(interactive: bool, what: &str, default: Option<&str>) -> Result<String> {
+    if !interactive {
+        bail!("missing {what}: pass it as a flag or variable (see hearth register --help)");
+    }
+    let mut stderr = std::io::stderr();
+    match default {
+        Some(default) => write!(stderr, "Enter {what} [{default}]: ")?,
+        None => write!(stderr, "Enter {what}: ")?,
+    }
+    stderr.flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        bail!("missing {what}: standard input ended");
+    }
+    let line = line.trim();
+    match (line.is_empty(), default) {
+        (true, Some(default)) => Ok(default.to_owned()),
+        (true, None) => bail!("missing {what}"),
+        (false, _) => Ok(line.to_owned()),
+    }
+}
+
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hearth".to_owned())
+}

@@ -1,0 +1,167 @@
+//! The commented config that `hearth generate-config` prints. Every value in it is the
+//! default, so the file can be used as it is; a test holds it to that.
+
+/// The example configuration.
+pub const EXAMPLE_CONFIG: &str = r#"# Configuration of the Hearth runner.
+#
+# Write this file with `hearth generate-config > config.yaml` and use it with
+# `hearth --config config.yaml ...`. Every value below is the default, so the
+# file works unchanged: keep only what you change. The keys are those of
+# act_runner, so a config written for act_runner or Gitea's runner works too;
+# settings marked "Hearth:" are Hearth's own.
+#
+# Durations are written as in Go: 500ms, 5s, 1m30s, 3h.
+# Relative paths are taken from the directory Hearth is started in.
+
+log:
+  # How much to log: trace, debug, info, warn, error or fatal.
+  level: info
+
+runner:
+  # The registration file that `register` writes: the runner's id, name,
+  # token and the forge's address.
+  file: .runner
+  # How many jobs may run at the same time.
+  capacity: 1
+  # Environment variables for every job, for example:
+  #   envs:
+  #     HTTP_PROXY: http://proxy.internal:3128
+  envs: {}
+  # A dotenv file (NAME=value lines) whose variables are added to envs and
+  # win over them, for example .env. Skipped when empty or missing.
+  env_file: ""
+  # The longest a job may run. The forge has a limit of its own (3h on
+  # Gitea by default) and the shorter one ends the job.
+  timeout: 3h
+  # When the runner is stopped, how long running jobs may still go on before
+  # they are cancelled. 0s cancels them at once.
+  shutdown_timeout: 0s
+  # Accept any TLS certificate from the forge. For tests only.
+  insecure: false
+  # How long one request for a job may take.
+  fetch_timeout: 5s
+  # How often to ask the forge for a job.
+  fetch_interval: 2s
+  # Hearth: while no job comes, the pause between requests grows from
+  # fetch_interval up to this.
+  fetch_interval_max: 3s
+  # Hearth: how often a running job's steps and log are sent to the forge.
+  report_interval: 1s
+  # Hearth: how long any other request to the forge may take.
+  request_timeout: 60s
+  # Hearth: log lines the forge has not taken yet are kept in memory up to
+  # this size (in bytes, or with a unit: KiB, MiB, GiB, kB, MB, GB) ...
+  log_memory_limit: 4MiB
+  # Hearth: ... and past it written to this directory until the forge takes
+  # them. Empty means .hearth-spool beside the registration file.
+  log_spill_dir: ""
+  # Hearth: a PEM file of CA certificates to trust for the forge's TLS, on
+  # top of the system's, for a forge behind a private CA. Empty for none.
+  ca_file: ""
+  # A mirror to fetch actions from instead of https://github.com, used when
+  # the forge points `uses:` at GitHub (DEFAULT_ACTIONS_URL = github) and
+  # GitHub is out of reach. Empty means GitHub itself.
+  github_mirror: ""
+  # The labels jobs can ask for in runs-on, and where their jobs run:
+  #   NAME or NAME:host         on this machine
+  #   NAME:docker://IMAGE       in a container of IMAGE
+  # They are sent to the forge at each start and replace the labels given
+  # at registration; empty keeps those. For example:
+  #   labels:
+  #     - self-hosted:host
+  #     - ubuntu-latest:docker://node:20-bookworm
+  labels: []
+
+cache:
+  # Run a cache server for actions/cache and tell jobs its address.
+  enabled: true
+  # Where the cache keeps its data. Empty means $HOME/.cache/actcache.
+  dir: ""
+  # The address jobs reach the cache server at (not where it listens).
+  # Empty means the address of this machine's outgoing route.
+  host: ""
+  # The cache server's port; 0 takes any free port.
+  port: 0
+  # The URL of a cache server to use instead of running one (usually
+  # ending with a /). Empty runs Hearth's own.
+  external_server: ""
+
+container:
+  # The Docker network for job containers: host, bridge or the name of a
+  # network. Empty creates a network for each job. (Older files call this
+  # network_mode; that name still works.)
+  network: ""
+  # Start job containers privileged, as Docker-in-Docker needs.
+  privileged: false
+  # Further `docker create` options for job containers, for example
+  # --add-host=forge.internal:host-gateway
+  options: ""
+  # The directory in job containers that holds the workspaces, as
+  # /<workdir_parent>/<owner>/<repo>; a leading / may be left out.
+  workdir_parent: workspace
+  # Volumes and bind mounts jobs may mount, as glob patterns; empty allows
+  # none. For example `- data` and `- /srv/shared/*.json`, or `- '**'` for
+  # any.
+  valid_volumes: []
+  # The Docker daemon to use. Empty finds one and mounts it into job
+  # containers; - finds one without mounting it; anything else is used as
+  # it is.
+  docker_host: ""
+  # Pull images before use even when they are already there.
+  force_pull: false
+  # Build the images of Docker actions again even when they exist.
+  force_rebuild: false
+  # Refuse to start without a reachable Docker daemon, even when no label
+  # needs one.
+  require_docker: false
+  # How long to wait at start for the Docker daemon to answer.
+  docker_timeout: 0s
+
+host:
+  # Where jobs that run on this machine keep their workspaces and actions.
+  # Empty means $HOME/.cache/act.
+  workdir_parent: ""
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::super::raw::{
+        CACHE_KEYS, CONTAINER_KEYS, HOST_KEYS, LOG_KEYS, RUNNER_KEYS, SECTIONS,
+    };
+    use super::super::Config;
+    use super::EXAMPLE_CONFIG;
+    use hearth_workflow::yaml;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "HOME").then(|| "/home/runner".to_owned())
+    }
+
+    #[test]
+    fn example_holds_the_defaults_and_loads_cleanly() {
+        let (defaults, default_warnings) = Config::load_with_env(None, &env).unwrap();
+        assert!(default_warnings.is_empty(), "{default_warnings:?}");
+        let (loaded, warnings) = Config::from_yaml(EXAMPLE_CONFIG, "config.yaml", &env).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(loaded, defaults);
+    }
+
+    /// Every key Hearth reads is shown in the example, except the deprecated name.
+    #[test]
+    fn example_shows_every_key() {
+        let root = yaml::load(EXAMPLE_CONFIG, "config.yaml").unwrap();
+        let sections = [
+            ("log", LOG_KEYS),
+            ("runner", RUNNER_KEYS),
+            ("cache", CACHE_KEYS),
+            ("container", CONTAINER_KEYS),
+            ("host", HOST_KEYS),
+        ];
+        assert_eq!(sections.map(|(name, _)| name), SECTIONS);
+        for (section, keys) in sections {
+            let node = root.get(section).unwrap();
+            for key in keys.iter().filter(|key| **key != "network_mode") {
+                assert!(node.get(key).is_some(), "{section}.{key} is missing");
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The settings as written in the file, before defaults.
+//!
+//! Every field holds Go's zero value when the key is absent or null (an empty string, 0, no
+//! duration), because act_runner decides defaults by looking for zero values *after* the
+//! deprecated environment variables had their say, and Hearth keeps that order.
+
+use hearth_workflow::yaml::Node;
+use indexmap::IndexMap;
+
+use super::reader::{join, Reader};
+use super::{ConfigError, LogLevel};
+use crate::labels::Label;
+
+/// The top-level sections.
+pub(super) const SECTIONS: &[&str] = &["log", "runner", "cache", "container", "host"];
+pub(super) const LOG_KEYS: &[&str] = &["level"];
+pub(super) const RUNNER_KEYS: &[&str] = &[
+    "file",
+    "capacity",
+    "envs",
+    "env_file",
+    "timeout",
+    "shutdown_timeout",
+    "insecure",
+    "fetch_timeout",
+    "fetch_interval",
+    "labels",
+    "github_mirror",
+    "fetch_interval_max",
+    "report_interval",
+    "log_spill_dir",
+    "log_memory_limit",
+    "ca_file",
+    "request_timeout",
+];
+pub(super) const CACHE_KEYS: &[&str] = &["enabled", "dir", "host", "port", "external_server"];
+pub(super) const CONTAINER_KEYS: &[&str] = &[
+    "network",
+    "network_mode",
+    "privileged",
+    "options",
+    "workdir_parent",
+    "valid_volumes",
+    "docker_host",
+    "force_pull",
+    "force_rebuild",
+    "require_docker",
+    "docker_timeout",
+];
+pub(super) const HOST_KEYS: &[&str] = &["workdir_parent"];
+
+/// What the file says, Go-zero where it says nothing. Durations are signed nanoseconds.
+#[derive(Debug, Default)]
+pub(super) struct RawConfig {
+    pub log_level: String,
+    pub runner: RawRunner,
+    pub cache: RawCache,
+    pub container: RawContainer,
+    pub host_workdir_parent: String,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RawRunner {
+    pub file: String,
+    pub capacity: i64,
+    pub envs: IndexMap<String, String>,
+    pub env_file: String,
+    pub timeout: i64,
+    pub shutdown_timeout: i64,
+    pub insecure: bool,
+    pub fetch_timeout: i64,
+    pub fetch_interval: i64,
+    pub labels: Vec<Label>,
+    pub github_mirror: String,
+    pub fetch_interval_max: i64,
+    pub report_interval: i64,
+    pub log_spill_dir: String,
+    pub log_memory_limit: u64,
+    pub ca_file: String,
+    pub request_timeout: i64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RawCache {
+    /// The one setting whose absence is not its zero value: absent means enabled.
+    pub enabled: Option<bool>,
+    pub dir: String,
+    pub host: String,
+    pub port: u16,
+    pub external_server: String,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RawContainer {
+    pub network: String,
+    pub privileged: bool,
+    pub options: String,
+    pub workdir_parent: String,
+    pub valid_volumes: Vec<String>,
+    pub docker_host: String,
+    pub force_pull: bool,
+    pub force_rebuild: bool,
+    pub require_docker: bool,
+    pub docker_timeout: i64,
+}
+
+/// Reads the whole tree. A null root (an empty file) gives all zero values.
+pub(super) fn read_config(reader: &mut Reader<'_>, root: &Node) -> Result<RawConfig, ConfigError> {
+    let mut raw = RawConfig::default();
+    for (key, value) in reader.mapping(root, "the config file")? {
+        match key.as_str() {
+            Some("log") => read_log(reader, value, &mut raw)?,
+            Some("runner") => read_runner(reader, value, &mut raw.runner)?,
+            Some("cache") => read_cache(reader, value, &mut raw.cache)?,
+            Some("container") => read_container(reader, value, &mut raw.container)?,
+            Some("host") => read_host(reader, value, &mut raw)?,
+            _ => reader.unknown_key(key, "", SECTIONS),
+        }
+    }
+    Ok(raw)
+}
+
+fn read_log(reader: &mut Reader<'_>, node: &Node, raw: &mut RawConfig) -> Result<(), ConfigError> {
+    for (key, value) in reader.mapping(node, "log")? {
+        match key.as_str() {
+            Some("level") => raw.log_level = read_log_level(reader, value)?,
+            _ => reader.unknown_key(key, "log", LOG_KEYS),
+        }
+    }
+    Ok(())
+}
+
+fn read_log_level(reader: &Reader<'_>, node: &Node) -> Result<String, ConfigError> {
+    let level = reader.string(node, "log.level")?.unwrap_or_default();
+    if level.is_empty() || LogLevel::parse(&level).is_some() {
+        return Ok(level);
+    }
+    Err(reader.error(
+        node,
+        format!("log.level must be trace, debug, info, warn, error or fatal, found {level:?}"),
+    ))
+}
+
+fn read_runner(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    runner: &mut RawRunner,
+) -> Result<(), ConfigError> {
+    for (key, value) in reader.mapping(node, "runner")? {
+        let Some(name) = key.as_str().filter(|name| RUNNER_KEYS.contains(name)) else {
+            reader.unknown_key(key, "runner", RUNNER_KEYS);
+            continue;
+        };
+        let path = join("runner", name);
+        let path = path.as_str();
+        match name {
+            "file" => runner.file = reader.string(value, path)?.unwrap_or_default(),
+            "capacity" => runner.capacity = reader.integer(value, path)?.unwrap_or_default(),
+            "envs" => runner.envs = reader.string_map(value, path)?.unwrap_or_default(),
+            "env_file" => runner.env_file = reader.string(value, path)?.unwrap_or_default(),
+            "timeout" => runner.timeout = reader.duration(value, path)?.unwrap_or_default(),
+            "shutdown_timeout" => {
+                runner.shutdown_timeout = reader.duration(value, path)?.unwrap_or_default();
+            }
+            "insecure" => runner.insecure = reader.boolean(value, path)?.unwrap_or_default(),
+            "fetch_timeout" => {
+                runner.fetch_timeout = reader.duration(value, path)?.unwrap_or_default();
+            }
+            "fetch_interval" => {
+                runner.fetch_interval = reader.duration(value, path)?.unwrap_or_default();
+            }
+            "labels" => runner.labels = read_labels(reader, value, path)?,
+            "github_mirror" => {
+                runner.github_mirror = reader.string(value, path)?.unwrap_or_default();
+            }
+            "fetch_interval_max" => {
+                runner.fetch_interval_max = reader.duration(value, path)?.unwrap_or_default();
+            }
+            "report_interval" => {
+                runner.report_interval = reader.duration(value, path)?.unwrap_or_default();
+            }
+            "log_spill_dir" => {
+                runner.log_spill_dir = reader.string(value, path)?.unwrap_or_default();
+            }
+            "log_memory_limit" => {
+                runner.log_memory_limit = reader.size(value, path)?.unwrap_or_default();
+            }
+            "ca_file" => runner.ca_file = reader.string(value, path)?.unwrap_or_default(),
+            "request_timeout" => {
+                runner.request_timeout = reader.duration(value, path)?.unwrap_or_default();
+            }
+            _ => reader.unknown_key(key, "runner", RUNNER_KEYS),
+        }
+    }
+    Ok(())
+}
+
+/// Labels are checked here, where an error can point at the bad one.
+fn read_labels(reader: &Reader<'_>, node: &Node, path: &str) -> Result<Vec<Label>, ConfigError> {
+    let mut labels = Vec::new();
+    for (spec, item) in reader.string_list(node, path)?.unwrap_or_default() {
+        let label =
+            Label::parse(&spec).map_err(|error| reader.error(item, format!("{path}: {error}")))?;
+        labels.push(label);
+    }
+    Ok(labels)
+}
+
+fn read_cache(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    cache: &mut RawCache,
+) -> Result<(), ConfigError> {
+    for (key, value) in reader.mapping(node, "cache")? {
+        match key.as_str() {
+            Some("enabled") => cache.enabled = reader.boolean(value, "cache.enabled")?,
+            Some("dir") => cache.dir = reader.string(value, "cache.dir")?.unwrap_or_default(),
+            Some("host") => cache.host = reader.string(value, "cache.host")?.unwrap_or_default(),
+            Some("port") => cache.port = read_port(reader, value)?,
+            Some("external_server") => {
+                cache.external_server = reader
+                    .string(value, "cache.external_server")?
+                    .unwrap_or_default();
+            }
+            _ => reader.unknown_key(key, "cache", CACHE_KEYS),
+        }
+    }
+    Ok(())
+}
+
+fn read_port(reader: &Reader<'_>, node: &Node) -> Result<u16, ConfigError> {
+    let Some(port) = reader.integer(node, "cache.port")? else {
+        return Ok(0);
+    };
+    u16::try_from(port).map_err(|_| {
+        reader.error(
+            node,
+            format!("cache.port must be a port number from 0 to 65535, found {port}"),
+        )
+    })
+}
+
+fn read_container(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    container: &mut RawContainer,
+) -> Result<(), ConfigError> {
+    let mut network_mode: Option<(String, &Node)> = None;
+    for (key, value) in reader.mapping(node, "container")? {
+        let Some(name) = key.as_str().filter(|name| CONTAINER_KEYS.contains(name)) else {
+            reader.unknown_key(key, "container", CONTAINER_KEYS);
+            continue;
+        };
+        let path = join("container", name);
+        let path = path.as_str();
+        match name {
+            "network" => container.network = reader.string(value, path)?.unwrap_or_default(),
+            "network_mode" => {
+                let mode = reader.string(value, path)?.unwrap_or_default();
+                network_mode = Some((mode, key));
+            }
+            "privileged" => container.privileged = reader.boolean(value, path)?.unwrap_or_default(),
+            "options" => container.options = reader.string(value, path)?.unwrap_or_default(),
+            "workdir_parent" => {
+                container.workdir_parent = reader.string(value, path)?.unwrap_or_default();
+            }
+            "valid_volumes" => {
+                container.valid_volumes = reader
+                    .string_list(value, path)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(volume, _)| volume)
+                    .collect();
+            }
+            "docker_host" => {
+                container.docker_host = reader.string(value, path)?.unwrap_or_default()
+            }
+            "force_pull" => container.force_pull = reader.boolean(value, path)?.unwrap_or_default(),
+            "force_rebuild" => {
+                container.force_rebuild = reader.boolean(value, path)?.unwrap_or_default();
+            }
+            "require_docker" => {
+                container.require_docker = reader.boolean(value, path)?.unwrap_or_default();
+            }
+            "docker_timeout" => {
+                container.docker_timeout = reader.duration(value, path)?.unwrap_or_default();
+            }
+            _ => reader.unknown_key(key, "container", CONTAINER_KEYS),
+        }
+    }
+    if let Some((mode, key)) = network_mode.filter(|(mode, _)| !mode.is_empty()) {
+        apply_network_mode(reader, container, mode, key);
+    }
+    Ok(())
+}
+
+/// `network_mode` is the old name of `network`. It only counts when `network` is empty, and
+/// its `bridge` meant "a network per job", which is what an empty `network` means now
+/// (Docker's own network called `bridge` is another thing).
+fn apply_network_mode(
+    reader: &mut Reader<'_>,
+    container: &mut RawContainer,
+    mode: String,
+    key: &Node,
+) {
+    if !container.network.is_empty() {
+        reader.warn(
+            key,
+            "container.network_mode is an old name of container.network and is ignored \
+             because container.network is set; remove it"
+                .to_owned(),
+        );
+        return;
+    }
+    reader.warn(
+        key,
+        "container.network_mode is an old name of container.network; use container.network"
+            .to_owned(),
+    );
+    if mode != "bridge" {
+        container.network = mode;
+    }
+}
+
+fn read_host(reader: &mut Reader<'_>, node: &Node, raw: &mut RawConfig) -> Result<(), ConfigError> {
+    for (key, value) in reader.mapping(node, "host")? {
+        match key.as_str() {
+            Some("workdir_parent") => {
+                raw.host_workdir_parent = reader
+                    .string(value, "host.workdir_parent")?
+                    .unwrap_or_default();
+            }
+            _ => reader.unknown_key(key, "host", HOST_KEYS),
+        }
+    }
+    Ok(())
+}

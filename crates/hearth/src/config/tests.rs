@@ -1,0 +1,524 @@
+//! Loading whole config files: defaults, act_runner's files, errors and warnings.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Config, ConfigError, LogLevel, Warning};
+use crate::labels::Label;
+
+fn env(name: &str) -> Option<String> {
+    (name == "HOME").then(|| "/home/runner".to_owned())
+}
+
+fn load(text: &str) -> (Config, Vec<Warning>) {
+    match Config::from_yaml(text, "config.yaml", &env) {
+        Ok(loaded) => loaded,
+        Err(error) => panic!("should load: {error}\n{text}"),
+    }
+}
+
+fn load_clean(text: &str) -> Config {
+    let (config, warnings) = load(text);
+    assert!(warnings.is_empty(), "unexpected warnings: {warnings:?}");
+    config
+}
+
+fn error(text: &str) -> String {
+    match Config::from_yaml(text, "config.yaml", &env) {
+        Ok(_) => panic!("should fail:\n{text}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+fn defaults() -> Config {
+    Config::load_with_env(None, &env).unwrap().0
+}
+
+fn messages(warnings: &[Warning]) -> Vec<String> {
+    warnings.iter().map(Warning::to_string).collect()
+}
+
+#[test]
+fn defaults_are_act_runners() {
+    let config = defaults();
+    assert_eq!(config.log.level, LogLevel::Info);
+    let runner = &config.runner;
+    assert_eq!(runner.file, PathBuf::from(".runner"));
+    assert_eq!(runner.capacity, 1);
+    assert!(runner.envs.is_empty());
+    assert_eq!(runner.env_file, None);
+    assert_eq!(runner.timeout, Duration::from_secs(3 * 3600));
+    assert_eq!(runner.shutdown_timeout, Duration::ZERO);
+    assert!(!runner.insecure);
+    assert_eq!(runner.fetch_timeout, Duration::from_secs(5));
+    assert_eq!(runner.fetch_interval, Duration::from_secs(2));
+    assert!(runner.labels.is_empty());
+    assert_eq!(runner.github_mirror, "");
+    assert_eq!(runner.fetch_interval_max, Duration::from_secs(3));
+    assert_eq!(runner.report_interval, Duration::from_secs(1));
+    assert_eq!(runner.log_spill_dir, PathBuf::from(".hearth-spool"));
+    assert_eq!(runner.log_memory_limit, 4 * 1024 * 1024);
+    assert_eq!(runner.ca_file, None);
+    assert_eq!(runner.request_timeout, Duration::from_secs(60));
+    assert!(config.cache.enabled);
+    assert_eq!(
+        config.cache.dir,
+        PathBuf::from("/home/runner/.cache/actcache")
+    );
+    assert_eq!(config.cache.host, "");
+    assert_eq!(config.cache.port, 0);
+    assert_eq!(config.cache.external_server, "");
+    let container = &config.container;
+    assert_eq!(container.network, "");
+    assert!(!container.privileged);
+    assert_eq!(container.options, "");
+    assert_eq!(container.workdir_parent, "workspace");
+    assert!(container.valid_volumes.is_empty());
+    assert_eq!(container.docker_host, "");
+    assert!(!container.force_pull && !container.force_rebuild && !container.require_docker);
+    assert_eq!(container.docker_timeout, Duration::ZERO);
+    assert_eq!(
+        config.host.workdir_parent,
+        PathBuf::from("/home/runner/.cache/act")
+    );
+}
+
+#[test]
+fn empty_files_sections_and_nulls_give_defaults() {
+    for text in [
+        "",
+        "# nothing but a comment\n",
+        "---\n",
+        "~\n",
+        "log:\nrunner:\ncache:\ncontainer:\nhost:\n",
+        "runner: {capacity: ~, timeout: null, labels: ~, envs: ~, file: }\n",
+        "cache: {enabled: ~, port: ~}\ncontainer: {options: , workdir_parent: }\n",
+    ] {
+        assert_eq!(load_clean(text), defaults(), "{text:?}");
+    }
+}
+
+/// A config as act_runner's `generate-config` writes it: its keys, structure and example
+/// values (the comments are left out).
+const ACT_RUNNER_CONFIG: &str = r#"log:
+  level: info
+
+runner:
+  file: .runner
+  capacity: 1
+  envs:
+    A_TEST_ENV_NAME_1: a_test_env_value_1
+    A_TEST_ENV_NAME_2: a_test_env_value_2
+  env_file: .env
+  timeout: 3h
+  shutdown_timeout: 0s
+  insecure: false
+  fetch_timeout: 5s
+  fetch_interval: 2s
+  github_mirror: ''
+  labels:
+    - "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest"
+    - "ubuntu-22.04:docker://docker.gitea.com/runner-images:ubuntu-22.04"
+    - "ubuntu-20.04:docker://docker.gitea.com/runner-images:ubuntu-20.04"
+
+cache:
+  enabled: true
+  dir: ""
+  host: ""
+  port: 0
+  external_server: ""
+
+container:
+  network: ""
+  privileged: false
+  options:
+  workdir_parent:
+  valid_volumes: []
+  docker_host: ""
+  force_pull: true
+  force_rebuild: false
+  require_docker: false
+  docker_timeout: 0s
+
+host:
+  workdir_parent:
+"#;
+
+#[test]
+fn act_runners_generated_config_loads_cleanly() {
+    let config = load_clean(ACT_RUNNER_CONFIG);
+    let runner = &config.runner;
+    assert_eq!(runner.envs.len(), 2);
+    assert_eq!(
+        runner.envs.get("A_TEST_ENV_NAME_1").map(String::as_str),
+        Some("a_test_env_value_1")
+    );
+    assert_eq!(runner.env_file, Some(PathBuf::from(".env")));
+    assert_eq!(
+        runner.labels.names().collect::<Vec<_>>(),
+        ["ubuntu-latest", "ubuntu-22.04", "ubuntu-20.04"]
+    );
+    assert_eq!(
+        runner.labels.get("ubuntu-22.04").and_then(Label::image),
+        Some("docker.gitea.com/runner-images:ubuntu-22.04")
+    );
+    assert!(config.container.force_pull);
+    assert_eq!(config.container.workdir_parent, "workspace");
+    // Everything else is as by default.
+    let mut expected = defaults();
+    expected.runner.envs = runner.envs.clone();
+    expected.runner.env_file = runner.env_file.clone();
+    expected.runner.labels = runner.labels.clone();
+    expected.container.force_pull = true;
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn values_are_read() {
+    let config = load_clean(
+        "log: {level: DEBUG}\n\
+         runner:\n  file: /data/state/.runner\n  capacity: 4\n  timeout: 1h30m\n  \
+         shutdown_timeout: 2m\n  insecure: yes\n  fetch_timeout: 10s\n  fetch_interval: 500ms\n  \
+         fetch_interval_max: 30s\n  report_interval: 3s\n  request_timeout: 2m\n  \
+         log_memory_limit: 512KiB\n  ca_file: /etc/ssl/forge.pem\n  github_mirror: https://mirror.example\n  \
+         labels: [linux, 'gpu:host', 'u:docker://node:20']\n\
+         cache: {enabled: false, host: 10.0.0.5, port: 8088, external_server: 'http://cache/'}\n\
+         container:\n  network: host\n  privileged: true\n  options: --add-host=a:b\n  \
+         workdir_parent: /srv/work\n  valid_volumes: [data, '/src/*.json']\n  docker_host: '-'\n  \
+         force_rebuild: true\n  require_docker: true\n  docker_timeout: 20s\n\
+         host: {workdir_parent: /var/lib/hearth}\n",
+    );
+    assert_eq!(config.log.level, LogLevel::Debug);
+    let runner = &config.runner;
+    assert_eq!(runner.file, PathBuf::from("/data/state/.runner"));
+    assert_eq!(runner.capacity, 4);
+    assert_eq!(runner.timeout, Duration::from_secs(5400));
+    assert_eq!(runner.shutdown_timeout, Duration::from_secs(120));
+    assert!(runner.insecure);
+    assert_eq!(runner.fetch_timeout, Duration::from_secs(10));
+    assert_eq!(runner.fetch_interval, Duration::from_millis(500));
+    assert_eq!(runner.fetch_interval_max, Duration::from_secs(30));
+    assert_eq!(runner.report_interval, Duration::from_secs(3));
+    assert_eq!(runner.request_timeout, Duration::from_secs(120));
+    assert_eq!(runner.log_memory_limit, 512 * 1024);
+    assert_eq!(
+        runner.log_spill_dir,
+        PathBuf::from("/data/state/.hearth-spool")
+    );
+    assert_eq!(runner.ca_file, Some(PathBuf::from("/etc/ssl/forge.pem")));
+    assert_eq!(runner.github_mirror, "https://mirror.example");
+    assert_eq!(runner.labels.get("linux"), Some(&Label::host("linux")));
+    assert_eq!(runner.labels.get("u"), Some(&Label::docker("u", "node:20")));
+    assert!(!config.cache.enabled);
+    assert_eq!(
+        config.cache.dir,
+        PathBuf::new(),
+        "no default dir when disabled"
+    );
+    assert_eq!(config.cache.host, "10.0.0.5");
+    assert_eq!(config.cache.port, 8088);
+    assert_eq!(config.cache.external_server, "http://cache/");
+    let container = &config.container;
+    assert_eq!(container.network, "host");
+    assert!(container.privileged && container.force_rebuild && container.require_docker);
+    assert_eq!(container.options, "--add-host=a:b");
+    assert_eq!(container.workdir_parent, "/srv/work");
+    assert_eq!(container.valid_volumes, ["data", "/src/*.json"]);
+    assert_eq!(container.docker_host, "-");
+    assert_eq!(container.docker_timeout, Duration::from_secs(20));
+    assert_eq!(config.host.workdir_parent, PathBuf::from("/var/lib/hearth"));
+}
+
+#[test]
+fn zero_and_negative_values_fall_back_as_in_act_runner() {
+    let config = load_clean(
+        "runner: {capacity: -2, timeout: 0s, fetch_timeout: -1s, fetch_interval: '0', \
+         shutdown_timeout: -5s, report_interval: 0s, request_timeout: -1m, \
+         fetch_interval_max: 0s, log_memory_limit: 0}\ncontainer: {docker_timeout: -1s}\n",
+    );
+    assert_eq!(config, defaults());
+    assert_eq!(load_clean("runner: {capacity: 0}").runner.capacity, 1);
+}
+
+#[test]
+fn backoff_ceiling_is_never_below_the_interval() {
+    let config = load_clean("runner: {fetch_interval: 10s, fetch_interval_max: 3s}");
+    assert_eq!(config.runner.fetch_interval_max, Duration::from_secs(10));
+}
+
+#[test]
+fn string_settings_keep_scalars_as_written() {
+    let config = load_clean(
+        "runner:\n  envs:\n    VERSION: 1.10\n    HEX: 0x1F\n    FLAG: true\n    EMPTY:\n    \
+         QUOTED: '007'\n    TAGGED: !!int 12\n  github_mirror: 42\n",
+    );
+    let envs = &config.runner.envs;
+    let get = |name: &str| envs.get(name).map(String::as_str);
+    assert_eq!(get("VERSION"), Some("1.10"));
+    assert_eq!(get("HEX"), Some("0x1F"));
+    assert_eq!(get("FLAG"), Some("true"));
+    assert_eq!(get("EMPTY"), Some(""));
+    assert_eq!(get("QUOTED"), Some("007"));
+    assert_eq!(get("TAGGED"), Some("12"));
+    assert_eq!(config.runner.github_mirror, "42");
+}
+
+#[test]
+fn wrong_types_are_errors_at_the_value() {
+    assert_eq!(
+        error("runner:\n  file: .runner\n  capacity: \"2\"\n"),
+        "config.yaml:3:13: runner.capacity must be an integer, found a string"
+    );
+    assert_eq!(
+        error("runner: 5\n"),
+        "config.yaml:1:9: runner must be a mapping, found an integer"
+    );
+    assert_eq!(
+        error("- a\n"),
+        "config.yaml:1:1: the config file must be a mapping, found a sequence"
+    );
+    assert_eq!(
+        error("runner:\n  insecure: maybe\n"),
+        "config.yaml:2:13: runner.insecure must be a boolean (true or false), found a string"
+    );
+    assert_eq!(
+        error("runner:\n  envs: [A]\n"),
+        "config.yaml:2:9: runner.envs must be a mapping of names to strings, found a sequence"
+    );
+    assert_eq!(
+        error("runner:\n  envs:\n    A: {b: c}\n"),
+        "config.yaml:3:8: runner.envs.A must be a string, found a mapping"
+    );
+    assert_eq!(
+        error("runner:\n  labels: linux\n"),
+        "config.yaml:2:11: runner.labels must be a list of strings, found a string"
+    );
+    assert_eq!(
+        error("container:\n  valid_volumes: [a, [b]]\n"),
+        "config.yaml:2:22: container.valid_volumes[1] must be a string, found a sequence"
+    );
+    assert_eq!(
+        error("runner:\n  timeout: 1.5\n"),
+        "config.yaml:2:12: runner.timeout must be a duration such as 30s, 1m30s or 3h, \
+         found a number"
+    );
+    assert_eq!(
+        error("cache:\n  port: 70000\n"),
+        "config.yaml:2:9: cache.port must be a port number from 0 to 65535, found 70000"
+    );
+    assert_eq!(
+        error("runner:\n  log_memory_limit: lots\n"),
+        "config.yaml:2:21: runner.log_memory_limit must be a size in bytes, e.g. 4194304 or \
+         4MiB, found \"lots\""
+    );
+    assert_eq!(
+        error("log:\n  level: verbose\n"),
+        "config.yaml:2:10: log.level must be trace, debug, info, warn, error or fatal, \
+         found \"verbose\""
+    );
+}
+
+#[test]
+fn bad_durations_say_why() {
+    assert_eq!(
+        error("runner:\n  timeout: 3 hours\n"),
+        "config.yaml:2:12: runner.timeout: \"3 hours\" is not a duration: unknown unit \
+         \" hours\" (expected ns, us, ms, s, m or h, with no space before it); \
+         write e.g. 30s, 1m30s or 3h"
+    );
+    assert!(error("runner:\n  fetch_interval: 1d\n").contains("unknown unit \"d\""));
+}
+
+#[test]
+fn bare_numbers_are_refused_but_zero() {
+    let (config, warnings) = load("runner:\n  timeout: 0\n");
+    assert_eq!(config.runner.timeout, Duration::from_secs(3 * 3600));
+    assert!(warnings.is_empty());
+    assert_eq!(
+        error("runner:\n  fetch_interval: 2000000000\n"),
+        "config.yaml:2:19: runner.fetch_interval: a duration needs a unit (a bare 2000000000 \
+         would be nanoseconds); write e.g. 2000000000s"
+    );
+}
+
+#[test]
+fn bad_labels_are_errors_at_the_label() {
+    let message = error("runner:\n  labels:\n    - linux\n    - 'pool:lxc://debian'\n");
+    assert!(
+        message.starts_with(
+            "config.yaml:4:7: runner.labels: label \"pool:lxc://debian\" has the unknown scheme"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_warnings_with_suggestions() {
+    let (config, warnings) = load(
+        "runner:\n  capacity: 2\n  fetch_intervall: 3s\n  report_retry: {max_retries: 3}\n\
+         cahce:\n  enabled: false\ncontainer:\n  Privileged: true\n",
+    );
+    assert_eq!(config.runner.capacity, 2);
+    assert_eq!(config.runner.fetch_interval, Duration::from_secs(2));
+    assert!(config.cache.enabled);
+    assert!(!config.container.privileged);
+    assert_eq!(
+        messages(&warnings),
+        [
+            "config.yaml:3:3: unknown key runner.fetch_intervall is ignored; \
+             did you mean runner.fetch_interval?",
+            "config.yaml:4:3: unknown key runner.report_retry is ignored",
+            "config.yaml:5:1: unknown key cahce is ignored; did you mean cache?",
+            "config.yaml:8:3: unknown key container.Privileged is ignored; \
+             did you mean container.privileged?",
+        ]
+    );
+}
+
+#[test]
+fn network_mode_is_the_old_name_of_network() {
+    let (config, warnings) = load("container:\n  network_mode: host\n");
+    assert_eq!(config.container.network, "host");
+    assert_eq!(
+        messages(&warnings),
+        [
+            "config.yaml:2:3: container.network_mode is an old name of container.network; \
+          use container.network"
+        ]
+    );
+    let (config, _) = load("container:\n  network_mode: bridge\n");
+    assert_eq!(
+        config.container.network, "",
+        "bridge meant a network per job"
+    );
+    let (config, warnings) = load("container:\n  network_mode: host\n  network: mine\n");
+    assert_eq!(config.container.network, "mine");
+    assert!(warnings[0]
+        .message
+        .contains("ignored because container.network is set"));
+    assert_eq!(
+        load_clean("container: {network_mode: ''}")
+            .container
+            .network,
+        ""
+    );
+}
+
+#[test]
+fn yaml_errors_carry_the_position() {
+    let message = error("runner:\n  capacity: 1\n  capacity: 2\n");
+    assert!(
+        message.starts_with("config.yaml:3:3: duplicate key"),
+        "{message}"
+    );
+    let message = error("runner: [\n");
+    assert!(message.starts_with("config.yaml:"), "{message}");
+}
+
+#[test]
+fn env_file_is_merged_over_envs_when_it_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("runner.env");
+    std::fs::write(&env_file, "B=from-file\nC=\"quoted value\"\n").unwrap();
+    let text = format!(
+        "runner:\n  envs: {{A: a, B: b}}\n  env_file: {}\n",
+        env_file.display()
+    );
+    let config = load_clean(&text);
+    let envs: Vec<(&str, &str)> = config
+        .runner
+        .envs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        envs,
+        [("A", "a"), ("B", "from-file"), ("C", "quoted value")]
+    );
+
+    let missing = dir.path().join("absent.env");
+    let text = format!(
+        "runner:\n  envs: {{A: a}}\n  env_file: {}\n",
+        missing.display()
+    );
+    assert_eq!(load_clean(&text).runner.envs.len(), 1);
+    let text = format!("runner:\n  env_file: {}\n", dir.path().display());
+    assert!(
+        load_clean(&text).runner.envs.is_empty(),
+        "a folder is skipped"
+    );
+
+    std::fs::write(&env_file, "GOOD=1\nthis is not dotenv\n").unwrap();
+    let text = format!("runner:\n  env_file: {}\n", env_file.display());
+    let message = error(&text);
+    assert!(message.starts_with("runner.env_file: "), "{message}");
+    assert!(message.contains("runner.env:2:"), "{message}");
+}
+
+#[test]
+fn load_reads_the_file_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "\u{feff}runner:\n  capacity: 3\n  bogus: 1\n").unwrap();
+    let (config, warnings) = Config::load_with_env(Some(&path), &env).unwrap();
+    assert_eq!(config.runner.capacity, 3);
+    assert_eq!(
+        warnings[0].to_string(),
+        format!(
+            "{}:3:3: unknown key runner.bogus is ignored",
+            path.display()
+        )
+    );
+
+    std::fs::write(&path, "runner:\n  capacity: x\n").unwrap();
+    let message = Config::load_with_env(Some(&path), &env)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        message,
+        format!(
+            "{}:2:13: runner.capacity must be an integer, found a string",
+            path.display()
+        )
+    );
+
+    let missing = dir.path().join("nope.yaml");
+    let error = Config::load_with_env(Some(&missing), &env).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }), "{error}");
+    assert!(error.to_string().contains("nope.yaml"), "{error}");
+
+    std::fs::write(&path, b"runner: \xff\n").unwrap();
+    let error = Config::load_with_env(Some(&path), &env).unwrap_err();
+    assert!(matches!(error, ConfigError::NotText { .. }), "{error}");
+}
+
+#[test]
+fn legacy_variables_count_only_without_a_file() {
+    let legacy = |name: &str| match name {
+        "GITEA_RUNNER_CAPACITY" => Some("3".to_owned()),
+        "GITEA_RUNNER_FILE" => Some("/data/.runner".to_owned()),
+        other => env(other),
+    };
+    let (config, warnings) = Config::load_with_env(None, &legacy).unwrap();
+    assert_eq!(config.runner.capacity, 3);
+    assert_eq!(config.runner.file, Path::new("/data/.runner"));
+    assert_eq!(
+        config.runner.log_spill_dir,
+        Path::new("/data/.hearth-spool")
+    );
+    assert_eq!(warnings.len(), 2);
+
+    let (config, warnings) = Config::from_yaml("runner: {capacity: 2}", "c.yaml", &legacy).unwrap();
+    assert_eq!(config.runner.capacity, 2);
+    assert_eq!(config.runner.file, Path::new(".runner"));
+    assert!(warnings
+        .iter()
+        .all(|w| w.message.contains("ignored because a config file is given")));
+}
+
+#[test]
+fn home_missing_gives_relative_folders_as_go_does() {
+    let (config, _) = Config::load_with_env(None, &|_| None).unwrap();
+    assert_eq!(config.cache.dir, PathBuf::from(".cache/actcache"));
+    assert_eq!(config.host.workdir_parent, PathBuf::from(".cache/act"));
+}
