@@ -1,0 +1,58 @@
+//! A fake Gitea/Forgejo Actions server — only the runner protocol (`/api/actions/`, Connect
+//! unary, binary protobuf) — for Hearth's integration tests and benchmarks. It follows
+//! `shared/spec/forge-protocol.md`, quirks included: Gitea's `unknown`-wrapped errors (or
+//! Forgejo's real Connect codes), the `tasks_version` shortcut, UpdateTask's cancellation
+//! channel and output rules, UpdateLog's ack rules (an empty `no_more` never archives on
+//! Gitea ≤ 1.26.1).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use hearth_fake_forge::{FakeForge, Options, TaskSpec};
+//!
+//! let forge = FakeForge::start(Options::gitea().with_registration_token("REG")).await?;
+//! let job = forge.queue_task(
+//!     TaskSpec::new("on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n")
+//!         .with_secret("API_KEY", "s3cret")
+//!         .with_context(serde_json::json!({ "event_name": "workflow_dispatch" })),
+//! );
+//! // ... run a runner against forge.url() ...
+//! let task = forge.wait_for_task_done(job, Duration::from_secs(30)).await.unwrap();
+//! let lines = forge.log_lines(job);
+//! # Ok(()) }
+//! ```
+//!
+//! Not served: the JSON codec (`application/json` gets the 415 connect-go sends for a codec
+//! it lacks), compressed bodies, Forgejo's FetchSingleTask and request keys, the
+//! `cancelling` state, server timers (use [`FakeForge::fail_as_zombie`]).
+//!
+//! The `fake-forge` binary (for shell benchmarks) serves until SIGINT/SIGTERM:
+//! `fake-forge --port P --token REG [--flavour gitea|forgejo] [--tasks N --payload FILE]
+//! [--stats-file F]`. It prints `listening on http://127.0.0.1:P` once ready. Its stats (also
+//! served at any time as `GET /_fake/stats`, and written to `--stats-file` on exit) are JSON:
+//! `{"requests": {"FetchTask": n, ...}, "jobs_total", "jobs_done", "jobs": [{"job_id",
+//! "status", "task_id", "runner_id", "final_result_reported", "log_rows", "log_archived",
+//! "outputs"}], "tasks_version", "queue_lookups", "runners"}`.
+
+pub mod context;
+mod error;
+mod faults;
+mod forge;
+mod method;
+mod options;
+mod rpc;
+mod server;
+mod state;
+mod stats;
+mod status;
+mod task_spec;
+mod view;
+
+pub use error::Code;
+pub use faults::{Fault, FaultTiming};
+pub use forge::{FakeForge, WaitTimeout};
+pub use method::Method;
+pub use options::{Flavour, LogRules, Options};
+pub use status::Status;
+pub use task_spec::{ContextSpec, NeedSpec, TaskSpec};
+pub use view::{JobId, JobView, LogRecord, RequestRecord, RunnerInfo, StepView, TaskView};
