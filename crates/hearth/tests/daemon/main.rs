@@ -1,0 +1,461 @@
+//! `hearth register` and `hearth daemon` against the fake forge: registration, jobs and their
+//! logs, step states and outputs, cancellation, an unreachable forge, shutdown, capacity,
+//! ephemeral runners and act_runner's own files.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use harness::{nonblank, Harness, FAST};
+use hearth_fake_forge::{Options, Status, TaskSpec};
+use hearth_forge::proto::runner::Result as TaskResult;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn job(steps: &str) -> String {
+    format!("name: ci\non: push\njobs:\n  build:\n    runs-on: linux\n    steps:\n{steps}")
+}
+
+#[tokio::test]
+async fn register_writes_the_runner_file_and_sends_label_names_only() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config("");
+    let output = h
+        .register(&["--labels", "linux:host,ubuntu-latest:docker://node:20"])
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "Runner registered successfully."
+    );
+    let runners = h.forge.runners();
+    assert_eq!(runners.len(), 1);
+    assert_eq!(runners[0].labels, ["linux", "ubuntu-latest"]);
+    assert_eq!(runners[0].name, "test-runner");
+
+    let file = h.path(".runner");
+    let text = std::fs::read_to_string(&file).expect(".runner written");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(json["uuid"], runners[0].uuid.as_str());
+    assert_eq!(json["token"], runners[0].token.as_str());
+    assert_eq!(json["address"], h.forge.url().as_str());
+    assert_eq!(
+        json["labels"],
+        serde_json::json!(["linux:host", "ubuntu-latest:docker://node:20"])
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn a_wrong_registration_token_is_a_clear_error() {
+    for options in [Options::gitea(), Options::forgejo()] {
+        let h = Harness::start(options).await;
+        h.config("");
+        let output = h.register(&["--token", "nope", "--labels", "linux"]).await;
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("the forge refused the registration")
+                && stderr.contains("registration token"),
+            "{stderr}"
+        );
+        assert!(!harness::exists(&h.path(".runner")));
+    }
+}
+
+#[tokio::test]
+async fn a_job_succeeds_with_every_row_in_order_and_its_steps_states() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    let payload = job(r#"      - name: greet
+        run: |
+          echo hello
+          echo "the secret is ${{ secrets.MY_SECRET }}"
+      - run: |
+          echo "::group::counting"
+          for i in 1 2 3; do echo "line $i"; done
+          echo "::endgroup::"
+      - id: out
+        run: echo "value=42" >> "$GITHUB_OUTPUT"
+    outputs:
+      answer: ${{ steps.out.outputs.value }}
+"#);
+    let id = h
+        .forge
+        .queue_task(TaskSpec::new(payload).with_secret("MY_SECRET", "hunter2-very-secret"));
+    let daemon = h.daemon(&[]);
+    let task = h.done(id, LONG).await;
+    let log = daemon.stop().await;
+
+    assert_eq!(task.status, Status::Success, "{log}");
+    assert!(task.log_archived);
+    assert_eq!(
+        task.output_map().get("answer").map(String::as_str),
+        Some("42")
+    );
+    let results: Vec<Status> = task.steps.iter().map(|s| s.status).collect();
+    assert_eq!(results, [Status::Success; 3]);
+
+    let lines = h.forge.log_lines(id);
+    assert!(lines.iter().all(|l| !l.contains("hunter2")), "{lines:#?}");
+    let greet = h.step_rows(id, 0);
+    assert!(greet.iter().any(|l| l == "hello"), "{greet:#?}");
+    assert!(greet.iter().any(|l| l == "the secret is ***"), "{greet:#?}");
+    let counting = h.step_rows(id, 1);
+    let expected = [
+        "::group::counting",
+        "line 1",
+        "line 2",
+        "line 3",
+        "::endgroup::",
+    ];
+    let found: Vec<&str> = counting
+        .iter()
+        .map(String::as_str)
+        .filter(|l| expected.contains(l))
+        .collect();
+    assert_eq!(found, expected);
+    // Steps' ranges follow each other without overlapping.
+    for pair in task.steps.windows(2) {
+        assert!(pair[0].log_index + pair[0].log_length <= pair[1].log_index);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_job_skips_later_steps_but_runs_always() {
+    let h = Harness::start(Options::forgejo()).await;
+    h.config(FAST);
+    h.registered().await;
+    let payload = job(r#"      - run: |
+          echo before
+          exit 3
+      - run: echo never
+      - if: always()
+        run: echo cleanup
+"#);
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    let task = h.done(id, LONG).await;
+    daemon.stop().await;
+
+    assert_eq!(task.status, Status::Failure);
+    let results: Vec<Status> = task.steps.iter().map(|s| s.status).collect();
+    assert_eq!(results, [Status::Failure, Status::Skipped, Status::Success]);
+    assert_eq!(task.steps[1].log_length, 0);
+    let lines = h.forge.log_lines(id);
+    assert!(lines.iter().any(|l| l == "cleanup"));
+    assert!(!lines.iter().any(|l| l == "never"));
+    assert!(h.step_rows(id, 0).iter().any(|l| l == "before"));
+}
+
+#[tokio::test]
+async fn outputs_arrive_as_needs_of_a_later_task() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    let first = h.forge.queue_task(TaskSpec::new(
+        "name: ci\non: push\njobs:\n  a:\n    runs-on: linux\n    outputs:\n      word: ${{ steps.s.outputs.word }}\n    steps:\n      - id: s\n        run: echo 'word=bird' >> \"$GITHUB_OUTPUT\"\n",
+    ));
+    let daemon = h.daemon(&[]);
+    let a = h.done(first, LONG).await;
+    assert_eq!(a.status, Status::Success);
+    let outputs: BTreeMap<String, String> = a.output_map();
+    assert_eq!(outputs.get("word").map(String::as_str), Some("bird"));
+
+    let second = h.forge.queue_task(
+        TaskSpec::new(
+            "name: ci\non: push\njobs:\n  b:\n    runs-on: linux\n    needs: a\n    if: needs.a.result == 'success'\n    steps:\n      - run: echo \"got ${{ needs.a.outputs.word }}\"\n",
+        )
+        .with_need("a", TaskResult::Success, outputs),
+    );
+    let b = h.done(second, LONG).await;
+    daemon.stop().await;
+    assert_eq!(b.status, Status::Success);
+    assert!(h.step_rows(second, 0).iter().any(|l| l == "got bird"));
+}
+
+#[tokio::test]
+async fn the_forge_cancels_a_job_within_two_seconds() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    let payload = job(r#"      - run: |
+          echo started
+          sleep 60
+          echo finished
+      - if: always()
+        run: echo cleaned
+"#);
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    h.row_appears(id, "started", LONG).await;
+    let cancelled_at = Instant::now();
+    assert!(h.forge.cancel_task(id));
+    let task = h.done(id, LONG).await;
+    let took = cancelled_at.elapsed();
+    daemon.stop().await;
+
+    assert!(
+        took < Duration::from_secs(2),
+        "the job took {took:?} to stop"
+    );
+    assert_eq!(
+        task.final_result_reported,
+        Some(TaskResult::Cancelled as i32)
+    );
+    let lines = h.forge.log_lines(id);
+    assert!(!lines.iter().any(|l| l == "finished"));
+    assert!(lines.iter().any(|l| l == "cleaned"), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn every_row_arrives_once_after_the_forge_was_down_for_30_seconds() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    let payload = job(r#"      - run: |
+          for i in $(seq 1 400); do echo "row $i"; sleep 0.1; done
+"#);
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    h.row_appears(id, "row 20", LONG).await;
+    h.forge.go_down().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    h.forge.come_up().await.expect("the forge comes back");
+    let task = h.done(id, Duration::from_secs(120)).await;
+    daemon.stop().await;
+
+    assert_eq!(task.status, Status::Success);
+    let lines = h.forge.log_lines(id);
+    let rows: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("row "))
+        .collect();
+    let expected: Vec<String> = (1..=400).map(|i| format!("row {i}")).collect();
+    assert_eq!(rows, expected);
+    assert!(task.log_archived);
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_job_finish_its_grace_then_cancels_and_reports() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    let payload = job(r#"      - run: |
+          echo started
+          sleep 30
+      - if: always()
+        run: echo cleaned
+"#);
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    h.row_appears(id, "started", LONG).await;
+    daemon.signal(libc::SIGTERM);
+    let (code, log) = daemon.exit(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "{log}");
+    let task = h.forge.task(id).expect("the task");
+    assert_eq!(task.status, Status::Cancelled, "{log}");
+    assert!(task.log_archived);
+    assert!(h.forge.log_lines(id).iter().any(|l| l == "cleaned"));
+    // No new job after the signal.
+    let later = h
+        .forge
+        .queue_task(TaskSpec::new(job("      - run: true\n")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.forge.job(later).expect("job").status, Status::Waiting);
+}
+
+#[tokio::test]
+async fn capacity_four_runs_twenty_queued_jobs_four_at_a_time() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(&format!("{FAST}  capacity: 4\n"));
+    h.registered().await;
+    let ids: Vec<_> = (0..20)
+        .map(|_| {
+            h.forge
+                .queue_task(TaskSpec::new(job("      - run: sleep 0.5\n")))
+        })
+        .collect();
+    let started = Instant::now();
+    let daemon = h.daemon(&[]);
+    let mut spans = Vec::new();
+    for id in &ids {
+        let task = h.done(*id, LONG).await;
+        assert_eq!(task.status, Status::Success);
+        spans.push((task.picked_at, task.stopped_at.expect("stopped")));
+    }
+    let took = started.elapsed();
+    daemon.stop().await;
+    // At no moment more than four tasks ran, and four did run together.
+    let mut most = 0;
+    for (start, _) in &spans {
+        let at = |t: &prost_types::Timestamp| (t.seconds, t.nanos);
+        let running = spans
+            .iter()
+            .filter(|(s, e)| at(s) <= at(start) && at(start) < at(e))
+            .count();
+        most = most.max(running);
+    }
+    assert_eq!(most, 4, "{spans:?}");
+    // 5 rounds of 0.5 s, plus start-up and reporting.
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_ephemeral_runner_takes_one_job_and_is_gone() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    let output = h.register(&["--labels", "linux:host", "--ephemeral"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let first = h
+        .forge
+        .queue_task(TaskSpec::new(job("      - run: echo one\n")));
+    let second = h
+        .forge
+        .queue_task(TaskSpec::new(job("      - run: echo two\n")));
+    let daemon = h.daemon(&[]);
+    let (code, log) = daemon.exit(LONG).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(h.forge.task(first).expect("task").status, Status::Success);
+    assert_eq!(h.forge.job(second).expect("job").status, Status::Waiting);
+    assert!(
+        h.forge.runners().is_empty(),
+        "the forge removes an ephemeral runner"
+    );
+}
+
+#[tokio::test]
+async fn once_runs_one_job_then_exits() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    let first = h
+        .forge
+        .queue_task(TaskSpec::new(job("      - run: echo one\n")));
+    let daemon = h.daemon(&["--once"]);
+    let (code, log) = daemon.exit(LONG).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(h.forge.task(first).expect("task").status, Status::Success);
+    assert_eq!(h.forge.runners().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unregistered_runner_exits_saying_to_register_again() {
+    for options in [Options::gitea(), Options::forgejo()] {
+        let h = Harness::start(options).await;
+        h.config(FAST);
+        h.registered().await;
+        let id = h.forge.runners()[0].id;
+        assert!(h.forge.delete_runner(id));
+        let (code, log) = h.daemon(&[]).exit(LONG).await;
+        assert_ne!(code, Some(0));
+        assert!(log.contains("register it again"), "{log}");
+    }
+}
+
+#[tokio::test]
+async fn act_runners_own_files_work_unchanged() {
+    let h = Harness::start(Options::gitea()).await;
+    // Registered by act_runner: the forge knows the runner, and act_runner wrote its files.
+    let client = hearth_forge::Client::new(&hearth_forge::ClientOptions {
+        address: h.forge.url(),
+        insecure: false,
+        ca_file: None,
+        request_timeout: Duration::from_secs(5),
+        version: "v0.2.11".into(),
+    })
+    .expect("client");
+    let runner = client
+        .register(&hearth_forge::proto::runner::RegisterRequest {
+            name: "act".into(),
+            token: harness::TOKEN.into(),
+            labels: vec!["linux".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("registered")
+        .runner
+        .expect("a runner");
+    let dot_runner = format!(
+        r#"{{
+  "WARNING": "This file is automatically generated by act-runner. Do not edit it manually unless you know what you are doing. Removing this file will cause act runner to re-register as a new runner.",
+  "id": {},
+  "uuid": "{}",
+  "name": "act",
+  "token": "{}",
+  "address": "{}",
+  "labels": [
+    "linux:host"
+  ]
+}}
+"#,
+        runner.id,
+        runner.uuid,
+        runner.token,
+        h.forge.url()
+    );
+    std::fs::write(h.path(".runner"), dot_runner).expect(".runner written");
+    let work = h.path("work");
+    let config = format!(
+        r#"log:
+  level: info
+
+runner:
+  file: .runner
+  capacity: 1
+  envs:
+    A_TEST_ENV_NAME_1: a_test_env_value_1
+    A_TEST_ENV_NAME_2: a_test_env_value_2
+  env_file: .env
+  timeout: 3h
+  shutdown_timeout: 0s
+  insecure: false
+  fetch_timeout: 5s
+  fetch_interval: 2s
+  labels:
+    - "linux:host"
+
+cache:
+  enabled: true
+  dir: ""
+  host: ""
+  port: 0
+  external_server: ""
+
+container:
+  network: ""
+  privileged: false
+  options:
+  workdir_parent:
+  valid_volumes: []
+  docker_host: ""
+  force_pull: true
+  force_rebuild: false
+
+host:
+  workdir_parent: {}
+"#,
+        work.display()
+    );
+    std::fs::write(h.path("config.yaml"), config).expect("config written");
+    let id = h.forge.queue_task(TaskSpec::new(job(
+        "      - run: echo \"env $A_TEST_ENV_NAME_1\"\n",
+    )));
+    let (code, log) = h.daemon(&["--once"]).exit(LONG).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        !log.contains("WARN"),
+        "no warnings for act_runner's files: {log}"
+    );
+    let task = h.forge.task(id).expect("task");
+    assert_eq!(task.status, Status::Success);
+    assert!(nonblank(&h.forge.log_lines(id)).contains(&"env a_test_env_value_1"));
+}
