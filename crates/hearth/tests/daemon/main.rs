@@ -218,7 +218,12 @@ async fn the_forge_cancels_a_job_within_two_seconds() {
 #[tokio::test]
 async fn every_row_arrives_once_after_the_forge_was_down_for_30_seconds() {
     let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
+    // A tiny memory budget, so the rows of the outage go through the spill file.
+    let spool = h.path("spool");
+    h.config(&format!(
+        "{FAST}  log_memory_limit: 2KiB\n  log_spill_dir: {}\n",
+        spool.display()
+    ));
     h.registered().await;
     let payload = job(r#"      - run: |
           for i in $(seq 1 400); do echo "row $i"; sleep 0.1; done
@@ -227,10 +232,14 @@ async fn every_row_arrives_once_after_the_forge_was_down_for_30_seconds() {
     let daemon = h.daemon(&[]);
     h.row_appears(id, "row 20", LONG).await;
     h.forge.go_down().await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let spilled = std::fs::read_dir(&spool).map_or(0, |d| d.count());
+    assert_eq!(spilled, 1, "rows past the budget wait in one spill file");
+    tokio::time::sleep(Duration::from_secs(20)).await;
     h.forge.come_up().await.expect("the forge comes back");
     let task = h.done(id, Duration::from_secs(120)).await;
     daemon.stop().await;
+    assert_eq!(std::fs::read_dir(&spool).map_or(0, |d| d.count()), 0);
 
     assert_eq!(task.status, Status::Success);
     let lines = h.forge.log_lines(id);
@@ -458,4 +467,47 @@ host:
     let task = h.forge.task(id).expect("task");
     assert_eq!(task.status, Status::Success);
     assert!(nonblank(&h.forge.log_lines(id)).contains(&"env a_test_env_value_1"));
+}
+
+#[tokio::test]
+async fn jobs_get_the_forges_context_and_the_runner_environment() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    let payload = job(r#"      - run: |
+          echo "repo=$GITHUB_REPOSITORY sha=$GITHUB_SHA ref=$GITHUB_REF_NAME actor=$GITHUB_ACTOR"
+          echo "server=$GITHUB_SERVER_URL api=$GITHUB_API_URL"
+          echo "gitea=$GITEA_ACTIONS run=$GITEA_RUN_ID runtime=$ACTIONS_RUNTIME_URL results=$ACTIONS_RESULTS_URL"
+          echo "runtime token=$ACTIONS_RUNTIME_TOKEN"
+          echo "github token=${{ github.token }} secret=${{ secrets.GITHUB_TOKEN }}"
+          echo "var=${{ vars.COLOUR }} message=${{ github.event.head_commit.message }}"
+"#);
+    let id = h
+        .forge
+        .queue_task(TaskSpec::new(payload).with_var("COLOUR", "teal"));
+    let daemon = h.daemon(&[]);
+    let task = h.done(id, LONG).await;
+    daemon.stop().await;
+    assert_eq!(task.status, Status::Success);
+    let url = h.forge.url();
+    let url = url.trim_end_matches('/');
+    let rows = h.step_rows(id, 0);
+    let has = |line: &str| assert!(rows.iter().any(|r| r == line), "no {line:?} in {rows:#?}");
+    has(&format!(
+        "repo=test-owner/test-repo sha={} ref=main actor=test-user",
+        hearth_fake_forge::context::DEFAULT_SHA
+    ));
+    has(&format!("server={url} api={url}/api/v1"));
+    has(&format!(
+        "gitea=true run={} runtime={url}/api/actions_pipeline/ results={url}",
+        h.forge.job(id).expect("job").run_id
+    ));
+    has("runtime token=***");
+    has("github token=*** secret=***");
+    has("var=teal message=test commit");
+    let lines = h.forge.log_lines(id);
+    assert!(!task.runtime_token.is_empty() && !task.token.is_empty());
+    for secret in [&task.token, &task.runtime_token] {
+        assert!(lines.iter().all(|l| !l.contains(secret.as_str())));
+    }
 }
