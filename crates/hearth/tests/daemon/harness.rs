@@ -45,7 +45,7 @@ impl Harness {
         std::fs::write(self.path("config.yaml"), text).expect("config written");
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
         command
             .current_dir(self.dir.path())

@@ -511,3 +511,139 @@ async fn jobs_get_the_forges_context_and_the_runner_environment() {
         assert!(lines.iter().all(|l| !l.contains(secret.as_str())));
     }
 }
+
+#[tokio::test]
+async fn register_asks_what_it_is_not_told() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config("");
+    let mut child = h
+        .command(&["register"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("register starts");
+    let answers = format!(
+        "{}\n{}\nasked-name\nlinux:host\n",
+        h.forge.url(),
+        harness::TOKEN
+    );
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(answers.as_bytes()).await.expect("answers");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("register ends");
+    assert!(output.status.success(), "{output:?}");
+    let runners = h.forge.runners();
+    assert_eq!(runners[0].name, "asked-name");
+    assert_eq!(runners[0].labels, ["linux"]);
+}
+
+#[tokio::test]
+async fn register_takes_forgejo_variables_and_a_token_file() {
+    let h = Harness::start(Options::forgejo()).await;
+    h.config("");
+    std::fs::write(h.path("token"), format!("{}\n", harness::TOKEN)).expect("token file");
+    let output = h
+        .command(&["register", "--no-interactive", "--token-file", "token"])
+        .env("FORGEJO_INSTANCE_URL", h.forge.url())
+        .env("FORGEJO_RUNNER_NAME", "from-env")
+        .env(
+            "FORGEJO_RUNNER_LABELS",
+            "linux:host,docker-ish:docker://alpine:3",
+        )
+        .output()
+        .await
+        .expect("register runs");
+    assert!(output.status.success(), "{output:?}");
+    let runners = h.forge.runners();
+    assert_eq!(runners[0].name, "from-env");
+    assert_eq!(runners[0].labels, ["linux", "docker-ish"]);
+}
+
+#[tokio::test]
+async fn register_waits_for_a_forge_that_is_starting() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config("");
+    h.forge.go_down().await;
+    let register = h.register(&["--labels", "linux:host"]);
+    let forge = &h.forge;
+    let comes_up = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        forge.come_up().await.expect("the forge comes up");
+    };
+    let (output, ()) = tokio::join!(register, comes_up);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(h.forge.runners().len(), 1);
+}
+
+#[tokio::test]
+async fn the_daemon_declares_its_labels_and_copes_with_an_old_forge() {
+    // A forge too old for Declare: the job still runs.
+    let mut options = Options::gitea();
+    options.declare_unimplemented = true;
+    let h = Harness::start(options).await;
+    h.config(FAST);
+    h.registered().await;
+    let id = h
+        .forge
+        .queue_task(TaskSpec::new(job("      - run: true\n")));
+    let daemon = h.daemon(&[]);
+    assert_eq!(h.done(id, LONG).await.status, Status::Success);
+    let log = daemon.stop().await;
+    assert!(log.contains("too old"), "{log}");
+
+    // New labels from the config reach the forge and the .runner file.
+    let h = Harness::start(Options::gitea()).await;
+    h.config(&format!(
+        "{FAST}  labels:\n    - linux:host\n    - extra:host\n"
+    ));
+    h.registered().await;
+    let daemon = h.daemon(&[]);
+    h.forge
+        .wait_until(LONG, || {
+            (h.forge.runners()[0].labels == ["linux", "extra"]).then_some(())
+        })
+        .await
+        .expect("the labels are declared");
+    daemon.stop().await;
+    let file = std::fs::read_to_string(h.path(".runner")).expect(".runner");
+    assert!(file.contains("extra:host"), "{file}");
+}
+
+#[tokio::test]
+async fn failed_and_partial_acks_still_deliver_every_row_once() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    h.forge.set_log_ack_limit(Some(7));
+    h.forge.fail_next(
+        hearth_fake_forge::Fault::http(500)
+            .times(3)
+            .only(hearth_fake_forge::Method::UpdateLog),
+    );
+    h.forge.fail_next(
+        hearth_fake_forge::Fault::http(503)
+            .times(2)
+            .only(hearth_fake_forge::Method::UpdateLog)
+            .after_handling(),
+    );
+    let payload = job(
+        r#"      - run: for i in $(seq 1 300); do echo "row $i"; done
+"#,
+    );
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    let task = h.done(id, LONG).await;
+    daemon.stop().await;
+    assert_eq!(task.status, Status::Success);
+    assert!(task.log_archived);
+    let lines = h.forge.log_lines(id);
+    let rows: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("row "))
+        .collect();
+    let expected: Vec<String> = (1..=300).map(|i| format!("row {i}")).collect();
+    assert_eq!(rows, expected);
+}
