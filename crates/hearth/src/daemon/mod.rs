@@ -6,9 +6,12 @@
 //! and their final state is still reported). A second signal cancels them at once, a third
 //! stops their `always()` steps too.
 
+mod resident;
 pub mod task;
 
+use std::cell::Cell;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,15 +102,25 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let runtime = Arc::new(runtime);
     let mut running = JoinSet::new();
+    // Start-up is over: its code need not stay resident.
+    resident::release_program_pages();
+    let busy = Rc::new(Cell::new(0usize));
     let polled = poll(&client, &options.poller, &shutdown, |task, slot| {
         tracing::info!("task {} received", task.id);
         let runtime = runtime.clone();
         let stop = stop.clone();
+        let busy = busy.clone();
+        busy.set(busy.get() + 1);
         running.spawn_local(async move {
             let id = task.id;
             let result = task::run_task(runtime, task, stop).await;
             drop(slot);
             tracing::info!("task {id} finished: {}", result.as_str_name());
+            busy.set(busy.get() - 1);
+            if busy.get() == 0 {
+                // Idle again: the jobs' code (engine, masking) need not stay resident.
+                resident::release_program_pages();
+            }
         });
     })
     .await;
