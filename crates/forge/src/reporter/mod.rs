@@ -208,13 +208,6 @@ impl TaskReporter {
                     ))),
                 );
             }
-            if inner.log.pending() == 0 {
-                // Gitea before 1.26.2 archives the log only with a request that adds a row.
-                inner.log.push(LogRow {
-                    time: Some(state::now()),
-                    content: String::new(),
-                });
-            }
             let end = inner.log.total();
             inner.state.finish(result, end);
         }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::{ReportError, ReporterOptions, Shared};
 use crate::client::Client;
 use crate::error::RpcError;
-use crate::proto::runner::{self, UpdateLogRequest, UpdateTaskRequest};
+use crate::proto::runner::{self, LogRow, UpdateLogRequest, UpdateTaskRequest};
 
 /// Sends rows and state while the job runs, then the final report once `finish` fires.
 pub(super) async fn run(
@@ -82,8 +82,17 @@ impl Sender {
                 );
                 (inner.log.acked(), rows, inner.log.total())
             };
-            if rows.is_empty() && !closing {
-                return Ok(true);
+            if rows.is_empty() {
+                if !closing {
+                    return Ok(true);
+                }
+                // The last request must add a row: Gitea before 1.26.2 archives the log only
+                // with a `no_more` request that does.
+                self.shared.lock().log.push(LogRow {
+                    time: Some(super::state::now()),
+                    content: String::new(),
+                });
+                continue;
             }
             let sent = rows.len() as u64;
             let request = UpdateLogRequest {
