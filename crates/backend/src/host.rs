@@ -9,6 +9,8 @@
 //!   <job-name>-<unique>/   one per job, removed by `finish`
 //!     workspace/           GITHUB_WORKSPACE: a copy of the repository, if any
 //!     temp/                RUNNER_TEMP
+//!   spare-<unique>/        with `with_folder_reuse`: a finished job's folder, set aside by
+//!                          `finish` for the next job, which gets it renamed and made fresh
 //! ```
 //!
 //! Processes are tracked the way GitHub's runner does it: each job gets a unique tracking id,
@@ -22,12 +24,14 @@ mod copy;
 mod exec;
 mod ids;
 mod procs;
+mod refresh;
 mod remove;
+mod spares;
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -37,8 +41,9 @@ use crate::{
     Backend, BackendError, CancellationToken, ExecEnd, ExecSpec, JobPaths, JobRuntime, JobSpec,
     OutputSink,
 };
-use exec::{lock, Graces, Tracker, TRACKING_VAR};
+use exec::{lock, Graces, Lookup, Tracker, TRACKING_VAR};
 use procs::{SIGKILL, SIGTERM};
+use spares::{Fresh, Spares, TEMP, WORKSPACE};
 
 /// How often `finish` looks again whether the job's processes are gone.
 const POLL: Duration = Duration::from_millis(25);
@@ -55,6 +60,8 @@ pub struct HostBackend {
     tool_cache: Option<PathBuf>,
     graces: Graces,
     terminate_grace: Duration,
+    /// Finished jobs' folders kept for the next job; `None` unless asked for.
+    spares: Option<Arc<Spares>>,
 }
 
 impl HostBackend {
@@ -68,7 +75,18 @@ impl HostBackend {
                 drain: Duration::from_millis(100),
             },
             terminate_grace: Duration::from_secs(1),
+            spares: None,
         }
+    }
+
+    /// Keeps a finished job's folder for the next job instead of removing it: the next job
+    /// gets it renamed, its temp folder emptied and its workspace refreshed in place from the
+    /// repository, which spares creating and removing every file of the copy (see the
+    /// `spares` module). Folders still kept are removed when the backend is dropped (its last
+    /// clone, and the last job it started).
+    pub fn with_folder_reuse(mut self) -> Self {
+        self.spares = Some(Arc::new(Spares::default()));
+        self
     }
 
     /// Uses `path` as the tool cache instead of `root/tool-cache` (e.g. one shared by several
@@ -108,6 +126,13 @@ impl HostBackend {
     }
 }
 
+/// Removes a folder and everything in it as the backend removes job folders: whatever the
+/// permissions, and without waiting for the disk once per folder (see the `remove` module).
+/// For a runner removing the backend's root folder once done.
+pub fn remove_folder(path: &Path) -> io::Result<()> {
+    remove::remove_tree(path)
+}
+
 fn prepare(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BackendError {
     let path = path.to_path_buf();
     move |source| BackendError::Prepare { what, path, source }
@@ -119,66 +144,99 @@ impl Backend for HostBackend {
     async fn start(&self, spec: JobSpec) -> Result<HostJob, BackendError> {
         // Absolute, so that the paths handed to steps mean the same from any working dir.
         let root = std::path::absolute(&self.root).map_err(prepare("root folder", &self.root))?;
-        tokio::fs::create_dir_all(&root)
-            .await
-            .map_err(prepare("root folder", &root))?;
         let tool_cache = self.tool_cache(&root);
-        tokio::fs::create_dir_all(&tool_cache)
-            .await
-            .map_err(prepare("tool cache", &tool_cache))?;
-        let job_dir = create_job_dir(&root, &spec.name).await?;
-
-        // From here on, a failure drops `job`, whose `Drop` removes the job folder again.
-        let job = HostJob {
+        // Making the folders is blocking work, done in one go.
+        let spares = self.spares.clone();
+        let cache = tool_cache.clone();
+        let (job_dir, fresh) = tokio::task::spawn_blocking(move || {
+            prepare_job_dir(&root, &cache, &spec, spares.as_deref())
+        })
+        .await
+        .map_err(|e| BackendError::Prepare {
+            what: "job folder",
+            path: self.root.clone(),
+            source: io::Error::other(e),
+        })??;
+        Ok(HostJob {
             paths: JobPaths {
-                workspace: job_dir.join("workspace"),
-                temp: job_dir.join("temp"),
+                workspace: job_dir.join(WORKSPACE),
+                temp: job_dir.join(TEMP),
                 tool_cache,
-                temp_on_host: job_dir.join("temp"),
-                workspace_on_host: job_dir.join("workspace"),
+                temp_on_host: job_dir.join(TEMP),
+                workspace_on_host: job_dir.join(WORKSPACE),
             },
             job_dir,
+            fresh,
+            spares: self.spares.clone(),
             tracking_id: ids::tracking_id(),
+            started: procs::ticks_since_boot(),
             graces: self.graces,
             terminate_grace: self.terminate_grace,
             groups: Mutex::new(HashSet::new()),
             drains: Mutex::new(Vec::new()),
+            lookup: Mutex::new(None),
             finished: false,
-        };
-        for (what, path) in [
-            ("workspace", &job.paths.workspace),
-            ("temp folder", &job.paths.temp),
-        ] {
-            tokio::fs::create_dir(path)
-                .await
-                .map_err(prepare(what, path))?;
-        }
-        if let Some(repository) = spec.repository {
-            let workspace = job.paths.workspace.clone();
-            let skip = copy::folder_id(&root);
-            tokio::task::spawn_blocking(move || copy::copy_tree(&repository, &workspace, skip))
-                .await
-                .map_err(|e| BackendError::Prepare {
-                    what: "workspace",
-                    path: job.paths.workspace.clone(),
-                    source: io::Error::other(e),
-                })?
-                .map_err(|e| BackendError::Prepare {
-                    what: "repository copy",
-                    path: e.path,
-                    source: e.source,
-                })?;
-        }
-        Ok(job)
+        })
     }
 }
 
+/// Makes the root folder and the tool cache if missing, then the job's folder under `root`: a
+/// folder set aside by an earlier job when there is one (see `spares`), else a new one, its
+/// workspace holding a copy of the repository. Returns the job folder and how it looked when
+/// made. On failure nothing of the job's folder is left.
+fn prepare_job_dir(
+    root: &Path,
+    tool_cache: &Path,
+    spec: &JobSpec,
+    spares: Option<&Spares>,
+) -> Result<(PathBuf, Fresh), BackendError> {
+    std::fs::create_dir_all(root).map_err(prepare("root folder", root))?;
+    std::fs::create_dir_all(tool_cache).map_err(prepare("tool cache", tool_cache))?;
+    let repository = spec.repository.as_deref();
+    let skip = copy::folder_id(root);
+    if let Some(revived) =
+        spares.and_then(|spares| spares.revive(root, &spec.name, repository, skip))
+    {
+        return Ok(revived);
+    }
+    let job_dir = create_job_dir(root, &spec.name)?;
+    let filled = fill_job_dir(&job_dir, repository, skip);
+    if filled.is_err() {
+        if let Err(e) = remove::remove_tree(&job_dir) {
+            tracing::warn!(job = %job_dir.display(), error = %e, "cannot remove the job folder");
+        }
+    }
+    filled.map(|fresh| (job_dir, fresh))
+}
+
+/// Makes the new job folder's workspace (a copy of `repository`) and temp folder.
+fn fill_job_dir(
+    job_dir: &Path,
+    repository: Option<&Path>,
+    skip: Option<copy::FolderId>,
+) -> Result<Fresh, BackendError> {
+    let workspace = job_dir.join(WORKSPACE);
+    let temp = job_dir.join(TEMP);
+    std::fs::create_dir(&workspace).map_err(prepare("workspace", &workspace))?;
+    std::fs::create_dir(&temp).map_err(prepare("temp folder", &temp))?;
+    // Before the copy: the workspace's own mode and owner are those of a new folder.
+    let fresh = Fresh::read(job_dir).map_err(prepare("job folder", job_dir))?;
+    if let Some(repository) = repository {
+        copy::copy_tree(repository, &workspace, skip).map_err(|e| BackendError::Prepare {
+            what: "repository copy",
+            path: e.path,
+            source: e.source,
+        })?;
+    }
+    Ok(fresh)
+}
+
 /// Creates a fresh, uniquely named folder for a job under `root`.
-async fn create_job_dir(root: &Path, name: &str) -> Result<PathBuf, BackendError> {
+fn create_job_dir(root: &Path, name: &str) -> Result<PathBuf, BackendError> {
     let mut last = None;
     for _ in 0..NAME_ATTEMPTS {
         let dir = root.join(ids::folder_name(name));
-        match tokio::fs::create_dir(&dir).await {
+        match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some((dir, e)),
             Err(e) => return Err(prepare("job folder", &dir)(e)),
@@ -196,13 +254,22 @@ pub struct HostJob {
     paths: JobPaths,
     /// The job's own folder, holding its workspace and temp folder.
     job_dir: PathBuf,
+    /// How the job's folders looked when made, for reusing them.
+    fresh: Fresh,
+    /// Where `finish` sets the folder aside for the next job, if the backend reuses folders.
+    spares: Option<Arc<Spares>>,
     tracking_id: String,
+    /// When the job started, before any of its processes (clock ticks since boot): older
+    /// processes cannot carry its tracking id.
+    started: u64,
     graces: Graces,
     terminate_grace: Duration,
     /// Every process group an exec created.
     groups: Mutex<HashSet<i32>>,
     /// Tasks discarding the output of background processes.
     drains: Mutex<Vec<JoinHandle<()>>>,
+    /// The last program `has_program` found, for the next `exec`.
+    lookup: Mutex<Option<Lookup>>,
     /// Set by `finish`, so that `Drop` has nothing left to do.
     finished: bool,
 }
@@ -213,7 +280,8 @@ impl HostJob {
         &self.tracking_id
     }
 
-    /// The job's own folder (holding `workspace/` and `temp/`), removed by `finish`.
+    /// The job's own folder (holding `workspace/` and `temp/`), removed (or set aside for the
+    /// next job) by `finish`.
     pub fn job_dir(&self) -> &Path {
         &self.job_dir
     }
@@ -223,6 +291,7 @@ impl HostJob {
         Survey {
             needle: format!("{TRACKING_VAR}={}", self.tracking_id).into_bytes(),
             groups: lock(&self.groups).clone(),
+            since: self.started,
         }
     }
 
@@ -254,6 +323,8 @@ impl HostJob {
 struct Survey {
     needle: Vec<u8>,
     groups: HashSet<i32>,
+    /// The job's start, in clock ticks since boot.
+    since: u64,
 }
 
 impl Survey {
@@ -266,7 +337,7 @@ impl Survey {
     }
 
     fn find_now(&self) -> Result<Vec<i32>, String> {
-        procs::job_processes(&self.needle, &self.groups)
+        procs::job_processes(&self.needle, &self.groups, self.since)
             .map_err(|e| format!("cannot list processes in /proc: {e}"))
     }
 
@@ -302,8 +373,17 @@ impl JobRuntime for HostJob {
     }
 
     /// Looks through `path`'s folders for an executable file named `program`, as a shell would.
+    /// The program found is remembered for the next `exec`, which the engine makes for the
+    /// step it is preparing: it then need not search `PATH` again.
     fn has_program(&self, program: &str, path: &str) -> Option<bool> {
-        Some(exec::find_on_path(program, path).is_some())
+        let found = exec::find_on_path(program, path);
+        let lookup = found.as_ref().map(|found| Lookup {
+            program: program.to_owned(),
+            path: path.to_owned(),
+            found: found.clone(),
+        });
+        *lock(&self.lookup) = lookup;
+        Some(found.is_some())
     }
 
     /// Runs one process; `RUNNER_TRACKING_ID` is added to (or replaces the one in) `spec.env`.
@@ -318,7 +398,8 @@ impl JobRuntime for HostJob {
             groups: &self.groups,
             drains: &self.drains,
         };
-        exec::run(spec, tracker, self.graces, sink, cancel).await
+        let known = lock(&self.lookup).take();
+        exec::run(spec, known, tracker, self.graces, sink, cancel).await
     }
 
     async fn finish(mut self) -> Result<(), BackendError> {
@@ -329,6 +410,17 @@ impl JobRuntime for HostJob {
         }
         for drain in lock(&self.drains).drain(..) {
             drain.abort();
+        }
+        // Only a folder no process of the job can still write into is handed to another job.
+        if problems.is_empty() {
+            if let Some(spares) = &self.spares {
+                match spares.park(&self.job_dir, self.fresh) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::debug!(job = %self.job_dir.display(), error = %e, "cannot set the job folder aside");
+                    }
+                }
+            }
         }
         let job_dir = self.job_dir.clone();
         match tokio::task::spawn_blocking(move || remove::remove_tree(&job_dir)).await {

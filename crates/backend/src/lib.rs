@@ -9,7 +9,8 @@
 //! - [`JobRuntime::exec`] runs one process (a step's shell) to its end, streaming its output,
 //!   honouring a timeout and a cancellation token by stopping the whole process tree.
 //! - [`JobRuntime::finish`] removes everything the job left: processes, folders (and, for
-//!   Docker, containers, networks, volumes). It runs whatever happened before.
+//!   Docker, containers, networks, volumes). It runs whatever happened before. (The host
+//!   backend can be asked to keep a job's folders for its next job instead, made fresh again.)
 //!
 //! Paths come in two views ([`JobPaths`]): as the job's processes see them, and as the engine
 //! (on the host) reaches the same files. The engine writes step scripts and reads the env files
@@ -165,6 +166,7 @@ pub trait JobRuntime: Send + Sync {
     }
 
     /// Stops every process the job started that is still running, and removes the job's
-    /// folders and anything else it created.
+    /// folders and anything else it created (a backend may instead keep the folders for its
+    /// next job, which gets them as fresh as new ones).
     fn finish(self) -> impl Future<Output = Result<(), BackendError>> + Send;
 }

@@ -678,3 +678,62 @@ async fn a_missing_repository_fails_start_and_leaves_nothing() {
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("tool-cache")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_folder_is_as_fresh_as_a_new_one() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    fs::create_dir_all(repo.path().join("src")).unwrap();
+    fs::write(repo.path().join("src/main.c"), "int main;\n").unwrap();
+    fs::write(repo.path().join("README"), "read me\n").unwrap();
+    let backend = backend(root.path()).with_folder_reuse();
+    let spec = |name: &str| JobSpec {
+        name: name.into(),
+        repository: Some(repo.path().to_path_buf()),
+    };
+
+    let first = backend.start(spec("first")).await.unwrap();
+    let first_dir = first.job_dir().to_path_buf();
+    let script = r#"
+        set -e
+        echo changed > src/main.c
+        rm README
+        mkdir -p build/ro && echo x > build/ro/out && chmod 0555 build/ro
+        echo left > "$RUNNER_TEMP/left"
+    "#;
+    let (end, out) = run(&first, sh(&first, script)).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", out.err());
+    first.finish().await.unwrap();
+    assert!(!first_dir.exists());
+
+    let second = backend.start(spec("second")).await.unwrap();
+    let paths = second.paths().clone();
+    assert!(second
+        .job_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("second-"));
+    let mut names: Vec<_> = fs::read_dir(&paths.workspace)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["README", "src"]);
+    assert_eq!(
+        fs::read_to_string(paths.workspace.join("src/main.c")).unwrap(),
+        "int main;\n"
+    );
+    assert_eq!(fs::read_dir(&paths.temp).unwrap().count(), 0);
+    second.finish().await.unwrap();
+
+    // What is still set aside goes with the backend.
+    drop(backend);
+    let left: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("tool-cache")]);
+}

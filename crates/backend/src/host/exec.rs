@@ -78,15 +78,32 @@ struct Stopping {
     kill_at: Option<Instant>,
 }
 
+/// A program found on a `PATH` for the engine (`has_program`), while it prepared a step.
+#[derive(Debug)]
+pub(crate) struct Lookup {
+    pub program: String,
+    pub path: String,
+    pub found: std::path::PathBuf,
+}
+
 /// `program` found on the `PATH` of `env` when it is a bare name. Handing the OS an absolute
 /// path lets the standard library start it with `posix_spawn`; with a bare name and a cleared
 /// environment it falls back to fork and searches `PATH` in the child, which costs about a third
 /// of a millisecond per step. A name not found is left as it is, for the spawn error to name.
-fn resolve(program: &str, env: &[(String, String)]) -> std::path::PathBuf {
+///
+/// `known` is the engine's lookup for this step, if any: when it was of this program on this
+/// `PATH`, its answer is taken rather than searching again (a search is one `stat` per folder
+/// of `PATH`, and the default shell is looked up for every step).
+fn resolve(program: &str, env: &[(String, String)], known: Option<Lookup>) -> std::path::PathBuf {
     if program.contains('/') {
         return program.into();
     }
     let path = env.iter().rev().find(|(name, _)| name == "PATH");
+    if let (Some(known), Some((_, path))) = (known, path) {
+        if known.program == program && known.path == *path {
+            return known.found;
+        }
+    }
     path.and_then(|(_, path)| find_on_path(program, path))
         .unwrap_or_else(|| program.into())
 }
@@ -105,6 +122,7 @@ pub(crate) fn find_on_path(program: &str, path: &str) -> Option<std::path::PathB
 /// Runs `spec` to its end; see the module documentation.
 pub(crate) async fn run(
     spec: ExecSpec,
+    known: Option<Lookup>,
     tracker: Tracker<'_>,
     graces: Graces,
     sink: &mut dyn OutputSink,
@@ -120,7 +138,7 @@ pub(crate) async fn run(
         source,
     };
 
-    let mut command = Command::new(resolve(program, &spec.env));
+    let mut command = Command::new(resolve(program, &spec.env, known));
     command
         .args(args)
         .env_clear()

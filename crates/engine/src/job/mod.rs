@@ -218,6 +218,8 @@ struct JobRun<'r, R: JobRuntime> {
     counter: usize,
     /// The file-command files every step gets (emptied before each).
     files: files::StepFiles,
+    /// The scripts of `run:` steps.
+    scripts: files::Scripts,
     /// `GITHUB_ACTION` values given so far, to number repeats as GitHub does.
     action_ids: BTreeMap<String, usize>,
     /// `ACTIONS_STEP_DEBUG`.
@@ -339,11 +341,10 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         let event = github.get("event").cloned().unwrap_or_default();
         let event_folder = paths.temp_on_host.join("_github_workflow");
         let event_json = serde_json::to_vec(&event.to_json()).unwrap_or_default();
-        let written = async {
-            tokio::fs::create_dir_all(&event_folder).await?;
-            tokio::fs::write(event_folder.join("event.json"), event_json).await
-        };
-        if let Err(e) = written.await {
+        // A small file: written in place rather than handed to tokio's blocking pool and back.
+        let written = std::fs::create_dir_all(&event_folder)
+            .and_then(|()| std::fs::write(event_folder.join("event.json"), event_json));
+        if let Err(e) = written {
             let _ = runtime.finish().await;
             return Err(format!("cannot write the event payload: {e}"));
         }
@@ -384,6 +385,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             workspace,
             counter: 0,
             files,
+            scripts: files::Scripts::new(&paths.temp_on_host),
             action_ids: BTreeMap::new(),
             step_debug,
             frame: Frame {

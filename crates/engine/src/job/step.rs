@@ -363,23 +363,27 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         let (files, process_env, path) = self.step_process(step, env, &[]).await?;
 
         let runtime = &self.runtime;
+        // A runtime that cannot look (a container) answers `None`, taken as "not there": the
+        // default shell is then `sh`, as `Shell::resolve` without a lookup picks. Asking only
+        // when needed spares a search of PATH per step.
         let find = |program: &str| runtime.has_program(program, &path).unwrap_or(false);
-        let can_look = runtime.has_program("sh", &path).is_some();
-        let shell = Shell::resolve(shell.as_deref(), if can_look { Some(&find) } else { None })
+        let shell = Shell::resolve(shell.as_deref(), Some(&find))
             .map_err(|e| format!("invalid shell: {e}"))?;
         let script_name = format!("step_{}{}", self.counter, shell.extension());
-        std::fs::write(paths.temp_on_host.join(&script_name), shell.script(&run))
-            .map_err(|e| format!("cannot write the step's script: {e}"))?;
         let argv = shell
             .argv(&paths.temp.join(&script_name).to_string_lossy())
             .map_err(|e| format!("invalid shell: {e}"))?;
+        let script_path = self
+            .scripts
+            .write(&script_name, shell.script(&run).as_bytes())
+            .map_err(|e| format!("cannot write the step's script: {e}"))?;
 
         Ok(Prepared {
             files,
             argv,
             env: process_env.into_iter().collect(),
             working_directory,
-            script_path: Some(paths.temp_on_host.join(script_name)),
+            script_path: Some(script_path),
         })
     }
 
@@ -458,8 +462,8 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         output.finish();
         let effects = std::mem::take(&mut output.effects);
         drop(output);
-        if let Some(script) = &prepared.script_path {
-            let _ = std::fs::remove_file(script);
+        if let Some(script) = prepared.script_path {
+            self.scripts.done(script);
         }
 
         let mut outcome = match ended {
@@ -606,7 +610,7 @@ pub(super) struct Prepared {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub working_directory: std::path::PathBuf,
-    /// A script file written for it, removed afterwards.
+    /// A script file written for it, handed back to the job's scripts afterwards.
     pub script_path: Option<std::path::PathBuf>,
 }
 

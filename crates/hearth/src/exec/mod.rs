@@ -89,10 +89,15 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     };
     let sink = make_sink(args.json);
     let root = std::env::temp_dir().join(format!("hearth-exec-{}", std::process::id()));
-    let backend = HostBackend::new(root.clone());
+    // One run's jobs share the repository: a finished job's folder is refreshed for the next
+    // rather than removed and copied anew (see hearth_backend::host's `spares`).
+    let backend = HostBackend::new(root.clone()).with_folder_reuse();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores.clamp(1, 4))
+    // One thread: every job's future is polled from `block_on` on this thread anyway (they are
+    // joined, not spawned), so worker threads would only wait for the processes' pipes and
+    // exits and hand each event over, two thread switches per event, several per step. The
+    // processes run in parallel all the same; blocking file work goes to tokio's blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -104,7 +109,10 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         signals.abort();
         reports
     });
-    let _ = std::fs::remove_dir_all(&root);
+    // In one removal, the folders still set aside for reuse with the rest: their folders are
+    // then all removed side by side (dropping the backend afterwards finds them gone).
+    let _ = hearth_backend::host::remove_folder(&root);
+    drop(backend);
     sink.flush();
     if let Some(error) = sink.finish() {
         // A closed pipe (`hearth exec | head`) is the reader's choice, not a problem.
