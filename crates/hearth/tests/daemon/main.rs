@@ -647,3 +647,31 @@ async fn failed_and_partial_acks_still_deliver_every_row_once() {
     let expected: Vec<String> = (1..=300).map(|i| format!("row {i}")).collect();
     assert_eq!(rows, expected);
 }
+
+#[tokio::test]
+async fn a_second_signal_cancels_running_jobs_at_once() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(&FAST.replace("shutdown_timeout: 1s", "shutdown_timeout: 1h"));
+    h.registered().await;
+    let payload = job(r#"      - run: |
+          echo started
+          sleep 60
+      - if: always()
+        run: echo cleaned
+"#);
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    h.row_appears(id, "started", LONG).await;
+    daemon.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Still running: the grace is an hour.
+    assert_eq!(h.forge.task(id).expect("task").status, Status::Running);
+    let second = Instant::now();
+    daemon.signal(libc::SIGINT);
+    let (code, log) = daemon.exit(Duration::from_secs(15)).await;
+    assert!(second.elapsed() < Duration::from_secs(5), "{log}");
+    assert_eq!(code, Some(0), "{log}");
+    let task = h.forge.task(id).expect("task");
+    assert_eq!(task.status, Status::Cancelled);
+    assert!(h.forge.log_lines(id).iter().any(|l| l == "cleaned"));
+}
