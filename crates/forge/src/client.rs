@@ -149,13 +149,24 @@ impl Client {
     }
 
     /// Asks for a task; `timeout` bounds this call (the config's `fetch_timeout`).
+    ///
+    /// `request_key` makes the call idempotent on Forgejo (`x-runner-request-key`): asked again
+    /// with the same key after a lost answer, it hands back the task it already assigned
+    /// instead of leaving it orphaned. Gitea ignores the header.
     pub async fn fetch_task(
         &self,
         request: &FetchTaskRequest,
         timeout: Duration,
+        request_key: &str,
     ) -> Result<FetchTaskResponse, RpcError> {
+        let headers = [("x-runner-request-key", request_key)];
         let (response, _) = self
-            .call("runner.v1.RunnerService/FetchTask", request, Some(timeout))
+            .call_with(
+                "runner.v1.RunnerService/FetchTask",
+                request,
+                Some(timeout),
+                &headers,
+            )
             .await?;
         Ok(response)
     }
@@ -187,6 +198,17 @@ impl Client {
         request: &Request,
         timeout: Option<Duration>,
     ) -> Result<(Response, HeaderMap), RpcError> {
+        self.call_with(procedure, request, timeout, &[]).await
+    }
+
+    /// One Connect unary call with extra headers.
+    async fn call_with<Request: Message, Response: Message + Default>(
+        &self,
+        procedure: &'static str,
+        request: &Request,
+        timeout: Option<Duration>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<(Response, HeaderMap), RpcError> {
         let transport = |code: Code, message: String| RpcError {
             procedure,
             wire_code: code,
@@ -203,6 +225,9 @@ impl Client {
             http = http
                 .timeout(timeout)
                 .header("connect-timeout-ms", timeout.as_millis().to_string());
+        }
+        for (name, value) in extra_headers {
+            http = http.header(*name, header_value(value));
         }
         if let Some(credentials) = &self.credentials {
             http = http

@@ -53,6 +53,7 @@ pub async fn poll(
 ) -> Result<(), PollError> {
     let slots = Arc::new(Semaphore::new(options.capacity.max(1)));
     let mut tasks_version = 0i64;
+    let mut request_key = new_request_key();
     let mut empties = 0u32;
     let mut errors = 0u32;
     loop {
@@ -66,10 +67,13 @@ pub async fn poll(
         let request = FetchTaskRequest { tasks_version };
         let fetched = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            fetched = client.fetch_task(&request, options.fetch_timeout) => fetched,
+            fetched = client.fetch_task(&request, options.fetch_timeout, &request_key) => fetched,
         };
         let wait = match fetched {
             Ok(response) => {
+                // Answered: the next fetch is a new request. After an error or a timeout the
+                // key is kept, so Forgejo can hand back a task it assigned to the lost answer.
+                request_key = new_request_key();
                 errors = 0;
                 match response.task {
                     Some(task) => {
@@ -112,6 +116,10 @@ pub async fn poll(
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+fn new_request_key() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// After `empties` empty answers in a row: the interval, growing by half each time, capped.

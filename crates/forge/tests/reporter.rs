@@ -46,6 +46,7 @@ async fn task_in_hand(steps: usize) -> (FakeForge, Client, JobId, i64) {
         .fetch_task(
             &FetchTaskRequest { tasks_version: 0 },
             Duration::from_secs(5),
+            "key-1",
         )
         .await
         .expect("fetched")
