@@ -1,8 +1,7 @@
 //! The `github`/`gitea` context a task carries (spec §3.4.3), and its conversion to the
 //! `google.protobuf.Struct` on the wire.
 
-use prost_types::value::Kind;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The repository every default context names.
 pub const DEFAULT_REPOSITORY: &str = "test-owner/test-repo";
@@ -86,38 +85,19 @@ pub fn merge(base: &mut Value, overrides: Value) {
     }
 }
 
-/// A JSON object as a `google.protobuf.Struct` (numbers become doubles, as on the wire).
-/// Anything but an object gives an empty Struct.
+/// A JSON object as a `google.protobuf.Struct` (numbers become doubles, as on the wire), with
+/// the runner's own conversion. Anything but an object gives an empty Struct.
 pub fn to_struct(value: &Value) -> prost_types::Struct {
     match value {
-        Value::Object(map) => object_to_struct(map),
+        Value::Object(map) => hearth_forge::task::json_to_struct(map),
         _ => prost_types::Struct::default(),
     }
-}
-
-fn object_to_struct(map: &Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect(),
-    }
-}
-
-fn to_value(value: &Value) -> prost_types::Value {
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(to_value).collect(),
-        }),
-        Value::Object(map) => Kind::StructValue(object_to_struct(map)),
-    };
-    prost_types::Value { kind: Some(kind) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost_types::value::Kind;
 
     #[test]
     fn merge_replaces_nested_keys_and_null_removes() {

@@ -8,6 +8,7 @@ mod git;
 mod labels;
 mod local_event;
 mod runner_file;
+mod system;
 mod workflow_files;
 
 use std::path::PathBuf;

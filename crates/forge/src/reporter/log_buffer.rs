@@ -100,21 +100,8 @@ impl LogBuffer {
 
     /// Brings every spilled row back into memory, so that rows pushed next stay in order.
     fn unspill(&mut self) {
-        let Some(mut spill) = self.spill.take() else {
-            return;
-        };
-        while spill.rows > 0 {
-            match spill.next() {
-                Ok(row) => {
-                    self.memory_bytes += row_size(&row);
-                    self.memory.push_back(row);
-                }
-                Err(e) => {
-                    tracing::error!("{} spilled log rows are lost: {e}", spill.rows);
-                    break;
-                }
-            }
-        }
+        self.move_spilled_rows(usize::MAX);
+        self.spill = None;
     }
 
     /// Up to `max_rows` rows (and about `max_bytes`) from the first unacknowledged one.
@@ -155,10 +142,16 @@ impl LogBuffer {
 
     /// Moves rows from the spill file into memory while there is room.
     fn refill(&mut self) {
+        self.move_spilled_rows(self.memory_limit / 2);
+    }
+
+    /// Moves spilled rows into memory while it holds less than `limit` bytes; closes the
+    /// spill file once it is empty.
+    fn move_spilled_rows(&mut self, limit: usize) {
         let Some(spill) = &mut self.spill else {
             return;
         };
-        while spill.rows > 0 && self.memory_bytes < self.memory_limit / 2 {
+        while spill.rows > 0 && self.memory_bytes < limit {
             match spill.next() {
                 Ok(row) => {
                     self.memory_bytes += row_size(&row);

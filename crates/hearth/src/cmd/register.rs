@@ -92,7 +92,7 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
             .to_owned(),
         (None, None) => ask(interactive, "the runner registration token", None)?,
     };
-    let default_name = host_name();
+    let default_name = crate::system::host_name();
     let name = match value(args.name, &["FORGEJO_RUNNER_NAME"]) {
         Some(name) => name,
         None if interactive => ask(true, "the runner's name", Some(&default_name))?,
@@ -244,12 +244,4 @@ fn ask(interactive: bool, what: &str, default: Option<&str>) -> Result<String> {
         (true, None) => bail!("missing {what}"),
         (false, _) => Ok(line.to_owned()),
     }
-}
-
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "hearth".to_owned())
 }

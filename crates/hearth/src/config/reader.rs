@@ -264,26 +264,10 @@ pub(super) fn join(section: &str, key: &str) -> String {
     }
 }
 
-/// The known key closest to `word`, if it is close enough to be a slip: case and `-` for `_`
-/// are ignored, then a small edit distance for the word's length is allowed.
+/// The known key closest to `word`, if it is close enough to be a slip (the workflow
+/// validator's rule: case and `-` for `_` ignored, then a small edit distance).
 fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
-    let normalize = |text: &str| text.to_lowercase().replace('-', "_");
-    let wanted = normalize(word);
-    let (distance, candidate) = known
-        .iter()
-        .map(|candidate| {
-            (
-                strsim::damerau_levenshtein(&wanted, &normalize(candidate)),
-                *candidate,
-            )
-        })
-        .min_by_key(|(distance, _)| *distance)?;
-    let limit = match wanted.chars().count() {
-        0..=3 => 1,
-        4..=7 => 2,
-        _ => 3,
-    };
-    (distance <= limit).then_some(candidate)
+    hearth_workflow::validate::closest(word, known.iter().copied())
 }
 
 #[cfg(test)]

@@ -167,32 +167,15 @@ async fn join_all(running: &mut JoinSet<()>) {
 
 /// First signal: stop fetching (`shutdown`); second: cancel the jobs; third: force them.
 pub fn watch_signals(shutdown: CancellationToken, stop: TaskStop) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut received = 0;
-        loop {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            received += 1;
-            match received {
-                1 => {
-                    tracing::info!("stopping: no new jobs (again to cancel the running ones)");
-                    shutdown.cancel();
-                }
-                2 => {
-                    tracing::info!("cancelling the running jobs");
-                    stop.cancel.cancel();
-                }
-                _ => stop.force.cancel(),
-            }
+    crate::system::on_interrupts(move |received| match received {
+        1 => {
+            tracing::info!("stopping: no new jobs (again to cancel the running ones)");
+            shutdown.cancel();
         }
+        2 => {
+            tracing::info!("cancelling the running jobs");
+            stop.cancel.cancel();
+        }
+        _ => stop.force.cancel(),
     })
 }

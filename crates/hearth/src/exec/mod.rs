@@ -81,7 +81,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         extra_env: values.env.into_iter().collect(),
         base_env: base_env(),
         repository: Some(directory.clone()),
-        runner: RunnerInfo::this_machine(runner_name()),
+        runner: RunnerInfo::this_machine(crate::system::host_name()),
         place: &place,
         matrix_filter: &filter,
         parallel: args.parallel.unwrap_or(cores),
@@ -304,38 +304,15 @@ fn base_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn runner_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "hearth".to_owned())
-}
-
 /// First SIGINT or SIGTERM cancels the run (running steps are stopped, `always()` steps still
 /// run); a second one stops those too.
 fn watch_signals(control: JobControl) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut received = 0;
-        loop {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            received += 1;
-            if received == 1 {
-                eprintln!("hearth: cancelling (again to stop `always()` steps too)");
-                control.cancel.cancel();
-            } else {
-                control.force.cancel();
-            }
+    crate::system::on_interrupts(move |received| {
+        if received == 1 {
+            eprintln!("hearth: cancelling (again to stop `always()` steps too)");
+            control.cancel.cancel();
+        } else {
+            control.force.cancel();
         }
     })
 }

@@ -17,6 +17,18 @@ fn job(steps: &str) -> String {
     format!("name: ci\non: push\njobs:\n  build:\n    runs-on: linux\n    steps:\n{steps}")
 }
 
+/// A job whose first step prints `started`, then sleeps a minute (and would print `finished`),
+/// and whose `always()` step prints `cleaned`.
+fn long_job_with_cleanup() -> String {
+    job(r#"      - run: |
+          echo started
+          sleep 60
+          echo finished
+      - if: always()
+        run: echo cleaned
+"#)
+}
+
 #[tokio::test]
 async fn register_writes_the_runner_file_and_sends_label_names_only() {
     let h = Harness::start(Options::gitea()).await;
@@ -186,14 +198,7 @@ async fn the_forge_cancels_a_job_within_two_seconds() {
     let h = Harness::start(Options::gitea()).await;
     h.config(FAST);
     h.registered().await;
-    let payload = job(r#"      - run: |
-          echo started
-          sleep 60
-          echo finished
-      - if: always()
-        run: echo cleaned
-"#);
-    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let id = h.forge.queue_task(TaskSpec::new(long_job_with_cleanup()));
     let daemon = h.daemon(&[]);
     h.row_appears(id, "started", LONG).await;
     let cancelled_at = Instant::now();
@@ -258,13 +263,7 @@ async fn sigterm_lets_the_job_finish_its_grace_then_cancels_and_reports() {
     let h = Harness::start(Options::gitea()).await;
     h.config(FAST);
     h.registered().await;
-    let payload = job(r#"      - run: |
-          echo started
-          sleep 30
-      - if: always()
-        run: echo cleaned
-"#);
-    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let id = h.forge.queue_task(TaskSpec::new(long_job_with_cleanup()));
     let daemon = h.daemon(&[]);
     h.row_appears(id, "started", LONG).await;
     daemon.signal(libc::SIGTERM);
@@ -653,13 +652,7 @@ async fn a_second_signal_cancels_running_jobs_at_once() {
     let h = Harness::start(Options::gitea()).await;
     h.config(&FAST.replace("shutdown_timeout: 1s", "shutdown_timeout: 1h"));
     h.registered().await;
-    let payload = job(r#"      - run: |
-          echo started
-          sleep 60
-      - if: always()
-        run: echo cleaned
-"#);
-    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let id = h.forge.queue_task(TaskSpec::new(long_job_with_cleanup()));
     let daemon = h.daemon(&[]);
     h.row_appears(id, "started", LONG).await;
     daemon.signal(libc::SIGTERM);

@@ -11,5 +11,7 @@ pub(crate) mod reader;
 pub mod schema;
 mod suggest;
 
+pub use suggest::closest;
+
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub(crate) use suggest::{closest, did_you_mean as suggest_hint};
+pub(crate) use suggest::did_you_mean as suggest_hint;

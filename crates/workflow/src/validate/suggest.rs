@@ -14,10 +14,7 @@ pub(crate) fn did_you_mean<'a>(
 /// The candidate closest to `word`. Case and the choice between `_` and `-`
 /// are ignored first, since `runs_on` and `Runs-On` are the commonest slips;
 /// otherwise the edit distance must be small for the word's length.
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let normalize = |s: &str| s.to_lowercase().replace('_', "-");
     let wanted = normalize(word);
     let mut best: Option<(usize, &str)> = None;
