@@ -9,7 +9,8 @@
 mod resident;
 pub mod task;
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -104,20 +105,25 @@ pub async fn run(
     let mut running = JoinSet::new();
     // Start-up is over: its code need not stay resident.
     resident::release_program_pages();
-    let busy = Rc::new(Cell::new(0usize));
+    // The ids of the tasks running now: a forge recovering a lost answer (Forgejo's request
+    // key) may hand out a task again, which must not run twice.
+    let active: Rc<RefCell<HashSet<i64>>> = Rc::default();
     let polled = poll(&client, &options.poller, &shutdown, |task, slot| {
-        tracing::info!("task {} received", task.id);
+        let id = task.id;
+        if !active.borrow_mut().insert(id) {
+            tracing::warn!("task {id} was handed out again while it runs here; ignored");
+            return;
+        }
+        tracing::info!("task {id} received");
         let runtime = runtime.clone();
         let stop = stop.clone();
-        let busy = busy.clone();
-        busy.set(busy.get() + 1);
+        let active = active.clone();
         running.spawn_local(async move {
-            let id = task.id;
             let result = task::run_task(runtime, task, stop).await;
             drop(slot);
             tracing::info!("task {id} finished: {}", result.as_str_name());
-            busy.set(busy.get() - 1);
-            if busy.get() == 0 {
+            active.borrow_mut().remove(&id);
+            if active.borrow().is_empty() {
                 // Idle again: the jobs' code (engine, masking) need not stay resident.
                 resident::release_program_pages();
             }
