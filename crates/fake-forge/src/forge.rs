@@ -18,6 +18,7 @@ use crate::server::{listen, Listening, Shared};
 use crate::state::{now, JobRecord, State, TokenState};
 use crate::status::Status;
 use crate::task_spec::{payload_facts, ContextSpec, TaskSpec};
+use crate::tls::ServerTls;
 use crate::view::{JobId, JobView, LogRecord, RequestRecord, RunnerInfo, TaskView};
 
 /// A fake Gitea/Forgejo serving the runner protocol on 127.0.0.1. Dropping it stops the
@@ -26,6 +27,8 @@ pub struct FakeForge {
     shared: Arc<Shared>,
     addr: SocketAddr,
     flavour: Flavour,
+    /// Set in HTTPS mode; kept so the server comes back up with the same certificate.
+    tls: Option<ServerTls>,
     listening: Mutex<Option<Listening>>,
 }
 
@@ -49,24 +52,39 @@ impl fmt::Display for WaitTimeout {
 impl std::error::Error for WaitTimeout {}
 
 impl FakeForge {
-    /// Starts serving. Must be called inside a tokio runtime.
+    /// Starts serving. Must be called inside a tokio runtime. Fails if the port is taken or
+    /// the TLS certificate or key of [`Options::tls`] is unusable.
     pub async fn start(options: Options) -> io::Result<FakeForge> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port.unwrap_or(0)));
+        let tls = options.tls.as_ref().map(ServerTls::new).transpose()?;
         // The URL is only known once bound; the state is filled in right after.
         let shared = Arc::new(Shared::new(State::new(&options, String::new())));
-        let (addr, listening) = listen(shared.clone(), addr).await?;
-        shared.state().server_url = format!("http://{addr}");
-        Ok(FakeForge {
+        let (addr, listening) =
+            listen(shared.clone(), addr, tls.as_ref().map(ServerTls::acceptor)).await?;
+        let forge = FakeForge {
             shared,
             addr,
             flavour: options.flavour,
+            tls,
             listening: Mutex::new(Some(listening)),
-        })
+        };
+        forge.shared.state().server_url = forge.url();
+        Ok(forge)
     }
 
-    /// The instance URL a runner registers with (no trailing slash).
+    /// The instance URL a runner registers with (no trailing slash): `https://127.0.0.1:P`
+    /// in HTTPS mode, `http://127.0.0.1:P` otherwise.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The certificate chain served in HTTPS mode (PEM), for a test's CA file; `None` over
+    /// plain HTTP.
+    pub fn certificate_pem(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|tls| tls.certificate_pem().to_string())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -386,12 +404,13 @@ impl FakeForge {
         }
     }
 
-    /// Brings the server back on the same port, state intact.
+    /// Brings the server back on the same port (and certificate), state intact.
     pub async fn come_up(&self) -> io::Result<()> {
         if self.is_up() {
             return Ok(());
         }
-        let (_, listening) = listen(self.shared.clone(), self.addr).await?;
+        let tls = self.tls.as_ref().map(ServerTls::acceptor);
+        let (_, listening) = listen(self.shared.clone(), self.addr, tls).await?;
         *self.lock_listening() = Some(listening);
         Ok(())
     }

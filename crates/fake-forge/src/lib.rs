@@ -22,6 +22,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Plain HTTP/1.1 by default. `Options::gitea().with_tls(Tls::SelfSigned)` serves `https://`
+//! with a certificate for `127.0.0.1`/`localhost` made at start (or the test's own with
+//! [`Tls::Pem`]), HTTP/2 or HTTP/1.1 as the client's ALPN asks; [`FakeForge::certificate_pem`]
+//! gives the certificate for a client's CA file, and [`RequestRecord::http_version`] tells
+//! which version each request came over.
+//!
 //! Not served: the JSON codec (`application/json` gets the 415 connect-go sends for a codec
 //! it lacks), compressed bodies, Forgejo's FetchSingleTask and request keys, the
 //! `cancelling` state, server timers (use [`FakeForge::fail_as_zombie`]).
@@ -46,13 +52,16 @@ mod state;
 mod stats;
 mod status;
 mod task_spec;
+mod tls;
 mod view;
 
 pub use error::Code;
 pub use faults::{Fault, FaultTiming};
 pub use forge::{FakeForge, WaitTimeout};
 pub use method::Method;
-pub use options::{Flavour, LogRules, Options};
+pub use options::{Flavour, LogRules, Options, Tls};
 pub use status::Status;
 pub use task_spec::{ContextSpec, NeedSpec, TaskSpec};
-pub use view::{JobId, JobView, LogRecord, RequestRecord, RunnerInfo, StepView, TaskView};
+pub use view::{
+    HttpVersion, JobId, JobView, LogRecord, RequestRecord, RunnerInfo, StepView, TaskView,
+};

@@ -37,8 +37,22 @@ pub enum LogRules {
     Gitea1262,
 }
 
+/// How the fake serves HTTPS (see [`Options::tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// A self-signed certificate for `127.0.0.1` and `localhost`, made when the forge starts;
+    /// trust it through [`crate::FakeForge::certificate_pem`].
+    SelfSigned,
+    /// The test's own certificate chain (leaf first) and private key, both PEM, for tests that
+    /// play a private CA.
+    Pem {
+        certificate_chain: String,
+        private_key: String,
+    },
+}
+
 /// Settings for [`crate::FakeForge::start`]. `Options::default()` is a Gitea ≥ 1.21 (≤ 1.26.1)
-/// on a random port.
+/// on a random port, over plain HTTP/1.1.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// The port on 127.0.0.1; `None` (or 0) takes a free one.
@@ -53,6 +67,9 @@ pub struct Options {
     /// Play a server older than Declare (Gitea < 1.21): Declare answers HTTP 404 without a
     /// Connect body, which clients read as `unimplemented`.
     pub declare_unimplemented: bool,
+    /// Serve `https://` (HTTP/2 or HTTP/1.1, as the client's ALPN asks) instead of plain
+    /// HTTP/1.1.
+    pub tls: Option<Tls>,
 }
 
 impl Options {
@@ -74,6 +91,11 @@ impl Options {
 
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = Some(port);
+        self
+    }
+
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 }

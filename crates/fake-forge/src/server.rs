@@ -1,7 +1,9 @@
 //! The HTTP side: a 127.0.0.1 listener whose connections can all be cut at once (the forge
-//! "going down"), and the translation between HTTP requests and RPC replies.
+//! "going down"), plain HTTP/1.1 or HTTPS with HTTP/2 and HTTP/1.1, and the translation between
+//! HTTP requests and RPC replies.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,11 +12,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Code, RpcError};
@@ -23,6 +27,7 @@ use crate::method::Method;
 use crate::rpc::{self, Credentials, Reply};
 use crate::state::State;
 use crate::stats::stats_json;
+use crate::view::HttpVersion;
 
 /// Request bodies above this are refused (a 200,000-row UpdateLog is far below).
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -81,14 +86,16 @@ impl Listening {
     }
 }
 
+/// Listens on `addr`: plain HTTP/1.1, or HTTPS when `tls` is given.
 pub(crate) async fn listen(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
 ) -> io::Result<(SocketAddr, Listening)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let cancel = CancellationToken::new();
-    let accept_loop = tokio::spawn(accept_loop(listener, shared, cancel.clone()));
+    let accept_loop = tokio::spawn(accept_loop(listener, shared, tls, cancel.clone()));
     Ok((
         local,
         Listening {
@@ -98,20 +105,24 @@ pub(crate) async fn listen(
     ))
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    cancel: CancellationToken,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                connections.spawn(serve_connection(
+                    stream,
+                    shared.clone(),
+                    tls.clone(),
+                    cancel.clone(),
+                ));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -120,6 +131,58 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
     // their sockets, so clients see the connection close mid-request.
     drop(listener);
     connections.shutdown().await;
+}
+
+/// Serves one connection until the client closes it (or the listener stops and aborts this
+/// task). The TLS handshake happens here, not in the accept loop, so a slow client holds up
+/// no one else.
+async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    cancel: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    match tls {
+        None => {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
+        Some(acceptor) => {
+            // A failed handshake (say, a client that does not trust the certificate) leaves
+            // nothing to serve; the client has its own error.
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            // The auto builder serves HTTP/2 when the client starts with its preface (which
+            // it does after ALPN chose `h2`) and HTTP/1.1 otherwise.
+            let _ = auto::Builder::new(StreamExecutor { cancel })
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
+    }
+}
+
+/// Runs the tasks hyper spawns for HTTP/2 streams (each request's handler) so that they end
+/// when the listener stops. An HTTP/1.1 request runs inside its connection's task and is
+/// aborted with it; without this an HTTP/2 request could still change the state after the
+/// forge "went down".
+#[derive(Clone)]
+struct StreamExecutor {
+    cancel: CancellationToken,
+}
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, stream: F) {
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            cancel.run_until_cancelled(stream).await;
+        });
+    }
 }
 
 async fn handle(
@@ -149,7 +212,9 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         return resp;
     }
 
-    shared.state().record_request(method);
+    shared
+        .state()
+        .record_request(method, http_version(req.version()));
     shared.notify();
     let (fault, delay) = {
         let mut faults = shared.faults();
@@ -233,6 +298,15 @@ async fn call(shared: &Shared, method: Method, req: Request<Incoming>) -> Respon
         }
         Reply::Error(err) => error_response(&err, flavour),
         Reply::NotRouted => not_found(),
+    }
+}
+
+fn http_version(version: Version) -> HttpVersion {
+    match version {
+        Version::HTTP_2 => HttpVersion::Http2,
+        Version::HTTP_10 => HttpVersion::Http10,
+        // hyper's server parses nothing else: HTTP/0.9 is refused, HTTP/3 not served.
+        _ => HttpVersion::Http11,
     }
 }
 

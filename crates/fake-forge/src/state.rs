@@ -14,7 +14,9 @@ use crate::method::Method;
 use crate::options::{Flavour, LogRules, Options};
 use crate::status::Status;
 use crate::task_spec::NeedSpec;
-use crate::view::{JobId, JobView, LogRecord, RequestRecord, RunnerInfo, StepView, TaskView};
+use crate::view::{
+    HttpVersion, JobId, JobView, LogRecord, RequestRecord, RunnerInfo, StepView, TaskView,
+};
 
 pub(crate) struct RunnerRecord {
     pub id: i64,
@@ -150,10 +152,11 @@ impl State {
     }
 
     /// Counts a request as it arrives, before faults and authentication.
-    pub fn record_request(&mut self, method: Method) {
+    pub fn record_request(&mut self, method: Method, http_version: HttpVersion) {
         self.requests.push(RequestRecord {
             method,
             at: std::time::Instant::now(),
+            http_version,
         });
         *self.request_counts.entry(method).or_default() += 1;
     }

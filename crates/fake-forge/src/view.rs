@@ -101,4 +101,14 @@ pub struct LogRecord {
 pub struct RequestRecord {
     pub method: Method,
     pub at: Instant,
+    /// What the request came over: HTTP/1.1 on `http://`; on `https://` what ALPN settled.
+    pub http_version: HttpVersion,
+}
+
+/// An HTTP version the fake serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+    Http2,
 }

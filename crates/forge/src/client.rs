@@ -3,7 +3,9 @@
 //! Every call is one `POST {address}/api/actions/<service>/<Method>` with the request message
 //! as binary protobuf (no envelope, unlike gRPC), so it works over HTTP/1.1 and through any
 //! reverse proxy; HTTP/2 is negotiated by ALPN on `https://`. Proxy variables (`HTTPS_PROXY`,
-//! `NO_PROXY`, ...) are honoured as by the reference runners.
+//! `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, either case) are honoured as by the reference
+//! runners: reqwest reads them when [`Client::new`] builds the client, so a change to them
+//! needs a new client.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use crate::proto::runner::{
     DeclareRequest, DeclareResponse, FetchTaskRequest, FetchTaskResponse, RegisterRequest,
     RegisterResponse, UpdateLogRequest, UpdateLogResponse, UpdateTaskRequest, UpdateTaskResponse,
 };
+use crate::tls_error::{certificate_problem, find_certificate_error};
 
 /// The response header in which new Gitea lists what it supports (`job-summary`).
 const CAPABILITIES_HEADER: &str = "x-gitea-actions-capabilities";
@@ -93,10 +96,20 @@ impl Client {
                 });
             }
             builder = builder.tls_certs_merge(certificates);
+        } else if address.starts_with("http://") {
+            // A plain-HTTP forge needs no certificate store, and a machine without one (a
+            // minimal container image) must still reach it: loading the system's would fail.
+            builder = builder.tls_certs_only(Vec::new());
         }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Http(error_chain(&e)))?;
+        let http = builder.build().map_err(|e| match &options.ca_file {
+            // A PEM block rustls cannot parse is only found here, when the verifier takes
+            // the CA file's certificates.
+            Some(path) if find_certificate_error(&e).is_some() => ClientError::CaCertificate {
+                path: path.clone(),
+                message: error_chain(&e),
+            },
+            _ => ClientError::Http(error_chain(&e)),
+        })?;
         Ok(Client {
             http,
             base: format!("{address}/api/actions"),
@@ -241,7 +254,11 @@ impl Client {
             } else {
                 Code::Unavailable
             };
-            transport(code, error_chain(&e))
+            let mut message = error_chain(&e);
+            if let Some(problem) = certificate_problem(&e) {
+                message = format!("{message}: {problem}");
+            }
+            transport(code, message)
         })?;
         let status = response.status();
         let headers = response.headers().clone();

@@ -11,6 +11,7 @@ pub mod poller;
 pub mod proto;
 pub mod reporter;
 pub mod task;
+mod tls_error;
 
 pub use client::{Client, ClientOptions, Credentials, Declared};
 pub use error::{ClientError, Code, RpcError};

@@ -29,8 +29,13 @@ pub struct Reply<M> {
 
 impl Client {
     pub fn new(forge: &FakeForge) -> Self {
+        Client::over(reqwest::Client::new(), forge)
+    }
+
+    /// A client on `http`, for HTTPS tests that set up what it trusts.
+    pub fn over(http: reqwest::Client, forge: &FakeForge) -> Self {
         Client {
-            http: reqwest::Client::new(),
+            http,
             base: forge.url(),
             uuid: String::new(),
             token: String::new(),

@@ -1,9 +1,10 @@
-//! The fake forge driven over plain HTTP, as a runner would.
+//! The fake forge driven over plain HTTP (and HTTPS in `tls`), as a runner would.
 
 mod client;
 mod faults;
 mod fetch_task;
 mod register;
+mod tls;
 mod update_log;
 mod update_task;
 

@@ -55,6 +55,8 @@ impl Harness {
             .env_remove("GITEA_INSTANCE_URL")
             .env_remove("GITEA_RUNNER_REGISTRATION_TOKEN")
             .env_remove("GITEA_RUNNER_LABELS")
+            // The fake forge is on loopback: a proxy of the caller's must not be in the way.
+            .env("NO_PROXY", "127.0.0.1,localhost")
             .env("HEARTH_LOG", "info")
             .stdin(Stdio::null())
             .kill_on_drop(true);

@@ -668,3 +668,27 @@ async fn a_second_signal_cancels_running_jobs_at_once() {
     assert_eq!(task.status, Status::Cancelled);
     assert!(h.forge.log_lines(id).iter().any(|l| l == "cleaned"));
 }
+
+#[tokio::test]
+async fn a_plain_http_forge_needs_no_certificate_store() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config("");
+    // rustls-native-certs reads these instead of the system's store: here, nothing.
+    let output = h
+        .command(&[
+            "register",
+            "--no-interactive",
+            "--instance",
+            &h.forge.url(),
+            "--token",
+            harness::TOKEN,
+            "--labels",
+            "linux:host",
+        ])
+        .env("SSL_CERT_FILE", h.path("no-such-bundle.pem"))
+        .env("SSL_CERT_DIR", h.path("no-such-folder"))
+        .output()
+        .await
+        .expect("register runs");
+    assert!(output.status.success(), "{output:?}");
+}
