@@ -692,3 +692,33 @@ async fn a_plain_http_forge_needs_no_certificate_store() {
         .expect("register runs");
     assert!(output.status.success(), "{output:?}");
 }
+
+#[tokio::test]
+async fn slow_log_acks_hold_nothing_up() {
+    let h = Harness::start(Options::gitea()).await;
+    h.config(FAST);
+    h.registered().await;
+    h.forge.set_response_delay(
+        Some(hearth_fake_forge::Method::UpdateLog),
+        Duration::from_millis(700),
+    );
+    let payload = job(
+        r#"      - run: for i in $(seq 1 2000); do echo "row $i"; done
+      - run: echo second step
+"#,
+    );
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    let task = h.done(id, LONG).await;
+    daemon.stop().await;
+    assert_eq!(task.status, Status::Success);
+    let lines = h.forge.log_lines(id);
+    let rows: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("row "))
+        .collect();
+    assert_eq!(rows.len(), 2000);
+    assert_eq!(rows.last(), Some(&"row 2000"));
+    assert!(h.step_rows(id, 1).iter().any(|l| l == "second step"));
+}
