@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use hearth_fake_forge::{FakeForge, JobId, Options, TaskView};
+use hearth_fake_forge::{FakeForge, JobId, Options, TaskSpec, TaskView};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
@@ -32,6 +32,24 @@ impl Harness {
             .expect("the fake forge starts");
         let dir = tempfile::tempdir().expect("a temp dir");
         Harness { forge, dir }
+    }
+
+    /// A forge with this runner registered (label `linux:host`) under `config`.
+    pub async fn ready(options: Options, config: &str) -> Harness {
+        let harness = Harness::start(options).await;
+        harness.config(config);
+        harness.registered().await;
+        harness
+    }
+
+    /// Queues `spec`, runs the daemon until the job is done, stops it; returns the job, its
+    /// task as the forge has it, and what the daemon logged.
+    pub async fn run(&self, spec: TaskSpec) -> (JobId, TaskView, String) {
+        let id = self.forge.queue_task(spec);
+        let daemon = self.daemon(&[]);
+        let task = self.done(id, Duration::from_secs(60)).await;
+        let log = daemon.stop().await;
+        (id, task, log)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -83,9 +83,7 @@ async fn a_wrong_registration_token_is_a_clear_error() {
 
 #[tokio::test]
 async fn a_job_succeeds_with_every_row_in_order_and_its_steps_states() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     let payload = job(r#"      - name: greet
         run: |
           echo hello
@@ -99,12 +97,9 @@ async fn a_job_succeeds_with_every_row_in_order_and_its_steps_states() {
     outputs:
       answer: ${{ steps.out.outputs.value }}
 "#);
-    let id = h
-        .forge
-        .queue_task(TaskSpec::new(payload).with_secret("MY_SECRET", "hunter2-very-secret"));
-    let daemon = h.daemon(&[]);
-    let task = h.done(id, LONG).await;
-    let log = daemon.stop().await;
+    let (id, task, log) = h
+        .run(TaskSpec::new(payload).with_secret("MY_SECRET", "hunter2-very-secret"))
+        .await;
 
     assert_eq!(task.status, Status::Success, "{log}");
     assert!(task.log_archived);
@@ -142,9 +137,7 @@ async fn a_job_succeeds_with_every_row_in_order_and_its_steps_states() {
 
 #[tokio::test]
 async fn a_failing_job_skips_later_steps_but_runs_always() {
-    let h = Harness::start(Options::forgejo()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::forgejo(), FAST).await;
     let payload = job(r#"      - run: |
           echo before
           exit 3
@@ -152,10 +145,7 @@ async fn a_failing_job_skips_later_steps_but_runs_always() {
       - if: always()
         run: echo cleanup
 "#);
-    let id = h.forge.queue_task(TaskSpec::new(payload));
-    let daemon = h.daemon(&[]);
-    let task = h.done(id, LONG).await;
-    daemon.stop().await;
+    let (id, task, _) = h.run(TaskSpec::new(payload)).await;
 
     assert_eq!(task.status, Status::Failure);
     let results: Vec<Status> = task.steps.iter().map(|s| s.status).collect();
@@ -169,9 +159,7 @@ async fn a_failing_job_skips_later_steps_but_runs_always() {
 
 #[tokio::test]
 async fn outputs_arrive_as_needs_of_a_later_task() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     let first = h.forge.queue_task(TaskSpec::new(
         "name: ci\non: push\njobs:\n  a:\n    runs-on: linux\n    outputs:\n      word: ${{ steps.s.outputs.word }}\n    steps:\n      - id: s\n        run: echo 'word=bird' >> \"$GITHUB_OUTPUT\"\n",
     ));
@@ -195,9 +183,7 @@ async fn outputs_arrive_as_needs_of_a_later_task() {
 
 #[tokio::test]
 async fn the_forge_cancels_a_job_within_two_seconds() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     let id = h.forge.queue_task(TaskSpec::new(long_job_with_cleanup()));
     let daemon = h.daemon(&[]);
     h.row_appears(id, "started", LONG).await;
@@ -260,9 +246,7 @@ async fn every_row_arrives_once_after_the_forge_was_down_for_30_seconds() {
 
 #[tokio::test]
 async fn sigterm_lets_the_job_finish_its_grace_then_cancels_and_reports() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     let id = h.forge.queue_task(TaskSpec::new(long_job_with_cleanup()));
     let daemon = h.daemon(&[]);
     h.row_appears(id, "started", LONG).await;
@@ -283,9 +267,7 @@ async fn sigterm_lets_the_job_finish_its_grace_then_cancels_and_reports() {
 
 #[tokio::test]
 async fn capacity_four_runs_twenty_queued_jobs_four_at_a_time() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(&format!("{FAST}  capacity: 4\n"));
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), &format!("{FAST}  capacity: 4\n")).await;
     let ids: Vec<_> = (0..20)
         .map(|_| {
             h.forge
@@ -342,9 +324,7 @@ async fn an_ephemeral_runner_takes_one_job_and_is_gone() {
 
 #[tokio::test]
 async fn once_runs_one_job_then_exits() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     let first = h
         .forge
         .queue_task(TaskSpec::new(job("      - run: echo one\n")));
@@ -358,9 +338,7 @@ async fn once_runs_one_job_then_exits() {
 #[tokio::test]
 async fn an_unregistered_runner_exits_saying_to_register_again() {
     for options in [Options::gitea(), Options::forgejo()] {
-        let h = Harness::start(options).await;
-        h.config(FAST);
-        h.registered().await;
+        let h = Harness::ready(options, FAST).await;
         let id = h.forge.runners()[0].id;
         assert!(h.forge.delete_runner(id));
         let (code, log) = h.daemon(&[]).exit(LONG).await;
@@ -470,9 +448,7 @@ host:
 
 #[tokio::test]
 async fn jobs_get_the_forges_context_and_the_runner_environment() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     let payload = job(r#"      - run: |
           echo "repo=$GITHUB_REPOSITORY sha=$GITHUB_SHA ref=$GITHUB_REF_NAME actor=$GITHUB_ACTOR"
           echo "server=$GITHUB_SERVER_URL api=$GITHUB_API_URL"
@@ -481,12 +457,9 @@ async fn jobs_get_the_forges_context_and_the_runner_environment() {
           echo "github token=${{ github.token }} secret=${{ secrets.GITHUB_TOKEN }}"
           echo "var=${{ vars.COLOUR }} message=${{ github.event.head_commit.message }}"
 "#);
-    let id = h
-        .forge
-        .queue_task(TaskSpec::new(payload).with_var("COLOUR", "teal"));
-    let daemon = h.daemon(&[]);
-    let task = h.done(id, LONG).await;
-    daemon.stop().await;
+    let (id, task, _) = h
+        .run(TaskSpec::new(payload).with_var("COLOUR", "teal"))
+        .await;
     assert_eq!(task.status, Status::Success);
     let url = h.forge.url();
     let url = url.trim_end_matches('/');
@@ -581,23 +554,17 @@ async fn the_daemon_declares_its_labels_and_copes_with_an_old_forge() {
     // A forge too old for Declare: the job still runs.
     let mut options = Options::gitea();
     options.declare_unimplemented = true;
-    let h = Harness::start(options).await;
-    h.config(FAST);
-    h.registered().await;
-    let id = h
-        .forge
-        .queue_task(TaskSpec::new(job("      - run: true\n")));
-    let daemon = h.daemon(&[]);
-    assert_eq!(h.done(id, LONG).await.status, Status::Success);
-    let log = daemon.stop().await;
+    let h = Harness::ready(options, FAST).await;
+    let (_, task, log) = h.run(TaskSpec::new(job("      - run: true\n"))).await;
+    assert_eq!(task.status, Status::Success);
     assert!(log.contains("too old"), "{log}");
 
     // New labels from the config reach the forge and the .runner file.
-    let h = Harness::start(Options::gitea()).await;
-    h.config(&format!(
-        "{FAST}  labels:\n    - linux:host\n    - extra:host\n"
-    ));
-    h.registered().await;
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!("{FAST}  labels:\n    - linux:host\n    - extra:host\n"),
+    )
+    .await;
     let daemon = h.daemon(&[]);
     h.forge
         .wait_until(LONG, || {
@@ -612,9 +579,7 @@ async fn the_daemon_declares_its_labels_and_copes_with_an_old_forge() {
 
 #[tokio::test]
 async fn failed_and_partial_acks_still_deliver_every_row_once() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     h.forge.set_log_ack_limit(Some(7));
     h.forge.fail_next(
         hearth_fake_forge::Fault::http(500)
@@ -631,10 +596,7 @@ async fn failed_and_partial_acks_still_deliver_every_row_once() {
         r#"      - run: for i in $(seq 1 300); do echo "row $i"; done
 "#,
     );
-    let id = h.forge.queue_task(TaskSpec::new(payload));
-    let daemon = h.daemon(&[]);
-    let task = h.done(id, LONG).await;
-    daemon.stop().await;
+    let (id, task, _) = h.run(TaskSpec::new(payload)).await;
     assert_eq!(task.status, Status::Success);
     assert!(task.log_archived);
     let lines = h.forge.log_lines(id);
@@ -649,9 +611,11 @@ async fn failed_and_partial_acks_still_deliver_every_row_once() {
 
 #[tokio::test]
 async fn a_second_signal_cancels_running_jobs_at_once() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(&FAST.replace("shutdown_timeout: 1s", "shutdown_timeout: 1h"));
-    h.registered().await;
+    let h = Harness::ready(
+        Options::gitea(),
+        &FAST.replace("shutdown_timeout: 1s", "shutdown_timeout: 1h"),
+    )
+    .await;
     let id = h.forge.queue_task(TaskSpec::new(long_job_with_cleanup()));
     let daemon = h.daemon(&[]);
     h.row_appears(id, "started", LONG).await;
@@ -695,9 +659,7 @@ async fn a_plain_http_forge_needs_no_certificate_store() {
 
 #[tokio::test]
 async fn slow_log_acks_hold_nothing_up() {
-    let h = Harness::start(Options::gitea()).await;
-    h.config(FAST);
-    h.registered().await;
+    let h = Harness::ready(Options::gitea(), FAST).await;
     h.forge.set_response_delay(
         Some(hearth_fake_forge::Method::UpdateLog),
         Duration::from_millis(700),
@@ -707,10 +669,7 @@ async fn slow_log_acks_hold_nothing_up() {
       - run: echo second step
 "#,
     );
-    let id = h.forge.queue_task(TaskSpec::new(payload));
-    let daemon = h.daemon(&[]);
-    let task = h.done(id, LONG).await;
-    daemon.stop().await;
+    let (id, task, _) = h.run(TaskSpec::new(payload)).await;
     assert_eq!(task.status, Status::Success);
     let lines = h.forge.log_lines(id);
     let rows: Vec<&str> = lines
