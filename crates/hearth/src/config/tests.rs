@@ -100,49 +100,7 @@ fn empty_files_sections_and_nulls_give_defaults() {
 
 /// A config as act_runner's `generate-config` writes it: its keys, structure and example
 /// values (the comments are left out).
-const ACT_RUNNER_CONFIG: &str = r#"log:
-  level: info
-
-runner:
-  file: .runner
-  capacity: 1
-  envs:
-    A_TEST_ENV_NAME_1: a_test_env_value_1
-    A_TEST_ENV_NAME_2: a_test_env_value_2
-  env_file: .env
-  timeout: 3h
-  shutdown_timeout: 0s
-  insecure: false
-  fetch_timeout: 5s
-  fetch_interval: 2s
-  github_mirror: ''
-  labels:
-    - "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest"
-    - "ubuntu-22.04:docker://docker.gitea.com/runner-images:ubuntu-22.04"
-    - "ubuntu-20.04:docker://docker.gitea.com/runner-images:ubuntu-20.04"
-
-cache:
-  enabled: true
-  dir: ""
-  host: ""
-  port: 0
-  external_server: ""
-
-container:
-  network: ""
-  privileged: false
-  options:
-  workdir_parent:
-  valid_volumes: []
-  docker_host: ""
-  force_pull: true
-  force_rebuild: false
-  require_docker: false
-  docker_timeout: 0s
-
-host:
-  workdir_parent:
-"#;
+const ACT_RUNNER_CONFIG: &str = include_str!("../../tests/data/act_runner/config.yaml");
 
 #[test]
 fn act_runners_generated_config_loads_cleanly() {

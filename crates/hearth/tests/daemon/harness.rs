@@ -153,6 +153,15 @@ impl Harness {
         }
     }
 
+    /// The job's rows that start with `prefix`, in order.
+    pub fn rows_starting(&self, job: JobId, prefix: &str) -> Vec<String> {
+        self.forge
+            .log_lines(job)
+            .into_iter()
+            .filter(|line| line.starts_with(prefix))
+            .collect()
+    }
+
     /// The job's rows from step `index`.
     pub fn step_rows(&self, job: JobId, index: usize) -> Vec<String> {
         let task = self.forge.task(job).expect("a task");

@@ -233,12 +233,7 @@ async fn every_row_arrives_once_after_the_forge_was_down_for_30_seconds() {
     assert_eq!(std::fs::read_dir(&spool).map_or(0, |d| d.count()), 0);
 
     assert_eq!(task.status, Status::Success);
-    let lines = h.forge.log_lines(id);
-    let rows: Vec<&str> = lines
-        .iter()
-        .map(String::as_str)
-        .filter(|l| l.starts_with("row "))
-        .collect();
+    let rows = h.rows_starting(id, "row ");
     let expected: Vec<String> = (1..=400).map(|i| format!("row {i}")).collect();
     assert_eq!(rows, expected);
     assert!(task.log_archived);
@@ -389,48 +384,19 @@ async fn act_runners_own_files_work_unchanged() {
         h.forge.url()
     );
     std::fs::write(h.path(".runner"), dot_runner).expect(".runner written");
-    let work = h.path("work");
-    let config = format!(
-        r#"log:
-  level: info
-
-runner:
-  file: .runner
-  capacity: 1
-  envs:
-    A_TEST_ENV_NAME_1: a_test_env_value_1
-    A_TEST_ENV_NAME_2: a_test_env_value_2
-  env_file: .env
-  timeout: 3h
-  shutdown_timeout: 0s
-  insecure: false
-  fetch_timeout: 5s
-  fetch_interval: 2s
-  labels:
-    - "linux:host"
-
-cache:
-  enabled: true
-  dir: ""
-  host: ""
-  port: 0
-  external_server: ""
-
-container:
-  network: ""
-  privileged: false
-  options:
-  workdir_parent:
-  valid_volumes: []
-  docker_host: ""
-  force_pull: true
-  force_rebuild: false
-
-host:
-  workdir_parent: {}
-"#,
-        work.display()
-    );
+    // act_runner's generated file, with the labels and host folder an operator would set.
+    let config = include_str!("../data/act_runner/config.yaml")
+        .replace(
+            "    - \"ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest\"\n    \
+             - \"ubuntu-22.04:docker://docker.gitea.com/runner-images:ubuntu-22.04\"\n    \
+             - \"ubuntu-20.04:docker://docker.gitea.com/runner-images:ubuntu-20.04\"\n",
+            "    - \"linux:host\"\n",
+        )
+        .replace(
+            "host:\n  workdir_parent:\n",
+            &format!("host:\n  workdir_parent: {}\n", h.path("work").display()),
+        );
+    assert!(config.contains("linux:host") && config.contains("/work\n"));
     std::fs::write(h.path("config.yaml"), config).expect("config written");
     let id = h.forge.queue_task(TaskSpec::new(job(
         "      - run: echo \"env $A_TEST_ENV_NAME_1\"\n",
@@ -599,12 +565,7 @@ async fn failed_and_partial_acks_still_deliver_every_row_once() {
     let (id, task, _) = h.run(TaskSpec::new(payload)).await;
     assert_eq!(task.status, Status::Success);
     assert!(task.log_archived);
-    let lines = h.forge.log_lines(id);
-    let rows: Vec<&str> = lines
-        .iter()
-        .map(String::as_str)
-        .filter(|l| l.starts_with("row "))
-        .collect();
+    let rows = h.rows_starting(id, "row ");
     let expected: Vec<String> = (1..=300).map(|i| format!("row {i}")).collect();
     assert_eq!(rows, expected);
 }
@@ -671,13 +632,8 @@ async fn slow_log_acks_hold_nothing_up() {
     );
     let (id, task, _) = h.run(TaskSpec::new(payload)).await;
     assert_eq!(task.status, Status::Success);
-    let lines = h.forge.log_lines(id);
-    let rows: Vec<&str> = lines
-        .iter()
-        .map(String::as_str)
-        .filter(|l| l.starts_with("row "))
-        .collect();
+    let rows = h.rows_starting(id, "row ");
     assert_eq!(rows.len(), 2000);
-    assert_eq!(rows.last(), Some(&"row 2000"));
+    assert_eq!(rows.last().map(String::as_str), Some("row 2000"));
     assert!(h.step_rows(id, 1).iter().any(|l| l == "second step"));
 }
