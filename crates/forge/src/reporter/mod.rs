@@ -87,7 +87,7 @@ pub enum ReportError {
 struct Shared {
     task_id: i64,
     inner: Mutex<Inner>,
-    /// Rows or state are waiting: send now rather than at the next interval.
+    /// A batch of rows is waiting: send now rather than at the next interval.
     wake: Notify,
     batch_rows: u64,
     /// Fires when the forge has ended the task.
@@ -245,7 +245,6 @@ impl EventSink for TaskReporter {
             Event::StepStarted { step, .. } => {
                 let index = inner.log.total();
                 inner.state.step_started(step.index, index);
-                self.shared.wake.notify_one();
             }
             Event::Log { line, .. } => {
                 let text = rows::row_text(line);
@@ -257,7 +256,6 @@ impl EventSink for TaskReporter {
             } => {
                 let end = inner.log.total();
                 inner.state.step_finished(step.index, *conclusion, end);
-                self.shared.wake.notify_one();
             }
             Event::JobFinished { reason, .. } => {
                 if let Some(reason) = reason {

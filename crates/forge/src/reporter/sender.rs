@@ -124,23 +124,13 @@ impl Sender {
 
     /// Sends the state with the outputs the forge has not stored yet.
     async fn send_state(&mut self) -> Result<(), RpcError> {
-        let (state, outputs) = {
-            let mut inner = self.shared.lock();
-            inner.state.dirty = false;
-            inner.state.snapshot()
-        };
+        let (state, outputs) = self.shared.lock().state.snapshot();
         let running = state.result == runner::Result::Unspecified as i32;
         let request = UpdateTaskRequest {
             state: Some(state),
             outputs,
         };
-        let response = match self.client.update_task(&request).await {
-            Ok(response) => response,
-            Err(e) => {
-                self.shared.lock().state.dirty = true;
-                return Err(e);
-            }
-        };
+        let response = self.client.update_task(&request).await?;
         self.shared.lock().state.outputs_sent(response.sent_outputs);
         let result = response.state.map_or(0, |s| s.result);
         if running && result != runner::Result::Unspecified as i32 {

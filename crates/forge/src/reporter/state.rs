@@ -18,8 +18,6 @@ pub(crate) struct TaskStateModel {
     state: TaskState,
     /// The main step that is running: rows belong to it.
     current_step: Option<usize>,
-    /// Something changed since the last UpdateTask.
-    pub(crate) dirty: bool,
     outputs: BTreeMap<String, String>,
     sent_outputs: BTreeSet<String>,
 }
@@ -39,7 +37,6 @@ impl TaskStateModel {
                 ..TaskState::default()
             },
             current_step: None,
-            dirty: true,
             outputs: BTreeMap::new(),
             sent_outputs: BTreeSet::new(),
         }
@@ -48,7 +45,6 @@ impl TaskStateModel {
     pub(crate) fn job_started(&mut self) {
         if self.state.started_at.is_none() {
             self.state.started_at = Some(now());
-            self.dirty = true;
         }
     }
 
@@ -62,7 +58,6 @@ impl TaskStateModel {
             step.log_index = log_index as i64;
             step.log_length = 0;
             self.current_step = Some(index);
-            self.dirty = true;
         }
     }
 
@@ -86,7 +81,6 @@ impl TaskStateModel {
             }
             step.result = result_of(conclusion) as i32;
             step.stopped_at = Some(now());
-            self.dirty = true;
         }
     }
 
@@ -111,7 +105,6 @@ impl TaskStateModel {
         self.current_step = None;
         self.state.result = result as i32;
         self.state.stopped_at = Some(now);
-        self.dirty = true;
     }
 
     /// Sets the job's outputs; returns a message for each one the forge would drop.
@@ -130,7 +123,6 @@ impl TaskStateModel {
                 self.outputs.insert(key, value);
             }
         }
-        self.dirty = true;
         dropped
     }
 
