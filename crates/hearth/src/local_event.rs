@@ -184,8 +184,13 @@ impl LocalEvent {
 
 /// The `inputs` context: the workflow's `workflow_dispatch` defaults, then the payload's
 /// `inputs`, then `given`; booleans and numbers typed as the inputs declare them (GitHub keeps
-/// a boolean input a boolean in `inputs`, while `github.event.inputs` has strings).
-fn inputs_context(workflow: &Workflow, payload: &Value, given: &[(String, String)]) -> Object {
+/// a boolean input a boolean in `inputs`, while `github.event.inputs` has strings). The daemon
+/// builds a forge task's `inputs` with it too.
+pub(crate) fn inputs_context(
+    workflow: &Workflow,
+    payload: &Value,
+    given: &[(String, String)],
+) -> Object {
     let mut inputs = Object::new();
     let declared = match workflow.on.event("workflow_dispatch").map(|e| &e.config) {
         Some(EventConfig::WorkflowDispatch(dispatch)) => dispatch.inputs.as_slice(),

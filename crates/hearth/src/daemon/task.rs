@@ -178,13 +178,11 @@ fn prepare(
 ) -> Result<PreparedTask, Prepared> {
     let github = github_context(task, &runtime.address);
     let vars = string_object(&task.vars);
-    let inputs = match (task.context_str("event_name"), github.get("event")) {
-        ("workflow_dispatch" | "workflow_call", Some(event)) => event
-            .as_object()
-            .and_then(|e| e.get("inputs"))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
+    // A dispatched run's inputs, typed as the workflow declares them (the payload keeps `on`).
+    let inputs = match (task.context_str("event_name"), task.context.get("event")) {
+        ("workflow_dispatch", Some(event)) => {
+            crate::local_event::inputs_context(single.workflow(), event, &[])
+        }
         _ => Object::new(),
     };
     let mut needs = Object::with_capacity(task.needs.len());

@@ -637,3 +637,21 @@ async fn slow_log_acks_hold_nothing_up() {
     assert_eq!(rows.last().map(String::as_str), Some("row 2000"));
     assert!(h.step_rows(id, 1).iter().any(|l| l == "second step"));
 }
+
+#[tokio::test]
+async fn dispatch_inputs_are_typed_as_the_workflow_declares_them() {
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let payload = "name: ci\non:\n  workflow_dispatch:\n    inputs:\n      flag:\n        type: boolean\n      count:\n        type: number\n      word:\n        type: string\njobs:\n  build:\n    runs-on: linux\n    steps:\n      - run: echo 'flag=${{ toJSON(inputs.flag) }} count=${{ toJSON(inputs.count) }} word=${{ inputs.word }} raw=${{ toJSON(github.event.inputs.flag) }}'\n";
+    let spec = TaskSpec::new(payload).with_context(serde_json::json!({
+        "event_name": "workflow_dispatch",
+        "event": {"inputs": {"flag": "true", "count": "3", "word": "hi"}},
+    }));
+    let (id, task, log) = h.run(spec).await;
+    assert_eq!(task.status, Status::Success, "{log}");
+    let rows = h.step_rows(id, 0);
+    assert!(
+        rows.iter()
+            .any(|r| r == "flag=true count=3 word=hi raw=\"true\""),
+        "{rows:#?}"
+    );
+}
