@@ -187,8 +187,12 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
                 self.run_script(label, step, &script, &env, &scope, control)
                     .await
             }
-            StepKind::Uses { uses, with } if is_own_checkout(&uses.value, with.as_ref()) => {
-                // As act does: the workspace already is a copy of the local repository.
+            StepKind::Uses { uses, with }
+                if self.request.repository.is_some()
+                    && is_own_checkout(&uses.value, with.as_ref()) =>
+            {
+                // As act does: the workspace already is a copy of the local repository. (A
+                // job without one, as from a forge, must really check out.)
                 self.step_log(
                     label,
                     LogLine::Info(
@@ -614,8 +618,8 @@ pub(super) struct Prepared {
     pub script_path: Option<std::path::PathBuf>,
 }
 
-/// `actions/checkout` of the repository itself (no `repository:` input), which `hearth exec`
-/// skips as act does: the workspace is already a copy of it.
+/// `actions/checkout` of the repository itself (no `repository:` input), which a job whose
+/// workspace was made from the repository (`hearth exec`) skips as act does.
 fn is_own_checkout(uses: &str, with: Option<&hearth_workflow::model::Env>) -> bool {
     let checkout = uses
         .split('@')

@@ -655,3 +655,19 @@ async fn dispatch_inputs_are_typed_as_the_workflow_declares_them() {
         "{rows:#?}"
     );
 }
+
+#[tokio::test]
+async fn checkout_is_not_skipped_when_the_workspace_is_empty() {
+    // `hearth exec` skips actions/checkout of the repository itself, its workspace being a copy
+    // already; a forge's job starts empty, so the step must not pretend to have checked out.
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let (id, task, _) = h
+        .run(TaskSpec::new(job("      - uses: actions/checkout@v4\n")))
+        .await;
+    assert_eq!(task.status, Status::Failure);
+    let rows = h.step_rows(id, 0);
+    assert!(
+        rows.iter().any(|r| r.contains("actions/checkout@v4")),
+        "{rows:#?}"
+    );
+}
