@@ -1,5 +1,6 @@
 //! `hearth`: a runner for Forgejo Actions and Gitea Actions.
 
+mod actions;
 mod cmd;
 mod config;
 mod daemon;

@@ -1,4 +1,5 @@
-//! `uses: ./path`: actions from the workspace — composite actions (their steps run under the
+//! `uses: ./path` and `uses: owner/repo@ref` (fetched through the job's `ActionSource`):
+//! composite actions (their steps run under the
 //! using step, nested as deep as they go) and JavaScript actions (`nodeNN`, run with the
 //! machine's `node`, with `pre`, `main` and `post` sharing state).
 //!
@@ -17,6 +18,7 @@ use hearth_expr::{Object, Value};
 use hearth_workflow::model::{Action, Env, Runs, Step, Text};
 
 use super::eval::Scope;
+use super::remote::RemoteAction;
 use super::step::{Prepared, StepEnd};
 use super::{Frame, JobControl, JobRun};
 use crate::events::{Conclusion, Event, LogLine, StepLabel};
@@ -49,6 +51,8 @@ struct Loaded {
     file: String,
     /// The action's folder as the job's processes see it.
     dir: PathBuf,
+    /// Fetched from another repository (not `./path`).
+    remote: bool,
 }
 
 impl<R: JobRuntime> JobRun<'_, R> {
@@ -97,37 +101,53 @@ impl<R: JobRuntime> JobRun<'_, R> {
         }
     }
 
-    /// Finds and parses `action.yml` (or `action.yaml`) of a `./path` action.
+    /// Finds and parses `action.yml` (or `action.yaml`) of a `./path` action, or of an
+    /// `owner/repo[/path]@ref` one fetched through the job's action source.
     async fn load_action(&self, uses: &str) -> Result<Loaded, String> {
+        if let Some(remote) = RemoteAction::parse(uses) {
+            let Some(source) = &self.request.actions else {
+                return Err(format!(
+                    "`uses: {uses}`: this runner has no source for actions from other \
+                     repositories"
+                ));
+            };
+            let folder = source
+                .fetch(remote.repository, remote.reference)
+                .await
+                .map_err(|e| format!("cannot fetch the action `{uses}`: {e}"))?;
+            let dir = folder.join(remote.path);
+            let name = match remote.path {
+                "" => remote.repository.to_owned(),
+                path => format!("{}/{path}", remote.repository),
+            };
+            let loaded = read_action(&dir, &dir, &format!("{name}@{}", remote.reference)).await?;
+            return loaded
+                .map(|loaded| Loaded {
+                    remote: true,
+                    ..loaded
+                })
+                .ok_or_else(|| {
+                    format!("the action `{uses}` has no 'action.yml' or 'action.yaml'")
+                });
+        }
         let Some(relative) = uses.strip_prefix("./") else {
             return Err(format!(
-                "`uses: {uses}`: only local actions (`./path`) can run yet; remote and Docker \
-                 actions are not supported by this runner yet"
+                "`uses: {uses}`: Docker actions are not supported by this runner yet"
             ));
         };
         let relative = relative.trim_end_matches('/');
         let paths = self.runtime.paths();
         let on_host = paths.workspace_on_host.join(relative);
-        for name in ["action.yml", "action.yaml"] {
-            let file = on_host.join(name);
-            let text = match tokio::fs::read_to_string(&file).await {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-            };
-            let label = format!("./{relative}/{name}");
-            let action = Action::parse(&text, &label).map_err(|d| d.to_string())?;
-            return Ok(Loaded {
-                action,
-                file: label,
-                dir: paths.workspace.join(relative),
-            });
-        }
-        Err(format!(
-            "Can't find 'action.yml' or 'action.yaml' under '{}'. Did you forget to run \
-             actions/checkout before running your local action?",
-            on_host.display()
-        ))
+        let seen = paths.workspace.join(relative);
+        read_action(&on_host, &seen, &format!("./{relative}"))
+            .await?
+            .ok_or_else(|| {
+                format!(
+                    "Can't find 'action.yml' or 'action.yaml' under '{}'. Did you forget to run \
+                     actions/checkout before running your local action?",
+                    on_host.display()
+                )
+            })
     }
 
     /// The `inputs` context: `with:` values, else the input's default, with GitHub's warnings
@@ -294,10 +314,18 @@ impl<R: JobRuntime> JobRun<'_, R> {
             .collect();
         extra.push(("GITHUB_ACTION_PATH".to_owned(), action_path.clone()));
         if pre.is_some() {
-            let message = format!(
-                "`pre` execution is not supported for local action from '{}'",
-                loaded.dir.display()
-            );
+            // GitHub runs a remote action's `pre` when the job starts; Hearth does not yet.
+            let message = if loaded.remote {
+                format!(
+                    "`pre` of the action {} is not run: this runner does not run `pre` yet",
+                    loaded.file
+                )
+            } else {
+                format!(
+                    "`pre` execution is not supported for local action from '{}'",
+                    loaded.dir.display()
+                )
+            };
             self.step_log(label, LogLine::Warning(&message));
         }
         let mut state = Vec::new();
@@ -445,6 +473,32 @@ impl<R: JobRuntime> JobRun<'_, R> {
 }
 
 /// `INPUT_<NAME>`: upper case, spaces as underscores, as GitHub's runner names them.
+/// Reads `action.yml` (or `action.yaml`) from `on_host`; the action's folder is `dir` as the
+/// job's processes see it, `label` names it in messages. `None` when neither file exists.
+async fn read_action(
+    on_host: &std::path::Path,
+    dir: &std::path::Path,
+    label: &str,
+) -> Result<Option<Loaded>, String> {
+    for name in ["action.yml", "action.yaml"] {
+        let file = on_host.join(name);
+        let text = match tokio::fs::read_to_string(&file).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        };
+        let file = format!("{label}/{name}");
+        let action = Action::parse(&text, &file).map_err(|d| d.to_string())?;
+        return Ok(Some(Loaded {
+            action,
+            file,
+            dir: dir.to_owned(),
+            remote: false,
+        }));
+    }
+    Ok(None)
+}
+
 fn input_variable(name: &str) -> String {
     format!("INPUT_{}", name.replace(' ', "_").to_uppercase())
 }

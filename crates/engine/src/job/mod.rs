@@ -20,6 +20,7 @@ mod action;
 mod eval;
 mod files;
 mod output;
+pub mod remote;
 mod step;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,8 @@ pub struct JobRequest<'a> {
     pub extra_env: Vec<(String, String)>,
     /// The repository to copy into the workspace.
     pub repository: Option<PathBuf>,
+    /// Where `uses: owner/repo@ref` actions come from; without one they are an error.
+    pub actions: Option<Arc<dyn remote::ActionSource>>,
 }
 
 /// The `runner` context's fixed part.

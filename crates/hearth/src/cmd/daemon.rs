@@ -109,6 +109,8 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             runner: RunnerInfo::this_machine(runner_name),
             labels,
             backend: HostBackend::new(config.host.workdir_parent.clone()),
+            actions_cache: config.host.workdir_parent.join("_actions"),
+            github_mirror: config.runner.github_mirror.clone(),
             reporter,
             base_env: std::env::vars()
                 .filter(|(name, _)| !is_runner_secret(name))

@@ -104,6 +104,11 @@ pub struct ExecArgs {
     /// Run workflows whatever their branch, tag, path and type filters say (act's behaviour).
     #[arg(long)]
     pub ignore_filters: bool,
+
+    /// Where `uses: owner/repo@ref` actions are fetched from (`{URL}/{owner}/{repo}`, with
+    /// git); they are kept under $XDG_CACHE_HOME/hearth/actions.
+    #[arg(long, value_name = "URL", default_value = "https://github.com")]
+    pub default_actions_url: String,
 }
 
 /// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).

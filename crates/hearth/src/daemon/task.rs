@@ -24,6 +24,7 @@ use hearth_workflow::payload::SingleJob;
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::GitActions;
 use crate::labels::{Labels, Platform};
 
 /// What every task of a daemon shares.
@@ -39,6 +40,10 @@ pub struct TaskRuntime {
     pub base_env: Vec<(String, String)>,
     /// `runner.envs` (and `env_file`) of the config: like `env:` at the workflow's top.
     pub envs: Vec<(String, String)>,
+    /// Where fetched actions are kept.
+    pub actions_cache: std::path::PathBuf,
+    /// `runner.github_mirror`: fetch GitHub's actions from here instead.
+    pub github_mirror: String,
     /// `runner.timeout`: the longest a task may run.
     pub timeout: Duration,
     pub version: String,
@@ -120,6 +125,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         base_env: prepared.base_env,
         extra_env: runtime.envs.clone(),
         repository: None,
+        actions: Some(Arc::new(action_source(&runtime, &task))),
     };
     let outcome = run_job(&runtime.backend, &request, &reporter, &control).await;
     watcher.abort();
@@ -130,6 +136,28 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         Conclusion::Skipped => TaskResult::Skipped,
     };
     finish(reporter, result, outcome.outputs).await
+}
+
+/// Actions come from the forge's default actions URL (Forgejo's key first, then Gitea's), with
+/// `runner.github_mirror` standing in for GitHub; the task's token opens the forge's own.
+fn action_source(runtime: &TaskRuntime, task: &TaskInfo) -> GitActions {
+    let base = ["forgejo_default_actions_url", "gitea_default_actions_url"]
+        .iter()
+        .map(|key| task.context_str(key))
+        .find(|url| !url.is_empty())
+        .unwrap_or("https://github.com");
+    let base = match runtime.github_mirror.as_str() {
+        mirror if !mirror.is_empty() && base.trim_end_matches('/') == "https://github.com" => {
+            mirror
+        }
+        _ => base,
+    };
+    let source = GitActions::new(base, runtime.actions_cache.clone());
+    if base.trim_end_matches('/').starts_with(&runtime.address) {
+        source.with_token(task.context_str("token"))
+    } else {
+        source
+    }
 }
 
 fn start_reporter(runtime: &TaskRuntime, task: &TaskInfo, steps: usize) -> TaskReporter {

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use hearth_backend::host::HostBackend;
+
+use crate::actions::GitActions;
 use hearth_engine::events::{Conclusion, EventSink};
 use hearth_engine::job::{JobControl, RunnerInfo};
 use hearth_workflow::plan::{self, JobPlan};
@@ -81,6 +83,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         extra_env: values.env.into_iter().collect(),
         base_env: base_env(),
         repository: Some(directory.clone()),
+        actions: std::sync::Arc::new(GitActions::new(&args.default_actions_url, actions_cache())),
         runner: RunnerInfo::this_machine(crate::system::host_name()),
         place: &place,
         matrix_filter: &filter,
@@ -125,6 +128,21 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         .iter()
         .any(|r| matches!(r.result, Conclusion::Failure | Conclusion::Cancelled) && !r.may_fail);
     Ok(exit_code(invalid || failed))
+}
+
+/// Where fetched actions are kept between runs: `$XDG_CACHE_HOME/hearth/actions`, else
+/// `~/.cache/hearth/actions`, else under the temporary folder.
+fn actions_cache() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".cache"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("hearth").join("actions")
 }
 
 fn exit_code(failed: bool) -> ExitCode {

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hearth_backend::Backend;
 use hearth_engine::events::{Conclusion, Event, EventSink, JobLabel};
+use hearth_engine::job::remote::ActionSource;
 use hearth_engine::job::{
     default_step_name, run_job, JobControl, JobOutcome, JobRequest, RunnerInfo,
 };
@@ -47,6 +49,8 @@ pub struct Settings<'a> {
     pub extra_env: Vec<(String, String)>,
     pub base_env: Vec<(String, String)>,
     pub repository: Option<PathBuf>,
+    /// Where `uses: owner/repo@ref` actions come from.
+    pub actions: Arc<dyn ActionSource>,
     pub runner: RunnerInfo,
     /// Picks where a job with these `runs-on` labels runs, or says why it cannot.
     pub place: &'a (dyn Fn(&[String]) -> Result<Place, String> + Sync),
@@ -327,6 +331,7 @@ impl<B: Backend> Scheduler<'_, B> {
             base_env: self.settings.base_env.clone(),
             extra_env: self.settings.extra_env.clone(),
             repository: self.settings.repository.clone(),
+            actions: Some(self.settings.actions.clone()),
         };
         let outcome = run_job(self.backend, &request, self.sink, control).await;
         let result = outcome.result;

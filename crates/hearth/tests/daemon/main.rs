@@ -2,6 +2,8 @@
 //! logs, step states and outputs, cancellation, an unreachable forge, shutdown, capacity,
 //! ephemeral runners and act_runner's own files.
 
+#[path = "../common/action_repos.rs"]
+mod action_repos;
 mod harness;
 
 use std::collections::BTreeMap;
@@ -670,4 +672,29 @@ async fn checkout_is_not_skipped_when_the_workspace_is_empty() {
         rows.iter().any(|r| r.contains("actions/checkout@v4")),
         "{rows:#?}"
     );
+}
+
+#[tokio::test]
+async fn actions_come_from_the_forges_default_actions_url() {
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let actions = h.path("actions");
+    action_repos::make_actions(&actions);
+    let spec = TaskSpec::new(job(action_repos::STEPS)).with_context(serde_json::json!({
+        "gitea_default_actions_url": format!("file://{}", actions.display()),
+    }));
+    let (id, task, log) = h.run(spec).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{log}\n{lines:#?}");
+    assert!(h.step_rows(id, 0).iter().any(|l| l == "hello forge"));
+    assert!(h
+        .step_rows(id, 1)
+        .iter()
+        .any(|l| l == "hello from node Ann"));
+    // The post step's rows come after the steps (the forge shows them as the job's end).
+    assert!(lines.iter().any(|l| l == "node post"));
+    // Checked out once per commit, in the runner's folder.
+    let cached = std::fs::read_dir(h.path("work/_actions/acme/greet"))
+        .expect("the action's cache")
+        .count();
+    assert_eq!(cached, 2, "its git folder and one checked-out commit");
 }
