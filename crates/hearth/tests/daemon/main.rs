@@ -698,3 +698,21 @@ async fn actions_come_from_the_forges_default_actions_url() {
         .count();
     assert_eq!(cached, 2, "its git folder and one checked-out commit");
 }
+
+#[tokio::test]
+async fn github_mirror_stands_in_for_github() {
+    let h = Harness::start(Options::gitea()).await;
+    let actions = h.path("mirror");
+    action_repos::make_actions(&actions);
+    h.config(&format!(
+        "{FAST}  github_mirror: file://{}\n",
+        actions.display()
+    ));
+    h.registered().await;
+    let spec = TaskSpec::new(job(action_repos::STEPS)).with_context(serde_json::json!({
+        "gitea_default_actions_url": "https://github.com",
+    }));
+    let (id, task, log) = h.run(spec).await;
+    assert_eq!(task.status, Status::Success, "{log}");
+    assert!(h.step_rows(id, 0).iter().any(|l| l == "hello forge"));
+}
