@@ -21,7 +21,8 @@ pub struct JobLabel {
 /// Which step an event belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepLabel {
-    /// The step's place in the job, from 0; post steps come after the main ones.
+    /// The step's place in the job's `steps:`, from 0 (the forge's step id); pre steps and
+    /// then post steps are numbered after the main ones, in the order they run.
     pub index: usize,
     /// The step's `id`, when it has one.
     pub id: Option<String>,

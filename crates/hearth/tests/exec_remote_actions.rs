@@ -41,9 +41,15 @@ fn remote_composite_and_javascript_actions_run() {
         let output = exec(&dir.path().join("project"), &actions, &cache);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "run {run}: {stdout}");
-        for line in ["hello forge", "hello from node Ann", "node post"] {
-            assert!(stdout.contains(line), "run {run}: no {line:?} in {stdout}");
-        }
+        let at = |line: &str| {
+            stdout
+                .find(line)
+                .unwrap_or_else(|| panic!("run {run}: no {line:?} in {stdout}"))
+        };
+        // The pre runs when the job starts, before the first step; its state reaches main.
+        assert!(at("node pre Ann") < at("hello forge"));
+        assert!(at("hello forge") < at("hello from node Ann, state from-pre"));
+        assert!(at("hello from node Ann, state from-pre") < at("node post"));
     }
     // The second run fetched again but checked out nothing new.
     let commits = std::fs::read_dir(cache.join("hearth/actions/acme/node-hello"))

@@ -3,9 +3,11 @@
 //! using step, nested as deep as they go) and JavaScript actions (`nodeNN`, run with the
 //! machine's `node`, with `pre`, `main` and `post` sharing state).
 //!
-//! As on GitHub, a local JavaScript action's `pre` does not run (the action is not there when
-//! the job starts; GitHub's runner warns and skips it); `post` runs when the job's steps are
-//! done, in reverse order of registration, under `post-if` (default `always()`). `required`
+//! As on GitHub, a remote JavaScript action's `pre` runs when the job starts, before the first
+//! step, under `pre-if` (default `always()`), and what it saves reaches `main` and `post`; a
+//! local action's `pre` does not run (the action is not there when the job starts; GitHub's
+//! runner warns and skips it); `post` runs when the job's steps are done, in reverse order of
+//! registration, under `post-if` (default `always()`). `required`
 //! inputs are not enforced — GitHub's runner does not either (`@actions/core` does, inside the
 //! action).
 
@@ -15,7 +17,7 @@ use std::time::Instant;
 
 use hearth_backend::JobRuntime;
 use hearth_expr::{Object, Value};
-use hearth_workflow::model::{Action, Env, Runs, Step, Text};
+use hearth_workflow::model::{Action, Env, Runs, Step, StepKind, Text};
 
 use super::eval::Scope;
 use super::remote::RemoteAction;
@@ -56,6 +58,145 @@ struct Loaded {
 }
 
 impl<R: JobRuntime> JobRun<'_, R> {
+    /// Runs the `pre` of each JavaScript action from another repository that the job's steps
+    /// use, before the first step, as GitHub's runner does while it sets the job up (under
+    /// `pre-if`, default `always()`; what it saves goes to the action's `main` and `post`).
+    /// They are numbered from `index`; returns the next free number.
+    pub(super) async fn run_pres(&mut self, mut index: usize, control: &JobControl) -> usize {
+        let request = self.request;
+        for (place, step) in request.job.steps.iter().enumerate() {
+            let StepKind::Uses { uses, with } = &step.kind else {
+                continue;
+            };
+            if RemoteAction::parse(&uses.value).is_none() {
+                continue;
+            }
+            // An action that cannot be had fails its own step, with the reason.
+            let Ok(loaded) = self.load_action(&uses.value).await else {
+                continue;
+            };
+            let Runs::Node {
+                pre: Some(pre),
+                pre_if,
+                ..
+            } = &loaded.action.runs
+            else {
+                continue;
+            };
+            self.check_cancelled(control);
+            let started = Instant::now();
+            let job_contexts = self.step_contexts(&self.env_object(&self.current_env()));
+            let file = self.frame.file.clone();
+            let job_scope = self.scope(&file, &job_contexts, None);
+            let label = StepLabel {
+                index,
+                id: None,
+                name: format!("Pre {}", self.display_name(step, &job_scope)),
+            };
+            index += 1;
+            let action_scope = self.scope(&loaded.file, &job_contexts, None);
+            let runs = match pre_if {
+                Some(condition) => action_scope.condition(Some(condition)),
+                None => Ok(true),
+            };
+            let outcome = match runs {
+                Ok(false) => Conclusion::Skipped,
+                Ok(true) | Err(_) => {
+                    self.sink.event(&Event::StepStarted {
+                        job: self.label,
+                        step: &label,
+                    });
+                    match runs {
+                        Err(e) => {
+                            self.step_log(
+                                &label,
+                                LogLine::Error(&self.masker_text(&e.to_string())),
+                            );
+                            Conclusion::Failure
+                        }
+                        _ => {
+                            self.run_pre(
+                                &label,
+                                place,
+                                step,
+                                with.as_ref(),
+                                &loaded,
+                                &pre.value,
+                                &job_scope,
+                                control,
+                            )
+                            .await
+                        }
+                    }
+                }
+            };
+            if outcome == Conclusion::Failure {
+                self.failed = true;
+            }
+            self.sink.event(&Event::StepFinished {
+                job: self.label,
+                step: &label,
+                outcome,
+                conclusion: outcome,
+                duration: started.elapsed(),
+            });
+            self.sink.flush();
+        }
+        index
+    }
+
+    /// Runs one `pre` script with the step's env and inputs as they are when the job starts.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_pre(
+        &mut self,
+        label: &StepLabel,
+        place: usize,
+        step: &Step,
+        with: Option<&Env>,
+        loaded: &Loaded,
+        script: &str,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> Conclusion {
+        let mut env = self.current_env();
+        match scope.env(step.env.as_ref()) {
+            Ok(step_env) => env.extend(step_env),
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                return Conclusion::Failure;
+            }
+        }
+        let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
+            Ok(inputs) => inputs,
+            Err(message) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                return Conclusion::Failure;
+            }
+        };
+        let mut extra: Vec<(String, String)> = inputs
+            .iter()
+            .map(|(name, value)| (input_variable(name), value.to_display_string()))
+            .collect();
+        extra.push((
+            "GITHUB_ACTION_PATH".to_owned(),
+            loaded.dir.to_string_lossy().into_owned(),
+        ));
+        let (end, saved) = self
+            .run_node_script(
+                label,
+                step,
+                &loaded.dir,
+                script,
+                &env,
+                &extra,
+                scope,
+                control,
+            )
+            .await;
+        self.pre_states.insert(place, saved);
+        end.outcome
+    }
+
     /// Runs the action a `uses:` step names.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_action(
@@ -313,11 +454,16 @@ impl<R: JobRuntime> JobRun<'_, R> {
             .map(|(name, value)| (input_variable(name), value.to_display_string()))
             .collect();
         extra.push(("GITHUB_ACTION_PATH".to_owned(), action_path.clone()));
-        if pre.is_some() {
-            // GitHub runs a remote action's `pre` when the job starts; Hearth does not yet.
+        // A remote action's `pre` ran when the job started (`run_pres`); its state carries on.
+        let pre_state = match loaded.remote {
+            true => self.pre_states.remove(&label.index),
+            false => None,
+        };
+        if pre.is_some() && pre_state.is_none() {
             let message = if loaded.remote {
+                // Used inside a composite action: GitHub runs those `pre`s, Hearth not yet.
                 format!(
-                    "`pre` of the action {} is not run: this runner does not run `pre` yet",
+                    "`pre` of the action {} is not run inside a composite action",
                     loaded.file
                 )
             } else {
@@ -328,7 +474,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
             };
             self.step_log(label, LogLine::Warning(&message));
         }
-        let mut state = Vec::new();
+        let mut state = pre_state.unwrap_or_default();
         let with_state = |state: &[(String, String)]| {
             let mut all = extra.clone();
             all.extend(state.iter().map(|(k, v)| (format!("STATE_{k}"), v.clone())));

@@ -231,6 +231,9 @@ struct JobRun<'r, R: JobRuntime> {
     frame: Frame,
     /// Post steps of actions that ran, in the order they registered (run in reverse).
     posts: Vec<action::PostStep>,
+    /// What the `pre` of a step's action saved (`GITHUB_STATE`), by the step's index, for its
+    /// `main` and `post`.
+    pre_states: BTreeMap<usize, Vec<(String, String)>>,
 }
 
 /// What changes while a composite action runs its steps. The `steps` context, the status
@@ -396,6 +399,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
                 ..Frame::default()
             },
             posts: Vec::new(),
+            pre_states: BTreeMap::new(),
         })
     }
 
@@ -441,10 +445,12 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
 
     async fn run_steps(&mut self, control: &JobControl) -> JobOutcome {
         let steps = &self.request.job.steps;
-        for (index, step) in steps.iter().enumerate() {
-            self.run_step(index, step, control).await;
+        // Pre steps, then the main ones, then posts: pres and posts are numbered after the
+        // main steps, whose numbers are their places in `steps:` (the forge's step ids).
+        let mut index = self.run_pres(steps.len(), control).await;
+        for (place, step) in steps.iter().enumerate() {
+            self.run_step(place, step, control).await;
         }
-        let mut index = steps.len();
         while let Some(post) = self.posts.pop() {
             self.run_post(index, post, control).await;
             index += 1;

@@ -123,7 +123,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
 
     /// GitHub's display name: `name:` evaluated, else `Run <first line of the script>` or
     /// `Run <action>`.
-    fn display_name(&self, step: &Step, scope: &Scope<'_>) -> String {
+    pub(super) fn display_name(&self, step: &Step, scope: &Scope<'_>) -> String {
         if let Some(name) = &step.name {
             if let Ok(name) = scope.string(name) {
                 if !name.trim().is_empty() {

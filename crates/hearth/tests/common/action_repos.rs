@@ -37,7 +37,7 @@ pub fn make_repo(base: &Path, name: &str, files: &[(&str, &str)], tag: &str) {
 }
 
 /// `acme/greet` (a composite action, tag `v1`) and `acme/node-hello` (a JavaScript action
-/// with a `post`, tag `v2`) under `base`.
+/// with a `pre` that saves state and a `post`, tag `v2`) under `base`.
 pub fn make_actions(base: &Path) {
     make_repo(
         base,
@@ -54,11 +54,15 @@ pub fn make_actions(base: &Path) {
         &[
             (
                 "action.yml",
-                "name: node hello\ninputs:\n  name:\n    required: true\nruns:\n  using: node20\n  main: dist/main.js\n  post: dist/post.js\n",
+                "name: node hello\ninputs:\n  name:\n    required: true\nruns:\n  using: node20\n  pre: dist/pre.js\n  main: dist/main.js\n  post: dist/post.js\n",
+            ),
+            (
+                "dist/pre.js",
+                "console.log(`node pre ${process.env.INPUT_NAME}`);\nrequire('fs').appendFileSync(process.env.GITHUB_STATE, 'greeting=from-pre\\n');\n",
             ),
             (
                 "dist/main.js",
-                "console.log(`hello from node ${process.env.INPUT_NAME}`);\n",
+                "console.log(`hello from node ${process.env.INPUT_NAME}, state ${process.env.STATE_greeting}`);\n",
             ),
             ("dist/post.js", "console.log('node post');\n"),
         ],

@@ -689,9 +689,17 @@ async fn actions_come_from_the_forges_default_actions_url() {
     assert!(h
         .step_rows(id, 1)
         .iter()
-        .any(|l| l == "hello from node Ann"));
-    // The post step's rows come after the steps (the forge shows them as the job's end).
-    assert!(lines.iter().any(|l| l == "node post"));
+        .any(|l| l == "hello from node Ann, state from-pre"));
+    // Pre and post steps are not the forge's steps: their rows come before the first step
+    // and after the last (the forge shows them as the job's set-up and end).
+    let first = task.steps[0].log_index as usize;
+    assert!(
+        lines[..first].iter().any(|l| l == "node pre Ann"),
+        "{lines:#?}"
+    );
+    let last = &task.steps[1];
+    let end = (last.log_index + last.log_length) as usize;
+    assert!(lines[end..].iter().any(|l| l == "node post"), "{lines:#?}");
     // Checked out once per commit, in the runner's folder.
     let cached = std::fs::read_dir(h.path("work/_actions/acme/greet"))
         .expect("the action's cache")
