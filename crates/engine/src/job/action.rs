@@ -99,48 +99,23 @@ impl<R: JobRuntime> JobRun<'_, R> {
                 Some(condition) => action_scope.condition(Some(condition)),
                 None => Ok(true),
             };
-            let outcome = match runs {
-                Ok(false) => Conclusion::Skipped,
-                Ok(true) | Err(_) => {
-                    self.sink.event(&Event::StepStarted {
-                        job: self.label,
-                        step: &label,
-                    });
-                    match runs {
-                        Err(e) => {
-                            self.step_log(
-                                &label,
-                                LogLine::Error(&self.masker_text(&e.to_string())),
-                            );
-                            Conclusion::Failure
-                        }
-                        _ => {
-                            self.run_pre(
-                                &label,
-                                place,
-                                step,
-                                with.as_ref(),
-                                &loaded,
-                                &pre.value,
-                                &job_scope,
-                                control,
-                            )
-                            .await
-                        }
-                    }
+            let outcome = match self.begin_aside_step(&label, &runs) {
+                Some(outcome) => outcome,
+                None => {
+                    self.run_pre(
+                        &label,
+                        place,
+                        step,
+                        with.as_ref(),
+                        &loaded,
+                        &pre.value,
+                        &job_scope,
+                        control,
+                    )
+                    .await
                 }
             };
-            if outcome == Conclusion::Failure {
-                self.failed = true;
-            }
-            self.sink.event(&Event::StepFinished {
-                job: self.label,
-                step: &label,
-                outcome,
-                conclusion: outcome,
-                duration: started.elapsed(),
-            });
-            self.sink.flush();
+            self.end_aside_step(&label, outcome, started);
         }
         index
     }
@@ -558,28 +533,45 @@ impl<R: JobRuntime> JobRun<'_, R> {
             Some(condition) => scope.condition(Some(condition)),
             None => Ok(true),
         };
-        let outcome = match runs {
-            Ok(false) => Conclusion::Skipped,
-            Ok(true) | Err(_) => {
-                self.sink.event(&Event::StepStarted {
-                    job: self.label,
-                    step: &label,
-                });
-                match runs {
-                    Err(e) => {
-                        self.step_log(&label, LogLine::Error(&self.masker_text(&e.to_string())));
-                        Conclusion::Failure
-                    }
-                    _ => self.exec_post(&label, &post, &scope, control).await,
-                }
-            }
+        let outcome = match self.begin_aside_step(&label, &runs) {
+            Some(outcome) => outcome,
+            None => self.exec_post(&label, &post, &scope, control).await,
         };
+        self.end_aside_step(&label, outcome, started);
+    }
+
+    /// Starts a pre or post step whose condition (`pre-if`/`post-if`) evaluated to `runs`:
+    /// the outcome when it is settled already (skipped, or failed evaluating), else `None` and
+    /// the caller runs it.
+    fn begin_aside_step(
+        &self,
+        label: &StepLabel,
+        runs: &Result<bool, super::eval::EvalError>,
+    ) -> Option<Conclusion> {
+        if *runs == Ok(false) {
+            return Some(Conclusion::Skipped);
+        }
+        self.sink.event(&Event::StepStarted {
+            job: self.label,
+            step: label,
+        });
+        match runs {
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                Some(Conclusion::Failure)
+            }
+            Ok(_) => None,
+        }
+    }
+
+    /// Ends a pre or post step: a failure fails the job.
+    fn end_aside_step(&mut self, label: &StepLabel, outcome: Conclusion, started: Instant) {
         if outcome == Conclusion::Failure {
             self.failed = true;
         }
         self.sink.event(&Event::StepFinished {
             job: self.label,
-            step: &label,
+            step: label,
             outcome,
             conclusion: outcome,
             duration: started.elapsed(),
