@@ -76,3 +76,18 @@ fn an_action_that_cannot_be_fetched_fails_its_step_clearly() {
         "{stdout}"
     );
 }
+
+#[test]
+fn checkout_of_the_repository_itself_is_not_even_fetched() {
+    // `hearth exec` skips it (the workspace is a copy of the repository), so it must not reach
+    // for the network when the job starts either.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    std::fs::create_dir_all(&actions).expect("folder");
+    workflow_repo(dir.path(), "      - uses: actions/checkout@v4\n");
+    let cache = dir.path().join("cache");
+    let output = exec(&dir.path().join("project"), &actions, &cache);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(!cache.join("hearth/actions/actions/checkout").exists());
+}

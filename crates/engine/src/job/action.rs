@@ -68,7 +68,9 @@ impl<R: JobRuntime> JobRun<'_, R> {
             let StepKind::Uses { uses, with } = &step.kind else {
                 continue;
             };
-            if RemoteAction::parse(&uses.value).is_none() {
+            let skipped_checkout = request.repository.is_some()
+                && super::step::is_own_checkout(&uses.value, with.as_ref());
+            if RemoteAction::parse(&uses.value).is_none() || skipped_checkout {
                 continue;
             }
             // An action that cannot be had fails its own step, with the reason.

@@ -620,7 +620,7 @@ pub(super) struct Prepared {
 
 /// `actions/checkout` of the repository itself (no `repository:` input), which a job whose
 /// workspace was made from the repository (`hearth exec`) skips as act does.
-fn is_own_checkout(uses: &str, with: Option<&hearth_workflow::model::Env>) -> bool {
+pub(super) fn is_own_checkout(uses: &str, with: Option<&hearth_workflow::model::Env>) -> bool {
     let checkout = uses
         .split('@')
         .next()
