@@ -221,7 +221,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
 
     /// Finds and parses `action.yml` (or `action.yaml`) of a `./path` action, or of an
     /// `owner/repo[/path]@ref` one fetched through the job's action source.
-    async fn load_action(&self, uses: &str) -> Result<Loaded, String> {
+    async fn load_action(&mut self, uses: &str) -> Result<Loaded, String> {
         if let Some(remote) = RemoteAction::parse(uses) {
             let Some(source) = &self.request.actions else {
                 return Err(format!(
@@ -229,10 +229,18 @@ impl<R: JobRuntime> JobRun<'_, R> {
                      repositories"
                 ));
             };
-            let folder = source
-                .fetch(remote.repository, remote.reference)
-                .await
-                .map_err(|e| format!("cannot fetch the action `{uses}`: {e}"))?;
+            // Fetched once per job: when the job starts (for `pre`), or at its first use.
+            let folder = match self.fetched_actions.get(uses) {
+                Some(folder) => folder.clone(),
+                None => {
+                    let folder = source
+                        .fetch(remote.repository, remote.reference)
+                        .await
+                        .map_err(|e| format!("cannot fetch the action `{uses}`: {e}"))?;
+                    self.fetched_actions.insert(uses.to_owned(), folder.clone());
+                    folder
+                }
+            };
             let dir = folder.join(remote.path);
             let name = match remote.path {
                 "" => remote.repository.to_owned(),

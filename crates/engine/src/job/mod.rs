@@ -234,6 +234,8 @@ struct JobRun<'r, R: JobRuntime> {
     /// What the `pre` of a step's action saved (`GITHUB_STATE`), by the step's index, for its
     /// `main` and `post`.
     pre_states: BTreeMap<usize, Vec<(String, String)>>,
+    /// The folders of the remote actions fetched so far, by `uses:` value.
+    fetched_actions: BTreeMap<String, PathBuf>,
 }
 
 /// What changes while a composite action runs its steps. The `steps` context, the status
@@ -400,6 +402,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             },
             posts: Vec::new(),
             pre_states: BTreeMap::new(),
+            fetched_actions: BTreeMap::new(),
         })
     }
 
