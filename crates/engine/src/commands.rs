@@ -149,13 +149,7 @@ pub struct Issue {
     pub message: String,
 }
 
-/// An annotation's severity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Error,
-    Warning,
-    Notice,
-}
+pub use hearth_events::Level;
 
 /// An `::error`, `::warning` or `::notice` annotation, after GitHub's line/column checks.
 ///

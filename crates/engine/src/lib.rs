@@ -2,8 +2,8 @@
 //!
 //! It knows nothing of forges or Docker. Pieces so far:
 //!
-//! - [`events`]: what the engine reports (job and step starts and ends, masked log lines) and
-//!   the [`events::EventSink`] trait the console, JSON and forge reporters implement.
+//! - Events go to sinks through `hearth_events` (what a job reports and the
+//!   [`hearth_events::EventSink`] trait).
 //! - [`mask`]: the streaming secret masker every line passes through before any sink sees it.
 //! - [`commands`]: workflow commands (`::add-mask::`, `::group::`, `::error file=...::`, ...)
 //!   recognised in a step's output.
@@ -14,7 +14,6 @@
 
 pub mod commands;
 pub mod env_files;
-pub mod events;
 pub mod job;
 pub mod mask;
 pub mod shell;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hearth_engine::events::{Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
+use hearth_events::{Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 use hearth_fake_forge::{FakeForge, JobId, Options, Status, TaskSpec};
 use hearth_forge::proto::runner::{FetchTaskRequest, RegisterRequest, Result as TaskResult};
 use hearth_forge::{Client, ClientOptions, Credentials, ReporterOptions, TaskReporter};

@@ -25,8 +25,8 @@ use std::hint::black_box;
 use std::io;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hearth_engine::events::{Event, EventSink, JobLabel, LogLine, StepLabel};
 use hearth_engine::mask::{LineSplitter, Masker};
+use hearth_events::{Event, EventSink, JobLabel, LogLine, StepLabel};
 
 const LINES: usize = 200_000;
 const LINE_LEN: usize = 80;

@@ -23,7 +23,7 @@ use super::eval::Scope;
 use super::remote::RemoteAction;
 use super::step::{Prepared, StepEnd};
 use super::{Frame, JobControl, JobRun};
-use crate::events::{Conclusion, Event, LogLine, StepLabel};
+use hearth_events::{Conclusion, Event, LogLine, StepLabel};
 
 /// How deep composite actions may nest before Hearth stops (an action using itself).
 const MAX_DEPTH: usize = 10;

@@ -33,9 +33,9 @@ use hearth_expr::{Object, Status, Value};
 use hearth_workflow::model::{Job, Workflow};
 use hearth_workflow::plan::PlannedJob;
 
-use crate::events::{Conclusion, Event, EventSink, JobLabel, LogLine};
 use crate::mask::Masker;
 use crate::workspace_files::DirWorkspace;
+use hearth_events::{Conclusion, Event, EventSink, JobLabel, LogLine};
 
 pub use eval::EvalError;
 pub use step::default_step_name;

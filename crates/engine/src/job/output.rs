@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use hearth_backend::{OutputSink, Stream};
 
 use crate::commands::{Annotation, Command, CommandParser, Line as CommandLine};
-use crate::events::{AnnotationRef, Event, EventSink, JobLabel, LogLine, StepLabel};
 use crate::mask::{Line, LineSplitter, Masker};
+use hearth_events::{AnnotationRef, Event, EventSink, JobLabel, LogLine, StepLabel};
 
 /// What a step's workflow commands asked for, applied by the job when the step ends.
 #[derive(Debug, Default)]

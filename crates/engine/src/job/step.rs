@@ -18,10 +18,10 @@ use crate::commands::{
     ALLOW_UNSECURE_STOP_COMMAND_TOKENS,
 };
 use crate::env_files::{self, FileCommand, Newlines};
-use crate::events::{Conclusion, Event, LogLine, StepLabel};
 use crate::shell::Shell;
 use crate::variables::step_variables;
 use crate::workspace_files::DirWorkspace;
+use hearth_events::{Conclusion, Event, LogLine, StepLabel};
 
 /// What running a step's body gave.
 pub(super) struct StepEnd {

@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use hearth_engine::commands::Level;
-use hearth_engine::events::{AnnotationRef, LogLine};
+use hearth_events::Level;
+use hearth_events::{AnnotationRef, LogLine};
 
 /// The forge keeps at most this much of a row (Gitea's `MaxLineSize`); longer lines are sent
 /// as several rows instead of being cut.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use hearth_engine::events::Conclusion;
+use hearth_events::Conclusion;
 use prost_types::Timestamp;
 
 use crate::proto::runner::{self, StepState, TaskState};

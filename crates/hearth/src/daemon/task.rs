@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_backend::host::HostBackend;
-use hearth_engine::events::Conclusion;
 use hearth_engine::job::{run_job, JobControl, JobRequest, RunnerInfo};
 use hearth_engine::mask::Masker;
+use hearth_events::Conclusion;
 use hearth_expr::{Object, Value};
 use hearth_forge::proto::runner::Result as TaskResult;
 use hearth_forge::{Client, ReporterOptions, TaskInfo, TaskReporter};

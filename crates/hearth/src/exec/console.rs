@@ -32,10 +32,8 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 
 use super::out::Out;
-use hearth_engine::commands::Level;
-use hearth_engine::events::{
-    AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel,
-};
+use hearth_events::Level;
+use hearth_events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 
 /// Colours for job prefixes, one per job in start order; red and yellow are left to failures
 /// and warnings.

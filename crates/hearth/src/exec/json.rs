@@ -39,8 +39,8 @@ use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use hearth_engine::commands::Level;
-use hearth_engine::events::{AnnotationRef, Event, EventSink, JobLabel, LogLine, StepLabel};
+use hearth_events::Level;
+use hearth_events::{AnnotationRef, Event, EventSink, JobLabel, LogLine, StepLabel};
 use serde::{Serialize, Serializer};
 
 use super::out::Out;
@@ -280,7 +280,7 @@ fn millis(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_engine::events::Conclusion;
+    use hearth_events::Conclusion;
     use serde_json::{json, Value};
     use std::sync::Arc;
 

@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use hearth_backend::host::HostBackend;
 
 use crate::actions::GitActions;
-use hearth_engine::events::{Conclusion, EventSink};
 use hearth_engine::job::{JobControl, RunnerInfo};
+use hearth_events::{Conclusion, EventSink};
 use hearth_workflow::plan::{self, JobPlan};
 
 use crate::cmd::exec::ExecArgs;

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hearth_backend::Backend;
-use hearth_engine::events::{Conclusion, Event, EventSink, JobLabel};
 use hearth_engine::job::remote::ActionSource;
 use hearth_engine::job::{
     default_step_name, run_job, JobControl, JobOutcome, JobRequest, RunnerInfo,
 };
 use hearth_engine::mask::Masker;
+use hearth_events::{Conclusion, Event, EventSink, JobLabel};
 use hearth_expr::{Object, Status, Value as ExprValue};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::model::{Job, OrExpr, Workflow};
@@ -346,7 +346,7 @@ impl<B: Backend> Scheduler<'_, B> {
                 .name
                 .as_ref()
                 .map_or_else(|| default_step_name(step), |n| n.value.clone());
-            let step = hearth_engine::events::StepLabel {
+            let step = hearth_events::StepLabel {
                 index,
                 id: step.id.as_ref().map(|id| id.value.clone()),
                 name,
@@ -397,7 +397,7 @@ impl<B: Backend> Scheduler<'_, B> {
         self.sink.event(&Event::Log {
             job: label,
             step: None,
-            line: hearth_engine::events::LogLine::Error(message),
+            line: hearth_events::LogLine::Error(message),
         });
         self.finish_unrun(label, Conclusion::Failure, None);
         let report = JobReport {

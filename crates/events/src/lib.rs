@@ -1,4 +1,8 @@
-//! What the engine reports while it runs jobs, and the sinks that receive it.
+//! What a running job reports, and the sinks that receive it.
+//!
+//! The engine emits these events; the console and JSON sinks of `hearth exec` and the forge's
+//! task reporter consume them. The types live in their own small crate so that the forge
+//! client depends on what a job reports, not on the engine that runs it.
 //!
 //! Every text in an event has been through the job's masker already: a sink can write what it
 //! gets anywhere. Events borrow their data, so a log line costs no allocation on its way to a
@@ -6,8 +10,6 @@
 
 use std::fmt;
 use std::time::Duration;
-
-use crate::commands::Level;
 
 /// Which job (one matrix combination of one workflow job) an event belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +58,14 @@ impl fmt::Display for Conclusion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// An annotation's severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Notice,
 }
 
 /// An annotation (`::error file=a.rs,line=3::msg`), masked.
