@@ -16,8 +16,6 @@
 //! (on the host) reaches the same files. The engine writes step scripts and reads the env files
 //! (`GITHUB_ENV`, `GITHUB_OUTPUT`, ...) through the host view of the temp folder.
 
-pub mod host;
-
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;

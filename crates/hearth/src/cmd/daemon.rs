@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use hearth_backend::host::HostBackend;
 use hearth_engine::job::RunnerInfo;
 use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
+use hearth_host::HostBackend;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::register::parse_labels;

@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_backend::host::HostBackend;
 use hearth_engine::job::{run_job, JobControl, JobRequest, RunnerInfo};
 use hearth_engine::mask::Masker;
 use hearth_events::Conclusion;
 use hearth_expr::{Object, Value};
 use hearth_forge::proto::runner::Result as TaskResult;
 use hearth_forge::{Client, ReporterOptions, TaskInfo, TaskReporter};
+use hearth_host::HostBackend;
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::payload::SingleJob;
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};

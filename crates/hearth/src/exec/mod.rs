@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use hearth_backend::host::HostBackend;
+use hearth_host::HostBackend;
 
 use crate::actions::GitActions;
 use hearth_engine::job::{JobControl, RunnerInfo};
@@ -93,7 +93,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let sink = make_sink(args.json);
     let root = std::env::temp_dir().join(format!("hearth-exec-{}", std::process::id()));
     // One run's jobs share the repository: a finished job's folder is refreshed for the next
-    // rather than removed and copied anew (see hearth_backend::host's `spares`).
+    // rather than removed and copied anew (see hearth_host's `spares`).
     let backend = HostBackend::new(root.clone()).with_folder_reuse();
 
     // One thread: every job's future is polled from `block_on` on this thread anyway (they are
@@ -114,7 +114,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     });
     // In one removal, the folders still set aside for reuse with the rest: their folders are
     // then all removed side by side (dropping the backend afterwards finds them gone).
-    let _ = hearth_backend::host::remove_folder(&root);
+    let _ = hearth_host::remove_folder(&root);
     drop(backend);
     sink.flush();
     if let Some(error) = sink.finish() {

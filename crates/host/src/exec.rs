@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use super::procs::{self, SIGINT, SIGKILL};
-use crate::{BackendError, CancellationToken, ExecEnd, ExecSpec, OutputSink, Stream};
+use hearth_backend::{BackendError, CancellationToken, ExecEnd, ExecSpec, OutputSink, Stream};
 
 /// The variable that marks a job's processes (as in GitHub's runner).
 pub(crate) const TRACKING_VAR: &str = "RUNNER_TRACKING_ID";

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hearth_backend::host::{HostBackend, HostJob};
 use hearth_backend::{
     Backend, BackendError, CancellationToken, ExecEnd, ExecSpec, JobRuntime, JobSpec, Stream,
 };
+use hearth_host::{HostBackend, HostJob};
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// How long to wait for something that should happen soon.

@@ -37,11 +37,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
-use crate::{
+use exec::{lock, Graces, Lookup, Tracker, TRACKING_VAR};
+use hearth_backend::{
     Backend, BackendError, CancellationToken, ExecEnd, ExecSpec, JobPaths, JobRuntime, JobSpec,
     OutputSink,
 };
-use exec::{lock, Graces, Lookup, Tracker, TRACKING_VAR};
 use procs::{SIGKILL, SIGTERM};
 use spares::{Fresh, Spares, TEMP, WORKSPACE};
 
