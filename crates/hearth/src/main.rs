@@ -1,16 +1,6 @@
 //! `hearth`: a runner for Forgejo Actions and Gitea Actions.
 
-mod actions;
 mod cmd;
-mod config;
-mod daemon;
-mod exec;
-mod git;
-mod labels;
-mod local_event;
-mod runner_file;
-mod system;
-mod workflow_files;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

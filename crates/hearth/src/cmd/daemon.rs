@@ -11,10 +11,10 @@ use hearth_host::HostBackend;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::register::parse_labels;
-use crate::config::{Config, LogLevel};
-use crate::daemon::{self, DaemonOptions, TaskRuntime, TaskStop};
-use crate::labels::Label;
-use crate::runner_file::Registration;
+use hearth_runner::config::{Config, LogLevel};
+use hearth_runner::daemon::{self, DaemonOptions, TaskRuntime, TaskStop};
+use hearth_runner::labels::Label;
+use hearth_runner::runner_file::Registration;
 
 #[derive(Args, Debug)]
 pub struct DaemonArgs {

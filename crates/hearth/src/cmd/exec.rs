@@ -113,5 +113,5 @@ pub struct ExecArgs {
 
 /// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
-    crate::exec::run(args)
+    super::exec_run::run(args)
 }

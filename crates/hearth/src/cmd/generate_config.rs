@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::config::example::EXAMPLE_CONFIG;
+use hearth_runner::config::example::EXAMPLE_CONFIG;
 
 #[derive(Args, Debug)]
 pub struct GenerateConfigArgs {}

@@ -13,8 +13,8 @@ use hearth_workflow::model::Workflow;
 use hearth_workflow::plan::{self, JobEntry, JobPlan};
 use serde_json::Value;
 
-use crate::local_event::LocalEvent;
-use crate::workflow_files::{self, is_action_file};
+use hearth_runner::local_event::LocalEvent;
+use hearth_runner::workflow_files::{self, is_action_file};
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {

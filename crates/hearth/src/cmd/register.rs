@@ -14,9 +14,9 @@ use clap::Args;
 use hearth_forge::proto::runner::RegisterRequest;
 use hearth_forge::{Client, ClientOptions};
 
-use crate::config::Config;
-use crate::labels::{Label, Labels};
-use crate::runner_file::Registration;
+use hearth_runner::config::Config;
+use hearth_runner::labels::{Label, Labels};
+use hearth_runner::runner_file::Registration;
 
 /// act_runner's labels when none are given.
 const DEFAULT_LABELS: &[&str] = &[
@@ -92,7 +92,7 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
             .to_owned(),
         (None, None) => ask(interactive, "the runner registration token", None)?,
     };
-    let default_name = crate::system::host_name();
+    let default_name = hearth_runner::system::host_name();
     let name = match value(args.name, &["FORGEJO_RUNNER_NAME"]) {
         Some(name) => name,
         None if interactive => ask(true, "the runner's name", Some(&default_name))?,

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use hearth_workflow::model::{Action, Workflow};
 
-use crate::workflow_files::{self, is_action_file};
+use hearth_runner::workflow_files::{self, is_action_file};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {

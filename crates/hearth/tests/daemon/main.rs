@@ -387,7 +387,7 @@ async fn act_runners_own_files_work_unchanged() {
     );
     std::fs::write(h.path(".runner"), dot_runner).expect(".runner written");
     // act_runner's generated file, with the labels and host folder an operator would set.
-    let config = include_str!("../data/act_runner/config.yaml")
+    let config = include_str!("../../../runner/tests/data/act_runner/config.yaml")
         .replace(
             "    - \"ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest\"\n    \
              - \"ubuntu-22.04:docker://docker.gitea.com/runner-images:ubuntu-22.04\"\n    \

@@ -1,12 +1,6 @@
 //! `hearth exec`: finds the workflows an event triggers, plans their jobs, and runs them on
 //! this machine, reporting to the console (or as JSON lines).
 
-pub mod console;
-pub mod inputs;
-pub mod json;
-mod out;
-pub mod schedule;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,17 +8,18 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use hearth_host::HostBackend;
 
-use crate::actions::GitActions;
 use hearth_engine::job::{JobControl, RunnerInfo};
 use hearth_events::{Conclusion, EventSink};
+use hearth_runner::actions::GitActions;
 use hearth_workflow::plan::{self, JobPlan};
 
 use crate::cmd::exec::ExecArgs;
-use crate::labels::{Labels, Platform};
-use crate::local_event::LocalEvent;
-use crate::workflow_files::{self, is_action_file};
-use inputs::{MatrixFilter, ValueFlags};
-use schedule::{Place, PlannedWorkflow, Settings};
+use hearth_runner::exec::inputs::{MatrixFilter, ValueFlags};
+use hearth_runner::exec::schedule::{Place, PlannedWorkflow, Settings};
+use hearth_runner::exec::{console, json, schedule};
+use hearth_runner::labels::{Labels, Platform};
+use hearth_runner::local_event::LocalEvent;
+use hearth_runner::workflow_files::{self, is_action_file};
 
 /// Runs `hearth exec`.
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
@@ -84,7 +79,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         base_env: base_env(),
         repository: Some(directory.clone()),
         actions: std::sync::Arc::new(GitActions::new(&args.default_actions_url, actions_cache())),
-        runner: RunnerInfo::this_machine(crate::system::host_name()),
+        runner: RunnerInfo::this_machine(hearth_runner::system::host_name()),
         place: &place,
         matrix_filter: &filter,
         parallel: args.parallel.unwrap_or(cores),
@@ -325,7 +320,7 @@ fn base_env() -> Vec<(String, String)> {
 /// First SIGINT or SIGTERM cancels the run (running steps are stopped, `always()` steps still
 /// run); a second one stops those too.
 fn watch_signals(control: JobControl) -> tokio::task::JoinHandle<()> {
-    crate::system::on_interrupts(move |received| {
+    hearth_runner::system::on_interrupts(move |received| {
         if received == 1 {
             eprintln!("hearth: cancelling (again to stop `always()` steps too)");
             control.cancel.cancel();

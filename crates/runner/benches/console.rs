@@ -6,20 +6,6 @@
 //!   (20 secrets, one line in twenty holding one) and then the console: the end-to-end path
 //!   of a step's output.
 //! - `json`: the `--json` sink alone.
-//!
-//! `hearth` is a binary crate, so the sinks' sources are compiled into this bench directly. (When
-//! clippy checks this bench with `cfg(test)`, their test modules lose their `#[test]` functions
-//! and so use none of their imports: hence `unused_imports`.)
-
-#[path = "../src/exec/console.rs"]
-#[allow(dead_code, unused_imports)]
-mod console;
-#[path = "../src/exec/json.rs"]
-#[allow(dead_code, unused_imports)]
-mod json;
-#[path = "../src/exec/out.rs"]
-#[allow(dead_code)]
-mod out;
 
 use std::hint::black_box;
 use std::io;
@@ -27,6 +13,7 @@ use std::io;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hearth_engine::mask::{LineSplitter, Masker};
 use hearth_events::{Event, EventSink, JobLabel, LogLine, StepLabel};
+use hearth_runner::exec::{console, json};
 
 const LINES: usize = 200_000;
 const LINE_LEN: usize = 80;

@@ -1,0 +1,9 @@
+//! `hearth exec`'s parts: act's value flags and files (`inputs`), the scheduler that starts
+//! jobs as their needs end (`schedule`), and the two sinks, for people (`console`) and for
+//! machines (`json`).
+
+pub mod console;
+pub mod inputs;
+pub mod json;
+mod out;
+pub mod schedule;
