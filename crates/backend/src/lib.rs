@@ -1,60 +1,127 @@
-//! Where a job's steps run.
+//! Where a job's steps run: the contract every backend fulfils.
 //!
-//! The engine drives a [`Backend`] and never learns what is behind it: the `host` backend runs
-//! processes directly on this machine, a Docker backend runs them in a job container. The
-//! contract is small on purpose:
+//! The engine drives a [`Backend`] and never learns what is behind it: the host backend
+//! (`hearth-host`) runs processes on this machine, a container backend runs them in a job
+//! container. Everything the engine needs of the place a job runs goes through this contract:
 //!
-//! - [`Backend::start`] prepares a job's place to run — a workspace holding the repository,
-//!   a temp folder, a tool cache — and returns the [`JobRuntime`] for it.
+//! - [`Backend::start`] prepares a job's place — a workspace (holding the repository, for a
+//!   local run), a temp folder, a tool cache, and for a container backend the job container
+//!   and its services ([`JobSpec::container`], [`JobSpec::services`]) — and returns its
+//!   [`JobRuntime`]. It logs what it does to the job's log ([`SetupLog`]: an image pull is
+//!   part of the job) and stops when the job is cancelled or runs out of time.
 //! - [`JobRuntime::exec`] runs one process (a step's shell) to its end, streaming its output,
 //!   honouring a timeout and a cancellation token by stopping the whole process tree.
-//! - [`JobRuntime::finish`] removes everything the job left: processes, folders (and, for
-//!   Docker, containers, networks, volumes). It runs whatever happened before. (The host
-//!   backend can be asked to keep a job's folders for its next job instead, made fresh again.)
+//! - The job's files are reached through the runtime ([`JobRuntime::write_file`],
+//!   [`JobRuntime::read_file`], [`JobRuntime::empty_files`]), never by opening a path: a runner
+//!   that talks to a remote Docker daemon shares no folder with its jobs.
+//! - Paths are typed ([`JobPath`] as the job sees it, [`HostPath`] on the runner's machine);
+//!   [`JobRuntime::expose`] says how a host folder (an action's checkout) is seen by the job.
+//! - The environment steps start from is the runtime's ([`JobRuntime::base_env`]): a
+//!   container's image environment, not the runner's own.
+//! - [`JobRuntime::finish`] removes everything the job left: processes, folders (and for a
+//!   container backend, containers, networks, volumes); its errors are the engine's to report.
+//!   [`Backend::reap`] removes what jobs of a runner that died left behind, found by the labels
+//!   given in [`JobSpec::owner`].
 //!
-//! Paths come in two views ([`JobPaths`]): as the job's processes see them, and as the engine
-//! (on the host) reaches the same files. The engine writes step scripts and reads the env files
-//! (`GITHUB_ENV`, `GITHUB_OUTPUT`, ...) through the host view of the temp folder.
+//! Every method is object-safe (futures are boxed), so a runner holds its backends as
+//! `Arc<dyn Backend>` and picks one per job by label.
+
+mod paths;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 
+pub use paths::{HostPath, JobPath};
+pub use secrecy::{ExposeSecret, SecretString};
 pub use tokio_util::sync::CancellationToken;
+
+/// A boxed future, as the contract's methods return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the engine asks of a backend for one job.
 #[derive(Clone, Debug, Default)]
 pub struct JobSpec {
-    /// A short name for the job, used in folder names and logs (not necessarily unique).
+    /// A short name for the job, used in folder and container names and logs (not unique).
     pub name: String,
-    /// The repository to put in the workspace; `None` leaves the workspace empty.
-    pub repository: Option<PathBuf>,
+    /// The repository to copy into the workspace; `None` leaves the workspace empty (a forge's
+    /// job checks it out itself).
+    pub repository: Option<HostPath>,
+    /// The job container (`jobs.<id>.container`, or the image of a `docker://` label); `None`
+    /// for a job that runs where the backend runs its processes by default.
+    pub container: Option<ContainerSpec>,
+    /// `jobs.<id>.services`, by service id.
+    pub services: Vec<(String, ContainerSpec)>,
+    /// Labels that say whose the job is (runner, task), put on everything the job creates so
+    /// that [`Backend::reap`] can find what a dead runner left.
+    pub owner: Vec<(String, String)>,
 }
 
-/// The folders of a job.
+/// A container to run: the job container or a service, as the workflow gives it (expressions
+/// evaluated).
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    pub image: String,
+    /// Registry credentials for pulling `image`.
+    pub credentials: Option<Credentials>,
+    pub env: Vec<(String, String)>,
+    /// `ports:` entries (`8080`, `8080:80`, `8080:80/udp`).
+    pub ports: Vec<String>,
+    /// `volumes:` entries (`name:/path`, `/host:/path:ro`).
+    pub volumes: Vec<String>,
+    /// `options:`, the `docker create` flags as written.
+    pub options: String,
+    /// A service's `entrypoint:` and `command:` (Gitea/Forgejo's `cmd`).
+    pub entrypoint: Option<String>,
+    pub command: Option<String>,
+}
+
+/// A registry user and password (or token). The password never shows in `Debug`.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// What a job's containers are, for the `job` context (`job.container`, `job.services`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobContainers {
+    /// The job container, for a job that runs in one.
+    pub container: Option<ContainerInfo>,
+    /// The services, by id.
+    pub services: Vec<(String, ContainerInfo)>,
+}
+
+/// One running container, as the `job` context shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub network: String,
+    /// Container port to host port (`job.services.<id>.ports`).
+    pub ports: Vec<(String, String)>,
+}
+
+/// The folders of a job, as its processes see them.
 #[derive(Clone, Debug)]
 pub struct JobPaths {
-    /// The workspace (`GITHUB_WORKSPACE`), as the job's processes see it.
-    pub workspace: PathBuf,
-    /// The job's temp folder (`RUNNER_TEMP`), as the job's processes see it.
-    pub temp: PathBuf,
-    /// The tool cache (`RUNNER_TOOL_CACHE`), as the job's processes see it.
-    pub tool_cache: PathBuf,
-    /// The same temp folder as the engine reaches it on the host.
-    pub temp_on_host: PathBuf,
-    /// The same workspace as the engine reaches it on the host.
-    pub workspace_on_host: PathBuf,
+    /// The workspace (`GITHUB_WORKSPACE`).
+    pub workspace: JobPath,
+    /// The job's temp folder (`RUNNER_TEMP`), emptied for every job.
+    pub temp: JobPath,
+    /// The tool cache (`RUNNER_TOOL_CACHE`).
+    pub tool_cache: JobPath,
 }
 
 /// One process to run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ExecSpec {
     /// The program and its arguments.
     pub argv: Vec<String>,
     /// The complete environment of the process: nothing else is inherited.
     pub env: Vec<(String, String)>,
-    /// The working directory, as the job's processes see it.
-    pub working_dir: PathBuf,
+    /// The working directory.
+    pub working_dir: JobPath,
     /// Stop the process tree after this long.
     pub timeout: Option<Duration>,
 }
@@ -97,6 +164,41 @@ impl<F: FnMut(Stream, &[u8]) + Send> OutputSink for F {
     }
 }
 
+/// How serious a line of a backend's set-up log is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupLevel {
+    Info,
+    Warning,
+}
+
+/// The job's log while a backend prepares it (pulling an image, creating a network): what a
+/// backend writes here shows in the job's log, masked by the engine.
+pub trait SetupLog: Send {
+    fn line(&mut self, level: SetupLevel, text: &str);
+}
+
+/// A set-up log that drops every line.
+pub struct NoSetupLog;
+
+impl SetupLog for NoSetupLog {
+    fn line(&mut self, _: SetupLevel, _: &str) {}
+}
+
+/// What kind of failure a [`BackendError`] is, for callers that act on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The job asked for something this backend does not do (a container on the host).
+    Unsupported,
+    /// The registry refused the credentials, or the image does not exist.
+    RegistryDenied,
+    /// The engine or daemon behind the backend does not answer.
+    Unavailable,
+    /// The job was cancelled or ran out of time while this was going on.
+    Cancelled,
+    /// Anything else: a file that cannot be written, a process that cannot start.
+    Other,
+}
+
 /// Why a backend could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -120,40 +222,100 @@ pub enum BackendError {
         program: String,
         source: std::io::Error,
     },
+    /// A file of the job could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    File {
+        action: &'static str,
+        path: JobPath,
+        source: std::io::Error,
+    },
+    /// A file of the job is larger than the engine reads.
+    #[error("{path} is larger than {limit} bytes")]
+    FileTooLarge { path: JobPath, limit: u64 },
+    /// A path the engine gave is not one of the job's.
+    #[error("{0} is not a path of this job")]
+    NotInJob(String),
     /// Cleaning up after the job failed; what could be removed was.
     #[error("cleaning up the job: {0}")]
     Cleanup(String),
     /// The working directory is not there (a step's `working-directory` that does not exist).
-    #[error("the working directory {} does not exist", .0.display())]
-    WorkingDirectory(PathBuf),
+    #[error("the working directory {0} does not exist")]
+    WorkingDirectory(JobPath),
     /// An empty `argv`.
     #[error("nothing to run: the command is empty")]
     EmptyCommand,
+    /// The job asks for something this backend cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Start was cancelled (the job was cancelled or ran out of time).
+    #[error("cancelled while {0}")]
+    Cancelled(String),
+}
+
+impl BackendError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BackendError::Unsupported(_) => ErrorKind::Unsupported,
+            BackendError::Cancelled(_) => ErrorKind::Cancelled,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// What [`Backend::reap`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// One line per thing removed (`folder /x/y`, `container abc123`).
+    pub removed: Vec<String>,
 }
 
 /// A place to run jobs.
 pub trait Backend: Send + Sync {
-    /// A prepared job.
-    type Job: JobRuntime;
+    /// Prepares a job's folders (and, for a container backend, its containers), logging what
+    /// it does to `log`. Stops with [`BackendError::Cancelled`] when `cancel` fires (the job was
+    /// cancelled or its `timeout-minutes` ran out), leaving nothing behind.
+    fn start<'a>(
+        &'a self,
+        spec: JobSpec,
+        log: &'a mut dyn SetupLog,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>>;
 
-    /// Prepares a job's folders (and, for container backends, its container).
-    fn start(&self, spec: JobSpec) -> impl Future<Output = Result<Self::Job, BackendError>> + Send;
+    /// Removes what jobs labelled with `owner` left behind (a runner that was killed), except
+    /// the jobs this backend is running now.
+    fn reap<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        let _ = owner;
+        Box::pin(async { Ok(Reaped::default()) })
+    }
 }
 
-/// A prepared job: run processes in it, then clean it up.
+/// A prepared job: run processes in it, reach its files, then clean it up.
 pub trait JobRuntime: Send + Sync {
-    /// The job's folders.
+    /// The job's folders, as its processes see them.
     fn paths(&self) -> &JobPaths;
+
+    /// The environment every step starts from: the runner's own for the host backend, the
+    /// image's for a container (the engine adds the job's variables on top).
+    fn base_env(&self) -> &[(String, String)];
+
+    /// The job's containers, for the `job` context.
+    fn containers(&self) -> JobContainers {
+        JobContainers::default()
+    }
 
     /// Runs one process to its end, sending its output to `sink` as it comes. On timeout or
     /// cancellation the whole process tree is stopped (interrupt, then kill shortly after) and
     /// the call returns within about two seconds.
-    fn exec(
-        &self,
+    fn exec<'a>(
+        &'a self,
         spec: ExecSpec,
-        sink: &mut dyn OutputSink,
-        cancel: &CancellationToken,
-    ) -> impl Future<Output = Result<ExecEnd, BackendError>> + Send;
+        sink: &'a mut dyn OutputSink,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExecEnd, BackendError>>;
 
     /// Whether `program` is on `path` (a `PATH` value as the job's processes see it), for
     /// picking a step's default shell; `None` when the backend cannot tell without running
@@ -163,8 +325,40 @@ pub trait JobRuntime: Send + Sync {
         None
     }
 
+    /// Writes `contents` to the job's file `path`, making its folder if needed. `replaces`
+    /// names a file of the job that is no longer needed and may be reused for this one (the
+    /// host backend renames it rather than creating a new file).
+    fn write_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        contents: &'a [u8],
+        replaces: Option<&'a JobPath>,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Reads the job's file `path`: `None` when there is none, [`BackendError::FileTooLarge`]
+    /// when it holds more than `limit` bytes (a step controls the file and must not make the
+    /// runner read gigabytes into memory).
+    fn read_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>>;
+
+    /// Makes each file exist and be empty (the file-command files before every step). Files
+    /// already empty are left alone.
+    fn empty_files<'a>(&'a self, paths: &'a [JobPath]) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Where the engine can read the job's folder `path` on this machine, when it can (the
+    /// host backend, a container whose workspace is a bind mount): for `hashFiles` and local
+    /// actions' `action.yml`. `None` when the job's files are not on this machine.
+    fn host_view(&self, path: &JobPath) -> Option<HostPath>;
+
+    /// How the job sees the host folder `folder` (an action fetched by the runner): the same
+    /// path on the host, a copy in the container.
+    fn expose<'a>(&'a self, folder: &'a HostPath) -> BoxFuture<'a, Result<JobPath, BackendError>>;
+
     /// Stops every process the job started that is still running, and removes the job's
     /// folders and anything else it created (a backend may instead keep the folders for its
     /// next job, which gets them as fresh as new ones).
-    fn finish(self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>>;
 }

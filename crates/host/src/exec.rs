@@ -138,6 +138,7 @@ pub(crate) async fn run(
         source,
     };
 
+    let working_dir = std::path::Path::new(spec.working_dir.as_str());
     let mut command = Command::new(resolve(program, &spec.env, known));
     command
         .args(args)
@@ -152,14 +153,14 @@ pub(crate) async fn run(
                 .map(|(name, value)| (name.as_str(), value.as_str())),
         )
         .env(TRACKING_VAR, tracker.tracking_id)
-        .current_dir(&spec.working_dir)
+        .current_dir(working_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     // Said plainly: a spawn error alone would blame the program, not the folder.
-    if !spec.working_dir.is_dir() {
+    if !working_dir.is_dir() {
         return Err(BackendError::WorkingDirectory(spec.working_dir.clone()));
     }
     let mut child = command.spawn().map_err(|source| BackendError::Spawn {

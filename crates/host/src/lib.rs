@@ -22,6 +22,7 @@
 
 mod copy;
 mod exec;
+mod files;
 mod ids;
 mod procs;
 mod refresh;
@@ -39,8 +40,8 @@ use tokio::time::{sleep, Instant};
 
 use exec::{lock, Graces, Lookup, Tracker, TRACKING_VAR};
 use hearth_backend::{
-    Backend, BackendError, CancellationToken, ExecEnd, ExecSpec, JobPaths, JobRuntime, JobSpec,
-    OutputSink,
+    Backend, BackendError, BoxFuture, CancellationToken, ExecEnd, ExecSpec, HostPath, JobPath,
+    JobPaths, JobRuntime, JobSpec, OutputSink, SetupLog,
 };
 use procs::{SIGKILL, SIGTERM};
 use spares::{Fresh, Spares, TEMP, WORKSPACE};
@@ -62,6 +63,8 @@ pub struct HostBackend {
     terminate_grace: Duration,
     /// Finished jobs' folders kept for the next job; `None` unless asked for.
     spares: Option<Arc<Spares>>,
+    /// The environment steps start from.
+    base_env: Arc<[(String, String)]>,
 }
 
 impl HostBackend {
@@ -76,7 +79,14 @@ impl HostBackend {
             },
             terminate_grace: Duration::from_secs(1),
             spares: None,
+            base_env: runner_env().into(),
         }
+    }
+
+    /// Steps start from `env` instead of this process's environment.
+    pub fn with_base_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.base_env = env.into();
+        self
     }
 
     /// Keeps a finished job's folder for the next job instead of removing it: the next job
@@ -138,33 +148,53 @@ fn prepare(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Backend
     move |source| BackendError::Prepare { what, path, source }
 }
 
-impl Backend for HostBackend {
-    type Job = HostJob;
-
-    async fn start(&self, spec: JobSpec) -> Result<HostJob, BackendError> {
+impl HostBackend {
+    /// Prepares a job, as [`Backend::start`] does, keeping its type (tests and tools that
+    /// need the job's tracking id or folder).
+    pub async fn start_job(
+        &self,
+        spec: JobSpec,
+        cancel: &CancellationToken,
+    ) -> Result<HostJob, BackendError> {
+        if let Some(container) = &spec.container {
+            return Err(BackendError::Unsupported(format!(
+                "the job asks for a container (image `{}`), but its label runs jobs on the host; \
+                 give it a label that runs jobs in Docker",
+                container.image
+            )));
+        }
+        if !spec.services.is_empty() {
+            return Err(BackendError::Unsupported(
+                "the job has `services:`, which need a label that runs jobs in Docker".to_owned(),
+            ));
+        }
         // Absolute, so that the paths handed to steps mean the same from any working dir.
         let root = std::path::absolute(&self.root).map_err(prepare("root folder", &self.root))?;
         let tool_cache = self.tool_cache(&root);
-        // Making the folders is blocking work, done in one go.
+        // Making the folders is blocking work, done in one go off the async threads.
         let spares = self.spares.clone();
         let cache = tool_cache.clone();
-        let (job_dir, fresh) = tokio::task::spawn_blocking(move || {
+        let preparing = tokio::task::spawn_blocking(move || {
             prepare_job_dir(&root, &cache, &spec, spares.as_deref())
-        })
-        .await
-        .map_err(|e| BackendError::Prepare {
+        });
+        let prepared = tokio::select! {
+            prepared = preparing => prepared,
+            () = cancel.cancelled() => return Err(BackendError::Cancelled("preparing the job's folders".into())),
+        };
+        let (job_dir, fresh) = prepared.map_err(|e| BackendError::Prepare {
             what: "job folder",
             path: self.root.clone(),
             source: io::Error::other(e),
         })??;
+        let seen = |path: &Path| JobPath::new(path.to_string_lossy().into_owned());
         Ok(HostJob {
             paths: JobPaths {
-                workspace: job_dir.join(WORKSPACE),
-                temp: job_dir.join(TEMP),
-                tool_cache,
-                temp_on_host: job_dir.join(TEMP),
-                workspace_on_host: job_dir.join(WORKSPACE),
+                workspace: seen(&job_dir.join(WORKSPACE)),
+                temp: seen(&job_dir.join(TEMP)),
+                tool_cache: seen(&tool_cache),
             },
+            tool_cache,
+            base_env: self.base_env.clone(),
             job_dir,
             fresh,
             spares: self.spares.clone(),
@@ -180,6 +210,29 @@ impl Backend for HostBackend {
     }
 }
 
+impl Backend for HostBackend {
+    fn start<'a>(
+        &'a self,
+        spec: JobSpec,
+        _log: &'a mut dyn SetupLog,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>> {
+        Box::pin(async move {
+            let job = self.start_job(spec, cancel).await?;
+            Ok(Box::new(job) as Box<dyn JobRuntime>)
+        })
+    }
+}
+
+/// The environment a host job starts from: this process's, without variables that only make
+/// sense inside another runner's step (`INPUT_*`, `STATE_*`), so a runner started from a step
+/// does not leak its step's inputs into its jobs.
+pub fn runner_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| !name.starts_with("INPUT_") && !name.starts_with("STATE_"))
+        .collect()
+}
+
 /// Makes the root folder and the tool cache if missing, then the job's folder under `root`: a
 /// folder set aside by an earlier job when there is one (see `spares`), else a new one, its
 /// workspace holding a copy of the repository. Returns the job folder and how it looked when
@@ -192,7 +245,7 @@ fn prepare_job_dir(
 ) -> Result<(PathBuf, Fresh), BackendError> {
     std::fs::create_dir_all(root).map_err(prepare("root folder", root))?;
     std::fs::create_dir_all(tool_cache).map_err(prepare("tool cache", tool_cache))?;
-    let repository = spec.repository.as_deref();
+    let repository = spec.repository.as_ref().map(HostPath::as_path);
     let skip = copy::folder_id(root);
     if let Some(revived) =
         spares.and_then(|spares| spares.revive(root, &spec.name, repository, skip))
@@ -252,6 +305,8 @@ fn create_job_dir(root: &Path, name: &str) -> Result<PathBuf, BackendError> {
 #[derive(Debug)]
 pub struct HostJob {
     paths: JobPaths,
+    tool_cache: PathBuf,
+    base_env: Arc<[(String, String)]>,
     /// The job's own folder, holding its workspace and temp folder.
     job_dir: PathBuf,
     /// How the job's folders looked when made, for reusing them.
@@ -284,6 +339,68 @@ impl HostJob {
     /// next job) by `finish`.
     pub fn job_dir(&self) -> &Path {
         &self.job_dir
+    }
+
+    /// The workspace, temp folder and tool cache (for the host backend, the job sees the same).
+    pub fn workspace_dir(&self) -> PathBuf {
+        self.job_dir.join(WORKSPACE)
+    }
+    pub fn temp_dir(&self) -> PathBuf {
+        self.job_dir.join(TEMP)
+    }
+    pub fn tool_cache_dir(&self) -> &Path {
+        &self.tool_cache
+    }
+
+    /// Runs one process (the typed form of [`JobRuntime::exec`]).
+    pub async fn run(
+        &self,
+        spec: ExecSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancellationToken,
+    ) -> Result<ExecEnd, BackendError> {
+        let tracker = Tracker {
+            tracking_id: &self.tracking_id,
+            groups: &self.groups,
+            drains: &self.drains,
+        };
+        let known = lock(&self.lookup).take();
+        exec::run(spec, known, tracker, self.graces, sink, cancel).await
+    }
+
+    /// Stops the job's processes and removes (or sets aside) its folder (the typed form of
+    /// [`JobRuntime::finish`]).
+    pub async fn finish_job(mut self) -> Result<(), BackendError> {
+        self.finished = true;
+        let mut problems = Vec::new();
+        if let Err(e) = self.stop_processes().await {
+            problems.push(e);
+        }
+        for drain in lock(&self.drains).drain(..) {
+            drain.abort();
+        }
+        // Only a folder no process of the job can still write into is handed to another job.
+        if problems.is_empty() {
+            if let Some(spares) = &self.spares {
+                match spares.park(&self.job_dir, self.fresh) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::debug!(job = %self.job_dir.display(), error = %e, "cannot set the job folder aside");
+                    }
+                }
+            }
+        }
+        let job_dir = self.job_dir.clone();
+        match tokio::task::spawn_blocking(move || remove::remove_tree(&job_dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(format!("cannot remove {}: {e}", self.job_dir.display())),
+            Err(e) => problems.push(format!("removing {}: {e}", self.job_dir.display())),
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(BackendError::Cleanup(problems.join("; ")))
+        }
     }
 
     /// A snapshot of what identifies the job's processes.
@@ -372,6 +489,10 @@ impl JobRuntime for HostJob {
         &self.paths
     }
 
+    fn base_env(&self) -> &[(String, String)] {
+        &self.base_env
+    }
+
     /// Looks through `path`'s folders for an executable file named `program`, as a shell would.
     /// The program found is remembered for the next `exec`, which the engine makes for the
     /// step it is preparing: it then need not search `PATH` again.
@@ -387,52 +508,50 @@ impl JobRuntime for HostJob {
     }
 
     /// Runs one process; `RUNNER_TRACKING_ID` is added to (or replaces the one in) `spec.env`.
-    async fn exec(
-        &self,
+    fn exec<'a>(
+        &'a self,
         spec: ExecSpec,
-        sink: &mut dyn OutputSink,
-        cancel: &CancellationToken,
-    ) -> Result<ExecEnd, BackendError> {
-        let tracker = Tracker {
-            tracking_id: &self.tracking_id,
-            groups: &self.groups,
-            drains: &self.drains,
-        };
-        let known = lock(&self.lookup).take();
-        exec::run(spec, known, tracker, self.graces, sink, cancel).await
+        sink: &'a mut dyn OutputSink,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        Box::pin(self.run(spec, sink, cancel))
     }
 
-    async fn finish(mut self) -> Result<(), BackendError> {
-        self.finished = true;
-        let mut problems = Vec::new();
-        if let Err(e) = self.stop_processes().await {
-            problems.push(e);
-        }
-        for drain in lock(&self.drains).drain(..) {
-            drain.abort();
-        }
-        // Only a folder no process of the job can still write into is handed to another job.
-        if problems.is_empty() {
-            if let Some(spares) = &self.spares {
-                match spares.park(&self.job_dir, self.fresh) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        tracing::debug!(job = %self.job_dir.display(), error = %e, "cannot set the job folder aside");
-                    }
-                }
-            }
-        }
-        let job_dir = self.job_dir.clone();
-        match tokio::task::spawn_blocking(move || remove::remove_tree(&job_dir)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => problems.push(format!("cannot remove {}: {e}", self.job_dir.display())),
-            Err(e) => problems.push(format!("removing {}: {e}", self.job_dir.display())),
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(BackendError::Cleanup(problems.join("; ")))
-        }
+    // The job's files are small and on a local disk: they are reached in place rather than
+    // handed to tokio's blocking pool and back, which would cost two thread switches per file
+    // per step (see bench/README.md). Their size is bounded by the caller's `limit`.
+    fn write_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        contents: &'a [u8],
+        replaces: Option<&'a JobPath>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(std::future::ready(files::write(path, contents, replaces)))
+    }
+
+    fn read_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(std::future::ready(files::read(path, limit)))
+    }
+
+    fn empty_files<'a>(&'a self, paths: &'a [JobPath]) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(std::future::ready(files::empty(paths)))
+    }
+
+    fn host_view(&self, path: &JobPath) -> Option<HostPath> {
+        Some(HostPath::new(path.as_str()))
+    }
+
+    fn expose<'a>(&'a self, folder: &'a HostPath) -> BoxFuture<'a, Result<JobPath, BackendError>> {
+        let seen = JobPath::new(folder.as_path().to_string_lossy().into_owned());
+        Box::pin(std::future::ready(Ok(seen)))
+    }
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
+        Box::pin(self.finish_job())
     }
 }
 
@@ -458,8 +577,18 @@ impl Drop for HostJob {
         for drain in lock(&self.drains).drain(..) {
             drain.abort();
         }
-        if let Err(e) = remove::remove_tree(&self.job_dir) {
-            tracing::warn!(job = %self.job_dir.display(), error = %e, "cannot remove the job folder");
+        // Removing a tree can take seconds: not on an async thread of the daemon. Inside a
+        // runtime it goes to the blocking pool (which the runtime waits for when shut down);
+        // outside one it is done here.
+        let job_dir = std::mem::take(&mut self.job_dir);
+        let remove = move || {
+            if let Err(e) = remove::remove_tree(&job_dir) {
+                tracing::warn!(job = %job_dir.display(), error = %e, "cannot remove the job folder");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_backend::{
-    Backend, BackendError, CancellationToken, ExecEnd, ExecSpec, JobRuntime, JobSpec, Stream,
+    BackendError, CancellationToken, ExecEnd, ExecSpec, HostPath, JobRuntime, JobSpec, Stream,
 };
 use hearth_host::{HostBackend, HostJob};
 
@@ -49,10 +49,14 @@ fn backend(root: &Path) -> HostBackend {
 
 async fn job(root: &Path) -> HostJob {
     backend(root)
-        .start(JobSpec {
-            name: "test job".into(),
-            repository: None,
-        })
+        .start_job(
+            JobSpec {
+                name: "test job".into(),
+                repository: None,
+                ..Default::default()
+            },
+            &CancellationToken::new(),
+        )
         .await
         .expect("start")
 }
@@ -63,10 +67,7 @@ fn sh(job: &HostJob, script: &str) -> ExecSpec {
         argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
         env: vec![
             ("PATH".into(), PATH.into()),
-            (
-                "RUNNER_TEMP".into(),
-                job.paths().temp.to_string_lossy().into_owned(),
-            ),
+            ("RUNNER_TEMP".into(), job.paths().temp.to_string()),
         ],
         working_dir: job.paths().workspace.clone(),
         timeout: None,
@@ -90,7 +91,7 @@ async fn run_with(
             Stream::Stderr => output.stderr.extend_from_slice(chunk),
         }
     };
-    let end = job.exec(spec, &mut sink, cancel).await;
+    let end = job.run(spec, &mut sink, cancel).await;
     (end, output)
 }
 
@@ -194,8 +195,8 @@ async fn env_is_exactly_what_was_given_plus_the_tracking_id() {
     ]
     .into();
     assert_eq!(got, want);
-    job.finish().await.unwrap();
-    other.finish().await.unwrap();
+    job.finish_job().await.unwrap();
+    other.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +204,7 @@ async fn runs_in_the_working_dir() {
     let root = tempfile::tempdir().unwrap();
     let job = job(root.path()).await;
     let sub = job.paths().workspace.join("sub dir");
-    fs::create_dir(&sub).unwrap();
+    fs::create_dir(sub.as_str()).unwrap();
     for dir in [job.paths().workspace.clone(), sub, job.paths().temp.clone()] {
         let mut spec = sh(&job, "pwd -P");
         spec.working_dir = dir.clone();
@@ -211,10 +212,14 @@ async fn runs_in_the_working_dir() {
         assert_eq!(end.unwrap(), ExecEnd::Exited(0));
         assert_eq!(
             out.out().trim_end(),
-            dir.canonicalize().unwrap().to_str().unwrap()
+            Path::new(dir.as_str())
+                .canonicalize()
+                .unwrap()
+                .to_str()
+                .unwrap()
         );
     }
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +263,7 @@ async fn exit_codes_signals_and_start_failures() {
         error.to_string().contains("missing does not exist"),
         "{error}"
     );
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +278,7 @@ async fn output_of_both_streams_arrives() {
     assert_eq!(end.unwrap(), ExecEnd::Exited(0));
     assert_eq!(out.out(), "out\nabc");
     assert_eq!(out.err(), "err\ndef");
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +292,7 @@ async fn output_streams_while_the_process_runs() {
     };
     // No newline: a partial line must still come through before the process ends.
     let spec = sh(&job, "printf partial-line; sleep 3; echo done");
-    let end = job.exec(spec, &mut sink, &CancellationToken::new()).await;
+    let end = job.run(spec, &mut sink, &CancellationToken::new()).await;
     let total = started.elapsed();
     assert_eq!(end.unwrap(), ExecEnd::Exited(0));
     let first = first.expect("no output");
@@ -295,7 +300,7 @@ async fn output_streams_while_the_process_runs() {
         first + Duration::from_millis(1500) < total,
         "first chunk at {first:?}, end at {total:?}"
     );
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +313,7 @@ async fn large_output_completes() {
     assert_eq!(out.stdout.len(), 10_000_000);
     assert_eq!(out.stderr.len(), 10_000_000);
     assert!(out.chunks > 2);
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +329,7 @@ async fn timeout_stops_the_group_within_two_seconds() {
     assert!(took < Duration::from_secs(2), "took {took:?}");
     let pgid = out.pids()[0];
     assert_group_gone(pgid).await;
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +344,7 @@ async fn timeout_kills_what_ignores_interrupts() {
     assert_eq!(end.unwrap(), ExecEnd::TimedOut);
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert_group_gone(out.pids()[0]).await;
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,12 +369,12 @@ async fn cancellation_stops_the_group_within_two_seconds() {
     assert_group_gone(out.pids()[0]).await;
 
     // An already cancelled token starts nothing.
-    let marker = job.paths().temp.join("ran");
+    let marker = job.temp_dir().join("ran");
     let script = format!("touch '{}'", marker.display());
     let (end, _) = run_with(&job, sh(&job, &script), &cancel).await;
     assert_eq!(end.unwrap(), ExecEnd::Cancelled);
     assert!(!marker.exists());
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,7 +397,7 @@ async fn background_processes_live_until_finish() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(alive(sleeper));
 
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
     assert_gone(sleeper).await;
 }
 
@@ -408,7 +413,7 @@ async fn background_output_after_the_step_does_not_kill_the_writer() {
     let writer = out.pids()[0];
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(alive(writer), "the background writer died");
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
     assert_gone(writer).await;
 }
 
@@ -416,7 +421,7 @@ async fn background_output_after_the_step_does_not_kill_the_writer() {
 async fn finish_kills_escaped_and_stubborn_processes() {
     let root = tempfile::tempdir().unwrap();
     let job = job(root.path()).await;
-    let temp = job.paths().temp.clone();
+    let temp = job.temp_dir();
     let script = r#"
         echo $$
         # Leaves the process group (new session), keeps the environment.
@@ -445,7 +450,7 @@ async fn finish_kills_escaped_and_stubborn_processes() {
         assert!(alive(pid), "{pid} died before finish");
     }
 
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
     for pid in [escaped, stubborn, anonymous] {
         assert_gone(pid).await;
     }
@@ -459,7 +464,7 @@ async fn dropping_exec_kills_its_group() {
     let into = seen.clone();
     let mut sink = move |_: Stream, chunk: &[u8]| into.lock().unwrap().extend_from_slice(chunk);
     let cancel = CancellationToken::new();
-    let mut exec = Box::pin(job.exec(
+    let mut exec = Box::pin(job.run(
         sh(&job, "echo $$; sleep 300 & sleep 300"),
         &mut sink,
         &cancel,
@@ -482,7 +487,7 @@ async fn dropping_exec_kills_its_group() {
     );
     drop(exec);
     assert_group_gone(pgid).await;
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,11 +496,12 @@ async fn finish_removes_folders_but_keeps_the_tool_cache() {
     let job = job(root.path()).await;
     let paths = job.paths().clone();
     let job_dir = job.job_dir().to_path_buf();
-    assert_eq!(paths.workspace, job_dir.join("workspace"));
-    assert_eq!(paths.temp, job_dir.join("temp"));
-    assert_eq!(paths.workspace_on_host, paths.workspace);
-    assert_eq!(paths.temp_on_host, paths.temp);
-    assert_eq!(paths.tool_cache, root.path().join("tool-cache"));
+    let seen = |p: PathBuf| hearth_backend::JobPath::new(p.to_string_lossy().into_owned());
+    assert_eq!(paths.workspace, seen(job_dir.join("workspace")));
+    assert_eq!(paths.temp, seen(job_dir.join("temp")));
+    assert_eq!(job.workspace_dir(), job_dir.join("workspace"));
+    assert_eq!(job.tool_cache_dir(), root.path().join("tool-cache"));
+    let tool_cache = job.tool_cache_dir().to_path_buf();
     assert!(job_dir.starts_with(root.path()));
     assert!(job_dir
         .file_name()
@@ -515,17 +521,15 @@ async fn finish_removes_folders_but_keeps_the_tool_cache() {
         echo cached > "$TOOLS/tool"
     "#;
     let mut spec = sh(&job, script);
-    spec.env.push((
-        "TOOLS".into(),
-        paths.tool_cache.to_string_lossy().into_owned(),
-    ));
+    spec.env
+        .push(("TOOLS".into(), paths.tool_cache.to_string()));
     let (end, out) = run(&job, spec).await;
     assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", out.err());
 
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
     assert!(!job_dir.exists());
     assert_eq!(
-        fs::read_to_string(paths.tool_cache.join("tool")).unwrap(),
+        fs::read_to_string(tool_cache.join("tool")).unwrap(),
         "cached\n"
     );
 
@@ -533,8 +537,8 @@ async fn finish_removes_folders_but_keeps_the_tool_cache() {
     let next = self::job(root.path()).await;
     assert_eq!(next.paths().tool_cache, paths.tool_cache);
     assert_ne!(next.job_dir(), job_dir);
-    assert!(next.paths().tool_cache.join("tool").exists());
-    next.finish().await.unwrap();
+    assert!(next.tool_cache_dir().join("tool").exists());
+    next.finish_job().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,13 +548,13 @@ async fn a_configured_tool_cache_is_used_and_kept() {
     let tools = shared.path().join("tools");
     let job = backend(root.path())
         .with_tool_cache(tools.clone())
-        .start(JobSpec::default())
+        .start_job(JobSpec::default(), &CancellationToken::new())
         .await
         .unwrap();
-    assert_eq!(job.paths().tool_cache, tools);
+    assert_eq!(job.tool_cache_dir(), tools);
     assert!(tools.is_dir());
     assert!(!root.path().join("tool-cache").exists());
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
     assert!(tools.is_dir());
 }
 
@@ -562,8 +566,9 @@ async fn dropping_a_job_without_finish_still_cleans_up() {
     let (end, out) = run(&job, sh(&job, "sleep 300 & echo $!")).await;
     assert_eq!(end.unwrap(), ExecEnd::Exited(0));
     let sleeper = out.pids()[0];
+    // Dropped on an async thread: the removal goes to the blocking pool, not done in place.
     drop(job);
-    assert!(!job_dir.exists());
+    assert!(eventually(|| !job_dir.exists()).await);
     assert_gone(sleeper).await;
 }
 
@@ -598,13 +603,17 @@ async fn the_workspace_is_a_copy_of_the_repository() {
     std::os::unix::fs::symlink("nowhere", repo.join("dangling")).unwrap();
 
     let job = backend(root.path())
-        .start(JobSpec {
-            name: "copy".into(),
-            repository: Some(repo.clone()),
-        })
+        .start_job(
+            JobSpec {
+                name: "copy".into(),
+                repository: Some(HostPath::new(repo.clone())),
+                ..Default::default()
+            },
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
-    let ws = job.paths().workspace.clone();
+    let ws = job.workspace_dir();
     assert_eq!(
         fs::read_to_string(ws.join("src/nested/tracked.txt")).unwrap(),
         "modified\n"
@@ -653,7 +662,7 @@ async fn the_workspace_is_a_copy_of_the_repository() {
 
     // Changes in the workspace do not reach the repository.
     fs::write(ws.join("untracked.txt"), "changed in the job\n").unwrap();
-    job.finish().await.unwrap();
+    job.finish_job().await.unwrap();
     assert_eq!(
         fs::read_to_string(repo.join("untracked.txt")).unwrap(),
         "untracked\n"
@@ -664,10 +673,14 @@ async fn the_workspace_is_a_copy_of_the_repository() {
 async fn a_missing_repository_fails_start_and_leaves_nothing() {
     let root = tempfile::tempdir().unwrap();
     let err = backend(root.path())
-        .start(JobSpec {
-            name: "missing".into(),
-            repository: Some(root.path().join("no-such-repo")),
-        })
+        .start_job(
+            JobSpec {
+                name: "missing".into(),
+                repository: Some(HostPath::new(root.path().join("no-such-repo"))),
+                ..Default::default()
+            },
+            &CancellationToken::new(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, BackendError::Prepare { .. }), "{err}");
@@ -689,10 +702,14 @@ async fn a_reused_folder_is_as_fresh_as_a_new_one() {
     let backend = backend(root.path()).with_folder_reuse();
     let spec = |name: &str| JobSpec {
         name: name.into(),
-        repository: Some(repo.path().to_path_buf()),
+        repository: Some(HostPath::new(repo.path())),
+        ..Default::default()
     };
 
-    let first = backend.start(spec("first")).await.unwrap();
+    let first = backend
+        .start_job(spec("first"), &CancellationToken::new())
+        .await
+        .unwrap();
     let first_dir = first.job_dir().to_path_buf();
     let script = r#"
         set -e
@@ -703,18 +720,21 @@ async fn a_reused_folder_is_as_fresh_as_a_new_one() {
     "#;
     let (end, out) = run(&first, sh(&first, script)).await;
     assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", out.err());
-    first.finish().await.unwrap();
+    first.finish_job().await.unwrap();
     assert!(!first_dir.exists());
 
-    let second = backend.start(spec("second")).await.unwrap();
-    let paths = second.paths().clone();
+    let second = backend
+        .start_job(spec("second"), &CancellationToken::new())
+        .await
+        .unwrap();
+    let (workspace, temp) = (second.workspace_dir(), second.temp_dir());
     assert!(second
         .job_dir()
         .file_name()
         .unwrap()
         .to_string_lossy()
         .starts_with("second-"));
-    let mut names: Vec<_> = fs::read_dir(&paths.workspace)
+    let mut names: Vec<_> = fs::read_dir(&workspace)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
@@ -722,11 +742,11 @@ async fn a_reused_folder_is_as_fresh_as_a_new_one() {
     names.sort();
     assert_eq!(names, ["README", "src"]);
     assert_eq!(
-        fs::read_to_string(paths.workspace.join("src/main.c")).unwrap(),
+        fs::read_to_string(workspace.join("src/main.c")).unwrap(),
         "int main;\n"
     );
-    assert_eq!(fs::read_dir(&paths.temp).unwrap().count(), 0);
-    second.finish().await.unwrap();
+    assert_eq!(fs::read_dir(&temp).unwrap().count(), 0);
+    second.finish_job().await.unwrap();
 
     // What is still set aside goes with the backend.
     drop(backend);

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod git;
 pub mod labels;
 pub mod local_event;
+pub mod route;
 pub mod runner_file;
 pub mod system;
 pub mod workflow_files;

@@ -12,10 +12,9 @@
 //! action).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use hearth_backend::JobRuntime;
+use hearth_backend::{HostPath, JobPath};
 use hearth_expr::{Object, Value};
 use hearth_workflow::model::{Action, Env, Runs, Step, StepKind, Text};
 
@@ -52,12 +51,12 @@ struct Loaded {
     /// The file's name for messages (`./path/action.yml`).
     file: String,
     /// The action's folder as the job's processes see it.
-    dir: PathBuf,
+    dir: JobPath,
     /// Fetched from another repository (not `./path`).
     remote: bool,
 }
 
-impl<R: JobRuntime> JobRun<'_, R> {
+impl JobRun<'_> {
     /// Runs the `pre` of each JavaScript action from another repository that the job's steps
     /// use, before the first step, as GitHub's runner does while it sets the job up (under
     /// `pre-if`, default `always()`; what it saves goes to the action's `main` and `post`).
@@ -156,7 +155,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
             .collect();
         extra.push((
             "GITHUB_ACTION_PATH".to_owned(),
-            loaded.dir.to_string_lossy().into_owned(),
+            loaded.dir.as_str().to_owned(),
         ));
         let (end, saved) = self
             .run_node_script(
@@ -230,23 +229,47 @@ impl<R: JobRuntime> JobRun<'_, R> {
                 ));
             };
             // Fetched once per job: when the job starts (for `pre`), or at its first use.
-            let folder = match self.fetched_actions.get(uses) {
-                Some(folder) => folder.clone(),
+            let (on_host, seen) = match self.fetched_actions.get(uses) {
+                Some(folders) => folders.clone(),
                 None => {
                     let folder = source
                         .fetch(remote.repository, remote.reference)
                         .await
                         .map_err(|e| format!("cannot fetch the action `{uses}`: {e}"))?;
-                    self.fetched_actions.insert(uses.to_owned(), folder.clone());
-                    folder
+                    let on_host = HostPath::new(folder);
+                    // The runner fetched it on its own machine; the job may see it elsewhere.
+                    let seen = self.runtime.expose(&on_host).await.map_err(|e| {
+                        format!("cannot make the action `{uses}` available to the job: {e}")
+                    })?;
+                    self.fetched_actions
+                        .insert(uses.to_owned(), (on_host.clone(), seen.clone()));
+                    (on_host, seen)
                 }
             };
-            let dir = folder.join(remote.path);
             let name = match remote.path {
                 "" => remote.repository.to_owned(),
                 path => format!("{}/{path}", remote.repository),
             };
-            let loaded = read_action(&dir, &dir, &format!("{name}@{}", remote.reference)).await?;
+            let label = format!("{name}@{}", remote.reference);
+            let folder = on_host.join(remote.path);
+            let mut text = None;
+            for file in ["action.yml", "action.yaml"] {
+                let path = folder.join(file);
+                match tokio::fs::read_to_string(path.as_path()).await {
+                    Ok(found) => {
+                        text = Some((file, found));
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("cannot read {path}: {e}")),
+                }
+            }
+            let loaded = match text {
+                Some((file, text)) => {
+                    Some(parse_action(&text, &label, file, seen.join(remote.path))?)
+                }
+                None => None,
+            };
             return loaded
                 .map(|loaded| Loaded {
                     remote: true,
@@ -262,18 +285,25 @@ impl<R: JobRuntime> JobRun<'_, R> {
             ));
         };
         let relative = relative.trim_end_matches('/');
-        let paths = self.runtime.paths();
-        let on_host = paths.workspace_on_host.join(relative);
-        let seen = paths.workspace.join(relative);
-        read_action(&on_host, &seen, &format!("./{relative}"))
-            .await?
-            .ok_or_else(|| {
-                format!(
-                    "Can't find 'action.yml' or 'action.yaml' under '{}'. Did you forget to run \
-                     actions/checkout before running your local action?",
-                    on_host.display()
-                )
-            })
+        let seen = self.runtime.paths().workspace.join(relative);
+        // In the workspace, so read through the runtime: the job's files may not be here.
+        for file in ["action.yml", "action.yaml"] {
+            let path = seen.join(file);
+            let read = self
+                .runtime
+                .read_file(&path, ACTION_FILE_LIMIT)
+                .await
+                .map_err(|e| format!("cannot read {path}: {e}"))?;
+            if let Some(bytes) = read {
+                let text =
+                    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text"))?;
+                return parse_action(&text, &format!("./{relative}"), file, seen);
+            }
+        }
+        Err(format!(
+            "Can't find 'action.yml' or 'action.yaml' under '{seen}'. Did you forget to run \
+             actions/checkout before running your local action?"
+        ))
     }
 
     /// The `inputs` context: `with:` values, else the input's default, with GitHub's warnings
@@ -365,7 +395,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
         let frame = Frame {
             file: loaded.file.clone(),
             overlay_env: env.clone(),
-            action_path: Some(loaded.dir.to_string_lossy().into_owned()),
+            action_path: Some(loaded.dir.as_str().to_owned()),
             depth: self.frame.depth + 1,
         };
         let saved_frame = std::mem::replace(&mut self.frame, frame);
@@ -433,7 +463,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
         else {
             return StepEnd::failure();
         };
-        let action_path = loaded.dir.to_string_lossy().into_owned();
+        let action_path = loaded.dir.as_str().to_owned();
         let mut extra: Vec<(String, String)> = inputs
             .iter()
             .map(|(name, value)| (input_variable(name), value.to_display_string()))
@@ -454,7 +484,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
             } else {
                 format!(
                     "`pre` execution is not supported for local action from '{}'",
-                    loaded.dir.display()
+                    loaded.dir
                 )
             };
             self.step_log(label, LogLine::Warning(&message));
@@ -485,7 +515,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
                 step: step.clone(),
                 condition: post_if.clone(),
                 file: loaded.file.clone(),
-                argv: vec!["node".to_owned(), dir.to_string_lossy().into_owned()],
+                argv: vec!["node".to_owned(), dir.as_str().to_owned()],
                 env: env.clone(),
                 extra: with_state(&state),
                 action_path,
@@ -500,7 +530,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
         &mut self,
         label: &StepLabel,
         step: &Step,
-        dir: &std::path::Path,
+        dir: &JobPath,
         script: &str,
         env: &BTreeMap<String, String>,
         extra: &[(String, String)],
@@ -516,10 +546,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
         };
         let prepared = Prepared {
             files,
-            argv: vec![
-                "node".to_owned(),
-                dir.join(script).to_string_lossy().into_owned(),
-            ],
+            argv: vec!["node".to_owned(), dir.join(script).as_str().to_owned()],
             env: process_env.into_iter().collect(),
             working_directory: self.runtime.paths().workspace.clone(),
             script_path: None,
@@ -621,30 +648,20 @@ impl<R: JobRuntime> JobRun<'_, R> {
 }
 
 /// `INPUT_<NAME>`: upper case, spaces as underscores, as GitHub's runner names them.
-/// Reads `action.yml` (or `action.yaml`) from `on_host`; the action's folder is `dir` as the
-/// job's processes see it, `label` names it in messages. `None` when neither file exists.
-async fn read_action(
-    on_host: &std::path::Path,
-    dir: &std::path::Path,
-    label: &str,
-) -> Result<Option<Loaded>, String> {
-    for name in ["action.yml", "action.yaml"] {
-        let file = on_host.join(name);
-        let text = match tokio::fs::read_to_string(&file).await {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-        };
-        let file = format!("{label}/{name}");
-        let action = Action::parse(&text, &file).map_err(|d| d.to_string())?;
-        return Ok(Some(Loaded {
-            action,
-            file,
-            dir: dir.to_owned(),
-            remote: false,
-        }));
-    }
-    Ok(None)
+/// The most of an `action.yml` the engine reads.
+const ACTION_FILE_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// Parses an action's `file` (`action.yml` or `action.yaml`); `label` names its folder in
+/// messages, `dir` is the folder as the job's processes see it.
+fn parse_action(text: &str, label: &str, file: &str, dir: JobPath) -> Result<Loaded, String> {
+    let file = format!("{label}/{file}");
+    let action = Action::parse(text, &file).map_err(|d| d.to_string())?;
+    Ok(Loaded {
+        action,
+        file,
+        dir,
+        remote: false,
+    })
 }
 
 fn input_variable(name: &str) -> String {

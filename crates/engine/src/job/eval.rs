@@ -39,6 +39,11 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// An error at `text`'s place in the file.
+    pub fn error_at(&self, text: &Text, message: impl ToString) -> EvalError {
+        self.error(text, message)
+    }
+
     fn error(&self, text: &Text, message: impl ToString) -> EvalError {
         EvalError {
             file: self.file.to_owned(),

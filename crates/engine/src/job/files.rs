@@ -10,19 +10,23 @@
 //! creating files gets slower the more were deleted shortly before, and a job of many short
 //! steps deleted a file per step.
 
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use hearth_backend::{BackendError, JobPath, JobRuntime};
 
 use crate::env_files::FileCommand;
 
 /// The folder, under the job's temp folder, that holds the file-command files.
 const FOLDER: &str = "_runner_file_commands";
 
-/// The files of a job's steps.
+/// The most the engine reads of a step's `GITHUB_ENV`, `GITHUB_PATH`, `GITHUB_OUTPUT` or
+/// `GITHUB_STATE`: a step controls these files, and a runner must not read gigabytes into
+/// memory because a step wrote them (GitHub's own limits on outputs are far lower).
+pub(crate) const FILE_COMMAND_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// The files of a job's steps, as the job sees them.
 #[derive(Clone, Debug)]
 pub(crate) struct StepFiles {
-    /// (file, path as the job sees it, path on the host).
-    files: Vec<(FileCommand, String, PathBuf)>,
+    files: Vec<(FileCommand, JobPath)>,
+    all: Vec<JobPath>,
 }
 
 /// Every file, in the order they are made.
@@ -46,160 +50,85 @@ fn prefix(kind: FileCommand) -> &'static str {
 }
 
 impl StepFiles {
-    /// Creates the job's files, empty. The same files serve every step of the job (emptied
-    /// before each): nothing a step sees differs, except that a process a step leaves behind
-    /// could write into a later step's file (on GitHub it writes into a file nobody reads).
-    pub fn create(temp: &Path, temp_on_host: &Path) -> std::io::Result<Self> {
-        let folder = temp_on_host.join(FOLDER);
-        std::fs::create_dir_all(&folder)?;
-        let mut files = Vec::with_capacity(ALL.len());
-        for kind in ALL {
-            let name = prefix(kind);
-            let on_host = folder.join(name);
-            std::fs::write(&on_host, b"")?;
-            let seen = temp.join(FOLDER).join(name).to_string_lossy().into_owned();
-            files.push((kind, seen, on_host));
-        }
-        Ok(StepFiles { files })
+    /// The job's files under its temp folder. The same files serve every step of the job
+    /// (emptied before each): nothing a step sees differs, except that a process a step leaves
+    /// behind could write into a later step's file (on GitHub it writes into a file nobody
+    /// reads).
+    pub fn new(temp: &JobPath) -> Self {
+        let folder = temp.join(FOLDER);
+        let files: Vec<(FileCommand, JobPath)> = ALL
+            .iter()
+            .map(|&kind| (kind, folder.join(prefix(kind))))
+            .collect();
+        let all = files.iter().map(|(_, path)| path.clone()).collect();
+        StepFiles { files, all }
     }
 
-    /// Empties every file for the next step (recreating one a step removed). Most steps write
-    /// none of them: a file found empty is left alone (one `stat` instead of an open).
-    pub fn reset(&self) -> std::io::Result<()> {
-        for (_, _, on_host) in &self.files {
-            let empty = std::fs::symlink_metadata(on_host)
-                .is_ok_and(|meta| meta.is_file() && meta.len() == 0);
-            if !empty {
-                std::fs::File::create(on_host)?;
-            }
-        }
-        Ok(())
+    /// Empties every file for the next step (creating one a step removed).
+    pub async fn reset(&self, runtime: &dyn JobRuntime) -> Result<(), BackendError> {
+        runtime.empty_files(&self.all).await
     }
 
     /// Each file's `github` context key and path as the job sees it.
     pub fn context_entries(&self) -> impl Iterator<Item = (&'static str, &str)> {
         self.files
             .iter()
-            .map(|(kind, seen, _)| (kind.name(), seen.as_str()))
+            .map(|(kind, path)| (kind.name(), path.as_str()))
     }
 
-    /// What the step wrote to `kind`; a file the step removed reads as empty.
-    pub fn read(&self, kind: FileCommand) -> std::io::Result<Vec<u8>> {
-        let Some((_, _, on_host)) = self.files.iter().find(|(k, _, _)| *k == kind) else {
+    /// What the step wrote to `kind`, up to [`FILE_COMMAND_LIMIT`]; a file the step removed
+    /// reads as empty.
+    pub async fn read(
+        &self,
+        runtime: &dyn JobRuntime,
+        kind: FileCommand,
+    ) -> Result<Vec<u8>, BackendError> {
+        let Some((_, path)) = self.files.iter().find(|(k, _)| *k == kind) else {
             return Ok(Vec::new());
         };
-        // Most steps write none of the files: an empty one is not opened.
-        let read = std::fs::metadata(on_host).and_then(|meta| match meta.len() {
-            0 if meta.is_file() => Ok(Vec::new()),
-            _ => std::fs::read(on_host),
-        });
-        match read {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The size of the step summary, without reading it.
-    pub fn summary_size(&self) -> u64 {
-        match self
-            .files
-            .iter()
-            .find(|(k, _, _)| *k == FileCommand::StepSummary)
-        {
-            Some((_, _, path)) => std::fs::metadata(path).map_or(0, |m| m.len()),
-            None => 0,
-        }
+        Ok(runtime
+            .read_file(path, FILE_COMMAND_LIMIT)
+            .await?
+            .unwrap_or_default())
     }
 }
 
 /// The scripts of a job's `run:` steps, each under a name of its own (`step_<n>.sh`), as
 /// GitHub gives each its own file. A step's script is kept when the step ends, and the next
-/// step's is written into that same file, renamed: no step sees an earlier step's script, and
-/// the job creates one script file instead of one per step. The backend removes the last one
-/// with the job's temp folder.
+/// step's is written into that same file, renamed (the runtime's `replaces`): no step sees an
+/// earlier step's script, and the job creates one script file instead of one per step. The
+/// backend removes the last one with the job's temp folder.
 #[derive(Debug)]
 pub(crate) struct Scripts {
-    /// The job's temp folder, on the host.
-    folder: PathBuf,
+    /// The job's temp folder.
+    folder: JobPath,
     /// The script of the step that ended last, to be reused.
-    spare: Option<PathBuf>,
+    spare: Option<JobPath>,
 }
 
 impl Scripts {
-    pub fn new(temp_on_host: &Path) -> Self {
+    pub fn new(temp: &JobPath) -> Self {
         Scripts {
-            folder: temp_on_host.to_path_buf(),
+            folder: temp.clone(),
             spare: None,
         }
     }
 
-    /// Writes a step's script as `name` in the temp folder; returns its path on the host.
-    pub fn write(&mut self, name: &str, contents: &[u8]) -> io::Result<PathBuf> {
+    /// Writes a step's script as `name` in the temp folder; returns its path.
+    pub async fn write(
+        &mut self,
+        runtime: &dyn JobRuntime,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<JobPath, BackendError> {
         let path = self.folder.join(name);
-        if let Some(spare) = self.spare.take() {
-            // A step may have removed or moved its script; then a new file is written.
-            let _ = std::fs::rename(&spare, &path);
-        }
-        // Overwritten, then cut to length, rather than truncated first: ext4 writes a file out
-        // at once when it is truncated to nothing and written again (its guard for programs
-        // that replace a file's contents that way), which costs milliseconds per step.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        file.write_all(contents)?;
-        file.set_len(contents.len() as u64)?;
+        let spare = self.spare.take();
+        runtime.write_file(&path, contents, spare.as_ref()).await?;
         Ok(path)
     }
 
     /// The step whose script is at `path` has ended: its file may serve the next step.
-    pub fn done(&mut self, path: PathBuf) {
+    pub fn done(&mut self, path: JobPath) {
         self.spare = Some(path);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(folder: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(folder)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn scripts_reuse_one_file_under_new_names() {
-        let temp = tempfile::tempdir().unwrap();
-        let mut scripts = Scripts::new(temp.path());
-        let first = scripts.write("step_1.sh", b"echo a longer line").unwrap();
-        scripts.done(first);
-        let second = scripts.write("step_2.sh", b"true").unwrap();
-        assert_eq!(names(temp.path()), ["step_2.sh"]);
-        assert_eq!(std::fs::read(&second).unwrap(), b"true");
-        scripts.done(second);
-        let third = scripts
-            .write("step_3.py", b"print('longer again')")
-            .unwrap();
-        assert_eq!(names(temp.path()), ["step_3.py"]);
-        assert_eq!(std::fs::read(&third).unwrap(), b"print('longer again')");
-    }
-
-    #[test]
-    fn a_script_the_step_removed_is_written_anew() {
-        let temp = tempfile::tempdir().unwrap();
-        let mut scripts = Scripts::new(temp.path());
-        let first = scripts.write("step_1.sh", b"rm \"$0\"").unwrap();
-        std::fs::remove_file(&first).unwrap();
-        scripts.done(first);
-        let second = scripts.write("step_2.sh", b"true").unwrap();
-        assert_eq!(std::fs::read(&second).unwrap(), b"true");
-        assert_eq!(names(temp.path()), ["step_2.sh"]);
     }
 }

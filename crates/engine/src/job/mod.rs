@@ -17,6 +17,7 @@
 //!    drops them) and the backend removes everything the job left.
 
 mod action;
+mod containers;
 mod eval;
 mod files;
 mod output;
@@ -24,11 +25,13 @@ pub mod remote;
 mod step;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_backend::{Backend, CancellationToken, JobRuntime, JobSpec};
+use hearth_backend::{
+    Backend, BackendError, CancellationToken, ErrorKind, HostPath, JobPath, JobRuntime, JobSpec,
+    SetupLevel, SetupLog,
+};
 use hearth_expr::{Object, Status, Value};
 use hearth_workflow::model::{Job, Workflow};
 use hearth_workflow::plan::PlannedJob;
@@ -70,12 +73,18 @@ pub struct JobRequest<'a> {
     pub needs: Object,
     /// About the machine, for the `runner` context.
     pub runner: RunnerInfo,
-    /// The environment every step starts from (for the host backend, the runner's own).
-    pub base_env: Vec<(String, String)>,
+    /// Variables the runner gives every job (the forge's `ACTIONS_RUNTIME_URL`, ...), over the
+    /// environment the job's runtime starts from (the runner's own on the host, the image's
+    /// in a container).
+    pub runner_env: Vec<(String, String)>,
     /// Variables under the workflow's `env:` (`hearth exec --env`).
     pub extra_env: Vec<(String, String)>,
     /// The repository to copy into the workspace.
-    pub repository: Option<PathBuf>,
+    pub repository: Option<HostPath>,
+    /// The image the job's label names (`name:docker://IMAGE`), for a job without `container:`.
+    pub label_image: Option<String>,
+    /// Labels that say whose the job's resources are (runner, task), for the backend.
+    pub owner: Vec<(String, String)>,
     /// Where `uses: owner/repo@ref` actions come from; without one they are an error.
     pub actions: Option<Arc<dyn remote::ActionSource>>,
 }
@@ -136,8 +145,8 @@ pub struct JobOutcome {
 }
 
 /// Runs the job on `backend`, reporting to `sink`.
-pub async fn run_job<B: Backend>(
-    backend: &B,
+pub async fn run_job(
+    backend: &dyn Backend,
     request: &JobRequest<'_>,
     sink: &dyn EventSink,
     control: &JobControl,
@@ -154,22 +163,28 @@ pub async fn run_job<B: Backend>(
     for (_, value) in &request.secrets {
         masker.add(value);
     }
-    let outcome = match JobRun::prepare(request, &label, sink, masker, backend).await {
+    let outcome = match JobRun::prepare(request, &label, sink, &mut masker, backend, control).await
+    {
         Ok(mut run) => {
             let outcome = run.run_steps(control).await;
             let JobRun {
                 runtime, masker, ..
             } = run;
-            if let Err(e) = runtime.finish().await {
-                let message = format!("cleaning up the job failed: {e}");
-                log(sink, &label, LogLine::Error(&masker.mask_text(&message)));
-            }
+            report_finish(sink, &label, &masker, runtime).await;
             outcome
         }
-        Err(message) => {
-            log(sink, &label, LogLine::Error(&message));
+        Err(error) => {
+            // Every message that reaches a sink is masked: an error may quote a value.
+            log(
+                sink,
+                &label,
+                LogLine::Error(&masker.mask_text(&error.to_string())),
+            );
             JobOutcome {
-                result: Conclusion::Failure,
+                result: match error.kind() {
+                    ErrorKind::Cancelled if control.cancel.is_cancelled() => Conclusion::Cancelled,
+                    _ => Conclusion::Failure,
+                },
                 outputs: Vec::new(),
             }
         }
@@ -185,6 +200,72 @@ pub async fn run_job<B: Backend>(
     outcome
 }
 
+/// Cleans the job up; a failure is reported in the job's log, not dropped.
+async fn report_finish(
+    sink: &dyn EventSink,
+    label: &JobLabel,
+    masker: &Masker,
+    runtime: Box<dyn JobRuntime>,
+) {
+    if let Err(e) = runtime.finish().await {
+        let message = format!("cleaning up the job failed: {e}");
+        log(sink, label, LogLine::Error(&masker.mask_text(&message)));
+    }
+}
+
+/// Why a job could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// An expression of the job (`env`, `timeout-minutes`, `container`) failed.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// The backend could not prepare the job (or was stopped while it did).
+    #[error("cannot prepare the job: {0}")]
+    Backend(#[source] BackendError),
+    /// The job's timeout ran out while the backend prepared it.
+    #[error(
+        "The job has exceeded the maximum execution time of {0}m while it was being prepared."
+    )]
+    TimedOut(String),
+    /// A file the job needs (the event payload, the file-command files) could not be made.
+    #[error("cannot write {what}: {source}")]
+    Files {
+        what: &'static str,
+        #[source]
+        source: BackendError,
+    },
+}
+
+impl PrepareError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PrepareError::Backend(e) | PrepareError::Files { source: e, .. } => e.kind(),
+            PrepareError::Eval(_) | PrepareError::TimedOut(_) => ErrorKind::Other,
+        }
+    }
+}
+
+/// The job's log while the backend prepares the job: each line masked, then sent as a log line
+/// of the job's set-up.
+struct SetupLines<'a> {
+    sink: &'a dyn EventSink,
+    label: &'a JobLabel,
+    masker: &'a Masker,
+}
+
+impl SetupLog for SetupLines<'_> {
+    fn line(&mut self, level: SetupLevel, text: &str) {
+        let text = self.masker.mask_text(text);
+        let line = match level {
+            SetupLevel::Info => LogLine::Info(&text),
+            SetupLevel::Warning => LogLine::Warning(&text),
+        };
+        log(self.sink, self.label, line);
+        self.sink.flush();
+    }
+}
+
 fn log(sink: &dyn EventSink, job: &JobLabel, line: LogLine<'_>) {
     sink.event(&Event::Log {
         job,
@@ -194,9 +275,9 @@ fn log(sink: &dyn EventSink, job: &JobLabel, line: LogLine<'_>) {
 }
 
 /// A job that is running.
-struct JobRun<'r, R: JobRuntime> {
+struct JobRun<'r> {
     request: &'r JobRequest<'r>,
-    runtime: R,
+    runtime: Box<dyn JobRuntime>,
     sink: &'r dyn EventSink,
     label: &'r JobLabel,
     masker: Masker,
@@ -234,8 +315,11 @@ struct JobRun<'r, R: JobRuntime> {
     /// What the `pre` of a step's action saved (`GITHUB_STATE`), by the step's index, for its
     /// `main` and `post`.
     pre_states: BTreeMap<usize, Vec<(String, String)>>,
-    /// The folders of the remote actions fetched so far, by `uses:` value.
-    fetched_actions: BTreeMap<String, PathBuf>,
+    /// The `job` context's fixed part (`container`, `services`).
+    job_context: Object,
+    /// The folders of the remote actions fetched so far, by `uses:` value (on the host, and
+    /// as the job sees them).
+    fetched_actions: BTreeMap<String, (HostPath, JobPath)>,
 }
 
 /// What changes while a composite action runs its steps. The `steps` context, the status
@@ -252,14 +336,16 @@ struct Frame {
     depth: usize,
 }
 
-impl<'r, R: JobRuntime> JobRun<'r, R> {
-    async fn prepare<B: Backend<Job = R>>(
+impl<'r> JobRun<'r> {
+    async fn prepare(
         request: &'r JobRequest<'r>,
         label: &'r JobLabel,
         sink: &'r dyn EventSink,
-        masker: Masker,
-        backend: &B,
-    ) -> Result<Self, String> {
+        masker: &mut Masker,
+        backend: &dyn Backend,
+        control: &JobControl,
+    ) -> Result<Self, PrepareError> {
+        let started = Instant::now();
         let mut contexts = Object::with_capacity(10);
         contexts.insert("github", Value::object(request.github.clone()));
         contexts.insert("vars", Value::object(request.vars.clone()));
@@ -301,38 +387,68 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             status: Status::Success,
             files: None,
         };
-        let workflow_env = scope
-            .env(request.workflow.env.as_ref())
-            .map_err(|e| e.to_string())?;
-        env.extend(workflow_env);
-        let job_env = scope
-            .env(request.job.env.as_ref())
-            .map_err(|e| e.to_string())?;
-        env.extend(job_env);
+        env.extend(scope.env(request.workflow.env.as_ref())?);
+        env.extend(scope.env(request.job.env.as_ref())?);
         let timeout_minutes = scope
-            .minutes(request.job.timeout_minutes.as_ref())
-            .map_err(|e| e.to_string())?
+            .minutes(request.job.timeout_minutes.as_ref())?
             .unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);
         let cancel_timeout_minutes = scope
-            .minutes(request.job.cancel_timeout_minutes.as_ref())
-            .map_err(|e| e.to_string())?
+            .minutes(request.job.cancel_timeout_minutes.as_ref())?
             .unwrap_or(DEFAULT_CANCEL_TIMEOUT_MINUTES);
+        let container =
+            containers::job_container(&scope, request.job, request.label_image.as_deref())?;
+        let services = containers::services(&scope, request.job)?;
+        // Credentials are secrets: a registry's error may quote them.
+        for spec in container.iter().chain(services.iter().map(|(_, s)| s)) {
+            if let Some(credentials) = &spec.credentials {
+                use hearth_backend::ExposeSecret as _;
+                masker.add(credentials.password.expose_secret());
+            }
+        }
 
-        let runtime = backend
-            .start(JobSpec {
-                name: label.id.clone(),
-                repository: request.repository.clone(),
-            })
-            .await
-            .map_err(|e| format!("cannot prepare the job: {e}"))?;
+        // Preparing counts inside `timeout-minutes` (an image pull may take long) and stops
+        // when the job is cancelled.
+        let deadline = started + minutes(timeout_minutes);
+        let start_cancel = control.cancel.child_token();
+        let spec = JobSpec {
+            name: label.id.clone(),
+            repository: request.repository.clone(),
+            container,
+            services,
+            owner: request.owner.clone(),
+        };
+        let mut setup_log = SetupLines {
+            sink,
+            label,
+            masker,
+        };
+        let start = backend.start(spec, &mut setup_log, &start_cancel);
+        tokio::pin!(start);
+        let started_job = tokio::select! {
+            started = &mut start => started,
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                // The backend stops and cleans up what it made so far.
+                start_cancel.cancel();
+                start.await
+            }
+        };
+        let runtime = match started_job {
+            Ok(runtime) => runtime,
+            Err(e) if e.kind() == ErrorKind::Cancelled && !control.cancel.is_cancelled() => {
+                return Err(PrepareError::TimedOut(hearth_expr::format_number(
+                    timeout_minutes,
+                )))
+            }
+            Err(e) => return Err(PrepareError::Backend(e)),
+        };
         let paths = runtime.paths().clone();
 
         let mut runner = Object::with_capacity(8);
         runner.insert("name", Value::string(request.runner.name.as_str()));
         runner.insert("os", Value::string(request.runner.os.as_str()));
         runner.insert("arch", Value::string(request.runner.arch.as_str()));
-        runner.insert("temp", Value::string(display(&paths.temp)));
-        runner.insert("tool_cache", Value::string(display(&paths.tool_cache)));
+        runner.insert("temp", Value::string(paths.temp.as_str()));
+        runner.insert("tool_cache", Value::string(paths.tool_cache.as_str()));
         runner.insert(
             "environment",
             Value::string(request.runner.environment.as_str()),
@@ -345,41 +461,53 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
 
         let mut github = request.github.clone();
         github.insert("job", Value::string(label.id.as_str()));
-        github.insert("workspace", Value::string(display(&paths.workspace)));
+        github.insert("workspace", Value::string(paths.workspace.as_str()));
         let event = github.get("event").cloned().unwrap_or_default();
-        let event_folder = paths.temp_on_host.join("_github_workflow");
+        let event_path = paths.temp.join("_github_workflow/event.json");
         let event_json = serde_json::to_vec(&event.to_json()).unwrap_or_default();
-        // A small file: written in place rather than handed to tokio's blocking pool and back.
-        let written = std::fs::create_dir_all(&event_folder)
-            .and_then(|()| std::fs::write(event_folder.join("event.json"), event_json));
-        if let Err(e) = written {
-            let _ = runtime.finish().await;
-            return Err(format!("cannot write the event payload: {e}"));
-        }
-        github.insert(
-            "event_path",
-            Value::string(display(&paths.temp.join("_github_workflow/event.json"))),
-        );
+        github.insert("event_path", Value::string(event_path.as_str()));
         contexts.insert("github", Value::object(github));
-
-        let files = match files::StepFiles::create(&paths.temp, &paths.temp_on_host) {
-            Ok(files) => files,
-            Err(e) => {
-                let _ = runtime.finish().await;
-                return Err(format!(
-                    "cannot create the step files in the job's temp folder: {e}"
-                ));
-            }
+        let files = files::StepFiles::new(&paths.temp);
+        let made = match runtime.write_file(&event_path, &event_json, None).await {
+            Ok(()) => files
+                .reset(runtime.as_ref())
+                .await
+                .map_err(|source| PrepareError::Files {
+                    what: "the step files in the job's temp folder",
+                    source,
+                }),
+            Err(source) => Err(PrepareError::Files {
+                what: "the event payload",
+                source,
+            }),
         };
-        let workspace = DirWorkspace::new(&paths.workspace_on_host)
-            .ok()
+        if let Err(e) = made {
+            report_finish(sink, label, masker, runtime).await;
+            return Err(e);
+        }
+        let mut job = Object::with_capacity(3);
+        let containers = runtime.containers();
+        if let Some(container) = &containers.container {
+            job.insert("container", container_value(container));
+        }
+        if !containers.services.is_empty() {
+            let mut services = Object::with_capacity(containers.services.len());
+            for (id, service) in &containers.services {
+                services.insert(id.as_str(), container_value(service));
+            }
+            job.insert("services", Value::object(services));
+        }
+        // `hashFiles` reads the workspace where the engine can reach it.
+        let workspace = runtime
+            .host_view(&paths.workspace)
+            .and_then(|folder| DirWorkspace::new(folder.as_path()).ok())
             .map(Arc::new);
         Ok(JobRun {
             request,
             runtime,
             sink,
             label,
-            masker,
+            masker: masker.clone(),
             contexts,
             env,
             path: crate::env_files::PrependPath::new(),
@@ -387,13 +515,14 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             failed: false,
             cancelled: false,
             timed_out: false,
-            deadline: Instant::now() + minutes(timeout_minutes),
+            deadline,
             timeout_minutes,
             cancel_timeout: minutes(cancel_timeout_minutes),
             workspace,
             counter: 0,
             files,
-            scripts: files::Scripts::new(&paths.temp_on_host),
+            scripts: files::Scripts::new(&paths.temp),
+            job_context: job,
             action_ids: BTreeMap::new(),
             step_debug,
             frame: Frame {
@@ -515,7 +644,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         }
         contexts.insert("env", Value::object(env.clone()));
         contexts.insert("steps", Value::object(self.steps.clone()));
-        let mut job = Object::with_capacity(1);
+        let mut job = self.job_context.clone();
         job.insert("status", Value::string(self.job_status().as_str()));
         contexts.insert("job", Value::object(job));
         contexts
@@ -554,8 +683,17 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
     }
 }
 
-fn display(path: &std::path::Path) -> String {
-    path.to_string_lossy().into_owned()
+/// `job.container` or `job.services.<id>`: `id`, `network`, and a service's `ports`.
+fn container_value(container: &hearth_backend::ContainerInfo) -> Value {
+    let mut object = Object::with_capacity(3);
+    object.insert("id", Value::string(container.id.as_str()));
+    object.insert("network", Value::string(container.network.as_str()));
+    let mut ports = Object::with_capacity(container.ports.len());
+    for (inside, outside) in &container.ports {
+        ports.insert(inside.as_str(), Value::string(outside.as_str()));
+    }
+    object.insert("ports", Value::object(ports));
+    Value::object(object)
 }
 
 fn minutes(minutes: f64) -> Duration {

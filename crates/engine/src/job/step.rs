@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use hearth_backend::{ExecEnd, ExecSpec, JobRuntime};
+use hearth_backend::{BackendError, ExecEnd, ExecSpec, JobPath};
 use hearth_expr::{Object, Value, WorkspaceFiles};
 use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
 
@@ -42,7 +42,7 @@ impl StepEnd {
     }
 }
 
-impl<'r, R: JobRuntime> JobRun<'r, R> {
+impl<'r> JobRun<'r> {
     /// Runs a step of the job, reporting it as a step of its own.
     pub(super) async fn run_step(&mut self, index: usize, step: &Step, control: &JobControl) {
         self.run_step_as(index, step, control, None).await;
@@ -304,11 +304,13 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
     ) -> Result<(StepFiles, BTreeMap<String, String>, String), String> {
         self.counter += 1;
         self.files
-            .reset()
+            .reset(self.runtime.as_ref())
+            .await
             .map_err(|e| format!("cannot empty the step's files in the job's temp folder: {e}"))?;
         let files = self.files.clone();
         let mut process_env: BTreeMap<String, String> =
-            self.request.base_env.iter().cloned().collect();
+            self.runtime.base_env().iter().cloned().collect();
+        process_env.extend(self.request.runner_env.iter().cloned());
         process_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
         process_env.extend(extra.iter().cloned());
         let path = self
@@ -361,7 +363,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         {
             Some(text) => paths
                 .workspace
-                .join(scope.string(text).map_err(|e| e.to_string())?),
+                .join(&scope.string(text).map_err(|e| e.to_string())?),
             None => paths.workspace.clone(),
         };
         let (files, process_env, path) = self.step_process(step, env, &[]).await?;
@@ -375,11 +377,16 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             .map_err(|e| format!("invalid shell: {e}"))?;
         let script_name = format!("step_{}{}", self.counter, shell.extension());
         let argv = shell
-            .argv(&paths.temp.join(&script_name).to_string_lossy())
+            .argv(paths.temp.join(&script_name).as_str())
             .map_err(|e| format!("invalid shell: {e}"))?;
         let script_path = self
             .scripts
-            .write(&script_name, shell.script(&run).as_bytes())
+            .write(
+                self.runtime.as_ref(),
+                &script_name,
+                shell.script(&run).as_bytes(),
+            )
+            .await
             .map_err(|e| format!("cannot write the step's script: {e}"))?;
 
         Ok(Prepared {
@@ -514,7 +521,9 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         for path in &effects.paths {
             self.path.add(path);
         }
-        if !self.apply_files(label, &prepared.files, &mut outputs, &mut state)
+        if !self
+            .apply_files(label, &prepared.files, &mut outputs, &mut state)
+            .await
             && outcome == Conclusion::Success
         {
             outcome = Conclusion::Failure;
@@ -524,7 +533,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
 
     /// Applies what the step wrote to its files; `false` when one was malformed (the step
     /// then fails, as on GitHub, after the entries before the error were applied).
-    fn apply_files(
+    async fn apply_files(
         &mut self,
         label: &StepLabel,
         files: &StepFiles,
@@ -538,7 +547,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             ok = false;
         };
 
-        match files.read(FileCommand::Env) {
+        match files.read(self.runtime.as_ref(), FileCommand::Env).await {
             Ok(bytes) => {
                 let updates = env_files::parse_env(&env_files::decode(&bytes), Newlines::Lf);
                 for pair in updates.set {
@@ -553,11 +562,11 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             }
             Err(e) => fail(self, FileCommand::Env, e.to_string()),
         }
-        match files.read(FileCommand::Path) {
+        match files.read(self.runtime.as_ref(), FileCommand::Path).await {
             Ok(bytes) => self.path.add_file(&env_files::decode(&bytes)),
             Err(e) => fail(self, FileCommand::Path, e.to_string()),
         }
-        match files.read(FileCommand::Output) {
+        match files.read(self.runtime.as_ref(), FileCommand::Output).await {
             Ok(bytes) => {
                 let values = env_files::parse_key_values(&env_files::decode(&bytes), Newlines::Lf);
                 outputs.extend(values.pairs.into_iter().map(|p| (p.name, p.value)));
@@ -567,7 +576,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             }
             Err(e) => fail(self, FileCommand::Output, e.to_string()),
         }
-        match files.read(FileCommand::State) {
+        match files.read(self.runtime.as_ref(), FileCommand::State).await {
             Ok(bytes) => {
                 let values = env_files::parse_key_values(&env_files::decode(&bytes), Newlines::Lf);
                 state.extend(values.pairs.into_iter().map(|p| (p.name, p.value)));
@@ -577,18 +586,32 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             }
             Err(e) => fail(self, FileCommand::State, e.to_string()),
         }
-        self.step_summary(label, files);
+        self.step_summary(label, files).await;
         ok
     }
 
     /// Sends the step summary, masked, when there is one and it is within GitHub's limit.
-    fn step_summary(&self, label: &StepLabel, files: &StepFiles) {
-        match env_files::check_step_summary(files.summary_size()) {
+    async fn step_summary(&self, label: &StepLabel, files: &StepFiles) {
+        let bytes = match files
+            .read(self.runtime.as_ref(), FileCommand::StepSummary)
+            .await
+        {
+            Ok(bytes) => bytes,
+            // Larger than the engine reads at all: over GitHub's limit in any case.
+            Err(BackendError::FileTooLarge { limit, .. }) => {
+                let too_large = env_files::StepSummaryTooLarge { size: limit + 1 };
+                self.step_log(label, LogLine::Error(&too_large.to_string()));
+                return;
+            }
+            Err(e) => {
+                let message = format!("cannot read the step summary: {e}");
+                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                return;
+            }
+        };
+        match env_files::check_step_summary(bytes.len() as u64) {
             Ok(env_files::StepSummary::Empty) => {}
             Ok(env_files::StepSummary::Upload) => {
-                let Ok(bytes) = files.read(FileCommand::StepSummary) else {
-                    return;
-                };
                 let markdown = self.masker_text(&env_files::decode(&bytes));
                 self.sink.event(&Event::StepSummary {
                     job: self.label,
@@ -613,9 +636,9 @@ pub(super) struct Prepared {
     pub files: StepFiles,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
-    pub working_directory: std::path::PathBuf,
+    pub working_directory: JobPath,
     /// A script file written for it, handed back to the job's scripts afterwards.
-    pub script_path: Option<std::path::PathBuf>,
+    pub script_path: Option<JobPath>,
 }
 
 /// `actions/checkout` of the repository itself (no `repository:` input), which a job whose

@@ -7,7 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hearth_engine::job::RunnerInfo;
 use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
+use std::sync::Arc;
+
 use hearth_host::HostBackend;
+use hearth_runner::route::Backends;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::register::parse_labels;
@@ -107,14 +110,17 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             client: client.clone(),
             address,
             runner: RunnerInfo::this_machine(runner_name),
-            labels,
-            backend: HostBackend::new(config.host.workdir_parent.clone()),
+            backends: Backends::new(labels).with_host(Arc::new(
+                HostBackend::new(config.host.workdir_parent.clone()).with_base_env(
+                    hearth_host::runner_env()
+                        .into_iter()
+                        .filter(|(name, _)| !is_runner_secret(name))
+                        .collect(),
+                ),
+            )),
             actions_cache: config.host.workdir_parent.join("_actions"),
             github_mirror: config.runner.github_mirror.clone(),
             reporter,
-            base_env: std::env::vars()
-                .filter(|(name, _)| !is_runner_secret(name))
-                .collect(),
             envs: config.runner.envs.clone().into_iter().collect(),
             timeout: config.runner.timeout,
             version,

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use std::sync::Arc;
+
+use hearth_backend::{Backend, HostPath};
 use hearth_host::HostBackend;
 
 use hearth_engine::job::{JobControl, RunnerInfo};
@@ -15,10 +18,11 @@ use hearth_workflow::plan::{self, JobPlan};
 
 use crate::cmd::exec::ExecArgs;
 use hearth_runner::exec::inputs::{MatrixFilter, ValueFlags};
-use hearth_runner::exec::schedule::{Place, PlannedWorkflow, Settings};
+use hearth_runner::exec::schedule::{PlannedWorkflow, Settings};
 use hearth_runner::exec::{console, json, schedule};
-use hearth_runner::labels::{Labels, Platform};
+use hearth_runner::labels::Labels;
 use hearth_runner::local_event::LocalEvent;
+use hearth_runner::route::Backends;
 use hearth_runner::workflow_files::{self, is_action_file};
 
 /// Runs `hearth exec`.
@@ -52,18 +56,6 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         return Ok(exit_code(invalid));
     }
 
-    let place = |runs_on: &[String]| -> Result<Place, String> {
-        let label = labels.pick(runs_on).map_err(|e| e.to_string())?;
-        match label.platform() {
-            Platform::Host => Ok(Place::Host),
-            Platform::Docker { image } => Err(format!(
-                "label `{}` runs jobs in Docker (image {image}), which `hearth exec` cannot do yet; \
-                 use --label {}:host to run it on this machine",
-                label.name(),
-                label.name()
-            )),
-        }
-    };
     let filter = |matrix: &serde_json::Map<String, serde_json::Value>| matrix_filter.allows(matrix);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let secrets: Vec<(String, String)> = values.secrets.into_iter().collect();
@@ -72,24 +64,23 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         masker.add(value);
     }
     masker.build();
-    let settings = Settings {
-        secrets,
-        masker,
-        extra_env: values.env.into_iter().collect(),
-        base_env: base_env(),
-        repository: Some(directory.clone()),
-        actions: std::sync::Arc::new(GitActions::new(&args.default_actions_url, actions_cache())),
-        runner: RunnerInfo::this_machine(hearth_runner::system::host_name()),
-        place: &place,
-        matrix_filter: &filter,
-        parallel: args.parallel.unwrap_or(cores),
-        dry_run: args.dry_run,
-    };
     let sink = make_sink(args.json);
     let root = std::env::temp_dir().join(format!("hearth-exec-{}", std::process::id()));
     // One run's jobs share the repository: a finished job's folder is refreshed for the next
     // rather than removed and copied anew (see hearth_host's `spares`).
-    let backend = HostBackend::new(root.clone()).with_folder_reuse();
+    let backend: Arc<dyn Backend> = Arc::new(HostBackend::new(root.clone()).with_folder_reuse());
+    let settings = Settings {
+        secrets,
+        masker,
+        extra_env: values.env.into_iter().collect(),
+        repository: Some(HostPath::new(directory.clone())),
+        actions: Arc::new(GitActions::new(&args.default_actions_url, actions_cache())),
+        runner: RunnerInfo::this_machine(hearth_runner::system::host_name()),
+        backends: Backends::new(labels).with_host(backend.clone()),
+        matrix_filter: &filter,
+        parallel: args.parallel.unwrap_or(cores),
+        dry_run: args.dry_run,
+    };
 
     // One thread: every job's future is polled from `block_on` on this thread anyway (they are
     // joined, not spawned), so worker threads would only wait for the processes' pipes and
@@ -102,14 +93,14 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let reports = runtime.block_on(async {
         let control = JobControl::default();
         let signals = watch_signals(control.clone());
-        let reports =
-            schedule::run_workflows(&workflows, &settings, &backend, sink.as_ref(), &control).await;
+        let reports = schedule::run_workflows(&workflows, &settings, sink.as_ref(), &control).await;
         signals.abort();
         reports
     });
     // In one removal, the folders still set aside for reuse with the rest: their folders are
     // then all removed side by side (dropping the backend afterwards finds them gone).
     let _ = hearth_host::remove_folder(&root);
+    drop(settings);
     drop(backend);
     sink.flush();
     if let Some(error) = sink.finish() {
@@ -307,14 +298,6 @@ fn list(workflows: &[PlannedWorkflow]) {
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
-}
-
-/// The environment steps start from: this process's, without variables that only make sense
-/// inside another runner's step (`INPUT_*`, `STATE_*`).
-fn base_env() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(name, _)| !name.starts_with("INPUT_") && !name.starts_with("STATE_"))
-        .collect()
 }
 
 /// First SIGINT or SIGTERM cancels the run (running steps are stopped, `always()` steps still

@@ -18,14 +18,13 @@ use hearth_events::Conclusion;
 use hearth_expr::{Object, Value};
 use hearth_forge::proto::runner::Result as TaskResult;
 use hearth_forge::{Client, ReporterOptions, TaskInfo, TaskReporter};
-use hearth_host::HostBackend;
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::payload::SingleJob;
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::GitActions;
-use crate::labels::{Labels, Platform};
+use crate::route::{Backends, Route};
 
 /// What every task of a daemon shares.
 pub struct TaskRuntime {
@@ -33,11 +32,9 @@ pub struct TaskRuntime {
     /// The forge's address as registered (`https://git.example.com`), without a trailing `/`.
     pub address: String,
     pub runner: RunnerInfo,
-    pub labels: Labels,
-    pub backend: HostBackend,
+    /// Where jobs run, by the scheme of the label they pick.
+    pub backends: Backends,
     pub reporter: ReporterOptions,
-    /// The environment steps start from: the daemon's own.
-    pub base_env: Vec<(String, String)>,
     /// `runner.envs` (and `env_file`) of the config: like `env:` at the workflow's top.
     pub envs: Vec<(String, String)>,
     /// Where fetched actions are kept.
@@ -122,12 +119,23 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         inputs: prepared.inputs,
         needs: prepared.needs,
         runner: runtime.runner.clone(),
-        base_env: prepared.base_env,
+        runner_env: prepared.runner_env,
         extra_env: runtime.envs.clone(),
         repository: None,
+        label_image: prepared.route.image.clone(),
+        owner: vec![
+            ("hearth.runner".to_owned(), runtime.runner.name.clone()),
+            ("hearth.task".to_owned(), task.id.to_string()),
+        ],
         actions: Some(Arc::new(action_source(&runtime, &task))),
     };
-    let outcome = run_job(&runtime.backend, &request, &reporter, &control).await;
+    let outcome = run_job(
+        prepared.route.backend.as_ref(),
+        &request,
+        &reporter,
+        &control,
+    )
+    .await;
     watcher.abort();
     let result = match outcome.result {
         Conclusion::Success => TaskResult::Success,
@@ -189,7 +197,9 @@ struct PreparedTask {
     needs: Object,
     secrets: Vec<(String, String)>,
     masker: Masker,
-    base_env: Vec<(String, String)>,
+    /// What the runner adds to every job's environment.
+    runner_env: Vec<(String, String)>,
+    route: Route,
 }
 
 enum Prepared {
@@ -257,18 +267,10 @@ fn prepare(
         Ok(JobPlan::Deferred { reason, .. }) => return Err(Prepared::Fail(reason)),
         Err(e) => return Err(Prepared::Fail(e.to_string())),
     };
-    match runtime.labels.pick(&planned.runs_on) {
-        Ok(label) => match label.platform() {
-            Platform::Host => {}
-            Platform::Docker { image } => {
-                return Err(Prepared::Fail(format!(
-                    "the label `{}` runs jobs in Docker (image {image}), which this runner cannot do yet",
-                    label.name()
-                )))
-            }
-        },
-        Err(e) => return Err(Prepared::Fail(e.to_string())),
-    }
+    let route = runtime
+        .backends
+        .route(&planned.runs_on)
+        .map_err(|e| Prepared::Fail(e.to_string()))?;
 
     let secrets: Vec<(String, String)> = task
         .secrets
@@ -283,7 +285,7 @@ fn prepare(
         masker.add(task.context_str(key));
     }
     masker.build();
-    let base_env = job_env(runtime, task);
+    let runner_env = job_env(runtime, task);
     Ok(PreparedTask {
         planned,
         github,
@@ -292,7 +294,8 @@ fn prepare(
         needs,
         secrets,
         masker,
-        base_env,
+        runner_env,
+        route,
     })
 }
 
@@ -324,14 +327,14 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
 }
 
 /// The variables the reference runners add for every job (§5.1 of the protocol spec), over the
-/// daemon's own environment.
+/// environment the job's runtime starts from.
 fn job_env(runtime: &TaskRuntime, task: &TaskInfo) -> Vec<(String, String)> {
     let address = &runtime.address;
     let runtime_token = match task.context_str("gitea_runtime_token") {
         "" => task.context_str("token"),
         token => token,
     };
-    let mut env: BTreeMap<String, String> = runtime.base_env.iter().cloned().collect();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
     let mut set = |name: &str, value: &str| {
         env.insert(name.to_owned(), value.to_owned());
     };

@@ -4,12 +4,12 @@
 //! run at once overall; with `fail-fast`, a failed combination cancels its siblings.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::route::Backends;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use hearth_backend::Backend;
+use hearth_backend::HostPath;
 use hearth_engine::job::remote::ActionSource;
 use hearth_engine::job::{
     default_step_name, run_job, JobControl, JobOutcome, JobRequest, RunnerInfo,
@@ -34,26 +34,19 @@ pub struct PlannedWorkflow {
     pub only: Option<Vec<String>>,
 }
 
-/// Where a job's labels send it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Place {
-    /// Directly on this machine.
-    Host,
-}
-
 /// What every job of the run shares.
 pub struct Settings<'a> {
     pub secrets: Vec<(String, String)>,
     /// Masks the secrets; built once and shared by every job.
     pub masker: Masker,
     pub extra_env: Vec<(String, String)>,
-    pub base_env: Vec<(String, String)>,
-    pub repository: Option<PathBuf>,
+    /// The repository every job's workspace is a copy of.
+    pub repository: Option<HostPath>,
     /// Where `uses: owner/repo@ref` actions come from.
     pub actions: Arc<dyn ActionSource>,
     pub runner: RunnerInfo,
-    /// Picks where a job with these `runs-on` labels runs, or says why it cannot.
-    pub place: &'a (dyn Fn(&[String]) -> Result<Place, String> + Sync),
+    /// Where a job with these `runs-on` labels runs, or why it cannot.
+    pub backends: Backends,
     /// `--matrix`: which combinations to run.
     pub matrix_filter: &'a (dyn Fn(&Map<String, Value>) -> bool + Sync),
     /// At most this many jobs at once (`--jobs`).
@@ -71,10 +64,9 @@ pub struct JobReport {
 }
 
 /// Runs every workflow's jobs; returns a report per job that ran or was skipped.
-pub async fn run_workflows<B: Backend>(
+pub async fn run_workflows(
     workflows: &[PlannedWorkflow],
     settings: &Settings<'_>,
-    backend: &B,
     sink: &dyn EventSink,
     control: &JobControl,
 ) -> Vec<JobReport> {
@@ -83,7 +75,6 @@ pub async fn run_workflows<B: Backend>(
         let scheduler = Scheduler {
             workflow,
             settings,
-            backend,
             sink,
             control,
             slots: &slots,
@@ -104,16 +95,15 @@ struct Finished {
     outputs: Vec<(String, String)>,
 }
 
-struct Scheduler<'a, B> {
+struct Scheduler<'a> {
     workflow: &'a PlannedWorkflow,
     settings: &'a Settings<'a>,
-    backend: &'a B,
     sink: &'a dyn EventSink,
     control: &'a JobControl,
     slots: &'a Semaphore,
 }
 
-impl<B: Backend> Scheduler<'_, B> {
+impl Scheduler<'_> {
     async fn run(&self) -> Vec<JobReport> {
         let jobs = &self.workflow.workflow.jobs;
         let wanted = self.wanted();
@@ -287,13 +277,13 @@ impl<B: Backend> Scheduler<'_, B> {
             );
             return (unrun(Conclusion::Cancelled), report(Conclusion::Cancelled));
         }
-        match (self.settings.place)(&instance.runs_on) {
-            Ok(Place::Host) => {}
+        let route = match self.settings.backends.route(&instance.runs_on) {
+            Ok(route) => route,
             Err(reason) => {
-                self.finish_unrun(&label, Conclusion::Skipped, Some(&reason));
+                self.finish_unrun(&label, Conclusion::Skipped, Some(&reason.to_string()));
                 return (unrun(Conclusion::Skipped), report(Conclusion::Skipped));
             }
-        }
+        };
         if self.settings.dry_run {
             self.dry_run(job, &label);
             return (unrun(Conclusion::Success), report(Conclusion::Success));
@@ -328,12 +318,14 @@ impl<B: Backend> Scheduler<'_, B> {
                 .unwrap_or_default(),
             needs: needs.clone(),
             runner: self.settings.runner.clone(),
-            base_env: self.settings.base_env.clone(),
+            runner_env: Vec::new(),
             extra_env: self.settings.extra_env.clone(),
             repository: self.settings.repository.clone(),
+            label_image: route.image.clone(),
+            owner: Vec::new(),
             actions: Some(self.settings.actions.clone()),
         };
-        let outcome = run_job(self.backend, &request, self.sink, control).await;
+        let outcome = run_job(route.backend.as_ref(), &request, self.sink, control).await;
         let result = outcome.result;
         (outcome, report(result))
     }

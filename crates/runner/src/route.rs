@@ -1,0 +1,167 @@
+//! Which backend runs a job: the one type through which `hearth exec` and `hearth daemon` send
+//! every job somewhere, by the scheme of the label its `runs-on` picks (`linux:host`,
+//! `ubuntu-latest:docker://node:20`). A backend is registered per scheme; a label whose scheme
+//! has no backend here is refused with a message that says what to change.
+
+use std::sync::Arc;
+
+use hearth_backend::Backend;
+
+use crate::labels::{Labels, NoMatch, Platform};
+
+/// The backends of a runner, by label scheme.
+#[derive(Clone)]
+pub struct Backends {
+    labels: Labels,
+    host: Option<Arc<dyn Backend>>,
+    docker: Option<Arc<dyn Backend>>,
+}
+
+/// Where one job runs.
+#[derive(Clone)]
+pub struct Route {
+    pub backend: Arc<dyn Backend>,
+    /// The label's name.
+    pub label: String,
+    /// The image a `docker://` label names: the job container's, when the job has no
+    /// `container:` of its own.
+    pub image: Option<String>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("label", &self.label)
+            .field("image", &self.image)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a job cannot run here.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// No label of this runner matches the job's `runs-on`.
+    #[error(transparent)]
+    NoMatch(#[from] NoMatch),
+    /// The label matches, but this runner has no backend for its scheme.
+    #[error(
+        "label `{label}` runs jobs in Docker (image {image}), which this runner cannot do yet; \
+         use the label `{label}:host` to run them on this machine"
+    )]
+    NoDocker { label: String, image: String },
+    /// The label runs jobs on the host, and this runner does not.
+    #[error("label `{label}` runs jobs on the host, which this runner does not do")]
+    NoHost { label: String },
+}
+
+impl Backends {
+    /// A runner with these labels and no backend yet.
+    pub fn new(labels: Labels) -> Self {
+        Backends {
+            labels,
+            host: None,
+            docker: None,
+        }
+    }
+
+    /// Runs `host` labels' jobs on `backend`.
+    pub fn with_host(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.host = Some(backend);
+        self
+    }
+
+    /// Runs `docker://` labels' jobs on `backend`.
+    pub fn with_docker(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.docker = Some(backend);
+        self
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// Every backend registered, once each (for reaping leftovers).
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Backend>> {
+        self.host.iter().chain(self.docker.iter())
+    }
+
+    /// Picks the label for `runs_on` (Gitea's rule, see [`Labels::pick`]) and the backend of
+    /// its scheme.
+    pub fn route(&self, runs_on: &[String]) -> Result<Route, RouteError> {
+        let label = self.labels.pick(runs_on)?;
+        let name = label.name().to_owned();
+        match label.platform() {
+            Platform::Host => match &self.host {
+                Some(backend) => Ok(Route {
+                    backend: backend.clone(),
+                    label: name,
+                    image: None,
+                }),
+                None => Err(RouteError::NoHost { label: name }),
+            },
+            Platform::Docker { image } => match &self.docker {
+                Some(backend) => Ok(Route {
+                    backend: backend.clone(),
+                    label: name,
+                    image: Some(image.clone()),
+                }),
+                None => Err(RouteError::NoDocker {
+                    label: name,
+                    image: image.clone(),
+                }),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_backend::{
+        BackendError, BoxFuture, CancellationToken, JobRuntime, JobSpec, SetupLog,
+    };
+
+    struct Nowhere;
+
+    impl Backend for Nowhere {
+        fn start<'a>(
+            &'a self,
+            _: JobSpec,
+            _: &'a mut dyn SetupLog,
+            _: &'a CancellationToken,
+        ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>> {
+            Box::pin(async { Err(BackendError::Unsupported("nowhere".into())) })
+        }
+    }
+
+    fn labels(specs: &[&str]) -> Labels {
+        let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
+        Labels::from_flags(&specs, &[]).unwrap()
+    }
+
+    #[test]
+    fn routes_by_scheme_and_says_what_is_missing() {
+        let backends = Backends::new(labels(&["linux:host", "ubuntu-latest:docker://node:20"]))
+            .with_host(Arc::new(Nowhere));
+        let host = backends.route(&["linux".into()]).unwrap();
+        assert_eq!((host.label.as_str(), host.image), ("linux", None));
+        let docker = backends.route(&["ubuntu-latest".into()]).unwrap_err();
+        assert_eq!(
+            docker.to_string(),
+            "label `ubuntu-latest` runs jobs in Docker (image node:20), which this runner cannot \
+             do yet; use the label `ubuntu-latest:host` to run them on this machine"
+        );
+        let with_docker = backends.clone().with_docker(Arc::new(Nowhere));
+        let routed = with_docker.route(&["ubuntu-latest".into()]).unwrap();
+        assert_eq!(routed.image.as_deref(), Some("node:20"));
+        assert!(matches!(
+            backends.route(&["windows".into()]),
+            Err(RouteError::NoMatch(_))
+        ));
+        let docker_only = Backends::new(labels(&["linux:host"])).with_docker(Arc::new(Nowhere));
+        assert!(matches!(
+            docker_only.route(&["linux".into()]),
+            Err(RouteError::NoHost { .. })
+        ));
+    }
+}
