@@ -4,7 +4,6 @@
 use std::fs;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use hearth_expr::{Object, Value as ExprValue};
 use hearth_workflow::filters::EventInfo;
 use hearth_workflow::model::{EventConfig, InputType, Scalar, Workflow};
@@ -28,7 +27,11 @@ pub struct LocalEvent {
 
 impl LocalEvent {
     /// The event `name` with the payload in `event_path`, in the repository around `directory`.
-    pub fn load(name: &str, event_path: Option<&Path>, directory: &Path) -> Result<Self> {
+    pub fn load(
+        name: &str,
+        event_path: Option<&Path>,
+        directory: &Path,
+    ) -> Result<Self, PayloadError> {
         let payload = match event_path {
             Some(path) => read_payload(path)?,
             None => Value::Object(Default::default()),
@@ -243,13 +246,35 @@ fn typed(kind: &InputType, value: &str) -> ExprValue {
     }
 }
 
-fn read_payload(path: &Path) -> Result<Value> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the event payload {}", path.display()))?;
-    let payload: Value = serde_json::from_str(&text)
-        .with_context(|| format!("the event payload {} is not valid JSON", path.display()))?;
+/// Why an event payload file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("cannot read the event payload {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the event payload {path} is not valid JSON: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("the event payload {0} must be a JSON object")]
+    NotObject(String),
+}
+
+fn read_payload(path: &Path) -> Result<Value, PayloadError> {
+    let shown = || path.display().to_string();
+    let text = fs::read_to_string(path).map_err(|source| PayloadError::Read {
+        path: shown(),
+        source,
+    })?;
+    let payload: Value = serde_json::from_str(&text).map_err(|source| PayloadError::Json {
+        path: shown(),
+        source,
+    })?;
     if !payload.is_object() {
-        bail!("the event payload {} must be a JSON object", path.display());
+        return Err(PayloadError::NotObject(shown()));
     }
     Ok(payload)
 }

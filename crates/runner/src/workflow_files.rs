@@ -3,8 +3,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-
 /// The folders a repository's workflows live in, in the forges' order of preference: Forgejo
 /// reads `.forgejo/workflows` when it exists, Gitea `.gitea/workflows`, both fall back to
 /// `.github/workflows`. Only the first folder that exists is used.
@@ -41,35 +39,57 @@ impl SourceFile {
     }
 }
 
+/// Why workflow files could not be found or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("no workflow folder in {root}: looked for {looked_for}")]
+    NoFolder { root: String, looked_for: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no workflow files (*.yml, *.yaml) in {0}")]
+    NoFiles(String),
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FilesError {
+    let path = display_path(path);
+    move |source| FilesError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 /// The workflow folder of the repository at `root`: the first of [`DEFAULT_FOLDERS`] that
 /// exists.
-pub fn default_folder(root: &Path) -> Result<PathBuf> {
+pub fn default_folder(root: &Path) -> Result<PathBuf, FilesError> {
     for folder in DEFAULT_FOLDERS {
         let path = root.join(folder);
         if path.is_dir() {
             return Ok(path);
         }
     }
-    bail!(
-        "no workflow folder in {}: looked for {}",
-        root.display(),
-        DEFAULT_FOLDERS.join(", ")
-    )
+    Err(FilesError::NoFolder {
+        root: root.display().to_string(),
+        looked_for: DEFAULT_FOLDERS.join(", "),
+    })
 }
 
 /// The files named by `paths`: a file as is, a folder's `*.yml` and `*.yaml` files (without
 /// descending into sub-folders, as the forges and act do), sorted by name.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FilesError> {
     let mut files = Vec::new();
     for path in paths {
-        let metadata =
-            fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let metadata = fs::metadata(path).map_err(io_error("read", path))?;
         if !metadata.is_dir() {
             files.push(path.clone());
             continue;
         }
         let mut found: Vec<PathBuf> = fs::read_dir(path)
-            .with_context(|| format!("cannot list {}", path.display()))?
+            .map_err(io_error("list", path))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.is_file() && is_yaml(p))
             .collect();
@@ -85,7 +105,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// # Errors
 ///
 /// No workflow folder, an unreadable path, or no `*.yml` / `*.yaml` file at all.
-pub fn find(paths: &[PathBuf], directory: &Path) -> Result<Vec<PathBuf>> {
+pub fn find(paths: &[PathBuf], directory: &Path) -> Result<Vec<PathBuf>, FilesError> {
     let paths = if paths.is_empty() {
         vec![default_folder(directory)?]
     } else {
@@ -94,7 +114,7 @@ pub fn find(paths: &[PathBuf], directory: &Path) -> Result<Vec<PathBuf>> {
     let files = collect(&paths)?;
     if files.is_empty() {
         let places: Vec<String> = paths.iter().map(|p| display_path(p)).collect();
-        bail!("no workflow files (*.yml, *.yaml) in {}", places.join(", "));
+        return Err(FilesError::NoFiles(places.join(", ")));
     }
     Ok(files)
 }
@@ -113,9 +133,9 @@ pub fn is_action_file(path: &Path) -> bool {
 
 /// Reads `path`. A file that is not UTF-8 is not an I/O error but a problem with the file,
 /// reported like the other problems in it.
-pub fn read(path: &Path) -> Result<SourceFile> {
+pub fn read(path: &Path) -> Result<SourceFile, FilesError> {
     let label = display_path(path);
-    let bytes = fs::read(path).with_context(|| format!("cannot read {label}"))?;
+    let bytes = fs::read(path).map_err(io_error("read", path))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -149,7 +169,9 @@ pub fn display_path(path: &Path) -> String {
 /// # Errors
 ///
 /// The file cannot be read at all.
-pub fn load_workflow(path: &Path) -> Result<Option<(String, hearth_workflow::model::Workflow)>> {
+pub fn load_workflow(
+    path: &Path,
+) -> Result<Option<(String, hearth_workflow::model::Workflow)>, FilesError> {
     let source = read(path)?;
     let text = match source.text() {
         Ok(text) => text,

@@ -2,85 +2,77 @@
 //! this machine, reporting to the console (or as JSON lines).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-use anyhow::{bail, Context, Result};
 use std::sync::Arc;
 
-use hearth_backend::{Backend, HostPath};
+use anyhow::{Context, Result};
+use hearth_backend::Backend;
+use hearth_engine::job::JobControl;
+use hearth_events::EventSink;
 use hearth_host::HostBackend;
-
-use hearth_engine::job::{JobControl, RunnerInfo};
-use hearth_events::{Conclusion, EventSink};
 use hearth_runner::actions::GitActions;
+use hearth_runner::exec::inputs::ValueFlags;
+use hearth_runner::exec::local::{self, ExplainSkips, LocalOptions};
+use hearth_runner::exec::schedule::PlannedWorkflow;
+use hearth_runner::exec::{console, json};
+use hearth_runner::labels::Labels;
+use hearth_runner::route::Backends;
 use hearth_workflow::plan::{self, JobPlan};
 
 use crate::cmd::exec::ExecArgs;
-use hearth_runner::exec::inputs::{MatrixFilter, ValueFlags};
-use hearth_runner::exec::schedule::{PlannedWorkflow, Settings};
-use hearth_runner::exec::{console, json, schedule};
-use hearth_runner::labels::Labels;
-use hearth_runner::local_event::LocalEvent;
-use hearth_runner::route::Backends;
-use hearth_runner::workflow_files::{self, is_action_file};
 
 /// Runs `hearth exec`.
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let directory = std::path::absolute(&args.directory)
         .with_context(|| format!("cannot resolve {}", args.directory.display()))?;
-    let values = ValueFlags {
-        secrets: args.secrets.clone(),
-        secret_files: args.secret_files.clone(),
-        vars: args.vars.clone(),
-        var_files: args.var_files.clone(),
-        envs: args.envs.clone(),
-        env_files: args.env_files.clone(),
-        inputs: args.inputs.clone(),
-        input_files: args.input_files.clone(),
-    }
-    .load(&directory)?;
+    let options = LocalOptions {
+        event: args.event.clone(),
+        workflows: args.workflows.clone(),
+        directory,
+        event_path: args.event_path.clone(),
+        jobs_only: args.jobs_only.clone(),
+        values: ValueFlags {
+            secrets: args.secrets.clone(),
+            secret_files: args.secret_files.clone(),
+            vars: args.vars.clone(),
+            var_files: args.var_files.clone(),
+            envs: args.envs.clone(),
+            env_files: args.env_files.clone(),
+            inputs: args.inputs.clone(),
+            input_files: args.input_files.clone(),
+        },
+        matrix: args.matrix.clone(),
+        actor: args.actor.clone(),
+        ignore_filters: args.ignore_filters,
+        dry_run: args.dry_run,
+        parallel: args.parallel,
+        explain_skips: match (args.json, args.list) {
+            (true, _) => ExplainSkips::Quiet,
+            (false, true) => ExplainSkips::All,
+            (false, false) => ExplainSkips::Named,
+        },
+    };
     let labels = Labels::from_flags(&args.labels, &args.platforms)?;
-    let matrix_filter = MatrixFilter::parse(&args.matrix)?;
-    let vars: Vec<(String, String)> = values.vars.into_iter().collect();
-    let inputs: Vec<(String, String)> = values.inputs.into_iter().collect();
-
-    let event = LocalEvent::load(&args.event, args.event_path.as_deref(), &directory)?;
-    let (workflows, invalid) = load_workflows(&args, &directory, &event, &vars, &inputs)?;
+    let loaded = local::load(&options)?;
     if args.list {
-        list(&workflows);
-        return Ok(exit_code(invalid));
+        list(&loaded.workflows);
+        return Ok(exit_code(loaded.invalid));
     }
-    if workflows.is_empty() {
+    if loaded.workflows.is_empty() {
         eprintln!("hearth: no workflow runs on `{}`", args.event);
-        return Ok(exit_code(invalid));
+        return Ok(exit_code(loaded.invalid));
     }
 
-    let filter = |matrix: &serde_json::Map<String, serde_json::Value>| matrix_filter.allows(matrix);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let secrets: Vec<(String, String)> = values.secrets.into_iter().collect();
-    let mut masker = hearth_engine::mask::Masker::new();
-    for (_, value) in &secrets {
-        masker.add(value);
-    }
-    masker.build();
     let sink = make_sink(args.json);
     let root = std::env::temp_dir().join(format!("hearth-exec-{}", std::process::id()));
     // One run's jobs share the repository: a finished job's folder is refreshed for the next
     // rather than removed and copied anew (see hearth_host's `spares`).
-    let backend: Arc<dyn Backend> = Arc::new(HostBackend::new(root.clone()).with_folder_reuse());
-    let settings = Settings {
-        secrets,
-        masker,
-        extra_env: values.env.into_iter().collect(),
-        repository: Some(HostPath::new(directory.clone())),
-        actions: Arc::new(GitActions::new(&args.default_actions_url, actions_cache())),
-        runner: RunnerInfo::this_machine(hearth_runner::system::host_name()),
-        backends: Backends::new(labels).with_host(backend.clone()),
-        matrix_filter: &filter,
-        parallel: args.parallel.unwrap_or(cores),
-        dry_run: args.dry_run,
-    };
+    let host: Arc<dyn Backend> = Arc::new(HostBackend::new(root.clone()).with_folder_reuse());
+    let backends = Backends::new(labels).with_host(host);
+    let actions = Arc::new(GitActions::new(
+        &args.default_actions_url,
+        local::actions_cache(),
+    ));
 
     // One thread: every job's future is polled from `block_on` on this thread anyway (they are
     // joined, not spawned), so worker threads would only wait for the processes' pipes and
@@ -90,18 +82,17 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let reports = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let control = JobControl::default();
         let signals = watch_signals(control.clone());
-        let reports = schedule::run_workflows(&workflows, &settings, sink.as_ref(), &control).await;
+        let outcome =
+            local::run(&options, loaded, backends, actions, sink.as_ref(), &control).await;
         signals.abort();
-        reports
+        outcome
     });
     // In one removal, the folders still set aside for reuse with the rest: their folders are
     // then all removed side by side (dropping the backend afterwards finds them gone).
     let _ = hearth_host::remove_folder(&root);
-    drop(settings);
-    drop(backend);
     sink.flush();
     if let Some(error) = sink.finish() {
         // A closed pipe (`hearth exec | head`) is the reader's choice, not a problem.
@@ -109,26 +100,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
             eprintln!("hearth: writing the log failed: {error}");
         }
     }
-
-    let failed = reports
-        .iter()
-        .any(|r| matches!(r.result, Conclusion::Failure | Conclusion::Cancelled) && !r.may_fail);
-    Ok(exit_code(invalid || failed))
-}
-
-/// Where fetched actions are kept between runs: `$XDG_CACHE_HOME/hearth/actions`, else
-/// `~/.cache/hearth/actions`, else under the temporary folder.
-fn actions_cache() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|home| PathBuf::from(home).join(".cache"))
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("hearth").join("actions")
+    Ok(exit_code(outcome.failed()))
 }
 
 fn exit_code(failed: bool) -> ExitCode {
@@ -165,79 +137,6 @@ impl<W: std::io::Write + Send> FinalSink for console::Console<W> {
         self.write_summary();
         self.take_error()
     }
-}
-
-/// Reads the workflow files and keeps those the event triggers, with `-j` applied; `true`
-/// alongside when a file was invalid (already reported).
-fn load_workflows(
-    args: &ExecArgs,
-    directory: &Path,
-    event: &LocalEvent,
-    vars: &[(String, String)],
-    inputs: &[(String, String)],
-) -> Result<(Vec<PlannedWorkflow>, bool)> {
-    let files: Vec<PathBuf> = workflow_files::find(&args.workflows, directory)?
-        .into_iter()
-        .filter(|p| !is_action_file(p))
-        .collect();
-    let info = event.info();
-    let mut invalid = false;
-    let mut workflows = Vec::new();
-    let mut found_jobs: HashMap<&str, bool> =
-        args.jobs_only.iter().map(|j| (j.as_str(), false)).collect();
-    for path in &files {
-        let Some((label, workflow)) = workflow_files::load_workflow(path)? else {
-            invalid = true;
-            continue;
-        };
-        let triggered = if args.ignore_filters {
-            match workflow.on.event(&args.event) {
-                Some(_) => Ok(()),
-                None => Err(format!("the workflow does not run on `{}`", args.event)),
-            }
-        } else {
-            plan::triggered_by(&workflow, &info)
-        };
-        if let Err(reason) = triggered {
-            if !args.json && (args.workflows.iter().any(|w| w == path) || args.list) {
-                eprintln!("{}: not run: {reason}", label);
-            }
-            continue;
-        }
-        let only = if args.jobs_only.is_empty() {
-            None
-        } else {
-            let here: Vec<String> = workflow
-                .jobs
-                .iter()
-                .map(|j| j.id.value.clone())
-                .filter(|id| args.jobs_only.contains(id))
-                .collect();
-            if here.is_empty() {
-                continue;
-            }
-            for id in &here {
-                if let Some(found) = found_jobs.get_mut(id.as_str()) {
-                    *found = true;
-                }
-            }
-            Some(here)
-        };
-        let run = event.run_context(&workflow, path, args.actor.as_deref(), vars, inputs);
-        workflows.push(PlannedWorkflow {
-            label,
-            workflow,
-            run,
-            only,
-        });
-    }
-    if let Some((missing, _)) = found_jobs.iter().find(|(_, found)| !**found) {
-        bail!(
-            "no job `{missing}` in the workflows that run on `{}`",
-            args.event
-        );
-    }
-    Ok((workflows, invalid))
 }
 
 /// `-l`: the jobs in stage order, as act lists them.

@@ -5,5 +5,6 @@
 pub mod console;
 pub mod inputs;
 pub mod json;
+pub mod local;
 mod out;
 pub mod schedule;

@@ -1,0 +1,260 @@
+//! A local run (`hearth exec`) as a library call: the workflows an event triggers in a
+//! repository, planned and run on the backends given, reported to the sink given. The binary
+//! adds only its command line, the console, signals and the exit code; tests run the same code
+//! in-process, on any backend.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hearth_backend::HostPath;
+use hearth_engine::job::remote::ActionSource;
+use hearth_engine::job::{JobControl, RunnerInfo};
+use hearth_engine::mask::Masker;
+use hearth_events::{Conclusion, EventSink};
+use hearth_workflow::plan;
+
+use super::inputs::{InputError, MatrixFilter, ValueFlags};
+use super::schedule::{self, JobReport, PlannedWorkflow, Settings};
+use crate::local_event::{LocalEvent, PayloadError};
+use crate::route::Backends;
+use crate::workflow_files::{self, is_action_file, FilesError};
+
+/// What to run: act's flags, read.
+#[derive(Clone, Debug, Default)]
+pub struct LocalOptions {
+    /// The event that triggers the run (`push`).
+    pub event: String,
+    /// Workflow files or folders; empty for the repository's workflow folder.
+    pub workflows: Vec<PathBuf>,
+    /// The repository (absolute).
+    pub directory: PathBuf,
+    /// The event's payload file.
+    pub event_path: Option<PathBuf>,
+    /// `-j`: only these jobs (and what they need).
+    pub jobs_only: Vec<String>,
+    /// Secrets, vars, env and inputs, as flags and files.
+    pub values: ValueFlags,
+    /// `--matrix` filters.
+    pub matrix: Vec<String>,
+    /// `github.actor`.
+    pub actor: Option<String>,
+    /// Run workflows whatever their filters say.
+    pub ignore_filters: bool,
+    /// `--dryrun`.
+    pub dry_run: bool,
+    /// At most this many jobs at once (default: the number of cores).
+    pub parallel: Option<usize>,
+    /// Which workflows that do not run on the event get a line on stderr saying why.
+    pub explain_skips: ExplainSkips,
+}
+
+/// Which workflows that do not run get a line on stderr saying why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExplainSkips {
+    /// None (`--json`: stderr is not for people either).
+    #[default]
+    Quiet,
+    /// Those named on the command line.
+    Named,
+    /// All (`-l`).
+    All,
+}
+
+/// Why a local run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    #[error("no job `{job}` in the workflows that run on `{event}`")]
+    NoSuchJob { job: String, event: String },
+}
+
+/// The workflows a local run would run.
+pub struct Loaded {
+    pub workflows: Vec<PlannedWorkflow>,
+    /// A workflow file was invalid (its problems were printed to stderr).
+    pub invalid: bool,
+    secrets: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    matrix: MatrixFilter,
+}
+
+/// How a local run ended.
+#[derive(Debug)]
+pub struct LocalOutcome {
+    /// One report per job (matrix combination) that ran or was skipped.
+    pub reports: Vec<JobReport>,
+    /// A workflow file was invalid.
+    pub invalid: bool,
+}
+
+impl LocalOutcome {
+    /// `true` when a job failed (and was not allowed to) or a workflow was invalid: the exit
+    /// code is 1.
+    pub fn failed(&self) -> bool {
+        self.invalid
+            || self.reports.iter().any(|r| {
+                matches!(r.result, Conclusion::Failure | Conclusion::Cancelled) && !r.may_fail
+            })
+    }
+}
+
+/// Reads the values, the event and the workflow files, and keeps the workflows the event
+/// triggers, with `-j` applied.
+pub fn load(options: &LocalOptions) -> Result<Loaded, LocalError> {
+    let values = options.values.load(&options.directory)?;
+    let matrix = MatrixFilter::parse(&options.matrix)?;
+    let vars: Vec<(String, String)> = values.vars.into_iter().collect();
+    let inputs: Vec<(String, String)> = values.inputs.into_iter().collect();
+    let event = LocalEvent::load(
+        &options.event,
+        options.event_path.as_deref(),
+        &options.directory,
+    )?;
+    let (workflows, invalid) = load_workflows(options, &event, &vars, &inputs)?;
+    Ok(Loaded {
+        workflows,
+        invalid,
+        secrets: values.secrets.into_iter().collect(),
+        env: values.env.into_iter().collect(),
+        matrix,
+    })
+}
+
+/// Runs what [`load`] found on `backends`, reporting to `sink`; `actions` fetches actions of
+/// other repositories.
+pub async fn run(
+    options: &LocalOptions,
+    loaded: Loaded,
+    backends: Backends,
+    actions: Arc<dyn ActionSource>,
+    sink: &dyn EventSink,
+    control: &JobControl,
+) -> LocalOutcome {
+    let mut masker = Masker::new();
+    for (_, value) in &loaded.secrets {
+        masker.add(value);
+    }
+    masker.build();
+    let matrix = loaded.matrix;
+    let filter = |m: &serde_json::Map<String, serde_json::Value>| matrix.allows(m);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let settings = Settings {
+        secrets: loaded.secrets,
+        masker,
+        extra_env: loaded.env,
+        repository: Some(HostPath::new(options.directory.clone())),
+        actions,
+        runner: RunnerInfo::this_machine(crate::system::host_name()),
+        backends,
+        matrix_filter: &filter,
+        parallel: options.parallel.unwrap_or(cores),
+        dry_run: options.dry_run,
+    };
+    let reports = schedule::run_workflows(&loaded.workflows, &settings, sink, control).await;
+    LocalOutcome {
+        reports,
+        invalid: loaded.invalid,
+    }
+}
+
+/// Reads the workflow files and keeps those the event triggers, with `-j` applied; `true`
+/// alongside when a file was invalid (already reported).
+fn load_workflows(
+    options: &LocalOptions,
+    event: &LocalEvent,
+    vars: &[(String, String)],
+    inputs: &[(String, String)],
+) -> Result<(Vec<PlannedWorkflow>, bool), LocalError> {
+    let files: Vec<PathBuf> = workflow_files::find(&options.workflows, &options.directory)?
+        .into_iter()
+        .filter(|p| !is_action_file(p))
+        .collect();
+    let info = event.info();
+    let mut invalid = false;
+    let mut workflows = Vec::new();
+    let mut found_jobs: HashMap<&str, bool> = options
+        .jobs_only
+        .iter()
+        .map(|j| (j.as_str(), false))
+        .collect();
+    for path in &files {
+        let Some((label, workflow)) = workflow_files::load_workflow(path)? else {
+            invalid = true;
+            continue;
+        };
+        let triggered = if options.ignore_filters {
+            match workflow.on.event(&options.event) {
+                Some(_) => Ok(()),
+                None => Err(format!("the workflow does not run on `{}`", options.event)),
+            }
+        } else {
+            plan::triggered_by(&workflow, &info)
+        };
+        if let Err(reason) = triggered {
+            let named = options.workflows.iter().any(|w| w == path);
+            let explain = match options.explain_skips {
+                ExplainSkips::Quiet => false,
+                ExplainSkips::Named => named,
+                ExplainSkips::All => true,
+            };
+            if explain {
+                eprintln!("{label}: not run: {reason}");
+            }
+            continue;
+        }
+        let only = if options.jobs_only.is_empty() {
+            None
+        } else {
+            let here: Vec<String> = workflow
+                .jobs
+                .iter()
+                .map(|j| j.id.value.clone())
+                .filter(|id| options.jobs_only.contains(id))
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            for id in &here {
+                if let Some(found) = found_jobs.get_mut(id.as_str()) {
+                    *found = true;
+                }
+            }
+            Some(here)
+        };
+        let run = event.run_context(&workflow, path, options.actor.as_deref(), vars, inputs);
+        workflows.push(PlannedWorkflow {
+            label,
+            workflow,
+            run,
+            only,
+        });
+    }
+    if let Some((missing, _)) = found_jobs.iter().find(|(_, found)| !**found) {
+        return Err(LocalError::NoSuchJob {
+            job: (*missing).to_owned(),
+            event: options.event.clone(),
+        });
+    }
+    Ok((workflows, invalid))
+}
+
+/// Where fetched actions are kept between runs: `$XDG_CACHE_HOME/hearth/actions`, else
+/// `~/.cache/hearth/actions`, else under the temporary folder.
+pub fn actions_cache() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".cache"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("hearth").join("actions")
+}
