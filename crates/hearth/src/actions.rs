@@ -38,6 +38,12 @@ impl GitActions {
         }
     }
 
+    #[cfg(test)]
+    fn with_git(mut self, program: &Path) -> GitActions {
+        self.program = program.to_owned();
+        self
+    }
+
     /// Authenticates to the base URL with `token` (the task's token, for the forge itself).
     pub fn with_token(mut self, token: &str) -> GitActions {
         if !token.is_empty() {
@@ -87,26 +93,29 @@ impl GitActions {
                 &["init", "-q", "--bare"],
                 Some(&git_dir),
                 None,
+                &[],
             )
             .await?;
         }
         let url = format!("{}/{repository}", self.base_url);
-        let mut fetch = Vec::new();
-        let header;
-        if let Some(token) = &self.token {
-            use base64::Engine as _;
-            let basic =
-                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-            header = format!("http.extraHeader=Authorization: Basic {basic}");
-            fetch.extend(["-c", header.as_str()]);
-        }
-        fetch.extend(fetch_args(&url, reference));
-        git(&self.program, &fetch, Some(&git_dir), None).await?;
+        let auth = match &self.token {
+            Some(token) => authorization_config(token, std::env::var("GIT_CONFIG_COUNT").ok()),
+            None => Vec::new(),
+        };
+        git(
+            &self.program,
+            &fetch_args(&url, reference),
+            Some(&git_dir),
+            None,
+            &auth,
+        )
+        .await?;
         let commit = git(
             &self.program,
             &["rev-parse", "FETCH_HEAD"],
             Some(&git_dir),
             None,
+            &[],
         )
         .await?;
         let commit = commit.trim();
@@ -124,6 +133,7 @@ impl GitActions {
             &["checkout", "-q", "-f", commit, "--", "."],
             Some(&git_dir),
             Some(&partial),
+            &[],
         )
         .await?;
         std::fs::rename(&partial, &checked_out)
@@ -157,13 +167,37 @@ fn fetch_args<'a>(url: &'a str, reference: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// Runs `git` with `args` on `git_dir` (and `work_tree`); its standard output, or its error
-/// output as the error.
+/// The token as git configuration in the environment of one command (`GIT_CONFIG_COUNT`,
+/// `GIT_CONFIG_KEY_<n>`, `GIT_CONFIG_VALUE_<n>`, git 2.31 and later), after the entries
+/// `inherited` (this process's `GIT_CONFIG_COUNT`) says are there already. Not `-c` in the
+/// arguments: any local user can read a process's command line in `/proc/<pid>/cmdline`,
+/// while its environment is readable only by its owner. The helpers git starts for HTTP
+/// inherit the environment, so they send the header.
+fn authorization_config(token: &str, inherited: Option<String>) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let index = inherited.and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    vec![
+        (
+            format!("GIT_CONFIG_KEY_{index}"),
+            "http.extraHeader".to_owned(),
+        ),
+        (
+            format!("GIT_CONFIG_VALUE_{index}"),
+            format!("Authorization: Basic {basic}"),
+        ),
+        ("GIT_CONFIG_COUNT".to_owned(), (index + 1).to_string()),
+    ]
+}
+
+/// Runs `git` with `args` on `git_dir` (and `work_tree`) and `env` added to its environment;
+/// its standard output, or its error output as the error.
 async fn git(
     program: &Path,
     args: &[&str],
     git_dir: Option<&Path>,
     work_tree: Option<&Path>,
+    env: &[(String, String)],
 ) -> Result<String, String> {
     let mut command = Command::new(program);
     if let Some(dir) = git_dir {
@@ -174,6 +208,7 @@ async fn git(
     }
     let output = command
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .output()
@@ -181,11 +216,6 @@ async fn git(
         .map_err(|e| format!("cannot run git: {e}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let args: Vec<&str> = args
-            .iter()
-            .copied()
-            .filter(|a| !a.starts_with("http.extraHeader"))
-            .collect();
         return Err(format!("git {} failed: {}", args.join(" "), stderr.trim()));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
@@ -193,7 +223,11 @@ async fn git(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
     use std::process::Command as StdCommand;
+    use std::sync::{Arc, Mutex as StdMutex};
 
     use super::*;
 
@@ -222,6 +256,149 @@ mod tests {
 
     fn file_url(dir: &Path) -> String {
         format!("file://{}", dir.display())
+    }
+
+    /// A smart-HTTP git server on 127.0.0.1: `git http-backend` run as CGI for the
+    /// repositories under `root`, answering 401 to any request without `Authorization:
+    /// {expected}`. Records the `Authorization` header of every request.
+    struct GitHttp {
+        url: String,
+        seen: Arc<StdMutex<Vec<Option<String>>>>,
+    }
+
+    fn serve_git_http(root: PathBuf, expected: String) -> GitHttp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (root, expected, record) = (root.clone(), expected.clone(), record.clone());
+                std::thread::spawn(move || answer(stream, &root, &expected, &record));
+            }
+        });
+        GitHttp { url, seen }
+    }
+
+    fn answer(
+        stream: TcpStream,
+        root: &Path,
+        expected: &str,
+        seen: &StdMutex<Vec<Option<String>>>,
+    ) {
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("request line");
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_owned();
+        let target = words.next().unwrap_or_default().to_owned();
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).expect("header");
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let authorization = headers.get("authorization").cloned();
+        seen.lock().expect("lock").push(authorization.clone());
+        let mut stream = stream;
+        if authorization.as_deref() != Some(expected) {
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        }
+        let mut body = Vec::new();
+        if headers
+            .get("transfer-encoding")
+            .is_some_and(|t| t == "chunked")
+        {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).expect("chunk size");
+                let size = usize::from_str_radix(size.trim(), 16).expect("hex size");
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).expect("chunk");
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = headers.get("content-length") {
+            body.resize(length.parse().expect("length"), 0);
+            reader.read_exact(&mut body).expect("body");
+        }
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let header = |name: &str| headers.get(name).cloned().unwrap_or_default();
+        let mut backend = StdCommand::new("git")
+            .arg("http-backend")
+            .env("GIT_PROJECT_ROOT", root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("REQUEST_METHOD", &method)
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query)
+            .env("CONTENT_TYPE", header("content-type"))
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+            .env("GIT_PROTOCOL", header("git-protocol"))
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("git http-backend runs");
+        backend
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&body)
+            .expect("body to the backend");
+        let output = backend.wait_with_output().expect("backend output");
+        let cgi = output.stdout;
+        let split = cgi
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| (at, 4))
+            .or_else(|| cgi.windows(2).position(|w| w == b"\n\n").map(|at| (at, 2)))
+            .expect("CGI headers");
+        let cgi_headers = String::from_utf8_lossy(&cgi[..split.0]).into_owned();
+        let content = &cgi[split.0 + split.1..];
+        let mut status = "200 OK".to_owned();
+        let mut response = String::new();
+        for header in cgi_headers.lines() {
+            match header.strip_prefix("Status:") {
+                Some(code) => status = code.trim().to_owned(),
+                None => response.push_str(&format!("{header}\r\n")),
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 {status}\r\n{response}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            content.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(content);
+    }
+
+    /// A `git` that writes its arguments, one a line, to `log`, then runs the real one.
+    fn recording_git(dir: &Path, log: &Path) -> PathBuf {
+        let script = dir.join("git");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\nexec git \"$@\"\n",
+                log.display()
+            ),
+        )
+        .expect("script");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("executable");
+        script
     }
 
     #[tokio::test]
@@ -268,5 +445,59 @@ mod tests {
             .position(|a| *a == "https://forge.example/acme/greet");
         assert!(url.is_some_and(|url| end < url), "{args:?}");
         assert_eq!(args.last(), Some(&"main"));
+    }
+
+    #[tokio::test]
+    async fn the_token_authenticates_the_fetch_but_is_not_in_the_arguments_of_git() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/private");
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:s3cret-t0ken");
+        let server = serve_git_http(actions, format!("Basic {basic}"));
+        let log = dir.path().join("argv");
+        let git = recording_git(dir.path(), &log);
+
+        // The server does refuse a fetch without it.
+        let anonymous = GitActions::new(&server.url, dir.path().join("cache-1")).with_git(&git);
+        let refused = anonymous.fetch("acme/private", "v1").await;
+        assert!(refused.is_err(), "{refused:?}");
+
+        let source = GitActions::new(&server.url, dir.path().join("cache-2"))
+            .with_token("s3cret-t0ken")
+            .with_git(&git);
+        let folder = source.fetch("acme/private", "v1").await.expect("fetched");
+        assert!(folder.join("action.yml").exists());
+        let seen = server.seen.lock().expect("lock").clone();
+        assert!(
+            seen.iter()
+                .any(|a| a.as_deref() == Some(&format!("Basic {basic}"))),
+            "{seen:?}"
+        );
+        let argv = std::fs::read_to_string(&log).expect("argv recorded");
+        assert!(argv.contains("fetch"), "{argv}");
+        for secret in [
+            "s3cret-t0ken",
+            basic.as_str(),
+            "Authorization",
+            "extraHeader",
+        ] {
+            assert!(
+                !argv.contains(secret),
+                "{secret} in the argv of git:\n{argv}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_is_added_after_inherited_configuration() {
+        let env = authorization_config("t", Some("2".to_owned()));
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["GIT_CONFIG_KEY_2", "GIT_CONFIG_VALUE_2", "GIT_CONFIG_COUNT"]
+        );
+        assert_eq!(env[2].1, "3");
+        assert_eq!(authorization_config("t", None)[2].1, "1");
     }
 }
