@@ -4,15 +4,28 @@
 //! actions of every job), so a branch reference is never stale; what it points at is checked
 //! out once per commit under `<cache>/<owner>/<repo>/<commit>` and reused from then on. The
 //! base URL is GitHub's by default, or the forge's `DEFAULT_ACTIONS_URL` for its jobs.
+//!
+//! Fetches of one repository take turns; those of different repositories run side by side.
+//! Every git command has a time limit and stops when the job is cancelled, killed with the
+//! helpers it started, so a forge or mirror that never answers holds up no other job.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use hearth_engine::job::remote::ActionSource;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// How long one git command may take: a shallow fetch of an action is seconds, so this only
+/// ends a fetch from a server that stopped answering.
+const GIT_TIME_LIMIT: Duration = Duration::from_secs(10 * 60);
 
 /// Fetches actions from `{base_url}/{owner}/{repo}`.
 pub struct GitActions {
@@ -22,11 +35,25 @@ pub struct GitActions {
     token: Option<String>,
     /// The `git` to run (`git` from `PATH`; a test puts a recorder in front of it).
     program: PathBuf,
+    /// How long each git command may take before it is killed.
+    time_limit: Duration,
 }
 
-/// One fetch at a time in this process: fetches share each repository's git folder and its
-/// `FETCH_HEAD`, whichever job (and so whichever `GitActions`) asks.
-static FETCHING: Mutex<()> = Mutex::const_new(());
+/// A lock per repository folder, whichever job (and so whichever `GitActions`) asks: fetches
+/// of one repository share its git folder (its shallow file, index and `FETCH_HEAD`), so they
+/// take turns; other repositories do not wait for them.
+static FETCHING: std::sync::Mutex<BTreeMap<PathBuf, Arc<Mutex<()>>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The lock of the repository in `folder`.
+fn repository_lock(folder: &Path) -> Arc<Mutex<()>> {
+    // Held only to look up; a panic elsewhere cannot leave the map half-changed.
+    let mut locks = FETCHING.lock().unwrap_or_else(PoisonError::into_inner);
+    // A lock only the map holds is neither held nor awaited: dropping it keeps the map as
+    // small as the fetches in flight.
+    locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+    Arc::clone(locks.entry(folder.to_owned()).or_default())
+}
 
 impl GitActions {
     pub fn new(base_url: &str, cache: PathBuf) -> GitActions {
@@ -35,12 +62,19 @@ impl GitActions {
             cache,
             token: None,
             program: PathBuf::from("git"),
+            time_limit: GIT_TIME_LIMIT,
         }
     }
 
     #[cfg(test)]
     fn with_git(mut self, program: &Path) -> GitActions {
         self.program = program.to_owned();
+        self
+    }
+
+    #[cfg(test)]
+    fn with_time_limit(mut self, limit: Duration) -> GitActions {
+        self.time_limit = limit;
         self
     }
 
@@ -77,47 +111,35 @@ impl GitActions {
         &self,
         repository: &str,
         reference: &str,
+        cancel: &CancellationToken,
     ) -> Result<PathBuf, String> {
-        let _one_at_a_time = FETCHING.lock().await;
         let folder = self.repository_folder(repository)?;
         // The engine checks refs already; this keeps `git fetch` safe whoever the caller is.
         if reference.is_empty() || reference.starts_with('-') {
             return Err(format!("refusing the ref '{reference}' of {repository}"));
         }
+        let lock = repository_lock(&folder);
+        let _one_at_a_time = tokio::select! {
+            guard = lock.lock() => guard,
+            () = cancel.cancelled() => return Err(CANCELLED.to_owned()),
+        };
         let git_dir = folder.join(".git");
         if !git_dir.exists() {
             std::fs::create_dir_all(&folder)
                 .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-            git(
-                &self.program,
-                &["init", "-q", "--bare"],
-                Some(&git_dir),
-                None,
-                &[],
-            )
-            .await?;
+            self.git(&["init", "-q", "--bare"], &git_dir, None, &[], cancel)
+                .await?;
         }
         let url = format!("{}/{repository}", self.base_url);
         let auth = match &self.token {
             Some(token) => authorization_config(token, std::env::var("GIT_CONFIG_COUNT").ok()),
             None => Vec::new(),
         };
-        git(
-            &self.program,
-            &fetch_args(&url, reference),
-            Some(&git_dir),
-            None,
-            &auth,
-        )
-        .await?;
-        let commit = git(
-            &self.program,
-            &["rev-parse", "FETCH_HEAD"],
-            Some(&git_dir),
-            None,
-            &[],
-        )
-        .await?;
+        self.git(&fetch_args(&url, reference), &git_dir, None, &auth, cancel)
+            .await?;
+        let commit = self
+            .git(&["rev-parse", "FETCH_HEAD"], &git_dir, None, &[], cancel)
+            .await?;
         let commit = commit.trim();
         let checked_out = folder.join(commit);
         if checked_out.exists() {
@@ -128,28 +150,127 @@ impl GitActions {
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial)
             .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-        git(
-            &self.program,
+        self.git(
             &["checkout", "-q", "-f", commit, "--", "."],
-            Some(&git_dir),
+            &git_dir,
             Some(&partial),
             &[],
+            cancel,
         )
         .await?;
         std::fs::rename(&partial, &checked_out)
             .map_err(|e| format!("cannot move the action into {}: {e}", checked_out.display()))?;
         Ok(checked_out)
     }
+
+    /// Runs `git` with `args` on `git_dir` (and `work_tree`) and `env` added to its
+    /// environment; its standard output, or its error output as the error. Past the time
+    /// limit or on `cancel`, git and the helpers it started are killed.
+    async fn git(
+        &self,
+        args: &[&str],
+        git_dir: &Path,
+        work_tree: Option<&Path>,
+        env: &[(String, String)],
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let mut command = Command::new(&self.program);
+        command.arg("--git-dir").arg(git_dir);
+        if let Some(tree) = work_tree {
+            command.arg("--work-tree").arg(tree);
+        }
+        command
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A group of its own: `git-remote-http` waits on the network, not on git, and
+            // must go with it.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        // Declared after `child`, so dropped (and killing) before it is.
+        let mut group = ProcessGroup(child.id().and_then(|id| i32::try_from(id).ok()));
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let ended = tokio::select! {
+            ended = async {
+                let (out, err) = tokio::join!(read_all(&mut stdout), read_all(&mut stderr));
+                // Reaped last: until then the group's id cannot be another's.
+                (out, err, child.wait().await)
+            } => Ok(ended),
+            () = tokio::time::sleep(self.time_limit) => Err(format!(
+                "git {} did not finish within {:?}; stopped",
+                args.first().copied().unwrap_or_default(),
+                self.time_limit
+            )),
+            () = cancel.cancelled() => Err(CANCELLED.to_owned()),
+        };
+        let (stdout, stderr, status) = match ended {
+            Ok(ended) => {
+                group.0 = None;
+                ended
+            }
+            Err(message) => {
+                group.kill();
+                let _ = child.wait().await;
+                return Err(message);
+            }
+        };
+        let status = status.map_err(|e| format!("cannot run git: {e}"))?;
+        if !status.success() {
+            let stderr = String::from_utf8_lossy(&stderr);
+            return Err(format!("git {} failed: {}", args.join(" "), stderr.trim()));
+        }
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
+    }
 }
+
+/// Why a fetch ended early: the job was cancelled.
+const CANCELLED: &str = "cancelled";
 
 impl ActionSource for GitActions {
     fn fetch<'a>(
         &'a self,
         repository: &'a str,
         reference: &'a str,
+        cancel: &'a CancellationToken,
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>> {
-        Box::pin(self.fetch_checked_out(repository, reference))
+        Box::pin(self.fetch_checked_out(repository, reference, cancel))
     }
+}
+
+/// The process group of a running git command. Dropped armed (a fetch abandoned half-way, its
+/// job gone), it kills git and every helper git started.
+struct ProcessGroup(Option<i32>);
+
+impl ProcessGroup {
+    fn kill(&mut self) {
+        if let Some(group) = self.0.take() {
+            // SAFETY: kill(2) with plain integers. The group's leader is a child not reaped
+            // yet, so the id is still this group's and no one else's.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// All of a pipe (nothing if there is none); what could not be read is left out.
+async fn read_all(pipe: &mut Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.read_to_end(&mut bytes).await;
+    }
+    bytes
 }
 
 /// The arguments of the shallow `git fetch` of `reference` from `url`: after `--`, neither
@@ -190,37 +311,6 @@ fn authorization_config(token: &str, inherited: Option<String>) -> Vec<(String, 
     ]
 }
 
-/// Runs `git` with `args` on `git_dir` (and `work_tree`) and `env` added to its environment;
-/// its standard output, or its error output as the error.
-async fn git(
-    program: &Path,
-    args: &[&str],
-    git_dir: Option<&Path>,
-    work_tree: Option<&Path>,
-    env: &[(String, String)],
-) -> Result<String, String> {
-    let mut command = Command::new(program);
-    if let Some(dir) = git_dir {
-        command.arg("--git-dir").arg(dir);
-    }
-    if let Some(tree) = work_tree {
-        command.arg("--work-tree").arg(tree);
-    }
-    let output = command
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("git {} failed: {}", args.join(" "), stderr.trim()));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -228,6 +318,7 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::process::Command as StdCommand;
     use std::sync::{Arc, Mutex as StdMutex};
+    use std::time::Instant;
 
     use super::*;
 
@@ -411,14 +502,19 @@ mod tests {
         let absolute = dir.path().join("elsewhere");
         let absolute = absolute.to_str().expect("a UTF-8 path");
         for repository in ["../..", "acme/../..", absolute, "acme", "acme/greet/more"] {
-            let fetched = source.fetch(repository, "v1").await;
+            let fetched = source
+                .fetch(repository, "v1", &CancellationToken::new())
+                .await;
             assert!(fetched.is_err(), "{repository}: {fetched:?}");
         }
         // Nothing was created outside the cache (`a/b/cache/../..` is `a`).
         assert!(!dir.path().join("a/.git").exists());
         assert!(!dir.path().join("elsewhere").exists());
         // A well-formed one still works.
-        let folder = source.fetch("acme/greet", "v1").await.expect("fetched");
+        let folder = source
+            .fetch("acme/greet", "v1", &CancellationToken::new())
+            .await
+            .expect("fetched");
         assert!(folder.starts_with(&cache) && folder.join("action.yml").exists());
     }
 
@@ -431,7 +527,9 @@ mod tests {
         let source = GitActions::new(&file_url(&actions), dir.path().join("cache"));
         // Were it an option, `git fetch` would run it as its upload-pack command.
         let reference = format!("--upload-pack=touch {};git-upload-pack", marker.display());
-        let fetched = source.fetch("acme/greet", &reference).await;
+        let fetched = source
+            .fetch("acme/greet", &reference, &CancellationToken::new())
+            .await;
         assert!(fetched.is_err(), "{fetched:?}");
         assert!(!marker.exists(), "the ref ran as an option");
     }
@@ -460,13 +558,18 @@ mod tests {
 
         // The server does refuse a fetch without it.
         let anonymous = GitActions::new(&server.url, dir.path().join("cache-1")).with_git(&git);
-        let refused = anonymous.fetch("acme/private", "v1").await;
+        let refused = anonymous
+            .fetch("acme/private", "v1", &CancellationToken::new())
+            .await;
         assert!(refused.is_err(), "{refused:?}");
 
         let source = GitActions::new(&server.url, dir.path().join("cache-2"))
             .with_token("s3cret-t0ken")
             .with_git(&git);
-        let folder = source.fetch("acme/private", "v1").await.expect("fetched");
+        let folder = source
+            .fetch("acme/private", "v1", &CancellationToken::new())
+            .await
+            .expect("fetched");
         assert!(folder.join("action.yml").exists());
         let seen = server.seen.lock().expect("lock").clone();
         assert!(
@@ -499,5 +602,164 @@ mod tests {
         );
         assert_eq!(env[2].1, "3");
         assert_eq!(authorization_config("t", None)[2].1, "1");
+    }
+
+    /// A TCP server on 127.0.0.1 that accepts connections and never answers; counts them.
+    fn hung_server() -> (String, Arc<StdMutex<Vec<TcpStream>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let held = Arc::new(StdMutex::new(Vec::new()));
+        let hold = held.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                hold.lock().expect("lock").push(stream);
+            }
+        });
+        (url, held)
+    }
+
+    async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let until = Instant::now() + limit;
+        while !done() {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Living processes (not zombies) whose command line mentions `needle`.
+    fn processes_mentioning(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let path = entry.path();
+            let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let zombie = std::fs::read_to_string(path.join("stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|end| stat[end + 1..].split_whitespace().next())
+                    .is_some_and(|state| matches!(state, "Z" | "X"))
+            });
+            if cmdline.contains(needle) && !zombie {
+                found.push(cmdline);
+            }
+        }
+        found
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_repositories_do_not_wait_for_a_hung_fetch_and_cancelling_ends_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/one");
+        make_repo(&actions, "acme/two");
+        let cache = dir.path().join("cache");
+        let (hung_url, held) = hung_server();
+        let hung = Arc::new(GitActions::new(&hung_url, cache.clone()));
+        let cancel = CancellationToken::new();
+        let hanging = tokio::spawn({
+            let (hung, cancel) = (hung.clone(), cancel.clone());
+            async move { hung.fetch("acme/hung", "v1", &cancel).await }
+        });
+        assert!(
+            wait_for(Duration::from_secs(10), || !held
+                .lock()
+                .expect("lock")
+                .is_empty())
+            .await,
+            "the hung fetch never connected"
+        );
+
+        let source = GitActions::new(&file_url(&actions), cache);
+        let none = CancellationToken::new();
+        let both = async {
+            tokio::join!(
+                source.fetch("acme/one", "v1", &none),
+                source.fetch("acme/two", "v1", &none)
+            )
+        };
+        let (one, two) = tokio::time::timeout(Duration::from_secs(20), both)
+            .await
+            .expect("the other fetches waited for the hung one");
+        assert!(one.is_ok() && two.is_ok(), "{one:?} {two:?}");
+        assert!(!hanging.is_finished());
+
+        let port = hung_url.trim_start_matches("http://");
+        assert!(!processes_mentioning(port).is_empty(), "no git is fetching");
+        let cancelled_at = Instant::now();
+        cancel.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(2), hanging)
+            .await
+            .expect("the cancelled fetch still waits")
+            .expect("the task ends");
+        assert_eq!(ended, Err("cancelled".to_owned()));
+        assert!(cancelled_at.elapsed() < Duration::from_secs(2));
+        let gone = wait_for(Duration::from_secs(1), || {
+            processes_mentioning(port).is_empty()
+        })
+        .await;
+        assert!(gone, "left behind: {:?}", processes_mentioning(port));
+    }
+
+    #[tokio::test]
+    async fn a_hung_fetch_is_stopped_at_the_time_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (hung_url, _held) = hung_server();
+        let source = GitActions::new(&hung_url, dir.path().join("cache"))
+            .with_time_limit(Duration::from_millis(500));
+        let started = Instant::now();
+        let fetched = source
+            .fetch("acme/hung", "v1", &CancellationToken::new())
+            .await;
+        assert_eq!(
+            fetched,
+            Err("git fetch did not finish within 500ms; stopped".to_owned())
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let port = hung_url.trim_start_matches("http://");
+        let gone = wait_for(Duration::from_secs(1), || {
+            processes_mentioning(port).is_empty()
+        })
+        .await;
+        assert!(gone, "left behind: {:?}", processes_mentioning(port));
+    }
+
+    #[tokio::test]
+    async fn a_fetch_waiting_for_its_repository_stops_when_cancelled() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = dir.path().join("cache");
+        let (hung_url, held) = hung_server();
+        let source = Arc::new(GitActions::new(&hung_url, cache));
+        let first_cancel = CancellationToken::new();
+        let first = tokio::spawn({
+            let (source, cancel) = (source.clone(), first_cancel.clone());
+            async move { source.fetch("acme/hung", "v1", &cancel).await }
+        });
+        assert!(
+            wait_for(Duration::from_secs(10), || !held
+                .lock()
+                .expect("lock")
+                .is_empty())
+            .await
+        );
+        // The same repository waits for the hung fetch, and stops waiting when cancelled.
+        let second_cancel = CancellationToken::new();
+        let second = tokio::spawn({
+            let (source, cancel) = (source.clone(), second_cancel.clone());
+            async move { source.fetch("acme/hung", "v1", &cancel).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!second.is_finished());
+        second_cancel.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(2), second)
+            .await
+            .expect("still waiting")
+            .expect("the task ends");
+        assert_eq!(ended, Err("cancelled".to_owned()));
+        first_cancel.cancel();
+        let _ = first.await;
     }
 }

@@ -8,16 +8,19 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+use hearth_backend::CancellationToken;
 use hearth_workflow::model::RemoteActionRef;
 
 /// Fetches action repositories.
 pub trait ActionSource: Send + Sync {
     /// The repository `owner/repo` at `reference` (a tag, branch or commit), as a folder on this
-    /// machine that the job's processes can read; or why it cannot be had.
+    /// machine that the job's processes can read; or why it cannot be had. Once `cancel` is
+    /// cancelled (the job is), the fetch ends at once with an error and leaves nothing running.
     fn fetch<'a>(
         &'a self,
         repository: &'a str,
         reference: &'a str,
+        cancel: &'a CancellationToken,
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
 }
 
