@@ -4,8 +4,11 @@
 #[path = "common/action_repos.rs"]
 mod action_repos;
 
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 fn exec(repo: &Path, actions: &Path, cache: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -90,4 +93,91 @@ fn checkout_of_the_repository_itself_is_not_even_fetched() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(!cache.join("hearth/actions/actions/checkout").exists());
+}
+
+/// Living processes (not zombies) whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let path = entry.path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(path.join("stat")).is_ok_and(|stat| {
+            stat.rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().next())
+                .is_some_and(|state| matches!(state, "Z" | "X"))
+        });
+        if cmdline.contains(needle) && !zombie {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while !done() {
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+#[test]
+fn ctrl_c_stops_a_fetch_from_a_server_that_never_answers() {
+    // A server that accepts the connection and never answers: git would wait forever.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let hold = held.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            hold.lock().expect("lock").push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    workflow_repo(dir.path(), "      - uses: acme/hung@v1\n");
+    let mut hearth = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["exec", "-C"])
+        .arg(dir.path().join("project"))
+        .arg("--default-actions-url")
+        .arg(format!("http://{address}"))
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hearth starts");
+    let connected = wait_for(Duration::from_secs(20), || {
+        !held.lock().expect("lock").is_empty()
+    });
+    if !connected {
+        let _ = hearth.kill();
+        panic!("hearth never connected to fetch the action");
+    }
+    let pid = i32::try_from(hearth.id()).expect("a pid");
+    // SAFETY: kill(2) with plain integers, on the child this test started.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let signalled = Instant::now();
+    let exited = wait_for(Duration::from_secs(2), || {
+        matches!(hearth.try_wait(), Ok(Some(_)))
+    });
+    let elapsed = signalled.elapsed();
+    if !exited {
+        let _ = hearth.kill();
+        let _ = hearth.wait();
+    }
+    assert!(
+        exited,
+        "hearth still waited for the fetch {elapsed:?} after Ctrl-C"
+    );
+    assert_ne!(hearth.wait().expect("status").code(), Some(0));
+    let gone = wait_for(Duration::from_secs(1), || {
+        processes_mentioning(&address).is_empty()
+    });
+    assert!(gone, "left behind: {:?}", processes_mentioning(&address));
 }

@@ -4,15 +4,28 @@
 //! actions of every job), so a branch reference is never stale; what it points at is checked
 //! out once per commit under `<cache>/<owner>/<repo>/<commit>` and reused from then on. The
 //! base URL is GitHub's by default, or the forge's `DEFAULT_ACTIONS_URL` for its jobs.
+//!
+//! Fetches of one repository take turns; those of different repositories run side by side.
+//! Every git command has a time limit and stops when the job is cancelled, killed with the
+//! helpers it started, so a forge or mirror that never answers holds up no other job.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use hearth_engine::job::remote::ActionSource;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// How long one git command may take: a shallow fetch of an action is seconds, so this only
+/// ends a fetch from a server that stopped answering.
+const GIT_TIME_LIMIT: Duration = Duration::from_secs(10 * 60);
 
 /// Fetches actions from `{base_url}/{owner}/{repo}`.
 pub struct GitActions {
@@ -20,11 +33,27 @@ pub struct GitActions {
     cache: PathBuf,
     /// Sent as HTTP basic credentials to `base_url` (a forge's own actions may be private).
     token: Option<String>,
+    /// The `git` to run (`git` from `PATH`; a test puts a recorder in front of it).
+    program: PathBuf,
+    /// How long each git command may take before it is killed.
+    time_limit: Duration,
 }
 
-/// One fetch at a time in this process: fetches share each repository's git folder and its
-/// `FETCH_HEAD`, whichever job (and so whichever `GitActions`) asks.
-static FETCHING: Mutex<()> = Mutex::const_new(());
+/// A lock per repository folder, whichever job (and so whichever `GitActions`) asks: fetches
+/// of one repository share its git folder (its shallow file, index and `FETCH_HEAD`), so they
+/// take turns; other repositories do not wait for them.
+static FETCHING: std::sync::Mutex<BTreeMap<PathBuf, Arc<Mutex<()>>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The lock of the repository in `folder`.
+fn repository_lock(folder: &Path) -> Arc<Mutex<()>> {
+    // Held only to look up; a panic elsewhere cannot leave the map half-changed.
+    let mut locks = FETCHING.lock().unwrap_or_else(PoisonError::into_inner);
+    // A lock only the map holds is neither held nor awaited: dropping it keeps the map as
+    // small as the fetches in flight.
+    locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+    Arc::clone(locks.entry(folder.to_owned()).or_default())
+}
 
 impl GitActions {
     pub fn new(base_url: &str, cache: PathBuf) -> GitActions {
@@ -32,7 +61,21 @@ impl GitActions {
             base_url: base_url.trim_end_matches('/').to_owned(),
             cache,
             token: None,
+            program: PathBuf::from("git"),
+            time_limit: GIT_TIME_LIMIT,
         }
+    }
+
+    #[cfg(test)]
+    fn with_git(mut self, program: &Path) -> GitActions {
+        self.program = program.to_owned();
+        self
+    }
+
+    #[cfg(test)]
+    fn with_time_limit(mut self, limit: Duration) -> GitActions {
+        self.time_limit = limit;
+        self
     }
 
     /// Authenticates to the base URL with `token` (the task's token, for the forge itself).
@@ -43,40 +86,60 @@ impl GitActions {
         self
     }
 
+    /// The folder of `owner/repo` in the cache: exactly two plain names, so that no
+    /// `..`, absolute path or extra level can put it (and the `.git` made in it) elsewhere.
+    fn repository_folder(&self, repository: &str) -> Result<PathBuf, String> {
+        let mut names = 0;
+        for component in Path::new(repository).components() {
+            match component {
+                Component::Normal(_) => names += 1,
+                _ => names = usize::MAX,
+            }
+            if names > 2 {
+                break;
+            }
+        }
+        if names != 2 {
+            return Err(format!(
+                "refusing the action repository '{repository}': expected 'owner/repo'"
+            ));
+        }
+        Ok(self.cache.join(repository))
+    }
+
     async fn fetch_checked_out(
         &self,
         repository: &str,
         reference: &str,
+        cancel: &CancellationToken,
     ) -> Result<PathBuf, String> {
-        let _one_at_a_time = FETCHING.lock().await;
-        let folder = self.cache.join(repository);
+        let folder = self.repository_folder(repository)?;
+        // The engine checks refs already; this keeps `git fetch` safe whoever the caller is.
+        if reference.is_empty() || reference.starts_with('-') {
+            return Err(format!("refusing the ref '{reference}' of {repository}"));
+        }
+        let lock = repository_lock(&folder);
+        let _one_at_a_time = tokio::select! {
+            guard = lock.lock() => guard,
+            () = cancel.cancelled() => return Err(CANCELLED.to_owned()),
+        };
         let git_dir = folder.join(".git");
         if !git_dir.exists() {
             std::fs::create_dir_all(&folder)
                 .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-            git(&["init", "-q", "--bare"], Some(&git_dir), None).await?;
+            self.git(&["init", "-q", "--bare"], &git_dir, None, &[], cancel)
+                .await?;
         }
         let url = format!("{}/{repository}", self.base_url);
-        let mut fetch = Vec::new();
-        let header;
-        if let Some(token) = &self.token {
-            use base64::Engine as _;
-            let basic =
-                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-            header = format!("http.extraHeader=Authorization: Basic {basic}");
-            fetch.extend(["-c", header.as_str()]);
-        }
-        fetch.extend([
-            "fetch",
-            "-q",
-            "--depth",
-            "1",
-            "--no-tags",
-            url.as_str(),
-            reference,
-        ]);
-        git(&fetch, Some(&git_dir), None).await?;
-        let commit = git(&["rev-parse", "FETCH_HEAD"], Some(&git_dir), None).await?;
+        let auth = match &self.token {
+            Some(token) => authorization_config(token, std::env::var("GIT_CONFIG_COUNT").ok()),
+            None => Vec::new(),
+        };
+        self.git(&fetch_args(&url, reference), &git_dir, None, &auth, cancel)
+            .await?;
+        let commit = self
+            .git(&["rev-parse", "FETCH_HEAD"], &git_dir, None, &[], cancel)
+            .await?;
         let commit = commit.trim();
         let checked_out = folder.join(commit);
         if checked_out.exists() {
@@ -87,57 +150,616 @@ impl GitActions {
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial)
             .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-        git(
+        self.git(
             &["checkout", "-q", "-f", commit, "--", "."],
-            Some(&git_dir),
+            &git_dir,
             Some(&partial),
+            &[],
+            cancel,
         )
         .await?;
         std::fs::rename(&partial, &checked_out)
             .map_err(|e| format!("cannot move the action into {}: {e}", checked_out.display()))?;
         Ok(checked_out)
     }
+
+    /// Runs `git` with `args` on `git_dir` (and `work_tree`) and `env` added to its
+    /// environment; its standard output, or its error output as the error. Past the time
+    /// limit or on `cancel`, git and the helpers it started are killed.
+    async fn git(
+        &self,
+        args: &[&str],
+        git_dir: &Path,
+        work_tree: Option<&Path>,
+        env: &[(String, String)],
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let mut command = Command::new(&self.program);
+        command.arg("--git-dir").arg(git_dir);
+        if let Some(tree) = work_tree {
+            command.arg("--work-tree").arg(tree);
+        }
+        command
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A group of its own: `git-remote-http` waits on the network, not on git, and
+            // must go with it.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        // Declared after `child`, so dropped (and killing) before it is.
+        let mut group = ProcessGroup(child.id().and_then(|id| i32::try_from(id).ok()));
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let ended = tokio::select! {
+            ended = async {
+                let (out, err) = tokio::join!(read_all(&mut stdout), read_all(&mut stderr));
+                // Reaped last: until then the group's id cannot be another's.
+                (out, err, child.wait().await)
+            } => Ok(ended),
+            () = tokio::time::sleep(self.time_limit) => Err(format!(
+                "git {} did not finish within {:?}; stopped",
+                args.first().copied().unwrap_or_default(),
+                self.time_limit
+            )),
+            () = cancel.cancelled() => Err(CANCELLED.to_owned()),
+        };
+        let (stdout, stderr, status) = match ended {
+            Ok(ended) => {
+                group.0 = None;
+                ended
+            }
+            Err(message) => {
+                group.kill();
+                let _ = child.wait().await;
+                return Err(message);
+            }
+        };
+        let status = status.map_err(|e| format!("cannot run git: {e}"))?;
+        if !status.success() {
+            let stderr = String::from_utf8_lossy(&stderr);
+            return Err(format!("git {} failed: {}", args.join(" "), stderr.trim()));
+        }
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
+    }
 }
+
+/// Why a fetch ended early: the job was cancelled.
+const CANCELLED: &str = "cancelled";
 
 impl ActionSource for GitActions {
     fn fetch<'a>(
         &'a self,
         repository: &'a str,
         reference: &'a str,
+        cancel: &'a CancellationToken,
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>> {
-        Box::pin(self.fetch_checked_out(repository, reference))
+        Box::pin(self.fetch_checked_out(repository, reference, cancel))
     }
 }
 
-/// Runs `git` with `args` on `git_dir` (and `work_tree`); its standard output, or its error
-/// output as the error.
-async fn git(
-    args: &[&str],
-    git_dir: Option<&Path>,
-    work_tree: Option<&Path>,
-) -> Result<String, String> {
-    let mut command = Command::new("git");
-    if let Some(dir) = git_dir {
-        command.arg("--git-dir").arg(dir);
+/// The process group of a running git command. Dropped armed (a fetch abandoned half-way, its
+/// job gone), it kills git and every helper git started.
+struct ProcessGroup(Option<i32>);
+
+impl ProcessGroup {
+    fn kill(&mut self) {
+        if let Some(group) = self.0.take() {
+            // SAFETY: kill(2) with plain integers. The group's leader is a child not reaped
+            // yet, so the id is still this group's and no one else's.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
     }
-    if let Some(tree) = work_tree {
-        command.arg("--work-tree").arg(tree);
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
     }
-    let output = command
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let args: Vec<&str> = args
+}
+
+/// All of a pipe (nothing if there is none); what could not be read is left out.
+async fn read_all(pipe: &mut Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.read_to_end(&mut bytes).await;
+    }
+    bytes
+}
+
+/// The arguments of the shallow `git fetch` of `reference` from `url`: after `--`, neither
+/// can be read as an option (a ref `--upload-pack=...` would run a command).
+fn fetch_args<'a>(url: &'a str, reference: &'a str) -> Vec<&'a str> {
+    vec![
+        "fetch",
+        "-q",
+        "--depth",
+        "1",
+        "--no-tags",
+        "--",
+        url,
+        reference,
+    ]
+}
+
+/// The token as git configuration in the environment of one command (`GIT_CONFIG_COUNT`,
+/// `GIT_CONFIG_KEY_<n>`, `GIT_CONFIG_VALUE_<n>`, git 2.31 and later), after the entries
+/// `inherited` (this process's `GIT_CONFIG_COUNT`) says are there already. Not `-c` in the
+/// arguments: any local user can read a process's command line in `/proc/<pid>/cmdline`,
+/// while its environment is readable only by its owner. The helpers git starts for HTTP
+/// inherit the environment, so they send the header.
+fn authorization_config(token: &str, inherited: Option<String>) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let index = inherited.and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    vec![
+        (
+            format!("GIT_CONFIG_KEY_{index}"),
+            "http.extraHeader".to_owned(),
+        ),
+        (
+            format!("GIT_CONFIG_VALUE_{index}"),
+            format!("Authorization: Basic {basic}"),
+        ),
+        ("GIT_CONFIG_COUNT".to_owned(), (index + 1).to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::process::Command as StdCommand;
+    use std::sync::{Arc, Mutex as StdMutex};
+    use std::time::Instant;
+
+    use super::*;
+
+    fn run_git(dir: &Path, args: &[&str]) {
+        let status = StdCommand::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(["-c", "init.defaultBranch=main"])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?} failed");
+    }
+
+    /// A repository `base/name` with an `action.yml`, tagged `v1`.
+    fn make_repo(base: &Path, name: &str) {
+        let dir = base.join(name);
+        std::fs::create_dir_all(&dir).expect("repo folder");
+        run_git(&dir, &["init", "-q"]);
+        std::fs::write(dir.join("action.yml"), format!("name: {name}\n")).expect("file");
+        run_git(&dir, &["add", "-A"]);
+        run_git(&dir, &["commit", "-q", "-m", "action"]);
+        run_git(&dir, &["tag", "v1"]);
+    }
+
+    fn file_url(dir: &Path) -> String {
+        format!("file://{}", dir.display())
+    }
+
+    /// A smart-HTTP git server on 127.0.0.1: `git http-backend` run as CGI for the
+    /// repositories under `root`, answering 401 to any request without `Authorization:
+    /// {expected}`. Records the `Authorization` header of every request.
+    struct GitHttp {
+        url: String,
+        seen: Arc<StdMutex<Vec<Option<String>>>>,
+    }
+
+    fn serve_git_http(root: PathBuf, expected: String) -> GitHttp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (root, expected, record) = (root.clone(), expected.clone(), record.clone());
+                std::thread::spawn(move || answer(stream, &root, &expected, &record));
+            }
+        });
+        GitHttp { url, seen }
+    }
+
+    fn answer(
+        stream: TcpStream,
+        root: &Path,
+        expected: &str,
+        seen: &StdMutex<Vec<Option<String>>>,
+    ) {
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("request line");
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_owned();
+        let target = words.next().unwrap_or_default().to_owned();
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).expect("header");
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let authorization = headers.get("authorization").cloned();
+        seen.lock().expect("lock").push(authorization.clone());
+        let mut stream = stream;
+        if authorization.as_deref() != Some(expected) {
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        }
+        let mut body = Vec::new();
+        if headers
+            .get("transfer-encoding")
+            .is_some_and(|t| t == "chunked")
+        {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).expect("chunk size");
+                let size = usize::from_str_radix(size.trim(), 16).expect("hex size");
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).expect("chunk");
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = headers.get("content-length") {
+            body.resize(length.parse().expect("length"), 0);
+            reader.read_exact(&mut body).expect("body");
+        }
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let header = |name: &str| headers.get(name).cloned().unwrap_or_default();
+        let mut backend = StdCommand::new("git")
+            .arg("http-backend")
+            .env("GIT_PROJECT_ROOT", root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("REQUEST_METHOD", &method)
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query)
+            .env("CONTENT_TYPE", header("content-type"))
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+            .env("GIT_PROTOCOL", header("git-protocol"))
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("git http-backend runs");
+        backend
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&body)
+            .expect("body to the backend");
+        let output = backend.wait_with_output().expect("backend output");
+        let cgi = output.stdout;
+        let split = cgi
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| (at, 4))
+            .or_else(|| cgi.windows(2).position(|w| w == b"\n\n").map(|at| (at, 2)))
+            .expect("CGI headers");
+        let cgi_headers = String::from_utf8_lossy(&cgi[..split.0]).into_owned();
+        let content = &cgi[split.0 + split.1..];
+        let mut status = "200 OK".to_owned();
+        let mut response = String::new();
+        for header in cgi_headers.lines() {
+            match header.strip_prefix("Status:") {
+                Some(code) => status = code.trim().to_owned(),
+                None => response.push_str(&format!("{header}\r\n")),
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 {status}\r\n{response}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            content.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(content);
+    }
+
+    /// A `git` that writes its arguments, one a line, to `log`, then runs the real one.
+    fn recording_git(dir: &Path, log: &Path) -> PathBuf {
+        let script = dir.join("git");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\nexec git \"$@\"\n",
+                log.display()
+            ),
+        )
+        .expect("script");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("executable");
+        script
+    }
+
+    #[tokio::test]
+    async fn a_repository_outside_the_cache_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/greet");
+        let cache = dir.path().join("a/b/cache");
+        let source = GitActions::new(&file_url(&actions), cache.clone());
+        let absolute = dir.path().join("elsewhere");
+        let absolute = absolute.to_str().expect("a UTF-8 path");
+        for repository in ["../..", "acme/../..", absolute, "acme", "acme/greet/more"] {
+            let fetched = source
+                .fetch(repository, "v1", &CancellationToken::new())
+                .await;
+            assert!(fetched.is_err(), "{repository}: {fetched:?}");
+        }
+        // Nothing was created outside the cache (`a/b/cache/../..` is `a`).
+        assert!(!dir.path().join("a/.git").exists());
+        assert!(!dir.path().join("elsewhere").exists());
+        // A well-formed one still works.
+        let folder = source
+            .fetch("acme/greet", "v1", &CancellationToken::new())
+            .await
+            .expect("fetched");
+        assert!(folder.starts_with(&cache) && folder.join("action.yml").exists());
+    }
+
+    #[tokio::test]
+    async fn a_ref_is_never_read_as_an_option() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/greet");
+        let marker = dir.path().join("pwned");
+        let source = GitActions::new(&file_url(&actions), dir.path().join("cache"));
+        // Were it an option, `git fetch` would run it as its upload-pack command.
+        let reference = format!("--upload-pack=touch {};git-upload-pack", marker.display());
+        let fetched = source
+            .fetch("acme/greet", &reference, &CancellationToken::new())
+            .await;
+        assert!(fetched.is_err(), "{fetched:?}");
+        assert!(!marker.exists(), "the ref ran as an option");
+    }
+
+    #[test]
+    fn fetch_ends_the_options_before_the_url_and_ref() {
+        let args = fetch_args("https://forge.example/acme/greet", "main");
+        let end = args.iter().position(|a| *a == "--").expect("a `--`");
+        let url = args
             .iter()
-            .copied()
-            .filter(|a| !a.starts_with("http.extraHeader"))
-            .collect();
-        return Err(format!("git {} failed: {}", args.join(" "), stderr.trim()));
+            .position(|a| *a == "https://forge.example/acme/greet");
+        assert!(url.is_some_and(|url| end < url), "{args:?}");
+        assert_eq!(args.last(), Some(&"main"));
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+
+    #[tokio::test]
+    async fn the_token_authenticates_the_fetch_but_is_not_in_the_arguments_of_git() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/private");
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:s3cret-t0ken");
+        let server = serve_git_http(actions, format!("Basic {basic}"));
+        let log = dir.path().join("argv");
+        let git = recording_git(dir.path(), &log);
+
+        // The server does refuse a fetch without it.
+        let anonymous = GitActions::new(&server.url, dir.path().join("cache-1")).with_git(&git);
+        let refused = anonymous
+            .fetch("acme/private", "v1", &CancellationToken::new())
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+
+        let source = GitActions::new(&server.url, dir.path().join("cache-2"))
+            .with_token("s3cret-t0ken")
+            .with_git(&git);
+        let folder = source
+            .fetch("acme/private", "v1", &CancellationToken::new())
+            .await
+            .expect("fetched");
+        assert!(folder.join("action.yml").exists());
+        let seen = server.seen.lock().expect("lock").clone();
+        assert!(
+            seen.iter()
+                .any(|a| a.as_deref() == Some(&format!("Basic {basic}"))),
+            "{seen:?}"
+        );
+        let argv = std::fs::read_to_string(&log).expect("argv recorded");
+        assert!(argv.contains("fetch"), "{argv}");
+        for secret in [
+            "s3cret-t0ken",
+            basic.as_str(),
+            "Authorization",
+            "extraHeader",
+        ] {
+            assert!(
+                !argv.contains(secret),
+                "{secret} in the argv of git:\n{argv}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_is_added_after_inherited_configuration() {
+        let env = authorization_config("t", Some("2".to_owned()));
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["GIT_CONFIG_KEY_2", "GIT_CONFIG_VALUE_2", "GIT_CONFIG_COUNT"]
+        );
+        assert_eq!(env[2].1, "3");
+        assert_eq!(authorization_config("t", None)[2].1, "1");
+    }
+
+    /// A TCP server on 127.0.0.1 that accepts connections and never answers; counts them.
+    fn hung_server() -> (String, Arc<StdMutex<Vec<TcpStream>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let held = Arc::new(StdMutex::new(Vec::new()));
+        let hold = held.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                hold.lock().expect("lock").push(stream);
+            }
+        });
+        (url, held)
+    }
+
+    async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let until = Instant::now() + limit;
+        while !done() {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Living processes (not zombies) whose command line mentions `needle`.
+    fn processes_mentioning(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let path = entry.path();
+            let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let zombie = std::fs::read_to_string(path.join("stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|end| stat[end + 1..].split_whitespace().next())
+                    .is_some_and(|state| matches!(state, "Z" | "X"))
+            });
+            if cmdline.contains(needle) && !zombie {
+                found.push(cmdline);
+            }
+        }
+        found
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_repositories_do_not_wait_for_a_hung_fetch_and_cancelling_ends_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/one");
+        make_repo(&actions, "acme/two");
+        let cache = dir.path().join("cache");
+        let (hung_url, held) = hung_server();
+        let hung = Arc::new(GitActions::new(&hung_url, cache.clone()));
+        let cancel = CancellationToken::new();
+        let hanging = tokio::spawn({
+            let (hung, cancel) = (hung.clone(), cancel.clone());
+            async move { hung.fetch("acme/hung", "v1", &cancel).await }
+        });
+        assert!(
+            wait_for(Duration::from_secs(10), || !held
+                .lock()
+                .expect("lock")
+                .is_empty())
+            .await,
+            "the hung fetch never connected"
+        );
+
+        let source = GitActions::new(&file_url(&actions), cache);
+        let none = CancellationToken::new();
+        let both = async {
+            tokio::join!(
+                source.fetch("acme/one", "v1", &none),
+                source.fetch("acme/two", "v1", &none)
+            )
+        };
+        let (one, two) = tokio::time::timeout(Duration::from_secs(20), both)
+            .await
+            .expect("the other fetches waited for the hung one");
+        assert!(one.is_ok() && two.is_ok(), "{one:?} {two:?}");
+        assert!(!hanging.is_finished());
+
+        let port = hung_url.trim_start_matches("http://");
+        assert!(!processes_mentioning(port).is_empty(), "no git is fetching");
+        let cancelled_at = Instant::now();
+        cancel.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(2), hanging)
+            .await
+            .expect("the cancelled fetch still waits")
+            .expect("the task ends");
+        assert_eq!(ended, Err("cancelled".to_owned()));
+        assert!(cancelled_at.elapsed() < Duration::from_secs(2));
+        let gone = wait_for(Duration::from_secs(1), || {
+            processes_mentioning(port).is_empty()
+        })
+        .await;
+        assert!(gone, "left behind: {:?}", processes_mentioning(port));
+    }
+
+    #[tokio::test]
+    async fn a_hung_fetch_is_stopped_at_the_time_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (hung_url, _held) = hung_server();
+        let source = GitActions::new(&hung_url, dir.path().join("cache"))
+            .with_time_limit(Duration::from_millis(500));
+        let started = Instant::now();
+        let fetched = source
+            .fetch("acme/hung", "v1", &CancellationToken::new())
+            .await;
+        assert_eq!(
+            fetched,
+            Err("git fetch did not finish within 500ms; stopped".to_owned())
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let port = hung_url.trim_start_matches("http://");
+        let gone = wait_for(Duration::from_secs(1), || {
+            processes_mentioning(port).is_empty()
+        })
+        .await;
+        assert!(gone, "left behind: {:?}", processes_mentioning(port));
+    }
+
+    #[tokio::test]
+    async fn a_fetch_waiting_for_its_repository_stops_when_cancelled() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = dir.path().join("cache");
+        let (hung_url, held) = hung_server();
+        let source = Arc::new(GitActions::new(&hung_url, cache));
+        let first_cancel = CancellationToken::new();
+        let first = tokio::spawn({
+            let (source, cancel) = (source.clone(), first_cancel.clone());
+            async move { source.fetch("acme/hung", "v1", &cancel).await }
+        });
+        assert!(
+            wait_for(Duration::from_secs(10), || !held
+                .lock()
+                .expect("lock")
+                .is_empty())
+            .await
+        );
+        // The same repository waits for the hung fetch, and stops waiting when cancelled.
+        let second_cancel = CancellationToken::new();
+        let second = tokio::spawn({
+            let (source, cancel) = (source.clone(), second_cancel.clone());
+            async move { source.fetch("acme/hung", "v1", &cancel).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!second.is_finished());
+        second_cancel.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(2), second)
+            .await
+            .expect("still waiting")
+            .expect("the task ends");
+        assert_eq!(ended, Err("cancelled".to_owned()));
+        first_cancel.cancel();
+        let _ = first.await;
+    }
 }

@@ -73,7 +73,7 @@ impl JobRun<'_> {
                 continue;
             }
             // An action that cannot be had fails its own step, with the reason.
-            let Ok(loaded) = self.load_action(&uses.value).await else {
+            let Ok(loaded) = self.load_action(&uses.value, control).await else {
                 continue;
             };
             let Runs::Node {
@@ -185,7 +185,7 @@ impl JobRun<'_> {
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> StepEnd {
-        let loaded = match self.load_action(&uses.value).await {
+        let loaded = match self.load_action(&uses.value, control).await {
             Ok(loaded) => loaded,
             Err(message) => {
                 self.step_log(label, LogLine::Error(&self.masker_text(&message)));
@@ -219,8 +219,9 @@ impl JobRun<'_> {
     }
 
     /// Finds and parses `action.yml` (or `action.yaml`) of a `./path` action, or of an
-    /// `owner/repo[/path]@ref` one fetched through the job's action source.
-    async fn load_action(&mut self, uses: &str) -> Result<Loaded, String> {
+    /// `owner/repo[/path]@ref` one fetched through the job's action source (stopped as a step
+    /// is: by the cancel token, or once the job is cancelled, by the force token).
+    async fn load_action(&mut self, uses: &str, control: &JobControl) -> Result<Loaded, String> {
         if let Some(remote) = RemoteAction::parse(uses) {
             let Some(source) = &self.request.actions else {
                 return Err(format!(
@@ -232,8 +233,13 @@ impl JobRun<'_> {
             let (on_host, seen) = match self.fetched_actions.get(uses) {
                 Some(folders) => folders.clone(),
                 None => {
+                    let cancel = if self.cancelled {
+                        &control.force
+                    } else {
+                        &control.cancel
+                    };
                     let folder = source
-                        .fetch(remote.repository, remote.reference)
+                        .fetch(remote.repository, remote.reference, cancel)
                         .await
                         .map_err(|e| format!("cannot fetch the action `{uses}`: {e}"))?;
                     let on_host = HostPath::new(folder);

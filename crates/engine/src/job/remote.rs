@@ -8,14 +8,19 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+use hearth_backend::CancellationToken;
+use hearth_workflow::model::RemoteActionRef;
+
 /// Fetches action repositories.
 pub trait ActionSource: Send + Sync {
     /// The repository `owner/repo` at `reference` (a tag, branch or commit), as a folder on this
-    /// machine that the job's processes can read; or why it cannot be had.
+    /// machine that the job's processes can read; or why it cannot be had. Once `cancel` is
+    /// cancelled (the job is), the fetch ends at once with an error and leaves nothing running.
     fn fetch<'a>(
         &'a self,
         repository: &'a str,
         reference: &'a str,
+        cancel: &'a CancellationToken,
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
 }
 
@@ -24,31 +29,25 @@ pub trait ActionSource: Send + Sync {
 pub struct RemoteAction<'a> {
     /// `owner/repo`.
     pub repository: &'a str,
-    /// The folder inside it (`""` for the root).
+    /// The folder inside it, relative (`""` for the root).
     pub path: &'a str,
     pub reference: &'a str,
 }
 
 impl<'a> RemoteAction<'a> {
     /// `owner/repo@ref` or `owner/repo/some/path@ref`; `None` for anything else (local and
-    /// Docker actions, or a malformed value).
+    /// Docker actions, or a malformed value). The workflow's validation reports malformed values;
+    /// they are refused here again because the parts become a folder and `git` arguments.
     pub fn parse(uses: &'a str) -> Option<RemoteAction<'a>> {
         if uses.starts_with("./") || uses.starts_with("docker://") {
             return None;
         }
-        let (name, reference) = uses.rsplit_once('@')?;
-        let mut parts = name.splitn(3, '/');
-        let owner = parts.next().filter(|o| !o.is_empty())?;
-        let repo = parts.next().filter(|r| !r.is_empty())?;
-        let path = parts.next().unwrap_or("").trim_end_matches('/');
-        if reference.is_empty() || path.split('/').any(|p| p == "..") {
-            return None;
-        }
-        let repository = &name[..owner.len() + 1 + repo.len()];
+        let checked = RemoteActionRef::parse(uses).ok()?;
+        let repository = &uses[..checked.owner.len() + 1 + checked.repo.len()];
         Some(RemoteAction {
             repository,
-            path,
-            reference,
+            path: checked.path,
+            reference: checked.reference,
         })
     }
 }
@@ -82,8 +81,19 @@ mod tests {
             "checkout@v4",
             "a/b@",
             "a/b/../../etc@v1",
+            // Folders outside the action cache, and refs `git fetch` would take for options.
+            "../..@v1",
+            "acme/..@v1",
+            "a/b@--upload-pack=touch x",
+            "a/b@-v1",
+            "a/b@main:refs/heads/x",
         ] {
             assert_eq!(RemoteAction::parse(other), None, "{other}");
         }
+        // An absolute path would replace the fetched folder when joined to it.
+        assert_eq!(
+            RemoteAction::parse("acme/tools//lint@v1").map(|r| r.path),
+            Some("lint")
+        );
     }
 }

@@ -27,7 +27,7 @@ pub use action::{Action, ActionInput, ActionOutput, Branding, Runs};
 pub use common::{Env, OrExpr, Scalar, Spanned, StringMap, Text};
 pub(crate) use job::graph_jobs;
 pub use job::{Container, Credentials, Environment, Job, JobSecrets, RunsOn, Snapshot, Strategy};
-pub use step::{Step, StepKind};
+pub use step::{ActionRefError, RemoteActionRef, Step, StepKind};
 pub use trigger::{
     CallInput, CallOutput, CallSecret, DispatchInput, Event, EventConfig, EventFilters, InputType,
     Schedule, Triggers, WorkflowCall, WorkflowDispatch,

@@ -272,7 +272,9 @@ fn read_step(r: &mut Reader, node: &Node, loc: &Loc, schema: &str) -> Option<Ste
 fn read_action_ref(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Text> {
     let text = r.non_empty_string(node, loc)?;
     let value = text.value.as_str();
-    let local = value.starts_with("./") || value.starts_with("../");
+    // GitHub and the forges take only `./` as local; `../x@v1` would otherwise be read as the
+    // owner `..` of a remote action, and so as a folder outside the runner's action cache.
+    let local = value.starts_with("./");
     let docker = value.starts_with("docker://");
     let remote = value.contains('@') && value.contains('/');
     if !(local || docker || remote) {
@@ -280,6 +282,165 @@ fn read_action_ref(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Text> {
             node.span.start,
             format!("invalid action reference '{value}': expected 'owner/repo[/path]@ref', './path' or 'docker://image'"),
         );
+    } else if remote && !local && !docker && !text.has_expression() {
+        // (An expression is reported on its own: `uses` cannot hold one.)
+        let checked = match value.split_once("://") {
+            Some((_, rest)) => check_url_action(rest),
+            None => RemoteActionRef::parse(value).map(drop),
+        };
+        if let Err(problem) = checked {
+            r.error(
+                node.span.start,
+                format!("invalid action reference '{value}': {problem}"),
+            );
+        }
     }
     Some(text)
+}
+
+/// `owner/repo[/path]@ref`, split and checked. The runner turns these parts into a folder and
+/// into arguments of `git fetch`, so each is held to what GitHub allows: names that cannot
+/// leave the action cache, a path that does not go up, a ref that cannot pass for an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteActionRef<'a> {
+    /// `owner`.
+    pub owner: &'a str,
+    /// `repo`.
+    pub repo: &'a str,
+    /// The folder inside the repository, without surrounding `/` (`""` for the root).
+    pub path: &'a str,
+    /// A tag, branch or commit.
+    pub reference: &'a str,
+}
+
+/// Why a `uses:` value is not a valid `owner/repo[/path]@ref`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ActionRefError {
+    /// Not `owner/repo[/path]@ref` at all (no `@`, or no `/` before it).
+    #[error("expected 'owner/repo[/path]@ref'")]
+    Shape,
+    /// The owner is not a GitHub name.
+    #[error(
+        "'{0}' is not a valid owner name (letters, digits, '-', '_' and '.', but not '.' or '..')"
+    )]
+    Owner(String),
+    /// The repository is not a GitHub name.
+    #[error("'{0}' is not a valid repository name (letters, digits, '-', '_' and '.', but not '.' or '..')")]
+    Repository(String),
+    /// A path segment is `..`.
+    #[error("its path must not contain '..'")]
+    PathUp,
+    /// Nothing after `@`.
+    #[error("the ref after '@' must not be empty")]
+    EmptyRef,
+    /// The ref starts with `-`: `git` would read it as an option.
+    #[error("the ref must not start with '-'")]
+    RefOption,
+    /// The ref holds characters no git ref name has (`:` would even make it a refspec).
+    #[error("the ref must not contain spaces, control characters or any of ~ ^ : ? * [ \\")]
+    RefCharacters,
+}
+
+impl<'a> RemoteActionRef<'a> {
+    /// Splits and checks `uses` (not a `./path` or `docker://` value).
+    pub fn parse(uses: &'a str) -> Result<RemoteActionRef<'a>, ActionRefError> {
+        let (name, reference) = uses.rsplit_once('@').ok_or(ActionRefError::Shape)?;
+        let mut parts = name.splitn(3, '/');
+        let owner = parts.next().unwrap_or_default();
+        let repo = parts.next().ok_or(ActionRefError::Shape)?;
+        if !is_github_name(owner) {
+            return Err(ActionRefError::Owner(owner.to_owned()));
+        }
+        if !is_github_name(repo) {
+            return Err(ActionRefError::Repository(repo.to_owned()));
+        }
+        // GitHub ignores empty segments (`a/b//c`); trimming them keeps the path relative.
+        let path = parts.next().unwrap_or_default().trim_matches('/');
+        check_path(path)?;
+        check_reference(reference)?;
+        Ok(RemoteActionRef {
+            owner,
+            repo,
+            path,
+            reference,
+        })
+    }
+}
+
+/// `[A-Za-z0-9_.-]+`, but not `.` or `..`: GitHub's rule for owners and repositories, and
+/// never a folder other than one inside the one it is joined to.
+fn is_github_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn check_path(path: &str) -> Result<(), ActionRefError> {
+    if path.split('/').any(|segment| segment == "..") {
+        return Err(ActionRefError::PathUp);
+    }
+    Ok(())
+}
+
+fn check_reference(reference: &str) -> Result<(), ActionRefError> {
+    if reference.is_empty() {
+        return Err(ActionRefError::EmptyRef);
+    }
+    if reference.starts_with('-') {
+        return Err(ActionRefError::RefOption);
+    }
+    let forbidden = |c: char| {
+        c.is_whitespace() || c.is_control() || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    };
+    if reference.contains(forbidden) {
+        return Err(ActionRefError::RefCharacters);
+    }
+    Ok(())
+}
+
+/// The part after `scheme://` of a full URL with `@ref` (a Gitea and Forgejo extension): the
+/// host is the URL's business, but its path and ref follow the rules above.
+fn check_url_action(rest: &str) -> Result<(), ActionRefError> {
+    let (location, reference) = rest.rsplit_once('@').ok_or(ActionRefError::Shape)?;
+    check_path(location)?;
+    check_reference(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_action_refs_are_split_and_checked() {
+        assert_eq!(
+            RemoteActionRef::parse("acme/tools//lint/rust/@v1.2"),
+            Ok(RemoteActionRef {
+                owner: "acme",
+                repo: "tools",
+                path: "lint/rust",
+                reference: "v1.2"
+            })
+        );
+        assert_eq!(
+            RemoteActionRef::parse("acme/tools//etc@v1").map(|r| r.path),
+            Ok("etc")
+        );
+        for (uses, problem) in [
+            ("../..@v1", ActionRefError::Owner("..".into())),
+            ("./x@v1", ActionRefError::Owner(".".into())),
+            ("a\\b/c@v1", ActionRefError::Owner("a\\b".into())),
+            ("acme@v1", ActionRefError::Shape),
+            ("acme/greet", ActionRefError::Shape),
+            ("acme/x/../../y@v1", ActionRefError::PathUp),
+            ("acme/greet@--upload-pack=x", ActionRefError::RefOption),
+            ("acme/greet@v1\tx", ActionRefError::RefCharacters),
+            ("acme/greet@v1\u{1b}[2J", ActionRefError::RefCharacters),
+            ("acme/greet@v1\u{a0}", ActionRefError::RefCharacters),
+        ] {
+            assert_eq!(RemoteActionRef::parse(uses), Err(problem), "{uses:?}");
+        }
+    }
 }
