@@ -275,14 +275,7 @@ fn prepare(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let mut masker = Masker::new();
-    for (_, value) in &secrets {
-        masker.add(value);
-    }
-    for key in ["token", "gitea_runtime_token"] {
-        masker.add(task.context_str(key));
-    }
-    masker.build();
+    let masker = task_masker(task);
     let base_env = job_env(runtime, task);
     Ok(PreparedTask {
         planned,
@@ -294,6 +287,27 @@ fn prepare(
         masker,
         base_env,
     })
+}
+
+/// A masker holding the task's secrets and every token the forge put in its context: the
+/// task's `token`, `gitea_runtime_token`, the OIDC request token (`actions_id_token_request_token`
+/// and Forgejo's `forgejo_`-prefixed one) and any the forge adds later under a `*_token` key.
+/// Jobs get them as variables (`ACTIONS_RUNTIME_TOKEN`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN`) and
+/// read them in the `github` context, so each must be hidden wherever it is printed.
+fn task_masker(task: &TaskInfo) -> Masker {
+    let mut masker = Masker::new();
+    for value in task.secrets.values() {
+        masker.add(value);
+    }
+    for (key, value) in &task.context {
+        if key == "token" || key.ends_with("_token") {
+            if let Some(token) = value.as_str() {
+                masker.add(token);
+            }
+        }
+    }
+    masker.build();
+    masker
 }
 
 /// The `github` context from the forge's, adapted as the reference runners adapt it: the
