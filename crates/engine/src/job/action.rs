@@ -139,14 +139,14 @@ impl<R: JobRuntime> JobRun<'_, R> {
         match scope.env(step.env.as_ref()) {
             Ok(step_env) => env.extend(step_env),
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return Conclusion::Failure;
             }
         }
         let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
             Ok(inputs) => inputs,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return Conclusion::Failure;
             }
         };
@@ -189,14 +189,14 @@ impl<R: JobRuntime> JobRun<'_, R> {
         let loaded = match self.load_action(&uses.value).await {
             Ok(loaded) => loaded,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return StepEnd::failure();
             }
         };
         let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
             Ok(inputs) => inputs,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return StepEnd::failure();
             }
         };
@@ -405,7 +405,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
             };
             match scope.string(value) {
                 Ok(value) => outputs.push((output.name.value.clone(), value)),
-                Err(e) => self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string()))),
+                Err(e) => self.step_log(label, LogLine::Error(&e.to_string())),
             }
         }
         outputs
@@ -510,7 +510,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
         let (files, process_env, _) = match self.step_process(step, env, extra).await {
             Ok(prepared) => prepared,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return (StepEnd::failure(), Vec::new());
             }
         };
@@ -567,7 +567,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
         });
         match runs {
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 Some(Conclusion::Failure)
             }
             Ok(_) => None,
@@ -602,7 +602,7 @@ impl<R: JobRuntime> JobRun<'_, R> {
         let (files, process_env, _) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return Conclusion::Failure;
             }
         };

@@ -23,6 +23,7 @@ mod output;
 pub mod remote;
 mod step;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use hearth_expr::{Object, Status, Value};
 use hearth_workflow::model::{Job, Workflow};
 use hearth_workflow::plan::PlannedJob;
 
-use crate::events::{Conclusion, Event, EventSink, JobLabel, LogLine};
+use crate::events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 use crate::mask::Masker;
 use crate::workspace_files::DirWorkspace;
 
@@ -143,18 +144,21 @@ pub async fn run_job<B: Backend>(
     control: &JobControl,
 ) -> JobOutcome {
     let started = Instant::now();
-    let label = JobLabel {
-        id: request.job.id.value.clone(),
-        name: request.planned.name.clone(),
-    };
-    sink.event(&Event::JobStarted { job: &label });
-    sink.flush();
-
     let mut masker = request.masker.clone();
     for (_, value) in &request.secrets {
         masker.add(value);
     }
-    let outcome = match JobRun::prepare(request, &label, sink, masker, backend).await {
+    // Built once here, so that the job's own copy below shares the automaton.
+    masker.build();
+    // The display name was evaluated from the contexts (`github.token` among them).
+    let label = JobLabel {
+        id: request.job.id.value.clone(),
+        name: masker.mask_text(&request.planned.name),
+    };
+    sink.event(&Event::JobStarted { job: &label });
+    sink.flush();
+
+    let outcome = match JobRun::prepare(request, &label, sink, masker.clone(), backend).await {
         Ok(mut run) => {
             let outcome = run.run_steps(control).await;
             let JobRun {
@@ -162,12 +166,14 @@ pub async fn run_job<B: Backend>(
             } = run;
             if let Err(e) = runtime.finish().await {
                 let message = format!("cleaning up the job failed: {e}");
-                log(sink, &label, LogLine::Error(&masker.mask_text(&message)));
+                log(sink, &label, None, &masker, LogLine::Error(&message));
             }
             outcome
         }
         Err(message) => {
-            log(sink, &label, LogLine::Error(&message));
+            // Preparing quotes evaluated values (`timeout-minutes must be a number, not
+            // '...'`), which may hold a secret.
+            log(sink, &label, None, &masker, LogLine::Error(&message));
             JobOutcome {
                 result: Conclusion::Failure,
                 outputs: Vec::new(),
@@ -185,12 +191,48 @@ pub async fn run_job<B: Backend>(
     outcome
 }
 
-fn log(sink: &dyn EventSink, job: &JobLabel, line: LogLine<'_>) {
-    sink.event(&Event::Log {
-        job,
-        step: None,
-        line,
-    });
+/// Sends a line of the runner's own (of the job, or of `step`), masked: its messages quote
+/// evaluated values, paths and errors from below, any of which may hold a secret, and a sink
+/// must never see one. Every runner message goes through here; the steps' output is masked on
+/// its own path (`output.rs`), line by line as it streams.
+fn log(
+    sink: &dyn EventSink,
+    job: &JobLabel,
+    step: Option<&StepLabel>,
+    masker: &Masker,
+    line: LogLine<'_>,
+) {
+    let send = |line: LogLine<'_>| sink.event(&Event::Log { job, step, line });
+    let mask = |text| masked(masker, text);
+    match line {
+        LogLine::Output(text) => send(LogLine::Output(&mask(text))),
+        LogLine::Echo(text) => send(LogLine::Echo(&mask(text))),
+        LogLine::Group(text) => send(LogLine::Group(&mask(text))),
+        LogLine::Debug(text) => send(LogLine::Debug(&mask(text))),
+        LogLine::Info(text) => send(LogLine::Info(&mask(text))),
+        LogLine::Warning(text) => send(LogLine::Warning(&mask(text))),
+        LogLine::Error(text) => send(LogLine::Error(&mask(text))),
+        LogLine::Annotation(annotation) => {
+            let message = mask(annotation.message);
+            let title = annotation.title.map(mask);
+            let file = annotation.file.map(mask);
+            send(LogLine::Annotation(AnnotationRef {
+                message: &message,
+                title: title.as_deref(),
+                file: file.as_deref(),
+                ..annotation
+            }))
+        }
+        LogLine::EndGroup => send(line),
+    }
+}
+
+/// `text` masked, borrowed back when it holds nothing secret (nearly always).
+fn masked<'t>(masker: &Masker, text: &'t str) -> Cow<'t, str> {
+    match masker.mask(text.as_bytes()) {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
+    }
 }
 
 /// A job that is running.
@@ -443,7 +485,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
     }
 
     fn log(&self, line: LogLine<'_>) {
-        log(self.sink, self.label, line);
+        log(self.sink, self.label, None, &self.masker, line);
     }
 
     async fn run_steps(&mut self, control: &JobControl) -> JobOutcome {
@@ -495,7 +537,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
                         outputs.push((name.value.clone(), value));
                     }
                 }
-                Err(e) => self.log(LogLine::Error(&self.masker_text(&e.to_string()))),
+                Err(e) => self.log(LogLine::Error(&e.to_string())),
             }
         }
         outputs

@@ -65,28 +65,35 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         "" => "workflow payload".to_owned(),
         name => name.to_owned(),
     };
+    // Every row the daemon writes itself is masked as the engine masks its own: messages
+    // quote evaluated values (labels, matrix values, `if:` results) that may hold a secret.
+    let masker = task_masker(&task);
+    let log = |reporter: &TaskReporter, text: &str| reporter.log(&masker.mask_text(text));
     let single = match SingleJob::parse(&task.payload, &file) {
         Ok(single) => single,
         Err(diagnostics) => {
             let reporter = start_reporter(&runtime, &task, 0);
-            reporter.log(&format!(
-                "##[error]The job's workflow, as the forge sent it, is not valid:\n{diagnostics}"
-            ));
+            log(
+                &reporter,
+                &format!(
+                    "##[error]The job's workflow, as the forge sent it, is not valid:\n{diagnostics}"
+                ),
+            );
             return finish(reporter, TaskResult::Failure, Vec::new()).await;
         }
     };
     let reporter = start_reporter(&runtime, &task, single.job().steps.len());
     for warning in single.warnings() {
-        reporter.log(&format!("##[warning]{warning}"));
+        log(&reporter, &format!("##[warning]{warning}"));
     }
-    let prepared = match prepare(&runtime, &task, &single, &file) {
+    let prepared = match prepare(&runtime, &task, &single, &file, &masker) {
         Ok(prepared) => prepared,
         Err(Prepared::Skip(reason)) => {
-            reporter.log(&reason);
+            log(&reporter, &reason);
             return finish(reporter, TaskResult::Skipped, Vec::new()).await;
         }
         Err(Prepared::Fail(message)) => {
-            reporter.log(&format!("##[error]{message}"));
+            log(&reporter, &format!("##[error]{message}"));
             return finish(reporter, TaskResult::Failure, Vec::new()).await;
         }
     };
@@ -203,6 +210,7 @@ fn prepare(
     task: &TaskInfo,
     single: &SingleJob,
     file: &str,
+    masker: &Masker,
 ) -> Result<PreparedTask, Prepared> {
     let github = github_context(task, &runtime.address);
     let vars = string_object(&task.vars);
@@ -275,7 +283,7 @@ fn prepare(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let masker = task_masker(task);
+    let masker = masker.clone();
     let base_env = job_env(runtime, task);
     Ok(PreparedTask {
         planned,

@@ -272,9 +272,10 @@ impl<B: Backend> Scheduler<'_, B> {
         instance: &PlannedJob,
         control: &JobControl,
     ) -> (JobOutcome, JobReport) {
+        // The name was evaluated (matrix values, `vars`): masked as `run_job` masks it.
         let label = JobLabel {
             id: instance.job_id.clone(),
-            name: instance.name.clone(),
+            name: self.settings.masker.mask_text(&instance.name),
         };
         let may_fail = continue_on_error(job, contexts, instance);
         let report = |result| JobReport { result, may_fail };
@@ -366,11 +367,14 @@ impl<B: Backend> Scheduler<'_, B> {
         self.finish_unrun(label, Conclusion::Success, Some("dry run"));
     }
 
+    /// Reports a job that did not run. Its reason may quote evaluated values (a label
+    /// from `vars`), masked like everything a sink gets.
     fn finish_unrun(&self, label: &JobLabel, result: Conclusion, reason: Option<&str>) {
+        let reason = reason.map(|reason| self.settings.masker.mask_text(reason));
         self.sink.event(&Event::JobFinished {
             job: label,
             result,
-            reason,
+            reason: reason.as_deref(),
             outputs: &[],
             duration: Duration::ZERO,
         });
@@ -397,7 +401,7 @@ impl<B: Backend> Scheduler<'_, B> {
         self.sink.event(&Event::Log {
             job: label,
             step: None,
-            line: hearth_engine::events::LogLine::Error(message),
+            line: hearth_engine::events::LogLine::Error(&self.settings.masker.mask_text(message)),
         });
         self.finish_unrun(label, Conclusion::Failure, None);
         let report = JobReport {

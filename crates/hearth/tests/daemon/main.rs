@@ -752,3 +752,27 @@ async fn the_oidc_request_token_is_masked() {
         assert!(lines.iter().all(|l| !l.contains(token)), "{lines:#?}");
     }
 }
+
+#[tokio::test]
+async fn errors_that_echo_the_token_are_masked() {
+    // `github.token` is the task's token; an error that quotes an evaluated value must not
+    // show it, whether the engine (the job's timeout) or the daemon (its labels) reports it.
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let timeout = "name: ci\non: push\njobs:\n  build:\n    runs-on: linux\n    timeout-minutes: ${{ github.token }}\n    steps:\n      - run: echo never runs\n";
+    let labels = "name: ci\non: push\njobs:\n  build:\n    runs-on: ${{ github.token }}\n    steps:\n      - run: echo never runs\n";
+    for (payload, says) in [
+        (timeout, "timeout-minutes must be a number, not '***'"),
+        (labels, "***"),
+    ] {
+        let spec = TaskSpec::new(payload).with_runs_on(["linux"]);
+        let (id, task, log) = h.run(spec).await;
+        assert_eq!(task.status, Status::Failure, "{log}");
+        let lines = h.forge.log_lines(id);
+        assert!(!task.token.is_empty());
+        assert!(
+            lines.iter().all(|l| !l.contains(task.token.as_str())),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().any(|l| l.contains(says)), "{lines:#?}");
+    }
+}
