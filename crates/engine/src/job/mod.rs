@@ -33,6 +33,7 @@ use hearth_backend::{Backend, CancellationToken, JobRuntime, JobSpec};
 use hearth_expr::{Object, Status, Value};
 use hearth_workflow::model::{Job, Workflow};
 use hearth_workflow::plan::PlannedJob;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 use crate::mask::Masker;
@@ -59,8 +60,9 @@ pub struct JobRequest<'a> {
     pub github: Object,
     /// The `vars` context.
     pub vars: Object,
-    /// The `secrets` context; every value is masked.
-    pub secrets: Vec<(String, String)>,
+    /// The `secrets` context; every value is masked. Held as `SecretString`, whose `Debug`
+    /// never shows a value.
+    pub secrets: Vec<(String, SecretString)>,
     /// A masker the job starts from, e.g. one holding the run's secrets already (built with
     /// [`Masker::build`], its automaton is shared by every job cloning it); the job adds the
     /// secrets above and its own `add-mask` values to its copy.
@@ -146,7 +148,7 @@ pub async fn run_job<B: Backend>(
     let started = Instant::now();
     let mut masker = request.masker.clone();
     for (_, value) in &request.secrets {
-        masker.add(value);
+        masker.add(value.expose_secret());
     }
     // Built once here, so that the job's own copy below shares the automaton.
     masker.build();
@@ -307,7 +309,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
         contexts.insert("vars", Value::object(request.vars.clone()));
         let mut secrets = Object::with_capacity(request.secrets.len());
         for (name, value) in &request.secrets {
-            secrets.insert(name.as_str(), Value::string(value.as_str()));
+            secrets.insert(name.as_str(), Value::string(value.expose_secret()));
         }
         contexts.insert("secrets", Value::object(secrets));
         contexts.insert("inputs", Value::object(request.inputs.clone()));
@@ -328,7 +330,7 @@ impl<'r, R: JobRuntime> JobRun<'r, R> {
             let secret = request.secrets.iter().find(|(k, _)| k == name);
             let var = request.vars.get(name).map(|v| v.to_display_string());
             secret
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.expose_secret().to_owned())
                 .or(var)
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         };

@@ -22,6 +22,7 @@ use hearth_forge::{Client, ReporterOptions, TaskInfo, TaskReporter};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::payload::SingleJob;
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::GitActions;
@@ -194,7 +195,7 @@ struct PreparedTask {
     vars: Object,
     inputs: Object,
     needs: Object,
-    secrets: Vec<(String, String)>,
+    secrets: Vec<(String, SecretString)>,
     masker: Masker,
     base_env: Vec<(String, String)>,
 }
@@ -278,10 +279,10 @@ fn prepare(
         Err(e) => return Err(Prepared::Fail(e.to_string())),
     }
 
-    let secrets: Vec<(String, String)> = task
+    let secrets: Vec<(String, SecretString)> = task
         .secrets
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
         .collect();
     let masker = masker.clone();
     let base_env = job_env(runtime, task);
@@ -305,14 +306,10 @@ fn prepare(
 fn task_masker(task: &TaskInfo) -> Masker {
     let mut masker = Masker::new();
     for value in task.secrets.values() {
-        masker.add(value);
+        masker.add(value.expose());
     }
-    for (key, value) in &task.context {
-        if key == "token" || key.ends_with("_token") {
-            if let Some(token) = value.as_str() {
-                masker.add(token);
-            }
-        }
+    for token in task.context_tokens() {
+        masker.add(token);
     }
     masker.build();
     masker
@@ -333,7 +330,8 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
     let token = ["FORGEJO_TOKEN", "GITEA_TOKEN", "GITHUB_TOKEN"]
         .iter()
         .find_map(|name| task.secrets.get(*name).filter(|t| !t.is_empty()))
-        .map_or_else(|| task.context_str("token").to_owned(), Clone::clone);
+        .map_or_else(|| task.context_str("token"), |secret| secret.expose())
+        .to_owned();
     github.insert("token", Value::string(token));
     for key in [
         "gitea_runtime_token",

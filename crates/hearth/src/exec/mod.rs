@@ -71,11 +71,15 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     };
     let filter = |matrix: &serde_json::Map<String, serde_json::Value>| matrix_filter.allows(matrix);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let secrets: Vec<(String, String)> = values.secrets.into_iter().collect();
     let mut masker = hearth_engine::mask::Masker::new();
-    for (_, value) in &secrets {
+    for value in values.secrets.values() {
         masker.add(value);
     }
+    let secrets: Vec<(String, secrecy::SecretString)> = values
+        .secrets
+        .into_iter()
+        .map(|(name, value)| (name, value.into()))
+        .collect();
     masker.build();
     let settings = Settings {
         secrets,

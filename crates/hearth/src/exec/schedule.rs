@@ -20,6 +20,7 @@ use hearth_expr::{Object, Status, Value as ExprValue};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::model::{Job, OrExpr, Workflow};
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan, PlannedJob, RunContext};
+use secrecy::SecretString;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
@@ -43,7 +44,7 @@ pub enum Place {
 
 /// What every job of the run shares.
 pub struct Settings<'a> {
-    pub secrets: Vec<(String, String)>,
+    pub secrets: Vec<(String, SecretString)>,
     /// Masks the secrets; built once and shared by every job.
     pub masker: Masker,
     pub extra_env: Vec<(String, String)>,
