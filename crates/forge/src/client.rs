@@ -19,6 +19,7 @@ use crate::proto::runner::{
     DeclareRequest, DeclareResponse, FetchTaskRequest, FetchTaskResponse, RegisterRequest,
     RegisterResponse, UpdateLogRequest, UpdateLogResponse, UpdateTaskRequest, UpdateTaskResponse,
 };
+use crate::secret::Secret;
 use crate::tls_error::{certificate_problem, find_certificate_error};
 
 /// The response header in which new Gitea lists what it supports (`job-summary`).
@@ -43,7 +44,7 @@ pub struct ClientOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
     pub uuid: String,
-    pub token: String,
+    pub token: Secret,
 }
 
 /// What `Declare` answered.
@@ -245,7 +246,10 @@ impl Client {
         if let Some(credentials) = &self.credentials {
             http = http
                 .header("x-runner-uuid", header_value(&credentials.uuid))
-                .header("x-runner-token", header_value(&credentials.token))
+                .header(
+                    "x-runner-token",
+                    sensitive(header_value(credentials.token.expose())),
+                )
                 .header("x-runner-version", header_value(&self.version));
         }
         let response = http.send().await.map_err(|e| {
@@ -287,6 +291,12 @@ impl Client {
 /// then answers that the runner is not registered (it cannot be, with such a token).
 fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A header value that `Debug` (reqwest's and hyper's) never shows.
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
 }
 
 /// The Connect error in a non-200 answer, or what its HTTP status means when the body is not
@@ -339,6 +349,27 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_runner_token() {
+        let credentials = Credentials {
+            uuid: "uuid-1".into(),
+            token: "runner-token-5a1f".into(),
+        };
+        let client = Client::new(&ClientOptions {
+            address: "http://127.0.0.1:1".into(),
+            insecure: false,
+            ca_file: None,
+            request_timeout: Duration::from_secs(1),
+            version: "test".into(),
+        })
+        .expect("client")
+        .with_credentials(credentials.clone());
+        for shown in [format!("{credentials:?}"), format!("{client:#?}")] {
+            assert!(!shown.contains("runner-token-5a1f"), "{shown}");
+            assert!(shown.contains("uuid-1"), "{shown}");
+        }
+    }
 
     #[test]
     fn connect_error_bodies_are_read() {

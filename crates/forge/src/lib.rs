@@ -1,6 +1,6 @@
 //! Hearth's side of the protocol Gitea and Forgejo speak with their runners: the messages
 //! (`proto`), a Connect client (`client`) and its errors (`error`), tasks as plain Rust
-//! (`task`), fetching them (`poller`) and reporting them (`reporter`).
+//! (`task`), tokens and secrets that never print themselves (`secret`), fetching them (`poller`) and reporting them (`reporter`).
 //!
 //! Only this crate knows protobuf and Connect; the rest of Hearth sees tasks, events and
 //! typed errors.
@@ -10,6 +10,7 @@ pub mod error;
 pub mod poller;
 pub mod proto;
 pub mod reporter;
+pub mod secret;
 pub mod task;
 mod tls_error;
 
@@ -17,4 +18,5 @@ pub use client::{Client, ClientOptions, Credentials, Declared};
 pub use error::{ClientError, Code, RpcError};
 pub use poller::{poll, PollError, PollerOptions};
 pub use reporter::{ReportError, ReporterOptions, TaskReporter};
+pub use secret::Secret;
 pub use task::{NeedInfo, TaskInfo};

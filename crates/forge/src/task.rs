@@ -1,14 +1,17 @@
 //! A task as the rest of Hearth sees it: plain Rust and JSON, no protobuf.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 
 use crate::proto::runner::{self, Task};
+use crate::secret::{Secret, PLACEHOLDER};
 
-/// One job the forge handed to this runner.
-#[derive(Clone, Debug, PartialEq)]
+/// One job the forge handed to this runner. `Debug` shows neither its secrets nor the tokens
+/// of its context.
+#[derive(Clone, PartialEq)]
 pub struct TaskInfo {
     pub id: i64,
     /// The single-job workflow, as YAML (empty when the forge sent none).
@@ -16,7 +19,7 @@ pub struct TaskInfo {
     /// The `github` context as the forge built it (§3.4.3 of the protocol spec): `event`,
     /// `repository`, `sha`, `ref`, `token`, `gitea_runtime_token`, ...
     pub context: Map<String, Value>,
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Secret>,
     pub vars: BTreeMap<String, String>,
     /// The results and outputs of the jobs this one needs, by job id.
     pub needs: BTreeMap<String, NeedInfo>,
@@ -48,7 +51,11 @@ impl TaskInfo {
             id: task.id,
             payload: task.workflow_payload.unwrap_or_default(),
             context,
-            secrets: task.secrets.into_iter().collect(),
+            secrets: task
+                .secrets
+                .into_iter()
+                .map(|(name, value)| (name, Secret::from(value)))
+                .collect(),
             vars: task.vars.into_iter().collect(),
             needs,
         }
@@ -57,6 +64,41 @@ impl TaskInfo {
     /// A string value of the context (`""` when absent or not a string).
     pub fn context_str(&self, key: &str) -> &str {
         self.context.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The tokens the forge put in the context: `token`, `gitea_runtime_token`, the OIDC
+    /// request tokens (`actions_id_token_request_token`, Forgejo's `forgejo_`-prefixed one),
+    /// and any it adds later under a `*_token` key. Each is as secret as a secret.
+    pub fn context_tokens(&self) -> impl Iterator<Item = &str> {
+        self.context
+            .iter()
+            .filter(|(key, _)| is_token_key(key))
+            .filter_map(|(_, value)| value.as_str())
+    }
+}
+
+fn is_token_key(key: &str) -> bool {
+    key == "token" || key.ends_with("_token")
+}
+
+impl fmt::Debug for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let context: Map<String, Value> = self
+            .context
+            .iter()
+            .map(|(key, value)| match is_token_key(key) {
+                true => (key.clone(), Value::String(PLACEHOLDER.to_owned())),
+                false => (key.clone(), value.clone()),
+            })
+            .collect();
+        f.debug_struct("TaskInfo")
+            .field("id", &self.id)
+            .field("payload", &String::from_utf8_lossy(&self.payload))
+            .field("context", &context)
+            .field("secrets", &self.secrets)
+            .field("vars", &self.vars)
+            .field("needs", &self.needs)
+            .finish()
     }
 }
 
@@ -163,5 +205,33 @@ mod tests {
         assert_eq!(info.needs["build"].result, "success");
         assert_eq!(info.needs["build"].outputs["v"], "1");
         assert_eq!(result_name(7), "7");
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret_or_a_token() {
+        let context = serde_json::json!({
+            "repository": "acme/app",
+            "token": "task-token-77",
+            "gitea_runtime_token": "runtime-token-88",
+            "forgejo_actions_id_token_request_token": "oidc-token-99",
+        });
+        let Value::Object(map) = context else {
+            unreachable!()
+        };
+        let info = TaskInfo::from_task(Task {
+            id: 3,
+            context: Some(json_to_struct(&map)),
+            secrets: [("API_KEY".to_string(), "secret-value-66".to_string())].into(),
+            ..Task::default()
+        });
+        for shown in [format!("{info:?}"), format!("{info:#?}")] {
+            for value in ["task-token", "runtime-token", "oidc-token", "secret-value"] {
+                assert!(!shown.contains(value), "{value} in {shown}");
+            }
+            assert!(
+                shown.contains("API_KEY") && shown.contains("acme/app"),
+                "{shown}"
+            );
+        }
     }
 }

@@ -36,7 +36,7 @@ async fn task_in_hand(steps: usize) -> (FakeForge, Client, JobId, i64) {
         .expect("runner");
     let client = client.with_credentials(Credentials {
         uuid: runner.uuid,
-        token: runner.token,
+        token: runner.token.into(),
     });
     let step_lines: String = (0..steps).map(|_| "      - run: true\n").collect();
     let job = forge.queue_task(TaskSpec::new(format!(

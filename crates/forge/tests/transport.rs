@@ -59,7 +59,7 @@ async fn ping_register_fetch(forge: &FakeForge, client: Client) {
         .expect("a runner");
     let client = client.with_credentials(Credentials {
         uuid: runner.uuid,
-        token: runner.token,
+        token: runner.token.into(),
     });
     let task = client
         .fetch_task(

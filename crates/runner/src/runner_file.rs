@@ -6,14 +6,14 @@
 //! forgejo-runner load as they are: a missing key or a `null` counts as empty, unknown keys
 //! are ignored, and a file without `ephemeral` is a runner that is not ephemeral.
 //!
-//! The token is a secret: the file is written with mode 0600 and [`Registration`]'s `Debug`
-//! hides it.
+//! The token is a secret: the file is written with mode 0600, and as a [`Secret`] it never
+//! shows in [`Registration`]'s `Debug`.
 
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use hearth_forge::Secret;
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
@@ -25,7 +25,7 @@ runner's secret token. Edit it only if you know what you are doing. Deleting it 
 runner must be registered again, and the forge will see it as a new runner.";
 
 /// A registered runner, as kept in the `.runner` file.
-#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Registration {
     /// The runner's id at the forge.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -38,7 +38,7 @@ pub struct Registration {
     pub name: String,
     /// Sent as `x-runner-token`; a secret.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub token: String,
+    pub token: Secret,
     /// The forge's address as given at registration, e.g. `https://forge.example/`.
     #[serde(default, deserialize_with = "null_as_default")]
     pub address: String,
@@ -123,8 +123,11 @@ impl Registration {
         let registration: Registration = serde_json::from_value(value).map_err(malformed)?;
         // Without these the forge cannot know the runner; better to say so now than to
         // get "unauthenticated" at the first request.
-        for (key, field) in [("uuid", &registration.uuid), ("token", &registration.token)] {
-            if field.is_empty() {
+        for (key, empty) in [
+            ("uuid", registration.uuid.is_empty()),
+            ("token", registration.token.is_empty()),
+        ] {
+            if empty {
                 return Err(RunnerFileError::Incomplete {
                     path: path.to_owned(),
                     key,
@@ -202,21 +205,6 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-/// Everything but the token.
-impl fmt::Debug for Registration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registration")
-            .field("id", &self.id)
-            .field("uuid", &self.uuid)
-            .field("name", &self.name)
-            .field("token", &"<hidden>")
-            .field("address", &self.address)
-            .field("labels", &self.labels)
-            .field("ephemeral", &self.ephemeral)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,7 +214,7 @@ mod tests {
             id: 42,
             uuid: "6d1c3a4e-2b7f-4c1a-9e8d-0f5b6a7c8d9e".to_owned(),
             name: "builder-1".to_owned(),
-            token: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+            token: "0123456789abcdef0123456789abcdef01234567".into(),
             address: "https://forge.example/".to_owned(),
             labels: vec![
                 "ubuntu-latest:docker://node:20-bookworm".to_owned(),
@@ -309,7 +297,7 @@ mod tests {
         assert_eq!(registration.uuid, "1b4e28ba-2fa1-11d2-883f-0016d3cca427");
         assert_eq!(registration.name, "gitea-runner");
         assert_eq!(
-            registration.token,
+            registration.token.expose(),
             "abcdef0123456789abcdef0123456789abcdef01"
         );
         assert_eq!(registration.address, "http://gitea:3000");
@@ -380,7 +368,8 @@ mod tests {
 
     #[test]
     fn debug_hides_the_token() {
-        let shown = format!("{:?}", sample());
+        let registration = sample();
+        let shown = format!("{registration:?}{registration:#?}{}", registration.token);
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
         assert!(shown.contains("builder-1"), "{shown}");
     }

@@ -138,14 +138,14 @@ impl JobRun<'_> {
         match scope.env(step.env.as_ref()) {
             Ok(step_env) => env.extend(step_env),
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return Conclusion::Failure;
             }
         }
         let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
             Ok(inputs) => inputs,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return Conclusion::Failure;
             }
         };
@@ -188,14 +188,14 @@ impl JobRun<'_> {
         let loaded = match self.load_action(&uses.value, control).await {
             Ok(loaded) => loaded,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return StepEnd::failure();
             }
         };
         let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
             Ok(inputs) => inputs,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return StepEnd::failure();
             }
         };
@@ -441,7 +441,7 @@ impl JobRun<'_> {
             };
             match scope.string(value) {
                 Ok(value) => outputs.push((output.name.value.clone(), value)),
-                Err(e) => self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string()))),
+                Err(e) => self.step_log(label, LogLine::Error(&e.to_string())),
             }
         }
         outputs
@@ -546,7 +546,7 @@ impl JobRun<'_> {
         let (files, process_env, _) = match self.step_process(step, env, extra).await {
             Ok(prepared) => prepared,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return (StepEnd::failure(), Vec::new());
             }
         };
@@ -600,7 +600,7 @@ impl JobRun<'_> {
         });
         match runs {
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 Some(Conclusion::Failure)
             }
             Ok(_) => None,
@@ -635,7 +635,7 @@ impl JobRun<'_> {
         let (files, process_env, _) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 return Conclusion::Failure;
             }
         };

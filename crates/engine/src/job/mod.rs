@@ -24,6 +24,7 @@ mod output;
 pub mod remote;
 mod step;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,10 +36,11 @@ use hearth_backend::{
 use hearth_expr::{Object, Status, Value};
 use hearth_workflow::model::{Job, Workflow};
 use hearth_workflow::plan::PlannedJob;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::mask::Masker;
 use crate::workspace_files::DirWorkspace;
-use hearth_events::{Conclusion, Event, EventSink, JobLabel, LogLine};
+use hearth_events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 
 pub use eval::EvalError;
 pub use step::default_step_name;
@@ -61,8 +63,9 @@ pub struct JobRequest<'a> {
     pub github: Object,
     /// The `vars` context.
     pub vars: Object,
-    /// The `secrets` context; every value is masked.
-    pub secrets: Vec<(String, String)>,
+    /// The `secrets` context; every value is masked. Held as `SecretString`, whose `Debug`
+    /// never shows a value.
+    pub secrets: Vec<(String, SecretString)>,
     /// A masker the job starts from, e.g. one holding the run's secrets already (built with
     /// [`Masker::build`], its automaton is shared by every job cloning it); the job adds the
     /// secrets above and its own `add-mask` values to its copy.
@@ -152,17 +155,20 @@ pub async fn run_job(
     control: &JobControl,
 ) -> JobOutcome {
     let started = Instant::now();
+    let mut masker = request.masker.clone();
+    for (_, value) in &request.secrets {
+        masker.add(value.expose_secret());
+    }
+    // Built once here, so that the job's own copy below shares the automaton.
+    masker.build();
+    // The display name was evaluated from the contexts (`github.token` among them).
     let label = JobLabel {
         id: request.job.id.value.clone(),
-        name: request.planned.name.clone(),
+        name: masker.mask_text(&request.planned.name),
     };
     sink.event(&Event::JobStarted { job: &label });
     sink.flush();
 
-    let mut masker = request.masker.clone();
-    for (_, value) in &request.secrets {
-        masker.add(value);
-    }
     let outcome = match JobRun::prepare(request, &label, sink, &mut masker, backend, control).await
     {
         Ok(mut run) => {
@@ -174,11 +180,14 @@ pub async fn run_job(
             outcome
         }
         Err(error) => {
-            // Every message that reaches a sink is masked: an error may quote a value.
+            // Preparing quotes evaluated values (`timeout-minutes must be a number, not
+            // '...'`), which may hold a secret: `log` masks.
             log(
                 sink,
                 &label,
-                LogLine::Error(&masker.mask_text(&error.to_string())),
+                None,
+                &masker,
+                LogLine::Error(&error.to_string()),
             );
             JobOutcome {
                 result: match error.kind() {
@@ -209,7 +218,7 @@ async fn report_finish(
 ) {
     if let Err(e) = runtime.finish().await {
         let message = format!("cleaning up the job failed: {e}");
-        log(sink, label, LogLine::Error(&masker.mask_text(&message)));
+        log(sink, label, None, masker, LogLine::Error(&message));
     }
 }
 
@@ -256,22 +265,57 @@ struct SetupLines<'a> {
 
 impl SetupLog for SetupLines<'_> {
     fn line(&mut self, level: SetupLevel, text: &str) {
-        let text = self.masker.mask_text(text);
         let line = match level {
-            SetupLevel::Info => LogLine::Info(&text),
-            SetupLevel::Warning => LogLine::Warning(&text),
+            SetupLevel::Info => LogLine::Info(text),
+            SetupLevel::Warning => LogLine::Warning(text),
         };
-        log(self.sink, self.label, line);
+        log(self.sink, self.label, None, self.masker, line);
         self.sink.flush();
     }
 }
 
-fn log(sink: &dyn EventSink, job: &JobLabel, line: LogLine<'_>) {
-    sink.event(&Event::Log {
-        job,
-        step: None,
-        line,
-    });
+/// Sends a line of the runner's own (of the job, or of `step`), masked: its messages quote
+/// evaluated values, paths and errors from below, any of which may hold a secret, and a sink
+/// must never see one. Every runner message goes through here; the steps' output is masked on
+/// its own path (`output.rs`), line by line as it streams.
+fn log(
+    sink: &dyn EventSink,
+    job: &JobLabel,
+    step: Option<&StepLabel>,
+    masker: &Masker,
+    line: LogLine<'_>,
+) {
+    let send = |line: LogLine<'_>| sink.event(&Event::Log { job, step, line });
+    let mask = |text| masked(masker, text);
+    match line {
+        LogLine::Output(text) => send(LogLine::Output(&mask(text))),
+        LogLine::Echo(text) => send(LogLine::Echo(&mask(text))),
+        LogLine::Group(text) => send(LogLine::Group(&mask(text))),
+        LogLine::Debug(text) => send(LogLine::Debug(&mask(text))),
+        LogLine::Info(text) => send(LogLine::Info(&mask(text))),
+        LogLine::Warning(text) => send(LogLine::Warning(&mask(text))),
+        LogLine::Error(text) => send(LogLine::Error(&mask(text))),
+        LogLine::Annotation(annotation) => {
+            let message = mask(annotation.message);
+            let title = annotation.title.map(mask);
+            let file = annotation.file.map(mask);
+            send(LogLine::Annotation(AnnotationRef {
+                message: &message,
+                title: title.as_deref(),
+                file: file.as_deref(),
+                ..annotation
+            }))
+        }
+        LogLine::EndGroup => send(line),
+    }
+}
+
+/// `text` masked, borrowed back when it holds nothing secret (nearly always).
+fn masked<'t>(masker: &Masker, text: &'t str) -> Cow<'t, str> {
+    match masker.mask(text.as_bytes()) {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
+    }
 }
 
 /// A job that is running.
@@ -351,7 +395,7 @@ impl<'r> JobRun<'r> {
         contexts.insert("vars", Value::object(request.vars.clone()));
         let mut secrets = Object::with_capacity(request.secrets.len());
         for (name, value) in &request.secrets {
-            secrets.insert(name.as_str(), Value::string(value.as_str()));
+            secrets.insert(name.as_str(), Value::string(value.expose_secret()));
         }
         contexts.insert("secrets", Value::object(secrets));
         contexts.insert("inputs", Value::object(request.inputs.clone()));
@@ -372,7 +416,7 @@ impl<'r> JobRun<'r> {
             let secret = request.secrets.iter().find(|(k, _)| k == name);
             let var = request.vars.get(name).map(|v| v.to_display_string());
             secret
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.expose_secret().to_owned())
                 .or(var)
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         };
@@ -572,7 +616,7 @@ impl<'r> JobRun<'r> {
     }
 
     fn log(&self, line: LogLine<'_>) {
-        log(self.sink, self.label, line);
+        log(self.sink, self.label, None, &self.masker, line);
     }
 
     async fn run_steps(&mut self, control: &JobControl) -> JobOutcome {
@@ -624,7 +668,7 @@ impl<'r> JobRun<'r> {
                         outputs.push((name.value.clone(), value));
                     }
                 }
-                Err(e) => self.log(LogLine::Error(&self.masker_text(&e.to_string()))),
+                Err(e) => self.log(LogLine::Error(&e.to_string())),
             }
         }
         outputs

@@ -88,7 +88,7 @@ impl<'r> JobRun<'r> {
                 Err(e) => {
                     let message =
                         format!("The step failed because evaluating its 'if' failed: {e}");
-                    self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                    self.step_log(label, LogLine::Error(&message));
                     (StepEnd::failure(), false)
                 }
                 Ok(true) => self.run_body(label, step, &scope, control).await,
@@ -135,12 +135,9 @@ impl<'r> JobRun<'r> {
         self.masker_text(&name)
     }
 
+    /// A runner message of the step, masked (see [`super::log`]).
     pub(super) fn step_log(&self, step: &StepLabel, line: LogLine<'_>) {
-        self.sink.event(&Event::Log {
-            job: self.label,
-            step: Some(step),
-            line,
-        });
+        super::log(self.sink, self.label, Some(step), &self.masker, line);
     }
 
     /// Runs a step whose `if:` held; also says whether `continue-on-error` was on.
@@ -155,7 +152,7 @@ impl<'r> JobRun<'r> {
         let step_env = match scope.env(step.env.as_ref()) {
             Ok(env) => env,
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return (StepEnd::failure(), false);
             }
         };
@@ -169,7 +166,7 @@ impl<'r> JobRun<'r> {
         let continue_on_error = match scope.flag(step.continue_on_error.as_ref()) {
             Ok(flag) => flag,
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return (StepEnd::failure(), false);
             }
         };
@@ -286,7 +283,7 @@ impl<'r> JobRun<'r> {
                 end
             }
             Err(message) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&message)));
+                self.step_log(label, LogLine::Error(&message));
                 StepEnd::failure()
             }
         }
@@ -432,7 +429,7 @@ impl<'r> JobRun<'r> {
         let step_timeout = match scope.minutes(step.timeout_minutes.as_ref()) {
             Ok(minutes) => minutes.map(super::minutes),
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return (StepEnd::failure(), Vec::new());
             }
         };
@@ -506,7 +503,7 @@ impl<'r> JobRun<'r> {
                 Conclusion::Cancelled
             }
             Err(e) => {
-                self.step_log(label, LogLine::Error(&self.masker_text(&e.to_string())));
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 Conclusion::Failure
             }
         };
@@ -543,7 +540,7 @@ impl<'r> JobRun<'r> {
         let mut ok = true;
         let mut fail = |this: &Self, kind: FileCommand, message: String| {
             this.step_log(label, LogLine::Error(&kind.unable_to_process()));
-            this.step_log(label, LogLine::Error(&this.masker_text(&message)));
+            this.step_log(label, LogLine::Error(&message));
             ok = false;
         };
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hearth_forge::proto::runner::RegisterRequest;
-use hearth_forge::{Client, ClientOptions};
+use hearth_forge::{Client, ClientOptions, Secret};
 
 use hearth_runner::config::Config;
 use hearth_runner::labels::{Label, Labels};
@@ -44,7 +44,7 @@ pub struct RegisterArgs {
         env = "GITEA_RUNNER_REGISTRATION_TOKEN",
         hide_env_values = true
     )]
-    token: Option<String>,
+    token: Option<Secret>,
     /// A file holding the registration token (also GITEA_RUNNER_REGISTRATION_TOKEN_FILE).
     #[arg(
         long,
@@ -79,8 +79,10 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
                 None,
             )
         })?;
-    let token = match (
-        value(args.token, &["FORGEJO_RUNNER_REGISTRATION_TOKEN"]),
+    let token: Secret = match (
+        args.token
+            .filter(|token| !token.is_empty())
+            .or_else(|| value(None, &["FORGEJO_RUNNER_REGISTRATION_TOKEN"]).map(Secret::from)),
         args.token_file.or_else(|| {
             value(None, &["FORGEJO_RUNNER_REGISTRATION_TOKEN_FILE"]).map(PathBuf::from)
         }),
@@ -89,8 +91,8 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
         (None, Some(file)) => std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read the token file {}", file.display()))?
             .trim()
-            .to_owned(),
-        (None, None) => ask(interactive, "the runner registration token", None)?,
+            .into(),
+        (None, None) => ask(interactive, "the runner registration token", None)?.into(),
     };
     let default_name = hearth_runner::system::host_name();
     let name = match value(args.name, &["FORGEJO_RUNNER_NAME"]) {
@@ -115,7 +117,7 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
         };
         parse_labels(&specs)?
     };
-    if instance.trim().is_empty() || token.trim().is_empty() {
+    if instance.trim().is_empty() || token.expose().trim().is_empty() {
         bail!("registering needs the forge's URL (--instance) and a registration token (--token)");
     }
     let ephemeral = args.ephemeral || env_flag("FORGEJO_RUNNER_EPHEMERAL");
@@ -144,7 +146,7 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
 async fn register(
     client: &Client,
     instance: &str,
-    token: &str,
+    token: &Secret,
     name: &str,
     labels: &Labels,
     ephemeral: bool,
@@ -163,7 +165,7 @@ async fn register(
     #[allow(deprecated)]
     let request = RegisterRequest {
         name: name.to_owned(),
-        token: token.to_owned(),
+        token: token.expose().to_owned(),
         agent_labels: names.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         labels: names,
@@ -192,7 +194,7 @@ async fn register(
         } else {
             runner.name
         },
-        token: runner.token,
+        token: runner.token.into(),
         address: instance.to_owned(),
         labels: labels.iter().map(Label::spec).collect(),
         ephemeral,
@@ -243,5 +245,24 @@ fn ask(interactive: bool, what: &str, default: Option<&str>) -> Result<String> {
         (true, Some(default)) => Ok(default.to_owned()),
         (true, None) => bail!("missing {what}"),
         (false, _) => Ok(line.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn debug_never_shows_the_registration_token() {
+        #[derive(Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            args: RegisterArgs,
+        }
+        let cli =
+            Cli::try_parse_from(["hearth", "--token", "registration-token-31"]).expect("arguments");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("registration-token-31"), "{shown}");
     }
 }

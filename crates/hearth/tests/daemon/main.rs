@@ -724,3 +724,55 @@ async fn github_mirror_stands_in_for_github() {
     assert_eq!(task.status, Status::Success, "{log}");
     assert!(h.step_rows(id, 0).iter().any(|l| l == "hello forge"));
 }
+
+#[tokio::test]
+async fn the_oidc_request_token_is_masked() {
+    // The forge's OIDC request token reaches jobs as `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (the
+    // Forgejo key first) and stays readable in the `github` context under both keys.
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let payload = job(r#"      - run: |
+          echo "url=$ACTIONS_ID_TOKEN_REQUEST_URL"
+          echo "oidc=$ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+          echo "gitea=${{ github.actions_id_token_request_token }}"
+"#);
+    let spec = TaskSpec::new(payload).with_context(serde_json::json!({
+        "forgejo_actions_id_token_request_url": "https://forge.example/oidc",
+        "forgejo_actions_id_token_request_token": "oidc-forgejo-request-token-7f3a",
+        "actions_id_token_request_url": "https://forge.example/gitea-oidc",
+        "actions_id_token_request_token": "oidc-gitea-request-token-91cc",
+    }));
+    let (id, task, log) = h.run(spec).await;
+    assert_eq!(task.status, Status::Success, "{log}");
+    let rows = h.step_rows(id, 0);
+    for line in ["url=https://forge.example/oidc", "oidc=***", "gitea=***"] {
+        assert!(rows.iter().any(|r| r == line), "no {line:?} in {rows:#?}");
+    }
+    let lines = h.forge.log_lines(id);
+    for token in ["oidc-forgejo-request-token", "oidc-gitea-request-token"] {
+        assert!(lines.iter().all(|l| !l.contains(token)), "{lines:#?}");
+    }
+}
+
+#[tokio::test]
+async fn errors_that_echo_the_token_are_masked() {
+    // `github.token` is the task's token; an error that quotes an evaluated value must not
+    // show it, whether the engine (the job's timeout) or the daemon (its labels) reports it.
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let timeout = "name: ci\non: push\njobs:\n  build:\n    runs-on: linux\n    timeout-minutes: ${{ github.token }}\n    steps:\n      - run: echo never runs\n";
+    let labels = "name: ci\non: push\njobs:\n  build:\n    runs-on: ${{ github.token }}\n    steps:\n      - run: echo never runs\n";
+    for (payload, says) in [
+        (timeout, "timeout-minutes must be a number, not '***'"),
+        (labels, "***"),
+    ] {
+        let spec = TaskSpec::new(payload).with_runs_on(["linux"]);
+        let (id, task, log) = h.run(spec).await;
+        assert_eq!(task.status, Status::Failure, "{log}");
+        let lines = h.forge.log_lines(id);
+        assert!(!task.token.is_empty());
+        assert!(
+            lines.iter().all(|l| !l.contains(task.token.as_str())),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().any(|l| l.contains(says)), "{lines:#?}");
+    }
+}

@@ -9,9 +9,11 @@
 //! reason in the log.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use hearth_engine::job::{run_job, JobControl, JobRequest, RunnerInfo};
 use hearth_engine::mask::Masker;
 use hearth_events::Conclusion;
@@ -21,6 +23,7 @@ use hearth_forge::{Client, ReporterOptions, TaskInfo, TaskReporter};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::payload::SingleJob;
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::GitActions;
@@ -62,88 +65,167 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         "" => "workflow payload".to_owned(),
         name => name.to_owned(),
     };
-    let single = match SingleJob::parse(&task.payload, &file) {
-        Ok(single) => single,
-        Err(diagnostics) => {
+    // Every row the daemon writes itself is masked as the engine masks its own: messages
+    // quote evaluated values (labels, matrix values, `if:` results) that may hold a secret.
+    let masker = task_masker(&task);
+    // No reporter exists before the payload is read (it needs the number of steps), so a
+    // panic there is caught here and reported like a payload that is not valid.
+    let parsed = std::panic::catch_unwind(|| SingleJob::parse(&task.payload, &file));
+    let single = match parsed {
+        Ok(Ok(single)) => single,
+        Ok(Err(diagnostics)) => {
             let reporter = start_reporter(&runtime, &task, 0);
-            reporter.log(&format!(
-                "##[error]The job's workflow, as the forge sent it, is not valid:\n{diagnostics}"
-            ));
+            log(
+                &reporter,
+                &masker,
+                &format!(
+                    "##[error]The job's workflow, as the forge sent it, is not valid:\n{diagnostics}"
+                ),
+            );
+            return finish(reporter, TaskResult::Failure, Vec::new()).await;
+        }
+        Err(panic) => {
+            let reporter = start_reporter(&runtime, &task, 0);
+            log(
+                &reporter,
+                &masker,
+                &format!(
+                    "##[error]The runner crashed while reading the job's workflow: {}",
+                    panic_message(panic.as_ref())
+                ),
+            );
             return finish(reporter, TaskResult::Failure, Vec::new()).await;
         }
     };
     let reporter = start_reporter(&runtime, &task, single.job().steps.len());
-    for warning in single.warnings() {
-        reporter.log(&format!("##[warning]{warning}"));
-    }
-    let prepared = match prepare(&runtime, &task, &single, &file) {
-        Ok(prepared) => prepared,
-        Err(Prepared::Skip(reason)) => {
-            reporter.log(&reason);
-            return finish(reporter, TaskResult::Skipped, Vec::new()).await;
+    run_reported(reporter, &masker, async |reporter: &TaskReporter| {
+        for warning in single.warnings() {
+            log(reporter, &masker, &format!("##[warning]{warning}"));
         }
-        Err(Prepared::Fail(message)) => {
-            reporter.log(&format!("##[error]{message}"));
-            return finish(reporter, TaskResult::Failure, Vec::new()).await;
-        }
-    };
-
-    let control = JobControl {
-        cancel: stop.cancel.child_token(),
-        force: stop.force.child_token(),
-    };
-    // The forge ending the task, and the runner's own time limit, cancel it as Ctrl-C would.
-    let watcher = {
-        let ended = reporter.ended_by_forge();
-        let cancel = control.cancel.clone();
-        let timeout = runtime.timeout;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = ended.cancelled() => {}
-                _ = tokio::time::sleep(timeout) => {
-                    tracing::warn!("task {}: the runner's time limit ({timeout:?}) is up", task.id);
-                }
+        let prepared = match prepare(&runtime, &task, &single, &file, &masker) {
+            Ok(prepared) => prepared,
+            Err(Prepared::Skip(reason)) => {
+                log(reporter, &masker, &reason);
+                return (TaskResult::Skipped, Vec::new());
             }
-            cancel.cancel();
-        })
+            Err(Prepared::Fail(message)) => {
+                log(reporter, &masker, &format!("##[error]{message}"));
+                return (TaskResult::Failure, Vec::new());
+            }
+        };
+
+        let control = JobControl {
+            cancel: stop.cancel.child_token(),
+            force: stop.force.child_token(),
+        };
+        // The forge ending the task, and the runner's own time limit, cancel it as Ctrl-C
+        // would. Aborted when dropped, so that a job that panics does not leave it waiting.
+        let _watcher = {
+            let ended = reporter.ended_by_forge();
+            let cancel = control.cancel.clone();
+            let timeout = runtime.timeout;
+            let id = task.id;
+            AbortOnDrop(tokio::spawn(async move {
+                tokio::select! {
+                    _ = ended.cancelled() => {}
+                    _ = tokio::time::sleep(timeout) => {
+                        tracing::warn!("task {id}: the runner's time limit ({timeout:?}) is up");
+                    }
+                }
+                cancel.cancel();
+            }))
+        };
+        let request = JobRequest {
+            file: &file,
+            workflow: single.workflow(),
+            job: single.job(),
+            planned: &prepared.planned,
+            github: prepared.github,
+            vars: prepared.vars,
+            secrets: prepared.secrets,
+            masker: prepared.masker,
+            inputs: prepared.inputs,
+            needs: prepared.needs,
+            runner: runtime.runner.clone(),
+            runner_env: prepared.runner_env,
+            extra_env: runtime.envs.clone(),
+            repository: None,
+            label_image: prepared.route.image.clone(),
+            owner: vec![
+                ("hearth.runner".to_owned(), runtime.runner.name.clone()),
+                ("hearth.task".to_owned(), task.id.to_string()),
+            ],
+            actions: Some(Arc::new(action_source(&runtime, &task))),
+        };
+        let outcome = run_job(
+            prepared.route.backend.as_ref(),
+            &request,
+            reporter,
+            &control,
+        )
+        .await;
+        let result = match outcome.result {
+            Conclusion::Success => TaskResult::Success,
+            Conclusion::Failure => TaskResult::Failure,
+            Conclusion::Cancelled => TaskResult::Cancelled,
+            Conclusion::Skipped => TaskResult::Skipped,
+        };
+        (result, outcome.outputs)
+    })
+    .await
+}
+
+/// Runs `job` with the task's `reporter`, then delivers the task's final state: the result
+/// and outputs the job returns, or a failure when it panics.
+///
+/// This is the task's panic boundary. A panic would otherwise unwind through the reporter
+/// and drop it (the daemon's `JoinSet` only logs the crash), so the forge would never learn
+/// that the job ended and would show it running until it reaps it. Here the panic is caught,
+/// its message (masked: it may quote anything) ends the log, and `finish` delivers every row
+/// written before it and the failure. The job runs as a local task on the daemon's one
+/// thread, so the boundary catches the unwind of its future rather than of a spawned task.
+pub(crate) async fn run_reported<J>(reporter: TaskReporter, masker: &Masker, job: J) -> TaskResult
+where
+    J: AsyncFnOnce(&TaskReporter) -> (TaskResult, Vec<(String, String)>),
+{
+    // Unwind safety: after a panic nothing of the job is used again but the reporter, whose
+    // state is a lock that recovers from poisoning and rows that are whole or absent.
+    let ran = AssertUnwindSafe(job(&reporter)).catch_unwind().await;
+    let (result, outputs) = match ran {
+        Ok(ended) => ended,
+        Err(panic) => {
+            let message = masker.mask_text(panic_message(panic.as_ref()));
+            tracing::error!("the job crashed: {message}");
+            reporter.log(&format!(
+                "##[error]The runner crashed while running the job: {message}"
+            ));
+            (TaskResult::Failure, Vec::new())
+        }
     };
-    let request = JobRequest {
-        file: &file,
-        workflow: single.workflow(),
-        job: single.job(),
-        planned: &prepared.planned,
-        github: prepared.github,
-        vars: prepared.vars,
-        secrets: prepared.secrets,
-        masker: prepared.masker,
-        inputs: prepared.inputs,
-        needs: prepared.needs,
-        runner: runtime.runner.clone(),
-        runner_env: prepared.runner_env,
-        extra_env: runtime.envs.clone(),
-        repository: None,
-        label_image: prepared.route.image.clone(),
-        owner: vec![
-            ("hearth.runner".to_owned(), runtime.runner.name.clone()),
-            ("hearth.task".to_owned(), task.id.to_string()),
-        ],
-        actions: Some(Arc::new(action_source(&runtime, &task))),
-    };
-    let outcome = run_job(
-        prepared.route.backend.as_ref(),
-        &request,
-        &reporter,
-        &control,
-    )
-    .await;
-    watcher.abort();
-    let result = match outcome.result {
-        Conclusion::Success => TaskResult::Success,
-        Conclusion::Failure => TaskResult::Failure,
-        Conclusion::Cancelled => TaskResult::Cancelled,
-        Conclusion::Skipped => TaskResult::Skipped,
-    };
-    finish(reporter, result, outcome.outputs).await
+    finish(reporter, result, outputs).await
+}
+
+/// What a panic said (`panic!` gives a `&str` or a `String`).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
+/// A row of the daemon's own, masked.
+fn log(reporter: &TaskReporter, masker: &Masker, text: &str) {
+    reporter.log(&masker.mask_text(text));
+}
+
+/// A spawned task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Actions come from the forge's default actions URL (Forgejo's key first, then Gitea's), with
@@ -208,7 +290,7 @@ struct PreparedTask {
     vars: Object,
     inputs: Object,
     needs: Object,
-    secrets: Vec<(String, String)>,
+    secrets: Vec<(String, SecretString)>,
     masker: Masker,
     /// What the runner adds to every job's environment.
     runner_env: Vec<(String, String)>,
@@ -226,6 +308,7 @@ fn prepare(
     task: &TaskInfo,
     single: &SingleJob,
     file: &str,
+    masker: &Masker,
 ) -> Result<PreparedTask, Prepared> {
     let github = github_context(task, &runtime.address);
     let vars = string_object(&task.vars);
@@ -285,19 +368,12 @@ fn prepare(
         .route(&planned.runs_on)
         .map_err(|e| Prepared::Fail(e.to_string()))?;
 
-    let secrets: Vec<(String, String)> = task
+    let secrets: Vec<(String, SecretString)> = task
         .secrets
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
         .collect();
-    let mut masker = Masker::new();
-    for (_, value) in &secrets {
-        masker.add(value);
-    }
-    for key in ["token", "gitea_runtime_token"] {
-        masker.add(task.context_str(key));
-    }
-    masker.build();
+    let masker = masker.clone();
     let runner_env = job_env(runtime, task);
     Ok(PreparedTask {
         planned,
@@ -310,6 +386,23 @@ fn prepare(
         runner_env,
         route,
     })
+}
+
+/// A masker holding the task's secrets and every token the forge put in its context: the
+/// task's `token`, `gitea_runtime_token`, the OIDC request token (`actions_id_token_request_token`
+/// and Forgejo's `forgejo_`-prefixed one) and any the forge adds later under a `*_token` key.
+/// Jobs get them as variables (`ACTIONS_RUNTIME_TOKEN`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN`) and
+/// read them in the `github` context, so each must be hidden wherever it is printed.
+fn task_masker(task: &TaskInfo) -> Masker {
+    let mut masker = Masker::new();
+    for value in task.secrets.values() {
+        masker.add(value.expose());
+    }
+    for token in task.context_tokens() {
+        masker.add(token);
+    }
+    masker.build();
+    masker
 }
 
 /// The `github` context from the forge's, adapted as the reference runners adapt it: the
@@ -327,7 +420,8 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
     let token = ["FORGEJO_TOKEN", "GITEA_TOKEN", "GITHUB_TOKEN"]
         .iter()
         .find_map(|name| task.secrets.get(*name).filter(|t| !t.is_empty()))
-        .map_or_else(|| task.context_str("token").to_owned(), Clone::clone);
+        .map_or_else(|| task.context_str("token"), |secret| secret.expose())
+        .to_owned();
     github.insert("token", Value::string(token));
     for key in [
         "gitea_runtime_token",
@@ -395,7 +489,96 @@ fn string_object(map: &BTreeMap<String, String>) -> Object {
 
 #[cfg(test)]
 mod tests {
-    use super::on_the_forge;
+    use super::*;
+
+    use hearth_fake_forge::{FakeForge, Options, Status, TaskSpec};
+    use hearth_forge::proto::runner::{FetchTaskRequest, RegisterRequest};
+    use hearth_forge::{ClientOptions, Credentials};
+
+    /// A fake forge, a client registered with it, and the id of the task it handed out (one
+    /// step).
+    async fn task_in_hand() -> (FakeForge, Client, hearth_fake_forge::JobId, i64) {
+        let forge = FakeForge::start(Options::gitea().with_registration_token("reg"))
+            .await
+            .expect("forge");
+        let client = Client::new(&ClientOptions {
+            address: forge.url(),
+            insecure: false,
+            ca_file: None,
+            request_timeout: Duration::from_secs(5),
+            version: "test".into(),
+        })
+        .expect("client");
+        let runner = client
+            .register(&RegisterRequest {
+                name: "r".into(),
+                token: "reg".into(),
+                labels: vec!["linux".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("registered")
+            .runner
+            .expect("runner");
+        let client = client.with_credentials(Credentials {
+            uuid: runner.uuid,
+            token: runner.token.into(),
+        });
+        let job = forge.queue_task(TaskSpec::new(
+            "on: push\njobs:\n  j:\n    runs-on: linux\n    steps:\n      - run: true\n",
+        ));
+        let task = client
+            .fetch_task(
+                &FetchTaskRequest { tasks_version: 0 },
+                Duration::from_secs(5),
+                "k",
+            )
+            .await
+            .expect("fetched")
+            .task
+            .expect("a task");
+        (forge, client, job, task.id)
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_still_reports_its_failure_and_every_row() {
+        let (forge, client, job, task_id) = task_in_hand().await;
+        let spool = tempfile::tempdir().expect("dir");
+        let options = ReporterOptions {
+            report_interval: Duration::from_millis(100),
+            spill_dir: spool.path().to_owned(),
+            ..ReporterOptions::default()
+        };
+        let reporter = TaskReporter::start(client, task_id, 1, options);
+        let mut masker = Masker::new();
+        masker.add("panic-secret-8812");
+        masker.build();
+
+        let result = run_reported(reporter, &masker, async |reporter: &TaskReporter| {
+            reporter.log("before the panic");
+            tokio::task::yield_now().await;
+            if task_id != 0 {
+                panic!("boom with panic-secret-8812 in it");
+            }
+            (TaskResult::Success, Vec::new())
+        })
+        .await;
+
+        assert_eq!(result, TaskResult::Failure);
+        let task = forge.task(job).expect("task");
+        assert_eq!(task.status, Status::Failure);
+        assert!(task.log_archived, "the last rows were sent with no_more");
+        let lines = forge.log_lines(job);
+        assert!(lines.iter().any(|l| l == "before the panic"), "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.contains("boom with *** in it")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().all(|l| !l.contains("panic-secret-8812")),
+            "{lines:#?}"
+        );
+    }
 
     #[test]
     fn the_token_goes_only_to_the_forge_itself() {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hearth_backend::HostPath;
+use hearth_backend::{HostPath, SecretString};
 use hearth_engine::job::remote::ActionSource;
 use hearth_engine::job::{JobControl, RunnerInfo};
 use hearth_engine::mask::Masker;
@@ -141,11 +141,16 @@ pub async fn run(
         masker.add(value);
     }
     masker.build();
+    let secrets: Vec<(String, SecretString)> = loaded
+        .secrets
+        .into_iter()
+        .map(|(name, value)| (name, value.into()))
+        .collect();
     let matrix = loaded.matrix;
     let filter = |m: &serde_json::Map<String, serde_json::Value>| matrix.allows(m);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let settings = Settings {
-        secrets: loaded.secrets,
+        secrets,
         masker,
         extra_env: loaded.env,
         repository: Some(HostPath::new(options.directory.clone())),

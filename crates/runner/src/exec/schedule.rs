@@ -20,6 +20,7 @@ use hearth_expr::{Object, Status, Value as ExprValue};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::model::{Job, OrExpr, Workflow};
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan, PlannedJob, RunContext};
+use secrecy::SecretString;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
@@ -36,7 +37,7 @@ pub struct PlannedWorkflow {
 
 /// What every job of the run shares.
 pub struct Settings<'a> {
-    pub secrets: Vec<(String, String)>,
+    pub secrets: Vec<(String, SecretString)>,
     /// Masks the secrets; built once and shared by every job.
     pub masker: Masker,
     pub extra_env: Vec<(String, String)>,
@@ -262,9 +263,10 @@ impl Scheduler<'_> {
         instance: &PlannedJob,
         control: &JobControl,
     ) -> (JobOutcome, JobReport) {
+        // The name was evaluated (matrix values, `vars`): masked as `run_job` masks it.
         let label = JobLabel {
             id: instance.job_id.clone(),
-            name: instance.name.clone(),
+            name: self.settings.masker.mask_text(&instance.name),
         };
         let may_fail = continue_on_error(job, contexts, instance);
         let report = |result| JobReport { result, may_fail };
@@ -358,11 +360,14 @@ impl Scheduler<'_> {
         self.finish_unrun(label, Conclusion::Success, Some("dry run"));
     }
 
+    /// Reports a job that did not run. Its reason may quote evaluated values (a label
+    /// from `vars`), masked like everything a sink gets.
     fn finish_unrun(&self, label: &JobLabel, result: Conclusion, reason: Option<&str>) {
+        let reason = reason.map(|reason| self.settings.masker.mask_text(reason));
         self.sink.event(&Event::JobFinished {
             job: label,
             result,
-            reason,
+            reason: reason.as_deref(),
             outputs: &[],
             duration: Duration::ZERO,
         });
@@ -389,7 +394,7 @@ impl Scheduler<'_> {
         self.sink.event(&Event::Log {
             job: label,
             step: None,
-            line: hearth_events::LogLine::Error(message),
+            line: hearth_events::LogLine::Error(&self.settings.masker.mask_text(message)),
         });
         self.finish_unrun(label, Conclusion::Failure, None);
         let report = JobReport {
