@@ -62,6 +62,12 @@ impl FakeBackend {
         }
     }
 
+    /// Steps start from `env` (by default, this process's environment).
+    pub fn with_base_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.host = self.host.with_base_env(env);
+        self
+    }
+
     /// `finish` cleans up, then reports an error.
     pub fn failing_finish(mut self) -> Self {
         self.fail_finish = true;

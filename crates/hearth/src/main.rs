@@ -1,6 +1,6 @@
 //! `hearth`: a runner for Forgejo Actions and Gitea Actions.
 
-mod cmd;
+use hearth::cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -57,8 +57,30 @@ fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/exec")
 }
 
+/// Every case, run by the real binary on the host backend.
 #[test]
 fn exec_cases() {
+    run_cases(Runner::Binary);
+}
+
+/// Every case that reads only the JSON events, run in-process on the fake backend, whose jobs
+/// see their folders under paths that do not exist on the host (as in a container): the
+/// engine's contract tests. Any mix-up of a job path and a host path fails a case.
+#[test]
+fn exec_cases_on_a_backend_with_other_paths() {
+    run_cases(Runner::FakeBackend);
+}
+
+/// How a case is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runner {
+    /// `hearth exec --json ...` in a child process.
+    Binary,
+    /// `hearth::cmd::exec_run` in this process, on `hearth-fake-backend`.
+    FakeBackend,
+}
+
+fn run_cases(runner: Runner) {
     let only: Option<Vec<String>> = std::env::var("HEARTH_CASE")
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -102,7 +124,7 @@ fn exec_cases() {
                 };
                 let name = case_name(path);
                 let case_started = Instant::now();
-                let problems = match run_case(path, verbose) {
+                let problems = match run_case(path, verbose, runner) {
                     Ok(problems) => problems,
                     Err(error) => vec![error],
                 };
@@ -123,7 +145,7 @@ fn exec_cases() {
     let mut failures = failures.into_inner().unwrap();
     failures.sort();
     eprintln!(
-        "exec cases: {} ran, {} failed, in {:.1?}",
+        "exec cases ({runner:?}): {} ran, {} failed, in {:.1?}",
         cases.len(),
         failures.len(),
         started.elapsed()
@@ -155,6 +177,19 @@ struct Case {
     exit: i32,
     exit_given: bool,
     expectations: Vec<Expect>,
+}
+
+impl Case {
+    /// Whether the case reads only what the JSON events say (and the exit code), so that it
+    /// can run in-process: not the plain log, not stderr, not `-l`'s listing.
+    fn in_process(&self) -> bool {
+        self.json
+            && !self.args.iter().any(|a| a == "-l" || a == "--list")
+            && !self
+                .expectations
+                .iter()
+                .any(|e| matches!(e, Expect::Stdout(_) | Expect::Stderr(_)))
+    }
 }
 
 #[derive(Debug)]
@@ -513,21 +548,21 @@ struct Run {
     events: Vec<Value>,
 }
 
-fn run_case(path: &Path, verbose: bool) -> Result<Vec<String>, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("reading the case: {e}"))?;
-    let case = parse_case(&text)?;
-    let repo = tempfile::tempdir().map_err(|e| format!("making a temporary folder: {e}"))?;
-    make_repository(repo.path(), &path.with_extension(""))?;
-
+/// Runs the case with the binary; its exit code and what it printed.
+fn run_binary(
+    path: &Path,
+    case: &Case,
+    repo: &Path,
+) -> Result<(Option<i32>, String, String), String> {
     let mut command = assert_cmd::Command::new(assert_cmd::cargo::cargo_bin("hearth"));
-    command.current_dir(repo.path()).arg("exec");
+    command.current_dir(repo).arg("exec");
     if case.json {
         command.arg("--json");
     }
     if case.pass_workflow {
         command.arg("-W").arg(path);
     }
-    command.arg("-C").arg(repo.path()).args(&case.args);
+    command.arg("-C").arg(repo).args(&case.args);
     // Only what the case sets: nothing from a CI machine or a runner around the tests.
     for (name, _) in std::env::vars() {
         if name == "CI"
@@ -538,7 +573,7 @@ fn run_case(path: &Path, verbose: bool) -> Result<Vec<String>, String> {
             command.env_remove(name);
         }
     }
-    command.env("CASE_DIR", repo.path());
+    command.env("CASE_DIR", repo);
     for (name, value) in &case.env {
         command.env(name, value);
     }
@@ -549,14 +584,128 @@ fn run_case(path: &Path, verbose: bool) -> Result<Vec<String>, String> {
         .map_err(|e| format!("running hearth: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if output.status.code().is_none() && started.elapsed() >= CASE_TIMEOUT {
+        return Err(format!("timed out after {CASE_TIMEOUT:?}"));
+    }
+    Ok((output.status.code(), stdout, stderr))
+}
+
+/// The environment a case's `hearth` runs with: this process's without what a CI machine or a
+/// runner around the tests sets, then `CASE_DIR` and the case's own variables.
+fn case_environment(case: &Case, repo: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| {
+            name != "CI"
+                && !["GITHUB_", "RUNNER_", "ACTIONS_", "INPUT_", "STATE_"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+        })
+        .collect();
+    env.push(("CASE_DIR".to_owned(), repo.to_string_lossy().into_owned()));
+    env.extend(case.env.iter().cloned());
+    env
+}
+
+/// Runs the case in this process on the fake backend; an exit code as the binary would give
+/// (2 for a usage error, whose message is the "stderr"), and the JSON events as "stdout".
+fn run_in_process(path: &Path, case: &Case, repo: &Path) -> (Option<i32>, String, String) {
+    use clap::Parser as _;
+    use hearth::cmd::exec::ExecArgs;
+    use hearth_runner::exec::local;
+
+    let mut argv: Vec<String> = vec!["exec".into(), "--json".into()];
+    if case.pass_workflow {
+        argv.extend(["-W".into(), path.to_string_lossy().into_owned()]);
+    }
+    argv.extend(["-C".into(), repo.to_string_lossy().into_owned()]);
+    argv.extend(case.args.iter().cloned());
+    let usage = |e: String| (Some(2), String::new(), e);
+    /// `hearth exec`'s flags alone.
+    #[derive(clap::Parser)]
+    struct Exec {
+        #[command(flatten)]
+        args: ExecArgs,
+    }
+    let args = match Exec::try_parse_from(&argv) {
+        Ok(exec) => exec.args,
+        Err(e) => return usage(e.to_string()),
+    };
+    let (mut options, labels) = match hearth::cmd::exec_run::local_options(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => return usage(format!("{e:#}")),
+    };
+    // The binary runs in the repository: relative paths are relative to it.
+    if let Some(event_path) = &options.event_path {
+        options.event_path = Some(repo.join(event_path));
+    }
+    for workflow in &mut options.workflows {
+        *workflow = repo.join(&*workflow);
+    }
+    let env = case_environment(case, repo);
+    options.environment = Some(env.iter().cloned().collect());
+    let loaded = match local::load(&options) {
+        Ok(loaded) => loaded,
+        Err(e) => return usage(e.to_string()),
+    };
+    let Ok(jobs_root) = tempfile::tempdir() else {
+        return usage("cannot make a temporary folder".into());
+    };
+    let backend =
+        hearth_fake_backend::FakeBackend::new(jobs_root.path().to_owned()).with_base_env(env);
+    let backends =
+        hearth_runner::route::Backends::new(labels).with_host(std::sync::Arc::new(backend));
+    let actions = std::sync::Arc::new(hearth_runner::actions::GitActions::new(
+        &args.default_actions_url,
+        jobs_root.path().join("actions-cache"),
+    ));
+    let out = SharedBuffer::default();
+    let sink = hearth_runner::exec::json::JsonLines::new(out.clone());
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return usage("cannot start a runtime".into());
+    };
+    let control = hearth_engine::job::JobControl::default();
+    let outcome = runtime.block_on(local::run(
+        &options, loaded, backends, actions, &sink, &control,
+    ));
+    drop(sink);
+    let stdout = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+    (Some(i32::from(outcome.failed())), stdout, String::new())
+}
+
+/// A writer whose bytes the test reads afterwards.
+#[derive(Clone, Default)]
+struct SharedBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn run_case(path: &Path, verbose: bool, runner: Runner) -> Result<Vec<String>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("reading the case: {e}"))?;
+    let case = parse_case(&text)?;
+    if runner == Runner::FakeBackend && !case.in_process() {
+        return Ok(Vec::new());
+    }
+    let repo = tempfile::tempdir().map_err(|e| format!("making a temporary folder: {e}"))?;
+    make_repository(repo.path(), &path.with_extension(""))?;
+    let (code, stdout, stderr) = match runner {
+        Runner::Binary => run_binary(path, &case, repo.path())?,
+        Runner::FakeBackend => run_in_process(path, &case, repo.path()),
+    };
     if verbose {
         eprintln!(
             "--- {} stdout\n{stdout}--- stderr\n{stderr}---",
             case_name(path)
         );
-    }
-    if output.status.code().is_none() && started.elapsed() >= CASE_TIMEOUT {
-        return Err(format!("timed out after {CASE_TIMEOUT:?}"));
     }
     let mut events = Vec::new();
     if case.json {
@@ -567,7 +716,7 @@ fn run_case(path: &Path, verbose: bool) -> Result<Vec<String>, String> {
         }
     }
     let run = Run {
-        code: output.status.code(),
+        code,
         stdout,
         stderr,
         events,

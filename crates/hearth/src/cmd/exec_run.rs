@@ -23,36 +23,7 @@ use crate::cmd::exec::ExecArgs;
 
 /// Runs `hearth exec`.
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
-    let directory = std::path::absolute(&args.directory)
-        .with_context(|| format!("cannot resolve {}", args.directory.display()))?;
-    let options = LocalOptions {
-        event: args.event.clone(),
-        workflows: args.workflows.clone(),
-        directory,
-        event_path: args.event_path.clone(),
-        jobs_only: args.jobs_only.clone(),
-        values: ValueFlags {
-            secrets: args.secrets.clone(),
-            secret_files: args.secret_files.clone(),
-            vars: args.vars.clone(),
-            var_files: args.var_files.clone(),
-            envs: args.envs.clone(),
-            env_files: args.env_files.clone(),
-            inputs: args.inputs.clone(),
-            input_files: args.input_files.clone(),
-        },
-        matrix: args.matrix.clone(),
-        actor: args.actor.clone(),
-        ignore_filters: args.ignore_filters,
-        dry_run: args.dry_run,
-        parallel: args.parallel,
-        explain_skips: match (args.json, args.list) {
-            (true, _) => ExplainSkips::Quiet,
-            (false, true) => ExplainSkips::All,
-            (false, false) => ExplainSkips::Named,
-        },
-    };
-    let labels = Labels::from_flags(&args.labels, &args.platforms)?;
+    let (options, labels) = local_options(&args)?;
     let loaded = local::load(&options)?;
     if args.list {
         list(&loaded.workflows);
@@ -101,6 +72,42 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         }
     }
     Ok(exit_code(outcome.failed()))
+}
+
+/// What `hearth exec`'s flags ask for: the run's options and the runner's labels.
+pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
+    let directory = std::path::absolute(&args.directory)
+        .with_context(|| format!("cannot resolve {}", args.directory.display()))?;
+    let options = LocalOptions {
+        event: args.event.clone(),
+        workflows: args.workflows.clone(),
+        directory,
+        event_path: args.event_path.clone(),
+        jobs_only: args.jobs_only.clone(),
+        values: ValueFlags {
+            secrets: args.secrets.clone(),
+            secret_files: args.secret_files.clone(),
+            vars: args.vars.clone(),
+            var_files: args.var_files.clone(),
+            envs: args.envs.clone(),
+            env_files: args.env_files.clone(),
+            inputs: args.inputs.clone(),
+            input_files: args.input_files.clone(),
+        },
+        matrix: args.matrix.clone(),
+        actor: args.actor.clone(),
+        ignore_filters: args.ignore_filters,
+        dry_run: args.dry_run,
+        parallel: args.parallel,
+        explain_skips: match (args.json, args.list) {
+            (true, _) => ExplainSkips::Quiet,
+            (false, true) => ExplainSkips::All,
+            (false, false) => ExplainSkips::Named,
+        },
+        environment: None,
+    };
+    let labels = Labels::from_flags(&args.labels, &args.platforms)?;
+    Ok((options, labels))
 }
 
 fn exit_code(failed: bool) -> ExitCode {

@@ -2,7 +2,7 @@
 
 pub mod daemon;
 pub mod exec;
-mod exec_run;
+pub mod exec_run;
 pub mod expr;
 pub mod generate_config;
 pub mod plan;

@@ -47,6 +47,9 @@ pub struct LocalOptions {
     pub parallel: Option<usize>,
     /// Which workflows that do not run on the event get a line on stderr saying why.
     pub explain_skips: ExplainSkips,
+    /// Where `-s NAME` (a name without a value) is looked up; `None` for this process's
+    /// environment (tests give their own rather than change the process's).
+    pub environment: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Which workflows that do not run get a line on stderr saying why.
@@ -107,7 +110,12 @@ impl LocalOutcome {
 /// Reads the values, the event and the workflow files, and keeps the workflows the event
 /// triggers, with `-j` applied.
 pub fn load(options: &LocalOptions) -> Result<Loaded, LocalError> {
-    let values = options.values.load(&options.directory)?;
+    let values = match &options.environment {
+        Some(environment) => options
+            .values
+            .load_with_env(&options.directory, &|name| environment.get(name).cloned())?,
+        None => options.values.load(&options.directory)?,
+    };
     let matrix = MatrixFilter::parse(&options.matrix)?;
     let vars: Vec<(String, String)> = values.vars.into_iter().collect();
     let inputs: Vec<(String, String)> = values.inputs.into_iter().collect();
