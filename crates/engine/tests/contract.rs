@@ -1,0 +1,319 @@
+//! The engine against the backend contract: what a backend is given at start, what the job
+//! sees of it, and what the engine reports of it. Run on the fake backend (whose job paths are
+//! not host paths, and which accepts containers without Docker) and, where a behaviour is the
+//! host's own, on the host backend. The whole exec corpus also runs on the fake backend
+//! (`crates/hearth/tests/exec_cases.rs`).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_backend::{
+    Backend, BackendError, BoxFuture, CancellationToken, JobRuntime, JobSpec, SecretString,
+    SetupLog,
+};
+use hearth_engine::job::{run_job, JobControl, JobOutcome, JobRequest, RunnerInfo};
+use hearth_engine::mask::Masker;
+use hearth_events::{Conclusion, Event, EventSink, LogLine};
+use hearth_expr::Object;
+use hearth_fake_backend::FakeBackend;
+use hearth_host::HostBackend;
+use hearth_workflow::model::Workflow;
+use hearth_workflow::plan::{expand_job, JobContext, JobPlan};
+
+/// Every log line's text, as sinks get it.
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+impl EventSink for Lines {
+    fn event(&self, event: &Event<'_>) {
+        if let Event::Log { line, .. } = event {
+            let text = match line {
+                LogLine::Output(t)
+                | LogLine::Echo(t)
+                | LogLine::Group(t)
+                | LogLine::Debug(t)
+                | LogLine::Info(t)
+                | LogLine::Warning(t)
+                | LogLine::Error(t) => (*t).to_owned(),
+                LogLine::Annotation(a) => a.message.to_owned(),
+                LogLine::EndGroup => return,
+            };
+            self.0.lock().unwrap().push(text);
+        }
+    }
+}
+
+impl Lines {
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    fn has(&self, text: &str) -> bool {
+        self.all().iter().any(|l| l.contains(text))
+    }
+}
+
+/// Runs the one job of `yaml` on `backend`.
+async fn run(
+    backend: &dyn Backend,
+    yaml: &str,
+    secrets: &[(&str, &str)],
+    label_image: Option<&str>,
+    control: &JobControl,
+) -> (JobOutcome, Lines) {
+    let workflow = Workflow::parse(yaml, "ci.yml").expect("a valid workflow");
+    let job = &workflow.jobs[0];
+    let contexts = Object::new();
+    let context = JobContext {
+        contexts: &contexts,
+        needs: &[],
+        needs_outputs_known: true,
+    };
+    let planned = match expand_job("ci.yml", job, &context).expect("expands") {
+        JobPlan::Run(mut instances) => instances.remove(0),
+        other => panic!("not runnable: {other:?}"),
+    };
+    let request = JobRequest {
+        file: "ci.yml",
+        workflow: &workflow,
+        job,
+        planned: &planned,
+        github: Object::new(),
+        vars: Object::new(),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), SecretString::from((*v).to_owned())))
+            .collect(),
+        masker: Masker::new(),
+        inputs: Object::new(),
+        needs: Object::new(),
+        runner: RunnerInfo::this_machine("contract"),
+        runner_env: vec![("FROM_RUNNER".into(), "runner-value".into())],
+        extra_env: Vec::new(),
+        repository: None,
+        label_image: label_image.map(str::to_owned),
+        owner: vec![("hearth.task".into(), "7".into())],
+        actions: None,
+    };
+    let lines = Lines::default();
+    let outcome = run_job(backend, &request, &lines, control).await;
+    (outcome, lines)
+}
+
+fn fake() -> (tempfile::TempDir, FakeBackend) {
+    let root = tempfile::tempdir().unwrap();
+    let backend = FakeBackend::new(root.path().to_owned());
+    (root, backend)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backend_gets_the_containers_and_the_job_sees_them() {
+    let (_root, backend) = fake();
+    let yaml = r#"
+on: push
+jobs:
+  build:
+    runs-on: linux
+    container:
+      image: registry.example/app:${{ format('{0}', 2) }}
+      credentials:
+        username: bot
+        password: ${{ secrets.REGISTRY_PASSWORD }}
+      env:
+        IN_CONTAINER: yes
+      options: --cpus 1
+    services:
+      db:
+        image: postgres:16
+        ports: ["5432"]
+    steps:
+      - run: |
+          echo "container=${{ job.container.id }} on ${{ job.container.network }}"
+          echo "db=${{ job.services.db.id }} port ${{ job.services.db.ports['5432'] }}"
+          echo "runner env=$FROM_RUNNER"
+"#;
+    let (outcome, lines) = run(
+        &backend,
+        yaml,
+        &[("REGISTRY_PASSWORD", "hunter2-registry")],
+        None,
+        &JobControl::default(),
+    )
+    .await;
+    assert_eq!(outcome.result, Conclusion::Success, "{:#?}", lines.all());
+    let spec = &backend.seen().specs[0];
+    let container = spec.container.as_ref().expect("a job container");
+    assert_eq!(container.image, "registry.example/app:2");
+    assert_eq!(container.options, "--cpus 1");
+    assert_eq!(container.env, [("IN_CONTAINER".into(), "yes".into())]);
+    assert_eq!(spec.services[0].0, "db");
+    assert_eq!(spec.services[0].1.ports, ["5432"]);
+    assert_eq!(spec.owner, [("hearth.task".into(), "7".into())]);
+    assert!(lines.has("container=fake-build on fake-network"));
+    assert!(lines.has("db=fake-db port 5432"));
+    assert!(lines.has("runner env=runner-value"));
+    // The backend's set-up log reaches the job's log, masked: it quoted the password.
+    assert!(lines.has("fake: logging in as bot with ***"));
+    assert!(lines.all().iter().all(|l| !l.contains("hunter2-registry")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_image_is_the_job_container_unless_the_job_names_one() {
+    let (_root, backend) = fake();
+    let plain =
+        "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    steps:\n      - run: true\n";
+    let (outcome, _) = run(
+        &backend,
+        plain,
+        &[],
+        Some("node:20"),
+        &JobControl::default(),
+    )
+    .await;
+    assert_eq!(outcome.result, Conclusion::Success);
+    let own = "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    container: alpine:3\n    steps:\n      - run: true\n";
+    let (outcome, _) = run(&backend, own, &[], Some("node:20"), &JobControl::default()).await;
+    assert_eq!(outcome.result, Conclusion::Success);
+    let images: Vec<String> = backend
+        .seen()
+        .specs
+        .iter()
+        .map(|s| {
+            s.container
+                .as_ref()
+                .map(|c| c.image.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(images, ["node:20", "alpine:3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_backend_refuses_a_container_and_says_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = HostBackend::new(root.path().to_owned());
+    let yaml = "on: push\njobs:\n  j:\n    runs-on: linux\n    container: node:20\n    steps:\n      - run: echo ran\n";
+    let (outcome, lines) = run(&backend, yaml, &[], None, &JobControl::default()).await;
+    assert_eq!(outcome.result, Conclusion::Failure);
+    assert!(
+        lines.has("give it a label that runs jobs in Docker"),
+        "{:#?}",
+        lines.all()
+    );
+    assert!(!lines.has("ran"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_cleanup_is_reported_not_dropped() {
+    let (_root, backend) = fake();
+    let backend = backend.failing_finish();
+    let yaml = "on: push\njobs:\n  j:\n    runs-on: linux\n    steps:\n      - run: true\n";
+    let (outcome, lines) = run(&backend, yaml, &[], None, &JobControl::default()).await;
+    assert_eq!(outcome.result, Conclusion::Success);
+    assert!(
+        lines.has("cleaning up the job failed"),
+        "{:#?}",
+        lines.all()
+    );
+}
+
+/// A backend whose start takes until it is cancelled (an image pull that hangs).
+struct HangingStart {
+    cancelled_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Backend for HangingStart {
+    fn start<'a>(
+        &'a self,
+        _: JobSpec,
+        log: &'a mut dyn SetupLog,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>> {
+        Box::pin(async move {
+            log.line(
+                hearth_backend::SetupLevel::Info,
+                "pulling an image that never comes",
+            );
+            cancel.cancelled().await;
+            *self.cancelled_at.lock().unwrap() = Some(Instant::now());
+            Err(BackendError::Cancelled("pulling the image".into()))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preparing_counts_inside_the_job_timeout() {
+    let cancelled_at = Arc::new(Mutex::new(None));
+    let backend = HangingStart {
+        cancelled_at: cancelled_at.clone(),
+    };
+    // 0.01 minutes: 0.6 s.
+    let yaml = "on: push\njobs:\n  j:\n    runs-on: linux\n    timeout-minutes: 0.01\n    steps:\n      - run: true\n";
+    let started = Instant::now();
+    let (outcome, lines) = run(&backend, yaml, &[], None, &JobControl::default()).await;
+    assert_eq!(outcome.result, Conclusion::Failure);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        cancelled_at.lock().unwrap().is_some(),
+        "the backend was told to stop"
+    );
+    assert!(lines.has("pulling an image that never comes"));
+    assert!(
+        lines.has("exceeded the maximum execution time of 0.01m"),
+        "{:#?}",
+        lines.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_while_preparing_ends_the_job_cancelled() {
+    let backend = HangingStart {
+        cancelled_at: Arc::default(),
+    };
+    let yaml = "on: push\njobs:\n  j:\n    runs-on: linux\n    steps:\n      - run: true\n";
+    let control = JobControl::default();
+    let cancel = control.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+    });
+    let started = Instant::now();
+    let (outcome, _) = run(&backend, yaml, &[], None, &control).await;
+    assert_eq!(outcome.result, Conclusion::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// A step that writes 17 MiB into `GITHUB_OUTPUT` fails with a message; the runner does not
+/// read it into memory.
+async fn file_commands_are_bounded(backend: &dyn Backend) {
+    let yaml = r#"
+on: push
+jobs:
+  j:
+    runs-on: linux
+    steps:
+      - id: big
+        run: head -c 17825792 /dev/zero | tr '\0' a | sed 's/^/big=/' >> "$GITHUB_OUTPUT"
+      - if: always()
+        run: echo "after ${{ steps.big.outcome }}"
+"#;
+    let (outcome, lines) = run(backend, yaml, &[], None, &JobControl::default()).await;
+    assert_eq!(outcome.result, Conclusion::Failure);
+    assert!(
+        lines.has("is larger than 16777216 bytes"),
+        "{:#?}",
+        lines.all()
+    );
+    assert!(lines.has("after failure"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_commands_are_bounded_on_the_fake_backend() {
+    let (_root, backend) = fake();
+    file_commands_are_bounded(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_commands_are_bounded_on_the_host() {
+    let root = tempfile::tempdir().unwrap();
+    file_commands_are_bounded(&HostBackend::new(root.path().to_owned())).await;
+}
