@@ -20,8 +20,9 @@ use hearth_workflow::model::{Action, Env, Runs, Step, StepKind, Text};
 
 use super::eval::Scope;
 use super::remote::RemoteAction;
+use super::state::{env_object, Frame};
 use super::step::{Prepared, StepEnd};
-use super::{Frame, JobControl, JobRun};
+use super::{JobControl, JobRun};
 use hearth_events::{Conclusion, Event, LogLine, StepLabel};
 
 /// How deep composite actions may nest before Hearth stops (an action using itself).
@@ -86,8 +87,10 @@ impl JobRun<'_> {
             };
             self.check_cancelled(control);
             let started = Instant::now();
-            let job_contexts = self.step_contexts(&self.env_object(&self.current_env()));
-            let file = self.frame.file.clone();
+            let job_contexts = self
+                .state
+                .step_contexts(&env_object(&self.state.current_env()));
+            let file = self.state.frame().file.clone();
             let job_scope = self.scope(&file, &job_contexts, None);
             let label = StepLabel {
                 index,
@@ -134,7 +137,7 @@ impl JobRun<'_> {
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> Conclusion {
-        let mut env = self.current_env();
+        let mut env = self.state.current_env();
         match scope.env(step.env.as_ref()) {
             Ok(step_env) => env.extend(step_env),
             Err(e) => {
@@ -233,7 +236,7 @@ impl JobRun<'_> {
             let (on_host, seen) = match self.fetched_actions.get(uses) {
                 Some(folders) => folders.clone(),
                 None => {
-                    let cancel = if self.cancelled {
+                    let cancel = if self.state.is_cancelled() {
                         &control.force
                     } else {
                         &control.cancel
@@ -390,7 +393,7 @@ impl JobRun<'_> {
         env: &BTreeMap<String, String>,
         control: &JobControl,
     ) -> StepEnd {
-        if self.frame.depth >= MAX_DEPTH {
+        if self.state.depth() >= MAX_DEPTH {
             let message = format!(
                 "composite actions nest more than {MAX_DEPTH} deep at {}; does an action use itself?",
                 loaded.file
@@ -398,31 +401,21 @@ impl JobRun<'_> {
             self.step_log(label, LogLine::Error(&message));
             return StepEnd::failure();
         }
-        let frame = Frame {
-            file: loaded.file.clone(),
-            overlay_env: env.clone(),
-            action_path: Some(loaded.dir.as_str().to_owned()),
-            depth: self.frame.depth + 1,
-        };
-        let saved_frame = std::mem::replace(&mut self.frame, frame);
-        let saved_steps = std::mem::take(&mut self.steps);
-        let saved_failed = std::mem::replace(&mut self.failed, false);
-        let saved_inputs = self.contexts.get("inputs").cloned().unwrap_or_default();
-        self.contexts.insert("inputs", Value::object(inputs));
-
+        self.state.enter(Frame::action(
+            loaded.file.clone(),
+            env.clone(),
+            loaded.dir.as_str().to_owned(),
+            inputs,
+        ));
         for (index, step) in steps.iter().enumerate() {
             self.run_step_as(index, step, control, Some(label)).await;
         }
-        let failed = self.failed;
+        // The action's outputs read its own `steps`, so they are evaluated before it ends.
         let outputs = self.composite_outputs(label, &loaded.action);
-
-        self.contexts.insert("inputs", saved_inputs);
-        self.failed = saved_failed;
-        self.steps = saved_steps;
-        self.frame = saved_frame;
+        let failed = self.state.leave().failed;
         let outcome = if failed {
             Conclusion::Failure
-        } else if self.cancelled {
+        } else if self.state.is_cancelled() {
             Conclusion::Cancelled
         } else {
             Conclusion::Success
@@ -432,8 +425,11 @@ impl JobRun<'_> {
 
     /// A composite action's `outputs`, evaluated against its steps.
     fn composite_outputs(&self, label: &StepLabel, action: &Action) -> Vec<(String, String)> {
-        let contexts = self.step_contexts(&self.env_object(&self.current_env()));
-        let scope = self.scope(&self.frame.file, &contexts, None);
+        let contexts = self
+            .state
+            .step_contexts(&env_object(&self.state.current_env()));
+        let file = self.state.frame().file.clone();
+        let scope = self.scope(&file, &contexts, None);
         let mut outputs = Vec::with_capacity(action.outputs.len());
         for output in &action.outputs {
             let Some(value) = &output.value else {
@@ -543,7 +539,7 @@ impl JobRun<'_> {
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> (StepEnd, Vec<(String, String)>) {
-        let (files, process_env, _) = match self.step_process(step, env, extra).await {
+        let (files, process_env, _) = match self.step_process(step, env, extra, None).await {
             Ok(prepared) => prepared,
             Err(message) => {
                 self.step_log(label, LogLine::Error(&message));
@@ -570,7 +566,7 @@ impl JobRun<'_> {
             id: None,
             name: post.name.clone(),
         };
-        let contexts = self.step_contexts(&self.env_object(&post.env));
+        let contexts = self.state.step_contexts(&env_object(&post.env));
         let scope = self.scope(&post.file, &contexts, None);
         let runs = match &post.condition {
             Some(condition) => scope.condition(Some(condition)),
@@ -610,7 +606,7 @@ impl JobRun<'_> {
     /// Ends a pre or post step: a failure fails the job.
     fn end_aside_step(&mut self, label: &StepLabel, outcome: Conclusion, started: Instant) {
         if outcome == Conclusion::Failure {
-            self.failed = true;
+            self.state.fail();
         }
         self.sink.event(&Event::StepFinished {
             job: self.label,
@@ -629,9 +625,9 @@ impl JobRun<'_> {
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> Conclusion {
-        let saved = self.frame.action_path.replace(post.action_path.clone());
-        let prepared = self.step_process(&post.step, &post.env, &post.extra).await;
-        self.frame.action_path = saved;
+        let prepared = self
+            .step_process(&post.step, &post.env, &post.extra, Some(&post.action_path))
+            .await;
         let (files, process_env, _) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {

@@ -22,6 +22,7 @@ mod eval;
 mod files;
 mod output;
 pub mod remote;
+mod state;
 mod step;
 
 use std::borrow::Cow;
@@ -41,6 +42,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::mask::Masker;
 use crate::workspace_files::DirWorkspace;
 use hearth_events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
+use state::{env_object, Clock, JobState};
 
 pub use eval::EvalError;
 pub use step::default_step_name;
@@ -318,29 +320,17 @@ fn masked<'t>(masker: &Masker, text: &'t str) -> Cow<'t, str> {
     }
 }
 
-/// A job that is running.
+/// A job that is running: what it runs on and reports to, its state (pure, `state.rs`), what
+/// its steps need to run (`step.rs`), and the actions it loaded (`action.rs`).
 struct JobRun<'r> {
     request: &'r JobRequest<'r>,
     runtime: Box<dyn JobRuntime>,
     sink: &'r dyn EventSink,
     label: &'r JobLabel,
     masker: Masker,
-    /// `github`, `vars`, `secrets`, `inputs`, `needs`, `matrix`, `strategy`, `runner`.
-    contexts: Object,
-    /// The `env` context between steps: workflow, then job, then `GITHUB_ENV` writes.
-    env: BTreeMap<String, String>,
-    /// `GITHUB_PATH` / `add-path` entries.
-    path: crate::env_files::PrependPath,
-    /// The `steps` context.
-    steps: Object,
-    /// A step failed (after `continue-on-error`).
-    failed: bool,
-    /// The job was cancelled or ran out of time.
-    cancelled: bool,
-    timed_out: bool,
-    deadline: Instant,
-    timeout_minutes: f64,
-    cancel_timeout: Duration,
+    /// Contexts, env, status, clock and the frames of composite actions.
+    state: JobState,
+    /// The workspace, for `hashFiles`, when the engine can read it.
     workspace: Option<Arc<DirWorkspace>>,
     /// Numbers steps for their scripts.
     counter: usize,
@@ -348,36 +338,16 @@ struct JobRun<'r> {
     files: files::StepFiles,
     /// The scripts of `run:` steps.
     scripts: files::Scripts,
-    /// `GITHUB_ACTION` values given so far, to number repeats as GitHub does.
-    action_ids: BTreeMap<String, usize>,
     /// `ACTIONS_STEP_DEBUG`.
     step_debug: bool,
-    /// Where steps are running: the job itself, or a composite action.
-    frame: Frame,
     /// Post steps of actions that ran, in the order they registered (run in reverse).
     posts: Vec<action::PostStep>,
     /// What the `pre` of a step's action saved (`GITHUB_STATE`), by the step's index, for its
     /// `main` and `post`.
     pre_states: BTreeMap<usize, Vec<(String, String)>>,
-    /// The `job` context's fixed part (`container`, `services`).
-    job_context: Object,
     /// The folders of the remote actions fetched so far, by `uses:` value (on the host, and
     /// as the job sees them).
     fetched_actions: BTreeMap<String, (HostPath, JobPath)>,
-}
-
-/// What changes while a composite action runs its steps. The `steps` context, the status
-/// (`failed`) and the `inputs` context are swapped on the [`JobRun`] itself.
-#[derive(Clone, Debug, Default)]
-struct Frame {
-    /// The file expressions come from (the workflow, or the `action.yml`).
-    file: String,
-    /// The env of the step that uses the action, under its steps' own env.
-    overlay_env: BTreeMap<String, String>,
-    /// `github.action_path` inside an action, as the job sees it.
-    action_path: Option<String>,
-    /// How many composite actions deep; bounded so that an action using itself ends.
-    depth: usize,
 }
 
 impl<'r> JobRun<'r> {
@@ -546,69 +516,33 @@ impl<'r> JobRun<'r> {
             .host_view(&paths.workspace)
             .and_then(|folder| DirWorkspace::new(folder.as_path()).ok())
             .map(Arc::new);
+        let state = JobState::new(
+            contexts,
+            env,
+            job,
+            request.file,
+            Clock {
+                deadline,
+                timeout_minutes,
+                cancel_timeout: minutes(cancel_timeout_minutes),
+            },
+        );
         Ok(JobRun {
             request,
             runtime,
             sink,
             label,
             masker: masker.clone(),
-            contexts,
-            env,
-            path: crate::env_files::PrependPath::new(),
-            steps: Object::new(),
-            failed: false,
-            cancelled: false,
-            timed_out: false,
-            deadline,
-            timeout_minutes,
-            cancel_timeout: minutes(cancel_timeout_minutes),
+            state,
             workspace,
             counter: 0,
             files,
             scripts: files::Scripts::new(&paths.temp),
-            job_context: job,
-            action_ids: BTreeMap::new(),
             step_debug,
-            frame: Frame {
-                file: request.file.to_owned(),
-                ..Frame::default()
-            },
             posts: Vec::new(),
             pre_states: BTreeMap::new(),
             fetched_actions: BTreeMap::new(),
         })
-    }
-
-    /// The env of a step before its own `env:`: the job's, `GITHUB_ENV`'s, and inside a
-    /// composite action the using step's.
-    fn current_env(&self) -> BTreeMap<String, String> {
-        let mut env = self.env.clone();
-        env.extend(
-            self.frame
-                .overlay_env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        env
-    }
-
-    /// The job's status as the status functions see it.
-    fn status(&self) -> Status {
-        if self.cancelled {
-            Status::Cancelled
-        } else if self.failed {
-            Status::Failure
-        } else {
-            Status::Success
-        }
-    }
-
-    fn job_status(&self) -> Conclusion {
-        match self.status() {
-            Status::Cancelled => Conclusion::Cancelled,
-            Status::Failure => Conclusion::Failure,
-            _ => Conclusion::Success,
-        }
     }
 
     fn masker_text(&self, text: &str) -> String {
@@ -631,11 +565,7 @@ impl<'r> JobRun<'r> {
             self.run_post(index, post, control).await;
             index += 1;
         }
-        let result = if self.timed_out {
-            Conclusion::Failure
-        } else {
-            self.job_status()
-        };
+        let result = self.state.result();
         let outputs = self.outputs();
         JobOutcome { result, outputs }
     }
@@ -645,11 +575,11 @@ impl<'r> JobRun<'r> {
         let Some(map) = &self.request.job.outputs else {
             return Vec::new();
         };
-        let contexts = self.step_contexts(&self.env_object(&self.env));
+        let contexts = self.state.step_contexts(&env_object(&self.state.env));
         let scope = eval::Scope {
             file: self.request.file,
             contexts: &contexts,
-            status: self.status(),
+            status: self.state.status(),
             files: None,
         };
         let mut outputs = Vec::with_capacity(map.entries.len());
@@ -674,55 +604,22 @@ impl<'r> JobRun<'r> {
         outputs
     }
 
-    /// The contexts a step's expressions read, with `env` as given.
-    fn step_contexts(&self, env: &Object) -> Object {
-        let mut contexts = self.contexts.clone();
-        if let Some(action_path) = &self.frame.action_path {
-            let mut github = contexts
-                .get("github")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            github.insert("action_path", Value::string(action_path.as_str()));
-            contexts.insert("github", Value::object(github));
-        }
-        contexts.insert("env", Value::object(env.clone()));
-        contexts.insert("steps", Value::object(self.steps.clone()));
-        let mut job = self.job_context.clone();
-        job.insert("status", Value::string(self.job_status().as_str()));
-        contexts.insert("job", Value::object(job));
-        contexts
-    }
-
-    fn env_object(&self, env: &BTreeMap<String, String>) -> Object {
-        let mut object = Object::with_capacity(env.len());
-        for (k, v) in env {
-            object.insert(k.as_str(), Value::string(v.as_str()));
-        }
-        object
-    }
-
     /// Checks whether the job was cancelled from outside or ran out of time.
     fn check_cancelled(&mut self, control: &JobControl) {
-        if self.cancelled {
+        if self.state.is_cancelled() {
             return;
         }
         if control.cancel.is_cancelled() {
-            self.cancelled = true;
+            self.state.cancel();
             self.log(LogLine::Error("The operation was canceled."));
-        } else if Instant::now() >= self.deadline {
+        } else if Instant::now() >= self.state.clock().deadline {
             self.time_out();
         }
     }
 
     fn time_out(&mut self) {
-        if !self.timed_out {
-            self.timed_out = true;
-            self.cancelled = true;
-            self.log(LogLine::Error(&format!(
-                "The job has exceeded the maximum execution time of {}m.",
-                hearth_expr::format_number(self.timeout_minutes)
-            )));
+        if self.state.time_out() {
+            self.log(LogLine::Error(&self.state.timed_out_message()));
         }
     }
 }

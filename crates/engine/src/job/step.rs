@@ -12,6 +12,7 @@ use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
 use super::eval::Scope;
 use super::files::StepFiles;
 use super::output::StepOutput;
+use super::state::env_object;
 use super::{JobControl, JobRun};
 use crate::commands::{
     convert_to_boolean, CommandParser, ParserOptions, ALLOW_UNSECURE_COMMANDS,
@@ -60,10 +61,10 @@ impl<'r> JobRun<'r> {
         Box::pin(async move {
             self.check_cancelled(control);
             let started = Instant::now();
-            let env = self.env_object(&self.current_env());
-            let contexts = self.step_contexts(&env);
+            let env = env_object(&self.state.current_env());
+            let contexts = self.state.step_contexts(&env);
             let workspace = self.workspace.clone();
-            let file = self.frame.file.clone();
+            let file = self.state.frame().file.clone();
             let scope = self.scope(&file, &contexts, workspace.as_deref());
             let own = StepLabel {
                 index,
@@ -116,7 +117,7 @@ impl<'r> JobRun<'r> {
         Scope {
             file,
             contexts,
-            status: self.status(),
+            status: self.state.status(),
             files: files.map(|w| w as &dyn WorkspaceFiles),
         }
     }
@@ -156,9 +157,9 @@ impl<'r> JobRun<'r> {
                 return (StepEnd::failure(), false);
             }
         };
-        let mut env = self.current_env();
+        let mut env = self.state.current_env();
         env.extend(step_env);
-        let contexts = self.step_contexts(&self.env_object(&env));
+        let contexts = self.state.step_contexts(&env_object(&env));
         let scope = Scope {
             contexts: &contexts,
             ..*scope
@@ -216,27 +217,9 @@ impl<'r> JobRun<'r> {
     /// Applies a step's end to the job (or composite action) status and to `steps.<id>`;
     /// returns its conclusion.
     fn record_step(&mut self, step: &Step, end: &StepEnd, continue_on_error: bool) -> Conclusion {
-        let conclusion = match end.outcome {
-            Conclusion::Failure if continue_on_error => Conclusion::Success,
-            other => other,
-        };
-        match conclusion {
-            Conclusion::Failure => self.failed = true,
-            Conclusion::Cancelled => self.cancelled = true,
-            _ => {}
-        }
-        if let Some(id) = &step.id {
-            let mut entry = Object::with_capacity(3);
-            let mut values = Object::with_capacity(end.outputs.len());
-            for (name, value) in &end.outputs {
-                values.insert(name.as_str(), Value::string(value.as_str()));
-            }
-            entry.insert("outputs", Value::object(values));
-            entry.insert("outcome", Value::string(end.outcome.as_str()));
-            entry.insert("conclusion", Value::string(conclusion.as_str()));
-            self.steps.insert(id.value.as_str(), Value::object(entry));
-        }
-        conclusion
+        let id = step.id.as_ref().map(|id| id.value.as_str());
+        self.state
+            .record_step(id, end.outcome, &end.outputs, continue_on_error)
     }
 
     /// `GITHUB_ACTION`: the step's id, else `__run` numbered on repeats (`__run_2`), as GitHub.
@@ -258,12 +241,7 @@ impl<'r> JobRun<'r> {
             }
             _ => "__run".to_owned(),
         };
-        let seen = self.action_ids.entry(base.clone()).or_insert(0);
-        *seen += 1;
-        match *seen {
-            1 => base,
-            n => format!("{base}_{n}"),
-        }
+        self.state.action_id(base)
     }
 
     async fn run_script(
@@ -291,13 +269,15 @@ impl<'r> JobRun<'r> {
 
     /// Creates the step's files and works out its process environment: the base, the step's
     /// env (and `extra`, e.g. `INPUT_*`), PATH with `GITHUB_PATH` in front, then the
-    /// `GITHUB_*`/`RUNNER_*` variables, which a workflow cannot override. Returns the files,
-    /// the environment and the PATH.
+    /// `GITHUB_*`/`RUNNER_*` variables, which a workflow cannot override; `action_path` sets
+    /// `GITHUB_ACTION_PATH`'s source for an action's `post` (which runs as a step of the job).
+    /// Returns the files, the environment and the PATH.
     pub(super) async fn step_process(
         &mut self,
         step: &Step,
         env: &BTreeMap<String, String>,
         extra: &[(String, String)],
+        action_path: Option<&str>,
     ) -> Result<(StepFiles, BTreeMap<String, String>, String), String> {
         self.counter += 1;
         self.files
@@ -311,30 +291,21 @@ impl<'r> JobRun<'r> {
         process_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
         process_env.extend(extra.iter().cloned());
         let path = self
+            .state
             .path
             .prepend_to(process_env.get("PATH").map_or("", String::as_str), ':');
         if !path.is_empty() {
             process_env.insert("PATH".to_owned(), path.clone());
         }
-        let mut github = self
-            .contexts
-            .get("github")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let mut github = self.state.github();
         github.insert("action", Value::string(self.action_id(step)));
-        if let Some(action_path) = &self.frame.action_path {
-            github.insert("action_path", Value::string(action_path.as_str()));
+        if let Some(action_path) = action_path {
+            github.insert("action_path", Value::string(action_path));
         }
         for (key, path) in files.context_entries() {
             github.insert(key, Value::string(path));
         }
-        let runner = self
-            .contexts
-            .get("runner")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let runner = self.state.runner();
         process_env.extend(step_variables(&github, &runner));
         Ok((files, process_env, path))
     }
@@ -363,7 +334,7 @@ impl<'r> JobRun<'r> {
                 .join(&scope.string(text).map_err(|e| e.to_string())?),
             None => paths.workspace.clone(),
         };
-        let (files, process_env, path) = self.step_process(step, env, &[]).await?;
+        let (files, process_env, path) = self.step_process(step, env, &[], None).await?;
 
         let runtime = &self.runtime;
         // A runtime that cannot look (a container) answers `None`, taken as "not there": the
@@ -397,7 +368,7 @@ impl<'r> JobRun<'r> {
 
     /// `defaults.run`: the job's over the workflow's, key by key; none inside an action.
     fn run_defaults(&self) -> RunDefaults {
-        if self.frame.action_path.is_some() {
+        if self.state.frame().action_path.is_some() {
             return RunDefaults::default();
         }
         let pick = |defaults: Option<&hearth_workflow::model::Defaults>| match defaults
@@ -435,11 +406,12 @@ impl<'r> JobRun<'r> {
         };
         // After cancellation, steps that still run get `cancel-timeout-minutes` and stop only
         // on the force token; before it, the job's own deadline bounds them.
-        let (limit, cancel) = if self.cancelled {
-            (self.cancel_timeout, &control.force)
+        let clock = self.state.clock();
+        let (limit, cancel) = if self.state.is_cancelled() {
+            (clock.cancel_timeout, &control.force)
         } else {
             (
-                self.deadline.saturating_duration_since(Instant::now()),
+                clock.deadline.saturating_duration_since(Instant::now()),
                 &control.cancel,
             )
         };
@@ -490,7 +462,7 @@ impl<'r> JobRun<'r> {
                 );
                 Conclusion::Failure
             }
-            Ok(ExecEnd::TimedOut) if job_limited && !self.cancelled => {
+            Ok(ExecEnd::TimedOut) if job_limited && !self.state.is_cancelled() => {
                 self.time_out();
                 Conclusion::Cancelled
             }
@@ -513,10 +485,10 @@ impl<'r> JobRun<'r> {
         let mut outputs = effects.outputs;
         let mut state = effects.state;
         for (name, value) in effects.env {
-            self.env.insert(name, value);
+            self.state.env.insert(name, value);
         }
         for path in &effects.paths {
-            self.path.add(path);
+            self.state.path.add(path);
         }
         if !self
             .apply_files(label, &prepared.files, &mut outputs, &mut state)
@@ -548,7 +520,7 @@ impl<'r> JobRun<'r> {
             Ok(bytes) => {
                 let updates = env_files::parse_env(&env_files::decode(&bytes), Newlines::Lf);
                 for pair in updates.set {
-                    self.env.insert(pair.name, pair.value);
+                    self.state.env.insert(pair.name, pair.value);
                 }
                 for blocked in updates.blocked {
                     self.step_log(label, LogLine::Error(&blocked.to_string()));
@@ -560,7 +532,7 @@ impl<'r> JobRun<'r> {
             Err(e) => fail(self, FileCommand::Env, e.to_string()),
         }
         match files.read(self.runtime.as_ref(), FileCommand::Path).await {
-            Ok(bytes) => self.path.add_file(&env_files::decode(&bytes)),
+            Ok(bytes) => self.state.path.add_file(&env_files::decode(&bytes)),
             Err(e) => fail(self, FileCommand::Path, e.to_string()),
         }
         match files.read(self.runtime.as_ref(), FileCommand::Output).await {
