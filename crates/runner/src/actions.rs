@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use hearth_engine::job::remote::ActionSource;
+use hearth_engine::job::remote::{ActionSource, FetchError};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::Mutex;
@@ -239,8 +239,12 @@ impl ActionSource for GitActions {
         repository: &'a str,
         reference: &'a str,
         cancel: &'a CancellationToken,
-    ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>> {
-        Box::pin(self.fetch_checked_out(repository, reference, cancel))
+    ) -> Pin<Box<dyn Future<Output = Result<PathBuf, FetchError>> + Send + 'a>> {
+        Box::pin(async move {
+            self.fetch_checked_out(repository, reference, cancel)
+                .await
+                .map_err(FetchError::from)
+        })
     }
 }
 
@@ -695,7 +699,10 @@ mod tests {
             .await
             .expect("the cancelled fetch still waits")
             .expect("the task ends");
-        assert_eq!(ended, Err("cancelled".to_owned()));
+        assert_eq!(
+            ended.map_err(|e| e.to_string()),
+            Err("cancelled".to_owned())
+        );
         assert!(cancelled_at.elapsed() < Duration::from_secs(2));
         let gone = wait_for(Duration::from_secs(1), || {
             processes_mentioning(port).is_empty()
@@ -715,7 +722,7 @@ mod tests {
             .fetch("acme/hung", "v1", &CancellationToken::new())
             .await;
         assert_eq!(
-            fetched,
+            fetched.map_err(|e| e.to_string()),
             Err("git fetch did not finish within 500ms; stopped".to_owned())
         );
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -758,7 +765,10 @@ mod tests {
             .await
             .expect("still waiting")
             .expect("the task ends");
-        assert_eq!(ended, Err("cancelled".to_owned()));
+        assert_eq!(
+            ended.map_err(|e| e.to_string()),
+            Err("cancelled".to_owned())
+        );
         first_cancel.cancel();
         let _ = first.await;
     }

@@ -14,11 +14,13 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use hearth_backend::{HostPath, JobPath};
+use hearth_backend::JobPath;
 use hearth_expr::{Object, Value};
 use hearth_workflow::model::{Action, Env, Runs, Step, StepKind, Text};
 
+use super::error::ActionError;
 use super::eval::Scope;
+use super::load::Loaded;
 use super::remote::RemoteAction;
 use super::state::{env_object, Frame};
 use super::step::{Prepared, StepEnd};
@@ -44,17 +46,6 @@ pub(super) struct PostStep {
     /// `INPUT_*`, `STATE_*` and `GITHUB_ACTION_PATH`.
     extra: Vec<(String, String)>,
     action_path: String,
-}
-
-/// A loaded local action and where it lives.
-struct Loaded {
-    action: Action,
-    /// The file's name for messages (`./path/action.yml`).
-    file: String,
-    /// The action's folder as the job's processes see it.
-    dir: JobPath,
-    /// Fetched from another repository (not `./path`).
-    remote: bool,
 }
 
 impl JobRun<'_> {
@@ -147,8 +138,8 @@ impl JobRun<'_> {
         }
         let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
             Ok(inputs) => inputs,
-            Err(message) => {
-                self.step_log(label, LogLine::Error(&message));
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return Conclusion::Failure;
             }
         };
@@ -190,15 +181,15 @@ impl JobRun<'_> {
     ) -> StepEnd {
         let loaded = match self.load_action(&uses.value, control).await {
             Ok(loaded) => loaded,
-            Err(message) => {
-                self.step_log(label, LogLine::Error(&message));
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return StepEnd::failure();
             }
         };
         let inputs = match self.action_inputs(label, &loaded.action, with, scope) {
             Ok(inputs) => inputs,
-            Err(message) => {
-                self.step_log(label, LogLine::Error(&message));
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return StepEnd::failure();
             }
         };
@@ -221,98 +212,27 @@ impl JobRun<'_> {
         }
     }
 
-    /// Finds and parses `action.yml` (or `action.yaml`) of a `./path` action, or of an
-    /// `owner/repo[/path]@ref` one fetched through the job's action source (stopped as a step
-    /// is: by the cancel token, or once the job is cancelled, by the force token).
-    async fn load_action(&mut self, uses: &str, control: &JobControl) -> Result<Loaded, String> {
-        if let Some(remote) = RemoteAction::parse(uses) {
-            let Some(source) = &self.request.actions else {
-                return Err(format!(
-                    "`uses: {uses}`: this runner has no source for actions from other \
-                     repositories"
-                ));
-            };
-            // Fetched once per job: when the job starts (for `pre`), or at its first use.
-            let (on_host, seen) = match self.fetched_actions.get(uses) {
-                Some(folders) => folders.clone(),
-                None => {
-                    let cancel = if self.state.is_cancelled() {
-                        &control.force
-                    } else {
-                        &control.cancel
-                    };
-                    let folder = source
-                        .fetch(remote.repository, remote.reference, cancel)
-                        .await
-                        .map_err(|e| format!("cannot fetch the action `{uses}`: {e}"))?;
-                    let on_host = HostPath::new(folder);
-                    // The runner fetched it on its own machine; the job may see it elsewhere.
-                    let seen = self.runtime.expose(&on_host).await.map_err(|e| {
-                        format!("cannot make the action `{uses}` available to the job: {e}")
-                    })?;
-                    self.fetched_actions
-                        .insert(uses.to_owned(), (on_host.clone(), seen.clone()));
-                    (on_host, seen)
-                }
-            };
-            let name = match remote.path {
-                "" => remote.repository.to_owned(),
-                path => format!("{}/{path}", remote.repository),
-            };
-            let label = format!("{name}@{}", remote.reference);
-            let folder = on_host.join(remote.path);
-            let mut text = None;
-            for file in ["action.yml", "action.yaml"] {
-                let path = folder.join(file);
-                match tokio::fs::read_to_string(path.as_path()).await {
-                    Ok(found) => {
-                        text = Some((file, found));
-                        break;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(format!("cannot read {path}: {e}")),
-                }
-            }
-            let loaded = match text {
-                Some((file, text)) => {
-                    Some(parse_action(&text, &label, file, seen.join(remote.path))?)
-                }
-                None => None,
-            };
-            return loaded
-                .map(|loaded| Loaded {
-                    remote: true,
-                    ..loaded
-                })
-                .ok_or_else(|| {
-                    format!("the action `{uses}` has no 'action.yml' or 'action.yaml'")
-                });
-        }
-        let Some(relative) = uses.strip_prefix("./") else {
-            return Err(format!(
-                "`uses: {uses}`: Docker actions are not supported by this runner yet"
-            ));
+    /// Loads the action `uses` names (see `load.rs`), fetching a remote one at most once per
+    /// job; stopped as a step is: by the cancel token, or once the job is cancelled, by the
+    /// force token.
+    async fn load_action(
+        &mut self,
+        uses: &str,
+        control: &JobControl,
+    ) -> Result<Loaded, ActionError> {
+        let cancel = if self.state.is_cancelled() {
+            &control.force
+        } else {
+            &control.cancel
         };
-        let relative = relative.trim_end_matches('/');
-        let seen = self.runtime.paths().workspace.join(relative);
-        // In the workspace, so read through the runtime: the job's files may not be here.
-        for file in ["action.yml", "action.yaml"] {
-            let path = seen.join(file);
-            let read = self
-                .runtime
-                .read_file(&path, ACTION_FILE_LIMIT)
-                .await
-                .map_err(|e| format!("cannot read {path}: {e}"))?;
-            if let Some(bytes) = read {
-                let text =
-                    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text"))?;
-                return parse_action(&text, &format!("./{relative}"), file, seen);
-            }
-        }
-        Err(format!(
-            "Can't find 'action.yml' or 'action.yaml' under '{seen}'. Did you forget to run \
-             actions/checkout before running your local action?"
-        ))
+        self.actions
+            .load(
+                uses,
+                self.runtime.as_ref(),
+                self.request.actions.as_deref(),
+                cancel,
+            )
+            .await
     }
 
     /// The `inputs` context: `with:` values, else the input's default, with GitHub's warnings
@@ -323,8 +243,8 @@ impl JobRun<'_> {
         action: &Action,
         with: Option<&Env>,
         scope: &Scope<'_>,
-    ) -> Result<Object, String> {
-        let given = scope.env(with).map_err(|e| e.to_string())?;
+    ) -> Result<Object, ActionError> {
+        let given = scope.env(with)?;
         let declared = |name: &str| {
             action
                 .inputs
@@ -368,7 +288,7 @@ impl JobRun<'_> {
                     value.clone()
                 }
                 None => match &input.default {
-                    Some(default) => scope.string(default).map_err(|e| e.to_string())?,
+                    Some(default) => scope.string(default)?,
                     None => String::new(),
                 },
             };
@@ -541,8 +461,8 @@ impl JobRun<'_> {
     ) -> (StepEnd, Vec<(String, String)>) {
         let (files, process_env, _) = match self.step_process(step, env, extra, None).await {
             Ok(prepared) => prepared,
-            Err(message) => {
-                self.step_log(label, LogLine::Error(&message));
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return (StepEnd::failure(), Vec::new());
             }
         };
@@ -630,8 +550,8 @@ impl JobRun<'_> {
             .await;
         let (files, process_env, _) = match prepared {
             Ok(prepared) => prepared,
-            Err(message) => {
-                self.step_log(label, LogLine::Error(&message));
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 return Conclusion::Failure;
             }
         };
@@ -650,22 +570,6 @@ impl JobRun<'_> {
 }
 
 /// `INPUT_<NAME>`: upper case, spaces as underscores, as GitHub's runner names them.
-/// The most of an `action.yml` the engine reads.
-const ACTION_FILE_LIMIT: u64 = 4 * 1024 * 1024;
-
-/// Parses an action's `file` (`action.yml` or `action.yaml`); `label` names its folder in
-/// messages, `dir` is the folder as the job's processes see it.
-fn parse_action(text: &str, label: &str, file: &str, dir: JobPath) -> Result<Loaded, String> {
-    let file = format!("{label}/{file}");
-    let action = Action::parse(text, &file).map_err(|d| d.to_string())?;
-    Ok(Loaded {
-        action,
-        file,
-        dir,
-        remote: false,
-    })
-}
-
 fn input_variable(name: &str) -> String {
     format!("INPUT_{}", name.replace(' ', "_").to_uppercase())
 }

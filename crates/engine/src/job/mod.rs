@@ -18,8 +18,10 @@
 
 mod action;
 mod containers;
+mod error;
 mod eval;
 mod files;
+mod load;
 mod output;
 pub mod remote;
 mod state;
@@ -31,8 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_backend::{
-    Backend, BackendError, CancellationToken, ErrorKind, HostPath, JobPath, JobRuntime, JobSpec,
-    SetupLevel, SetupLog,
+    Backend, CancellationToken, HostPath, JobRuntime, JobSpec, SetupLevel, SetupLog,
 };
 use hearth_expr::{Object, Status, Value};
 use hearth_workflow::model::{Job, Workflow};
@@ -44,6 +45,7 @@ use crate::workspace_files::DirWorkspace;
 use hearth_events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 use state::{env_object, Clock, JobState};
 
+pub use error::{ActionError, ErrorKind, PrepareError, StepError};
 pub use eval::EvalError;
 pub use step::default_step_name;
 
@@ -193,7 +195,11 @@ pub async fn run_job(
             );
             JobOutcome {
                 result: match error.kind() {
-                    ErrorKind::Cancelled if control.cancel.is_cancelled() => Conclusion::Cancelled,
+                    ErrorKind::Backend(hearth_backend::ErrorKind::Cancelled)
+                        if control.cancel.is_cancelled() =>
+                    {
+                        Conclusion::Cancelled
+                    }
                     _ => Conclusion::Failure,
                 },
                 outputs: Vec::new(),
@@ -221,39 +227,6 @@ async fn report_finish(
     if let Err(e) = runtime.finish().await {
         let message = format!("cleaning up the job failed: {e}");
         log(sink, label, None, masker, LogLine::Error(&message));
-    }
-}
-
-/// Why a job could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    /// An expression of the job (`env`, `timeout-minutes`, `container`) failed.
-    #[error(transparent)]
-    Eval(#[from] EvalError),
-    /// The backend could not prepare the job (or was stopped while it did).
-    #[error("cannot prepare the job: {0}")]
-    Backend(#[source] BackendError),
-    /// The job's timeout ran out while the backend prepared it.
-    #[error(
-        "The job has exceeded the maximum execution time of {0}m while it was being prepared."
-    )]
-    TimedOut(String),
-    /// A file the job needs (the event payload, the file-command files) could not be made.
-    #[error("cannot write {what}: {source}")]
-    Files {
-        what: &'static str,
-        #[source]
-        source: BackendError,
-    },
-}
-
-impl PrepareError {
-    /// What kind of failure this is.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            PrepareError::Backend(e) | PrepareError::Files { source: e, .. } => e.kind(),
-            PrepareError::Eval(_) | PrepareError::TimedOut(_) => ErrorKind::Other,
-        }
     }
 }
 
@@ -345,9 +318,8 @@ struct JobRun<'r> {
     /// What the `pre` of a step's action saved (`GITHUB_STATE`), by the step's index, for its
     /// `main` and `post`.
     pre_states: BTreeMap<usize, Vec<(String, String)>>,
-    /// The folders of the remote actions fetched so far, by `uses:` value (on the host, and
-    /// as the job sees them).
-    fetched_actions: BTreeMap<String, (HostPath, JobPath)>,
+    /// The actions loaded so far (remote ones fetched once per job).
+    actions: load::ActionLoader,
 }
 
 impl<'r> JobRun<'r> {
@@ -448,7 +420,10 @@ impl<'r> JobRun<'r> {
         };
         let runtime = match started_job {
             Ok(runtime) => runtime,
-            Err(e) if e.kind() == ErrorKind::Cancelled && !control.cancel.is_cancelled() => {
+            Err(e)
+                if e.kind() == hearth_backend::ErrorKind::Cancelled
+                    && !control.cancel.is_cancelled() =>
+            {
                 return Err(PrepareError::TimedOut(hearth_expr::format_number(
                     timeout_minutes,
                 )))
@@ -541,7 +516,7 @@ impl<'r> JobRun<'r> {
             step_debug,
             posts: Vec::new(),
             pre_states: BTreeMap::new(),
-            fetched_actions: BTreeMap::new(),
+            actions: load::ActionLoader::default(),
         })
     }
 

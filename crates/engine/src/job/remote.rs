@@ -11,6 +11,10 @@ use std::pin::Pin;
 use hearth_backend::CancellationToken;
 use hearth_workflow::model::RemoteActionRef;
 
+/// Why an action source could not give a repository (its own error, kept as the source of
+/// the engine's).
+pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Fetches action repositories.
 pub trait ActionSource: Send + Sync {
     /// The repository `owner/repo` at `reference` (a tag, branch or commit), as a folder on this
@@ -21,7 +25,7 @@ pub trait ActionSource: Send + Sync {
         repository: &'a str,
         reference: &'a str,
         cancel: &'a CancellationToken,
-    ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<PathBuf, FetchError>> + Send + 'a>>;
 }
 
 /// A `uses:` value naming an action in another repository.

@@ -9,6 +9,7 @@ use hearth_backend::{BackendError, ExecEnd, ExecSpec, JobPath};
 use hearth_expr::{Object, Value, WorkspaceFiles};
 use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
 
+use super::error::StepError;
 use super::eval::Scope;
 use super::files::StepFiles;
 use super::output::StepOutput;
@@ -260,8 +261,8 @@ impl<'r> JobRun<'r> {
                     .await;
                 end
             }
-            Err(message) => {
-                self.step_log(label, LogLine::Error(&message));
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&e.to_string()));
                 StepEnd::failure()
             }
         }
@@ -278,12 +279,15 @@ impl<'r> JobRun<'r> {
         env: &BTreeMap<String, String>,
         extra: &[(String, String)],
         action_path: Option<&str>,
-    ) -> Result<(StepFiles, BTreeMap<String, String>, String), String> {
+    ) -> Result<(StepFiles, BTreeMap<String, String>, String), StepError> {
         self.counter += 1;
         self.files
             .reset(self.runtime.as_ref())
             .await
-            .map_err(|e| format!("cannot empty the step's files in the job's temp folder: {e}"))?;
+            .map_err(|source| StepError::Backend {
+                what: "empty the step's files in the job's temp folder",
+                source,
+            })?;
         let files = self.files.clone();
         let mut process_env: BTreeMap<String, String> =
             self.runtime.base_env().iter().cloned().collect();
@@ -317,11 +321,11 @@ impl<'r> JobRun<'r> {
         script: &Script<'_>,
         env: &BTreeMap<String, String>,
         scope: &Scope<'_>,
-    ) -> Result<Prepared, String> {
-        let run = scope.string(script.run).map_err(|e| e.to_string())?;
+    ) -> Result<Prepared, StepError> {
+        let run = scope.string(script.run)?;
         let defaults = self.run_defaults();
         let shell = match script.shell.or(defaults.shell.as_ref()) {
-            Some(text) => Some(scope.string(text).map_err(|e| e.to_string())?),
+            Some(text) => Some(scope.string(text)?),
             None => None,
         };
         let paths = self.runtime.paths().clone();
@@ -329,9 +333,7 @@ impl<'r> JobRun<'r> {
             .working_directory
             .or(defaults.working_directory.as_ref())
         {
-            Some(text) => paths
-                .workspace
-                .join(&scope.string(text).map_err(|e| e.to_string())?),
+            Some(text) => paths.workspace.join(&scope.string(text)?),
             None => paths.workspace.clone(),
         };
         let (files, process_env, path) = self.step_process(step, env, &[], None).await?;
@@ -341,12 +343,9 @@ impl<'r> JobRun<'r> {
         // default shell is then `sh`, as `Shell::resolve` without a lookup picks. Asking only
         // when needed spares a search of PATH per step.
         let find = |program: &str| runtime.has_program(program, &path).unwrap_or(false);
-        let shell = Shell::resolve(shell.as_deref(), Some(&find))
-            .map_err(|e| format!("invalid shell: {e}"))?;
+        let shell = Shell::resolve(shell.as_deref(), Some(&find))?;
         let script_name = format!("step_{}{}", self.counter, shell.extension());
-        let argv = shell
-            .argv(paths.temp.join(&script_name).as_str())
-            .map_err(|e| format!("invalid shell: {e}"))?;
+        let argv = shell.argv(paths.temp.join(&script_name).as_str())?;
         let script_path = self
             .scripts
             .write(
@@ -355,7 +354,10 @@ impl<'r> JobRun<'r> {
                 shell.script(&run).as_bytes(),
             )
             .await
-            .map_err(|e| format!("cannot write the step's script: {e}"))?;
+            .map_err(|source| StepError::Backend {
+                what: "write the step's script",
+                source,
+            })?;
 
         Ok(Prepared {
             files,
