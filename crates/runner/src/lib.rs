@@ -1,6 +1,7 @@
 //! The runner core as a library: everything `hearth exec` and `hearth daemon` do besides
 //! parsing their command lines.
 //!
+//! - [`route`]: `Backends`, which sends each job to the backend of its label's scheme.
 //! - [`labels`]: the forges' `name:scheme:args` labels, act's `-P`, Gitea's matching rule.
 //! - [`config`] and [`runner_file`]: act_runner's `config.yaml` and `.runner`.
 //! - [`exec`]: running the workflows an event triggers locally (the scheduler and the console
@@ -8,6 +9,7 @@
 //! - [`daemon`]: taking tasks from a forge, running them and reporting them.
 //! - [`actions`]: actions of other repositories, fetched with `git`.
 //! - [`local_event`], [`git`], [`workflow_files`]: the local repository and its workflows.
+//! - [`register`]: registering with a forge.
 //! - [`system`]: the host name and the signal counter.
 
 pub mod actions;
@@ -17,6 +19,7 @@ pub mod exec;
 pub mod git;
 pub mod labels;
 pub mod local_event;
+pub mod register;
 pub mod route;
 pub mod runner_file;
 pub mod system;

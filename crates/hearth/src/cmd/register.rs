@@ -7,16 +7,14 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use hearth_forge::proto::runner::RegisterRequest;
 use hearth_forge::{Client, ClientOptions, Secret};
 
 use hearth_runner::config::Config;
-use hearth_runner::labels::{Label, Labels};
-use hearth_runner::runner_file::Registration;
+use hearth_runner::labels::Labels;
+use hearth_runner::register::{register, RegisterInput};
 
 /// act_runner's labels when none are given.
 const DEFAULT_LABELS: &[&str] = &[
@@ -24,9 +22,6 @@ const DEFAULT_LABELS: &[&str] = &[
     "ubuntu-24.04:docker://docker.gitea.com/runner-images:ubuntu-24.04",
     "ubuntu-22.04:docker://docker.gitea.com/runner-images:ubuntu-22.04",
 ];
-
-/// How many times the forge is pinged, a second apart, before registering gives up.
-const PING_ATTEMPTS: u32 = 10;
 
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
@@ -133,72 +128,26 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let registration = runtime.block_on(register(
-        &client, &instance, &token, &name, &labels, ephemeral,
-    ))?;
-    registration
+    let input = RegisterInput {
+        instance: &instance,
+        token: &token,
+        name: &name,
+        labels: &labels,
+        ephemeral,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let registered = runtime.block_on(register(&client, &input, |e| {
+        eprintln!("hearth: cannot reach the forge yet ({e}); trying again");
+    }))?;
+    for warning in &registered.warnings {
+        eprintln!("hearth: warning: {warning}");
+    }
+    registered
+        .registration
         .save(&config.runner.file)
         .context("cannot save the registration")?;
     println!("Runner registered successfully.");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn register(
-    client: &Client,
-    instance: &str,
-    token: &Secret,
-    name: &str,
-    labels: &Labels,
-    ephemeral: bool,
-) -> Result<Registration> {
-    let mut attempt = 1;
-    while let Err(e) = client.ping("hearth").await {
-        if attempt >= PING_ATTEMPTS {
-            bail!("cannot reach the forge at {instance}: {e}");
-        }
-        eprintln!("hearth: cannot reach the forge yet ({e}); trying again");
-        attempt += 1;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let names: Vec<String> = labels.names().map(str::to_owned).collect();
-    // `agent_labels` is deprecated in the protocol, but Gitea 1.19 and 1.20 read only it.
-    #[allow(deprecated)]
-    let request = RegisterRequest {
-        name: name.to_owned(),
-        token: token.expose().to_owned(),
-        agent_labels: names.clone(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        labels: names,
-        ephemeral,
-        capabilities: vec!["cancelling".to_owned()],
-        ..RegisterRequest::default()
-    };
-    let response = client
-        .register(&request)
-        .await
-        .context("the forge refused the registration")?;
-    let Some(runner) = response.runner else {
-        bail!("the forge accepted the registration but sent no runner back");
-    };
-    if ephemeral && !runner.ephemeral {
-        eprintln!(
-            "hearth: warning: this forge is too old for ephemeral runners; the runner will \
-             still take a single job and exit, but the forge keeps it listed"
-        );
-    }
-    Ok(Registration {
-        id: runner.id,
-        uuid: runner.uuid,
-        name: if runner.name.is_empty() {
-            name.to_owned()
-        } else {
-            runner.name
-        },
-        token: runner.token.into(),
-        address: instance.to_owned(),
-        labels: labels.iter().map(Label::spec).collect(),
-        ephemeral,
-    })
 }
 
 /// A comma-separated list of labels.
