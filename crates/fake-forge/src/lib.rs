@@ -47,6 +47,7 @@ mod forge;
 mod method;
 mod options;
 mod rpc;
+pub mod runner;
 mod server;
 mod state;
 mod stats;

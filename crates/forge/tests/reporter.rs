@@ -4,55 +4,16 @@
 use std::time::Duration;
 
 use hearth_events::{Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
-use hearth_fake_forge::{FakeForge, JobId, Options, Status, TaskSpec};
-use hearth_forge::proto::runner::{FetchTaskRequest, RegisterRequest, Result as TaskResult};
-use hearth_forge::{Client, ClientOptions, Credentials, ReporterOptions, TaskReporter};
+use hearth_fake_forge::{FakeForge, JobId, Status};
+use hearth_forge::proto::runner::Result as TaskResult;
+use hearth_forge::{Client, ReporterOptions, TaskReporter};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A forge with one registered runner holding one task of `steps` steps.
 async fn task_in_hand(steps: usize) -> (FakeForge, Client, JobId, i64) {
-    let forge = FakeForge::start(Options::gitea().with_registration_token("reg"))
-        .await
-        .expect("forge");
-    let client = Client::new(&ClientOptions {
-        address: forge.url(),
-        insecure: false,
-        ca_file: None,
-        request_timeout: Duration::from_secs(5),
-        version: "test".into(),
-    })
-    .expect("client");
-    let runner = client
-        .register(&RegisterRequest {
-            name: "r".into(),
-            token: "reg".into(),
-            labels: vec!["linux".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("registered")
-        .runner
-        .expect("runner");
-    let client = client.with_credentials(Credentials {
-        uuid: runner.uuid,
-        token: runner.token.into(),
-    });
-    let step_lines: String = (0..steps).map(|_| "      - run: true\n").collect();
-    let job = forge.queue_task(TaskSpec::new(format!(
-        "on: push\njobs:\n  j:\n    runs-on: linux\n    steps:\n{step_lines}"
-    )));
-    let task = client
-        .fetch_task(
-            &FetchTaskRequest { tasks_version: 0 },
-            Duration::from_secs(5),
-            "key-1",
-        )
-        .await
-        .expect("fetched")
-        .task
-        .expect("a task");
-    (forge, client, job, task.id)
+    let held = hearth_fake_forge::runner::task_in_hand(steps).await;
+    (held.forge, held.client, held.job, held.task_id)
 }
 
 fn options(spool: &std::path::Path) -> ReporterOptions {

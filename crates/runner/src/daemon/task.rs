@@ -491,58 +491,16 @@ fn string_object(map: &BTreeMap<String, String>) -> Object {
 mod tests {
     use super::*;
 
-    use hearth_fake_forge::{FakeForge, Options, Status, TaskSpec};
-    use hearth_forge::proto::runner::{FetchTaskRequest, RegisterRequest};
-    use hearth_forge::{ClientOptions, Credentials};
-
-    /// A fake forge, a client registered with it, and the id of the task it handed out (one
-    /// step).
-    async fn task_in_hand() -> (FakeForge, Client, hearth_fake_forge::JobId, i64) {
-        let forge = FakeForge::start(Options::gitea().with_registration_token("reg"))
-            .await
-            .expect("forge");
-        let client = Client::new(&ClientOptions {
-            address: forge.url(),
-            insecure: false,
-            ca_file: None,
-            request_timeout: Duration::from_secs(5),
-            version: "test".into(),
-        })
-        .expect("client");
-        let runner = client
-            .register(&RegisterRequest {
-                name: "r".into(),
-                token: "reg".into(),
-                labels: vec!["linux".into()],
-                ..Default::default()
-            })
-            .await
-            .expect("registered")
-            .runner
-            .expect("runner");
-        let client = client.with_credentials(Credentials {
-            uuid: runner.uuid,
-            token: runner.token.into(),
-        });
-        let job = forge.queue_task(TaskSpec::new(
-            "on: push\njobs:\n  j:\n    runs-on: linux\n    steps:\n      - run: true\n",
-        ));
-        let task = client
-            .fetch_task(
-                &FetchTaskRequest { tasks_version: 0 },
-                Duration::from_secs(5),
-                "k",
-            )
-            .await
-            .expect("fetched")
-            .task
-            .expect("a task");
-        (forge, client, job, task.id)
-    }
+    use hearth_fake_forge::Status;
 
     #[tokio::test]
     async fn a_job_that_panics_still_reports_its_failure_and_every_row() {
-        let (forge, client, job, task_id) = task_in_hand().await;
+        let hearth_fake_forge::runner::TaskInHand {
+            forge,
+            client,
+            job,
+            task_id,
+        } = hearth_fake_forge::runner::task_in_hand(1).await;
         let spool = tempfile::tempdir().expect("dir");
         let options = ReporterOptions {
             report_interval: Duration::from_millis(100),
