@@ -757,3 +757,25 @@ async fn a_reused_folder_is_as_fresh_as_a_new_one() {
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("tool-cache")]);
 }
+
+/// Removing a job's tree can take seconds: a job dropped without `finish` (its future
+/// cancelled) must not make the daemon's async thread wait for it. The folder is still there
+/// when `drop` returns (the removal went to the blocking pool), and goes soon after.
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_a_job_does_not_remove_its_tree_on_the_async_thread() {
+    let root = tempfile::tempdir().unwrap();
+    let job = job(root.path()).await;
+    let job_dir = job.job_dir().to_path_buf();
+    // Thousands of files: removing them takes far longer than returning from `drop`.
+    let many = job.workspace_dir().join("many");
+    fs::create_dir(&many).unwrap();
+    for i in 0..4000 {
+        fs::write(many.join(format!("f{i}")), b"x").unwrap();
+    }
+    drop(job);
+    assert!(
+        job_dir.exists(),
+        "drop removed the tree in place, on the async thread"
+    );
+    assert!(eventually(|| !job_dir.exists()).await);
+}
