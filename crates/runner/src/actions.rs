@@ -125,7 +125,8 @@ impl GitActions {
         };
         let git_dir = folder.join(".git");
         if !git_dir.exists() {
-            std::fs::create_dir_all(&folder)
+            tokio::fs::create_dir_all(&folder)
+                .await
                 .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
             self.git(&["init", "-q", "--bare"], &git_dir, None, &[], cancel)
                 .await?;
@@ -147,8 +148,11 @@ impl GitActions {
         }
         // Check out beside it, then rename: a half-written folder is never taken for a whole one.
         let partial = folder.join(format!(".{commit}.partial"));
-        let _ = std::fs::remove_dir_all(&partial);
-        std::fs::create_dir_all(&partial)
+        // What an interrupted checkout left may be a whole tree: removed off the async thread.
+        let stale = partial.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(stale)).await;
+        tokio::fs::create_dir_all(&partial)
+            .await
             .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
         self.git(
             &["checkout", "-q", "-f", commit, "--", "."],
@@ -158,7 +162,8 @@ impl GitActions {
             cancel,
         )
         .await?;
-        std::fs::rename(&partial, &checked_out)
+        tokio::fs::rename(&partial, &checked_out)
+            .await
             .map_err(|e| format!("cannot move the action into {}: {e}", checked_out.display()))?;
         Ok(checked_out)
     }
