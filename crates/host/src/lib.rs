@@ -7,11 +7,16 @@
 //!   tool-cache/            RUNNER_TOOL_CACHE, shared by all jobs and kept (unless configured
 //!                          elsewhere with `with_tool_cache`)
 //!   <job-name>-<unique>/   one per job, removed by `finish`
+//!     .hearth-job          whose job it is (owner labels, runner process, tracking id), for
+//!                          `reap`; not in what the job is given
 //!     workspace/           GITHUB_WORKSPACE: a copy of the repository, if any
 //!     temp/                RUNNER_TEMP
 //!   spare-<unique>/        with `with_folder_reuse`: a finished job's folder, set aside by
 //!                          `finish` for the next job, which gets it renamed and made fresh
 //! ```
+//!
+//! Nothing else under the root is the backend's: other folders there (a runner's actions
+//! cache) are left alone, by `reap` too.
 //!
 //! Processes are tracked the way GitHub's runner does it: each job gets a unique tracking id,
 //! and the backend adds `RUNNER_TRACKING_ID=<id>` to the environment of every process it starts
@@ -19,12 +24,18 @@
 //! are inherited, so at `finish` every process carrying the id is found through `/proc`, even
 //! ones that left the step's process group; members of the job's process groups are found too.
 //! They get `SIGTERM`, then `SIGKILL`, until none is left.
+//!
+//! A runner that dies without finishing its jobs leaves their folders and processes behind;
+//! [`Backend::reap`] (`reap`) finds them by the record in each job folder and removes them,
+//! except the jobs this backend holds now.
 
 mod copy;
 mod exec;
 mod files;
 mod ids;
 mod procs;
+mod reap;
+mod record;
 mod refresh;
 mod remove;
 mod spares;
@@ -41,9 +52,11 @@ use tokio::time::{sleep, Instant};
 use exec::{lock, Graces, Lookup, Tracker, TRACKING_VAR};
 use hearth_backend::{
     Backend, BackendError, BoxFuture, CancellationToken, ExecEnd, ExecSpec, HostPath, JobPath,
-    JobPaths, JobRuntime, JobSpec, OutputSink, SetupLog,
+    JobPaths, JobRuntime, JobSpec, OutputSink, Reaped, SetupLog,
 };
 use procs::{SIGKILL, SIGTERM};
+use reap::Live;
+use record::{Record, Runner};
 use spares::{Fresh, Spares, TEMP, WORKSPACE};
 
 /// How often `finish` looks again whether the job's processes are gone.
@@ -65,6 +78,9 @@ pub struct HostBackend {
     spares: Option<Arc<Spares>>,
     /// The environment steps start from.
     base_env: Arc<[(String, String)]>,
+    /// The folders this backend and its clones hold (jobs running, folders set aside), which
+    /// `reap` must leave alone.
+    live: Arc<Live>,
 }
 
 impl HostBackend {
@@ -80,6 +96,7 @@ impl HostBackend {
             terminate_grace: Duration::from_secs(1),
             spares: None,
             base_env: runner_env().into(),
+            live: Arc::default(),
         }
     }
 
@@ -95,7 +112,7 @@ impl HostBackend {
     /// `spares` module). Folders still kept are removed when the backend is dropped (its last
     /// clone, and the last job it started).
     pub fn with_folder_reuse(mut self) -> Self {
-        self.spares = Some(Arc::new(Spares::default()));
+        self.spares = Some(Arc::new(Spares::new(self.live.clone())));
         self
     }
 
@@ -171,11 +188,20 @@ impl HostBackend {
         // Absolute, so that the paths handed to steps mean the same from any working dir.
         let root = std::path::absolute(&self.root).map_err(prepare("root folder", &self.root))?;
         let tool_cache = self.tool_cache(&root);
+        let tracking_id = ids::tracking_id();
+        let started = procs::ticks_since_boot();
+        let record = Record {
+            runner: Runner::this_process().clone(),
+            tracking_id: tracking_id.clone(),
+            job_started: started,
+            owner: spec.owner.clone(),
+        };
         // Making the folders is blocking work, done in one go off the async threads.
         let spares = self.spares.clone();
+        let live = self.live.clone();
         let cache = tool_cache.clone();
         let preparing = tokio::task::spawn_blocking(move || {
-            prepare_job_dir(&root, &cache, &spec, spares.as_deref())
+            prepare_job_dir(&root, &cache, &spec, spares.as_deref(), &live, &record)
         });
         let prepared = tokio::select! {
             prepared = preparing => prepared,
@@ -198,8 +224,9 @@ impl HostBackend {
             job_dir,
             fresh,
             spares: self.spares.clone(),
-            tracking_id: ids::tracking_id(),
-            started: procs::ticks_since_boot(),
+            live: self.live.clone(),
+            tracking_id,
+            started,
             graces: self.graces,
             terminate_grace: self.terminate_grace,
             groups: Mutex::new(HashSet::new()),
@@ -222,6 +249,13 @@ impl Backend for HostBackend {
             Ok(Box::new(job) as Box<dyn JobRuntime>)
         })
     }
+
+    fn reap<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        Box::pin(self.reap_leftovers(owner))
+    }
 }
 
 /// The environment a host job starts from: this process's, without variables that only make
@@ -235,31 +269,52 @@ pub fn runner_env() -> Vec<(String, String)> {
 
 /// Makes the root folder and the tool cache if missing, then the job's folder under `root`: a
 /// folder set aside by an earlier job when there is one (see `spares`), else a new one, its
-/// workspace holding a copy of the repository. Returns the job folder and how it looked when
+/// workspace holding a copy of the repository; then writes the job's `record` into it. The
+/// folder is in `live` from its creation on. Returns the job folder and how it looked when
 /// made. On failure nothing of the job's folder is left.
 fn prepare_job_dir(
     root: &Path,
     tool_cache: &Path,
     spec: &JobSpec,
     spares: Option<&Spares>,
+    live: &Live,
+    record: &Record,
 ) -> Result<(PathBuf, Fresh), BackendError> {
     std::fs::create_dir_all(root).map_err(prepare("root folder", root))?;
     std::fs::create_dir_all(tool_cache).map_err(prepare("tool cache", tool_cache))?;
     let repository = spec.repository.as_ref().map(HostPath::as_path);
     let skip = copy::folder_id(root);
-    if let Some(revived) =
-        spares.and_then(|spares| spares.revive(root, &spec.name, repository, skip))
-    {
-        return Ok(revived);
-    }
-    let job_dir = create_job_dir(root, &spec.name)?;
-    let filled = fill_job_dir(&job_dir, repository, skip);
-    if filled.is_err() {
-        if let Err(e) = remove::remove_tree(&job_dir) {
-            tracing::warn!(job = %job_dir.display(), error = %e, "cannot remove the job folder");
+    let revived = spares.and_then(|spares| spares.revive(root, &spec.name, repository, skip));
+    let (job_dir, fresh) = match revived {
+        Some(revived) => revived,
+        None => {
+            let job_dir = create_job_dir(root, &spec.name)?;
+            // Held before the record exists: `reap` never sees this job's record unheld.
+            live.add(&job_dir);
+            match fill_job_dir(&job_dir, repository, skip) {
+                Ok(fresh) => (job_dir, fresh),
+                Err(e) => {
+                    discard_job_dir(&job_dir, live);
+                    return Err(e);
+                }
+            }
         }
+    };
+    // Before any process of the job runs, so that a runner killed from here on leaves a
+    // folder `reap` can tell is its own.
+    if let Err(e) = record.write(&job_dir) {
+        discard_job_dir(&job_dir, live);
+        return Err(prepare("job record", &job_dir)(e));
     }
-    filled.map(|fresh| (job_dir, fresh))
+    Ok((job_dir, fresh))
+}
+
+/// Removes a job folder that could not be prepared.
+fn discard_job_dir(job_dir: &Path, live: &Live) {
+    if let Err(e) = remove::remove_tree(job_dir) {
+        tracing::warn!(job = %job_dir.display(), error = %e, "cannot remove the job folder");
+    }
+    live.remove(job_dir);
 }
 
 /// Makes the new job folder's workspace (a copy of `repository`) and temp folder.
@@ -313,6 +368,8 @@ pub struct HostJob {
     fresh: Fresh,
     /// Where `finish` sets the folder aside for the next job, if the backend reuses folders.
     spares: Option<Arc<Spares>>,
+    /// The backend's held folders, which hold `job_dir` until it is removed or set aside.
+    live: Arc<Live>,
     tracking_id: String,
     /// When the job started, before any of its processes (clock ticks since boot): older
     /// processes cannot carry its tracking id.
@@ -396,6 +453,9 @@ impl HostJob {
             Ok(Err(e)) => problems.push(format!("cannot remove {}: {e}", self.job_dir.display())),
             Err(e) => problems.push(format!("removing {}: {e}", self.job_dir.display())),
         }
+        // Released only now: a folder halfway removed is no leftover for `reap`. One that
+        // could not be removed is, for a later reap to try again.
+        self.live.remove(&self.job_dir);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -412,18 +472,31 @@ impl HostJob {
         }
     }
 
-    /// Stops every process of the job: `SIGTERM`, then `SIGKILL` after the terminate grace,
-    /// looking again and again (processes may fork while being killed) until none is left or
-    /// [`KILL_PERSISTENCE`] has passed.
+    /// Stops every process of the job (see [`stop_survey`]).
     async fn stop_processes(&self) -> Result<(), String> {
-        let survey = self.survey();
+        stop_survey(&self.survey(), self.terminate_grace).await.1
+    }
+}
+
+/// Stops every process `survey` finds: `SIGTERM`, then `SIGKILL` after `terminate_grace`,
+/// looking again and again (processes may fork while being killed) until none is left or
+/// [`KILL_PERSISTENCE`] has passed. Returns the processes signalled, and whether all are gone.
+async fn stop_survey(
+    survey: &Survey,
+    terminate_grace: Duration,
+) -> (HashSet<i32>, Result<(), String>) {
+    let mut signalled = HashSet::new();
+    let outcome = async {
         if survey
-            .signal_until_gone(SIGTERM, self.terminate_grace)
+            .signal_until_gone(SIGTERM, terminate_grace, &mut signalled)
             .await?
         {
             return Ok(());
         }
-        if survey.signal_until_gone(SIGKILL, KILL_PERSISTENCE).await? {
+        if survey
+            .signal_until_gone(SIGKILL, KILL_PERSISTENCE, &mut signalled)
+            .await?
+        {
             return Ok(());
         }
         let left = survey.find().await?;
@@ -432,6 +505,8 @@ impl HostJob {
             left.len()
         ))
     }
+    .await;
+    (signalled, outcome)
 }
 
 /// What identifies a job's processes, detached from the job so that it can move into blocking
@@ -459,10 +534,15 @@ impl Survey {
     }
 
     /// Sends `signal` to every process of the job, and to newcomers, until none is left
-    /// (`true`) or `patience` has passed (`false`).
-    async fn signal_until_gone(&self, signal: i32, patience: Duration) -> Result<bool, String> {
+    /// (`true`) or `patience` has passed (`false`). `signalled` gathers the processes signalled
+    /// (a polite signal goes once to each of them).
+    async fn signal_until_gone(
+        &self,
+        signal: i32,
+        patience: Duration,
+        signalled: &mut HashSet<i32>,
+    ) -> Result<bool, String> {
         let until = Instant::now() + patience;
-        let mut signalled = HashSet::new();
         loop {
             let pids = self.find().await?;
             if pids.is_empty() {
@@ -473,7 +553,8 @@ impl Survey {
             }
             for pid in pids {
                 // SIGKILL is repeated each round (harmless); a polite signal is sent once.
-                if signal == SIGKILL || signalled.insert(pid) {
+                let first = signalled.insert(pid);
+                if signal == SIGKILL || first {
                     if let Err(e) = procs::kill(pid, signal) {
                         tracing::warn!(pid, signal, error = %e, "cannot signal a job process");
                     }
@@ -581,10 +662,12 @@ impl Drop for HostJob {
         // runtime it goes to the blocking pool (which the runtime waits for when shut down);
         // outside one it is done here.
         let job_dir = std::mem::take(&mut self.job_dir);
+        let live = self.live.clone();
         let remove = move || {
             if let Err(e) = remove::remove_tree(&job_dir) {
                 tracing::warn!(job = %job_dir.display(), error = %e, "cannot remove the job folder");
             }
+            live.remove(&job_dir);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => drop(handle.spawn_blocking(remove)),

@@ -15,6 +15,10 @@
 //! when made (mode, owner, extended attributes) is removed instead, as is one that fails to
 //! refresh; the job then gets a new folder. The folders still set aside are removed when the
 //! backend (its last clone) is dropped.
+//!
+//! A folder set aside is still the backend's: it is renamed in and out of the backend's held
+//! folders (`reap::Live`) in one step, so `reap` never takes it for a leftover. It keeps its
+//! last job's record until revived, so one left by a runner that died is reaped.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -22,11 +26,13 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::copy::{CopyError, FolderId};
 use super::exec::lock;
 use super::ids;
+use super::reap::Live;
+use super::record::RECORD;
 use super::refresh::{self, Owner};
 use super::remove::remove_tree;
 
@@ -92,15 +98,25 @@ struct Spare {
 #[derive(Debug, Default)]
 pub(crate) struct Spares {
     folders: Mutex<Vec<Spare>>,
+    /// The backend's held folders, which hold every folder set aside.
+    live: Arc<Live>,
 }
 
 impl Spares {
+    /// Spares of the backend whose held folders are `live`.
+    pub fn new(live: Arc<Live>) -> Spares {
+        Spares {
+            folders: Mutex::default(),
+            live,
+        }
+    }
+
     /// Sets the finished job's folder `job_dir` aside (renamed, so that its path is gone as
     /// after a removal). On an error the folder is where it was.
     pub fn park(&self, job_dir: &Path, fresh: Fresh) -> io::Result<()> {
         let parent = job_dir.parent().unwrap_or(job_dir);
         let dir = parent.join(ids::folder_name("spare"));
-        fs::rename(job_dir, &dir)?;
+        self.live.rename(job_dir, &dir)?;
         lock(&self.folders).push(Spare { dir, fresh });
         Ok(())
     }
@@ -117,13 +133,14 @@ impl Spares {
         skip: Option<FolderId>,
     ) -> Option<(PathBuf, Fresh)> {
         let spare = lock(&self.folders).pop()?;
-        match revive(&spare, root, name, repository, skip) {
+        match revive(&spare, root, name, repository, skip, &self.live) {
             Ok(job_dir) => Some((job_dir, spare.fresh)),
             Err((at, e)) => {
                 tracing::debug!(folder = %at.display(), error = %e, "not reusing a job folder");
                 if let Err(e) = remove_tree(&at) {
                     tracing::warn!(folder = %at.display(), error = %e, "cannot remove a job folder");
                 }
+                self.live.remove(&at);
                 None
             }
         }
@@ -141,24 +158,32 @@ impl Drop for Spares {
             if let Err(e) = remove_tree(&spare.dir) {
                 tracing::warn!(folder = %spare.dir.display(), error = %e, "cannot remove a job folder");
             }
+            self.live.remove(&spare.dir);
         }
     }
 }
 
-/// Renames `spare` for the job and makes it fresh; on failure, says where the folder now is.
+/// Renames `spare` for the job (held in `live` under its new name) and makes it fresh; on
+/// failure, says where the folder now is.
 fn revive(
     spare: &Spare,
     root: &Path,
     name: &str,
     repository: Option<&Path>,
     skip: Option<FolderId>,
+    live: &Live,
 ) -> Result<PathBuf, (PathBuf, io::Error)> {
-    let job_dir = rename_for(&spare.dir, root, name).map_err(|e| (spare.dir.clone(), e))?;
+    let job_dir = rename_for(&spare.dir, root, name, live).map_err(|e| (spare.dir.clone(), e))?;
     let failed = |e: io::Error| (job_dir.clone(), e);
     if Fresh::read(&job_dir).map_err(failed)? != spare.fresh {
         return Err(failed(io::Error::other("its folders were changed")));
     }
-    let own: HashSet<OsString> = [WORKSPACE, TEMP].into_iter().map(OsString::from).collect();
+    // The record stays until `start` writes the new job's over it: a runner killed meanwhile
+    // still leaves a folder `reap` knows.
+    let own: HashSet<OsString> = [WORKSPACE, TEMP, RECORD]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
     refresh::remove_except(&job_dir, &own).map_err(failed)?;
     let temp = job_dir.join(TEMP);
     refresh::remove_except(&temp, &HashSet::new()).map_err(failed)?;
@@ -180,15 +205,15 @@ fn revive(
     Ok(job_dir)
 }
 
-/// Renames the folder `dir` to a new job folder name under `root`.
-fn rename_for(dir: &Path, root: &Path, name: &str) -> io::Result<PathBuf> {
+/// Renames the folder `dir` to a new job folder name under `root`, held in `live`.
+fn rename_for(dir: &Path, root: &Path, name: &str, live: &Live) -> io::Result<PathBuf> {
     for _ in 0..NAME_ATTEMPTS {
         let job_dir = root.join(ids::folder_name(name));
         // A rename onto an empty folder would replace it: never take a name in use.
         if fs::symlink_metadata(&job_dir).is_ok() {
             continue;
         }
-        fs::rename(dir, &job_dir)?;
+        live.rename(dir, &job_dir)?;
         return Ok(job_dir);
     }
     Err(io::ErrorKind::AlreadyExists.into())

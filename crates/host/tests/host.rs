@@ -779,3 +779,228 @@ async fn dropping_a_job_does_not_remove_its_tree_on_the_async_thread() {
     );
     assert!(eventually(|| !job_dir.exists()).await);
 }
+
+/// Owner labels as the daemon gives them.
+fn owner(runner: &str) -> Vec<(String, String)> {
+    vec![
+        ("hearth.runner".into(), runner.into()),
+        ("hearth.task".into(), "7".into()),
+    ]
+}
+
+/// Starts a job of `runner` on `backend`, starts `sleep 300` in its background, and leaves the
+/// job as a runner killed with SIGKILL does: neither finished nor dropped. Returns its folder
+/// and the sleeper's pid.
+async fn leave_behind(backend: &HostBackend, runner: &str) -> (PathBuf, i32) {
+    let job = backend
+        .start_job(
+            JobSpec {
+                name: "left".into(),
+                owner: owner(runner),
+                ..Default::default()
+            },
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let (end, out) = run(&job, sh(&job, "sleep 300 & echo $!")).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let dir = job.job_dir().to_path_buf();
+    std::mem::forget(job);
+    (dir, out.pids()[0])
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of its stat line).
+fn started_at(pid: i32) -> u64 {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &text[text.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// Rewrites the job folder's record as if process `pid`, started at `started`, had run the job.
+fn record_runner(job_dir: &Path, pid: i32, started: u64) {
+    let path = job_dir.join(".hearth-job");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("runner-pid "), "{text}");
+    let text: String = text
+        .lines()
+        .map(|line| match line.split_once(' ') {
+            Some(("runner-pid", _)) => format!("runner-pid {pid}\n"),
+            Some(("runner-started", _)) => format!("runner-started {started}\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    fs::write(&path, text).unwrap();
+}
+
+fn reap_owner(runner: &str) -> Vec<(String, String)> {
+    vec![("hearth.runner".into(), runner.into())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reap_removes_what_a_dead_runner_left_and_nothing_else() {
+    let root = tempfile::tempdir().unwrap();
+    let old = backend(root.path());
+    // Left by a runner process that has died since.
+    let (dead_dir, dead_sleeper) = leave_behind(&old, "r1").await;
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = i32::try_from(gone.id()).unwrap();
+    gone.wait().unwrap();
+    record_runner(&dead_dir, gone_pid, 1);
+    // Left by a backend of this process that is gone (a forgotten job).
+    let (forgotten_dir, forgotten_sleeper) = leave_behind(&old, "r1").await;
+    // Another runner's.
+    let (other_dir, other_sleeper) = leave_behind(&old, "r2").await;
+    // A runner of the same name that still runs, sharing the folder.
+    let (running_dir, running_sleeper) = leave_behind(&old, "r1").await;
+    let mut running = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let running_pid = i32::try_from(running.id()).unwrap();
+    record_runner(&running_dir, running_pid, started_at(running_pid));
+    drop(old);
+    // Made by an older Hearth: no record.
+    let older = root.path().join("older-0123456789abcdef");
+    fs::create_dir_all(older.join("workspace")).unwrap();
+
+    // The new runner's backend, with a job of its own running.
+    let new = backend(root.path());
+    let mine = new
+        .start_job(
+            JobSpec {
+                name: "mine".into(),
+                owner: owner("r1"),
+                ..Default::default()
+            },
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let (end, out) = run(&mine, sh(&mine, "sleep 300 & echo $!")).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let my_sleeper = out.pids()[0];
+
+    let reaped = new.reap_leftovers(&reap_owner("r1")).await.unwrap();
+    assert!(!dead_dir.exists() && !forgotten_dir.exists());
+    assert_gone(dead_sleeper).await;
+    assert_gone(forgotten_sleeper).await;
+    let mut removed = reaped.removed.clone();
+    removed.sort();
+    let mut expected = vec![
+        format!("folder {}", dead_dir.display()),
+        format!("folder {}", forgotten_dir.display()),
+        format!("processes {dead_sleeper} of folder {}", dead_dir.display()),
+        format!(
+            "processes {forgotten_sleeper} of folder {}",
+            forgotten_dir.display()
+        ),
+    ];
+    expected.sort();
+    assert_eq!(removed, expected);
+    for kept in [&other_dir, &running_dir, &older, mine.job_dir()] {
+        assert!(kept.is_dir(), "{} was removed", kept.display());
+    }
+    assert!(root.path().join("tool-cache").is_dir());
+    for pid in [other_sleeper, running_sleeper, my_sleeper] {
+        assert!(alive(pid), "{pid} was killed");
+    }
+
+    // A clone holds the same jobs; another runner's leftovers go with its name.
+    let again = new.clone().reap_leftovers(&reap_owner("r1")).await.unwrap();
+    assert_eq!(again.removed, Vec::<String>::new());
+    new.reap_leftovers(&reap_owner("r2")).await.unwrap();
+    assert!(!other_dir.exists());
+    assert_gone(other_sleeper).await;
+    // Once the other runner is gone, its leftovers are too.
+    running.kill().unwrap();
+    running.wait().unwrap();
+    new.reap_leftovers(&reap_owner("r1")).await.unwrap();
+    assert!(!running_dir.exists());
+    assert_gone(running_sleeper).await;
+
+    assert!(mine.job_dir().is_dir() && alive(my_sleeper));
+    mine.finish_job().await.unwrap();
+    assert_gone(my_sleeper).await;
+    assert!(older.is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reap_leaves_a_backends_folders_set_aside_until_it_is_gone() {
+    let root = tempfile::tempdir().unwrap();
+    let old = backend(root.path()).with_folder_reuse();
+    let job = old
+        .start_job(
+            JobSpec {
+                owner: owner("r1"),
+                ..Default::default()
+            },
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    job.finish_job().await.unwrap();
+    let spares = || -> Vec<PathBuf> {
+        fs::read_dir(root.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("spare-")
+            })
+            .collect()
+    };
+    assert_eq!(spares().len(), 1);
+    let reaped = old.reap_leftovers(&reap_owner("r1")).await.unwrap();
+    assert_eq!(reaped.removed, Vec::<String>::new());
+    assert_eq!(spares().len(), 1);
+
+    // As after SIGKILL: the backend is never dropped, its folder set aside never removed.
+    std::mem::forget(old);
+    let new = backend(root.path());
+    let reaped = new.reap_leftovers(&reap_owner("r1")).await.unwrap();
+    assert_eq!(reaped.removed.len(), 1, "{:?}", reaped.removed);
+    assert!(spares().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reap_never_leaves_the_root() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    // A missing root holds nothing to reap.
+    let reaped = backend(&root).reap_leftovers(&reap_owner("r1")).await;
+    assert_eq!(reaped.unwrap().removed, Vec::<String>::new());
+
+    // A job folder elsewhere, with a record that matches, reached through a symlink.
+    let elsewhere = base.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let outside = backend(&elsewhere);
+    let (outside_dir, outside_sleeper) = leave_behind(&outside, "r1").await;
+    drop(outside);
+    fs::create_dir(&root).unwrap();
+    std::os::unix::fs::symlink(&outside_dir, root.join("link")).unwrap();
+    // A folder whose record is a symlink to that record.
+    fs::create_dir(root.join("linked-record")).unwrap();
+    std::os::unix::fs::symlink(
+        outside_dir.join(".hearth-job"),
+        root.join("linked-record/.hearth-job"),
+    )
+    .unwrap();
+    let reaped = backend(&root)
+        .reap_leftovers(&reap_owner("r1"))
+        .await
+        .unwrap();
+    assert_eq!(reaped.removed, Vec::<String>::new());
+    assert!(outside_dir.is_dir() && root.join("linked-record").is_dir());
+    assert!(alive(outside_sleeper));
+
+    backend(&elsewhere)
+        .reap_leftovers(&reap_owner("r1"))
+        .await
+        .unwrap();
+    assert!(!outside_dir.exists());
+    assert_gone(outside_sleeper).await;
+}

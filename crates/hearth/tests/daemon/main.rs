@@ -776,3 +776,69 @@ async fn errors_that_echo_the_token_are_masked() {
         assert!(lines.iter().any(|l| l.contains(says)), "{lines:#?}");
     }
 }
+
+/// The job folders under the runner's `workdir_parent` (not its tool cache or actions).
+fn job_folders(h: &Harness) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(h.path("work"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap_or_default();
+                    name != "tool-cache" && name != "_actions"
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Alive: `/proc` has it and it is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rfind(')')
+            .and_then(|at| stat[at + 1..].trim().chars().next());
+        !matches!(state, Some('Z' | 'X'))
+    })
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_job_removes_its_leftovers_when_it_starts_again() {
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let pid_file = h.path("sleeper");
+    let steps = format!(
+        "      - run: |\n          sleep 300 &\n          echo $! > {}\n          echo started\n          sleep 60\n",
+        pid_file.display()
+    );
+    let id = h.forge.queue_task(TaskSpec::new(job(&steps)));
+    let daemon = h.daemon(&[]);
+    h.row_appears(id, "started", LONG).await;
+    let sleeper: i32 = std::fs::read_to_string(&pid_file)
+        .expect("the step wrote its sleeper's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // What a crash, the OOM killer or `kill -9` does: no cleanup at all.
+    daemon.signal(libc::SIGKILL);
+    daemon.exit(Duration::from_secs(15)).await;
+    let left = job_folders(&h);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(alive(sleeper));
+
+    let daemon = h.daemon(&[]);
+    let deadline = Instant::now() + LONG;
+    while (alive(sleeper) || !job_folders(&h).is_empty()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = daemon.stop().await;
+    assert!(!alive(sleeper), "{log}");
+    assert_eq!(job_folders(&h), Vec::<std::path::PathBuf>::new(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "removed what an earlier run left: folder {}",
+            left[0].display()
+        )),
+        "{log}"
+    );
+}

@@ -1,6 +1,11 @@
 //! `hearth daemon`: declare the runner's labels, fetch tasks, run them, report them, and shut
 //! down without losing a job's final state.
 //!
+//! Start-up: before the first task is fetched, every backend removes what this runner's jobs
+//! left when it last stopped without cleaning up (killed with SIGKILL, a power loss): job
+//! folders and their processes, found by the runner's name among the jobs' owner labels
+//! ([`reap_leftovers`]).
+//!
 //! Shutdown: the first SIGINT/SIGTERM stops fetching and lets running jobs go on for
 //! `runner.shutdown_timeout`; then they are cancelled (their `always()` and post steps still run
 //! and their final state is still reported). A second signal cancels them at once, a third
@@ -22,7 +27,9 @@ use hearth_forge::{poll, Client, PollError, PollerOptions};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use task::{TaskRuntime, TaskStop};
+use crate::route::Backends;
+
+pub use task::{TaskRuntime, TaskStop, RUNNER_LABEL, TASK_LABEL};
 
 /// What the daemon tells the forge, and how it shuts down.
 pub struct DaemonOptions {
@@ -101,6 +108,12 @@ pub async fn run(
     shutdown: CancellationToken,
     stop: TaskStop,
 ) -> anyhow::Result<ExitCode> {
+    // A signal during the reap stops it (a folder half done is finished next time) and the
+    // poll below returns at once.
+    tokio::select! {
+        () = reap_leftovers(&runtime.backends, &runtime.runner.name) => {}
+        () = shutdown.cancelled() => {}
+    }
     let runtime = Arc::new(runtime);
     let mut running = JoinSet::new();
     // Start-up is over: its code need not stay resident.
@@ -163,6 +176,23 @@ pub async fn run(
     }
 }
 
+/// Asks every backend to remove what jobs of the runner named `runner` left behind, logging
+/// what went. A failure is logged and the daemon goes on: leftovers cost disk space and
+/// perhaps a stray process, not the jobs to come.
+pub async fn reap_leftovers(backends: &Backends, runner: &str) {
+    let owner = [(RUNNER_LABEL.to_owned(), runner.to_owned())];
+    for backend in backends.all() {
+        match backend.reap(&owner).await {
+            Ok(reaped) => {
+                for line in reaped.removed {
+                    tracing::info!("removed what an earlier run left: {line}");
+                }
+            }
+            Err(e) => tracing::warn!("cannot remove what earlier runs left behind: {e}"),
+        }
+    }
+}
+
 async fn join_all(running: &mut JoinSet<()>) {
     while let Some(joined) = running.join_next().await {
         if let Err(e) = joined {
@@ -184,4 +214,71 @@ pub fn watch_signals(shutdown: CancellationToken, stop: TaskStop) -> tokio::task
         }
         _ => stop.force.cancel(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_backend::{
+        Backend, BackendError, BoxFuture, CancellationToken as Token, JobRuntime, JobSpec, Reaped,
+        SetupLog,
+    };
+    use std::sync::Mutex;
+
+    /// A backend that notes what it was asked to reap, and answers `reaped`.
+    struct Reaper {
+        asked: Mutex<Vec<Vec<(String, String)>>>,
+        fails: bool,
+    }
+
+    impl Backend for Reaper {
+        fn start<'a>(
+            &'a self,
+            _: JobSpec,
+            _: &'a mut dyn SetupLog,
+            _: &'a Token,
+        ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>> {
+            Box::pin(async { Err(BackendError::Unsupported("no jobs here".into())) })
+        }
+
+        fn reap<'a>(
+            &'a self,
+            owner: &'a [(String, String)],
+        ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+            self.asked.lock().unwrap().push(owner.to_vec());
+            let fails = self.fails;
+            Box::pin(async move {
+                if fails {
+                    Err(BackendError::Cleanup("the disk is gone".into()))
+                } else {
+                    Ok(Reaped {
+                        removed: vec!["folder /x".into()],
+                    })
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn every_backend_reaps_this_runners_leftovers_and_a_failure_stops_nothing() {
+        let reaper = |fails| {
+            Arc::new(Reaper {
+                asked: Mutex::default(),
+                fails,
+            })
+        };
+        let (host, docker) = (reaper(true), reaper(false));
+        let specs = [
+            "linux:host".to_owned(),
+            "ubuntu:docker://node:20".to_owned(),
+        ];
+        let labels = crate::labels::Labels::from_flags(&specs, &[]).unwrap();
+        let backends = Backends::new(labels)
+            .with_host(host.clone())
+            .with_docker(docker.clone());
+        reap_leftovers(&backends, "my-runner").await;
+        let expected = vec![vec![(RUNNER_LABEL.to_owned(), "my-runner".to_owned())]];
+        assert_eq!(*host.asked.lock().unwrap(), expected);
+        assert_eq!(*docker.asked.lock().unwrap(), expected);
+    }
 }

@@ -29,6 +29,12 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::GitActions;
 use crate::route::{Backends, Route};
 
+/// The owner label naming the runner a job is run by (its registered name): what
+/// [`Backend::reap`](hearth_backend::Backend::reap) finds a runner's leftovers by.
+pub const RUNNER_LABEL: &str = "hearth.runner";
+/// The owner label naming the forge's task a job is.
+pub const TASK_LABEL: &str = "hearth.task";
+
 /// What every task of a daemon shares.
 pub struct TaskRuntime {
     pub client: Client,
@@ -152,8 +158,8 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             repository: None,
             label_image: prepared.route.image.clone(),
             owner: vec![
-                ("hearth.runner".to_owned(), runtime.runner.name.clone()),
-                ("hearth.task".to_owned(), task.id.to_string()),
+                (RUNNER_LABEL.to_owned(), runtime.runner.name.clone()),
+                (TASK_LABEL.to_owned(), task.id.to_string()),
             ],
             actions: Some(Arc::new(action_source(&runtime, &task))),
         };
