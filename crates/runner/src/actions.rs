@@ -88,7 +88,7 @@ impl GitActions {
 
     /// The folder of `owner/repo` in the cache: exactly two plain names, so that no
     /// `..`, absolute path or extra level can put it (and the `.git` made in it) elsewhere.
-    fn repository_folder(&self, repository: &str) -> Result<PathBuf, String> {
+    fn repository_folder(&self, repository: &str) -> Result<PathBuf, GitActionsError> {
         let mut names = 0;
         for component in Path::new(repository).components() {
             match component {
@@ -100,9 +100,7 @@ impl GitActions {
             }
         }
         if names != 2 {
-            return Err(format!(
-                "refusing the action repository '{repository}': expected 'owner/repo'"
-            ));
+            return Err(GitActionsError::BadRepository(repository.to_owned()));
         }
         Ok(self.cache.join(repository))
     }
@@ -112,22 +110,25 @@ impl GitActions {
         repository: &str,
         reference: &str,
         cancel: &CancellationToken,
-    ) -> Result<PathBuf, String> {
+    ) -> Result<PathBuf, GitActionsError> {
         let folder = self.repository_folder(repository)?;
         // The engine checks refs already; this keeps `git fetch` safe whoever the caller is.
         if reference.is_empty() || reference.starts_with('-') {
-            return Err(format!("refusing the ref '{reference}' of {repository}"));
+            return Err(GitActionsError::BadRef {
+                repository: repository.to_owned(),
+                reference: reference.to_owned(),
+            });
         }
         let lock = repository_lock(&folder);
         let _one_at_a_time = tokio::select! {
             guard = lock.lock() => guard,
-            () = cancel.cancelled() => return Err(CANCELLED.to_owned()),
+            () = cancel.cancelled() => return Err(GitActionsError::Cancelled),
         };
         let git_dir = folder.join(".git");
         if !git_dir.exists() {
             tokio::fs::create_dir_all(&folder)
                 .await
-                .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+                .map_err(folder_error("create", &folder))?;
             self.git(&["init", "-q", "--bare"], &git_dir, None, &[], cancel)
                 .await?;
         }
@@ -153,7 +154,7 @@ impl GitActions {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(stale)).await;
         tokio::fs::create_dir_all(&partial)
             .await
-            .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+            .map_err(folder_error("create", &partial))?;
         self.git(
             &["checkout", "-q", "-f", commit, "--", "."],
             &git_dir,
@@ -164,7 +165,7 @@ impl GitActions {
         .await?;
         tokio::fs::rename(&partial, &checked_out)
             .await
-            .map_err(|e| format!("cannot move the action into {}: {e}", checked_out.display()))?;
+            .map_err(folder_error("move the action into", &checked_out))?;
         Ok(checked_out)
     }
 
@@ -178,7 +179,7 @@ impl GitActions {
         work_tree: Option<&Path>,
         env: &[(String, String)],
         cancel: &CancellationToken,
-    ) -> Result<String, String> {
+    ) -> Result<String, GitActionsError> {
         let mut command = Command::new(&self.program);
         command.arg("--git-dir").arg(git_dir);
         if let Some(tree) = work_tree {
@@ -195,9 +196,7 @@ impl GitActions {
             // must go with it.
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot run git: {e}"))?;
+        let mut child = command.spawn().map_err(GitActionsError::Spawn)?;
         // Declared after `child`, so dropped (and killing) before it is.
         let mut group = ProcessGroup(child.id().and_then(|id| i32::try_from(id).ok()));
         let mut stdout = child.stdout.take();
@@ -208,35 +207,76 @@ impl GitActions {
                 // Reaped last: until then the group's id cannot be another's.
                 (out, err, child.wait().await)
             } => Ok(ended),
-            () = tokio::time::sleep(self.time_limit) => Err(format!(
-                "git {} did not finish within {:?}; stopped",
-                args.first().copied().unwrap_or_default(),
-                self.time_limit
-            )),
-            () = cancel.cancelled() => Err(CANCELLED.to_owned()),
+            () = tokio::time::sleep(self.time_limit) => Err(GitActionsError::TimedOut {
+                command: args.first().copied().unwrap_or_default().to_owned(),
+                limit: self.time_limit,
+            }),
+            () = cancel.cancelled() => Err(GitActionsError::Cancelled),
         };
         let (stdout, stderr, status) = match ended {
             Ok(ended) => {
                 group.0 = None;
                 ended
             }
-            Err(message) => {
+            Err(error) => {
                 group.kill();
                 let _ = child.wait().await;
-                return Err(message);
+                return Err(error);
             }
         };
-        let status = status.map_err(|e| format!("cannot run git: {e}"))?;
+        let status = status.map_err(GitActionsError::Spawn)?;
         if !status.success() {
-            let stderr = String::from_utf8_lossy(&stderr);
-            return Err(format!("git {} failed: {}", args.join(" "), stderr.trim()));
+            return Err(GitActionsError::Git {
+                command: args.join(" "),
+                stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+            });
         }
         Ok(String::from_utf8_lossy(&stdout).into_owned())
     }
 }
 
-/// Why a fetch ended early: the job was cancelled.
-const CANCELLED: &str = "cancelled";
+/// Why an action could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum GitActionsError {
+    #[error("refusing the action repository '{0}': expected 'owner/repo'")]
+    BadRepository(String),
+    #[error("refusing the ref '{reference}' of {repository}")]
+    BadRef {
+        repository: String,
+        reference: String,
+    },
+    /// The job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    #[error("git {command} did not finish within {limit:?}; stopped")]
+    TimedOut {
+        command: String,
+        limit: std::time::Duration,
+    },
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("git {command} failed: {stderr}")]
+    Git { command: String, stderr: String },
+    #[error("cannot {action} {path}: {source}")]
+    Folder {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn folder_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> GitActionsError {
+    let path = path.display().to_string();
+    move |source| GitActionsError::Folder {
+        action,
+        path,
+        source,
+    }
+}
 
 impl ActionSource for GitActions {
     fn fetch<'a>(

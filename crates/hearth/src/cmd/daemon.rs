@@ -128,7 +128,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         };
         let code = daemon::run(client, task_runtime, options, shutdown, stop).await;
         signals.abort();
-        code
+        Ok(code?)
     })
 }
 

@@ -21,9 +21,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use hearth_forge::proto::runner::DeclareRequest;
-use hearth_forge::{poll, Client, PollError, PollerOptions};
+use hearth_forge::{poll, Client, PollError, PollerOptions, RpcError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -44,13 +43,29 @@ pub struct DaemonOptions {
 /// the UI gets to run its post steps before it reports (new Gitea).
 const CAPABILITIES: &[&str] = &["cancelling"];
 
+/// Why the daemon stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(
+        "the forge no longer knows this runner (deleted, or its token is wrong: the .runner \
+         file is not its own); register it again: {0}"
+    )]
+    Unregistered(#[source] RpcError),
+    #[error("stopped before the forge answered")]
+    Stopped,
+    #[error("the forge refused the runner's declaration: {0}")]
+    Declare(#[source] RpcError),
+    #[error(transparent)]
+    Poll(PollError),
+}
+
 /// The forge's capabilities, after declaring this runner's labels and version. An old forge
 /// without `Declare` is fine: it keeps the labels given at registration.
 pub async fn declare(
     client: &Client,
     options: &DaemonOptions,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, DaemonError> {
     let request = DeclareRequest {
         version: options.version.clone(),
         labels: options.label_names.clone(),
@@ -78,22 +93,17 @@ pub async fn declare(
                 );
                 return Ok(Vec::new());
             }
-            Err(e) if e.is_unregistered() => {
-                anyhow::bail!(
-                    "the forge no longer knows this runner (deleted, or the .runner file is not \
-                     its own); register it again: {e}"
-                )
-            }
+            Err(e) if e.is_unregistered() => return Err(DaemonError::Unregistered(e)),
             Err(e) if e.is_transient() => {
                 attempt += 1;
                 let wait = Duration::from_secs(1 << attempt.min(5));
                 tracing::warn!("cannot reach the forge, trying again in {wait:?}: {e}");
                 tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("stopped before the forge answered"),
+                    _ = shutdown.cancelled() => return Err(DaemonError::Stopped),
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
-            Err(e) => return Err(e).context("the forge refused the runner's declaration"),
+            Err(e) => return Err(DaemonError::Declare(e)),
         }
     }
 }
@@ -107,7 +117,7 @@ pub async fn run(
     options: DaemonOptions,
     shutdown: CancellationToken,
     stop: TaskStop,
-) -> anyhow::Result<ExitCode> {
+) -> Result<ExitCode, DaemonError> {
     // A signal during the reap stops it (a folder half done is finished next time) and the
     // poll below returns at once.
     tokio::select! {
@@ -168,11 +178,8 @@ pub async fn run(
     }
     match polled {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(PollError::Unregistered(e)) => Err(anyhow::anyhow!(
-            "the forge no longer knows this runner (deleted, or its token is wrong); \
-             register it again: {e}"
-        )),
-        Err(e) => Err(e.into()),
+        Err(PollError::Unregistered(e)) => Err(DaemonError::Unregistered(e)),
+        Err(e) => Err(DaemonError::Poll(e)),
     }
 }
 
