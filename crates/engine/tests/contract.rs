@@ -317,3 +317,35 @@ async fn file_commands_are_bounded_on_the_host() {
     let root = tempfile::tempdir().unwrap();
     file_commands_are_bounded(&HostBackend::new(root.path().to_owned())).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_commands_are_bounded_in_a_container() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = hearth_docker::DockerBackend::connect(root.path().to_owned())
+        .await
+        .unwrap_or_else(|e| panic!("this test needs Docker (scripts/docker-test-env): {e}"));
+    let yaml = r#"
+on: push
+jobs:
+  j:
+    runs-on: linux
+    steps:
+      - id: big
+        run: head -c 17825792 /dev/zero | tr '\0' a | sed 's/^/big=/' >> "$GITHUB_OUTPUT"
+      - if: always()
+        run: echo "after ${{ steps.big.outcome }} in ${{ job.container.network }}"
+"#;
+    let image = Some("hearth-test/busybox:1");
+    let (outcome, lines) = run(&backend, yaml, &[], image, &JobControl::default()).await;
+    assert_eq!(outcome.result, Conclusion::Failure);
+    assert!(
+        lines.has("is larger than 16777216 bytes"),
+        "{:#?}",
+        lines.all()
+    );
+    assert!(
+        lines.has("after failure in hearth-j-"),
+        "{:#?}",
+        lines.all()
+    );
+}

@@ -16,7 +16,7 @@
 //!   job context shows made-up ids, and what the backend "pulls" is logged to the set-up log.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -349,7 +349,7 @@ impl JobRuntime for FakeJob {
             let copy = PathBuf::from(&self.host_root).join(&name);
             let source = folder.as_path().to_path_buf();
             let target = copy.clone();
-            tokio::task::spawn_blocking(move || copy_tree(&source, &target))
+            tokio::task::spawn_blocking(move || hearth_host::copy_folder(&source, &target))
                 .await
                 .map_err(|e| BackendError::Unsupported(format!("copying {folder}: {e}")))?
                 .map_err(|source| BackendError::Prepare {
@@ -412,21 +412,4 @@ impl OutputSink for Translating<'_> {
             self.send(stream, &lines);
         }
     }
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }

@@ -1,4 +1,5 @@
-//! The job's files, reached in place: on the host a job path is a path of this machine.
+//! The job's files, reached in place: on the host a job path is a path of this machine (public
+//! for backends that keep their jobs' files in host folders, the Docker one with bind mounts).
 //!
 //! Written and read in the ways that keep a job of many short steps cheap on file systems that
 //! avoid reusing recently freed inodes (ext4 without a journal, where every new file skips each
@@ -33,7 +34,7 @@ fn failed<'p>(
     }
 }
 
-pub(crate) fn write(
+pub fn write(
     path: &JobPath,
     contents: &[u8],
     replaces: Option<&JobPath>,
@@ -65,7 +66,7 @@ pub(crate) fn write(
         .map_err(failed("write", path))
 }
 
-pub(crate) fn read(path: &JobPath, limit: u64) -> Result<Option<Vec<u8>>, BackendError> {
+pub fn read(path: &JobPath, limit: u64) -> Result<Option<Vec<u8>>, BackendError> {
     let on_host = host(path)?;
     let meta = match fs::metadata(on_host) {
         Ok(meta) => meta,
@@ -96,7 +97,7 @@ pub(crate) fn read(path: &JobPath, limit: u64) -> Result<Option<Vec<u8>>, Backen
     Ok(Some(bytes))
 }
 
-pub(crate) fn empty(paths: &[JobPath]) -> Result<(), BackendError> {
+pub fn empty(paths: &[JobPath]) -> Result<(), BackendError> {
     for path in paths {
         let on_host = host(path)?;
         // One `stat` for a file found empty, as most are, instead of an open.

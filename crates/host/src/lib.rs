@@ -31,7 +31,7 @@
 
 mod copy;
 mod exec;
-mod files;
+pub mod files;
 mod ids;
 mod procs;
 mod reap;
@@ -151,6 +151,19 @@ impl HostBackend {
             None => root.join("tool-cache"),
         }
     }
+}
+
+/// Copies the folder `from` to `to` (made if missing) as the backend copies a repository into
+/// a workspace: files, links and modes, nothing followed out of `from`. For backends that
+/// build on the host's folders (a container backend exposing an action's checkout).
+pub fn copy_folder(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    copy::copy_tree(from, to, None).map_err(|e| {
+        io::Error::new(
+            e.source.kind(),
+            format!("{}: {}", e.path.display(), e.source),
+        )
+    })
 }
 
 /// Removes a folder and everything in it as the backend removes job folders: whatever the

@@ -277,6 +277,13 @@ impl Labels {
     }
 
     /// The label names, as a runner declares them to the forge.
+    /// Whether a label runs jobs in Docker (the runner then needs a Docker backend).
+    pub fn any_docker(&self) -> bool {
+        self.labels
+            .iter()
+            .any(|label| matches!(label.platform(), Platform::Docker { .. }))
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.labels.iter().map(Label::name)
     }

@@ -45,8 +45,9 @@ pub enum RouteError {
     NoMatch(#[from] NoMatch),
     /// The label matches, but this runner has no backend for its scheme.
     #[error(
-        "label `{label}` runs jobs in Docker (image {image}), which this runner cannot do yet; \
-         use the label `{label}:host` to run them on this machine"
+        "label `{label}` runs jobs in Docker (image {image}), but this runner has no Docker \
+         backend (Docker did not answer when it started); use the label `{label}:host` to run \
+         them on this machine"
     )]
     NoDocker { label: String, image: String },
     /// The label runs jobs on the host, and this runner does not.
@@ -148,8 +149,9 @@ mod tests {
         let docker = backends.route(&["ubuntu-latest".into()]).unwrap_err();
         assert_eq!(
             docker.to_string(),
-            "label `ubuntu-latest` runs jobs in Docker (image node:20), which this runner cannot \
-             do yet; use the label `ubuntu-latest:host` to run them on this machine"
+            "label `ubuntu-latest` runs jobs in Docker (image node:20), but this runner has no \
+             Docker backend (Docker did not answer when it started); use the label \
+             `ubuntu-latest:host` to run them on this machine"
         );
         let with_docker = backends.clone().with_docker(Arc::new(Nowhere));
         let routed = with_docker.route(&["ubuntu-latest".into()]).unwrap();

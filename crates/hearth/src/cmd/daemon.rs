@@ -9,6 +9,7 @@ use hearth_engine::job::RunnerInfo;
 use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
 use std::sync::Arc;
 
+use hearth_docker::DockerBackend;
 use hearth_host::HostBackend;
 use hearth_runner::route::Backends;
 use tokio_util::sync::CancellationToken;
@@ -106,18 +107,26 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             "runner {runner_name} polling {address} with capacity {}",
             options.poller.capacity
         );
+        let wants_docker = labels.any_docker();
+        let mut backends = Backends::new(labels).with_host(Arc::new(
+            HostBackend::new(config.host.workdir_parent.clone()).with_base_env(
+                hearth_host::runner_env()
+                    .into_iter()
+                    .filter(|(name, _)| !is_runner_secret(name))
+                    .collect(),
+            ),
+        ));
+        if wants_docker {
+            match DockerBackend::connect(config.host.workdir_parent.join("docker")).await {
+                Ok(docker) => backends = backends.with_docker(Arc::new(docker)),
+                Err(e) => tracing::warn!("jobs with a docker label will fail: {e}"),
+            }
+        }
         let task_runtime = TaskRuntime {
             client: client.clone(),
             address,
             runner: RunnerInfo::this_machine(runner_name),
-            backends: Backends::new(labels).with_host(Arc::new(
-                HostBackend::new(config.host.workdir_parent.clone()).with_base_env(
-                    hearth_host::runner_env()
-                        .into_iter()
-                        .filter(|(name, _)| !is_runner_secret(name))
-                        .collect(),
-                ),
-            )),
+            backends,
             actions_cache: config.host.workdir_parent.join("_actions"),
             github_mirror: config.runner.github_mirror.clone(),
             reporter,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use hearth_backend::Backend;
+use hearth_docker::DockerBackend;
 use hearth_engine::job::JobControl;
 use hearth_events::EventSink;
 use hearth_host::HostBackend;
@@ -39,7 +40,8 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     // One run's jobs share the repository: a finished job's folder is refreshed for the next
     // rather than removed and copied anew (see hearth_host's `spares`).
     let host: Arc<dyn Backend> = Arc::new(HostBackend::new(root.clone()).with_folder_reuse());
-    let backends = Backends::new(labels).with_host(host);
+    let wants_docker = labels.any_docker();
+    let mut backends = Backends::new(labels).with_host(host);
     let actions = Arc::new(GitActions::new(
         &args.default_actions_url,
         local::actions_cache(),
@@ -54,6 +56,12 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
+        if wants_docker {
+            match DockerBackend::connect(root.join("docker")).await {
+                Ok(docker) => backends = backends.clone().with_docker(Arc::new(docker)),
+                Err(e) => eprintln!("hearth: jobs with a docker label will not run: {e}"),
+            }
+        }
         let control = JobControl::default();
         let signals = watch_signals(control.clone());
         let outcome =

@@ -1,0 +1,469 @@
+//! A job in its container: steps through `docker exec`, files through the bind-mounted job
+//! folder, and cleanup of the container, the network and the folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
+use hearth_backend::{
+    BackendError, BoxFuture, CancellationToken, ContainerInfo, ExecEnd, ExecSpec, HostPath,
+    JobContainers, JobPath, JobPaths, JobRuntime, OutputSink, Stream,
+};
+use hearth_host::HostJob;
+use tokio::time::{sleep, sleep_until, Instant};
+
+use crate::{job_paths, JOB_ROOT, TOOL_CACHE};
+
+/// How often a running step is asked whether its main process ended (its output may stay
+/// open: a background process holding it).
+const POLL: Duration = Duration::from_millis(100);
+/// How long output is still read after the main process ended.
+const DRAIN: Duration = Duration::from_millis(100);
+/// Between interrupting a stopped step's process group and killing it.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+
+/// A job running in a container; see the crate documentation.
+pub struct DockerJob {
+    docker: Docker,
+    /// The job's folder: mounted at `/__w`, removed (by the host job) after the container.
+    host_job: Option<HostJob>,
+    job_dir: PathBuf,
+    pub(crate) tool_cache: PathBuf,
+    /// The container's and the network's name.
+    pub(crate) name: String,
+    pub(crate) network: Option<String>,
+    pub(crate) container: Option<String>,
+    pub(crate) base_env: Vec<(String, String)>,
+    paths: JobPaths,
+    /// Numbers the steps' pid files.
+    execs: AtomicUsize,
+    /// Host folders exposed to the job, and where it sees them.
+    exposed: Mutex<BTreeMap<PathBuf, JobPath>>,
+    /// Set by `finish`, so that `Drop` has nothing left to do.
+    finished: bool,
+}
+
+impl DockerJob {
+    pub(crate) fn new(docker: Docker, host_job: HostJob, name: String) -> Self {
+        DockerJob {
+            docker,
+            job_dir: host_job.job_dir().to_path_buf(),
+            tool_cache: host_job.tool_cache_dir().to_path_buf(),
+            host_job: Some(host_job),
+            name,
+            network: None,
+            container: None,
+            base_env: Vec::new(),
+            paths: job_paths(),
+            execs: AtomicUsize::new(0),
+            exposed: Mutex::new(BTreeMap::new()),
+            finished: false,
+        }
+    }
+
+    /// The container's id.
+    pub fn container_id(&self) -> Option<&str> {
+        self.container.as_deref()
+    }
+
+    /// The job's folder on this machine (mounted at `/__w`).
+    pub fn job_dir(&self) -> &Path {
+        &self.job_dir
+    }
+
+    /// Where a job path is on this machine: under the job folder (`/__w`) or the tool cache.
+    fn on_host(&self, path: &str) -> Option<PathBuf> {
+        let under = |root: &str| {
+            let rest = path.strip_prefix(root)?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| rest.trim_start_matches('/'))
+        };
+        if let Some(rest) = under(JOB_ROOT) {
+            return Some(self.job_dir.join(rest));
+        }
+        under(TOOL_CACHE).map(|rest| self.tool_cache.join(rest))
+    }
+
+    fn host_job_path(&self, path: &JobPath) -> Result<JobPath, BackendError> {
+        self.on_host(path.as_str())
+            .map(|p| JobPath::new(p.to_string_lossy().into_owned()))
+            .ok_or_else(|| BackendError::NotInJob(path.to_string()))
+    }
+
+    fn container(&self) -> Result<&str, BackendError> {
+        self.container
+            .as_deref()
+            .ok_or_else(|| BackendError::Unsupported("the job container is gone".to_owned()))
+    }
+
+    /// Runs `argv` in the container without waiting for it (a signal to a step).
+    async fn exec_detached(&self, argv: Vec<String>) {
+        let Ok(container) = self.container() else {
+            return;
+        };
+        let options = CreateExecOptions {
+            cmd: Some(argv),
+            ..Default::default()
+        };
+        if let Ok(created) = self.docker.create_exec(container, options).await {
+            let start = StartExecOptions {
+                detach: true,
+                ..Default::default()
+            };
+            let _ = self.docker.start_exec(&created.id, Some(start)).await;
+        }
+    }
+
+    /// Signals the process group of the step whose pid is in `pid_file`.
+    async fn signal_step(&self, pid_file: &Path, signal: &str) {
+        let Ok(text) = tokio::fs::read_to_string(pid_file).await else {
+            return;
+        };
+        let Ok(pid) = text.trim().parse::<u32>() else {
+            return;
+        };
+        // POSIX's `kill -s SIG -- -PGID`, else busybox's form, which has no `--`.
+        self.exec_detached(vec![
+            "sh".into(),
+            "-c".into(),
+            "kill -s \"$0\" -- \"-$1\" 2>/dev/null || kill -s \"$0\" \"-$1\"".into(),
+            signal.into(),
+            pid.to_string(),
+        ])
+        .await;
+    }
+
+    async fn run(
+        &self,
+        spec: ExecSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancellationToken,
+    ) -> Result<ExecEnd, BackendError> {
+        let (program, _) = spec.argv.split_first().ok_or(BackendError::EmptyCommand)?;
+        let program = program.clone();
+        if cancel.is_cancelled() {
+            return Ok(ExecEnd::Cancelled);
+        }
+        match self.on_host(spec.working_dir.as_str()) {
+            Some(dir) if !dir.is_dir() => {
+                return Err(BackendError::WorkingDirectory(spec.working_dir.clone()))
+            }
+            _ => {}
+        }
+        let container = self.container()?;
+        // The step's shell records its pid, so that its process group (each exec is a session
+        // of its own) can be signalled on timeout or cancel; then it becomes the step.
+        let n = self.execs.fetch_add(1, Ordering::Relaxed);
+        let pid_file = self.paths.temp.join(&format!(".hearth-exec-{n}.pid"));
+        let pid_file_on_host = self
+            .on_host(pid_file.as_str())
+            .ok_or_else(|| BackendError::NotInJob(pid_file.to_string()))?;
+        let mut argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "echo $$ > \"$0\" && exec \"$@\"".to_owned(),
+            pid_file.to_string(),
+        ];
+        argv.extend(spec.argv.iter().cloned());
+        let lost = |e: bollard::errors::Error| BackendError::Wait {
+            program: program.clone(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let options = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(argv),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(spec.working_dir.to_string()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(container, options)
+            .await
+            .map_err(|e| BackendError::Spawn {
+                program: program.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(lost)?
+        else {
+            return Err(BackendError::Spawn {
+                program,
+                source: std::io::Error::other("the exec did not attach"),
+            });
+        };
+
+        let deadline = spec.timeout.map(|t| Instant::now() + t);
+        let mut poll_at = Instant::now() + POLL;
+        let mut drain_until: Option<Instant> = None;
+        let mut stopping: Option<(ExecEnd, Instant, bool)> = None;
+        loop {
+            let wake = [
+                Some(poll_at),
+                drain_until,
+                stopping.map(|(_, at, _)| at),
+                deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(poll_at);
+            tokio::select! {
+                chunk = output.next() => match chunk {
+                    Some(Ok(bollard::container::LogOutput::StdOut { message }))
+                    | Some(Ok(bollard::container::LogOutput::Console { message })) => {
+                        sink.output(Stream::Stdout, &message)
+                    }
+                    Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
+                        sink.output(Stream::Stderr, &message)
+                    }
+                    Some(Ok(bollard::container::LogOutput::StdIn { .. })) => {}
+                    Some(Err(e)) => return Err(lost(e)),
+                    None => break,
+                },
+                () = cancel.cancelled(), if stopping.is_none() => {
+                    self.signal_step(&pid_file_on_host, "INT").await;
+                    stopping = Some((ExecEnd::Cancelled, Instant::now() + INTERRUPT_GRACE, false));
+                }
+                () = sleep_until(wake) => {
+                    let now = Instant::now();
+                    if drain_until.is_some_and(|until| now >= until) {
+                        break;
+                    }
+                    if let Some((end, at, killed)) = stopping {
+                        if now >= at {
+                            if killed {
+                                let _ = tokio::fs::remove_file(&pid_file_on_host).await;
+                                return Ok(end);
+                            }
+                            self.signal_step(&pid_file_on_host, "KILL").await;
+                            stopping = Some((end, now + INTERRUPT_GRACE, true));
+                        }
+                    } else if deadline.is_some_and(|d| now >= d) {
+                        self.signal_step(&pid_file_on_host, "INT").await;
+                        stopping = Some((ExecEnd::TimedOut, now + INTERRUPT_GRACE, false));
+                    }
+                    if now >= poll_at && drain_until.is_none() {
+                        poll_at = now + POLL;
+                        let running = self.docker.inspect_exec(&created.id).await.map_err(lost)?.running;
+                        if running == Some(false) {
+                            drain_until = Some(now + DRAIN);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((end, _, killed)) = stopping {
+            // The main process ended on the interrupt, but what it left in the background may
+            // have ignored it (a shell's `&` jobs ignore SIGINT): the whole group is killed.
+            if !killed {
+                self.signal_step(&pid_file_on_host, "KILL").await;
+            }
+            let _ = tokio::fs::remove_file(&pid_file_on_host).await;
+            return Ok(end);
+        }
+        let _ = tokio::fs::remove_file(&pid_file_on_host).await;
+        // The stream can end a moment before the exec is marked done.
+        for _ in 0..50 {
+            let inspected = self.docker.inspect_exec(&created.id).await.map_err(lost)?;
+            if inspected.running != Some(true) {
+                let code = inspected.exit_code.unwrap_or(-1);
+                return Ok(ExecEnd::Exited(i32::try_from(code).unwrap_or(-1)));
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        Err(lost(bollard::errors::Error::IOError {
+            err: std::io::Error::other("the step's process did not end"),
+        }))
+    }
+
+    /// Removes the container, the network and the job folder; every failure is reported.
+    pub(crate) async fn remove_all(&mut self) -> Result<(), BackendError> {
+        let mut problems = Vec::new();
+        if let Some(id) = self.container.take() {
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            if let Err(e) = self.docker.remove_container(&id, Some(options)).await {
+                problems.push(format!("cannot remove the container {}: {e}", self.name));
+            }
+        }
+        if let Some(network) = self.network.take() {
+            if let Err(e) = self.docker.remove_network(&network).await {
+                problems.push(format!("cannot remove the network {network}: {e}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(BackendError::Cleanup(problems.join("; ")))
+        }
+    }
+}
+
+impl JobRuntime for DockerJob {
+    fn paths(&self) -> &JobPaths {
+        &self.paths
+    }
+
+    fn base_env(&self) -> &[(String, String)] {
+        &self.base_env
+    }
+
+    fn containers(&self) -> JobContainers {
+        JobContainers {
+            container: self.container.as_ref().map(|id| ContainerInfo {
+                id: id.clone(),
+                network: self.network.clone().unwrap_or_default(),
+                ports: Vec::new(),
+            }),
+            services: Vec::new(),
+        }
+    }
+
+    fn exec<'a>(
+        &'a self,
+        spec: ExecSpec,
+        sink: &'a mut dyn OutputSink,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        Box::pin(self.run(spec, sink, cancel))
+    }
+
+    fn write_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        contents: &'a [u8],
+        replaces: Option<&'a JobPath>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let host = self.host_job_path(path)?;
+            let replaces = replaces.map(|p| self.host_job_path(p)).transpose()?;
+            hearth_host::files::write(&host, contents, replaces.as_ref())
+                .map_err(|e| relabel(e, path))
+        })
+    }
+
+    fn read_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            let host = self.host_job_path(path)?;
+            hearth_host::files::read(&host, limit).map_err(|e| relabel(e, path))
+        })
+    }
+
+    fn empty_files<'a>(&'a self, paths: &'a [JobPath]) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let host: Vec<JobPath> = paths
+                .iter()
+                .map(|p| self.host_job_path(p))
+                .collect::<Result<_, _>>()?;
+            hearth_host::files::empty(&host)
+        })
+    }
+
+    fn host_view(&self, path: &JobPath) -> Option<HostPath> {
+        self.on_host(path.as_str()).map(HostPath::new)
+    }
+
+    /// Copies the folder into the job folder, where the container sees it under `/__w`.
+    fn expose<'a>(&'a self, folder: &'a HostPath) -> BoxFuture<'a, Result<JobPath, BackendError>> {
+        Box::pin(async move {
+            if let Some(seen) = lock(&self.exposed).get(folder.as_path()) {
+                return Ok(seen.clone());
+            }
+            let n = lock(&self.exposed).len();
+            let name = format!("_actions/{n}");
+            let target = self.job_dir.join(&name);
+            let (source, copy_to) = (folder.as_path().to_path_buf(), target.clone());
+            tokio::task::spawn_blocking(move || hearth_host::copy_folder(&source, &copy_to))
+                .await
+                .map_err(|e| BackendError::Cleanup(format!("copying {folder}: {e}")))?
+                .map_err(|source| BackendError::Prepare {
+                    what: "action copy",
+                    path: target,
+                    source,
+                })?;
+            let seen = JobPath::new(JOB_ROOT).join(&name);
+            lock(&self.exposed).insert(folder.as_path().to_path_buf(), seen.clone());
+            Ok(seen)
+        })
+    }
+
+    fn finish(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.finished = true;
+            let removed = self.remove_all().await;
+            // The folder goes last: the container had it mounted.
+            let folders = match self.host_job.take() {
+                Some(host_job) => host_job.finish_job().await,
+                None => Ok(()),
+            };
+            removed.and(folders)
+        })
+    }
+}
+
+impl Drop for DockerJob {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Dropped without `finish` (its future cancelled): the container and the network are
+        // removed in the background; the folder goes with the host job's own `Drop`.
+        let (docker, container, network) = (
+            self.docker.clone(),
+            self.container.take(),
+            self.network.take(),
+        );
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Some(id) = container {
+                    let options = RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build();
+                    let _ = docker.remove_container(&id, Some(options)).await;
+                }
+                if let Some(network) = network {
+                    let _ = docker.remove_network(&network).await;
+                }
+            });
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A file error names the job path, not the host path behind it.
+fn relabel(error: BackendError, path: &JobPath) -> BackendError {
+    match error {
+        BackendError::File { action, source, .. } => BackendError::File {
+            action,
+            path: path.clone(),
+            source,
+        },
+        BackendError::FileTooLarge { limit, .. } => BackendError::FileTooLarge {
+            path: path.clone(),
+            limit,
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,357 @@
+//! The Docker backend: each job in a fresh container, on a network of its own, through the
+//! Docker Engine API (`bollard`); the only crate that knows that API.
+//!
+//! A job's folders are the host backend's (`hearth-host`: a folder per job with the workspace
+//! and temp folder, the repository copied in, a record for reaping), bind-mounted into the job
+//! container at `/__w` (act_runner's `container.bind_workdir`): the engine reaches the job's
+//! files through the runtime, which maps `/__w/...` to the folder on this machine. The tool
+//! cache is mounted at `/__t`. The container is kept alive by a sleeper (`tail -f /dev/null`,
+//! as act does) and each step runs through `docker exec`. Everything created carries the job's
+//! owner labels and `hearth.backend=docker`, and `finish` removes it whatever happened; `reap`
+//! removes what a dead runner left.
+//!
+//! This is the first cut of issue 13: the job container from the label's image or
+//! `container.image` (already present, or pulled with the workflow's credentials), its env, a
+//! per-job network, steps with their env, working directory, timeout and cancellation (the
+//! step's process group is signalled inside the container), cleanup and reaping. Services,
+//! `options`, `ports`, `volumes`, registry credentials from config, TLS and the forge's
+//! reachability are still to come.
+
+mod job;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use hearth_backend::{
+    Backend, BackendError, BoxFuture, CancellationToken, ExposeSecret, JobPath, JobPaths,
+    JobRuntime, JobSpec, Reaped, SetupLevel, SetupLog,
+};
+use hearth_host::HostBackend;
+
+pub use job::DockerJob;
+
+/// Where the job's folder is mounted in its container.
+pub const JOB_ROOT: &str = "/__w";
+/// Where the tool cache is mounted.
+pub const TOOL_CACHE: &str = "/__t";
+/// The label every container and network of this backend carries.
+const BACKEND_LABEL: (&str, &str) = ("hearth.backend", "docker");
+
+/// Why the Docker backend could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot reach the Docker daemon: {0}")]
+    Connect(#[source] bollard::errors::Error),
+}
+
+/// Runs jobs in containers of one Docker daemon.
+#[derive(Clone)]
+pub struct DockerBackend {
+    docker: Docker,
+    /// The job folders (bind-mounted into the containers, so on the daemon's machine).
+    host: HostBackend,
+}
+
+impl std::fmt::Debug for DockerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerBackend").finish_non_exhaustive()
+    }
+}
+
+impl DockerBackend {
+    /// Connects to the daemon `DOCKER_HOST` names (the local socket by default), agreeing on
+    /// an API version it speaks; job folders go under `root`.
+    pub async fn connect(root: PathBuf) -> Result<Self, DockerError> {
+        let docker = Docker::connect_with_local_defaults().map_err(DockerError::Connect)?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(DockerError::Connect)?;
+        Ok(DockerBackend {
+            docker,
+            host: HostBackend::new(root),
+        })
+    }
+
+    /// Pulls `image` unless it is there already, logging what it does.
+    async fn ensure_image(
+        &self,
+        spec: &hearth_backend::ContainerSpec,
+        log: &mut dyn SetupLog,
+        cancel: &CancellationToken,
+    ) -> Result<(), BackendError> {
+        if self.docker.inspect_image(&spec.image).await.is_ok() {
+            return Ok(());
+        }
+        log.line(SetupLevel::Info, &format!("Pulling {}", spec.image));
+        let credentials = spec
+            .credentials
+            .as_ref()
+            .map(|c| bollard::auth::DockerCredentials {
+                username: Some(c.username.clone()),
+                password: Some(c.password.expose_secret().to_owned()),
+                ..Default::default()
+            });
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(&spec.image)
+            .build();
+        let mut pull = self.docker.create_image(Some(options), None, credentials);
+        loop {
+            let next = tokio::select! {
+                next = pull.next() => next,
+                () = cancel.cancelled() => {
+                    return Err(BackendError::Cancelled(format!("pulling {}", spec.image)))
+                }
+            };
+            match next {
+                None => return Ok(()),
+                Some(Ok(_progress)) => {}
+                Some(Err(e)) => {
+                    return Err(BackendError::Unsupported(format!(
+                        "cannot pull the image {}: {e}",
+                        spec.image
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn start_job(
+        &self,
+        spec: JobSpec,
+        log: &mut dyn SetupLog,
+        cancel: &CancellationToken,
+    ) -> Result<DockerJob, BackendError> {
+        let Some(container) = spec.container.clone() else {
+            return Err(BackendError::Unsupported(
+                "a Docker job needs an image: give its label one (`name:docker://IMAGE`) or the \
+                 job a `container:`"
+                    .to_owned(),
+            ));
+        };
+        if !spec.services.is_empty() {
+            return Err(BackendError::Unsupported(
+                "`services:` are not supported by the Docker backend yet".to_owned(),
+            ));
+        }
+        self.ensure_image(&container, log, cancel).await?;
+        let mut labels: HashMap<String, String> = spec.owner.iter().cloned().collect();
+        labels.insert(BACKEND_LABEL.0.to_owned(), BACKEND_LABEL.1.to_owned());
+        let folders = JobSpec {
+            name: spec.name.clone(),
+            repository: spec.repository.clone(),
+            owner: spec.owner.clone(),
+            ..JobSpec::default()
+        };
+        let host_job = self.host.start_job(folders, cancel).await?;
+        // Names: the job folder's, which is unique under the backend's root.
+        let name = host_job
+            .job_dir()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| spec.name.clone());
+        let name = format!("hearth-{}", sanitize(&name));
+        let mut job = DockerJob::new(self.docker.clone(), host_job, name.clone());
+        match self.create(&mut job, &container, labels, log).await {
+            Ok(()) => Ok(job),
+            Err(e) => {
+                // Nothing half made stays: the network, the container and the folder go.
+                let _ = job.remove_all().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the job's network and container and starts it.
+    async fn create(
+        &self,
+        job: &mut DockerJob,
+        container: &hearth_backend::ContainerSpec,
+        labels: HashMap<String, String>,
+        log: &mut dyn SetupLog,
+    ) -> Result<(), BackendError> {
+        let failed = |what: &str| {
+            let what = what.to_owned();
+            move |e: bollard::errors::Error| BackendError::Unsupported(format!("{what}: {e}"))
+        };
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: job.name.clone(),
+                driver: Some("bridge".to_owned()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(failed("cannot create the job's network"))?;
+        job.network = Some(job.name.clone());
+        let job_dir = job.job_dir().to_string_lossy().into_owned();
+        let tool_cache = job.tool_cache.to_string_lossy().into_owned();
+        let env: Vec<String> = container
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(container.image.clone()),
+            entrypoint: Some(vec!["tail".into(), "-f".into(), "/dev/null".into()]),
+            cmd: Some(Vec::new()),
+            env: Some(env),
+            labels: Some(labels),
+            working_dir: Some(format!("{JOB_ROOT}/workspace")),
+            host_config: Some(HostConfig {
+                binds: Some(vec![
+                    format!("{job_dir}:{JOB_ROOT}"),
+                    format!("{tool_cache}:{TOOL_CACHE}"),
+                ]),
+                network_mode: Some(job.name.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&job.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(failed(&format!(
+                "cannot create the job container from {}",
+                container.image
+            )))?;
+        job.container = Some(created.id.clone());
+        self.docker
+            .start_container(&created.id, None)
+            .await
+            .map_err(failed("cannot start the job container"))?;
+        let inspected = self
+            .docker
+            .inspect_container(&created.id, None)
+            .await
+            .map_err(failed("cannot inspect the job container"))?;
+        job.base_env = inspected
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        log.line(
+            SetupLevel::Info,
+            &format!(
+                "Started the job container {} from {}",
+                job.name, container.image
+            ),
+        );
+        Ok(())
+    }
+
+    /// Removes this backend's containers and networks carrying `owner`'s labels.
+    async fn reap_labelled(&self, owner: &[(String, String)]) -> Result<Reaped, BackendError> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        let mut wanted: Vec<String> = owner.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        wanted.push(format!("{}={}", BACKEND_LABEL.0, BACKEND_LABEL.1));
+        filters.insert("label".to_owned(), wanted);
+        let mut reaped = Reaped::default();
+        let listing = |e: bollard::errors::Error| BackendError::Cleanup(format!("listing: {e}"));
+        let containers = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(listing)?;
+        for container in containers {
+            let Some(id) = container.id else { continue };
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            match self.docker.remove_container(&id, Some(options)).await {
+                Ok(()) => reaped.removed.push(format!("container {id}")),
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "cannot remove a leftover container")
+                }
+            }
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(listing)?;
+        for network in networks {
+            let Some(name) = network.name else { continue };
+            match self.docker.remove_network(&name).await {
+                Ok(()) => reaped.removed.push(format!("network {name}")),
+                Err(e) => {
+                    tracing::warn!(network = %name, error = %e, "cannot remove a leftover network")
+                }
+            }
+        }
+        Ok(reaped)
+    }
+}
+
+impl Backend for DockerBackend {
+    fn start<'a>(
+        &'a self,
+        spec: JobSpec,
+        log: &'a mut dyn SetupLog,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>> {
+        Box::pin(async move {
+            let job = self.start_job(spec, log, cancel).await?;
+            Ok(Box::new(job) as Box<dyn JobRuntime>)
+        })
+    }
+
+    fn reap<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        Box::pin(async move {
+            let mut reaped = self.reap_labelled(owner).await?;
+            let folders = self.host.reap(owner).await?;
+            reaped.removed.extend(folders.removed);
+            Ok(reaped)
+        })
+    }
+}
+
+/// A container or network name from a folder name: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]`.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The job's paths as its processes see them.
+fn job_paths() -> JobPaths {
+    let root = JobPath::new(JOB_ROOT);
+    JobPaths {
+        workspace: root.join("workspace"),
+        temp: root.join("temp"),
+        tool_cache: JobPath::new(TOOL_CACHE),
+    }
+}

@@ -1,0 +1,278 @@
+//! The Docker backend against a real Docker Engine, with the test image `scripts/docker-test-env`
+//! builds (`hearth-test/busybox:1`). Without a daemon these tests fail, saying so: they never
+//! skip silently.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+use hearth_backend::{
+    Backend, CancellationToken, ContainerSpec, ExecEnd, ExecSpec, JobPath, JobRuntime, JobSpec,
+    NoSetupLog, Stream,
+};
+use hearth_docker::DockerBackend;
+
+const IMAGE: &str = "hearth-test/busybox:1";
+
+async fn backend(root: &std::path::Path) -> DockerBackend {
+    DockerBackend::connect(root.to_owned())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the Docker tests need a Docker daemon (run scripts/docker-test-env): {e}")
+        })
+}
+
+/// Removes what an earlier, failed run of the test `task` left (its runner is gone).
+async fn clean(backend: &DockerBackend, task: &str) {
+    let owner = [("hearth.runner".to_owned(), format!("docker-tests-{task}"))];
+    backend.reap(&owner).await.expect("reaped");
+}
+
+fn spec(task: &str) -> JobSpec {
+    JobSpec {
+        name: "docker test".into(),
+        container: Some(ContainerSpec {
+            image: IMAGE.into(),
+            env: vec![("FROM_SPEC".into(), "spec-value".into())],
+            ..Default::default()
+        }),
+        owner: vec![
+            // A runner per test: tests run side by side, and one reaps its runner's leftovers.
+            ("hearth.runner".into(), format!("docker-tests-{task}")),
+            ("hearth.task".into(), task.into()),
+        ],
+        ..Default::default()
+    }
+}
+
+fn sh(job: &dyn JobRuntime, script: &str) -> ExecSpec {
+    let mut env = job.base_env().to_vec();
+    env.push(("FROM_STEP".into(), "step-value".into()));
+    ExecSpec {
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env,
+        working_dir: job.paths().workspace.clone(),
+        timeout: None,
+    }
+}
+
+/// Runs `spec`; its end and what it printed on stdout and stderr.
+async fn run(
+    job: &dyn JobRuntime,
+    spec: ExecSpec,
+    cancel: &CancellationToken,
+) -> (ExecEnd, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut sink = |stream: Stream, chunk: &[u8]| match stream {
+        Stream::Stdout => out.extend_from_slice(chunk),
+        Stream::Stderr => err.extend_from_slice(chunk),
+    };
+    let end = job.exec(spec, &mut sink, cancel).await.expect("exec");
+    (
+        end,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+/// How many containers and networks carry this task's labels.
+async fn labelled(task: &str) -> (usize, usize) {
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .expect("docker")
+        .negotiate_version()
+        .await
+        .expect("docker");
+    let filters: HashMap<String, Vec<String>> = HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("hearth.task={task}"),
+            format!("hearth.runner=docker-tests-{task}"),
+        ],
+    )]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .expect("containers");
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .expect("networks");
+    (containers.len(), networks.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_run_in_the_container_with_their_env_folder_and_files() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "steps").await;
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec("steps"), &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    assert_eq!(labelled("steps").await, (1, 1));
+    let containers = job.containers();
+    assert!(containers.container.is_some());
+    assert!(job
+        .base_env()
+        .iter()
+        .any(|(k, v)| k == "FROM_SPEC" && v == "spec-value"));
+    assert!(job.base_env().iter().any(|(k, _)| k == "PATH"));
+
+    let script = r#"echo "pwd=$(pwd) step=$FROM_STEP spec=$FROM_SPEC"; echo oops >&2; exit 3"#;
+    let (end, out, err) = run(job.as_ref(), sh(job.as_ref(), script), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(3));
+    assert_eq!(
+        out.trim(),
+        "pwd=/__w/workspace step=step-value spec=spec-value"
+    );
+    assert_eq!(err.trim(), "oops");
+
+    // Files the engine writes are the job's, and what a step writes the engine reads.
+    let file = job.paths().temp.join("from-engine");
+    job.write_file(&file, b"engine wrote this", None)
+        .await
+        .unwrap();
+    let script = format!("cat {file}; echo step-wrote > {}/out", job.paths().temp);
+    let (end, out, _) = run(job.as_ref(), sh(job.as_ref(), &script), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0));
+    assert_eq!(out, "engine wrote this");
+    let read = job
+        .read_file(&job.paths().temp.join("out"), 1024)
+        .await
+        .unwrap();
+    assert_eq!(read.as_deref(), Some(&b"step-wrote\n"[..]));
+
+    // A missing working directory is said plainly.
+    let mut missing = sh(job.as_ref(), "true");
+    missing.working_dir = JobPath::new("/__w/workspace/missing");
+    let mut ignore = |_: Stream, _: &[u8]| {};
+    assert!(matches!(
+        job.exec(missing, &mut ignore, &cancel).await,
+        Err(hearth_backend::BackendError::WorkingDirectory(_))
+    ));
+
+    job.finish().await.expect("finished");
+    assert_eq!(labelled("steps").await, (0, 0));
+    assert_eq!(
+        std::fs::read_dir(root.path())
+            .unwrap()
+            .filter(|e| { e.as_ref().is_ok_and(|e| e.file_name() != "tool-cache") })
+            .count(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_or_cancelled_step_is_stopped_with_its_background_processes() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "stop").await;
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec("stop"), &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+
+    let mut timed = sh(job.as_ref(), "sleep 300 & sleep 300");
+    timed.timeout = Some(Duration::from_millis(300));
+    let started = Instant::now();
+    let (end, _, _) = run(job.as_ref(), timed, &cancel).await;
+    assert_eq!(end, ExecEnd::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let step_cancel = CancellationToken::new();
+    let trigger = step_cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let (end, _, _) = run(job.as_ref(), sh(job.as_ref(), "sleep 300"), &step_cancel).await;
+    assert_eq!(end, ExecEnd::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // No sleeper is left running in the container (a killed one may stay a zombie until the
+    // container goes: the keep-alive at pid 1 does not reap).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, out, _) = run(job.as_ref(), sh(job.as_ref(), "ps -o stat,comm"), &cancel).await;
+    let running: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("sleep") && !l.trim_start().starts_with('Z'))
+        .collect();
+    assert!(running.is_empty(), "{out}");
+    job.finish().await.expect("finished");
+    assert_eq!(labelled("stop").await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_dead_runner_left_is_reaped_and_a_dropped_job_cleans_up() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "reap").await;
+    clean(&backend, "drop").await;
+    let cancel = CancellationToken::new();
+    // A runner killed mid-job: its job neither finished nor dropped.
+    let left = backend
+        .start(spec("reap"), &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    std::mem::forget(left);
+    assert_eq!(labelled("reap").await, (1, 1));
+    let again = self::backend(root.path()).await;
+    let owner = [("hearth.runner".to_owned(), "docker-tests-reap".to_owned())];
+    let reaped = again.reap(&owner).await.expect("reaped");
+    assert!(
+        reaped.removed.iter().any(|r| r.starts_with("container")),
+        "{reaped:?}"
+    );
+    assert_eq!(labelled("reap").await, (0, 0));
+
+    let dropped = backend
+        .start(spec("drop"), &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    drop(dropped);
+    let until = Instant::now() + Duration::from_secs(15);
+    while labelled("drop").await != (0, 0) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(labelled("drop").await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_had_is_an_error_that_names_it_and_leaves_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    let mut spec = spec("missing-image");
+    if let Some(container) = &mut spec.container {
+        // A registry on a port nothing listens on: the pull fails at once, offline.
+        container.image = "127.0.0.1:9/hearth/none:1".into();
+    }
+    let error = match backend
+        .start(spec, &mut NoSetupLog, &CancellationToken::new())
+        .await
+    {
+        Ok(_) => panic!("an image that does not exist started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("127.0.0.1:9/hearth/none:1"), "{error}");
+    assert_eq!(labelled("missing-image").await, (0, 0));
+}
