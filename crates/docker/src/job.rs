@@ -28,6 +28,15 @@ const DRAIN: Duration = Duration::from_millis(100);
 /// Between interrupting a stopped step's process group and killing it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
+/// A service of the job.
+pub(crate) struct Service {
+    pub id: String,
+    /// The container's id.
+    pub container: String,
+    /// As the `job` context shows it, once the service is ready.
+    pub info: ContainerInfo,
+}
+
 /// A job running in a container; see the crate documentation.
 pub struct DockerJob {
     docker: Docker,
@@ -40,6 +49,7 @@ pub struct DockerJob {
     pub(crate) network: Option<String>,
     pub(crate) container: Option<String>,
     pub(crate) base_env: Vec<(String, String)>,
+    pub(crate) services: Vec<Service>,
     paths: JobPaths,
     /// Numbers the steps' pid files.
     execs: AtomicUsize,
@@ -60,6 +70,7 @@ impl DockerJob {
             network: None,
             container: None,
             base_env: Vec::new(),
+            services: Vec::new(),
             paths: job_paths(),
             execs: AtomicUsize::new(0),
             exposed: Mutex::new(BTreeMap::new()),
@@ -289,6 +300,19 @@ impl DockerJob {
     /// Removes the container, the network and the job folder; every failure is reported.
     pub(crate) async fn remove_all(&mut self) -> Result<(), BackendError> {
         let mut problems = Vec::new();
+        for service in std::mem::take(&mut self.services) {
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            if let Err(e) = self
+                .docker
+                .remove_container(&service.container, Some(options))
+                .await
+            {
+                problems.push(format!("cannot remove the service `{}`: {e}", service.id));
+            }
+        }
         if let Some(id) = self.container.take() {
             let options = RemoveContainerOptionsBuilder::default()
                 .force(true)
@@ -327,7 +351,11 @@ impl JobRuntime for DockerJob {
                 network: self.network.clone().unwrap_or_default(),
                 ports: Vec::new(),
             }),
-            services: Vec::new(),
+            services: self
+                .services
+                .iter()
+                .map(|s| (s.id.clone(), s.info.clone()))
+                .collect(),
         }
     }
 

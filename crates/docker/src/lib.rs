@@ -18,6 +18,8 @@
 //! reachability are still to come.
 
 mod job;
+pub mod options;
+mod services;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -136,12 +138,20 @@ impl DockerBackend {
                     .to_owned(),
             ));
         };
-        if !spec.services.is_empty() {
-            return Err(BackendError::Unsupported(
-                "`services:` are not supported by the Docker backend yet".to_owned(),
-            ));
+        // Everything the workflow asks for is checked before anything is made.
+        let job_options = options::parse(&container.options).map_err(BackendError::Unsupported)?;
+        refuse_volumes(&container)?;
+        let mut service_options = Vec::with_capacity(spec.services.len());
+        for (id, service) in &spec.services {
+            refuse_volumes(service)?;
+            let parsed = options::parse(&service.options)
+                .map_err(|e| BackendError::Unsupported(format!("service `{id}`: {e}")))?;
+            service_options.push(parsed);
         }
         self.ensure_image(&container, log, cancel).await?;
+        for (_, service) in &spec.services {
+            self.ensure_image(service, log, cancel).await?;
+        }
         let mut labels: HashMap<String, String> = spec.owner.iter().cloned().collect();
         labels.insert(BACKEND_LABEL.0.to_owned(), BACKEND_LABEL.1.to_owned());
         let folders = JobSpec {
@@ -159,7 +169,16 @@ impl DockerBackend {
             .unwrap_or_else(|| spec.name.clone());
         let name = format!("hearth-{}", sanitize(&name));
         let mut job = DockerJob::new(self.docker.clone(), host_job, name.clone());
-        match self.create(&mut job, &container, labels, log).await {
+        let made = async {
+            self.create(&mut job, &container, &job_options, labels.clone(), log)
+                .await?;
+            for ((id, service), options) in spec.services.iter().zip(&service_options) {
+                self.start_service(&mut job, id, service, options, labels.clone())
+                    .await?;
+            }
+            services::wait_healthy(&self.docker, &mut job, log, cancel).await
+        };
+        match made.await {
             Ok(()) => Ok(job),
             Err(e) => {
                 // Nothing half made stays: the network, the container and the folder go.
@@ -174,6 +193,7 @@ impl DockerBackend {
         &self,
         job: &mut DockerJob,
         container: &hearth_backend::ContainerSpec,
+        options: &options::ContainerOptions,
         labels: HashMap<String, String>,
         log: &mut dyn SetupLog,
     ) -> Result<(), BackendError> {
@@ -196,14 +216,19 @@ impl DockerBackend {
         let env: Vec<String> = container
             .env
             .iter()
+            .chain(&options.env)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let (exposed_ports, port_bindings) = services::ports(&container.ports)?;
         let body = ContainerCreateBody {
             image: Some(container.image.clone()),
             entrypoint: Some(vec!["tail".into(), "-f".into(), "/dev/null".into()]),
             cmd: Some(Vec::new()),
             env: Some(env),
             labels: Some(labels),
+            user: options.user.clone(),
+            hostname: options.hostname.clone(),
+            exposed_ports,
             working_dir: Some(format!("{JOB_ROOT}/workspace")),
             host_config: Some(HostConfig {
                 binds: Some(vec![
@@ -211,6 +236,9 @@ impl DockerBackend {
                     format!("{tool_cache}:{TOOL_CACHE}"),
                 ]),
                 network_mode: Some(job.name.clone()),
+                port_bindings,
+                nano_cpus: options.nano_cpus,
+                memory: options.memory,
                 ..Default::default()
             }),
             ..Default::default()
@@ -251,6 +279,82 @@ impl DockerBackend {
                 job.name, container.image
             ),
         );
+        Ok(())
+    }
+
+    /// Starts the service `id` on the job's network, with its id as a DNS alias.
+    async fn start_service(
+        &self,
+        job: &mut DockerJob,
+        id: &str,
+        spec: &hearth_backend::ContainerSpec,
+        options: &options::ContainerOptions,
+        labels: HashMap<String, String>,
+    ) -> Result<(), BackendError> {
+        let failed = |what: String| {
+            move |e: bollard::errors::Error| BackendError::Unsupported(format!("{what}: {e}"))
+        };
+        let name = format!("{}-{}", job.name, sanitize(id));
+        let network = job.name.clone();
+        let env: Vec<String> = spec
+            .env
+            .iter()
+            .chain(&options.env)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let (exposed_ports, port_bindings) = services::ports(&spec.ports)?;
+        let mut aliases = vec![id.to_owned()];
+        aliases.extend(options.aliases.iter().cloned());
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            cmd: spec
+                .command
+                .as_ref()
+                .map(|c| c.split_whitespace().map(str::to_owned).collect()),
+            env: Some(env),
+            labels: Some(labels),
+            user: options.user.clone(),
+            working_dir: options.workdir.clone(),
+            hostname: options.hostname.clone(),
+            exposed_ports,
+            healthcheck: services::health(options),
+            host_config: Some(HostConfig {
+                network_mode: Some(network.clone()),
+                port_bindings,
+                nano_cpus: options.nano_cpus,
+                memory: options.memory,
+                ..Default::default()
+            }),
+            networking_config: Some(bollard::models::NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network,
+                    bollard::models::EndpointSettings {
+                        aliases: Some(aliases),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(failed(format!(
+                "cannot create the service `{id}` from {}",
+                spec.image
+            )))?;
+        job.services.push(job::Service {
+            id: id.to_owned(),
+            container: created.id.clone(),
+            info: hearth_backend::ContainerInfo::default(),
+        });
+        self.docker
+            .start_container(&created.id, None)
+            .await
+            .map_err(failed(format!("cannot start the service `{id}`")))?;
         Ok(())
     }
 
@@ -330,6 +434,16 @@ impl Backend for DockerBackend {
             reaped.removed.extend(folders.removed);
             Ok(reaped)
         })
+    }
+}
+
+/// `volumes:` need the runner's `container.valid_volumes`, which has none yet: refused by name.
+fn refuse_volumes(spec: &hearth_backend::ContainerSpec) -> Result<(), BackendError> {
+    match spec.volumes.first() {
+        Some(volume) => Err(BackendError::Unsupported(format!(
+            "the volume `{volume}` is not allowed: this runner's container.valid_volumes is empty"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -276,3 +276,118 @@ async fn an_image_that_cannot_be_had_is_an_error_that_names_it_and_leaves_nothin
     assert!(error.contains("127.0.0.1:9/hearth/none:1"), "{error}");
     assert_eq!(labelled("missing-image").await, (0, 0));
 }
+
+/// A busybox web server as a service: serves `hello from web` on 8080 once its health check
+/// (a request to itself) passes.
+fn web_service() -> ContainerSpec {
+    ContainerSpec {
+        image: IMAGE.into(),
+        entrypoint: Some("sh".into()),
+        command: Some(
+            "-c mkdir${IFS}-p${IFS}/www&&echo${IFS}hello${IFS}from${IFS}web>/www/index.html&&httpd${IFS}-f${IFS}-p${IFS}8080${IFS}-h${IFS}/www"
+                .into(),
+        ),
+        ports: vec!["8080".into()],
+        options: "--health-cmd 'wget -q -O /dev/null http://127.0.0.1:8080/' \
+                  --health-interval 200ms --health-retries 50"
+            .into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_are_reachable_by_their_id_once_healthy() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "services").await;
+    let mut spec = spec("services");
+    spec.services = vec![("web".into(), web_service())];
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    assert_eq!(labelled("services").await, (2, 1));
+    let containers = job.containers();
+    let (id, web) = &containers.services[0];
+    assert_eq!(id, "web");
+    let published = &web.ports[0];
+    assert_eq!(published.0, "8080");
+    assert!(published.1.parse::<u16>().is_ok(), "{published:?}");
+    let (end, out, err) = run(
+        job.as_ref(),
+        sh(job.as_ref(), "wget -q -O - http://web:8080/"),
+        &cancel,
+    )
+    .await;
+    assert_eq!(end, ExecEnd::Exited(0), "{err}");
+    assert_eq!(out.trim(), "hello from web");
+    job.finish().await.expect("finished");
+    assert_eq!(labelled("services").await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_never_gets_healthy_fails_the_start_with_its_log() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "unhealthy").await;
+    let mut spec = spec("unhealthy");
+    let mut service = web_service();
+    service.command = Some("-c echo${IFS}the-service-says-no;exit${IFS}3".into());
+    spec.services = vec![("db".into(), service)];
+    /// The set-up log's lines.
+    struct Collect(Vec<String>);
+    impl hearth_backend::SetupLog for Collect {
+        fn line(&mut self, _: hearth_backend::SetupLevel, text: &str) {
+            self.0.push(text.to_owned())
+        }
+    }
+    let mut log = Collect(Vec::new());
+    let error = match backend
+        .start(spec, &mut log, &CancellationToken::new())
+        .await
+    {
+        Ok(_) => panic!("a failing service started"),
+        Err(e) => e.to_string(),
+    };
+    let lines = log.0;
+    assert!(error.contains("service `db`"), "{error}");
+    assert!(
+        lines.iter().any(|l| l.contains("the-service-says-no")),
+        "{lines:?}"
+    );
+    assert_eq!(labelled("unhealthy").await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_that_escape_the_sandbox_and_volumes_are_refused_before_anything_is_made() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    for (options, volumes, expected) in [
+        (
+            "--privileged",
+            vec![],
+            "`--privileged` reaches outside the job's sandbox",
+        ),
+        (
+            "",
+            vec!["/:/host".to_owned()],
+            "the volume `/:/host` is not allowed",
+        ),
+    ] {
+        let mut spec = spec("refused");
+        if let Some(container) = &mut spec.container {
+            container.options = options.into();
+            container.volumes = volumes;
+        }
+        let error = match backend
+            .start(spec, &mut NoSetupLog, &CancellationToken::new())
+            .await
+        {
+            Ok(_) => panic!("{options} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(error.contains(expected), "{error}");
+    }
+    assert_eq!(labelled("refused").await, (0, 0));
+}
