@@ -250,6 +250,9 @@ pub enum BackendError {
     /// Start was cancelled (the job was cancelled or ran out of time).
     #[error("cancelled while {0}")]
     Cancelled(String),
+    /// An image could not be pulled: the registry refused the credentials, or has no such image.
+    #[error("{0}")]
+    Registry(String),
 }
 
 impl BackendError {
@@ -258,6 +261,7 @@ impl BackendError {
         match self {
             BackendError::Unsupported(_) => ErrorKind::Unsupported,
             BackendError::Cancelled(_) => ErrorKind::Cancelled,
+            BackendError::Registry(_) => ErrorKind::RegistryDenied,
             _ => ErrorKind::Other,
         }
     }

@@ -19,6 +19,7 @@
 
 mod job;
 pub mod options;
+pub mod registry;
 mod services;
 
 use std::collections::HashMap;
@@ -32,10 +33,11 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use hearth_backend::{
-    Backend, BackendError, BoxFuture, CancellationToken, ExposeSecret, JobPath, JobPaths,
-    JobRuntime, JobSpec, Reaped, SetupLevel, SetupLog,
+    Backend, BackendError, BoxFuture, CancellationToken, JobPath, JobPaths, JobRuntime, JobSpec,
+    Reaped, SetupLevel, SetupLog,
 };
 use hearth_host::HostBackend;
+use registry::Registries;
 
 pub use job::DockerJob;
 
@@ -59,6 +61,8 @@ pub struct DockerBackend {
     docker: Docker,
     /// The job folders (bind-mounted into the containers, so on the daemon's machine).
     host: HostBackend,
+    /// Where registry credentials come from.
+    registries: Registries,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -79,7 +83,17 @@ impl DockerBackend {
         Ok(DockerBackend {
             docker,
             host: HostBackend::new(root),
+            registries: Registries {
+                user_config: true,
+                ..Registries::default()
+            },
         })
+    }
+
+    /// Takes registry credentials from `registries` (see the `registry` module).
+    pub fn with_registries(mut self, registries: Registries) -> Self {
+        self.registries = registries;
+        self
     }
 
     /// Pulls `image` unless it is there already, logging what it does.
@@ -92,15 +106,19 @@ impl DockerBackend {
         if self.docker.inspect_image(&spec.image).await.is_ok() {
             return Ok(());
         }
-        log.line(SetupLevel::Info, &format!("Pulling {}", spec.image));
-        let credentials = spec
-            .credentials
-            .as_ref()
-            .map(|c| bollard::auth::DockerCredentials {
-                username: Some(c.username.clone()),
-                password: Some(c.password.expose_secret().to_owned()),
-                ..Default::default()
-            });
+        let host = registry::registry_host(&spec.image);
+        let (found, tried) = self
+            .registries
+            .resolve(&host, spec.credentials.as_ref())
+            .await;
+        let (credentials, from) = match found {
+            Some(found) => (
+                Some(found.credentials),
+                format!(" with credentials from {}", found.source),
+            ),
+            None => (None, String::new()),
+        };
+        log.line(SetupLevel::Info, &format!("Pulling {}{from}", spec.image));
         let options = CreateImageOptionsBuilder::default()
             .from_image(&spec.image)
             .build();
@@ -116,10 +134,18 @@ impl DockerBackend {
                 None => return Ok(()),
                 Some(Ok(_progress)) => {}
                 Some(Err(e)) => {
-                    return Err(BackendError::Unsupported(format!(
-                        "cannot pull the image {}: {e}",
-                        spec.image
-                    )))
+                    let tried = if tried.is_empty() {
+                        "no credentials were found for it (the workflow's, container.registries, \
+                         container.docker_config, the runner user's Docker config)"
+                            .to_owned()
+                    } else {
+                        format!("credentials tried: {}", tried.join(", "))
+                    };
+                    return Err(BackendError::Registry(format!(
+                        "cannot pull the image {} from {host}: {}; {tried}",
+                        spec.image,
+                        registry_answer(&e)
+                    )));
                 }
             }
         }
@@ -434,6 +460,15 @@ impl Backend for DockerBackend {
             reaped.removed.extend(folders.removed);
             Ok(reaped)
         })
+    }
+}
+
+/// What the registry (through the daemon) said, without bollard's wrapping.
+fn registry_answer(error: &bollard::errors::Error) -> String {
+    match error {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
     }
 }
 

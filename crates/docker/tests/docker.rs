@@ -391,3 +391,119 @@ async fn options_that_escape_the_sandbox_and_volumes_are_refused_before_anything
     }
     assert_eq!(labelled("refused").await, (0, 0));
 }
+
+/// The private image `scripts/docker-test-env` pushes to its registry on 127.0.0.1:5999.
+const PRIVATE: &str = "127.0.0.1:5999/private/busybox:1";
+const REGISTRY_PASSWORD: &str = "hearth-registry-test";
+
+async fn forget_private_image() {
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .expect("docker")
+        .negotiate_version()
+        .await
+        .expect("docker");
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+        .force(true)
+        .build();
+    let _ = docker.remove_image(PRIVATE, Some(options), None).await;
+}
+
+/// Starts a job in the private image with `registries` and `workflow` credentials; the start's
+/// error, or `None` (the job is finished at once).
+async fn start_private(
+    backend: DockerBackend,
+    registries: hearth_docker::registry::Registries,
+    workflow: Option<hearth_backend::Credentials>,
+) -> Option<hearth_backend::BackendError> {
+    forget_private_image().await;
+    let backend = backend.with_registries(registries);
+    let mut spec = spec("registry");
+    if let Some(container) = &mut spec.container {
+        container.image = PRIVATE.into();
+        container.credentials = workflow;
+    }
+    match backend
+        .start(spec, &mut NoSetupLog, &CancellationToken::new())
+        .await
+    {
+        Ok(job) => {
+            let containers = job.containers();
+            assert!(containers.container.is_some());
+            job.finish().await.expect("finished");
+            None
+        }
+        Err(e) => Some(e),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_images_pull_with_credentials_from_each_source_and_rotated_files_apply() {
+    use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "registry").await;
+    let none = Registries::default();
+
+    // No credentials: the error names the image, the host and what was looked at.
+    let error = start_private(backend.clone(), none.clone(), None)
+        .await
+        .expect("a private image pulled without credentials");
+    assert_eq!(error.kind(), hearth_backend::ErrorKind::RegistryDenied);
+    let message = error.to_string();
+    assert!(
+        message.contains(PRIVATE) && message.contains("from 127.0.0.1:5999"),
+        "{message}"
+    );
+    assert!(message.contains("no credentials were found"), "{message}");
+
+    // The workflow's credentials.
+    let workflow = hearth_backend::Credentials {
+        username: "hearth".into(),
+        password: REGISTRY_PASSWORD.to_owned().into(),
+    };
+    assert!(start_private(backend.clone(), none.clone(), Some(workflow))
+        .await
+        .is_none());
+
+    // A container.registries entry, its password in a file.
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("password");
+    std::fs::write(&password_file, format!("{REGISTRY_PASSWORD}\n")).unwrap();
+    let entry = Registries {
+        entries: vec![RegistryEntry {
+            host: "127.0.0.1:*".into(),
+            username: "hearth".into(),
+            password: PasswordSource::File(password_file),
+        }],
+        ..Registries::default()
+    };
+    assert!(start_private(backend.clone(), entry, None).await.is_none());
+
+    // A Kubernetes Secret's .dockerconfigjson, mounted as a file: a wrong password is refused
+    // and named; the file rotated, the next job pulls, with no restart.
+    let dockerconfigjson = secrets.path().join(".dockerconfigjson");
+    let write = |password: &str| {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("hearth:{password}"));
+        let json = format!(r#"{{"auths":{{"127.0.0.1:5999":{{"auth":"{auth}"}}}}}}"#);
+        std::fs::write(&dockerconfigjson, json).unwrap();
+    };
+    let mounted = Registries {
+        config_files: vec![dockerconfigjson.clone()],
+        ..Registries::default()
+    };
+    write("an-old-password");
+    let error = start_private(backend.clone(), mounted.clone(), None)
+        .await
+        .expect("a wrong password pulled");
+    let message = error.to_string();
+    assert!(message.contains(".dockerconfigjson"), "{message}");
+    assert!(!message.contains("an-old-password"), "{message}");
+    write(REGISTRY_PASSWORD);
+    assert!(start_private(backend.clone(), mounted, None)
+        .await
+        .is_none());
+
+    forget_private_image().await;
+    assert_eq!(labelled("registry").await, (0, 0));
+}
