@@ -9,13 +9,14 @@ use hearth_engine::job::RunnerInfo;
 use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
 use std::sync::Arc;
 
+use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
 use hearth_docker::DockerBackend;
 use hearth_host::HostBackend;
 use hearth_runner::route::Backends;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::register::parse_labels;
-use hearth_runner::config::{Config, LogLevel};
+use hearth_runner::config::{Config, ContainerConfig, LogLevel, RegistryPassword};
 use hearth_runner::daemon::{self, DaemonOptions, TaskRuntime, TaskStop};
 use hearth_runner::labels::Label;
 use hearth_runner::runner_file::Registration;
@@ -118,7 +119,10 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         ));
         if wants_docker {
             match DockerBackend::connect(config.host.workdir_parent.join("docker")).await {
-                Ok(docker) => backends = backends.with_docker(Arc::new(docker)),
+                Ok(docker) => {
+                    let docker = docker.with_registries(registries(&config.container));
+                    backends = backends.with_docker(Arc::new(docker));
+                }
                 Err(e) => tracing::warn!("jobs with a docker label will fail: {e}"),
             }
         }
@@ -139,6 +143,28 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         signals.abort();
         Ok(code?)
     })
+}
+
+/// Where the Docker backend takes registry credentials from: the config's entries and files,
+/// then the runner user's own Docker config.
+fn registries(container: &ContainerConfig) -> Registries {
+    Registries {
+        entries: container
+            .registries
+            .iter()
+            .map(|entry| RegistryEntry {
+                host: entry.host.clone(),
+                username: entry.username.clone(),
+                password: match &entry.password {
+                    RegistryPassword::Literal(secret) => PasswordSource::Literal(secret.clone()),
+                    RegistryPassword::Env(name) => PasswordSource::Env(name.clone()),
+                    RegistryPassword::File(path) => PasswordSource::File(path.clone()),
+                },
+            })
+            .collect(),
+        config_files: container.docker_config.clone(),
+        user_config: true,
+    }
 }
 
 /// Variables of the runner's own set-up that jobs must not see.

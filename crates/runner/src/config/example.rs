@@ -116,6 +116,16 @@ container:
   require_docker: false
   # How long to wait at start for the Docker daemon to answer.
   docker_timeout: 0s
+  # Hearth's: registry credentials for job, service and action images, by
+  # registry host (`*` matches any run of characters), the password from
+  # `password`, `password_env` (a variable) or `password_file` (read at each
+  # pull, so a rotated secret applies to the next job). For example
+  # `- {host: registry.example.com, username: ci, password_file: /run/secrets/reg}`.
+  registries: []
+  # Hearth's: Docker config files to take registry credentials from, read at
+  # each pull: a config.json, or a Kubernetes dockerconfigjson Secret mounted as
+  # a file, e.g. /var/run/secrets/registry/.dockerconfigjson.
+  docker_config: []
 
 host:
   # Where jobs that run on this machine keep their workspaces and actions.

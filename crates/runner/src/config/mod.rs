@@ -152,7 +152,45 @@ pub struct ContainerConfig {
     pub force_rebuild: bool,
     pub require_docker: bool,
     pub docker_timeout: Duration,
+    /// `container.registries`: credentials per registry host (Hearth's).
+    pub registries: Vec<RegistryConfig>,
+    /// `container.docker_config`: Docker config files to take credentials from, such as a
+    /// mounted Kubernetes `.dockerconfigjson` (Hearth's).
+    pub docker_config: Vec<PathBuf>,
 }
+
+/// One `container.registries` entry.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// The registry's host; `*` matches any run of characters.
+    pub host: String,
+    pub username: String,
+    pub password: RegistryPassword,
+}
+
+/// Where a registry's password comes from.
+#[derive(Clone, Debug)]
+pub enum RegistryPassword {
+    Literal(hearth_backend::SecretString),
+    Env(String),
+    File(PathBuf),
+}
+
+impl PartialEq for RegistryConfig {
+    fn eq(&self, other: &Self) -> bool {
+        use hearth_backend::ExposeSecret as _;
+        let password = |p: &RegistryPassword| match p {
+            RegistryPassword::Literal(s) => ("literal", s.expose_secret().to_owned()),
+            RegistryPassword::Env(name) => ("env", name.clone()),
+            RegistryPassword::File(path) => ("file", path.display().to_string()),
+        };
+        self.host == other.host
+            && self.username == other.username
+            && password(&self.password) == password(&other.password)
+    }
+}
+
+impl Eq for RegistryConfig {}
 
 /// `host:`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -313,6 +351,13 @@ impl Config {
             force_rebuild: raw.container.force_rebuild,
             require_docker: raw.container.require_docker,
             docker_timeout: non_negative(raw.container.docker_timeout),
+            registries: raw.container.registries,
+            docker_config: raw
+                .container
+                .docker_config
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
         };
         let host = HostConfig {
             workdir_parent: match raw.host_workdir_parent.as_str() {

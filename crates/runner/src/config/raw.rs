@@ -4,7 +4,7 @@
 //! duration), because act_runner decides defaults by looking for zero values *after* the
 //! deprecated environment variables had their say, and Hearth keeps that order.
 
-use hearth_workflow::yaml::Node;
+use hearth_workflow::yaml::{Node, YamlValue};
 use indexmap::IndexMap;
 
 use super::reader::{join, Reader};
@@ -35,6 +35,8 @@ pub(super) const RUNNER_KEYS: &[&str] = &[
 ];
 pub(super) const CACHE_KEYS: &[&str] = &["enabled", "dir", "host", "port", "external_server"];
 pub(super) const CONTAINER_KEYS: &[&str] = &[
+    "registries",
+    "docker_config",
     "network",
     "network_mode",
     "privileged",
@@ -102,6 +104,79 @@ pub(super) struct RawContainer {
     pub force_rebuild: bool,
     pub require_docker: bool,
     pub docker_timeout: i64,
+    pub registries: Vec<super::RegistryConfig>,
+    pub docker_config: Vec<String>,
+}
+
+/// `container.registries`: a list of `{host, username, password | password_env | password_file}`.
+fn read_registries(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    path: &str,
+) -> Result<Vec<super::RegistryConfig>, ConfigError> {
+    let items = match &node.value {
+        YamlValue::Null => return Ok(Vec::new()),
+        YamlValue::Sequence(items) => items,
+        _ => return Err(reader.error(node, format!("{path} must be a list of registries"))),
+    };
+    let mut registries = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let at = format!("{path}[{index}]");
+        let (mut host, mut username) = (String::new(), String::new());
+        let mut passwords = Vec::new();
+        for (key, value) in reader.mapping(item, &at)? {
+            let key_path = join(&at, key.as_str().unwrap_or_default());
+            match key.as_str() {
+                Some("host") => host = reader.string(value, &key_path)?.unwrap_or_default(),
+                Some("username") => username = reader.string(value, &key_path)?.unwrap_or_default(),
+                Some("password") => passwords.push(super::RegistryPassword::Literal(
+                    reader.string(value, &key_path)?.unwrap_or_default().into(),
+                )),
+                Some("password_env") => passwords.push(super::RegistryPassword::Env(
+                    reader.string(value, &key_path)?.unwrap_or_default(),
+                )),
+                Some("password_file") => passwords.push(super::RegistryPassword::File(
+                    reader.string(value, &key_path)?.unwrap_or_default().into(),
+                )),
+                _ => reader.unknown_key(
+                    key,
+                    &at,
+                    &[
+                        "host",
+                        "username",
+                        "password",
+                        "password_env",
+                        "password_file",
+                    ],
+                ),
+            }
+        }
+        if host.is_empty() {
+            return Err(reader.error(item, format!("{at} needs a `host`")));
+        }
+        let password =
+            match passwords.len() {
+                1 => passwords.remove(0),
+                0 => {
+                    return Err(reader.error(
+                        item,
+                        format!("{at} needs one of `password`, `password_env` and `password_file`"),
+                    ))
+                }
+                _ => return Err(reader.error(
+                    item,
+                    format!(
+                        "{at} has more than one of `password`, `password_env` and `password_file`"
+                    ),
+                )),
+            };
+        registries.push(super::RegistryConfig {
+            host,
+            username,
+            password,
+        });
+    }
+    Ok(registries)
 }
 
 /// Reads the whole tree. A null root (an empty file) gives all zero values.
@@ -276,6 +351,18 @@ fn read_container(
                 container.docker_host = reader.string(value, path)?.unwrap_or_default()
             }
             "force_pull" => container.force_pull = reader.boolean(value, path)?.unwrap_or_default(),
+            "registries" => container.registries = read_registries(reader, value, path)?,
+            "docker_config" => {
+                container.docker_config = match &value.value {
+                    YamlValue::Sequence(_) => reader
+                        .string_list(value, path)?
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(file, _)| file)
+                        .collect(),
+                    _ => reader.string(value, path)?.into_iter().collect(),
+                };
+            }
             "force_rebuild" => {
                 container.force_rebuild = reader.boolean(value, path)?.unwrap_or_default();
             }

@@ -480,3 +480,48 @@ fn home_missing_gives_relative_folders_as_go_does() {
     assert_eq!(config.cache.dir, PathBuf::from(".cache/actcache"));
     assert_eq!(config.host.workdir_parent, PathBuf::from(".cache/act"));
 }
+
+#[test]
+fn registries_and_docker_config_files_are_read() {
+    use super::{RegistryConfig, RegistryPassword};
+    let config = load_clean(
+        "container:\n  registries:\n    - host: registry.example.com\n      username: ci\n      password_file: /run/secrets/reg\n    - {host: '*.internal', username: bot, password_env: REG_TOKEN}\n  docker_config: /var/run/secrets/registry/.dockerconfigjson\n",
+    );
+    assert_eq!(
+        config.container.registries,
+        [
+            RegistryConfig {
+                host: "registry.example.com".into(),
+                username: "ci".into(),
+                password: RegistryPassword::File("/run/secrets/reg".into()),
+            },
+            RegistryConfig {
+                host: "*.internal".into(),
+                username: "bot".into(),
+                password: RegistryPassword::Env("REG_TOKEN".into()),
+            },
+        ]
+    );
+    assert_eq!(
+        config.container.docker_config,
+        [PathBuf::from("/var/run/secrets/registry/.dockerconfigjson")]
+    );
+    // A literal password never shows in Debug.
+    let literal = load_clean(
+        "container:\n  registries:\n    - {host: r.example.com, username: u, password: hunter2-literal}\n",
+    );
+    assert!(!format!("{literal:?}").contains("hunter2-literal"));
+}
+
+#[test]
+fn a_registry_entry_needs_a_host_and_exactly_one_password() {
+    let missing = error("container:\n  registries:\n    - {username: u, password: p}\n");
+    assert!(
+        missing.contains("config.yaml:3:") && missing.contains("needs a `host`"),
+        "{missing}"
+    );
+    let none = error("container:\n  registries:\n    - {host: h, username: u}\n");
+    assert!(none.contains("needs one of `password`"), "{none}");
+    let two = error("container:\n  registries:\n    - {host: h, password: p, password_env: P}\n");
+    assert!(two.contains("more than one of"), "{two}");
+}
