@@ -842,3 +842,88 @@ async fn a_runner_killed_mid_job_removes_its_leftovers_when_it_starts_again() {
         "{log}"
     );
 }
+
+/// The seeds' credential problem, solved: the runner's label names a private image, the only
+/// credentials are a Kubernetes-style `.dockerconfigjson` mounted as a file, and jobs run with
+/// no `docker login` anywhere; the file rotated, the next job uses it with no restart.
+#[tokio::test]
+async fn a_private_job_image_pulls_with_a_mounted_dockerconfigjson_and_no_login() {
+    use base64::Engine as _;
+    const PRIVATE: &str = "127.0.0.1:5999/private/busybox:1";
+    let h = Harness::start(Options::gitea()).await;
+    let secret = h.path("dockerconfigjson");
+    let write = |password: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("hearth:{password}"));
+        let json = format!(r#"{{"auths":{{"127.0.0.1:5999":{{"auth":"{auth}"}}}}}}"#);
+        std::fs::write(&secret, json).expect("secret written");
+    };
+    let forget_image = || {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", PRIVATE])
+            .output();
+    };
+    h.config(&format!(
+        "{FAST}  labels: [\"linux:docker://{PRIVATE}\"]\ncontainer:\n  docker_config: {}\n",
+        secret.display()
+    ));
+    h.registered().await;
+    let payload = job(
+        "      - run: |\n          echo \"in $(pwd) as $(head -1 /etc/passwd | cut -d: -f1)\"\n",
+    );
+
+    write("hearth-registry-test");
+    forget_image();
+    let (id, task, log) = h.run(TaskSpec::new(payload.clone())).await;
+    assert_eq!(
+        task.status,
+        Status::Success,
+        "{log}\n{:#?}",
+        h.forge.log_lines(id)
+    );
+    let lines = h.forge.log_lines(id);
+    assert!(
+        lines.iter().any(|l| l == "in /__w/workspace as root"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("with credentials from the Docker config")),
+        "{lines:#?}"
+    );
+
+    // Rotated to a password the registry refuses: the job fails saying where it looked.
+    write("a-rotated-wrong-password");
+    forget_image();
+    let (id, task, _) = h.run(TaskSpec::new(payload.clone())).await;
+    assert_eq!(task.status, Status::Failure);
+    let lines = h.forge.log_lines(id);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cannot pull the image") && l.contains("dockerconfigjson")),
+        "{lines:#?}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| !l.contains("a-rotated-wrong-password")));
+
+    // Rotated back: the next job pulls, the daemon never restarted for it.
+    write("hearth-registry-test");
+    forget_image();
+    let (_, task, log) = h.run(TaskSpec::new(payload)).await;
+    assert_eq!(task.status, Status::Success, "{log}");
+    forget_image();
+    let left = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=hearth.backend=docker",
+            "--filter",
+        ])
+        .arg("label=hearth.runner=test-runner")
+        .output()
+        .expect("docker ps");
+    assert!(left.stdout.is_empty());
+}

@@ -154,22 +154,23 @@ fn read_registries(
         if host.is_empty() {
             return Err(reader.error(item, format!("{at} needs a `host`")));
         }
-        let password =
-            match passwords.len() {
-                1 => passwords.remove(0),
-                0 => {
-                    return Err(reader.error(
-                        item,
-                        format!("{at} needs one of `password`, `password_env` and `password_file`"),
-                    ))
-                }
-                _ => return Err(reader.error(
+        let password = match passwords.len() {
+            1 => passwords.remove(0),
+            0 => {
+                return Err(reader.error(
+                    item,
+                    format!("{at} needs one of `password`, `password_env` and `password_file`"),
+                ))
+            }
+            _ => {
+                return Err(reader.error(
                     item,
                     format!(
                         "{at} has more than one of `password`, `password_env` and `password_file`"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         registries.push(super::RegistryConfig {
             host,
             username,
