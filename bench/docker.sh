@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The Docker backend against its floors (issue 13's targets), on the test image that
+# scripts/docker-test-env builds; medians of RUNS (default 7), the runs of hearth and of its
+# floor alternating so that drift on a busy machine hits both alike.
+#
+#   (a) a one-step job in a container (`hearth exec`, whole process) against
+#       `docker run --rm IMAGE true`: target ≤ 1.3×;
+#   (b) 20 steps in one job container, against starting the container and twenty
+#       `docker exec CONTAINER true` one after the other: target ≤ 1.3×.
+#
+#   bench/docker.sh              build the release binary, run each case RUNS times
+#   HEARTH=path bench/docker.sh  measure that binary instead
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+runs=${RUNS:-7}
+image=hearth-test/busybox:1
+"$root/scripts/docker-test-env" >/dev/null
+
+if [[ -z ${HEARTH:-} ]]; then
+    (cd "$root" && cargo build --release --quiet -p hearth)
+    HEARTH=${CARGO_TARGET_DIR:-$root/target}/release/hearth
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hearth-docker-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+repo=$work/repo
+mkdir "$repo"
+git -C "$repo" init -q
+git -C "$repo" -c user.name=bench -c user.email=bench@localhost commit -q --allow-empty -m bench
+
+now() { python3 -c 'import time; print(time.perf_counter())'; }
+elapsed() { python3 -c "print($2 - $1)"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+
+hearth_job() {
+    "$HEARTH" exec -W "$here/docker/$1" -C "$repo" --label "linux:docker://$image" >/dev/null
+}
+floor_run() { docker run --rm "$image" true >/dev/null; }
+floor_execs() {
+    local c
+    c=$(docker run -d "$image" tail -f /dev/null)
+    for _ in $(seq 1 20); do docker exec "$c" true; done
+    docker rm -f "$c" >/dev/null
+}
+
+measure() { # measure NAME COMMAND... : appends one wall time to $work/NAME
+    local t0 t1
+    t0=$(now)
+    "${@:2}"
+    t1=$(now)
+    elapsed "$t0" "$t1" >>"$work/$1"
+}
+
+hearth_job step1.yml # warm: the image's layers and the binary's pages
+for _ in $(seq 1 "$runs"); do
+    measure a_hearth hearth_job step1.yml
+    measure a_floor floor_run
+    measure b_hearth hearth_job steps20.yml
+    measure b_floor floor_execs
+done
+status=0
+report() { # report LABEL CASE
+    local h f r
+    h=$(median <"$work/$2_hearth")
+    f=$(median <"$work/$2_floor")
+    r=$(ratio "$h" "$f")
+    local verdict=""
+    python3 -c "import sys; sys.exit(0 if $r <= 1.3 else 1)" || { verdict=" — MISSED"; status=1; }
+    printf '%s: %.3f s vs floor %.3f s = %s× (target ≤ 1.30×)%s\n' "$1" "$h" "$f" "$r" "$verdict"
+}
+printf '%s; %d runs; load average %s\n' "$HEARTH" "$runs" "$(cut -d ' ' -f 1-3 /proc/loadavg)"
+report "(a) one-step job in a container" a
+report "(b) 20 steps in one job container" b
+exit $status
