@@ -17,6 +17,7 @@
 //! `options`, `ports`, `volumes`, registry credentials from config, TLS and the forge's
 //! reachability are still to come.
 
+pub mod connect;
 mod job;
 pub mod options;
 pub mod registry;
@@ -24,6 +25,7 @@ mod services;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
@@ -51,8 +53,10 @@ const BACKEND_LABEL: (&str, &str) = ("hearth.backend", "docker");
 /// Why the Docker backend could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("cannot reach the Docker daemon: {0}")]
-    Connect(#[source] bollard::errors::Error),
+    #[error("cannot reach the Docker daemon at {0}: {1}")]
+    Connect(String, #[source] bollard::errors::Error),
+    #[error("`{0}` is not a Docker address (unix://, tcp:// or http://)")]
+    Address(String),
 }
 
 /// Runs jobs in containers of one Docker daemon.
@@ -75,19 +79,21 @@ impl DockerBackend {
     /// Connects to the daemon `DOCKER_HOST` names (the local socket by default), agreeing on
     /// an API version it speaks; job folders go under `root`.
     pub async fn connect(root: PathBuf) -> Result<Self, DockerError> {
-        let docker = Docker::connect_with_local_defaults().map_err(DockerError::Connect)?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(DockerError::Connect)?;
-        Ok(DockerBackend {
+        let settings = connect::DockerSettings::from_env("");
+        let docker = settings.connect(Duration::ZERO, |_| {}).await?;
+        Ok(Self::with_client(docker, root))
+    }
+
+    /// A backend over a client already connected (see [`connect::DockerSettings::connect`]).
+    pub fn with_client(docker: Docker, root: PathBuf) -> Self {
+        DockerBackend {
             docker,
             host: HostBackend::new(root),
             registries: Registries {
                 user_config: true,
                 ..Registries::default()
             },
-        })
+        }
     }
 
     /// Takes registry credentials from `registries` (see the `registry` module).

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -9,6 +10,7 @@ use hearth_engine::job::RunnerInfo;
 use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
 use std::sync::Arc;
 
+use hearth_docker::connect::DockerSettings;
 use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
 use hearth_docker::DockerBackend;
 use hearth_host::HostBackend;
@@ -117,12 +119,23 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                     .collect(),
             ),
         ));
-        if wants_docker {
-            match DockerBackend::connect(config.host.workdir_parent.join("docker")).await {
-                Ok(docker) => {
-                    let docker = docker.with_registries(registries(&config.container));
+        if wants_docker || config.container.require_docker {
+            // A Docker-in-Docker sidecar may start after the runner: waited for, with a message.
+            let settings = DockerSettings::from_env(&config.container.docker_host);
+            let patience = match config.container.docker_timeout {
+                Duration::ZERO => DOCKER_PATIENCE,
+                configured => configured,
+            };
+            match settings.connect(patience, |m| tracing::warn!("{m}")).await {
+                Ok(client) => {
+                    let docker = DockerBackend::with_client(
+                        client,
+                        config.host.workdir_parent.join("docker"),
+                    )
+                    .with_registries(registries(&config.container));
                     backends = backends.with_docker(Arc::new(docker));
                 }
+                Err(e) if config.container.require_docker => return Err(e.into()),
                 Err(e) => tracing::warn!("jobs with a docker label will fail: {e}"),
             }
         }
@@ -166,6 +179,10 @@ fn registries(container: &ContainerConfig) -> Registries {
         user_config: true,
     }
 }
+
+/// How long the daemon waits at start for a Docker daemon that does not answer yet, when
+/// `container.docker_timeout` does not say.
+const DOCKER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Variables of the runner's own set-up that jobs must not see.
 fn is_runner_secret(name: &str) -> bool {

@@ -1,0 +1,147 @@
+//! Reaching the Docker daemon: the local socket by default; `unix://`, `tcp://` (plain, or
+//! TLS with a client certificate, as `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` say) or
+//! `http://` as `container.docker_host` or `DOCKER_HOST` name it; podman's Docker-compatible
+//! socket is a `unix://` address like any other. A daemon that does not answer yet (a
+//! Docker-in-Docker sidecar still starting) is waited for, with a message, rather than taken
+//! for an error at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::{Docker, API_DEFAULT_VERSION};
+use tokio::time::{sleep, Instant};
+
+use crate::DockerError;
+
+/// How long a request to the daemon may take.
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+/// Where the daemon is and how to talk to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DockerSettings {
+    /// `unix:///path`, `tcp://host:port`, `http://host:port`; `None` for `DOCKER_HOST`, else the
+    /// local socket.
+    pub host: Option<String>,
+    /// Speak TLS with a client certificate (`DOCKER_TLS_VERIFY`).
+    pub tls_verify: bool,
+    /// The folder holding `ca.pem`, `cert.pem` and `key.pem` (`DOCKER_CERT_PATH`, else
+    /// `~/.docker`).
+    pub cert_path: Option<PathBuf>,
+}
+
+impl DockerSettings {
+    /// What the Docker CLI's variables say, under `host` when one is configured (act_runner's
+    /// `container.docker_host`: empty or `-` to detect).
+    pub fn from_env(host: &str) -> DockerSettings {
+        let configured = match host.trim() {
+            "" | "-" => None,
+            other => Some(other.to_owned()),
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        DockerSettings {
+            host: configured.or_else(|| env("DOCKER_HOST")),
+            tls_verify: env("DOCKER_TLS_VERIFY").is_some(),
+            cert_path: env("DOCKER_CERT_PATH").map(PathBuf::from),
+        }
+    }
+
+    /// The daemon's address as messages show it.
+    pub fn describe(&self) -> String {
+        self.host
+            .clone()
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+    }
+
+    /// A client for the daemon (nothing is sent yet).
+    pub fn client(&self) -> Result<Docker, DockerError> {
+        let connect = |result: Result<Docker, bollard::errors::Error>| {
+            result.map_err(|e| DockerError::Connect(self.describe(), e))
+        };
+        let Some(host) = &self.host else {
+            return connect(Docker::connect_with_local_defaults());
+        };
+        if let Some(path) = host.strip_prefix("unix://") {
+            return connect(Docker::connect_with_unix(
+                path,
+                REQUEST_TIMEOUT_SECS,
+                API_DEFAULT_VERSION,
+            ));
+        }
+        let tcp = host.starts_with("tcp://") || host.starts_with("https://");
+        if tcp && self.tls_verify {
+            let certs = self.cert_path.clone().unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_default()
+                    .join(".docker")
+            });
+            return connect(Docker::connect_with_ssl(
+                host,
+                &certs.join("key.pem"),
+                &certs.join("cert.pem"),
+                &certs.join("ca.pem"),
+                REQUEST_TIMEOUT_SECS,
+                API_DEFAULT_VERSION,
+            ));
+        }
+        if tcp || host.starts_with("http://") {
+            return connect(Docker::connect_with_http(
+                host,
+                REQUEST_TIMEOUT_SECS,
+                API_DEFAULT_VERSION,
+            ));
+        }
+        Err(DockerError::Address(host.clone()))
+    }
+
+    /// A client that has agreed on an API version with the daemon, waiting up to `patience`
+    /// for a daemon that does not answer yet; `on_wait` hears each time it waits (with why).
+    pub async fn connect(
+        &self,
+        patience: Duration,
+        mut on_wait: impl FnMut(&str),
+    ) -> Result<Docker, DockerError> {
+        let until = Instant::now() + patience;
+        let mut wait = Duration::from_millis(250);
+        loop {
+            let client = self.client()?;
+            match client.negotiate_version().await {
+                Ok(docker) => return Ok(docker),
+                Err(e) if Instant::now() + wait <= until => {
+                    on_wait(&format!(
+                        "Docker at {} does not answer yet ({e}); waiting",
+                        self.describe()
+                    ));
+                    sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(DockerError::Connect(self.describe(), e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_read_as_the_docker_cli_reads_them() {
+        let settings = DockerSettings {
+            host: Some("ftp://nowhere".into()),
+            ..Default::default()
+        };
+        assert!(matches!(settings.client(), Err(DockerError::Address(_))));
+        let unix = DockerSettings {
+            host: Some("unix:///run/user/1000/podman/podman.sock".into()),
+            ..Default::default()
+        };
+        // Understood as an address (podman's socket is not there: a connection error, not a
+        // refusal of the address).
+        assert!(!matches!(unix.client(), Err(DockerError::Address(_))));
+        assert_eq!(
+            DockerSettings::from_env("-").host,
+            std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty())
+        );
+    }
+}
