@@ -56,6 +56,10 @@ pub struct JobSpec {
     /// Labels that say whose the job is (runner, task), put on everything the job creates so
     /// that [`Backend::reap`] can find what a dead runner left.
     pub owner: Vec<(String, String)>,
+    /// URLs on the runner's side the job must reach (the forge's address): a container backend
+    /// makes them reachable from the job, and [`JobRuntime::address`] says how the job sees
+    /// each.
+    pub reach: Vec<String>,
 }
 
 /// A container to run: the job container or a service, as the workflow gives it (expressions
@@ -305,6 +309,12 @@ pub trait JobRuntime: Send + Sync {
     /// The environment every step starts from: the runner's own for the host backend, the
     /// image's for a container (the engine adds the job's variables on top).
     fn base_env(&self) -> &[(String, String)];
+
+    /// How the job reaches `url`, one of [`JobSpec::reach`]: the same URL on the host; for a
+    /// container, an address it can reach when the runner's one is its own loopback.
+    fn address(&self, url: &str) -> String {
+        url.to_owned()
+    }
 
     /// The job's containers, for the `job` context.
     fn containers(&self) -> JobContainers {

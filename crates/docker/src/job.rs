@@ -50,6 +50,8 @@ pub struct DockerJob {
     pub(crate) container: Option<String>,
     pub(crate) base_env: Vec<(String, String)>,
     pub(crate) services: Vec<Service>,
+    /// Forwarders making the runner's loopback addresses reachable (see `reach`).
+    pub(crate) forwarders: Vec<crate::reach::Forwarder>,
     paths: JobPaths,
     /// Numbers the steps' pid files.
     execs: AtomicUsize,
@@ -71,6 +73,7 @@ impl DockerJob {
             container: None,
             base_env: Vec::new(),
             services: Vec::new(),
+            forwarders: Vec::new(),
             paths: job_paths(),
             execs: AtomicUsize::new(0),
             exposed: Mutex::new(BTreeMap::new()),
@@ -300,6 +303,7 @@ impl DockerJob {
     /// Removes the container, the network and the job folder; every failure is reported.
     pub(crate) async fn remove_all(&mut self) -> Result<(), BackendError> {
         let mut problems = Vec::new();
+        self.forwarders.clear();
         for service in std::mem::take(&mut self.services) {
             let options = RemoveContainerOptionsBuilder::default()
                 .force(true)
@@ -342,6 +346,13 @@ impl JobRuntime for DockerJob {
 
     fn base_env(&self) -> &[(String, String)] {
         &self.base_env
+    }
+
+    fn address(&self, url: &str) -> String {
+        self.forwarders
+            .iter()
+            .find(|f| f.from == url)
+            .map_or_else(|| url.to_owned(), |f| f.to.clone())
     }
 
     fn containers(&self) -> JobContainers {

@@ -20,6 +20,7 @@
 pub mod connect;
 mod job;
 pub mod options;
+mod reach;
 pub mod registry;
 mod services;
 
@@ -202,8 +203,15 @@ impl DockerBackend {
         let name = format!("hearth-{}", sanitize(&name));
         let mut job = DockerJob::new(self.docker.clone(), host_job, name.clone());
         let made = async {
-            self.create(&mut job, &container, &job_options, labels.clone(), log)
-                .await?;
+            self.create(
+                &mut job,
+                &container,
+                &job_options,
+                labels.clone(),
+                &spec.reach,
+                log,
+            )
+            .await?;
             for ((id, service), options) in spec.services.iter().zip(&service_options) {
                 self.start_service(&mut job, id, service, options, labels.clone())
                     .await?;
@@ -227,6 +235,7 @@ impl DockerBackend {
         container: &hearth_backend::ContainerSpec,
         options: &options::ContainerOptions,
         labels: HashMap<String, String>,
+        reach: &[String],
         log: &mut dyn SetupLog,
     ) -> Result<(), BackendError> {
         let failed = |what: &str| {
@@ -243,6 +252,25 @@ impl DockerBackend {
             .await
             .map_err(failed("cannot create the job's network"))?;
         job.network = Some(job.name.clone());
+        // The forge as the job reaches it: forwarded from the network's gateway when it is on
+        // this machine's loopback, named in the container's hosts when only this machine
+        // resolves its name.
+        if !reach.is_empty() {
+            let inspected = self
+                .docker
+                .inspect_network(&job.name, None)
+                .await
+                .map_err(failed("cannot inspect the job's network"))?;
+            let gateway = inspected
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .and_then(|configs| configs.into_iter().find_map(|c| c.gateway))
+                .and_then(|gateway| gateway.parse().ok());
+            if let Some(gateway) = gateway {
+                job.forwarders = reach::forward(reach, gateway).await?;
+            }
+        }
+        let extra_hosts = reach::host_entries(reach).await;
         let job_dir = job.job_dir().to_string_lossy().into_owned();
         let tool_cache = job.tool_cache.to_string_lossy().into_owned();
         let env: Vec<String> = container
@@ -271,6 +299,7 @@ impl DockerBackend {
                 port_bindings,
                 nano_cpus: options.nano_cpus,
                 memory: options.memory,
+                extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
                 ..Default::default()
             }),
             ..Default::default()

@@ -507,3 +507,48 @@ async fn private_images_pull_with_credentials_from_each_source_and_rotated_files
     forget_private_image().await;
     assert_eq!(labelled("registry").await, (0, 0));
 }
+
+/// A forge on this machine's loopback (as a runner registered with `http://127.0.0.1:3000`
+/// has it): unreachable at that address from a container, reachable at the one the runtime
+/// gives the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let forge = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = forge.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = forge.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let body = "the forge answers";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "reach").await;
+    let address = format!("http://127.0.0.1:{port}");
+    let mut spec = spec("reach");
+    spec.reach = vec![address.clone()];
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let seen = job.address(&address);
+    assert_ne!(seen, address);
+    let script = format!(
+        "wget -q -O - {seen}/api/healthz; echo; wget -q -O - {address}/ || echo unreachable as the runner has it"
+    );
+    let (end, out, _) = run(job.as_ref(), sh(job.as_ref(), &script), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0));
+    assert!(out.contains("the forge answers"), "{out}");
+    assert!(out.contains("unreachable as the runner has it"), "{out}");
+    job.finish().await.expect("finished");
+}

@@ -92,6 +92,7 @@ async fn run(
         repository: None,
         label_image: label_image.map(str::to_owned),
         owner: vec![("hearth.task".into(), "7".into())],
+        reach: Vec::new(),
         actions: None,
     };
     let lines = Lines::default();

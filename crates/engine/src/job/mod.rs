@@ -92,6 +92,10 @@ pub struct JobRequest<'a> {
     pub label_image: Option<String>,
     /// Labels that say whose the job's resources are (runner, task), for the backend.
     pub owner: Vec<(String, String)>,
+    /// URLs of the runner's side the job must reach (the forge's address); the runtime may
+    /// give the job another address for each, and the engine puts that one in the job's
+    /// contexts and environment.
+    pub reach: Vec<String>,
     /// Where `uses: owner/repo@ref` actions come from; without one they are an error.
     pub actions: Option<Arc<dyn remote::ActionSource>>,
 }
@@ -313,6 +317,8 @@ struct JobRun<'r> {
     scripts: files::Scripts,
     /// `ACTIONS_STEP_DEBUG`.
     step_debug: bool,
+    /// The runner's variables for the job, with the forge's address as the job reaches it.
+    runner_env: Vec<(String, String)>,
     /// Post steps of actions that ran, in the order they registered (run in reverse).
     posts: Vec<action::PostStep>,
     /// What the `pre` of a step's action saved (`GITHUB_STATE`), by the step's index, for its
@@ -402,6 +408,7 @@ impl<'r> JobRun<'r> {
             container,
             services,
             owner: request.owner.clone(),
+            reach: request.reach.clone(),
         };
         let mut setup_log = SetupLines {
             sink,
@@ -448,7 +455,36 @@ impl<'r> JobRun<'r> {
         }
         contexts.insert("runner", Value::object(runner));
 
+        // The forge's address as the job reaches it (a container's own loopback is not the
+        // runner's): in the `github` context and the runner's variables alike.
+        let moved: Vec<(String, String)> = request
+            .reach
+            .iter()
+            .map(|url| (url.clone(), runtime.address(url)))
+            .filter(|(url, seen)| url != seen)
+            .collect();
+        let relocate = |text: &str| {
+            let mut text = text.to_owned();
+            for (url, seen) in &moved {
+                if text.starts_with(url.as_str()) {
+                    text = format!("{seen}{}", &text[url.len()..]);
+                }
+            }
+            text
+        };
+        let runner_env: Vec<(String, String)> = request
+            .runner_env
+            .iter()
+            .map(|(k, v)| (k.clone(), relocate(v)))
+            .collect();
         let mut github = request.github.clone();
+        if !moved.is_empty() {
+            for key in ["server_url", "api_url"] {
+                if let Some(value) = github.get(key).map(|v| v.to_display_string()) {
+                    github.insert(key, Value::string(relocate(&value)));
+                }
+            }
+        }
         github.insert("job", Value::string(label.id.as_str()));
         github.insert("workspace", Value::string(paths.workspace.as_str()));
         let event = github.get("event").cloned().unwrap_or_default();
@@ -514,6 +550,7 @@ impl<'r> JobRun<'r> {
             files,
             scripts: files::Scripts::new(&paths.temp),
             step_debug,
+            runner_env,
             posts: Vec::new(),
             pre_states: BTreeMap::new(),
             actions: load::ActionLoader::default(),

@@ -291,7 +291,7 @@ impl<'r> JobRun<'r> {
         let files = self.files.clone();
         let mut process_env: BTreeMap<String, String> =
             self.runtime.base_env().iter().cloned().collect();
-        process_env.extend(self.request.runner_env.iter().cloned());
+        process_env.extend(self.runner_env.iter().cloned());
         process_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
         process_env.extend(extra.iter().cloned());
         let path = self

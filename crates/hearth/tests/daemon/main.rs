@@ -867,8 +867,11 @@ async fn a_private_job_image_pulls_with_a_mounted_dockerconfigjson_and_no_login(
         secret.display()
     ));
     h.registered().await;
+    // The second step asks the forge (on this machine's loopback) from inside the container:
+    // an HTTP answer, even a 404, shows it is reachable there.
     let payload = job(
-        "      - run: |\n          echo \"in $(pwd) as $(head -1 /etc/passwd | cut -d: -f1)\"\n",
+        "      - run: |\n          echo \"in $(pwd) as $(head -1 /etc/passwd | cut -d: -f1)\"\n          \
+         wget -O /dev/null \"$GITHUB_SERVER_URL/no-such-page\" 2>&1 | grep -o 'HTTP/1.1 [0-9]*' || echo no answer from $GITHUB_SERVER_URL\n",
     );
 
     write("hearth-registry-test");

@@ -157,6 +157,9 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             extra_env: runtime.envs.clone(),
             repository: None,
             label_image: prepared.route.image.clone(),
+            // The forge, as the runner reaches it: the job must reach it too (checkout,
+            // artifacts, the cache), from a container as well.
+            reach: vec![runtime.address.clone()],
             owner: vec![
                 (RUNNER_LABEL.to_owned(), runtime.runner.name.clone()),
                 (TASK_LABEL.to_owned(), task.id.to_string()),

@@ -324,6 +324,7 @@ impl Scheduler<'_> {
             extra_env: self.settings.extra_env.clone(),
             repository: self.settings.repository.clone(),
             label_image: route.image.clone(),
+            reach: Vec::new(),
             owner: Vec::new(),
             actions: Some(self.settings.actions.clone()),
         };
