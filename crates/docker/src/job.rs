@@ -46,7 +46,10 @@ pub struct DockerJob {
     pub(crate) tool_cache: PathBuf,
     /// The container's and the network's name.
     pub(crate) name: String,
+    /// The network this backend made for the job (removed with it), if it made one.
     pub(crate) network: Option<String>,
+    /// The network the job's containers are on (its own, or `container.network`).
+    pub(crate) network_name: String,
     pub(crate) container: Option<String>,
     pub(crate) base_env: Vec<(String, String)>,
     pub(crate) services: Vec<Service>,
@@ -70,6 +73,7 @@ impl DockerJob {
             host_job: Some(host_job),
             name,
             network: None,
+            network_name: String::new(),
             container: None,
             base_env: Vec::new(),
             services: Vec::new(),
@@ -359,7 +363,7 @@ impl JobRuntime for DockerJob {
         JobContainers {
             container: self.container.as_ref().map(|id| ContainerInfo {
                 id: id.clone(),
-                network: self.network.clone().unwrap_or_default(),
+                network: self.network_name.clone(),
                 ports: Vec::new(),
             }),
             services: self

@@ -60,6 +60,22 @@ pub enum DockerError {
     Address(String),
 }
 
+/// The runner's settings for its container jobs (act_runner's `container.*` keys).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerSettings {
+    /// `container.network`: empty for a network of each job's own; `host`, `bridge` or the
+    /// name of a network otherwise.
+    pub network: String,
+    /// `container.privileged`: job containers run privileged, and `--privileged` in a
+    /// workflow's `options` is accepted.
+    pub privileged: bool,
+    /// `container.valid_volumes`: glob patterns (`*` within a path segment, `**` across
+    /// segments) of the volumes and bind mounts jobs may mount; empty allows none.
+    pub valid_volumes: Vec<String>,
+    /// `container.force_pull`: pull images even when they are there.
+    pub force_pull: bool,
+}
+
 /// Runs jobs in containers of one Docker daemon.
 #[derive(Clone)]
 pub struct DockerBackend {
@@ -68,6 +84,7 @@ pub struct DockerBackend {
     host: HostBackend,
     /// Where registry credentials come from.
     registries: Registries,
+    settings: ContainerSettings,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -94,7 +111,14 @@ impl DockerBackend {
                 user_config: true,
                 ..Registries::default()
             },
+            settings: ContainerSettings::default(),
         }
+    }
+
+    /// Applies the runner's `container.*` settings.
+    pub fn with_settings(mut self, settings: ContainerSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Takes registry credentials from `registries` (see the `registry` module).
@@ -110,7 +134,7 @@ impl DockerBackend {
         log: &mut dyn SetupLog,
         cancel: &CancellationToken,
     ) -> Result<(), BackendError> {
-        if self.docker.inspect_image(&spec.image).await.is_ok() {
+        if !self.settings.force_pull && self.docker.inspect_image(&spec.image).await.is_ok() {
             return Ok(());
         }
         let host = registry::registry_host(&spec.image);
@@ -172,14 +196,15 @@ impl DockerBackend {
             ));
         };
         // Everything the workflow asks for is checked before anything is made.
-        let job_options = options::parse(&container.options).map_err(BackendError::Unsupported)?;
-        refuse_volumes(&container)?;
+        let privileged = self.settings.privileged;
+        let job_options =
+            options::parse(&container.options, privileged).map_err(BackendError::Unsupported)?;
+        let job_volumes = self.volumes(&container)?;
         let mut service_options = Vec::with_capacity(spec.services.len());
         for (id, service) in &spec.services {
-            refuse_volumes(service)?;
-            let parsed = options::parse(&service.options)
+            let parsed = options::parse(&service.options, privileged)
                 .map_err(|e| BackendError::Unsupported(format!("service `{id}`: {e}")))?;
-            service_options.push(parsed);
+            service_options.push((parsed, self.volumes(service)?));
         }
         self.ensure_image(&container, log, cancel).await?;
         for (_, service) in &spec.services {
@@ -206,14 +231,14 @@ impl DockerBackend {
             self.create(
                 &mut job,
                 &container,
-                &job_options,
+                (&job_options, &job_volumes),
                 labels.clone(),
                 &spec.reach,
                 log,
             )
             .await?;
-            for ((id, service), options) in spec.services.iter().zip(&service_options) {
-                self.start_service(&mut job, id, service, options, labels.clone())
+            for ((id, service), (options, volumes)) in spec.services.iter().zip(&service_options) {
+                self.start_service(&mut job, id, service, (options, volumes), labels.clone())
                     .await?;
             }
             services::wait_healthy(&self.docker, &mut job, log, cancel).await
@@ -233,7 +258,7 @@ impl DockerBackend {
         &self,
         job: &mut DockerJob,
         container: &hearth_backend::ContainerSpec,
-        options: &options::ContainerOptions,
+        (options, volumes): (&options::ContainerOptions, &[String]),
         labels: HashMap<String, String>,
         reach: &[String],
         log: &mut dyn SetupLog,
@@ -242,23 +267,31 @@ impl DockerBackend {
             let what = what.to_owned();
             move |e: bollard::errors::Error| BackendError::Unsupported(format!("{what}: {e}"))
         };
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: job.name.clone(),
-                driver: Some("bridge".to_owned()),
-                labels: Some(labels.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(failed("cannot create the job's network"))?;
-        job.network = Some(job.name.clone());
+        if self.settings.network.is_empty() {
+            self.docker
+                .create_network(NetworkCreateRequest {
+                    name: job.name.clone(),
+                    driver: Some("bridge".to_owned()),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(failed("cannot create the job's network"))?;
+            job.network = Some(job.name.clone());
+        }
+        job.network_name = job
+            .network
+            .clone()
+            .unwrap_or_else(|| self.settings.network.clone());
+        let network = job.network_name.clone();
         // The forge as the job reaches it: forwarded from the network's gateway when it is on
         // this machine's loopback, named in the container's hosts when only this machine
         // resolves its name.
-        if !reach.is_empty() {
+        // A container on the host's network reaches the host's loopback as it is.
+        if !reach.is_empty() && network != "host" {
             let inspected = self
                 .docker
-                .inspect_network(&job.name, None)
+                .inspect_network(&network, None)
                 .await
                 .map_err(failed("cannot inspect the job's network"))?;
             let gateway = inspected
@@ -273,6 +306,11 @@ impl DockerBackend {
         let extra_hosts = reach::host_entries(reach).await;
         let job_dir = job.job_dir().to_string_lossy().into_owned();
         let tool_cache = job.tool_cache.to_string_lossy().into_owned();
+        let mut binds = vec![
+            format!("{job_dir}:{JOB_ROOT}"),
+            format!("{tool_cache}:{TOOL_CACHE}"),
+        ];
+        binds.extend(volumes.iter().cloned());
         let env: Vec<String> = container
             .env
             .iter()
@@ -291,11 +329,9 @@ impl DockerBackend {
             exposed_ports,
             working_dir: Some(format!("{JOB_ROOT}/workspace")),
             host_config: Some(HostConfig {
-                binds: Some(vec![
-                    format!("{job_dir}:{JOB_ROOT}"),
-                    format!("{tool_cache}:{TOOL_CACHE}"),
-                ]),
-                network_mode: Some(job.name.clone()),
+                binds: Some(binds),
+                network_mode: Some(network),
+                privileged: self.settings.privileged.then_some(true),
                 port_bindings,
                 nano_cpus: options.nano_cpus,
                 memory: options.memory,
@@ -343,20 +379,45 @@ impl DockerBackend {
         Ok(())
     }
 
+    /// A container's `volumes:`, each allowed by `container.valid_volumes`, as binds.
+    fn volumes(&self, spec: &hearth_backend::ContainerSpec) -> Result<Vec<String>, BackendError> {
+        spec.volumes
+            .iter()
+            .map(|volume| {
+                let source = volume.split(':').next().unwrap_or_default();
+                if self
+                    .settings
+                    .valid_volumes
+                    .iter()
+                    .any(|pattern| glob_matches(pattern, source))
+                {
+                    Ok(volume.clone())
+                } else {
+                    Err(BackendError::Unsupported(format!(
+                        "the volume `{volume}` is not allowed: `{source}` matches none of this \
+                         runner's container.valid_volumes"
+                    )))
+                }
+            })
+            .collect()
+    }
+
     /// Starts the service `id` on the job's network, with its id as a DNS alias.
     async fn start_service(
         &self,
         job: &mut DockerJob,
         id: &str,
         spec: &hearth_backend::ContainerSpec,
-        options: &options::ContainerOptions,
+        (options, volumes): (&options::ContainerOptions, &[String]),
         labels: HashMap<String, String>,
     ) -> Result<(), BackendError> {
         let failed = |what: String| {
             move |e: bollard::errors::Error| BackendError::Unsupported(format!("{what}: {e}"))
         };
         let name = format!("{}-{}", job.name, sanitize(id));
-        let network = job.name.clone();
+        let network = job.network_name.clone();
+        // Aliases exist on user-defined networks only.
+        let aliased = !matches!(network.as_str(), "host" | "bridge" | "none");
         let env: Vec<String> = spec
             .env
             .iter()
@@ -382,12 +443,14 @@ impl DockerBackend {
             healthcheck: services::health(options),
             host_config: Some(HostConfig {
                 network_mode: Some(network.clone()),
+                binds: (!volumes.is_empty()).then(|| volumes.to_vec()),
+                privileged: self.settings.privileged.then_some(true),
                 port_bindings,
                 nano_cpus: options.nano_cpus,
                 memory: options.memory,
                 ..Default::default()
             }),
-            networking_config: Some(bollard::models::NetworkingConfig {
+            networking_config: aliased.then(|| bollard::models::NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
                     network,
                     bollard::models::EndpointSettings {
@@ -507,14 +570,20 @@ fn registry_answer(error: &bollard::errors::Error) -> String {
     }
 }
 
-/// `volumes:` need the runner's `container.valid_volumes`, which has none yet: refused by name.
-fn refuse_volumes(spec: &hearth_backend::ContainerSpec) -> Result<(), BackendError> {
-    match spec.volumes.first() {
-        Some(volume) => Err(BackendError::Unsupported(format!(
-            "the volume `{volume}` is not allowed: this runner's container.valid_volumes is empty"
-        ))),
-        None => Ok(()),
+/// `pattern` against `path`: `**` matches anything, `*` anything but `/`, other characters
+/// themselves.
+fn glob_matches(pattern: &str, path: &str) -> bool {
+    fn matches(p: &[u8], s: &[u8]) -> bool {
+        match p {
+            [] => s.is_empty(),
+            [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| matches(rest, &s[i..])),
+            [b'*', rest @ ..] => (0..=s.len())
+                .take_while(|&i| i == 0 || s[i - 1] != b'/')
+                .any(|i| matches(rest, &s[i..])),
+            [c, rest @ ..] => s.first() == Some(c) && matches(rest, &s[1..]),
+        }
     }
+    matches(pattern.as_bytes(), path.as_bytes())
 }
 
 /// A container or network name from a folder name: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]`.
@@ -537,5 +606,21 @@ fn job_paths() -> JobPaths {
         workspace: root.join("workspace"),
         temp: root.join("temp"),
         tool_cache: JobPath::new(TOOL_CACHE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_matches;
+
+    #[test]
+    fn valid_volume_globs_match_as_act_runner_documents_them() {
+        assert!(glob_matches("data", "data"));
+        assert!(!glob_matches("data", "data2"));
+        assert!(glob_matches("/srv/shared/*.json", "/srv/shared/a.json"));
+        assert!(!glob_matches("/srv/shared/*.json", "/srv/shared/x/a.json"));
+        assert!(glob_matches("/srv/**", "/srv/x/y/z"));
+        assert!(glob_matches("**", "/anything/at/all"));
+        assert!(!glob_matches("/srv/*", "/etc/passwd"));
     }
 }

@@ -50,8 +50,9 @@ const REFUSED: &[&str] = &[
     "--volumes-from",
 ];
 
-/// Reads `options`.
-pub fn parse(options: &str) -> Result<ContainerOptions, String> {
+/// Reads `options`; on a privileged runner (`container.privileged`) `--privileged` is
+/// accepted (the container is privileged anyway).
+pub fn parse(options: &str, privileged: bool) -> Result<ContainerOptions, String> {
     let words = split(options)?;
     let mut parsed = ContainerOptions::default();
     let mut words = words.into_iter();
@@ -62,6 +63,9 @@ pub fn parse(options: &str) -> Result<ContainerOptions, String> {
             }
             _ => (word.clone(), None),
         };
+        if privileged && flag == "--privileged" {
+            continue;
+        }
         if REFUSED.contains(&flag.as_str()) {
             return Err(format!(
                 "the container option `{flag}` reaches outside the job's sandbox; Hearth refuses it"
@@ -225,6 +229,7 @@ mod tests {
         let parsed = parse(
             "--health-cmd \"pg_isready -U postgres\" --health-interval=2s --health-retries 5 \
              -e A=1 --memory 512m --cpus 1.5 --network-alias db2",
+            false,
         )
         .unwrap();
         assert_eq!(parsed.health_cmd.as_deref(), Some("pg_isready -U postgres"));
@@ -246,9 +251,13 @@ mod tests {
             ("--network=host", "--network"),
             ("--frobnicate", "--frobnicate"),
         ] {
-            let error = parse(options).unwrap_err();
+            let error = parse(options, false).unwrap_err();
             assert!(error.contains(&format!("`{flag}`")), "{options}: {error}");
         }
-        assert!(parse("--health-cmd").unwrap_err().contains("needs a value"));
+        assert!(parse("--health-cmd", false)
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(parse("--privileged", true).is_ok());
+        assert!(parse("--cap-add SYS_ADMIN", true).is_err());
     }
 }

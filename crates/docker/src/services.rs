@@ -78,7 +78,7 @@ pub(crate) async fn wait_healthy(
     log: &mut dyn SetupLog,
     cancel: &CancellationToken,
 ) -> Result<(), BackendError> {
-    let network = job.network.clone().unwrap_or_default();
+    let network = job.network_name.clone();
     let until = Instant::now() + HEALTH_TIMEOUT;
     for service in &mut job.services {
         loop {

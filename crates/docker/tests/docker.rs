@@ -552,3 +552,53 @@ async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
     assert!(out.contains("unreachable as the runner has it"), "{out}");
     job.finish().await.expect("finished");
 }
+
+/// `container.privileged` is not shown here: this machine's sandbox refuses privileged
+/// containers (`unable to apply caps: operation not permitted`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_network_and_valid_volumes_apply() {
+    use hearth_docker::ContainerSettings;
+    let root = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("note"), "from the host").unwrap();
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .expect("docker")
+        .negotiate_version()
+        .await
+        .expect("docker");
+    let network = "hearth-test-configured-network";
+    let _ = docker.remove_network(network).await;
+    docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: network.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("network");
+    let backend = backend(root.path()).await.with_settings(ContainerSettings {
+        network: network.into(),
+        privileged: false,
+        valid_volumes: vec![format!("{}/**", shared.path().parent().unwrap().display())],
+        force_pull: false,
+    });
+    clean(&backend, "settings").await;
+    let mut spec = spec("settings");
+    if let Some(container) = &mut spec.container {
+        container.volumes = vec![format!("{}:/shared:ro", shared.path().display())];
+    }
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let info = job.containers().container.expect("a container");
+    assert_eq!(info.network, network);
+    let (end, out, _) = run(job.as_ref(), sh(job.as_ref(), "cat /shared/note"), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0));
+    assert_eq!(out, "from the host");
+    job.finish().await.expect("finished");
+    // The runner's network is not the job's to remove.
+    assert!(docker.inspect_network(network, None).await.is_ok());
+    docker.remove_network(network).await.expect("removed");
+    assert_eq!(labelled("settings").await, (0, 0));
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use hearth_docker::connect::DockerSettings;
 use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
-use hearth_docker::DockerBackend;
+use hearth_docker::{ContainerSettings, DockerBackend};
 use hearth_host::HostBackend;
 use hearth_runner::route::Backends;
 use tokio_util::sync::CancellationToken;
@@ -132,7 +132,13 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                         client,
                         config.host.workdir_parent.join("docker"),
                     )
-                    .with_registries(registries(&config.container));
+                    .with_registries(registries(&config.container))
+                    .with_settings(ContainerSettings {
+                        network: config.container.network.clone(),
+                        privileged: config.container.privileged,
+                        valid_volumes: config.container.valid_volumes.clone(),
+                        force_pull: config.container.force_pull,
+                    });
                     backends = backends.with_docker(Arc::new(docker));
                 }
                 Err(e) if config.container.require_docker => return Err(e.into()),
