@@ -28,6 +28,30 @@ const DRAIN: Duration = Duration::from_millis(100);
 /// Between interrupting a stopped step's process group and killing it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
+/// The names of the jobs a backend runs now, shared by its clones and its jobs.
+#[derive(Clone, Default)]
+pub(crate) struct Live(std::sync::Arc<Mutex<std::collections::HashSet<String>>>);
+
+impl Live {
+    fn add(&self, name: &str) {
+        lock(&self.0).insert(name.to_owned());
+    }
+
+    fn remove(&self, name: &str) {
+        lock(&self.0).remove(name);
+    }
+
+    /// Whether `name` is a live job's, or one of its services' (`<job>-<service>`).
+    pub(crate) fn holds_prefix(&self, name: &str) -> bool {
+        lock(&self.0).iter().any(|job| {
+            name == job
+                || name
+                    .strip_prefix(job.as_str())
+                    .is_some_and(|r| r.starts_with('-'))
+        })
+    }
+}
+
 /// A service of the job.
 pub(crate) struct Service {
     pub id: String,
@@ -62,10 +86,13 @@ pub struct DockerJob {
     exposed: Mutex<BTreeMap<PathBuf, JobPath>>,
     /// Set by `finish`, so that `Drop` has nothing left to do.
     finished: bool,
+    /// Where the job is known to be live (until it is removed).
+    live: Live,
 }
 
 impl DockerJob {
-    pub(crate) fn new(docker: Docker, host_job: HostJob, name: String) -> Self {
+    pub(crate) fn new(docker: Docker, host_job: HostJob, name: String, live: Live) -> Self {
+        live.add(&name);
         DockerJob {
             docker,
             job_dir: host_job.job_dir().to_path_buf(),
@@ -82,6 +109,7 @@ impl DockerJob {
             execs: AtomicUsize::new(0),
             exposed: Mutex::new(BTreeMap::new()),
             finished: false,
+            live,
         }
     }
 
@@ -335,6 +363,7 @@ impl DockerJob {
                 problems.push(format!("cannot remove the network {network}: {e}"));
             }
         }
+        self.live.remove(&self.name);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -466,7 +495,9 @@ impl Drop for DockerJob {
             return;
         }
         // Dropped without `finish` (its future cancelled): the container and the network are
-        // removed in the background; the folder goes with the host job's own `Drop`.
+        // removed in the background; the folder goes with the host job's own `Drop`. No
+        // longer live: should the removal not happen, `reap` takes them.
+        self.live.remove(&self.name);
         let (docker, container, network) = (
             self.docker.clone(),
             self.container.take(),

@@ -85,6 +85,8 @@ pub struct DockerBackend {
     /// Where registry credentials come from.
     registries: Registries,
     settings: ContainerSettings,
+    /// The names of the jobs this backend (and its clones) runs now: `reap` leaves them be.
+    live: job::Live,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -112,6 +114,7 @@ impl DockerBackend {
                 ..Registries::default()
             },
             settings: ContainerSettings::default(),
+            live: job::Live::default(),
         }
     }
 
@@ -226,7 +229,12 @@ impl DockerBackend {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| spec.name.clone());
         let name = format!("hearth-{}", sanitize(&name));
-        let mut job = DockerJob::new(self.docker.clone(), host_job, name.clone());
+        let mut job = DockerJob::new(
+            self.docker.clone(),
+            host_job,
+            name.clone(),
+            self.live.clone(),
+        );
         let made = async {
             self.create(
                 &mut job,
@@ -502,6 +510,14 @@ impl DockerBackend {
             .map_err(listing)?;
         for container in containers {
             let Some(id) = container.id else { continue };
+            // A job of this backend (its containers are named after it) is not a leftover.
+            let names = container.names.unwrap_or_default();
+            if names
+                .iter()
+                .any(|n| self.live.holds_prefix(n.trim_start_matches('/')))
+            {
+                continue;
+            }
             let options = RemoveContainerOptionsBuilder::default()
                 .force(true)
                 .v(true)
@@ -524,6 +540,9 @@ impl DockerBackend {
             .map_err(listing)?;
         for network in networks {
             let Some(name) = network.name else { continue };
+            if self.live.holds_prefix(&name) {
+                continue;
+            }
             match self.docker.remove_network(&name).await {
                 Ok(()) => reaped.removed.push(format!("network {name}")),
                 Err(e) => {

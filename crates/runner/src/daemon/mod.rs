@@ -43,6 +43,9 @@ pub struct DaemonOptions {
 /// the UI gets to run its post steps before it reports (new Gitea).
 const CAPABILITIES: &[&str] = &["cancelling"];
 
+/// How often the daemon looks for leftovers of its jobs besides at start.
+const REAP_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
 /// Why the daemon stopped or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -126,6 +129,18 @@ pub async fn run(
     }
     let runtime = Arc::new(runtime);
     let mut running = JoinSet::new();
+    // And then now and again: leftovers a crash of a job's own cleanup left (the backends
+    // leave the jobs they run alone).
+    let sweeper = {
+        let backends = runtime.backends.clone();
+        let name = runtime.runner.name.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(REAP_INTERVAL).await;
+                reap_leftovers(&backends, &name).await;
+            }
+        })
+    };
     // Start-up is over: its code need not stay resident.
     resident::release_program_pages();
     // The ids of the tasks running now: a forge recovering a lost answer (Forgejo's request
@@ -176,6 +191,7 @@ pub async fn run(
         // Cancelled or not, every job reports its final state before the daemon exits.
         join_all(&mut running).await;
     }
+    sweeper.abort();
     match polled {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(PollError::Unregistered(e)) => Err(DaemonError::Unregistered(e)),
