@@ -1,7 +1,6 @@
 //! A job in its container: steps through `docker exec`, files through the bind-mounted job
 //! folder, and cleanup of the container, the network and the folder.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -82,8 +81,8 @@ pub struct DockerJob {
     paths: JobPaths,
     /// Numbers the steps' pid files.
     execs: AtomicUsize,
-    /// Host folders exposed to the job, and where it sees them.
-    exposed: Mutex<BTreeMap<PathBuf, JobPath>>,
+    /// Host folders copied into the job.
+    exposed: hearth_host::Copies,
     /// Set by `finish`, so that `Drop` has nothing left to do.
     finished: bool,
     /// Where the job is known to be live (until it is removed).
@@ -107,7 +106,7 @@ impl DockerJob {
             forwarders: Vec::new(),
             paths: job_paths(),
             execs: AtomicUsize::new(0),
-            exposed: Mutex::new(BTreeMap::new()),
+            exposed: hearth_host::Copies::default(),
             finished: false,
             live,
         }
@@ -454,24 +453,8 @@ impl JobRuntime for DockerJob {
     /// Copies the folder into the job folder, where the container sees it under `/__w`.
     fn expose<'a>(&'a self, folder: &'a HostPath) -> BoxFuture<'a, Result<JobPath, BackendError>> {
         Box::pin(async move {
-            if let Some(seen) = lock(&self.exposed).get(folder.as_path()) {
-                return Ok(seen.clone());
-            }
-            let n = lock(&self.exposed).len();
-            let name = format!("_actions/{n}");
-            let target = self.job_dir.join(&name);
-            let (source, copy_to) = (folder.as_path().to_path_buf(), target.clone());
-            tokio::task::spawn_blocking(move || hearth_host::copy_folder(&source, &copy_to))
-                .await
-                .map_err(|e| BackendError::Cleanup(format!("copying {folder}: {e}")))?
-                .map_err(|source| BackendError::Prepare {
-                    what: "action copy",
-                    path: target,
-                    source,
-                })?;
-            let seen = JobPath::new(JOB_ROOT).join(&name);
-            lock(&self.exposed).insert(folder.as_path().to_path_buf(), seen.clone());
-            Ok(seen)
+            let name = self.exposed.copy(&self.job_dir, folder).await?;
+            Ok(JobPath::new(JOB_ROOT).join(&name))
         })
     }
 

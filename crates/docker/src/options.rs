@@ -53,7 +53,8 @@ const REFUSED: &[&str] = &[
 /// Reads `options`; on a privileged runner (`container.privileged`) `--privileged` is
 /// accepted (the container is privileged anyway).
 pub fn parse(options: &str, privileged: bool) -> Result<ContainerOptions, String> {
-    let words = split(options)?;
+    let words = shell_words::split(options)
+        .map_err(|e| format!("the container options are not shell words: {e}"))?;
     let mut parsed = ContainerOptions::default();
     let mut words = words.into_iter();
     while let Some(word) = words.next() {
@@ -119,63 +120,6 @@ pub fn parse(options: &str, privileged: bool) -> Result<ContainerOptions, String
         }
     }
     Ok(parsed)
-}
-
-/// Splits `text` into words as a shell would: whitespace, single and double quotes, backslashes.
-fn split(text: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("an unterminated ' in the container options".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => {
-                            if let Some(c) = chars.next() {
-                                word.push(c)
-                            }
-                        }
-                        Some(c) => word.push(c),
-                        None => return Err("an unterminated \" in the container options".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(c) = chars.next() {
-                    word.push(c);
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
 }
 
 /// Docker's durations: `10s`, `1m30s`, `500ms`, `2h`.

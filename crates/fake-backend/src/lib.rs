@@ -15,9 +15,7 @@
 //! - `container:` and `services:` are accepted without running anything (no Docker here): the
 //!   job context shows made-up ids, and what the backend "pulls" is logged to the set-up log.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hearth_backend::{
@@ -158,8 +156,7 @@ impl Backend for FakeBackend {
                 job,
                 containers,
                 seen: self.seen.clone(),
-                exposed: Mutex::new(BTreeMap::new()),
-                copies: AtomicUsize::new(0),
+                exposed: hearth_host::Copies::default(),
                 fail_finish: self.fail_finish,
             }) as Box<dyn JobRuntime>)
         })
@@ -175,9 +172,8 @@ struct FakeJob {
     tool_cache: String,
     containers: JobContainers,
     seen: Arc<Mutex<Seen>>,
-    /// Host folders exposed so far, and where the job sees them.
-    exposed: Mutex<BTreeMap<PathBuf, JobPath>>,
-    copies: AtomicUsize,
+    /// Host folders copied into the job.
+    exposed: hearth_host::Copies,
     fail_finish: bool,
 }
 
@@ -341,25 +337,8 @@ impl JobRuntime for FakeJob {
     fn expose<'a>(&'a self, folder: &'a HostPath) -> BoxFuture<'a, Result<JobPath, BackendError>> {
         Box::pin(async move {
             lock(&self.seen).exposed.push(folder.clone());
-            if let Some(seen) = lock(&self.exposed).get(folder.as_path()) {
-                return Ok(seen.clone());
-            }
-            let n = self.copies.fetch_add(1, Ordering::Relaxed);
-            let name = format!("_actions/{n}");
-            let copy = PathBuf::from(&self.host_root).join(&name);
-            let source = folder.as_path().to_path_buf();
-            let target = copy.clone();
-            tokio::task::spawn_blocking(move || hearth_host::copy_folder(&source, &target))
-                .await
-                .map_err(|e| BackendError::Unsupported(format!("copying {folder}: {e}")))?
-                .map_err(|source| BackendError::Prepare {
-                    what: "action copy",
-                    path: copy,
-                    source,
-                })?;
-            let seen = JobPath::new(JOB_ROOT).join(&name);
-            lock(&self.exposed).insert(folder.as_path().to_path_buf(), seen.clone());
-            Ok(seen)
+            let name = self.exposed.copy(self.job.job_dir(), folder).await?;
+            Ok(JobPath::new(JOB_ROOT).join(&name))
         })
     }
 

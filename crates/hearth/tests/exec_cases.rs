@@ -311,7 +311,8 @@ fn parse_directive(directive: &str, case: &mut Case) -> Result<(), String> {
     };
     let expect = match (word, subject) {
         ("args", None) => {
-            case.args.extend(split_words(&value)?);
+            case.args
+                .extend(shell_words::split(&value).map_err(|e| e.to_string())?);
             return Ok(());
         }
         ("env", None) => {
@@ -425,66 +426,6 @@ fn split_job(subject: &str) -> Result<(String, String), String> {
         .split_once(" / ")
         .ok_or("expected `<job name> / <name>`")?;
     Ok((job.trim().to_owned(), rest.trim().to_owned()))
-}
-
-/// Splits `text` into words as a POSIX shell would: whitespace separates words, single quotes
-/// keep everything, double quotes keep everything but `\"` and `\\`, a backslash outside
-/// quotes keeps the next character.
-fn split_words(text: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated single quote".to_owned()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("unterminated double quote".to_owned()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated double quote".to_owned()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                word.push(chars.next().ok_or("a backslash at the end")?);
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
 }
 
 /// Copies the files of `from` into `to`, keeping permissions (scripts stay executable).
@@ -1013,25 +954,6 @@ fn json_contains(value: &Value, text: &str) -> bool {
             .any(|(k, v)| k.contains(text) || json_contains(v, text)),
         _ => false,
     }
-}
-
-#[test]
-fn words_are_split_as_a_shell_splits_them() {
-    let words = split_words(r#"-s A=b --input "name=Ann Lee" 'x y' a\ b "q\"" """#).unwrap();
-    assert_eq!(
-        words,
-        [
-            "-s",
-            "A=b",
-            "--input",
-            "name=Ann Lee",
-            "x y",
-            "a b",
-            "q\"",
-            ""
-        ]
-    );
-    assert!(split_words("'open").is_err());
 }
 
 #[test]

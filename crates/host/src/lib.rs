@@ -166,6 +166,38 @@ pub fn copy_folder(from: &Path, to: &Path) -> io::Result<()> {
     })
 }
 
+/// Host folders copied into a job's folder (an action's checkout, for a job whose processes
+/// do not see the host's folders), each once, under `_actions/<n>`: for backends that build
+/// on the host's job folders (Docker's bind mount, the fake backend).
+#[derive(Debug, Default)]
+pub struct Copies(Mutex<std::collections::BTreeMap<PathBuf, String>>);
+
+impl Copies {
+    /// Copies `folder` into `job_dir` unless it was already; its place relative to `job_dir`.
+    pub async fn copy(&self, job_dir: &Path, folder: &HostPath) -> Result<String, BackendError> {
+        if let Some(name) = lock(&self.0).get(folder.as_path()) {
+            return Ok(name.clone());
+        }
+        let name = format!("_actions/{}", lock(&self.0).len());
+        let target = job_dir.join(&name);
+        let (source, copy_to) = (folder.as_path().to_path_buf(), target.clone());
+        tokio::task::spawn_blocking(move || copy_folder(&source, &copy_to))
+            .await
+            .map_err(|e| BackendError::Prepare {
+                what: "action copy",
+                path: target.clone(),
+                source: io::Error::other(e),
+            })?
+            .map_err(|source| BackendError::Prepare {
+                what: "action copy",
+                path: target,
+                source,
+            })?;
+        lock(&self.0).insert(folder.as_path().to_path_buf(), name.clone());
+        Ok(name)
+    }
+}
+
 /// Removes a folder and everything in it as the backend removes job folders: whatever the
 /// permissions, and without waiting for the disk once per folder (see the `remove` module).
 /// For a runner removing the backend's root folder once done.
