@@ -17,7 +17,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
 };
 
-/// The second daemon, stopped (and its folders removed with the test's) when dropped.
+/// The second daemon, stopped (and its folders removed with the test's) when dropped. Seen
+/// here: after it ran, the first daemon's default bridge (`docker0`) is gone until that daemon
+/// restarts; Hearth's jobs never use it (each has a network of its own), `docker run` without
+/// `--network` does.
 struct Daemon(Child);
 
 impl Drop for Daemon {
