@@ -75,6 +75,8 @@ pub struct DockerJob {
     pub(crate) network_name: String,
     pub(crate) container: Option<String>,
     pub(crate) base_env: Vec<(String, String)>,
+    /// Whether the image has `bash` (a step's default shell then), found out at start.
+    pub(crate) has_bash: Option<bool>,
     pub(crate) services: Vec<Service>,
     /// Forwarders making the runner's loopback addresses reachable (see `reach`).
     pub(crate) forwarders: Vec<crate::reach::Forwarder>,
@@ -102,6 +104,7 @@ impl DockerJob {
             network_name: String::new(),
             container: None,
             base_env: Vec::new(),
+            has_bash: None,
             services: Vec::new(),
             forwarders: Vec::new(),
             paths: job_paths(),
@@ -120,6 +123,27 @@ impl DockerJob {
     /// The job's folder on this machine (mounted at `/__w`).
     pub fn job_dir(&self) -> &Path {
         &self.job_dir
+    }
+
+    /// Whether the job's image has `bash`, asked once at start.
+    pub(crate) async fn probe_bash(&mut self) {
+        let spec = ExecSpec {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "command -v bash >/dev/null 2>&1".into(),
+            ],
+            env: self.base_env.clone(),
+            working_dir: self.paths.workspace.clone(),
+            timeout: Some(Duration::from_secs(30)),
+        };
+        let mut ignore = |_: Stream, _: &[u8]| {};
+        let ended = self.run(spec, &mut ignore, &CancellationToken::new()).await;
+        self.has_bash = match ended {
+            Ok(ExecEnd::Exited(0)) => Some(true),
+            Ok(ExecEnd::Exited(_)) => Some(false),
+            _ => None,
+        };
     }
 
     /// Where a job path is on this machine: under the job folder (`/__w`) or the tool cache.
@@ -378,6 +402,11 @@ impl JobRuntime for DockerJob {
 
     fn base_env(&self) -> &[(String, String)] {
         &self.base_env
+    }
+
+    /// Only `bash` is known (probed at start): what picks a step's default shell.
+    fn has_program(&self, program: &str, _path: &str) -> Option<bool> {
+        (program == "bash").then_some(self.has_bash).flatten()
     }
 
     fn address(&self, url: &str) -> String {

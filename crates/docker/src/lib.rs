@@ -377,6 +377,7 @@ impl DockerBackend {
             .filter_map(|pair| pair.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
+        job.probe_bash().await;
         log.line(
             SetupLevel::Info,
             &format!(
