@@ -495,10 +495,11 @@ proptest! {
         let m = masker(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
         let mut text = Vec::new();
         let mut expected = Vec::new();
-        for (i, (line, terminator)) in body.iter().enumerate() {
-            // A lone `\r` before an empty line ended by `\n` would read as one `\r\n`.
-            let next_empty_lf = body.get(i + 1).is_some_and(|(l, t)| l.is_empty() && t.starts_with('\n'));
-            let terminator = if *terminator == "\r" && next_empty_lf { "\n" } else { terminator };
+        for (line, terminator) in &body {
+            // A `\n` right after a lone `\r` (an empty line after one ended by `\r`) would read
+            // as one `\r\n`: such an empty line ends with a lone `\r` as well.
+            let merges = line.is_empty() && text.last() == Some(&b'\r') && terminator.starts_with('\n');
+            let terminator = if merges { "\r" } else { terminator };
             text.extend_from_slice(line);
             text.extend_from_slice(terminator.as_bytes());
             expected.push(line.clone());
