@@ -10,12 +10,11 @@
 //! owner labels and `hearth.backend=docker`, and `finish` removes it whatever happened; `reap`
 //! removes what a dead runner left.
 //!
-//! This is the first cut of issue 13: the job container from the label's image or
-//! `container.image` (already present, or pulled with the workflow's credentials), its env, a
-//! per-job network, steps with their env, working directory, timeout and cancellation (the
-//! step's process group is signalled inside the container), cleanup and reaping. Services,
-//! `options`, `ports`, `volumes`, registry credentials from config, TLS and the forge's
-//! reachability are still to come.
+//! The parts: `connect` (the daemon's address, TLS, waiting for it), `registry` (credentials
+//! per image host), `options` (a container's `options:` against an allow-list), `services`
+//! (ports, health checks, the wait), `reach` (the forge reachable from the job), `job` (exec,
+//! files, cleanup). Not yet done (issue 13): `expose_to_jobs`, a copy mode for daemons that do
+//! not share this machine's folders, registry mirrors.
 
 pub mod connect;
 mod job;
