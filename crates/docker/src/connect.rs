@@ -13,6 +13,10 @@ use tokio::time::{sleep, Instant};
 
 use crate::DockerError;
 
+/// `container.docker_host`'s value (Forgejo's) that detects the daemon and mounts its socket
+/// into job containers; Hearth mounts it only then.
+pub const AUTOMOUNT: &str = "automount";
+
 /// How long a request to the daemon may take.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
 
@@ -31,10 +35,10 @@ pub struct DockerSettings {
 
 impl DockerSettings {
     /// What the Docker CLI's variables say, under `host` when one is configured (act_runner's
-    /// `container.docker_host`: empty or `-` to detect).
+    /// `container.docker_host`: empty, `-` or Forgejo's `automount` to detect).
     pub fn from_env(host: &str) -> DockerSettings {
         let configured = match host.trim() {
-            "" | "-" => None,
+            "" | "-" | AUTOMOUNT => None,
             other => Some(other.to_owned()),
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -42,6 +46,15 @@ impl DockerSettings {
             host: configured.or_else(|| env("DOCKER_HOST")),
             tls_verify: env("DOCKER_TLS_VERIFY").is_some(),
             cert_path: env("DOCKER_CERT_PATH").map(PathBuf::from),
+        }
+    }
+
+    /// The daemon's socket on this machine, to mount into job containers: `None` when the
+    /// daemon is reached over TCP.
+    pub fn socket(&self) -> Option<PathBuf> {
+        match &self.host {
+            None => Some(PathBuf::from("/var/run/docker.sock")),
+            Some(host) => host.strip_prefix("unix://").map(PathBuf::from),
         }
     }
 

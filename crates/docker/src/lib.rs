@@ -73,6 +73,10 @@ pub struct ContainerSettings {
     pub valid_volumes: Vec<String>,
     /// `container.force_pull`: pull images even when they are there.
     pub force_pull: bool,
+    /// The daemon's socket, mounted into job containers at `/var/run/docker.sock` (with
+    /// `container.docker_host: automount`); `None` by default: a job given the socket
+    /// controls the machine.
+    pub docker_socket: Option<PathBuf>,
 }
 
 /// Runs jobs in containers of one Docker daemon.
@@ -318,6 +322,9 @@ impl DockerBackend {
             format!("{tool_cache}:{TOOL_CACHE}"),
         ];
         binds.extend(volumes.iter().cloned());
+        if let Some(socket) = &self.settings.docker_socket {
+            binds.push(format!("{}:/var/run/docker.sock", socket.display()));
+        }
         let env: Vec<String> = container
             .env
             .iter()

@@ -128,7 +128,8 @@ async fn steps_run_in_the_container_with_their_env_folder_and_files() {
         .any(|(k, v)| k == "FROM_SPEC" && v == "spec-value"));
     assert!(job.base_env().iter().any(|(k, _)| k == "PATH"));
 
-    let script = r#"echo "pwd=$(pwd) step=$FROM_STEP spec=$FROM_SPEC"; echo oops >&2; exit 3"#;
+    // Without `automount`, a job does not get the Docker socket: it would control the machine.
+    let script = r#"echo "pwd=$(pwd) step=$FROM_STEP spec=$FROM_SPEC"; test -e /var/run/docker.sock && echo socket; echo oops >&2; exit 3"#;
     let (end, out, err) = run(job.as_ref(), sh(job.as_ref(), script), &cancel).await;
     assert_eq!(end, ExecEnd::Exited(3));
     assert_eq!(
@@ -560,7 +561,7 @@ async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
 /// `container.privileged` is not shown here: this machine's sandbox refuses privileged
 /// containers (`unable to apply caps: operation not permitted`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_runners_network_and_valid_volumes_apply() {
+async fn the_runners_network_valid_volumes_and_socket_mount_apply() {
     use hearth_docker::ContainerSettings;
     let root = tempfile::tempdir().unwrap();
     let shared = tempfile::tempdir().unwrap();
@@ -583,7 +584,8 @@ async fn the_runners_network_and_valid_volumes_apply() {
         network: network.into(),
         privileged: false,
         valid_volumes: vec![format!("{}/**", shared.path().parent().unwrap().display())],
-        force_pull: false,
+        docker_socket: Some("/var/run/docker.sock".into()),
+        ..ContainerSettings::default()
     });
     clean(&backend, "settings").await;
     let mut spec = spec("settings");
@@ -597,9 +599,10 @@ async fn the_runners_network_and_valid_volumes_apply() {
         .expect("started");
     let info = job.containers().container.expect("a container");
     assert_eq!(info.network, network);
-    let (end, out, _) = run(job.as_ref(), sh(job.as_ref(), "cat /shared/note"), &cancel).await;
+    let script = "cat /shared/note; test -S /var/run/docker.sock && echo ' and a socket'";
+    let (end, out, _) = run(job.as_ref(), sh(job.as_ref(), script), &cancel).await;
     assert_eq!(end, ExecEnd::Exited(0));
-    assert_eq!(out, "from the host");
+    assert_eq!(out, "from the host and a socket\n");
     job.finish().await.expect("finished");
     // The runner's network is not the job's to remove.
     assert!(docker.inspect_network(network, None).await.is_ok());

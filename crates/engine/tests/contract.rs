@@ -11,7 +11,7 @@ use hearth_backend::{
     Backend, BackendError, BoxFuture, CancellationToken, JobRuntime, JobSpec, SecretString,
     SetupLog,
 };
-use hearth_engine::job::{run_job, JobControl, JobOutcome, JobRequest, RunnerInfo};
+use hearth_engine::job::{run_job, EnvFolder, JobControl, JobOutcome, JobRequest, RunnerInfo};
 use hearth_engine::mask::Masker;
 use hearth_events::{Conclusion, Event, EventSink, LogLine};
 use hearth_expr::Object;
@@ -60,6 +60,18 @@ async fn run(
     label_image: Option<&str>,
     control: &JobControl,
 ) -> (JobOutcome, Lines) {
+    run_with_folders(backend, yaml, secrets, label_image, Vec::new(), control).await
+}
+
+/// [`run`], the runner handing the job `env_folders`.
+async fn run_with_folders(
+    backend: &dyn Backend,
+    yaml: &str,
+    secrets: &[(&str, &str)],
+    label_image: Option<&str>,
+    env_folders: Vec<EnvFolder>,
+    control: &JobControl,
+) -> (JobOutcome, Lines) {
     let workflow = Workflow::parse(yaml, "ci.yml").expect("a valid workflow");
     let job = &workflow.jobs[0];
     let contexts = Object::new();
@@ -94,6 +106,7 @@ async fn run(
         owner: vec![("hearth.task".into(), "7".into())],
         reach: Vec::new(),
         actions: None,
+        env_folders,
     };
     let lines = Lines::default();
     let outcome = run_job(backend, &request, &lines, control).await;
@@ -326,4 +339,72 @@ async fn file_commands_are_bounded_in_a_container() {
         .await
         .unwrap_or_else(|e| panic!("this test needs Docker (scripts/docker-test-env): {e}"));
     file_commands_are_bounded(&backend, Some("hearth-test/busybox:1")).await;
+}
+
+/// The runner's folders for the job (its own `DOCKER_CONFIG`) are in the job's temp folder,
+/// named to every step by their variable, and gone with the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_folders_are_in_the_jobs_temp_folder_and_named_to_every_step() {
+    for host in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let backend: Box<dyn Backend> = if host {
+            Box::new(HostBackend::new(root.path().to_owned()))
+        } else {
+            Box::new(FakeBackend::new(root.path().to_owned()))
+        };
+        let yaml = r#"
+on: push
+jobs:
+  build:
+    runs-on: linux
+    steps:
+      - run: echo "at=$DOCKER_CONFIG temp=$RUNNER_TEMP"
+      - run: cat "$DOCKER_CONFIG/config.json"
+"#;
+        let folder = EnvFolder {
+            env: "DOCKER_CONFIG".into(),
+            name: "_docker_config".into(),
+            files: vec![(
+                "config.json".into(),
+                SecretString::from(r#"{"auths":{}}"#.to_owned()),
+            )],
+        };
+        let (outcome, lines) = run_with_folders(
+            backend.as_ref(),
+            yaml,
+            &[],
+            None,
+            vec![folder],
+            &JobControl::default(),
+        )
+        .await;
+        assert_eq!(outcome.result, Conclusion::Success, "{:?}", lines.all());
+        let at = lines
+            .all()
+            .into_iter()
+            .find_map(|l| l.strip_prefix("at=").map(str::to_owned))
+            .expect("the first step's line");
+        let (folder, temp) = at.split_once(" temp=").unwrap();
+        assert_eq!(folder, format!("{temp}/_docker_config"));
+        assert!(lines.has(r#"{"auths":{}}"#), "{:?}", lines.all());
+        // Nothing of the job is left in the backend's folder.
+        let left: Vec<_> = walk(root.path())
+            .into_iter()
+            .filter(|p| p.ends_with("config.json"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }

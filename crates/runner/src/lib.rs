@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod exec;
 pub mod git;
+pub mod job_docker_config;
 pub mod labels;
 pub mod local_event;
 pub mod register;

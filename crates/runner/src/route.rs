@@ -15,6 +15,8 @@ pub struct Backends {
     labels: Labels,
     host: Option<Arc<dyn Backend>>,
     docker: Option<Arc<dyn Backend>>,
+    /// Whether the Docker backend gives its jobs the Docker socket.
+    docker_socket_in_jobs: bool,
 }
 
 /// Where one job runs.
@@ -26,6 +28,9 @@ pub struct Route {
     /// The image a `docker://` label names: the job container's, when the job has no
     /// `container:` of its own.
     pub image: Option<String>,
+    /// Whether the job's steps can reach a Docker daemon (a host job, a container job given
+    /// the socket): such a job gets the registries marked `expose_to_jobs`.
+    pub reaches_docker: bool,
 }
 
 impl std::fmt::Debug for Route {
@@ -62,6 +67,7 @@ impl Backends {
             labels,
             host: None,
             docker: None,
+            docker_socket_in_jobs: false,
         }
     }
 
@@ -74,6 +80,12 @@ impl Backends {
     /// Runs `docker://` labels' jobs on `backend`.
     pub fn with_docker(mut self, backend: Arc<dyn Backend>) -> Self {
         self.docker = Some(backend);
+        self
+    }
+
+    /// Says that the Docker backend mounts the Docker socket into its jobs.
+    pub fn with_docker_socket_in_jobs(mut self, mounted: bool) -> Self {
+        self.docker_socket_in_jobs = mounted;
         self
     }
 
@@ -97,6 +109,7 @@ impl Backends {
                     backend: backend.clone(),
                     label: name,
                     image: None,
+                    reaches_docker: true,
                 }),
                 None => Err(RouteError::NoHost { label: name }),
             },
@@ -105,6 +118,7 @@ impl Backends {
                     backend: backend.clone(),
                     label: name,
                     image: Some(image.clone()),
+                    reaches_docker: self.docker_socket_in_jobs,
                 }),
                 None => Err(RouteError::NoDocker {
                     label: name,

@@ -98,6 +98,21 @@ pub struct JobRequest<'a> {
     pub reach: Vec<String>,
     /// Where `uses: owner/repo@ref` actions come from; without one they are an error.
     pub actions: Option<Arc<dyn remote::ActionSource>>,
+    /// Folders of files the runner hands the job (a `DOCKER_CONFIG` with registry
+    /// credentials). The caller adds their secrets to `masker`.
+    pub env_folders: Vec<EnvFolder>,
+}
+
+/// A folder of files for the job's steps, written into the job's temp folder before the first
+/// step and gone with the job's folders; the variable `env` names it to every step.
+#[derive(Clone, Debug)]
+pub struct EnvFolder {
+    /// The variable that names the folder (`DOCKER_CONFIG`).
+    pub env: String,
+    /// The folder's name under the job's temp folder.
+    pub name: String,
+    /// Its files, by name; their contents are secret.
+    pub files: Vec<(String, SecretString)>,
 }
 
 /// The `runner` context's fixed part.
@@ -472,7 +487,7 @@ impl<'r> JobRun<'r> {
             }
             text
         };
-        let runner_env: Vec<(String, String)> = request
+        let mut runner_env: Vec<(String, String)> = request
             .runner_env
             .iter()
             .map(|(k, v)| (k.clone(), relocate(v)))
@@ -493,19 +508,30 @@ impl<'r> JobRun<'r> {
         github.insert("event_path", Value::string(event_path.as_str()));
         contexts.insert("github", Value::object(github));
         let files = files::StepFiles::new(&paths.temp);
-        let made = match runtime.write_file(&event_path, &event_json, None).await {
-            Ok(()) => files
+        let made = async {
+            let named = write_env_folders(runtime.as_ref(), &paths, &request.env_folders)
+                .await
+                .map_err(|source| PrepareError::Files {
+                    what: "the runner's files for the job (such as its DOCKER_CONFIG)",
+                    source,
+                })?;
+            runner_env.extend(named);
+            runtime
+                .write_file(&event_path, &event_json, None)
+                .await
+                .map_err(|source| PrepareError::Files {
+                    what: "the event payload",
+                    source,
+                })?;
+            files
                 .reset(runtime.as_ref())
                 .await
                 .map_err(|source| PrepareError::Files {
                     what: "the step files in the job's temp folder",
                     source,
-                }),
-            Err(source) => Err(PrepareError::Files {
-                what: "the event payload",
-                source,
-            }),
-        };
+                })
+        }
+        .await;
         if let Err(e) = made {
             report_finish(sink, label, masker, runtime).await;
             return Err(e);
@@ -651,4 +677,24 @@ fn container_value(container: &hearth_backend::ContainerInfo) -> Value {
 
 fn minutes(minutes: f64) -> Duration {
     Duration::try_from_secs_f64(minutes.max(0.0) * 60.0).unwrap_or(Duration::MAX)
+}
+
+/// Writes the runner's folders for the job under its temp folder; returns the variables that
+/// name them.
+async fn write_env_folders(
+    runtime: &dyn JobRuntime,
+    paths: &hearth_backend::JobPaths,
+    folders: &[EnvFolder],
+) -> Result<Vec<(String, String)>, hearth_backend::BackendError> {
+    let mut named = Vec::with_capacity(folders.len());
+    for folder in folders {
+        let dir = paths.temp.join(&folder.name);
+        for (file, contents) in &folder.files {
+            runtime
+                .write_file(&dir.join(file), contents.expose_secret().as_bytes(), None)
+                .await?;
+        }
+        named.push((folder.env.clone(), dir.as_str().to_owned()));
+    }
+    Ok(named)
 }

@@ -1,6 +1,6 @@
 //! `hearth daemon`: runs jobs from the forge the runner was registered with.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -128,6 +128,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             };
             match settings.connect(patience, |m| tracing::warn!("{m}")).await {
                 Ok(client) => {
+                    let socket = socket_for_jobs(&config.container, &settings);
                     let docker = DockerBackend::with_client(
                         client,
                         config.host.workdir_parent.join("docker"),
@@ -138,8 +139,11 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                         privileged: config.container.privileged,
                         valid_volumes: config.container.valid_volumes.clone(),
                         force_pull: config.container.force_pull,
+                        docker_socket: socket.clone(),
                     });
-                    backends = backends.with_docker(Arc::new(docker));
+                    backends = backends
+                        .with_docker_socket_in_jobs(socket.is_some())
+                        .with_docker(Arc::new(docker));
                 }
                 Err(e) if config.container.require_docker => return Err(e.into()),
                 Err(e) => tracing::warn!("jobs with a docker label will fail: {e}"),
@@ -157,6 +161,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             timeout: config.runner.timeout,
             version,
             forge_capabilities,
+            registries: config.container.registries.clone(),
         };
         let code = daemon::run(client, task_runtime, options, shutdown, stop).await;
         signals.abort();
@@ -184,6 +189,23 @@ fn registries(container: &ContainerConfig) -> Registries {
         config_files: container.docker_config.clone(),
         user_config: true,
     }
+}
+
+/// The Docker socket to mount into job containers: only with `container.docker_host:
+/// automount`, and only when the daemon has one on this machine.
+fn socket_for_jobs(container: &ContainerConfig, settings: &DockerSettings) -> Option<PathBuf> {
+    if container.docker_host.trim() != hearth_docker::connect::AUTOMOUNT {
+        return None;
+    }
+    let socket = settings.socket();
+    if socket.is_none() {
+        tracing::warn!(
+            "container.docker_host is automount, but Docker is reached at {}, not through a \
+             socket on this machine: job containers do not get it",
+            settings.describe()
+        );
+    }
+    socket
 }
 
 /// How long the daemon waits at start for a Docker daemon that does not answer yet, when

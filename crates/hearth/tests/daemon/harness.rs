@@ -23,6 +23,8 @@ runner:
 pub struct Harness {
     pub forge: FakeForge,
     pub dir: tempfile::TempDir,
+    /// Variables every `hearth` this harness starts gets (set with [`Harness::env`]).
+    env: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Harness {
@@ -31,7 +33,11 @@ impl Harness {
             .await
             .expect("the fake forge starts");
         let dir = tempfile::tempdir().expect("a temp dir");
-        Harness { forge, dir }
+        Harness {
+            forge,
+            dir,
+            env: Default::default(),
+        }
     }
 
     /// A forge with this runner registered (label `linux:host`) under `config`.
@@ -63,6 +69,12 @@ impl Harness {
         std::fs::write(self.path("config.yaml"), text).expect("config written");
     }
 
+    /// Gives `name=value` to every `hearth` started from now on.
+    pub fn env(&self, name: &str, value: &str) {
+        let mut env = self.env.lock().expect("the harness's variables");
+        env.push((name.to_owned(), value.to_owned()));
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
         command
@@ -78,6 +90,9 @@ impl Harness {
             .env("HEARTH_LOG", "info")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        for (name, value) in self.env.lock().expect("the harness's variables").iter() {
+            command.env(name, value);
+        }
         command
     }
 

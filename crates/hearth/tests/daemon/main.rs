@@ -843,64 +843,127 @@ async fn a_runner_killed_mid_job_removes_its_leftovers_when_it_starts_again() {
     );
 }
 
-/// The seeds' credential problem, solved: the runner's label names a private image, the only
-/// credentials are a Kubernetes-style `.dockerconfigjson` mounted as a file, and jobs run with
-/// no `docker login` anywhere; the file rotated, the next job uses it with no restart.
+/// The seeds' scenario, end to end: the runner's Docker is a second daemon reached over TCP
+/// with TLS; its job image and a service's image are private, on the authenticated registry,
+/// and the only credentials for pulling them are a Kubernetes-style `.dockerconfigjson`
+/// mounted as a file — no `docker login` anywhere. The file is rotated while the daemon runs
+/// and the next job uses it. A `host` job pushes an image with no login step through
+/// `expose_to_jobs`, and its `DOCKER_CONFIG` is gone afterwards, nothing in any home folder.
 #[tokio::test]
-async fn a_private_job_image_pulls_with_a_mounted_dockerconfigjson_and_no_login() {
+async fn the_seeds_scenario_private_images_over_tls_from_a_mounted_secret_and_a_push_without_login()
+{
     use base64::Engine as _;
     const PRIVATE: &str = "127.0.0.1:5999/private/busybox:1";
+    const SERVICE: &str = "127.0.0.1:5999/private/service:1";
+    const PASSWORD: &str = "hearth-registry-test";
+    let dockerd = hearth_test_dockerd::TlsDockerd::start();
     let h = Harness::start(Options::gitea()).await;
+    h.env("DOCKER_TLS_VERIFY", "1");
+    h.env(
+        "DOCKER_CERT_PATH",
+        &dockerd.client_certs.display().to_string(),
+    );
+    // The runner's home: nothing may be written there.
+    let home = h.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    h.env("HOME", &home.display().to_string());
     let secret = h.path("dockerconfigjson");
-    let write = |password: &str| {
+    let write_secret = |password: &str| {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("hearth:{password}"));
         let json = format!(r#"{{"auths":{{"127.0.0.1:5999":{{"auth":"{auth}"}}}}}}"#);
         std::fs::write(&secret, json).expect("secret written");
     };
-    let forget_image = || {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", PRIVATE])
-            .output();
-    };
+    let push_password = h.path("push-password");
+    std::fs::write(&push_password, format!("{PASSWORD}\n")).unwrap();
+    // Pulls go to 127.0.0.1:5999 with the mounted Secret; the push goes to the same registry
+    // as `localhost:5999`, the one registry exposed to jobs.
     h.config(&format!(
-        "{FAST}  labels: [\"linux:docker://{PRIVATE}\"]\ncontainer:\n  docker_config: {}\n",
-        secret.display()
+        "{FAST}  labels: [\"linux:docker://{PRIVATE}\", \"build:host\"]\n\
+         container:\n  docker_host: {}\n  docker_config: {}\n  registries:\n    \
+         - {{host: 'localhost:5999', username: hearth, password_file: {}, expose_to_jobs: true}}\n",
+        dockerd.address,
+        secret.display(),
+        push_password.display(),
     ));
     h.registered().await;
-    // The second step asks the forge (on this machine's loopback) from inside the container:
-    // an HTTP answer, even a 404, shows it is reachable there.
-    let payload = job(
-        "      - run: |\n          echo \"in $(pwd) as $(head -1 /etc/passwd | cut -d: -f1)\"\n          \
-         wget -O /dev/null \"$GITHUB_SERVER_URL/no-such-page\" 2>&1 | grep -o 'HTTP/1.1 [0-9]*' || echo no answer from $GITHUB_SERVER_URL\n",
+    let forget_images = || {
+        let _ = dockerd.cli().args(["rmi", "-f", PRIVATE, SERVICE]).output();
+    };
+    // The private service starts and gets healthy. (Reaching it by its alias is shown on the
+    // machine's own daemon: this one runs without iptables, so as not to disturb that one,
+    // and Docker's embedded DNS needs them.) The forge, on this machine's loopback, answers
+    // from inside the job container: an HTTP answer, even a 404, shows it is reachable.
+    let container_job = format!(
+        r#"name: ci
+on: push
+jobs:
+  build:
+    runs-on: linux
+    services:
+      web:
+        image: {SERVICE}
+        entrypoint: sh
+        command: -c mkdir${{IFS}}-p${{IFS}}/www&&echo${{IFS}}hello${{IFS}}from${{IFS}}web>/www/index.html&&httpd${{IFS}}-f${{IFS}}-p${{IFS}}8080${{IFS}}-h${{IFS}}/www
+        options: --health-cmd 'wget -q -O /dev/null http://127.0.0.1:8080/' --health-interval 200ms --health-retries 50
+    steps:
+      - run: |
+          echo "in $(pwd) as $(head -1 /etc/passwd | cut -d: -f1)"
+          timeout 20 wget -O /dev/null "$GITHUB_SERVER_URL/no-such-page" 2>&1 | grep -o 'HTTP/1.1 [0-9]*' || echo no answer from $GITHUB_SERVER_URL
+"#
+    );
+    let tag = format!("pushed-{}", std::process::id());
+    let host_job = format!(
+        r#"name: push
+on: push
+jobs:
+  push:
+    runs-on: build
+    steps:
+      - run: |
+          unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH
+          echo "config at $DOCKER_CONFIG"
+          cat "$DOCKER_CONFIG/config.json"; echo
+          docker tag hearth-test/busybox:1 localhost:5999/private/busybox:{tag}
+          docker push localhost:5999/private/busybox:{tag} >/dev/null && echo pushed
+          docker rmi localhost:5999/private/busybox:{tag} >/dev/null
+"#
     );
 
-    write("hearth-registry-test");
-    forget_image();
-    let (id, task, log) = h.run(TaskSpec::new(payload.clone())).await;
+    write_secret(PASSWORD);
+    let daemon = h.daemon(&[]);
+    let first = h.forge.queue_task(TaskSpec::new(container_job.clone()));
+    let task = h.done(first, Duration::from_secs(120)).await;
+    let lines = h.forge.log_lines(first);
     assert_eq!(
         task.status,
         Status::Success,
-        "{log}\n{:#?}",
-        h.forge.log_lines(id)
+        "{lines:#?}\n{}",
+        dockerd.log()
     );
-    let lines = h.forge.log_lines(id);
-    assert!(
-        lines.iter().any(|l| l == "in /__w/workspace as root"),
-        "{lines:#?}"
-    );
+    for expected in [
+        "Service `web` is ready",
+        "in /__w/workspace as root",
+        "HTTP/1.1 404",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected}: {lines:#?}"
+        );
+    }
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("with credentials from the Docker config")),
+            .any(|l| l.contains(SERVICE) && l.contains("with credentials from the Docker config")),
         "{lines:#?}"
     );
 
-    // Rotated to a password the registry refuses: the job fails saying where it looked.
-    write("a-rotated-wrong-password");
-    forget_image();
-    let (id, task, _) = h.run(TaskSpec::new(payload.clone())).await;
+    // Rotated to a password the registry refuses: the next job fails saying where it looked.
+    write_secret("a-rotated-wrong-password");
+    forget_images();
+    let second = h.forge.queue_task(TaskSpec::new(container_job.clone()));
+    let task = h.done(second, Duration::from_secs(120)).await;
     assert_eq!(task.status, Status::Failure);
-    let lines = h.forge.log_lines(id);
+    let lines = h.forge.log_lines(second);
     assert!(
         lines
             .iter()
@@ -911,22 +974,92 @@ async fn a_private_job_image_pulls_with_a_mounted_dockerconfigjson_and_no_login(
         .iter()
         .all(|l| !l.contains("a-rotated-wrong-password")));
 
-    // Rotated back: the next job pulls, the daemon never restarted for it.
-    write("hearth-registry-test");
-    forget_image();
-    let (_, task, log) = h.run(TaskSpec::new(payload)).await;
-    assert_eq!(task.status, Status::Success, "{log}");
-    forget_image();
-    let left = std::process::Command::new("docker")
+    // Rotated back: the next job pulls; the daemon has run all along.
+    write_secret(PASSWORD);
+    forget_images();
+    let third = h.forge.queue_task(TaskSpec::new(container_job));
+    let task = h.done(third, Duration::from_secs(120)).await;
+    assert_eq!(
+        task.status,
+        Status::Success,
+        "{:#?}",
+        h.forge.log_lines(third)
+    );
+
+    // The host job pushes with the credentials exposed to it, and they are masked.
+    let push = h.forge.queue_task(TaskSpec::new(host_job));
+    let task = h.done(push, Duration::from_secs(120)).await;
+    let lines = h.forge.log_lines(push);
+    assert_eq!(task.status, Status::Success, "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "pushed"), "{lines:#?}");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("hearth:{PASSWORD}"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains(&auth) && !l.contains(PASSWORD)),
+        "{lines:#?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("localhost:5999") && l.contains("***")));
+    let config = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("config at "))
+        .expect("the job's DOCKER_CONFIG");
+    assert!(!config.is_empty());
+    let manifest = std::process::Command::new("curl")
         .args([
-            "ps",
-            "-aq",
-            "--filter",
-            "label=hearth.backend=docker",
-            "--filter",
+            "-s",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-u",
+            &format!("hearth:{PASSWORD}"),
         ])
-        .arg("label=hearth.runner=test-runner")
-        .output()
-        .expect("docker ps");
-    assert!(left.stdout.is_empty());
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ])
+        .arg(format!(
+            "http://127.0.0.1:5999/v2/private/busybox/manifests/{tag}"
+        ))
+        .status()
+        .expect("curl");
+    assert!(
+        manifest.success(),
+        "the pushed image is not in the registry"
+    );
+
+    daemon.stop().await;
+    assert!(!std::path::Path::new(config).exists(), "{config} is left");
+    assert!(
+        !home.join(".docker").exists(),
+        "a Docker config in the runner's home"
+    );
+    forget_images();
+    // Nothing of the runner's is left in its Docker.
+    for kind in ["container", "network", "volume"] {
+        let left = dockerd
+            .cli()
+            .args([
+                kind,
+                "ls",
+                "-q",
+                "--filter",
+                "label=hearth.runner=test-runner",
+            ])
+            .args(if kind == "container" {
+                &["-a"][..]
+            } else {
+                &[][..]
+            })
+            .output()
+            .expect("docker ls");
+        assert!(left.status.success());
+        assert!(
+            left.stdout.is_empty(),
+            "{kind}s left: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
 }

@@ -103,9 +103,9 @@ container:
   # none. For example `- data` and `- /srv/shared/*.json`, or `- '**'` for
   # any.
   valid_volumes: []
-  # The Docker daemon to use. Empty finds one and mounts it into job
-  # containers; - finds one without mounting it; anything else is used as
-  # it is.
+  # The Docker daemon to use. Empty (or -) finds one; automount finds one
+  # and mounts its socket into job containers (only then: a job with the
+  # socket controls the machine); anything else is used as it is.
   docker_host: ""
   # Pull images before use even when they are already there.
   force_pull: false
@@ -121,6 +121,10 @@ container:
   # `password`, `password_env` (a variable) or `password_file` (read at each
   # pull, so a rotated secret applies to the next job). For example
   # `- {host: registry.example.com, username: ci, password_file: /run/secrets/reg}`.
+  # With `expose_to_jobs: true` (an exact host only), jobs that reach Docker
+  # (host jobs, container jobs with automount) get these credentials in a
+  # DOCKER_CONFIG of their own, masked and removed with the job: `docker push`
+  # needs no login step.
   registries: []
   # Hearth's: Docker config files to take registry credentials from, read at
   # each pull: a config.json, or a Kubernetes dockerconfigjson Secret mounted as

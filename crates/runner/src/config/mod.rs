@@ -166,6 +166,9 @@ pub struct RegistryConfig {
     pub host: String,
     pub username: String,
     pub password: RegistryPassword,
+    /// `expose_to_jobs`: jobs that can reach a Docker daemon (host jobs, container jobs given
+    /// the socket) get these credentials in a `DOCKER_CONFIG` of their own.
+    pub expose_to_jobs: bool,
 }
 
 /// Where a registry's password comes from.
@@ -187,6 +190,7 @@ impl PartialEq for RegistryConfig {
         self.host == other.host
             && self.username == other.username
             && password(&self.password) == password(&other.password)
+            && self.expose_to_jobs == other.expose_to_jobs
     }
 }
 

@@ -108,7 +108,8 @@ pub(super) struct RawContainer {
     pub docker_config: Vec<String>,
 }
 
-/// `container.registries`: a list of `{host, username, password | password_env | password_file}`.
+/// `container.registries`: a list of `{host, username, password | password_env | password_file,
+/// expose_to_jobs}`.
 fn read_registries(
     reader: &mut Reader<'_>,
     node: &Node,
@@ -124,6 +125,7 @@ fn read_registries(
         let at = format!("{path}[{index}]");
         let (mut host, mut username) = (String::new(), String::new());
         let mut passwords = Vec::new();
+        let mut expose_to_jobs = false;
         for (key, value) in reader.mapping(item, &at)? {
             let key_path = join(&at, key.as_str().unwrap_or_default());
             match key.as_str() {
@@ -138,6 +140,9 @@ fn read_registries(
                 Some("password_file") => passwords.push(super::RegistryPassword::File(
                     reader.string(value, &key_path)?.unwrap_or_default().into(),
                 )),
+                Some("expose_to_jobs") => {
+                    expose_to_jobs = reader.boolean(value, &key_path)?.unwrap_or_default();
+                }
                 _ => reader.unknown_key(
                     key,
                     &at,
@@ -147,6 +152,7 @@ fn read_registries(
                         "password",
                         "password_env",
                         "password_file",
+                        "expose_to_jobs",
                     ],
                 ),
             }
@@ -171,10 +177,21 @@ fn read_registries(
                 ))
             }
         };
+        // A job is given credentials for one registry it names, not a pattern.
+        if expose_to_jobs && host.contains('*') {
+            return Err(reader.error(
+                item,
+                format!(
+                    "{at}: `expose_to_jobs` needs an exact host, not the pattern `{host}`: a \
+                     job's Docker config names each registry it may log in to"
+                ),
+            ));
+        }
         registries.push(super::RegistryConfig {
             host,
             username,
             password,
+            expose_to_jobs,
         });
     }
     Ok(registries)

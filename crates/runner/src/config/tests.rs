@@ -485,7 +485,7 @@ fn home_missing_gives_relative_folders_as_go_does() {
 fn registries_and_docker_config_files_are_read() {
     use super::{RegistryConfig, RegistryPassword};
     let config = load_clean(
-        "container:\n  registries:\n    - host: registry.example.com\n      username: ci\n      password_file: /run/secrets/reg\n    - {host: '*.internal', username: bot, password_env: REG_TOKEN}\n  docker_config: /var/run/secrets/registry/.dockerconfigjson\n",
+        "container:\n  registries:\n    - host: registry.example.com\n      username: ci\n      password_file: /run/secrets/reg\n      expose_to_jobs: true\n    - {host: '*.internal', username: bot, password_env: REG_TOKEN}\n  docker_config: /var/run/secrets/registry/.dockerconfigjson\n",
     );
     assert_eq!(
         config.container.registries,
@@ -494,11 +494,13 @@ fn registries_and_docker_config_files_are_read() {
                 host: "registry.example.com".into(),
                 username: "ci".into(),
                 password: RegistryPassword::File("/run/secrets/reg".into()),
+                expose_to_jobs: true,
             },
             RegistryConfig {
                 host: "*.internal".into(),
                 username: "bot".into(),
                 password: RegistryPassword::Env("REG_TOKEN".into()),
+                expose_to_jobs: false,
             },
         ]
     );
@@ -524,4 +526,11 @@ fn a_registry_entry_needs_a_host_and_exactly_one_password() {
     assert!(none.contains("needs one of `password`"), "{none}");
     let two = error("container:\n  registries:\n    - {host: h, password: p, password_env: P}\n");
     assert!(two.contains("more than one of"), "{two}");
+    let pattern = error(
+        "container:\n  registries:\n    - {host: '*.example.com', username: u, password: p, expose_to_jobs: true}\n",
+    );
+    assert!(
+        pattern.contains("config.yaml:3:") && pattern.contains("needs an exact host"),
+        "{pattern}"
+    );
 }

@@ -23,7 +23,7 @@ use hearth_forge::{Client, ReporterOptions, TaskInfo, TaskReporter};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::payload::SingleJob;
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::GitActions;
@@ -55,6 +55,8 @@ pub struct TaskRuntime {
     pub version: String,
     /// What the forge said it supports (`X-Gitea-Actions-Capabilities`).
     pub forge_capabilities: Vec<String>,
+    /// `container.registries`: those marked `expose_to_jobs` go to jobs that reach Docker.
+    pub registries: Vec<crate::config::RegistryConfig>,
 }
 
 /// How the daemon can stop a task: `cancel` as a first Ctrl-C does (`always()` steps still
@@ -165,6 +167,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
                 (TASK_LABEL.to_owned(), task.id.to_string()),
             ],
             actions: Some(Arc::new(action_source(&runtime, &task))),
+            env_folders: prepared.env_folders,
         };
         let outcome = run_job(
             prepared.route.backend.as_ref(),
@@ -304,6 +307,8 @@ struct PreparedTask {
     /// What the runner adds to every job's environment.
     runner_env: Vec<(String, String)>,
     route: Route,
+    /// The job's own `DOCKER_CONFIG`, when it reaches Docker and registries are exposed.
+    env_folders: Vec<hearth_engine::job::EnvFolder>,
 }
 
 enum Prepared {
@@ -382,8 +387,19 @@ fn prepare(
         .iter()
         .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
         .collect();
-    let masker = masker.clone();
+    let mut masker = masker.clone();
     let runner_env = job_env(runtime, task);
+    let mut env_folders = Vec::new();
+    if route.reaches_docker {
+        let made = crate::job_docker_config::for_job(&runtime.registries)
+            .map_err(|e| Prepared::Fail(e.to_string()))?;
+        if let Some(config) = made {
+            for secret in &config.secrets {
+                masker.add(secret.expose_secret());
+            }
+            env_folders.push(config.folder);
+        }
+    }
     Ok(PreparedTask {
         planned,
         github,
@@ -394,6 +410,7 @@ fn prepare(
         masker,
         runner_env,
         route,
+        env_folders,
     })
 }
 

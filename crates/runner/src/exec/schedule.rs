@@ -327,6 +327,7 @@ impl Scheduler<'_> {
             reach: Vec::new(),
             owner: Vec::new(),
             actions: Some(self.settings.actions.clone()),
+            env_folders: Vec::new(),
         };
         let outcome = run_job(route.backend.as_ref(), &request, self.sink, control).await;
         let result = outcome.result;

@@ -1,0 +1,170 @@
+//! Test support: a second `dockerd` on 127.0.0.1, reached over TCP with TLS as
+//! `DOCKER_HOST=tcp://…`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` would reach it. Its
+//! certificates (a CA, a server certificate for 127.0.0.1, a client certificate) are made
+//! here. It has no default bridge and leaves iptables alone, so it does not disturb the
+//! machine's own daemon; its jobs' networks are its own.
+//!
+//! Seen here: after it ran, the first daemon's default bridge (`docker0`) is gone until that
+//! daemon restarts. Hearth's jobs never use it (each has a network of its own); `docker run`
+//! without `--network` does.
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
+};
+
+/// The second daemon, stopped (and its folders removed) when dropped.
+pub struct TlsDockerd {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// `tcp://127.0.0.1:PORT`.
+    pub address: String,
+    /// The client's `ca.pem`, `cert.pem` and `key.pem` (`DOCKER_CERT_PATH`).
+    pub client_certs: PathBuf,
+}
+
+impl TlsDockerd {
+    /// Starts the daemon (it answers some seconds later: clients wait for it). Panics, saying
+    /// so, where `dockerd` is not installed (`scripts/docker-test-env` installs it).
+    pub fn start() -> TlsDockerd {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (client, server, data) = (
+            dir.path().join("client"),
+            dir.path().join("server"),
+            dir.path().join("d"),
+        );
+        for folder in [&client, &server, &data] {
+            std::fs::create_dir_all(folder).expect("a folder");
+        }
+        certificates(&client, &server);
+        let address = format!("tcp://127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("a log file");
+        let child = Command::new("dockerd")
+            .args([
+                "--tlsverify",
+                "-H",
+                &address,
+                "--bridge",
+                "none",
+                "--iptables=false",
+            ])
+            .arg("--tlscacert")
+            .arg(server.join("ca.pem"))
+            .arg("--tlscert")
+            .arg(server.join("cert.pem"))
+            .arg("--tlskey")
+            .arg(server.join("key.pem"))
+            .arg("--data-root")
+            .arg(data.join("data"))
+            .arg("--exec-root")
+            .arg(data.join("exec"))
+            .arg("--pidfile")
+            .arg(data.join("pid"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("a log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("this test needs dockerd (scripts/docker-test-env): {e}"));
+        TlsDockerd {
+            child,
+            dir,
+            address,
+            client_certs: client,
+        }
+    }
+
+    /// What the daemon logged so far, for a failing test's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// The Docker CLI, speaking to this daemon.
+    pub fn cli(&self) -> Command {
+        let mut command = Command::new("docker");
+        command
+            .args(["--tlsverify", "-H", &self.address])
+            .env("DOCKER_CERT_PATH", &self.client_certs)
+            .env_remove("DOCKER_HOST");
+        command
+    }
+
+    /// Copies `image` from the machine's own daemon into this one.
+    pub fn load(&self, image: &str) {
+        let saved = Command::new("docker")
+            .args(["save", image])
+            .output()
+            .expect("docker save");
+        assert!(
+            saved.status.success(),
+            "{image} is missing: run scripts/docker-test-env first"
+        );
+        let mut load = self
+            .cli()
+            .arg("load")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("docker load");
+        {
+            use std::io::Write as _;
+            let mut stdin = load.stdin.take().expect("stdin");
+            stdin.write_all(&saved.stdout).expect("the image written");
+        }
+        assert!(load.wait().expect("docker load").success());
+    }
+}
+
+impl Drop for TlsDockerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("written");
+}
+
+/// `ca.pem`, `cert.pem`, `key.pem` (the client's) in `client`; the server's in `server`.
+fn certificates(client: &Path, server: &Path) {
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let server_key = KeyPair::generate().expect("key");
+    let mut server_params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    server_params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .expect("server");
+
+    let client_key = KeyPair::generate().expect("key");
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params
+        .signed_by(&client_key, &issuer)
+        .expect("client");
+
+    for dir in [client, server] {
+        write(dir, "ca.pem", &ca.pem());
+    }
+    write(server, "cert.pem", &server_cert.pem());
+    write(server, "key.pem", &server_key.serialize_pem());
+    write(client, "cert.pem", &client_cert.pem());
+    write(client, "key.pem", &client_key.serialize_pem());
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
