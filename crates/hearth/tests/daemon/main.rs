@@ -843,6 +843,81 @@ async fn a_runner_killed_mid_job_removes_its_leftovers_when_it_starts_again() {
     );
 }
 
+/// What the runner named `test-runner` has in Docker: containers (running or not), networks.
+fn docker_leftovers() -> Vec<String> {
+    let mut left = Vec::new();
+    for (kind, all) in [("container", true), ("network", false)] {
+        let mut command = std::process::Command::new("docker");
+        command.args([
+            kind,
+            "ls",
+            "-q",
+            "--filter",
+            "label=hearth.runner=test-runner",
+        ]);
+        if all {
+            command.arg("-a");
+        }
+        let output = command.output().expect("docker ls");
+        assert!(output.status.success(), "docker {kind} ls failed");
+        left.extend(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(|id| format!("{kind} {id}")),
+        );
+    }
+    left
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_container_job_removes_its_containers_and_network_when_it_starts_again()
+{
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!("{FAST}  labels: [\"linux:docker://hearth-test/busybox:1\"]\n"),
+    )
+    .await;
+    let payload = "name: ci\non: push\njobs:\n  build:\n    runs-on: linux\n    services:\n      \
+                   idle:\n        image: hearth-test/busybox:1\n        entrypoint: sleep\n        \
+                   command: '300'\n    steps:\n      - run: |\n          echo started\n          \
+                   sleep 60\n";
+    let id = h.forge.queue_task(TaskSpec::new(payload.to_owned()));
+    let daemon = h.daemon(&[]);
+    h.row_appears(id, "started", LONG).await;
+    // What a crash, the OOM killer or `kill -9` does: no cleanup at all.
+    daemon.signal(libc::SIGKILL);
+    daemon.exit(Duration::from_secs(15)).await;
+    let left = docker_leftovers();
+    assert_eq!(
+        left.len(),
+        3,
+        "the job's and the service's containers, the network: {left:?}"
+    );
+
+    // The daemon reaps before its first fetch: once it fetches, the reap is over.
+    let fetches = h.forge.request_count(hearth_fake_forge::Method::FetchTask);
+    let daemon = h.daemon(&[]);
+    let deadline = Instant::now() + LONG;
+    while h.forge.request_count(hearth_fake_forge::Method::FetchTask) == fetches
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = daemon.stop().await;
+    assert_eq!(docker_leftovers(), Vec::<String>::new(), "{log}");
+    assert!(log.contains("removed what an earlier run left"), "{log}");
+    let folders: Vec<_> = std::fs::read_dir(h.path("work/docker"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name())
+                .filter(|name| name != "tool-cache")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(folders.is_empty(), "job folders left: {folders:?}\n{log}");
+}
+
 /// The seeds' scenario, end to end: the runner's Docker is a second daemon reached over TCP
 /// with TLS; its job image and a service's image are private, on the authenticated registry,
 /// and the only credentials for pulling them are a Kubernetes-style `.dockerconfigjson`
