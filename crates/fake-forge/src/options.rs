@@ -70,6 +70,10 @@ pub struct Options {
     /// Serve `https://` (HTTP/2 or HTTP/1.1, as the client's ALPN asks) instead of plain
     /// HTTP/1.1.
     pub tls: Option<Tls>,
+    /// Serve the bare repositories under this folder (`OWNER/NAME.git`) over Git's dumb HTTP
+    /// protocol at `/OWNER/NAME.git/...`, as a forge serves clones at its own address (run
+    /// `git update-server-info` in each first).
+    pub git_root: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -91,6 +95,11 @@ impl Options {
 
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = Some(port);
+        self
+    }
+
+    pub fn with_git_root(mut self, root: impl Into<std::path::PathBuf>) -> Self {
+        self.git_root = Some(root.into());
         self
     }
 

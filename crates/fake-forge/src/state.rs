@@ -75,6 +75,8 @@ pub(crate) struct State {
     pub log_rules: LogRules,
     pub declare_capabilities: Option<String>,
     pub declare_unimplemented: bool,
+    /// Bare repositories served over Git's dumb HTTP protocol (see `Options::git_root`).
+    pub git_root: Option<std::path::PathBuf>,
     /// Fault: append at most this many new rows per UpdateLog (a server acking part).
     pub log_ack_limit: Option<usize>,
     /// `ROOT_URL` without the trailing slash.
@@ -102,6 +104,7 @@ impl State {
             log_rules: options.log_rules,
             declare_capabilities: options.declare_capabilities.clone(),
             declare_unimplemented: options.declare_unimplemented,
+            git_root: options.git_root.clone(),
             log_ack_limit: None,
             server_url,
             registration_tokens: options

@@ -843,6 +843,64 @@ async fn a_runner_killed_mid_job_removes_its_leftovers_when_it_starts_again() {
     );
 }
 
+/// A job container clones the task's repository from the forge, which is on this machine's
+/// loopback: the job is given an address of the forge it can reach (pain point #1), and the
+/// real `git` in the image clones over HTTP from it.
+#[tokio::test]
+async fn a_container_job_clones_the_repository_from_a_forge_on_the_loopback() {
+    let repos = tempfile::tempdir().unwrap();
+    let source = repos.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("README"), "hello from the forge\n").unwrap();
+    let bare = repos.path().join("test-owner/test-repo.git");
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(args)
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&source, &["init", "-q", "-b", "main"]);
+    git(&source, &["add", "README"]);
+    git(&source, &["commit", "-q", "-m", "first"]);
+    git(
+        repos.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "source",
+            "test-owner/test-repo.git",
+        ],
+    );
+    git(&bare, &["update-server-info"]);
+
+    let h = Harness::start(Options::gitea().with_git_root(repos.path())).await;
+    h.config(&format!(
+        "{FAST}  labels: [\"linux:docker://hearth-test/debian:1\"]\n"
+    ));
+    h.registered().await;
+    let payload = job(
+        "      - run: |\n          echo \"server $GITHUB_SERVER_URL\"\n          \
+         git clone -q \"$GITHUB_SERVER_URL/$GITHUB_REPOSITORY.git\" repo\n          cat repo/README\n",
+    );
+    let (id, task, log) = h.run(TaskSpec::new(payload)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        lines.iter().any(|l| l == "hello from the forge"),
+        "{lines:#?}"
+    );
+    // Not the runner's loopback address, which inside the container is the container itself.
+    let server = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("server "))
+        .expect("the server line");
+    assert!(!server.contains("127.0.0.1"), "{server}");
+}
+
 /// What the runner named `test-runner` has in Docker: containers (running or not), networks.
 fn docker_leftovers() -> Vec<String> {
     let mut left = Vec::new();
