@@ -197,6 +197,8 @@ pub enum ErrorKind {
     RegistryDenied,
     /// The engine or daemon behind the backend does not answer.
     Unavailable,
+    /// Something the job must reach (the forge) cannot be reached from where it runs.
+    Unreachable,
     /// The job was cancelled or ran out of time while this was going on.
     Cancelled,
     /// Anything else: a file that cannot be written, a process that cannot start.
@@ -257,6 +259,10 @@ pub enum BackendError {
     /// An image could not be pulled: the registry refused the credentials, or has no such image.
     #[error("{0}")]
     Registry(String),
+    /// What the job must reach (the forge) cannot be reached from where it runs; says from
+    /// where and what to change.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl BackendError {
@@ -266,6 +272,7 @@ impl BackendError {
             BackendError::Unsupported(_) => ErrorKind::Unsupported,
             BackendError::Cancelled(_) => ErrorKind::Cancelled,
             BackendError::Registry(_) => ErrorKind::RegistryDenied,
+            BackendError::Unreachable(_) => ErrorKind::Unreachable,
             _ => ErrorKind::Other,
         }
     }

@@ -47,6 +47,8 @@ pub use job::DockerJob;
 pub const JOB_ROOT: &str = "/__w";
 /// Where the tool cache is mounted.
 pub const TOOL_CACHE: &str = "/__t";
+/// The label saying when a job's containers and network were made.
+const CREATED_LABEL: &str = "hearth.created";
 /// The label every container and network of this backend carries.
 const BACKEND_LABEL: (&str, &str) = ("hearth.backend", "docker");
 
@@ -218,6 +220,11 @@ impl DockerBackend {
         }
         let mut labels: HashMap<String, String> = spec.owner.iter().cloned().collect();
         labels.insert(BACKEND_LABEL.0.to_owned(), BACKEND_LABEL.1.to_owned());
+        // When it was made, for an operator looking at what is there (seconds since the epoch).
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        labels.insert(CREATED_LABEL.to_owned(), created.to_string());
         let folders = JobSpec {
             name: spec.name.clone(),
             repository: spec.repository.clone(),
@@ -384,6 +391,9 @@ impl DockerBackend {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         job.probe_bash().await;
+        if !reach.is_empty() {
+            job.check_reach(reach).await?;
+        }
         log.line(
             SetupLevel::Info,
             &format!(

@@ -76,6 +76,30 @@ pub(crate) async fn host_entries(urls: &[String]) -> Vec<String> {
     entries
 }
 
+/// Checks, inside the job container, that `$1:$2` accepts a connection: with bash's
+/// `/dev/tcp`, else `nc -z`, else busybox's `nc HOST PORT -e true` (its `nc` has no `-z`);
+/// exits 125 when the image has neither bash nor nc.
+const PROBE: &str = r#"if command -v bash >/dev/null 2>&1; then exec bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2"; fi
+if command -v nc >/dev/null 2>&1; then nc -z -w 5 "$1" "$2" 2>/dev/null && exit 0; exec nc -w 5 "$1" "$2" -e true; fi
+exit 125"#;
+
+/// What the probe exits with when the image cannot tell.
+pub(crate) const PROBE_CANNOT_TELL: i32 = 125;
+
+/// The command that checks from inside a container that `url`'s host and port accept a
+/// connection; `None` for a URL that is not `http(s)://`.
+pub(crate) fn probe(url: &str) -> Option<Vec<String>> {
+    let url = split(url)?;
+    Some(vec![
+        "sh".into(),
+        "-c".into(),
+        PROBE.into(),
+        "probe".into(),
+        url.host.to_owned(),
+        url.port.to_string(),
+    ])
+}
+
 /// A forwarder from the job network's gateway to a loopback address of this machine.
 pub(crate) struct Forwarder {
     /// The URL as the runner has it, and as the job reaches it.

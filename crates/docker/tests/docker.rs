@@ -558,6 +558,38 @@ async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
     job.finish().await.expect("finished");
 }
 
+/// A forge the job container cannot reach fails the job's start at once, saying which address
+/// failed from where and what to change; nothing is left. In the busybox image (no bash, a
+/// `nc` without `-z`) and in the Debian one (bash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forge_the_job_cannot_reach_fails_the_start_saying_what_to_change() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    for image in [IMAGE, "hearth-test/debian:1"] {
+        clean(&backend, "unreachable").await;
+        let mut spec = spec("unreachable");
+        if let Some(container) = &mut spec.container {
+            container.image = image.into();
+        }
+        spec.reach = vec!["http://no-such-forge.invalid:3000".into()];
+        let cancel = CancellationToken::new();
+        let error = match backend.start(spec, &mut NoSetupLog, &cancel).await {
+            Ok(_) => panic!("{image}: the job started"),
+            Err(e) => e,
+        };
+        assert_eq!(error.kind(), hearth_backend::ErrorKind::Unreachable);
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "the forge at http://no-such-forge.invalid:3000 cannot be reached from the job \
+                 container on the network hearth-"
+            ) && message.contains("set container.network"),
+            "{image}: {message}"
+        );
+        assert_eq!(labelled("unreachable").await, (0, 0), "{image}");
+    }
+}
+
 /// `container.privileged` is not shown here: this machine's sandbox refuses privileged
 /// containers (`unable to apply caps: operation not permitted`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

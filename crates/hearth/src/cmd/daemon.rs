@@ -151,6 +151,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         }
         let task_runtime = TaskRuntime {
             client: client.clone(),
+            runner_uuid: registration.uuid.clone(),
             address,
             runner: RunnerInfo::this_machine(runner_name),
             backends,

@@ -128,6 +128,13 @@ impl Harness {
         );
     }
 
+    /// The registered runner's uuid (`.runner`): the owner label of its jobs' resources.
+    pub fn runner_uuid(&self) -> String {
+        let text = std::fs::read_to_string(self.path(".runner")).expect("registered");
+        let json: serde_json::Value = serde_json::from_str(&text).expect(".runner is JSON");
+        json["uuid"].as_str().expect("a uuid").to_owned()
+    }
+
     /// Starts `hearth daemon` with `args`.
     pub fn daemon(&self, args: &[&str]) -> Daemon {
         let mut all = vec!["daemon"];

@@ -901,18 +901,13 @@ async fn a_container_job_clones_the_repository_from_a_forge_on_the_loopback() {
     assert!(!server.contains("127.0.0.1"), "{server}");
 }
 
-/// What the runner named `test-runner` has in Docker: containers (running or not), networks.
-fn docker_leftovers() -> Vec<String> {
+/// What the runner `uuid` has in Docker: containers (running or not), networks.
+fn docker_leftovers(uuid: &str) -> Vec<String> {
+    let owner = format!("label=hearth.runner={uuid}");
     let mut left = Vec::new();
     for (kind, all) in [("container", true), ("network", false)] {
         let mut command = std::process::Command::new("docker");
-        command.args([
-            kind,
-            "ls",
-            "-q",
-            "--filter",
-            "label=hearth.runner=test-runner",
-        ]);
+        command.args([kind, "ls", "-q", "--filter", &owner]);
         if all {
             command.arg("-a");
         }
@@ -945,7 +940,8 @@ async fn a_runner_killed_mid_container_job_removes_its_containers_and_network_wh
     // What a crash, the OOM killer or `kill -9` does: no cleanup at all.
     daemon.signal(libc::SIGKILL);
     daemon.exit(Duration::from_secs(15)).await;
-    let left = docker_leftovers();
+    let uuid = h.runner_uuid();
+    let left = docker_leftovers(&uuid);
     assert_eq!(
         left.len(),
         3,
@@ -962,7 +958,7 @@ async fn a_runner_killed_mid_container_job_removes_its_containers_and_network_wh
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let log = daemon.stop().await;
-    assert_eq!(docker_leftovers(), Vec::<String>::new(), "{log}");
+    assert_eq!(docker_leftovers(&uuid), Vec::<String>::new(), "{log}");
     assert!(log.contains("removed what an earlier run left"), "{log}");
     let folders: Vec<_> = std::fs::read_dir(h.path("work/docker"))
         .map(|entries| {
@@ -1171,16 +1167,11 @@ jobs:
     );
     forget_images();
     // Nothing of the runner's is left in its Docker.
+    let owner = format!("label=hearth.runner={}", h.runner_uuid());
     for kind in ["container", "network", "volume"] {
         let left = dockerd
             .cli()
-            .args([
-                kind,
-                "ls",
-                "-q",
-                "--filter",
-                "label=hearth.runner=test-runner",
-            ])
+            .args([kind, "ls", "-q", "--filter", &owner])
             .args(if kind == "container" {
                 &["-a"][..]
             } else {

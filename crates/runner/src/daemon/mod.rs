@@ -124,7 +124,7 @@ pub async fn run(
     // A signal during the reap stops it (a folder half done is finished next time) and the
     // poll below returns at once.
     tokio::select! {
-        () = reap_leftovers(&runtime.backends, &runtime.runner.name) => {}
+        () = reap_leftovers(&runtime.backends, &runtime.runner_uuid) => {}
         () = shutdown.cancelled() => {}
     }
     let runtime = Arc::new(runtime);
@@ -133,11 +133,11 @@ pub async fn run(
     // leave the jobs they run alone).
     let sweeper = {
         let backends = runtime.backends.clone();
-        let name = runtime.runner.name.clone();
+        let uuid = runtime.runner_uuid.clone();
         tokio::task::spawn_local(async move {
             loop {
                 tokio::time::sleep(REAP_INTERVAL).await;
-                reap_leftovers(&backends, &name).await;
+                reap_leftovers(&backends, &uuid).await;
             }
         })
     };
@@ -199,7 +199,7 @@ pub async fn run(
     }
 }
 
-/// Asks every backend to remove what jobs of the runner named `runner` left behind, logging
+/// Asks every backend to remove what jobs of the runner `runner` (its uuid) left behind, logging
 /// what went. A failure is logged and the daemon goes on: leftovers cost disk space and
 /// perhaps a stray process, not the jobs to come.
 pub async fn reap_leftovers(backends: &Backends, runner: &str) {

@@ -29,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::GitActions;
 use crate::route::{Backends, Route};
 
-/// The owner label naming the runner a job is run by (its registered name): what
-/// [`Backend::reap`](hearth_backend::Backend::reap) finds a runner's leftovers by.
+/// The owner label naming the runner a job is run by (its registration's uuid, unique where
+/// names need not be: two runners of one name, on two forges, may share a Docker daemon):
+/// what [`Backend::reap`](hearth_backend::Backend::reap) finds a runner's leftovers by.
 pub const RUNNER_LABEL: &str = "hearth.runner";
 /// The owner label naming the forge's task a job is.
 pub const TASK_LABEL: &str = "hearth.task";
@@ -38,6 +39,8 @@ pub const TASK_LABEL: &str = "hearth.task";
 /// What every task of a daemon shares.
 pub struct TaskRuntime {
     pub client: Client,
+    /// The registration's uuid (`.runner`): whose jobs' resources are whose.
+    pub runner_uuid: String,
     /// The forge's address as registered (`https://git.example.com`), without a trailing `/`.
     pub address: String,
     pub runner: RunnerInfo,
@@ -163,7 +166,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             // artifacts, the cache), from a container as well.
             reach: vec![runtime.address.clone()],
             owner: vec![
-                (RUNNER_LABEL.to_owned(), runtime.runner.name.clone()),
+                (RUNNER_LABEL.to_owned(), runtime.runner_uuid.clone()),
                 (TASK_LABEL.to_owned(), task.id.to_string()),
             ],
             actions: Some(Arc::new(action_source(&runtime, &task))),
