@@ -18,7 +18,7 @@ pub struct ExecArgs {
     #[arg(short = 'W', long = "workflows", value_name = "PATH")]
     pub workflows: Vec<PathBuf>,
 
-    /// The repository to run in; its files are copied into each job's workspace.
+    /// The repository to run in; its files are copied into each job's workspace (see --bind).
     #[arg(
         short = 'C',
         long = "directory",
@@ -84,6 +84,12 @@ pub struct ExecArgs {
     /// [default: self-hosted:host and linux:host].
     #[arg(long = "label", value_name = "NAME:SCHEME[:ARGS]")]
     pub labels: Vec<String>,
+
+    /// Use the repository itself as each job's workspace instead of a copy (act's --bind):
+    /// what jobs write stays in it (in a container, owned by the container's user), and jobs
+    /// running at once share it. It is never removed.
+    #[arg(long)]
+    pub bind: bool,
 
     /// `github.actor` [default: the payload's sender, else hearth].
     #[arg(short = 'a', long = "actor", value_name = "NAME")]

@@ -106,6 +106,7 @@ pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
         actor: args.actor.clone(),
         ignore_filters: args.ignore_filters,
         dry_run: args.dry_run,
+        bind: args.bind,
         parallel: args.parallel,
         explain_skips: match (args.json, args.list) {
             (true, _) => ExplainSkips::Quiet,
