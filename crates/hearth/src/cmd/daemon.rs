@@ -138,6 +138,12 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                         privileged: config.container.privileged,
                         valid_volumes: config.container.valid_volumes.clone(),
                         force_pull: config.container.force_pull,
+                        // container.options is not applied yet: act_runner's example
+                        // suggests --add-host, which the allow-list refuses, and applying it
+                        // would fail every job of such a runner.
+                        options: String::new(),
+                        nano_cpus: config.container.cpus,
+                        memory: config.container.memory,
                     });
                     backends = backends.with_docker(Arc::new(docker));
                 }
