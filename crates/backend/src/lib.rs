@@ -48,6 +48,10 @@ pub struct JobSpec {
     /// The repository to copy into the workspace; `None` leaves the workspace empty (a forge's
     /// job checks it out itself).
     pub repository: Option<HostPath>,
+    /// The workspace is `repository` itself rather than a copy (`hearth exec --bind`): what
+    /// the job writes there stays in the repository. Cleanup never removes it: it is the
+    /// user's. A backend that cannot do this refuses the job ([`BackendError::Unsupported`]).
+    pub bind_repository: bool,
     /// The job container (`jobs.<id>.container`, or the image of a `docker://` label); `None`
     /// for a job that runs where the backend runs its processes by default.
     pub container: Option<ContainerSpec>,

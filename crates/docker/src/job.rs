@@ -68,6 +68,9 @@ pub struct DockerJob {
     /// The job's folder: mounted at `/__w`, removed (by the host job) after the container.
     host_job: Option<HostJob>,
     job_dir: PathBuf,
+    /// The repository mounted over the workspace (`JobSpec::bind_repository`), if bound: the
+    /// workspace's files are there, and nothing removes it.
+    pub(crate) workspace_source: Option<PathBuf>,
     pub(crate) tool_cache: PathBuf,
     /// The container's and the network's name.
     pub(crate) name: String,
@@ -99,6 +102,7 @@ impl DockerJob {
         DockerJob {
             docker,
             job_dir: host_job.job_dir().to_path_buf(),
+            workspace_source: None,
             tool_cache: host_job.tool_cache_dir().to_path_buf(),
             host_job: Some(host_job),
             name,
@@ -197,12 +201,24 @@ impl DockerJob {
         Ok(())
     }
 
-    /// Where a job path is on this machine: under the job folder (`/__w`) or the tool cache.
+    /// The bind mounting a bound repository over the workspace, if any.
+    pub(crate) fn workspace_bind(&self) -> Option<String> {
+        let source = self.workspace_source.as_ref()?;
+        Some(format!("{}:{}", source.display(), self.paths.workspace))
+    }
+
+    /// Where a job path is on this machine: under the bound repository (the workspace), the
+    /// job folder (`/__w`) or the tool cache.
     fn on_host(&self, path: &str) -> Option<PathBuf> {
         let under = |root: &str| {
             let rest = path.strip_prefix(root)?;
             (rest.is_empty() || rest.starts_with('/')).then(|| rest.trim_start_matches('/'))
         };
+        if let Some(source) = &self.workspace_source {
+            if let Some(rest) = under(self.paths.workspace.as_str()) {
+                return Some(source.join(rest));
+            }
+        }
         if let Some(rest) = under(JOB_ROOT) {
             return Some(self.job_dir.join(rest));
         }

@@ -73,12 +73,22 @@ pub struct ContainerSettings {
     /// `container.valid_volumes`: glob patterns (`*` within a path segment, `**` across
     /// segments) of the volumes and bind mounts jobs may mount; empty allows none.
     pub valid_volumes: Vec<String>,
-    /// `container.force_pull`: pull images even when they are there.
+    /// `container.force_pull` (`hearth exec --pull`): pull images even when they are there.
     pub force_pull: bool,
     /// The daemon's socket, mounted into job containers at `/var/run/docker.sock` (with
     /// `container.docker_host: automount`); `None` by default: a job given the socket
     /// controls the machine.
     pub docker_socket: Option<PathBuf>,
+    /// `container.options` (`hearth exec --container-options`): `docker create` options for
+    /// every job container (not services, as in act), read against the same allow-list as a
+    /// workflow's `options:`, which come after them and win where both set a flag.
+    pub options: String,
+    /// `container.cpus`, in billionths of a CPU: the limit of job and service containers
+    /// whose options set no `--cpus`.
+    pub nano_cpus: Option<i64>,
+    /// `container.memory`, in bytes: the limit of job and service containers whose options
+    /// set no `--memory`.
+    pub memory: Option<i64>,
 }
 
 /// Runs jobs in containers of one Docker daemon.
@@ -205,14 +215,14 @@ impl DockerBackend {
         };
         // Everything the workflow asks for is checked before anything is made.
         let privileged = self.settings.privileged;
-        let job_options =
-            options::parse(&container.options, privileged).map_err(BackendError::Unsupported)?;
+        let job_options = self.job_options(&container.options)?;
         let job_volumes = self.volumes(&container)?;
+        let bound = bound_repository(&spec)?;
         let mut service_options = Vec::with_capacity(spec.services.len());
         for (id, service) in &spec.services {
             let parsed = options::parse(&service.options, privileged)
                 .map_err(|e| BackendError::Unsupported(format!("service `{id}`: {e}")))?;
-            service_options.push((parsed, self.volumes(service)?));
+            service_options.push((self.limited(parsed), self.volumes(service)?));
         }
         self.ensure_image(&container, log, cancel).await?;
         for (_, service) in &spec.services {
@@ -227,7 +237,8 @@ impl DockerBackend {
         labels.insert(CREATED_LABEL.to_owned(), created.to_string());
         let folders = JobSpec {
             name: spec.name.clone(),
-            repository: spec.repository.clone(),
+            // A bound repository is mounted over the workspace instead of copied into it.
+            repository: spec.repository.clone().filter(|_| bound.is_none()),
             owner: spec.owner.clone(),
             ..JobSpec::default()
         };
@@ -245,6 +256,7 @@ impl DockerBackend {
             name.clone(),
             self.live.clone(),
         );
+        job.workspace_source = bound;
         let made = async {
             self.create(
                 &mut job,
@@ -328,6 +340,7 @@ impl DockerBackend {
             format!("{job_dir}:{JOB_ROOT}"),
             format!("{tool_cache}:{TOOL_CACHE}"),
         ];
+        binds.extend(job.workspace_bind());
         binds.extend(volumes.iter().cloned());
         if let Some(socket) = &self.settings.docker_socket {
             binds.push(format!("{}:/var/run/docker.sock", socket.display()));
@@ -402,6 +415,27 @@ impl DockerBackend {
             ),
         );
         Ok(())
+    }
+
+    /// The job container's options: the runner's (`container.options`) under the workflow's
+    /// `options`, then the runner's limits where neither sets one.
+    fn job_options(&self, workflow: &str) -> Result<options::ContainerOptions, BackendError> {
+        let privileged = self.settings.privileged;
+        let runners = options::parse(&self.settings.options, privileged).map_err(|e| {
+            BackendError::Unsupported(format!(
+                "the runner's container options (container.options, --container-options): {e}"
+            ))
+        })?;
+        let parsed = options::parse(workflow, privileged).map_err(BackendError::Unsupported)?;
+        Ok(self.limited(parsed.over(&runners)))
+    }
+
+    /// `options` with the runner's CPU and memory limits (`container.cpus`,
+    /// `container.memory`) where they set none of their own.
+    fn limited(&self, mut options: options::ContainerOptions) -> options::ContainerOptions {
+        options.nano_cpus = options.nano_cpus.or(self.settings.nano_cpus);
+        options.memory = options.memory.or(self.settings.memory);
+        options
     }
 
     /// A container's `volumes:`, each allowed by `container.valid_volumes`, as binds.
@@ -595,6 +629,34 @@ impl Backend for DockerBackend {
             Ok(reaped)
         })
     }
+}
+
+/// The repository a job binds as its workspace (`JobSpec::bind_repository`), checked before
+/// anything is made: an absolute folder whose path a bind can name.
+fn bound_repository(spec: &JobSpec) -> Result<Option<PathBuf>, BackendError> {
+    let Some(repository) = spec.repository.as_ref().filter(|_| spec.bind_repository) else {
+        return Ok(None);
+    };
+    let failed = |source: std::io::Error| BackendError::Prepare {
+        what: "repository",
+        path: repository.as_path().to_path_buf(),
+        source,
+    };
+    let path = std::path::absolute(repository.as_path()).map_err(failed)?;
+    if !std::fs::metadata(&path).map_err(failed)?.is_dir() {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "not a folder",
+        )));
+    }
+    // A bind is written `SOURCE:TARGET`: a colon in the source would split it.
+    let text = path.to_string_lossy();
+    if text.contains(':') {
+        return Err(BackendError::Unsupported(format!(
+            "the repository {text} cannot be bound into a container: its path holds a `:`"
+        )));
+    }
+    Ok(Some(path))
 }
 
 /// What the registry (through the daemon) said, without bollard's wrapping.

@@ -31,6 +31,35 @@ pub struct ContainerOptions {
     pub aliases: Vec<String>,
 }
 
+impl ContainerOptions {
+    /// These options written after `base` (the runner's own, as Gitea's act puts
+    /// `container.options` before a job container's `options:`): a flag given in both takes
+    /// this one's value, lists (`-e`, `--network-alias`) hold `base`'s entries first.
+    pub fn over(self, base: &ContainerOptions) -> ContainerOptions {
+        let list = |first: &[(String, String)], then: Vec<(String, String)>| {
+            let mut all = first.to_vec();
+            all.extend(then);
+            all
+        };
+        let mut aliases = base.aliases.clone();
+        aliases.extend(self.aliases);
+        ContainerOptions {
+            health_cmd: self.health_cmd.or_else(|| base.health_cmd.clone()),
+            health_interval: self.health_interval.or(base.health_interval),
+            health_timeout: self.health_timeout.or(base.health_timeout),
+            health_start_period: self.health_start_period.or(base.health_start_period),
+            health_retries: self.health_retries.or(base.health_retries),
+            env: list(&base.env, self.env),
+            user: self.user.or_else(|| base.user.clone()),
+            workdir: self.workdir.or_else(|| base.workdir.clone()),
+            hostname: self.hostname.or_else(|| base.hostname.clone()),
+            nano_cpus: self.nano_cpus.or(base.nano_cpus),
+            memory: self.memory.or(base.memory),
+            aliases,
+        }
+    }
+}
+
 /// Flags that reach outside the job's sandbox.
 const REFUSED: &[&str] = &[
     "--privileged",
@@ -184,6 +213,28 @@ mod tests {
         assert_eq!(parsed.nano_cpus, Some(1_500_000_000));
         assert_eq!(parsed.aliases, ["db2"]);
         assert_eq!(duration("x", "1m30s").unwrap(), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_jobs_options_come_after_the_runners() {
+        let runners = parse(
+            "-e A=runner -e B=runner -u 1000 --memory 1g --network-alias r",
+            false,
+        )
+        .unwrap();
+        let merged = parse("-e B=job --memory 2g --network-alias j", false)
+            .unwrap()
+            .over(&runners);
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        // Docker takes the last of a repeated -e: the job's.
+        assert_eq!(
+            merged.env,
+            [pair("A", "runner"), pair("B", "runner"), pair("B", "job")]
+        );
+        assert_eq!(merged.user.as_deref(), Some("1000"));
+        assert_eq!(merged.memory, Some(2 << 30));
+        assert_eq!(merged.aliases, ["r", "j"]);
+        assert_eq!(ContainerOptions::default().over(&runners), runners);
     }
 
     #[test]

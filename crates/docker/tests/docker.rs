@@ -641,3 +641,224 @@ async fn the_runners_network_valid_volumes_and_socket_mount_apply() {
     docker.remove_network(network).await.expect("removed");
     assert_eq!(labelled("settings").await, (0, 0));
 }
+
+/// A client of the test daemon, for looking at what the backend made.
+async fn docker() -> bollard::Docker {
+    bollard::Docker::connect_with_local_defaults()
+        .expect("docker")
+        .negotiate_version()
+        .await
+        .expect("docker")
+}
+
+/// `container.cpus` and `container.memory` limit the job container and each service, except
+/// where a container's own `options:` sets `--cpus` or `--memory`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_cpu_and_memory_limits_apply_unless_options_set_their_own() {
+    use hearth_docker::ContainerSettings;
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await.with_settings(ContainerSettings {
+        nano_cpus: Some(1_500_000_000),
+        memory: Some(96 << 20),
+        ..ContainerSettings::default()
+    });
+    clean(&backend, "limits").await;
+    let mut spec = spec("limits");
+    let mut web = web_service();
+    web.options.push_str(" --memory 64m");
+    spec.services = vec![("web".into(), web)];
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let containers = job.containers();
+    let docker = docker().await;
+    let limits = |id: String| {
+        let docker = docker.clone();
+        async move {
+            let host = docker
+                .inspect_container(&id, None)
+                .await
+                .expect("inspected")
+                .host_config
+                .expect("a host config");
+            (host.nano_cpus, host.memory)
+        }
+    };
+    let job_container = containers.container.expect("a container").id;
+    assert_eq!(
+        limits(job_container).await,
+        (Some(1_500_000_000), Some(96 << 20))
+    );
+    let service = containers.services[0].1.id.clone();
+    assert_eq!(limits(service).await, (Some(1_500_000_000), Some(64 << 20)));
+    job.finish().await.expect("finished");
+    assert_eq!(labelled("limits").await, (0, 0));
+}
+
+/// The runner's container options (`--container-options`, `container.options`) apply to the
+/// job container under its own `options:`; one that reaches outside the sandbox is refused
+/// before anything is made, naming where it came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_container_options_apply_under_the_workflows() {
+    use hearth_docker::ContainerSettings;
+    let root = tempfile::tempdir().unwrap();
+    let settings = ContainerSettings {
+        options: "-e FROM_RUNNER=runner -e BOTH=runner --memory 80m".into(),
+        memory: Some(96 << 20),
+        ..ContainerSettings::default()
+    };
+    let backend = backend(root.path()).await.with_settings(settings.clone());
+    clean(&backend, "runner-options").await;
+    let mut job_spec = spec("runner-options");
+    if let Some(container) = &mut job_spec.container {
+        container.options = "-e BOTH=workflow".into();
+    }
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(job_spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let (end, out, err) = run(
+        job.as_ref(),
+        sh(job.as_ref(), "echo \"$FROM_RUNNER $BOTH\""),
+        &cancel,
+    )
+    .await;
+    assert_eq!(end, ExecEnd::Exited(0), "{err}");
+    assert_eq!(out.trim(), "runner workflow");
+    // The runner's `--memory` option is over its `container.memory`.
+    let id = job.containers().container.expect("a container").id;
+    let inspected = docker().await.inspect_container(&id, None).await.unwrap();
+    assert_eq!(inspected.host_config.unwrap().memory, Some(80 << 20));
+    job.finish().await.expect("finished");
+
+    let refusing = backend.with_settings(ContainerSettings {
+        options: "--cap-add SYS_ADMIN".into(),
+        ..settings
+    });
+    let error = match refusing
+        .start(spec("runner-options"), &mut NoSetupLog, &cancel)
+        .await
+    {
+        Ok(_) => panic!("--cap-add was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("container.options"), "{error}");
+    assert!(error.contains("`--cap-add`"), "{error}");
+    assert_eq!(labelled("runner-options").await, (0, 0));
+}
+
+/// A job that binds the repository works in it at /__w/workspace: its files are there, what
+/// it writes (in steps or through the runtime) lands there, `host_view` shows it, and after
+/// `finish` the repository is still there, the job's own folder gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_repository_is_the_workspace_and_outlives_the_job() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("data.txt"), "from the repository\n").unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "bind").await;
+    let mut spec = spec("bind");
+    spec.repository = Some(hearth_backend::HostPath::new(repo.path()));
+    spec.bind_repository = true;
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let workspace = job.paths().workspace.clone();
+    assert_eq!(workspace.as_str(), "/__w/workspace");
+    let (end, out, err) = run(
+        job.as_ref(),
+        sh(job.as_ref(), "cat data.txt && echo made > made.txt"),
+        &cancel,
+    )
+    .await;
+    assert_eq!(end, ExecEnd::Exited(0), "{err}");
+    assert_eq!(out, "from the repository\n");
+    let through_runtime = workspace.join("runtime.txt");
+    job.write_file(&through_runtime, b"written", None)
+        .await
+        .expect("written");
+    assert_eq!(
+        job.read_file(&workspace.join("made.txt"), 100)
+            .await
+            .expect("read"),
+        Some(b"made\n".to_vec())
+    );
+    assert_eq!(
+        job.host_view(&workspace).map(|p| p.as_path().to_path_buf()),
+        Some(repo.path().join(""))
+    );
+    job.finish().await.expect("finished");
+    let read = |name: &str| std::fs::read_to_string(repo.path().join(name)).unwrap();
+    assert_eq!(read("data.txt"), "from the repository\n");
+    assert_eq!(read("made.txt"), "made\n");
+    assert_eq!(read("runtime.txt"), "written");
+    // Nothing of the job is left: no folder under the root but the tool cache.
+    let left: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("tool-cache")]);
+    assert_eq!(labelled("bind").await, (0, 0));
+}
+
+/// `container.force_pull` (`hearth exec --pull`) pulls an image that is there: an image only
+/// tagged here, in the test registry's name, is pulled (and refused without credentials)
+/// with it, and used as it is without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_pull_pulls_an_image_that_is_there() {
+    use hearth_docker::ContainerSettings;
+    const TAGGED: &str = "127.0.0.1:5999/hearth-force-pull/busybox";
+    let docker = docker().await;
+    docker
+        .tag_image(
+            IMAGE,
+            Some(
+                bollard::query_parameters::TagImageOptionsBuilder::default()
+                    .repo(TAGGED)
+                    .tag("1")
+                    .build(),
+            ),
+        )
+        .await
+        .expect("tagged");
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "force-pull").await;
+    let start = |backend: DockerBackend| async move {
+        let mut spec = spec("force-pull");
+        if let Some(container) = &mut spec.container {
+            container.image = format!("{TAGGED}:1");
+        }
+        backend
+            .start(spec, &mut NoSetupLog, &CancellationToken::new())
+            .await
+    };
+    let job = start(backend.clone())
+        .await
+        .expect("started without a pull");
+    job.finish().await.expect("finished");
+    let forced = backend.with_settings(ContainerSettings {
+        force_pull: true,
+        ..ContainerSettings::default()
+    });
+    let error = match start(forced).await {
+        Ok(_) => panic!("the image was not pulled"),
+        Err(e) => e,
+    };
+    assert_eq!(error.kind(), hearth_backend::ErrorKind::RegistryDenied);
+    assert!(error.to_string().contains(TAGGED), "{error}");
+    let _ = docker
+        .remove_image(
+            &format!("{TAGGED}:1"),
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+    assert_eq!(labelled("force-pull").await, (0, 0));
+}

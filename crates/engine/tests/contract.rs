@@ -102,6 +102,7 @@ async fn run_with_folders(
         runner_env: vec![("FROM_RUNNER".into(), "runner-value".into())],
         extra_env: Vec::new(),
         repository: None,
+        bind_repository: false,
         label_image: label_image.map(str::to_owned),
         owner: vec![("hearth.task".into(), "7".into())],
         reach: Vec::new(),

@@ -93,6 +93,13 @@ impl Backend for FakeBackend {
     ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>> {
         Box::pin(async move {
             lock(&self.seen).specs.push(spec.clone());
+            // Its job paths are translated to one job folder; a workspace elsewhere (the
+            // repository itself) is not something it fakes.
+            if spec.bind_repository {
+                return Err(BackendError::Unsupported(
+                    "the fake backend does not bind the repository as the workspace".to_owned(),
+                ));
+            }
             let mut containers = JobContainers::default();
             if let Some(container) = spec.container.take() {
                 log.line(

@@ -35,6 +35,7 @@
 //! | `# never: <text>` | the text is nowhere: raw stdout, stderr, decoded JSON strings |
 //! | `# stdout: <text>` | stdout contains the text |
 //! | `# stderr: <text>` | stderr contains the text |
+//! | `# file <path>: <text>` | after the run, the repository's file `<path>` contains the text |
 //!
 //! Names are display names (`name` and `step_name` in the events). Lines starting with `##`
 //! are prose. A case without any expectation is an error, and so is an unknown directive.
@@ -188,6 +189,8 @@ impl Case {
             // Docker labels need the Docker backend, which the fake backend stands for only on
             // the host's side.
             && !self.args.iter().any(|a| a.contains("docker://"))
+            // The fake backend translates one job folder; it refuses a bound repository.
+            && !self.args.iter().any(|a| a == "--bind")
             && !self
                 .expectations
                 .iter()
@@ -241,6 +244,10 @@ enum Expect {
     Never(String),
     Stdout(String),
     Stderr(String),
+    File {
+        path: String,
+        text: String,
+    },
 }
 
 const KINDS: &[&str] = &[
@@ -413,6 +420,10 @@ fn parse_directive(directive: &str, case: &mut Case) -> Result<(), String> {
             Expect::Never(value)
         }
         ("stdout", None) => Expect::Stdout(value),
+        ("file", Some(path)) => Expect::File {
+            path: path.to_owned(),
+            text: value,
+        },
         ("stderr", None) => Expect::Stderr(value),
         _ => return Err("unknown directive".to_owned()),
     };
@@ -484,8 +495,10 @@ fn make_repository(dir: &Path, files: &Path) -> Result<(), String> {
     git(dir, &["remote", "add", "origin", ORIGIN])
 }
 
-/// What one run printed.
+/// What one run printed, and where it ran.
 struct Run {
+    /// The repository the case ran in.
+    repo: PathBuf,
     code: Option<i32>,
     stdout: String,
     stderr: String,
@@ -660,6 +673,7 @@ fn run_case(path: &Path, verbose: bool, runner: Runner) -> Result<Vec<String>, S
         }
     }
     let run = Run {
+        repo: repo.path().to_owned(),
         code,
         stdout,
         stderr,
@@ -928,6 +942,19 @@ fn check(expect: &Expect, run: &Run) -> Result<(), String> {
                     "stderr does not contain {text:?}; stderr:\n{}",
                     truncate(&run.stderr, 1500)
                 ));
+            }
+        }
+        Expect::File { path, text } => {
+            let file = run.repo.join(path);
+            match fs::read_to_string(&file) {
+                Ok(got) if got.contains(text.as_str()) => {}
+                Ok(got) => {
+                    return Err(format!(
+                        "the repository's {path} does not contain {text:?}: {}",
+                        truncate(&got, 300)
+                    ))
+                }
+                Err(e) => return Err(format!("the repository's {path}: {e}")),
             }
         }
     }

@@ -9,7 +9,9 @@
 //!   <job-name>-<unique>/   one per job, removed by `finish`
 //!     .hearth-job          whose job it is (owner labels, runner process, tracking id), for
 //!                          `reap`; not in what the job is given
-//!     workspace/           GITHUB_WORKSPACE: a copy of the repository, if any
+//!     workspace/           GITHUB_WORKSPACE: a copy of the repository, if any (empty
+//!                          and unused when the spec binds the repository: the workspace is
+//!                          then the repository itself, which nothing here ever removes)
 //!     temp/                RUNNER_TEMP
 //!   spare-<unique>/        with `with_folder_reuse`: a finished job's folder, set aside by
 //!                          `finish` for the next job, which gets it renamed and made fresh
@@ -215,7 +217,7 @@ impl HostBackend {
     /// need the job's tracking id or folder).
     pub async fn start_job(
         &self,
-        spec: JobSpec,
+        mut spec: JobSpec,
         cancel: &CancellationToken,
     ) -> Result<HostJob, BackendError> {
         if let Some(container) = &spec.container {
@@ -230,6 +232,16 @@ impl HostBackend {
                 "the job has `services:`, which need a label that runs jobs in Docker".to_owned(),
             ));
         }
+        // A bound repository is the workspace itself: nothing is copied, and the job folder's
+        // own `workspace/` stays empty and unused. Only the job folder is ever removed, so the
+        // repository outlives the job.
+        let bound = match spec.repository.take() {
+            Some(repository) if spec.bind_repository => Some(bound_workspace(&repository)?),
+            repository => {
+                spec.repository = repository;
+                None
+            }
+        };
         // Absolute, so that the paths handed to steps mean the same from any working dir.
         let root = std::path::absolute(&self.root).map_err(prepare("root folder", &self.root))?;
         let tool_cache = self.tool_cache(&root);
@@ -258,14 +270,16 @@ impl HostBackend {
             source: io::Error::other(e),
         })??;
         let seen = |path: &Path| JobPath::new(path.to_string_lossy().into_owned());
+        let workspace = bound.unwrap_or_else(|| job_dir.join(WORKSPACE));
         Ok(HostJob {
             paths: JobPaths {
-                workspace: seen(&job_dir.join(WORKSPACE)),
+                workspace: seen(&workspace),
                 temp: seen(&job_dir.join(TEMP)),
                 tool_cache: seen(&tool_cache),
             },
             tool_cache,
             base_env: self.base_env.clone(),
+            workspace,
             job_dir,
             fresh,
             spares: self.spares.clone(),
@@ -300,6 +314,20 @@ impl Backend for HostBackend {
         owner: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
         Box::pin(self.reap_leftovers(owner))
+    }
+}
+
+/// The workspace of a job bound to `repository`: its absolute path, which must be a folder.
+fn bound_workspace(repository: &HostPath) -> Result<PathBuf, BackendError> {
+    let path = repository.as_path();
+    let absolute = std::path::absolute(path).map_err(prepare("repository", path))?;
+    match std::fs::metadata(&absolute) {
+        Ok(meta) if meta.is_dir() => Ok(absolute),
+        Ok(_) => Err(prepare("repository", &absolute)(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a folder",
+        ))),
+        Err(e) => Err(prepare("repository", &absolute)(e)),
     }
 }
 
@@ -407,7 +435,10 @@ pub struct HostJob {
     paths: JobPaths,
     tool_cache: PathBuf,
     base_env: Arc<[(String, String)]>,
-    /// The job's own folder, holding its workspace and temp folder.
+    /// The workspace: `job_dir/workspace`, or the repository itself when bound (never
+    /// removed then).
+    workspace: PathBuf,
+    /// The job's own folder, holding its workspace (unless bound) and temp folder.
     job_dir: PathBuf,
     /// How the job's folders looked when made, for reusing them.
     fresh: Fresh,
@@ -445,7 +476,7 @@ impl HostJob {
 
     /// The workspace, temp folder and tool cache (for the host backend, the job sees the same).
     pub fn workspace_dir(&self) -> PathBuf {
-        self.job_dir.join(WORKSPACE)
+        self.workspace.clone()
     }
     pub fn temp_dir(&self) -> PathBuf {
         self.job_dir.join(TEMP)

@@ -1004,3 +1004,91 @@ async fn reap_never_leaves_the_root() {
     assert!(!outside_dir.exists());
     assert_gone(outside_sleeper).await;
 }
+
+/// A job that binds the repository works in it: no copy is made, what the job writes is in
+/// the repository, and neither `finish` (folder set aside and reused), nor a job dropped
+/// without `finish`, nor the backend going removes it or anything in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_repository_is_the_workspace_and_outlives_every_cleanup() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    fs::write(repo.path().join("README"), "read me\n").unwrap();
+    let backend = backend(root.path()).with_folder_reuse();
+    let spec = |name: &str| JobSpec {
+        name: name.into(),
+        repository: Some(HostPath::new(repo.path())),
+        bind_repository: true,
+        ..Default::default()
+    };
+
+    let first = backend
+        .start_job(spec("first"), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(first.workspace_dir(), repo.path());
+    assert_eq!(
+        first.paths().workspace.as_str(),
+        repo.path().to_str().unwrap()
+    );
+    // The job folder's own workspace holds no copy.
+    assert_eq!(
+        fs::read_dir(first.job_dir().join("workspace"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let (end, out) = run(&first, sh(&first, "pwd && cat README && echo made > made")).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", out.err());
+    assert_eq!(out.out(), format!("{}\nread me\n", repo.path().display()));
+    let first_dir = first.job_dir().to_path_buf();
+    first.finish_job().await.unwrap();
+    assert!(!first_dir.exists());
+
+    // The folder set aside is revived for the next job; the repository is not refreshed.
+    let second = backend
+        .start_job(spec("second"), &CancellationToken::new())
+        .await
+        .unwrap();
+    let (end, out) = run(&second, sh(&second, "cat made")).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", out.err());
+    assert_eq!(out.out(), "made\n");
+    let second_dir = second.job_dir().to_path_buf();
+    drop(second);
+    assert!(eventually(|| !second_dir.exists()).await);
+    drop(backend);
+
+    let mut names: Vec<_> = fs::read_dir(repo.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["README", "made"]);
+    let left: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("tool-cache")]);
+}
+
+/// A bound repository that is not a folder is an error at start, and leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_repository_must_be_a_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("no-such-repository");
+    let error = backend(root.path())
+        .start_job(
+            JobSpec {
+                name: "bound".into(),
+                repository: Some(HostPath::new(&missing)),
+                bind_repository: true,
+                ..Default::default()
+            },
+            &CancellationToken::new(),
+        )
+        .await
+        .expect_err("a missing repository was bound");
+    assert!(error.to_string().contains("no-such-repository"), "{error}");
+    assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
+}

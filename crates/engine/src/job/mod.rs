@@ -88,6 +88,8 @@ pub struct JobRequest<'a> {
     pub extra_env: Vec<(String, String)>,
     /// The repository to copy into the workspace.
     pub repository: Option<HostPath>,
+    /// The workspace is the repository itself, not a copy (`hearth exec --bind`).
+    pub bind_repository: bool,
     /// The image the job's label names (`name:docker://IMAGE`), for a job without `container:`.
     pub label_image: Option<String>,
     /// Labels that say whose the job's resources are (runner, task), for the backend.
@@ -420,6 +422,7 @@ impl<'r> JobRun<'r> {
         let spec = JobSpec {
             name: label.id.clone(),
             repository: request.repository.clone(),
+            bind_repository: request.bind_repository,
             container,
             services,
             owner: request.owner.clone(),

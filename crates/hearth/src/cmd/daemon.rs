@@ -140,6 +140,12 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                         valid_volumes: config.container.valid_volumes.clone(),
                         force_pull: config.container.force_pull,
                         docker_socket: socket.clone(),
+                        // container.options is not applied yet: act_runner's example
+                        // suggests --add-host, which the allow-list refuses, and applying it
+                        // would fail every job of such a runner.
+                        options: String::new(),
+                        nano_cpus: config.container.cpus,
+                        memory: config.container.memory,
                     });
                     backends = backends
                         .with_docker_socket_in_jobs(socket.is_some())

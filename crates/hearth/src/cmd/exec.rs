@@ -18,7 +18,7 @@ pub struct ExecArgs {
     #[arg(short = 'W', long = "workflows", value_name = "PATH")]
     pub workflows: Vec<PathBuf>,
 
-    /// The repository to run in; its files are copied into each job's workspace.
+    /// The repository to run in; its files are copied into each job's workspace (see --bind).
     #[arg(
         short = 'C',
         long = "directory",
@@ -84,6 +84,38 @@ pub struct ExecArgs {
     /// [default: self-hosted:host and linux:host].
     #[arg(long = "label", value_name = "NAME:SCHEME[:ARGS]")]
     pub labels: Vec<String>,
+
+    /// Use the repository itself as each job's workspace instead of a copy (act's --bind):
+    /// what jobs write stays in it (in a container, owned by the container's user), and jobs
+    /// running at once share it. It is never removed.
+    #[arg(long)]
+    pub bind: bool,
+
+    /// Pull job and service images even when they are there (act's --pull, which is on by
+    /// default in act; here an image already there is used unless --pull is given, as with
+    /// act_runner's container.force_pull).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub pull: bool,
+
+    /// `docker create` options for every job container (act's --container-options), e.g.
+    /// "-e NAME=VALUE --cpus 2 --memory 4g": the flags a workflow's `options:` may use, which
+    /// come after these. Others are refused before anything runs.
+    #[arg(
+        long,
+        value_name = "OPTIONS",
+        default_value = "",
+        hide_default_value = true,
+        allow_hyphen_values = true
+    )]
+    pub container_options: String,
 
     /// `github.actor` [default: the payload's sender, else hearth].
     #[arg(short = 'a', long = "actor", value_name = "NAME")]

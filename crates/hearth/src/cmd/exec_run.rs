@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use hearth_backend::Backend;
-use hearth_docker::DockerBackend;
+use hearth_docker::{ContainerSettings, DockerBackend};
 use hearth_engine::job::JobControl;
 use hearth_events::EventSink;
 use hearth_host::HostBackend;
@@ -58,7 +58,10 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let outcome = runtime.block_on(async {
         if wants_docker {
             match DockerBackend::connect(root.join("docker")).await {
-                Ok(docker) => backends = backends.clone().with_docker(Arc::new(docker)),
+                Ok(docker) => {
+                    let docker = docker.with_settings(docker_settings(&args));
+                    backends = backends.clone().with_docker(Arc::new(docker));
+                }
                 Err(e) => eprintln!("hearth: jobs with a docker label will not run: {e}"),
             }
         }
@@ -86,6 +89,9 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
 pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
     let directory = std::path::absolute(&args.directory)
         .with_context(|| format!("cannot resolve {}", args.directory.display()))?;
+    // Refused here, before any job starts, rather than by every container job.
+    hearth_docker::options::parse(&args.container_options, false)
+        .map_err(|e| anyhow::anyhow!("--container-options: {e}"))?;
     let options = LocalOptions {
         event: args.event.clone(),
         workflows: args.workflows.clone(),
@@ -106,6 +112,7 @@ pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
         actor: args.actor.clone(),
         ignore_filters: args.ignore_filters,
         dry_run: args.dry_run,
+        bind: args.bind,
         parallel: args.parallel,
         explain_skips: match (args.json, args.list) {
             (true, _) => ExplainSkips::Quiet,
@@ -116,6 +123,16 @@ pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
     };
     let labels = Labels::from_flags(&args.labels, &args.platforms)?;
     Ok((options, labels))
+}
+
+/// The Docker backend's settings from `--pull` and `--container-options` (`hearth exec`
+/// reads no config file: the rest are the defaults).
+fn docker_settings(args: &ExecArgs) -> ContainerSettings {
+    ContainerSettings {
+        force_pull: args.pull,
+        options: args.container_options.clone(),
+        ..ContainerSettings::default()
+    }
 }
 
 fn exit_code(failed: bool) -> ExitCode {

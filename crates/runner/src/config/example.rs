@@ -130,6 +130,14 @@ container:
   # each pull: a config.json, or a Kubernetes dockerconfigjson Secret mounted as
   # a file, e.g. /var/run/secrets/registry/.dockerconfigjson.
   docker_config: []
+  # Hearth's: the CPU limit of each job and service container, as Docker's
+  # --cpus takes it (e.g. 1.5), unless its `options:` sets --cpus. 0 for no
+  # limit.
+  cpus: 0
+  # Hearth's: the memory limit of each job and service container, as
+  # Docker's --memory takes it (e.g. 512m or 2g), unless its `options:` sets
+  # --memory. 0 for no limit.
+  memory: 0
 
 host:
   # Where jobs that run on this machine keep their workspaces and actions.

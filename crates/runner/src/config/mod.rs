@@ -157,6 +157,12 @@ pub struct ContainerConfig {
     /// `container.docker_config`: Docker config files to take credentials from, such as a
     /// mounted Kubernetes `.dockerconfigjson` (Hearth's).
     pub docker_config: Vec<PathBuf>,
+    /// `container.cpus`: the CPU limit of job and service containers whose `options:` set no
+    /// `--cpus`, in billionths of a CPU; `None` for no limit (Hearth's).
+    pub cpus: Option<i64>,
+    /// `container.memory`: their memory limit unless `options:` sets `--memory`, in bytes;
+    /// `None` for no limit (Hearth's).
+    pub memory: Option<i64>,
 }
 
 /// One `container.registries` entry.
@@ -362,6 +368,8 @@ impl Config {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
+            cpus: (raw.container.nano_cpus > 0).then_some(raw.container.nano_cpus),
+            memory: (raw.container.memory > 0).then_some(raw.container.memory),
         };
         let host = HostConfig {
             workdir_parent: match raw.host_workdir_parent.as_str() {

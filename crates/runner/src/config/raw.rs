@@ -8,6 +8,7 @@ use hearth_workflow::yaml::{Node, YamlValue};
 use indexmap::IndexMap;
 
 use super::reader::{join, Reader};
+use super::size::parse_docker_size;
 use super::{ConfigError, LogLevel};
 use crate::labels::Label;
 
@@ -48,6 +49,8 @@ pub(super) const CONTAINER_KEYS: &[&str] = &[
     "force_rebuild",
     "require_docker",
     "docker_timeout",
+    "cpus",
+    "memory",
 ];
 pub(super) const HOST_KEYS: &[&str] = &["workdir_parent"];
 
@@ -106,6 +109,10 @@ pub(super) struct RawContainer {
     pub docker_timeout: i64,
     pub registries: Vec<super::RegistryConfig>,
     pub docker_config: Vec<String>,
+    /// Hearth's `cpus`, in billionths of a CPU; 0 for no limit.
+    pub nano_cpus: i64,
+    /// Hearth's `memory`, in bytes; 0 for no limit.
+    pub memory: i64,
 }
 
 /// `container.registries`: a list of `{host, username, password | password_env | password_file,
@@ -390,6 +397,8 @@ fn read_container(
             "docker_timeout" => {
                 container.docker_timeout = reader.duration(value, path)?.unwrap_or_default();
             }
+            "cpus" => container.nano_cpus = read_cpus(reader, value, path)?,
+            "memory" => container.memory = read_memory(reader, value, path)?,
             _ => reader.unknown_key(key, "container", CONTAINER_KEYS),
         }
     }
@@ -397,6 +406,57 @@ fn read_container(
         apply_network_mode(reader, container, mode, key);
     }
     Ok(())
+}
+
+/// `container.cpus`: a number of CPUs as Docker's `--cpus` takes it (`1.5`, `"2"`), in
+/// billionths of a CPU; 0 or null for no limit.
+fn read_cpus(reader: &Reader<'_>, node: &Node, path: &str) -> Result<i64, ConfigError> {
+    let expected = "a number of CPUs such as 2 or 1.5 (0 for no limit)";
+    let cpus = match &node.value {
+        YamlValue::Null => return Ok(0),
+        YamlValue::Int(n) => *n as f64,
+        YamlValue::Float(n) => *n,
+        YamlValue::String(text) => text.trim().parse::<f64>().map_err(|_| {
+            reader.error(node, format!("{path} must be {expected}, found {text:?}"))
+        })?,
+        _ => {
+            return Err(reader.error(
+                node,
+                format!(
+                    "{path} must be {expected}, found {}",
+                    node.kind_with_article()
+                ),
+            ))
+        }
+    };
+    let nanos = (cpus * 1e9).round();
+    if !nanos.is_finite() || nanos < 0.0 || nanos >= i64::MAX as f64 {
+        return Err(reader.error(node, format!("{path} must be {expected}, found {cpus}")));
+    }
+    Ok(nanos as i64)
+}
+
+/// `container.memory`: a size as Docker's `--memory` takes it (`512m`, `2g`, or bytes), in
+/// bytes; 0 or null for no limit.
+fn read_memory(reader: &Reader<'_>, node: &Node, path: &str) -> Result<i64, ConfigError> {
+    let expected = "a size such as 512m or 2g (0 for no limit)";
+    match &node.value {
+        YamlValue::Null => Ok(0),
+        YamlValue::Int(bytes) if *bytes >= 0 => Ok(*bytes),
+        YamlValue::String(text) => parse_docker_size(text).ok_or_else(|| {
+            reader.error(node, format!("{path} must be {expected}, found {text:?}"))
+        }),
+        YamlValue::Int(bytes) => {
+            Err(reader.error(node, format!("{path} must be {expected}, found {bytes}")))
+        }
+        _ => Err(reader.error(
+            node,
+            format!(
+                "{path} must be {expected}, found {}",
+                node.kind_with_article()
+            ),
+        )),
+    }
 }
 
 /// `network_mode` is the old name of `network`. It only counts when `network` is empty, and

@@ -31,6 +31,38 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(*size)
 }
 
+/// Parses a memory size as Docker's `--memory` reads it (`512m`, `2g`, `1.5g`, `2GiB`, `100`):
+/// a number, optionally with a fraction, then optionally a space and one of `k`, `m`, `g`,
+/// `t`, `p` (binary: `k` is 1024), an `i` and a `b`, in any case. `None` when it is not one or
+/// does not fit in an `i64`.
+pub fn parse_docker_size(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let number_end = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(number_end);
+    // Docker's pattern is `\d+(\.\d+)*`: digits first, no empty fraction.
+    if !number.starts_with(|c: char| c.is_ascii_digit()) || number.ends_with('.') {
+        return None;
+    }
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let power = match unit {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        "p" => 5,
+        _ => return None,
+    };
+    let bytes = number * 1024f64.powi(power);
+    // `as` would saturate: a size past i64 is refused instead.
+    (bytes.is_finite() && bytes < i64::MAX as f64).then_some(bytes as i64)
+}
+
 #[cfg(test)]
 /// Writes `bytes` with the largest binary unit that divides it (`4MiB`, `1536KiB`, `10B`).
 pub fn format_size(bytes: u64) -> String {
@@ -82,6 +114,31 @@ mod tests {
             "18446744073709551615GiB",
         ] {
             assert_eq!(parse_size(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn parses_docker_sizes_as_docker_does() {
+        let cases: &[(&str, i64)] = &[
+            ("0", 0),
+            ("100", 100),
+            ("512m", 512 << 20),
+            ("512M", 512 << 20),
+            ("2g", 2 << 30),
+            ("2gb", 2 << 30),
+            ("2GiB", 2 << 30),
+            ("2 g", 2 << 30),
+            ("1.5g", 3 << 29),
+            ("64k", 64 << 10),
+            ("1t", 1 << 40),
+        ];
+        for &(text, bytes) in cases {
+            assert_eq!(parse_docker_size(text), Some(bytes), "{text:?}");
+        }
+        for text in [
+            "", "g", "-1g", ".5g", "1.g", "2x", "2 gigs", "2  g", "1e3", "9999999p",
+        ] {
+            assert_eq!(parse_docker_size(text), None, "{text:?}");
         }
     }
 

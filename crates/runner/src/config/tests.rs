@@ -277,6 +277,59 @@ fn wrong_types_are_errors_at_the_value() {
 }
 
 #[test]
+fn container_limits_are_read_as_docker_reads_them() {
+    let limits = |text: &str| {
+        let container = load_clean(text).container;
+        (container.cpus, container.memory)
+    };
+    assert_eq!(
+        limits("container: {cpus: 1.5, memory: 512m}"),
+        (Some(1_500_000_000), Some(512 << 20))
+    );
+    assert_eq!(
+        limits("container: {cpus: 2, memory: 2GiB}"),
+        (Some(2_000_000_000), Some(2 << 30))
+    );
+    assert_eq!(
+        limits("container: {cpus: '0.5', memory: 1048576}"),
+        (Some(500_000_000), Some(1 << 20))
+    );
+    // 0 and null are no limit, as the example writes them.
+    assert_eq!(limits("container: {cpus: 0, memory: 0}"), (None, None));
+    assert_eq!(limits("container: {cpus: ~, memory: ~}"), (None, None));
+}
+
+#[test]
+fn bad_container_limits_are_errors_at_the_value() {
+    assert_eq!(
+        error("container:\n  cpus: lots\n"),
+        "config.yaml:2:9: container.cpus must be a number of CPUs such as 2 or 1.5 \
+         (0 for no limit), found \"lots\""
+    );
+    assert_eq!(
+        error("container:\n  cpus: -1\n"),
+        "config.yaml:2:9: container.cpus must be a number of CPUs such as 2 or 1.5 \
+         (0 for no limit), found -1"
+    );
+    assert_eq!(
+        error("container:\n  cpus: [1]\n"),
+        "config.yaml:2:9: container.cpus must be a number of CPUs such as 2 or 1.5 \
+         (0 for no limit), found a sequence"
+    );
+    assert_eq!(
+        error("container:\n  memory: 2 gigs\n"),
+        "config.yaml:2:11: container.memory must be a size such as 512m or 2g \
+         (0 for no limit), found \"2 gigs\""
+    );
+    assert_eq!(
+        error("container:\n  memory: -5\n"),
+        "config.yaml:2:11: container.memory must be a size such as 512m or 2g \
+         (0 for no limit), found -5"
+    );
+    assert!(error("container:\n  cpus: .nan\n").starts_with("config.yaml:2:9: container.cpus"));
+}
+
+#[test]
 fn bad_durations_say_why() {
     assert_eq!(
         error("runner:\n  timeout: 3 hours\n"),

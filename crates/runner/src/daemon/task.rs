@@ -161,6 +161,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             runner_env: prepared.runner_env,
             extra_env: runtime.envs.clone(),
             repository: None,
+            bind_repository: false,
             label_image: prepared.route.image.clone(),
             // The forge, as the runner reaches it: the job must reach it too (checkout,
             // artifacts, the cache), from a container as well.

@@ -43,6 +43,8 @@ pub struct LocalOptions {
     pub ignore_filters: bool,
     /// `--dryrun`.
     pub dry_run: bool,
+    /// `--bind`: jobs work in the repository itself instead of a copy of it.
+    pub bind: bool,
     /// At most this many jobs at once (default: the number of cores).
     pub parallel: Option<usize>,
     /// Which workflows that do not run on the event get a line on stderr saying why.
@@ -162,6 +164,7 @@ pub async fn run(
         masker,
         extra_env: loaded.env,
         repository: Some(HostPath::new(options.directory.clone())),
+        bind_repository: options.bind,
         actions,
         runner: RunnerInfo::this_machine(crate::system::host_name()),
         backends,

@@ -43,6 +43,8 @@ pub struct Settings<'a> {
     pub extra_env: Vec<(String, String)>,
     /// The repository every job's workspace is a copy of.
     pub repository: Option<HostPath>,
+    /// `--bind`: every job's workspace is the repository itself.
+    pub bind_repository: bool,
     /// Where `uses: owner/repo@ref` actions come from.
     pub actions: Arc<dyn ActionSource>,
     pub runner: RunnerInfo,
@@ -323,6 +325,7 @@ impl Scheduler<'_> {
             runner_env: Vec::new(),
             extra_env: self.settings.extra_env.clone(),
             repository: self.settings.repository.clone(),
+            bind_repository: self.settings.bind_repository,
             label_image: route.image.clone(),
             reach: Vec::new(),
             owner: Vec::new(),
