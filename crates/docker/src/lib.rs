@@ -333,7 +333,8 @@ impl DockerBackend {
                 job.forwarders = reach::forward(reach, gateway).await?;
             }
         }
-        let extra_hosts = reach::host_entries(reach).await;
+        let mut extra_hosts = reach::host_entries(reach).await;
+        extra_hosts.extend(options.extra_hosts.iter().cloned());
         let job_dir = job.job_dir().to_string_lossy().into_owned();
         let tool_cache = job.tool_cache.to_string_lossy().into_owned();
         let mut binds = vec![
@@ -507,6 +508,7 @@ impl DockerBackend {
                 port_bindings,
                 nano_cpus: options.nano_cpus,
                 memory: options.memory,
+                extra_hosts: (!options.extra_hosts.is_empty()).then(|| options.extra_hosts.clone()),
                 ..Default::default()
             }),
             networking_config: aliased.then(|| bollard::models::NetworkingConfig {

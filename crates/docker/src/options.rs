@@ -29,6 +29,9 @@ pub struct ContainerOptions {
     pub memory: Option<i64>,
     /// `--network-alias`.
     pub aliases: Vec<String>,
+    /// `--add-host NAME:ADDRESS` (Docker's `host-gateway` included): a line of the
+    /// container's `/etc/hosts`, as act_runner's example config suggests for reaching the forge.
+    pub extra_hosts: Vec<String>,
 }
 
 impl ContainerOptions {
@@ -43,6 +46,8 @@ impl ContainerOptions {
         };
         let mut aliases = base.aliases.clone();
         aliases.extend(self.aliases);
+        let mut extra_hosts = base.extra_hosts.clone();
+        extra_hosts.extend(self.extra_hosts);
         ContainerOptions {
             health_cmd: self.health_cmd.or_else(|| base.health_cmd.clone()),
             health_interval: self.health_interval.or(base.health_interval),
@@ -56,6 +61,7 @@ impl ContainerOptions {
             nano_cpus: self.nano_cpus.or(base.nano_cpus),
             memory: self.memory.or(base.memory),
             aliases,
+            extra_hosts,
         }
     }
 }
@@ -135,15 +141,27 @@ pub fn parse(options: &str, privileged: bool) -> Result<ContainerOptions, String
                 let text = value()?;
                 let cpus: f64 = text
                     .parse()
-                    .map_err(|_| format!("`--cpus` needs a number, not '{text}'"))?;
+                    .ok()
+                    .filter(|cpus: &f64| cpus.is_finite() && *cpus >= 0.0)
+                    .ok_or_else(|| format!("`--cpus` needs a number of CPUs, not '{text}'"))?;
                 parsed.nano_cpus = Some((cpus * 1e9) as i64);
             }
             "-m" | "--memory" => parsed.memory = Some(bytes(&value()?)?),
             "--network-alias" => parsed.aliases.push(value()?),
+            "--add-host" => {
+                let entry = value()?;
+                let Some((name, address)) = entry.split_once([':', '=']) else {
+                    return Err(format!(
+                        "`--add-host` needs NAME:ADDRESS (or NAME:host-gateway), not '{entry}'"
+                    ));
+                };
+                parsed.extra_hosts.push(format!("{name}:{address}"));
+            }
             other => {
                 return Err(format!(
                     "the container option `{other}` is not one Hearth applies (it applies \
-                     --health-*, -e, -u, -w, --hostname, --cpus, --memory, --network-alias)"
+                     --health-*, -e, -u, -w, --hostname, --cpus, --memory, --network-alias, \
+                     --add-host)"
                 ))
             }
         }
@@ -178,7 +196,7 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// Docker's sizes: `512m`, `2g`, `1024k`, a plain number of bytes.
+/// Docker's sizes: `512m`, `2g`, `1.5g`, `1024k`, a plain number of bytes.
 fn bytes(text: &str) -> Result<i64, String> {
     let lower = text.to_ascii_lowercase();
     let (number, factor) = match lower.trim_end_matches('b').chars().last() {
@@ -188,9 +206,11 @@ fn bytes(text: &str) -> Result<i64, String> {
         _ => (lower.trim_end_matches('b'), 1),
     };
     number
-        .parse::<i64>()
-        .map(|n| n * factor)
-        .map_err(|_| format!("`--memory` needs a size such as 512m or 2g, not '{text}'"))
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| (n * f64::from(factor)) as i64)
+        .ok_or_else(|| format!("`--memory` needs a size such as 512m or 2g, not '{text}'"))
 }
 
 #[cfg(test)]
@@ -213,6 +233,18 @@ mod tests {
         assert_eq!(parsed.nano_cpus, Some(1_500_000_000));
         assert_eq!(parsed.aliases, ["db2"]);
         assert_eq!(duration("x", "1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(bytes("1.5g"), Ok(3 << 29));
+        assert!(parse("--cpus -1", false).is_err() && parse("--memory -1g", false).is_err());
+        // act_runner's example config suggests it for reaching the forge.
+        let hosts = parse(
+            "--add-host=gitea.local:host-gateway --add-host db=10.0.0.5",
+            false,
+        );
+        assert_eq!(
+            hosts.unwrap().extra_hosts,
+            ["gitea.local:host-gateway", "db:10.0.0.5"]
+        );
+        assert!(parse("--add-host nohost", false).is_err());
     }
 
     #[test]

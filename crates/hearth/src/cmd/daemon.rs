@@ -120,6 +120,10 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             ),
         ));
         if wants_docker || config.container.require_docker {
+            // Options every job container would refuse are the runner's mistake: said once,
+            // at start, not in every job's log.
+            hearth_docker::options::parse(&config.container.options, config.container.privileged)
+                .map_err(|e| anyhow::anyhow!("container.options: {e}"))?;
             // A Docker-in-Docker sidecar may start after the runner: waited for, with a message.
             let settings = DockerSettings::from_env(&config.container.docker_host);
             let patience = match config.container.docker_timeout {
@@ -140,10 +144,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                         valid_volumes: config.container.valid_volumes.clone(),
                         force_pull: config.container.force_pull,
                         docker_socket: socket.clone(),
-                        // container.options is not applied yet: act_runner's example
-                        // suggests --add-host, which the allow-list refuses, and applying it
-                        // would fail every job of such a runner.
-                        options: String::new(),
+                        options: config.container.options.clone(),
                         nano_cpus: config.container.cpus,
                         memory: config.container.memory,
                     });

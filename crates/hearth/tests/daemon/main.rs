@@ -901,6 +901,42 @@ async fn a_container_job_clones_the_repository_from_a_forge_on_the_loopback() {
     assert!(!server.contains("127.0.0.1"), "{server}");
 }
 
+/// `container.options` apply to every job container (act_runner's example suggests
+/// `--add-host` for reaching the forge); options that reach outside the sandbox stop the
+/// daemon at start, saying which, rather than failing every job.
+#[tokio::test]
+async fn the_runners_container_options_apply_and_refused_ones_stop_it_at_start() {
+    let labels = "  labels: [\"linux:docker://hearth-test/busybox:1\"]\n";
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!(
+            "{FAST}{labels}container:\n  options: --add-host gitea.test:10.1.2.3 -e FROM_OPTIONS=yes\n"
+        ),
+    )
+    .await;
+    let payload = job(
+        "      - run: |\n          grep gitea.test /etc/hosts | tr -s '[:space:]' ' '; echo\n          echo \"env $FROM_OPTIONS\"\n",
+    );
+    let (id, task, log) = h.run(TaskSpec::new(payload)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        lines.iter().any(|l| l.trim() == "10.1.2.3 gitea.test"),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l == "env yes"), "{lines:#?}");
+
+    h.config(&format!(
+        "{FAST}{labels}container:\n  options: --cap-add SYS_ADMIN\n"
+    ));
+    let (code, log) = h.daemon(&[]).exit(LONG).await;
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains("container.options: the container option `--cap-add` reaches outside"),
+        "{log}"
+    );
+}
+
 /// What the runner `uuid` has in Docker: containers (running or not), networks.
 fn docker_leftovers(uuid: &str) -> Vec<String> {
     let owner = format!("label=hearth.runner={uuid}");
