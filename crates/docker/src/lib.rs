@@ -18,6 +18,7 @@
 
 pub mod connect;
 mod job;
+mod mirror;
 pub mod options;
 mod reach;
 pub mod registry;
@@ -30,7 +31,7 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -75,6 +76,9 @@ pub struct ContainerSettings {
     pub valid_volumes: Vec<String>,
     /// `container.force_pull` (`hearth exec --pull`): pull images even when they are there.
     pub force_pull: bool,
+    /// `container.registry_mirrors`: a mirror (host, and a path prefix if any) by registry
+    /// host (`docker.io`, `ghcr.io`), pulled from first.
+    pub registry_mirrors: std::collections::BTreeMap<String, String>,
     /// The daemon's socket, mounted into job containers at `/var/run/docker.sock` (with
     /// `container.docker_host: automount`); `None` by default: a job given the socket
     /// controls the machine.
@@ -145,7 +149,8 @@ impl DockerBackend {
         self
     }
 
-    /// Pulls `image` unless it is there already, logging what it does.
+    /// Pulls `image` unless it is there already (from its registry's mirror first, when it
+    /// has one), logging what it does.
     async fn ensure_image(
         &self,
         spec: &hearth_backend::ContainerSpec,
@@ -155,11 +160,49 @@ impl DockerBackend {
         if !self.settings.force_pull && self.docker.inspect_image(&spec.image).await.is_ok() {
             return Ok(());
         }
-        let host = registry::registry_host(&spec.image);
-        let (found, tried) = self
-            .registries
-            .resolve(&host, spec.credentials.as_ref())
-            .await;
+        if let Some(mirrored) = mirror::mirrored(&spec.image, &self.settings.registry_mirrors) {
+            // The workflow's credentials are for the image's registry, not for the mirror.
+            match self.pull(&mirrored.reference, None, log, cancel).await {
+                Ok(()) => {
+                    let options = TagImageOptionsBuilder::default()
+                        .repo(&mirrored.repository)
+                        .tag(&mirrored.tag)
+                        .build();
+                    return self
+                        .docker
+                        .tag_image(&mirrored.reference, Some(options))
+                        .await
+                        .map_err(|e| {
+                            BackendError::Unsupported(format!(
+                                "cannot tag {} as {}: {e}",
+                                mirrored.reference, spec.image
+                            ))
+                        });
+                }
+                Err(e) if e.kind() == hearth_backend::ErrorKind::Cancelled => return Err(e),
+                Err(e) => log.line(
+                    SetupLevel::Warning,
+                    &format!(
+                        "The mirror {} did not serve {} ({e}); pulling it from its registry",
+                        mirrored.mirror, spec.image
+                    ),
+                ),
+            }
+        }
+        self.pull(&spec.image, spec.credentials.as_ref(), log, cancel)
+            .await
+    }
+
+    /// Pulls `image` with the credentials found for its registry.
+    async fn pull(
+        &self,
+        image: &str,
+        workflow: Option<&hearth_backend::Credentials>,
+        log: &mut dyn SetupLog,
+        cancel: &CancellationToken,
+    ) -> Result<(), BackendError> {
+        let host = registry::registry_host(image);
+        let (found, tried) = self.registries.resolve(&host, workflow).await;
         let (credentials, from) = match found {
             Some(found) => (
                 Some(found.credentials),
@@ -167,16 +210,16 @@ impl DockerBackend {
             ),
             None => (None, String::new()),
         };
-        log.line(SetupLevel::Info, &format!("Pulling {}{from}", spec.image));
+        log.line(SetupLevel::Info, &format!("Pulling {image}{from}"));
         let options = CreateImageOptionsBuilder::default()
-            .from_image(&spec.image)
+            .from_image(image)
             .build();
         let mut pull = self.docker.create_image(Some(options), None, credentials);
         loop {
             let next = tokio::select! {
                 next = pull.next() => next,
                 () = cancel.cancelled() => {
-                    return Err(BackendError::Cancelled(format!("pulling {}", spec.image)))
+                    return Err(BackendError::Cancelled(format!("pulling {image}")))
                 }
             };
             match next {
@@ -191,8 +234,7 @@ impl DockerBackend {
                         format!("credentials tried: {}", tried.join(", "))
                     };
                     return Err(BackendError::Registry(format!(
-                        "cannot pull the image {} from {host}: {}; {tried}",
-                        spec.image,
+                        "cannot pull the image {image} from {host}: {}; {tried}",
                         registry_answer(&e)
                     )));
                 }

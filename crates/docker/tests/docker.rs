@@ -513,6 +513,92 @@ async fn private_images_pull_with_credentials_from_each_source_and_rotated_files
     assert_eq!(labelled("registry").await, (0, 0));
 }
 
+/// The set-up log's lines.
+#[derive(Default)]
+struct SetupLines(Vec<String>);
+
+impl hearth_backend::SetupLog for SetupLines {
+    fn line(&mut self, _: hearth_backend::SetupLevel, text: &str) {
+        self.0.push(text.to_owned());
+    }
+}
+
+/// `container.registry_mirrors`: an image of a registry with a mirror comes from the mirror
+/// (with the mirror's credentials) and carries its own name; a mirror that cannot serve it is
+/// said, and the image comes from its registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_come_from_their_registrys_mirror_or_from_the_registry_when_it_fails() {
+    use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
+    use hearth_docker::ContainerSettings;
+    const MIRRORED: &str = "registry.hearth.invalid/private/busybox:1";
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let registries = Registries {
+        entries: vec![RegistryEntry {
+            host: "127.0.0.1:5999".into(),
+            username: "hearth".into(),
+            password: PasswordSource::Literal(REGISTRY_PASSWORD.to_owned().into()),
+        }],
+        ..Registries::default()
+    };
+    let with_mirror = |registry: &str, mirror: &str| {
+        let settings = ContainerSettings {
+            registry_mirrors: [(registry.to_owned(), mirror.to_owned())].into(),
+            ..ContainerSettings::default()
+        };
+        let registries = registries.clone();
+        async move {
+            backend(root)
+                .await
+                .with_registries(registries)
+                .with_settings(settings)
+        }
+    };
+    let forget = |image: &'static str| async move {
+        let docker = bollard::Docker::connect_with_local_defaults().expect("docker");
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .force(true)
+            .build();
+        let _ = docker.remove_image(image, Some(options), None).await;
+    };
+    for (backend, image, expected) in [
+        // A registry that does not exist, mirrored on the test registry.
+        (
+            with_mirror("registry.hearth.invalid", "127.0.0.1:5999").await,
+            MIRRORED,
+            "Pulling 127.0.0.1:5999/private/busybox:1 with credentials from container.registries",
+        ),
+        // The test registry, its mirror down: pulled from the registry itself.
+        (
+            with_mirror("127.0.0.1:5999", "127.0.0.1:1").await,
+            PRIVATE,
+            "The mirror 127.0.0.1:1 did not serve 127.0.0.1:5999/private/busybox:1",
+        ),
+    ] {
+        clean(&backend, "mirror").await;
+        forget(MIRRORED).await;
+        forget(PRIVATE).await;
+        let mut spec = spec("mirror");
+        if let Some(container) = &mut spec.container {
+            container.image = image.into();
+        }
+        let mut log = SetupLines::default();
+        let job = backend
+            .start(spec, &mut log, &CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("{image}: {e}\n{:#?}", log.0));
+        assert!(
+            log.0.iter().any(|l| l.starts_with(expected)),
+            "{image}: {:#?}",
+            log.0
+        );
+        job.finish().await.expect("finished");
+    }
+    forget(MIRRORED).await;
+    forget(PRIVATE).await;
+    assert_eq!(labelled("mirror").await, (0, 0));
+}
+
 /// A forge on this machine's loopback (as a runner registered with `http://127.0.0.1:3000`
 /// has it): unreachable at that address from a container, reachable at the one the runtime
 /// gives the job.

@@ -147,6 +147,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                         options: config.container.options.clone(),
                         nano_cpus: config.container.cpus,
                         memory: config.container.memory,
+                        registry_mirrors: config.container.registry_mirrors.clone(),
                     });
                     backends = backends
                         .with_docker_socket_in_jobs(socket.is_some())

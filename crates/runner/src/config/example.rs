@@ -130,6 +130,11 @@ container:
   # each pull: a config.json, or a Kubernetes dockerconfigjson Secret mounted as
   # a file, e.g. /var/run/secrets/registry/.dockerconfigjson.
   docker_config: []
+  # Hearth's: a mirror by registry host, pulled from first (for any registry,
+  # not only Docker Hub); the image keeps its own name, and when the mirror
+  # cannot serve it, it comes from its registry. For example
+  # `docker.io: mirror.example.com:5000/hub`.
+  registry_mirrors: {}
   # Hearth's: the CPU limit of each job and service container, as Docker's
   # --cpus takes it (e.g. 1.5), unless its `options:` sets --cpus. 0 for no
   # limit.

@@ -163,6 +163,9 @@ pub struct ContainerConfig {
     /// `container.memory`: their memory limit unless `options:` sets `--memory`, in bytes;
     /// `None` for no limit (Hearth's).
     pub memory: Option<i64>,
+    /// `container.registry_mirrors`: a mirror (`host[:port][/prefix]`) by registry host,
+    /// pulled from first (Hearth's).
+    pub registry_mirrors: std::collections::BTreeMap<String, String>,
 }
 
 /// One `container.registries` entry.
@@ -370,6 +373,7 @@ impl Config {
                 .collect(),
             cpus: (raw.container.nano_cpus > 0).then_some(raw.container.nano_cpus),
             memory: (raw.container.memory > 0).then_some(raw.container.memory),
+            registry_mirrors: raw.container.registry_mirrors,
         };
         let host = HostConfig {
             workdir_parent: match raw.host_workdir_parent.as_str() {

@@ -51,6 +51,7 @@ pub(super) const CONTAINER_KEYS: &[&str] = &[
     "docker_timeout",
     "cpus",
     "memory",
+    "registry_mirrors",
 ];
 pub(super) const HOST_KEYS: &[&str] = &["workdir_parent"];
 
@@ -113,6 +114,8 @@ pub(super) struct RawContainer {
     pub nano_cpus: i64,
     /// Hearth's `memory`, in bytes; 0 for no limit.
     pub memory: i64,
+    /// Hearth's `registry_mirrors`: a mirror by registry host.
+    pub registry_mirrors: std::collections::BTreeMap<String, String>,
 }
 
 /// `container.registries`: a list of `{host, username, password | password_env | password_file,
@@ -399,6 +402,13 @@ fn read_container(
             }
             "cpus" => container.nano_cpus = read_cpus(reader, value, path)?,
             "memory" => container.memory = read_memory(reader, value, path)?,
+            "registry_mirrors" => {
+                container.registry_mirrors = reader
+                    .string_map(value, path)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+            }
             _ => reader.unknown_key(key, "container", CONTAINER_KEYS),
         }
     }

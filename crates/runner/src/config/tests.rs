@@ -561,6 +561,17 @@ fn registries_and_docker_config_files_are_read() {
         config.container.docker_config,
         [PathBuf::from("/var/run/secrets/registry/.dockerconfigjson")]
     );
+    let mirrored = load_clean(
+        "container:\n  registry_mirrors:\n    docker.io: mirror.local:5000/hub\n    ghcr.io: mirror.local:5000/ghcr\n",
+    );
+    assert_eq!(
+        mirrored.container.registry_mirrors,
+        [
+            ("docker.io".to_owned(), "mirror.local:5000/hub".to_owned()),
+            ("ghcr.io".to_owned(), "mirror.local:5000/ghcr".to_owned()),
+        ]
+        .into()
+    );
     // A literal password never shows in Debug.
     let literal = load_clean(
         "container:\n  registries:\n    - {host: r.example.com, username: u, password: hunter2-literal}\n",
