@@ -64,6 +64,19 @@ pub struct JobSpec {
     /// makes them reachable from the job, and [`JobRuntime::address`] says how the job sees
     /// each.
     pub reach: Vec<String>,
+    /// The forge's own registry and the task's token: tried last for images on that host.
+    pub forge_registry: Option<ForgeRegistry>,
+}
+
+/// The forge's own container registry (Gitea's and Forgejo's packages) and the credentials a
+/// task has for it (the actor and the task's token), for images on the forge's host that no
+/// other source has credentials for. A registry that refuses them is asked again without
+/// credentials: the image may be public.
+#[derive(Clone, Debug)]
+pub struct ForgeRegistry {
+    /// The forge's host as image references name it (`git.example.com`, `127.0.0.1:3000`).
+    pub host: String,
+    pub credentials: Credentials,
 }
 
 /// A container to run: the job container or a service, as the workflow gives it (expressions

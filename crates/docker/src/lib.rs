@@ -36,8 +36,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use hearth_backend::{
-    Backend, BackendError, BoxFuture, CancellationToken, JobPath, JobPaths, JobRuntime, JobSpec,
-    Reaped, SetupLevel, SetupLog,
+    Backend, BackendError, BoxFuture, CancellationToken, ForgeRegistry, JobPath, JobPaths,
+    JobRuntime, JobSpec, Reaped, SetupLevel, SetupLog,
 };
 use hearth_host::HostBackend;
 use registry::Registries;
@@ -154,6 +154,7 @@ impl DockerBackend {
     async fn ensure_image(
         &self,
         spec: &hearth_backend::ContainerSpec,
+        forge: Option<&ForgeRegistry>,
         log: &mut dyn SetupLog,
         cancel: &CancellationToken,
     ) -> Result<(), BackendError> {
@@ -162,7 +163,10 @@ impl DockerBackend {
         }
         if let Some(mirrored) = mirror::mirrored(&spec.image, &self.settings.registry_mirrors) {
             // The workflow's credentials are for the image's registry, not for the mirror.
-            match self.pull(&mirrored.reference, None, log, cancel).await {
+            match self
+                .pull(&mirrored.reference, None, None, log, cancel)
+                .await
+            {
                 Ok(()) => {
                     let options = TagImageOptionsBuilder::default()
                         .repo(&mirrored.repository)
@@ -189,8 +193,25 @@ impl DockerBackend {
                 ),
             }
         }
-        self.pull(&spec.image, spec.credentials.as_ref(), log, cancel)
-            .await
+        let pulled = self
+            .pull(&spec.image, spec.credentials.as_ref(), forge, log, cancel)
+            .await;
+        match pulled {
+            // The task's token is tried for any image on the forge's host; a public image
+            // there needs none, and a registry may refuse a token it does not know.
+            Err(BackendError::Registry(ref message))
+                if forge.is_some() && message.contains(registry::TASK_TOKEN) =>
+            {
+                tracing::debug!("{message}; pulling without credentials");
+                match self.pull(&spec.image, None, None, log, cancel).await {
+                    Err(BackendError::Registry(anonymous)) => Err(BackendError::Registry(format!(
+                        "{message}; without credentials: {anonymous}"
+                    ))),
+                    other => other,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Pulls `image` with the credentials found for its registry.
@@ -198,11 +219,12 @@ impl DockerBackend {
         &self,
         image: &str,
         workflow: Option<&hearth_backend::Credentials>,
+        forge: Option<&ForgeRegistry>,
         log: &mut dyn SetupLog,
         cancel: &CancellationToken,
     ) -> Result<(), BackendError> {
         let host = registry::registry_host(image);
-        let (found, tried) = self.registries.resolve(&host, workflow).await;
+        let (found, tried) = self.registries.resolve(&host, workflow, forge).await;
         let (credentials, from) = match found {
             Some(found) => (
                 Some(found.credentials),
@@ -266,9 +288,10 @@ impl DockerBackend {
                 .map_err(|e| BackendError::Unsupported(format!("service `{id}`: {e}")))?;
             service_options.push((self.limited(parsed), self.volumes(service)?));
         }
-        self.ensure_image(&container, log, cancel).await?;
+        let forge = spec.forge_registry.as_ref();
+        self.ensure_image(&container, forge, log, cancel).await?;
         for (_, service) in &spec.services {
-            self.ensure_image(service, log, cancel).await?;
+            self.ensure_image(service, forge, log, cancel).await?;
         }
         let mut labels: HashMap<String, String> = spec.owner.iter().cloned().collect();
         labels.insert(BACKEND_LABEL.0.to_owned(), BACKEND_LABEL.1.to_owned());

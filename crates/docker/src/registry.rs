@@ -9,7 +9,9 @@
 //!    `imagePullSecrets` (both have `auths`);
 //! 4. the runner user's own Docker config (`$DOCKER_CONFIG/config.json`, else
 //!    `~/.docker/config.json`): `auths`, `credHelpers` and `credsStore` through the
-//!    `docker-credential-*` helpers.
+//!    `docker-credential-*` helpers;
+//! 5. for images on the forge's own host, the task's token (the forge's package registry);
+//!    a registry that refuses it is asked again without credentials.
 //!
 //! Files are read at each pull, so a rotated Secret takes effect on the next job without a
 //! restart. Credentials go only to the host they are for, and never into a log: what the log
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bollard::auth::DockerCredentials;
-use hearth_backend::{Credentials, ExposeSecret, SecretString};
+use hearth_backend::{Credentials, ExposeSecret, ForgeRegistry, SecretString};
 use serde::Deserialize;
 
 /// Where a configured registry password comes from.
@@ -122,6 +124,7 @@ impl Registries {
         &self,
         host: &str,
         workflow: Option<&Credentials>,
+        forge: Option<&ForgeRegistry>,
     ) -> (Option<Found>, Vec<String>) {
         let mut tried = Vec::new();
         if let Some(credentials) = workflow {
@@ -195,9 +198,26 @@ impl Registries {
                 }
             }
         }
+        if let Some(forge) = forge.filter(|f| normalize(&f.host) == host) {
+            tried.push(TASK_TOKEN.to_owned());
+            return (
+                Some(Found {
+                    credentials: docker_credentials(
+                        host,
+                        &forge.credentials.username,
+                        forge.credentials.password.expose_secret(),
+                    ),
+                    source: TASK_TOKEN.to_owned(),
+                }),
+                tried,
+            );
+        }
         (None, tried)
     }
 }
+
+/// How the task's token for the forge's own registry is named in the log.
+pub(crate) const TASK_TOKEN: &str = "the task's token for the forge's registry";
 
 fn docker_credentials(host: &str, username: &str, password: &str) -> DockerCredentials {
     DockerCredentials {
@@ -385,13 +405,13 @@ mod tests {
             config_files: vec![file.clone()],
             ..Default::default()
         };
-        let (found, tried) = registries.resolve("registry.example.com", None).await;
+        let (found, tried) = registries.resolve("registry.example.com", None, None).await;
         let found = found.expect("found");
         assert_eq!(found.credentials.username.as_deref(), Some("bot"));
         assert_eq!(found.credentials.password.as_deref(), Some("s3cret"));
         assert!(found.source.contains(".dockerconfigjson"));
         assert_eq!(tried.len(), 1);
-        let (other, _) = registries.resolve("ghcr.io", None).await;
+        let (other, _) = registries.resolve("ghcr.io", None, None).await;
         assert!(other.is_none());
     }
 }

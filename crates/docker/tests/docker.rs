@@ -513,6 +513,60 @@ async fn private_images_pull_with_credentials_from_each_source_and_rotated_files
     assert_eq!(labelled("registry").await, (0, 0));
 }
 
+/// For images on the forge's own host, the task's token is tried last; a registry that
+/// refuses it is asked again without credentials, and the error says both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_token_pulls_images_on_the_forges_host_after_every_other_source() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path())
+        .await
+        .with_registries(hearth_docker::registry::Registries::default());
+    for (password, pulls) in [(REGISTRY_PASSWORD, true), ("not-the-token", false)] {
+        clean(&backend, "forge-registry").await;
+        forget_private_image().await;
+        let mut spec = spec("forge-registry");
+        if let Some(container) = &mut spec.container {
+            container.image = PRIVATE.into();
+        }
+        spec.forge_registry = Some(hearth_backend::ForgeRegistry {
+            host: "127.0.0.1:5999".into(),
+            credentials: hearth_backend::Credentials {
+                username: "hearth".into(),
+                password: password.to_owned().into(),
+            },
+        });
+        let mut log = SetupLines::default();
+        match backend
+            .start(spec, &mut log, &CancellationToken::new())
+            .await
+        {
+            Ok(job) => {
+                assert!(pulls, "pulled with a wrong token: {:#?}", log.0);
+                assert!(
+                    log.0
+                        .iter()
+                        .any(|l| l.ends_with("the task's token for the forge's registry")),
+                    "{:#?}",
+                    log.0
+                );
+                job.finish().await.expect("finished");
+            }
+            Err(e) => {
+                assert!(!pulls, "{e}");
+                let message = e.to_string();
+                assert!(
+                    message.contains("the task's token for the forge's registry")
+                        && message.contains("; without credentials: cannot pull the image"),
+                    "{message}"
+                );
+                assert!(!message.contains("not-the-token"), "{message}");
+            }
+        }
+    }
+    forget_private_image().await;
+    assert_eq!(labelled("forge-registry").await, (0, 0));
+}
+
 /// The set-up log's lines.
 #[derive(Default)]
 struct SetupLines(Vec<String>);

@@ -108,6 +108,7 @@ async fn run_with_folders(
         reach: Vec::new(),
         actions: None,
         env_folders,
+        forge_registry: None,
     };
     let lines = Lines::default();
     let outcome = run_job(backend, &request, &lines, control).await;

@@ -103,6 +103,9 @@ pub struct JobRequest<'a> {
     /// Folders of files the runner hands the job (a `DOCKER_CONFIG` with registry
     /// credentials). The caller adds their secrets to `masker`.
     pub env_folders: Vec<EnvFolder>,
+    /// The forge's own registry and the task's credentials for it, tried last for images on
+    /// the forge's host (masked here).
+    pub forge_registry: Option<hearth_backend::ForgeRegistry>,
 }
 
 /// A folder of files for the job's steps, written into the job's temp folder before the first
@@ -427,7 +430,11 @@ impl<'r> JobRun<'r> {
             services,
             owner: request.owner.clone(),
             reach: request.reach.clone(),
+            forge_registry: request.forge_registry.clone(),
         };
+        if let Some(forge) = &request.forge_registry {
+            masker.add(forge.credentials.password.expose_secret());
+        }
         let mut setup_log = SetupLines {
             sink,
             label,

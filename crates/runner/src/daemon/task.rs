@@ -172,6 +172,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             ],
             actions: Some(Arc::new(action_source(&runtime, &task))),
             env_folders: prepared.env_folders,
+            forge_registry: forge_registry(&runtime.address, &task),
         };
         let outcome = run_job(
             prepared.route.backend.as_ref(),
@@ -418,6 +419,37 @@ fn prepare(
     })
 }
 
+/// The forge's own container registry, at the forge's host, with the task's actor and token:
+/// images there that no other source has credentials for are pulled with them. `None` when
+/// the task has no token.
+fn forge_registry(address: &str, task: &TaskInfo) -> Option<hearth_backend::ForgeRegistry> {
+    let token = task.context_str("token");
+    if token.is_empty() {
+        return None;
+    }
+    Some(hearth_backend::ForgeRegistry {
+        host: image_host(address).to_owned(),
+        credentials: hearth_backend::Credentials {
+            username: task.context_str("actor").to_owned(),
+            password: SecretString::from(token.to_owned()),
+        },
+    })
+}
+
+/// The forge's host as an image reference names it: the URL's authority without a default
+/// port (`https://git.example.com:443/` → `git.example.com`, `http://127.0.0.1:3000`
+/// → `127.0.0.1:3000`).
+fn image_host(address: &str) -> &str {
+    let (scheme, rest) = address.split_once("://").unwrap_or(("", address));
+    let authority = rest.split('/').next().unwrap_or_default();
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return authority,
+    };
+    authority.strip_suffix(default_port).unwrap_or(authority)
+}
+
 /// A masker holding the task's secrets and every token the forge put in its context: the
 /// task's `token`, `gitea_runtime_token`, the OIDC request token (`actions_id_token_request_token`
 /// and Forgejo's `forgejo_`-prefixed one) and any the forge adds later under a `*_token` key.
@@ -519,6 +551,20 @@ fn string_object(map: &BTreeMap<String, String>) -> Object {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_forges_registry_host_is_its_urls_authority_without_a_default_port() {
+        assert_eq!(
+            super::image_host("https://git.example.com:443/"),
+            "git.example.com"
+        );
+        assert_eq!(
+            super::image_host("https://git.example.com/gitea"),
+            "git.example.com"
+        );
+        assert_eq!(super::image_host("http://127.0.0.1:3000"), "127.0.0.1:3000");
+        assert_eq!(super::image_host("http://forge:80"), "forge");
+    }
+
     use super::*;
 
     use hearth_fake_forge::Status;

@@ -331,6 +331,7 @@ impl Scheduler<'_> {
             owner: Vec::new(),
             actions: Some(self.settings.actions.clone()),
             env_folders: Vec::new(),
+            forge_registry: None,
         };
         let outcome = run_job(route.backend.as_ref(), &request, self.sink, control).await;
         let result = outcome.result;
