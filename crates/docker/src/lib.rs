@@ -17,6 +17,7 @@
 //! not share this machine's folders, registry mirrors.
 
 pub mod connect;
+mod cleanup;
 mod job;
 pub mod options;
 mod reach;
