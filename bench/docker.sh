@@ -6,7 +6,11 @@
 #   (a) a one-step job in a container (`hearth exec`, whole process) against
 #       `docker run --rm IMAGE true`: target ≤ 1.3×;
 #   (b) 20 steps in one job container, against starting the container and twenty
-#       `docker exec CONTAINER true` one after the other: target ≤ 1.3×.
+#       `docker exec CONTAINER true` one after the other: target ≤ 1.3×;
+#   (c) a one-step job with two services that have a health check, against doing the same by
+#       hand: a network, the two services and the job container started with `docker run -d`,
+#       `docker inspect` until both are healthy, `docker exec CONTAINER true`, then `docker rm
+#       -f` of the three and `docker network rm`: target ≤ 1.3×.
 #
 #   bench/docker.sh              build the release binary, run each case RUNS times
 #   HEARTH=path bench/docker.sh  measure that binary instead
@@ -46,6 +50,24 @@ floor_execs() {
     docker rm -f "$c" >/dev/null
 }
 
+# As bench/docker/services2.yml has them.
+health=(--health-cmd true --health-interval 200ms --health-retries 50)
+floor_services() {
+    local net=hearth-bench-$$
+    docker network create "$net" >/dev/null
+    for s in one two; do
+        docker run -d --name "$net-$s" --network "$net" --network-alias "$s" "${health[@]}" \
+            --entrypoint tail "$image" -f /dev/null >/dev/null
+    done
+    docker run -d --name "$net-job" --network "$net" --entrypoint tail "$image" -f /dev/null >/dev/null
+    until [[ $(docker inspect -f '{{.State.Health.Status}}' "$net-one" "$net-two") == $'healthy\nhealthy' ]]; do
+        :
+    done
+    docker exec "$net-job" true
+    docker rm -f "$net-job" "$net-one" "$net-two" >/dev/null
+    docker network rm "$net" >/dev/null
+}
+
 measure() { # measure NAME COMMAND... : appends one wall time to $work/NAME
     local t0 t1
     t0=$(now)
@@ -60,6 +82,8 @@ for _ in $(seq 1 "$runs"); do
     measure a_floor floor_run
     measure b_hearth hearth_job steps20.yml
     measure b_floor floor_execs
+    measure c_hearth hearth_job services2.yml
+    measure c_floor floor_services
 done
 status=0
 report() { # report LABEL CASE
@@ -74,4 +98,5 @@ report() { # report LABEL CASE
 printf '%s; %d runs; load average %s\n' "$HEARTH" "$runs" "$(cut -d ' ' -f 1-3 /proc/loadavg)"
 report "(a) one-step job in a container" a
 report "(b) 20 steps in one job container" b
+report "(c) a job with two healthy services" c
 exit $status

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 use hearth_backend::{
@@ -17,6 +16,7 @@ use hearth_backend::{
 use hearth_host::HostJob;
 use tokio::time::{sleep, sleep_until, Instant};
 
+use crate::cleanup::{self, Made};
 use crate::{job_paths, JOB_ROOT, TOOL_CACHE};
 
 /// How often a running step is asked whether its main process ended (its output may stay
@@ -422,43 +422,38 @@ impl DockerJob {
         }))
     }
 
-    /// Removes the container, the network and the job folder; every failure is reported.
-    pub(crate) async fn remove_all(&mut self) -> Result<(), BackendError> {
-        let mut problems = Vec::new();
-        self.forwarders.clear();
-        for service in std::mem::take(&mut self.services) {
-            let options = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            if let Err(e) = self
-                .docker
-                .remove_container(&service.container, Some(options))
-                .await
-            {
-                problems.push(format!("cannot remove the service `{}`: {e}", service.id));
-            }
-        }
+    /// What the job made, taken out of it (so that it is removed once).
+    fn take_made(&mut self) -> Made {
+        let mut containers: Vec<(String, String)> = std::mem::take(&mut self.services)
+            .into_iter()
+            .map(|s| (format!("the service `{}`", s.id), s.container))
+            .collect();
         if let Some(id) = self.container.take() {
-            let options = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            if let Err(e) = self.docker.remove_container(&id, Some(options)).await {
-                problems.push(format!("cannot remove the container {}: {e}", self.name));
-            }
+            containers.push((format!("the container {}", self.name), id));
         }
-        if let Some(network) = self.network.take() {
-            if let Err(e) = self.docker.remove_network(&network).await {
-                problems.push(format!("cannot remove the network {network}: {e}"));
-            }
+        Made {
+            containers,
+            network: self.network.take(),
         }
+    }
+
+    /// Removes the containers and the network (not the folder: see `finish`); every failure
+    /// is reported.
+    pub(crate) async fn remove_all(&mut self) -> Result<(), BackendError> {
+        self.forwarders.clear();
+        let made = self.take_made();
+        let (problems, ()) = cleanup::remove(&self.docker, made, async {}).await;
         self.live.remove(&self.name);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(BackendError::Cleanup(problems.join("; ")))
-        }
+        cleaned(problems)
+    }
+}
+
+/// Problems met while cleaning up, as one error.
+fn cleaned(problems: Vec<String>) -> Result<(), BackendError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(BackendError::Cleanup(problems.join("; ")))
     }
 }
 
@@ -557,13 +552,20 @@ impl JobRuntime for DockerJob {
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
         Box::pin(async move {
             self.finished = true;
-            let removed = self.remove_all().await;
-            // The folder goes last: the container had it mounted.
-            let folders = match self.host_job.take() {
-                Some(host_job) => host_job.finish_job().await,
-                None => Ok(()),
+            self.forwarders.clear();
+            // The folder goes once the containers that had it mounted are gone (the network
+            // may still be going).
+            let host_job = self.host_job.take();
+            let folder = async move {
+                match host_job {
+                    Some(host_job) => host_job.finish_job().await,
+                    None => Ok(()),
+                }
             };
-            removed.and(folders)
+            let made = self.take_made();
+            let (problems, folder) = cleanup::remove(&self.docker, made, folder).await;
+            self.live.remove(&self.name);
+            cleaned(problems).and(folder)
         })
     }
 }
@@ -573,27 +575,14 @@ impl Drop for DockerJob {
         if self.finished {
             return;
         }
-        // Dropped without `finish` (its future cancelled): the container and the network are
+        // Dropped without `finish` (its future cancelled): the containers and the network are
         // removed in the background; the folder goes with the host job's own `Drop`. No
         // longer live: should the removal not happen, `reap` takes them.
         self.live.remove(&self.name);
-        let (docker, container, network) = (
-            self.docker.clone(),
-            self.container.take(),
-            self.network.take(),
-        );
+        let (docker, made) = (self.docker.clone(), self.take_made());
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                if let Some(id) = container {
-                    let options = RemoveContainerOptionsBuilder::default()
-                        .force(true)
-                        .v(true)
-                        .build();
-                    let _ = docker.remove_container(&id, Some(options)).await;
-                }
-                if let Some(network) = network {
-                    let _ = docker.remove_network(&network).await;
-                }
+                let _ = cleanup::remove(&docker, made, async {}).await;
             });
         }
     }

@@ -6,16 +6,19 @@
 //! container at `/__w` (act_runner's `container.bind_workdir`): the engine reaches the job's
 //! files through the runtime, which maps `/__w/...` to the folder on this machine. The tool
 //! cache is mounted at `/__t`. The container is kept alive by a sleeper (`tail -f /dev/null`,
-//! as act does) and each step runs through `docker exec`. Everything created carries the job's
-//! owner labels and `hearth.backend=docker`, and `finish` removes it whatever happened; `reap`
-//! removes what a dead runner left.
+//! as act does, after saying whether the image has `bash`) and each step runs through `docker
+//! exec`. Everything created carries the job's owner labels and `hearth.backend=docker`, and
+//! `finish` removes it whatever happened; `reap` removes what a dead runner left. What does not
+//! depend on each other goes side by side: the network and the containers are created
+//! together, the containers started together, and the network removed while the containers are.
 //!
 //! The parts: `connect` (the daemon's address, TLS, waiting for it), `registry` (credentials
 //! per image host), `options` (a container's `options:` against an allow-list), `services`
-//! (ports, health checks, the wait), `reach` (the forge reachable from the job), `job` (exec,
-//! files, cleanup). Not yet done (issue 13): `expose_to_jobs`, a copy mode for daemons that do
+//! (ports, health checks, the wait), `reach` (the forge reachable from the job), `sleeper` (the
+//! job container's main process), `job` (exec, files), `cleanup` (removing what a job made). Not yet done (issue 13): `expose_to_jobs`, a copy mode for daemons that do
 //! not share this machine's folders, registry mirrors.
 
+mod cleanup;
 pub mod connect;
 mod job;
 mod mirror;
@@ -23,6 +26,7 @@ pub mod options;
 mod reach;
 pub mod registry;
 mod services;
+mod sleeper;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +38,7 @@ use bollard::query_parameters::{
     ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::Docker;
+use futures_util::future::join_all;
 use futures_util::StreamExt;
 use hearth_backend::{
     Backend, BackendError, BoxFuture, CancellationToken, ForgeRegistry, JobPath, JobPaths,
@@ -93,6 +98,21 @@ pub struct ContainerSettings {
     /// `container.memory`, in bytes: the limit of job and service containers whose options
     /// set no `--memory`.
     pub memory: Option<i64>,
+}
+
+/// A container as the workflow wants it, checked: its spec, `options:`, allowed volumes and
+/// ports to publish.
+struct Wanted<'a> {
+    spec: &'a hearth_backend::ContainerSpec,
+    options: options::ContainerOptions,
+    volumes: Vec<String>,
+    ports: (Option<Vec<String>>, Option<bollard::models::PortMap>),
+}
+
+/// An error of the daemon's, said as what could not be done.
+fn failed(what: &str) -> impl Fn(bollard::errors::Error) -> BackendError {
+    let what = what.to_owned();
+    move |e| BackendError::Unsupported(format!("{what}: {e}"))
 }
 
 /// Runs jobs in containers of one Docker daemon.
@@ -279,19 +299,24 @@ impl DockerBackend {
         };
         // Everything the workflow asks for is checked before anything is made.
         let privileged = self.settings.privileged;
-        let job_options = self.job_options(&container.options)?;
-        let job_volumes = self.volumes(&container)?;
+        let job_wanted = Wanted {
+            spec: &container,
+            volumes: self.volumes(&container)?,
+            ports: services::ports(&container.ports)?,
+            options: self.job_options(&container.options)?,
+        };
         let bound = bound_repository(&spec)?;
-        let mut service_options = Vec::with_capacity(spec.services.len());
+        let mut services_wanted = Vec::with_capacity(spec.services.len());
         for (id, service) in &spec.services {
-            let parsed = options::parse(&service.options, privileged)
+            let options = options::parse(&service.options, privileged)
                 .map_err(|e| BackendError::Unsupported(format!("service `{id}`: {e}")))?;
-            service_options.push((self.limited(parsed), self.volumes(service)?));
-        }
-        let forge = spec.forge_registry.as_ref();
-        self.ensure_image(&container, forge, log, cancel).await?;
-        for (_, service) in &spec.services {
-            self.ensure_image(service, forge, log, cancel).await?;
+            let wanted = Wanted {
+                spec: service,
+                volumes: self.volumes(service)?,
+                ports: services::ports(&service.ports)?,
+                options: self.limited(options),
+            };
+            services_wanted.push((id.as_str(), wanted));
         }
         let mut labels: HashMap<String, String> = spec.owner.iter().cloned().collect();
         labels.insert(BACKEND_LABEL.0.to_owned(), BACKEND_LABEL.1.to_owned());
@@ -307,7 +332,21 @@ impl DockerBackend {
             owner: spec.owner.clone(),
             ..JobSpec::default()
         };
-        let host_job = self.host.start_job(folders, cancel).await?;
+        // The images are looked at (or pulled) while the repository is copied.
+        let forge = spec.forge_registry.as_ref();
+        let images = async {
+            self.ensure_image(&container, forge, log, cancel).await?;
+            for (_, service) in &spec.services {
+                self.ensure_image(service, forge, log, cancel).await?;
+            }
+            Ok(())
+        };
+        let (images, host_job) = tokio::join!(images, self.host.start_job(folders, cancel));
+        let host_job = host_job?;
+        if let Err(e) = images {
+            let _ = host_job.finish_job().await;
+            return Err(e);
+        }
         // Names: the job folder's, which is unique under the backend's root.
         let name = host_job
             .job_dir()
@@ -315,77 +354,131 @@ impl DockerBackend {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| spec.name.clone());
         let name = format!("hearth-{}", sanitize(&name));
-        let mut job = DockerJob::new(
-            self.docker.clone(),
-            host_job,
-            name.clone(),
-            self.live.clone(),
-        );
+        let mut job = DockerJob::new(self.docker.clone(), host_job, name, self.live.clone());
         job.workspace_source = bound;
-        let made = async {
-            self.create(
-                &mut job,
-                &container,
-                (&job_options, &job_volumes),
-                labels.clone(),
-                &spec.reach,
-                log,
-            )
-            .await?;
-            for ((id, service), (options, volumes)) in spec.services.iter().zip(&service_options) {
-                self.start_service(&mut job, id, service, (options, volumes), labels.clone())
-                    .await?;
-            }
-            services::wait_healthy(&self.docker, &mut job, log, cancel).await
-        };
+        let made = self.make(
+            &mut job,
+            (&job_wanted, &services_wanted),
+            &labels,
+            &spec.reach,
+            log,
+            cancel,
+        );
         match made.await {
             Ok(()) => Ok(job),
             Err(e) => {
-                // Nothing half made stays: the network, the container and the folder go.
+                // Nothing half made stays: the network, the containers and the folder go.
                 let _ = job.remove_all().await;
                 Err(e)
             }
         }
     }
 
-    /// Creates the job's network and container and starts it.
-    async fn create(
+    /// Makes the job's network and containers, starts them and waits for the services.
+    ///
+    /// Whatever can go side by side does: Docker resolves a container's network when it starts
+    /// it, so the containers are created while the network is, and started together.
+    async fn make(
         &self,
         job: &mut DockerJob,
-        container: &hearth_backend::ContainerSpec,
-        (options, volumes): (&options::ContainerOptions, &[String]),
-        labels: HashMap<String, String>,
+        (container, services): (&Wanted<'_>, &[(&str, Wanted<'_>)]),
+        labels: &HashMap<String, String>,
         reach: &[String],
         log: &mut dyn SetupLog,
+        cancel: &CancellationToken,
     ) -> Result<(), BackendError> {
-        let failed = |what: &str| {
-            let what = what.to_owned();
-            move |e: bollard::errors::Error| BackendError::Unsupported(format!("{what}: {e}"))
+        let docker = &self.docker;
+        let own_network = self.settings.network.is_empty();
+        job.network_name = if own_network {
+            job.name.clone()
+        } else {
+            self.settings.network.clone()
         };
-        if self.settings.network.is_empty() {
-            self.docker
-                .create_network(NetworkCreateRequest {
-                    name: job.name.clone(),
-                    driver: Some("bridge".to_owned()),
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                })
-                .await
-                .map_err(failed("cannot create the job's network"))?;
-            job.network = Some(job.name.clone());
-        }
-        job.network_name = job
-            .network
-            .clone()
-            .unwrap_or_else(|| self.settings.network.clone());
         let network = job.network_name.clone();
+        let extra_hosts = reach::host_entries(reach).await;
+        let job_body = self.job_body(job, container, labels.clone(), extra_hosts);
+        let service_bodies: Vec<_> = services
+            .iter()
+            .map(|(id, wanted)| {
+                let name = format!("{}-{}", job.name, sanitize(id));
+                let body = self.service_body(&network, id, wanted, labels.clone());
+                (*id, name, body)
+            })
+            .collect();
+        let network_made = async {
+            if !own_network {
+                return Ok(());
+            }
+            let request = NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".to_owned()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            };
+            docker
+                .create_network(request)
+                .await
+                .map(|_| ())
+                .map_err(failed("cannot create the job's network"))
+        };
+        let create = |name: String, body: ContainerCreateBody| async move {
+            let options = CreateContainerOptionsBuilder::default().name(&name).build();
+            docker
+                .create_container(Some(options), body)
+                .await
+                .map(|created| created.id)
+        };
+        let services_created = join_all(
+            service_bodies
+                .into_iter()
+                .map(|(id, name, body)| async move { (id, create(name, body).await) }),
+        );
+        let (network_made, job_created, services_created) = tokio::join!(
+            network_made,
+            create(job.name.clone(), job_body),
+            services_created
+        );
+        // What was made is the job's to remove, whatever else failed.
+        if own_network && network_made.is_ok() {
+            job.network = Some(network.clone());
+        }
+        if let Ok(id) = &job_created {
+            job.container = Some(id.clone());
+        }
+        let mut service_failed = None;
+        for ((id, created), (_, wanted)) in services_created.into_iter().zip(services) {
+            match created {
+                Ok(container) => job.services.push(job::Service {
+                    id: id.to_owned(),
+                    container,
+                    info: hearth_backend::ContainerInfo::default(),
+                }),
+                Err(e) => {
+                    let what = format!(
+                        "cannot create the service `{id}` from {}",
+                        wanted.spec.image
+                    );
+                    service_failed.get_or_insert_with(|| failed(&what)(e));
+                }
+            }
+        }
+        network_made?;
+        let id = job_created.map_err(failed(&format!(
+            "cannot create the job container from {}",
+            container.spec.image
+        )))?;
+        if let Some(e) = service_failed {
+            return Err(e);
+        }
+
         // The forge as the job reaches it: forwarded from the network's gateway when it is on
-        // this machine's loopback, named in the container's hosts when only this machine
-        // resolves its name.
-        // A container on the host's network reaches the host's loopback as it is.
-        if !reach.is_empty() && network != "host" {
-            let inspected = self
-                .docker
+        // this machine's loopback (see `reach`). A container on the host's network reaches the
+        // host's loopback as it is.
+        let forwarders = async {
+            if reach.is_empty() || network == "host" {
+                return Ok(Vec::new());
+            }
+            let inspected = docker
                 .inspect_network(&network, None)
                 .await
                 .map_err(failed("cannot inspect the job's network"))?;
@@ -394,73 +487,45 @@ impl DockerBackend {
                 .and_then(|ipam| ipam.config)
                 .and_then(|configs| configs.into_iter().find_map(|c| c.gateway))
                 .and_then(|gateway| gateway.parse().ok());
-            if let Some(gateway) = gateway {
-                job.forwarders = reach::forward(reach, gateway).await?;
+            match gateway {
+                Some(gateway) => reach::forward(reach, gateway).await,
+                None => Ok(Vec::new()),
             }
-        }
-        let mut extra_hosts = reach::host_entries(reach).await;
-        extra_hosts.extend(options.extra_hosts.iter().cloned());
-        let job_dir = job.job_dir().to_string_lossy().into_owned();
-        let tool_cache = job.tool_cache.to_string_lossy().into_owned();
-        let mut binds = vec![
-            format!("{job_dir}:{JOB_ROOT}"),
-            format!("{tool_cache}:{TOOL_CACHE}"),
-        ];
-        binds.extend(job.workspace_bind());
-        binds.extend(volumes.iter().cloned());
-        if let Some(socket) = &self.settings.docker_socket {
-            binds.push(format!("{}:/var/run/docker.sock", socket.display()));
-        }
-        let env: Vec<String> = container
-            .env
-            .iter()
-            .chain(&options.env)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let (exposed_ports, port_bindings) = services::ports(&container.ports)?;
-        let body = ContainerCreateBody {
-            image: Some(container.image.clone()),
-            entrypoint: Some(vec!["tail".into(), "-f".into(), "/dev/null".into()]),
-            cmd: Some(Vec::new()),
-            env: Some(env),
-            labels: Some(labels),
-            user: options.user.clone(),
-            hostname: options.hostname.clone(),
-            exposed_ports,
-            working_dir: Some(format!("{JOB_ROOT}/workspace")),
-            host_config: Some(HostConfig {
-                binds: Some(binds),
-                network_mode: Some(network),
-                privileged: self.settings.privileged.then_some(true),
-                port_bindings,
-                nano_cpus: options.nano_cpus,
-                memory: options.memory,
-                extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
-                ..Default::default()
-            }),
-            ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&job.name)
-            .build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(failed(&format!(
-                "cannot create the job container from {}",
-                container.image
-            )))?;
-        job.container = Some(created.id.clone());
-        self.docker
-            .start_container(&created.id, None)
-            .await
-            .map_err(failed("cannot start the job container"))?;
-        let inspected = self
-            .docker
-            .inspect_container(&created.id, None)
-            .await
-            .map_err(failed("cannot inspect the job container"))?;
+        let started = join_all(
+            std::iter::once(("the job container".to_owned(), id.as_str()))
+                .chain(
+                    job.services
+                        .iter()
+                        .map(|s| (format!("the service `{}`", s.id), s.container.as_str())),
+                )
+                .map(|(what, id)| async move {
+                    docker
+                        .start_container(id, None)
+                        .await
+                        .map_err(failed(&format!("cannot start {what}")))
+                }),
+        );
+        let (forwarders, started) = tokio::join!(forwarders, started);
+        job.forwarders = forwarders?;
+        started.into_iter().collect::<Result<Vec<()>, _>>()?;
+        log.line(
+            SetupLevel::Info,
+            &format!(
+                "Started the job container {} from {}",
+                job.name, container.spec.image
+            ),
+        );
+
+        // The job container's environment and whether it has bash, while the services get
+        // healthy.
+        let (inspected, has_bash, healthy) = tokio::join!(
+            docker.inspect_container(&id, None),
+            sleeper::has_bash(docker, &id),
+            services::wait_healthy(docker, &mut job.services, &network, log, cancel)
+        );
+        healthy?;
+        let inspected = inspected.map_err(failed("cannot inspect the job container"))?;
         job.base_env = inspected
             .config
             .and_then(|c| c.env)
@@ -469,17 +534,13 @@ impl DockerBackend {
             .filter_map(|pair| pair.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        job.probe_bash().await;
+        job.has_bash = has_bash;
+        if job.has_bash.is_none() {
+            job.probe_bash().await;
+        }
         if !reach.is_empty() {
             job.check_reach(reach).await?;
         }
-        log.line(
-            SetupLevel::Info,
-            &format!(
-                "Started the job container {} from {}",
-                job.name, container.image
-            ),
-        );
         Ok(())
     }
 
@@ -502,6 +563,64 @@ impl DockerBackend {
         options.nano_cpus = options.nano_cpus.or(self.settings.nano_cpus);
         options.memory = options.memory.or(self.settings.memory);
         options
+    }
+
+    /// The job container: the sleeper as its main process, the job folder and the tool cache
+    /// mounted, on the job's network.
+    fn job_body(
+        &self,
+        job: &DockerJob,
+        wanted: &Wanted<'_>,
+        labels: HashMap<String, String>,
+        extra_hosts: Vec<String>,
+    ) -> ContainerCreateBody {
+        let Wanted {
+            spec,
+            options,
+            volumes,
+            ports: (exposed_ports, port_bindings),
+        } = wanted;
+        let job_dir = job.job_dir().to_string_lossy().into_owned();
+        let tool_cache = job.tool_cache.to_string_lossy().into_owned();
+        let mut binds = vec![
+            format!("{job_dir}:{JOB_ROOT}"),
+            format!("{tool_cache}:{TOOL_CACHE}"),
+        ];
+        binds.extend(job.workspace_bind());
+        binds.extend(volumes.iter().cloned());
+        if let Some(socket) = &self.settings.docker_socket {
+            binds.push(format!("{}:/var/run/docker.sock", socket.display()));
+        }
+        let mut extra_hosts = extra_hosts;
+        extra_hosts.extend(options.extra_hosts.iter().cloned());
+        let env: Vec<String> = spec
+            .env
+            .iter()
+            .chain(&options.env)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(sleeper::entrypoint()),
+            cmd: Some(Vec::new()),
+            env: Some(env),
+            labels: Some(labels),
+            user: options.user.clone(),
+            hostname: options.hostname.clone(),
+            exposed_ports: exposed_ports.clone(),
+            working_dir: Some(format!("{JOB_ROOT}/workspace")),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                network_mode: Some(job.network_name.clone()),
+                privileged: self.settings.privileged.then_some(true),
+                port_bindings: port_bindings.clone(),
+                nano_cpus: options.nano_cpus,
+                memory: options.memory,
+                extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
     /// A container's `volumes:`, each allowed by `container.valid_volumes`, as binds.
@@ -527,32 +646,31 @@ impl DockerBackend {
             .collect()
     }
 
-    /// Starts the service `id` on the job's network, with its id as a DNS alias.
-    async fn start_service(
+    /// The service `id`, on the job's network with its id as a DNS alias.
+    fn service_body(
         &self,
-        job: &mut DockerJob,
+        network: &str,
         id: &str,
-        spec: &hearth_backend::ContainerSpec,
-        (options, volumes): (&options::ContainerOptions, &[String]),
+        wanted: &Wanted<'_>,
         labels: HashMap<String, String>,
-    ) -> Result<(), BackendError> {
-        let failed = |what: String| {
-            move |e: bollard::errors::Error| BackendError::Unsupported(format!("{what}: {e}"))
-        };
-        let name = format!("{}-{}", job.name, sanitize(id));
-        let network = job.network_name.clone();
+    ) -> ContainerCreateBody {
+        let Wanted {
+            spec,
+            options,
+            volumes,
+            ports: (exposed_ports, port_bindings),
+        } = wanted;
         // Aliases exist on user-defined networks only.
-        let aliased = !matches!(network.as_str(), "host" | "bridge" | "none");
+        let aliased = !matches!(network, "host" | "bridge" | "none");
         let env: Vec<String> = spec
             .env
             .iter()
             .chain(&options.env)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let (exposed_ports, port_bindings) = services::ports(&spec.ports)?;
         let mut aliases = vec![id.to_owned()];
         aliases.extend(options.aliases.iter().cloned());
-        let body = ContainerCreateBody {
+        ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: spec.entrypoint.as_ref().map(|e| vec![e.clone()]),
             cmd: spec
@@ -564,13 +682,13 @@ impl DockerBackend {
             user: options.user.clone(),
             working_dir: options.workdir.clone(),
             hostname: options.hostname.clone(),
-            exposed_ports,
+            exposed_ports: exposed_ports.clone(),
             healthcheck: services::health(options),
             host_config: Some(HostConfig {
-                network_mode: Some(network.clone()),
-                binds: (!volumes.is_empty()).then(|| volumes.to_vec()),
+                network_mode: Some(network.to_owned()),
+                binds: (!volumes.is_empty()).then(|| volumes.clone()),
                 privileged: self.settings.privileged.then_some(true),
-                port_bindings,
+                port_bindings: port_bindings.clone(),
                 nano_cpus: options.nano_cpus,
                 memory: options.memory,
                 extra_hosts: (!options.extra_hosts.is_empty()).then(|| options.extra_hosts.clone()),
@@ -578,7 +696,7 @@ impl DockerBackend {
             }),
             networking_config: aliased.then(|| bollard::models::NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
-                    network,
+                    network.to_owned(),
                     bollard::models::EndpointSettings {
                         aliases: Some(aliases),
                         ..Default::default()
@@ -586,26 +704,7 @@ impl DockerBackend {
                 )])),
             }),
             ..Default::default()
-        };
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(failed(format!(
-                "cannot create the service `{id}` from {}",
-                spec.image
-            )))?;
-        job.services.push(job::Service {
-            id: id.to_owned(),
-            container: created.id.clone(),
-            info: hearth_backend::ContainerInfo::default(),
-        });
-        self.docker
-            .start_container(&created.id, None)
-            .await
-            .map_err(failed(format!("cannot start the service `{id}`")))?;
-        Ok(())
+        }
     }
 
     /// Removes this backend's containers and networks carrying `owner`'s labels.

@@ -13,11 +13,12 @@ use futures_util::StreamExt;
 use hearth_backend::{BackendError, CancellationToken, ContainerInfo, SetupLevel, SetupLog};
 use tokio::time::{sleep, Instant};
 
-use crate::job::DockerJob;
+use crate::job::Service;
 use crate::options::ContainerOptions;
 
-/// How often a starting service is looked at.
-const POLL: Duration = Duration::from_millis(100);
+/// How often a starting service is looked at: an inspect costs the daemon ~1 ms, and a job
+/// waits for its services on every start.
+const POLL: Duration = Duration::from_millis(25);
 /// How long services may take to become healthy.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much of an unhealthy service's log the job's log gets.
@@ -71,16 +72,17 @@ pub(crate) fn health(options: &ContainerOptions) -> Option<HealthConfig> {
 }
 
 /// Waits until every service is healthy (or running, when it has no health check), filling in
-/// its `job.services` entry (id, network, ports as published).
+/// its entry (id, network, ports as published). They started together, so waiting for each in
+/// turn takes as long as the slowest.
 pub(crate) async fn wait_healthy(
     docker: &Docker,
-    job: &mut DockerJob,
+    services: &mut [Service],
+    network: &str,
     log: &mut dyn SetupLog,
     cancel: &CancellationToken,
 ) -> Result<(), BackendError> {
-    let network = job.network_name.clone();
     let until = Instant::now() + HEALTH_TIMEOUT;
-    for service in &mut job.services {
+    for service in services {
         loop {
             let inspected = docker
                 .inspect_container(&service.container, None)
@@ -106,7 +108,7 @@ pub(crate) async fn wait_healthy(
                     .unwrap_or_default();
                 service.info = ContainerInfo {
                     id: service.container.clone(),
-                    network: network.clone(),
+                    network: network.to_owned(),
                     ports: published(&ports),
                 };
                 log.line(

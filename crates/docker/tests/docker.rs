@@ -127,6 +127,8 @@ async fn steps_run_in_the_container_with_their_env_folder_and_files() {
         .iter()
         .any(|(k, v)| k == "FROM_SPEC" && v == "spec-value"));
     assert!(job.base_env().iter().any(|(k, _)| k == "PATH"));
+    // The busybox image has no bash: a step's default shell is `sh` there.
+    assert_eq!(job.has_program("bash", "/bin"), Some(false));
 
     // Without `automount`, a job does not get the Docker socket: it would control the machine.
     let script = r#"echo "pwd=$(pwd) step=$FROM_STEP spec=$FROM_SPEC"; test -e /var/run/docker.sock && echo socket; echo oops >&2; exit 3"#;

@@ -1,12 +1,10 @@
 //! Test support: a second `dockerd` on 127.0.0.1, reached over TCP with TLS as
 //! `DOCKER_HOST=tcp://…`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` would reach it. Its
 //! certificates (a CA, a server certificate for 127.0.0.1, a client certificate) are made
-//! here. It has no default bridge and leaves iptables alone, so it does not disturb the
-//! machine's own daemon; its jobs' networks are its own.
-//!
-//! Seen here: after it ran, the first daemon's default bridge (`docker0`) is gone until that
-//! daemon restarts. Hearth's jobs never use it (each has a network of its own); `docker run`
-//! without `--network` does.
+//! here. It leaves iptables alone and has a default bridge of its own, made for it and
+//! deleted after it, so it does not disturb the machine's own daemon: started with
+//! `--bridge none` (or with the default), a second daemon deletes `docker0`, the first one's,
+//! and `docker run` without `--network` then fails until that daemon restarts.
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -16,9 +14,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
 };
 
-/// The second daemon, stopped (and its folders removed) when dropped.
+/// The second daemon, stopped (and its bridge and folders removed) when dropped.
 pub struct TlsDockerd {
     child: Child,
+    bridge: String,
     dir: tempfile::TempDir,
     /// `tcp://127.0.0.1:PORT`.
     pub address: String,
@@ -41,6 +40,7 @@ impl TlsDockerd {
         }
         certificates(&client, &server);
         let address = format!("tcp://127.0.0.1:{}", free_port());
+        let bridge = make_bridge();
         let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("a log file");
         let child = Command::new("dockerd")
             .args([
@@ -48,7 +48,7 @@ impl TlsDockerd {
                 "-H",
                 &address,
                 "--bridge",
-                "none",
+                &bridge,
                 "--iptables=false",
             ])
             .arg("--tlscacert")
@@ -70,6 +70,7 @@ impl TlsDockerd {
             .unwrap_or_else(|e| panic!("this test needs dockerd (scripts/docker-test-env): {e}"));
         TlsDockerd {
             child,
+            bridge,
             dir,
             address,
             client_certs: client,
@@ -121,7 +122,24 @@ impl Drop for TlsDockerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
     }
+}
+
+/// A bridge for one second daemon, named after this process and a counter (interface names
+/// have at most 15 characters).
+fn make_bridge() -> String {
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let count = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("hth{}x{count}", std::process::id() % 1_000_000);
+    let made = Command::new("ip")
+        .args(["link", "add", &name, "type", "bridge"])
+        .status()
+        .unwrap_or_else(|e| panic!("the second dockerd needs `ip` (iproute2): {e}"));
+    assert!(made.success(), "cannot make the bridge {name}");
+    name
 }
 
 fn write(dir: &Path, name: &str, text: &str) {

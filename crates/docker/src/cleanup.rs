@@ -1,0 +1,85 @@
+//! Removing what a job made: its containers (the job's and its services'), its network, and
+//! what must wait for the containers to be gone (the job folder they had mounted).
+//!
+//! Removing the network is the slowest part (~0.2 s on the project's machine: Docker deletes
+//! the bridge and its firewall rules), and Docker refuses it while a container is attached.
+//! Waiting for the containers' removal first put the two one after the other; instead every
+//! container is disconnected first (its endpoint goes at once, ~0.07 s, all side by side), and
+//! then the network goes while the containers are being removed.
+
+use std::future::Future;
+
+use bollard::models::NetworkDisconnectRequest;
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
+use bollard::Docker;
+use futures_util::future::join_all;
+
+/// What a job made that has to go.
+#[derive(Debug, Default)]
+pub(crate) struct Made {
+    /// Each container as messages name it (`the container hearth-…`), and its id.
+    pub containers: Vec<(String, String)>,
+    /// The job's own network, if it has one.
+    pub network: Option<String>,
+}
+
+/// Removes `made`, running `after_containers` once the containers are gone; returns the
+/// problems met (each said in full) and what `after_containers` gave.
+pub(crate) async fn remove<T>(
+    docker: &Docker,
+    made: Made,
+    after_containers: impl Future<Output = T>,
+) -> (Vec<String>, T) {
+    let Made {
+        containers,
+        network,
+    } = made;
+    let detached = match &network {
+        Some(network) => join_all(containers.iter().map(|(_, id)| {
+            docker.disconnect_network(
+                network,
+                NetworkDisconnectRequest {
+                    container: id.clone(),
+                    force: Some(true),
+                },
+            )
+        }))
+        .await
+        .iter()
+        .all(Result::is_ok),
+        None => false,
+    };
+    let containers = async {
+        let removed = join_all(containers.iter().map(|(what, id)| async move {
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            docker
+                .remove_container(id, Some(options))
+                .await
+                .map_err(|e| format!("cannot remove {what}: {e}"))
+        }))
+        .await;
+        let after = after_containers.await;
+        let problems: Vec<String> = removed.into_iter().filter_map(Result::err).collect();
+        (problems, after)
+    };
+    let network = async {
+        let network = network?;
+        let removed = docker.remove_network(&network).await;
+        removed
+            .err()
+            .map(|e| format!("cannot remove the network {network}: {e}"))
+    };
+    let ((mut problems, after), network) = if detached {
+        tokio::join!(containers, network)
+    } else {
+        // A container still attached (its disconnection failed) would make the network's
+        // removal fail: it waits.
+        let containers = containers.await;
+        (containers, network.await)
+    };
+    problems.extend(network);
+    (problems, after)
+}
