@@ -314,25 +314,9 @@ impl DockerBackend {
             .clone()
             .unwrap_or_else(|| self.settings.network.clone());
         let network = job.network_name.clone();
-        // The forge as the job reaches it: forwarded from the network's gateway when it is on
-        // this machine's loopback, named in the container's hosts when only this machine
-        // resolves its name.
-        // A container on the host's network reaches the host's loopback as it is.
-        if !reach.is_empty() && network != "host" {
-            let inspected = self
-                .docker
-                .inspect_network(&network, None)
-                .await
-                .map_err(failed("cannot inspect the job's network"))?;
-            let gateway = inspected
-                .ipam
-                .and_then(|ipam| ipam.config)
-                .and_then(|configs| configs.into_iter().find_map(|c| c.gateway))
-                .and_then(|gateway| gateway.parse().ok());
-            if let Some(gateway) = gateway {
-                job.forwarders = reach::forward(reach, gateway).await?;
-            }
-        }
+        // The forge as the job reaches it: named in the container's hosts when only this
+        // machine resolves its name; forwarded from the network's gateway (below, once the
+        // container runs) when it is on this machine's loopback.
         let mut extra_hosts = reach::host_entries(reach).await;
         extra_hosts.extend(options.extra_hosts.iter().cloned());
         let job_dir = job.job_dir().to_string_lossy().into_owned();
@@ -365,7 +349,7 @@ impl DockerBackend {
             working_dir: Some(format!("{JOB_ROOT}/workspace")),
             host_config: Some(HostConfig {
                 binds: Some(binds),
-                network_mode: Some(network),
+                network_mode: Some(network.clone()),
                 privileged: self.settings.privileged.then_some(true),
                 port_bindings,
                 nano_cpus: options.nano_cpus,
@@ -391,6 +375,24 @@ impl DockerBackend {
             .start_container(&created.id, None)
             .await
             .map_err(failed("cannot start the job container"))?;
+        // A container on the host's network reaches the host's loopback as it is. The gateway
+        // is listened on only now: podman (netavark) brings a network's bridge, and with it
+        // the gateway's address on this machine, up when its first container starts.
+        if !reach.is_empty() && network != "host" {
+            let inspected = self
+                .docker
+                .inspect_network(&network, None)
+                .await
+                .map_err(failed("cannot inspect the job's network"))?;
+            let gateway = inspected
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .and_then(|configs| configs.into_iter().find_map(|c| c.gateway))
+                .and_then(|gateway| gateway.parse().ok());
+            if let Some(gateway) = gateway {
+                job.forwarders = reach::forward(reach, gateway).await?;
+            }
+        }
         let inspected = self
             .docker
             .inspect_container(&created.id, None)
