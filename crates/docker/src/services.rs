@@ -134,7 +134,13 @@ pub(crate) async fn wait_healthy(
                 .as_mut()
                 .filter(|c| unchecked && Instant::now() >= c.next)
             {
-                match check.run(docker, &service.container).await {
+                let ran = tokio::select! {
+                    ran = check.run(docker, &service.container) => ran,
+                    () = cancel.cancelled() => {
+                        return Err(BackendError::Cancelled(format!("waiting for the service `{}`", service.id)))
+                    }
+                };
+                match ran {
                     Ok(passed) => ready = passed,
                     Err(e) => {
                         return Err(BackendError::Unsupported(format!(
@@ -264,12 +270,12 @@ impl OwnCheck {
         let created = docker.create_exec(container, options).await?;
         let code = match docker.start_exec(&created.id, None).await? {
             StartExecResults::Attached { mut output, .. } => {
-                let output_limit = &mut self.output;
+                let kept = &mut self.output;
                 let drained = tokio::time::timeout(self.timeout, async {
                     while let Some(chunk) = output.next().await {
                         let chunk = chunk?.into_bytes();
-                        let room = CHECK_OUTPUT_LIMIT.saturating_sub(output_limit.len());
-                        output_limit.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        let room = CHECK_OUTPUT_LIMIT.saturating_sub(kept.len());
+                        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     }
                     Ok::<(), bollard::errors::Error>(())
                 })
