@@ -473,7 +473,9 @@ impl DockerBackend {
 
         // The forge as the job reaches it: forwarded from the network's gateway when it is on
         // this machine's loopback (see `reach`). A container on the host's network reaches the
-        // host's loopback as it is.
+        // host's loopback as it is. Listened on once the containers run: podman (netavark)
+        // brings a network's bridge, and with it the gateway's address here, up only when its
+        // first container starts.
         let forwarders = async {
             if reach.is_empty() || network == "host" {
                 return Ok(Vec::new());
@@ -506,9 +508,8 @@ impl DockerBackend {
                         .map_err(failed(&format!("cannot start {what}")))
                 }),
         );
-        let (forwarders, started) = tokio::join!(forwarders, started);
-        job.forwarders = forwarders?;
-        started.into_iter().collect::<Result<Vec<()>, _>>()?;
+        started.await.into_iter().collect::<Result<Vec<()>, _>>()?;
+        job.forwarders = forwarders.await?;
         log.line(
             SetupLevel::Info,
             &format!(

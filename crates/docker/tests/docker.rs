@@ -2,17 +2,15 @@
 //! builds (`hearth-test/busybox:1`). Without a daemon these tests fail, saying so: they never
 //! skip silently.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 use hearth_backend::{
-    Backend, CancellationToken, ContainerSpec, ExecEnd, ExecSpec, JobPath, JobRuntime, JobSpec,
-    NoSetupLog, Stream,
+    Backend, CancellationToken, ContainerSpec, ExecEnd, JobPath, JobSpec, NoSetupLog, Stream,
 };
 use hearth_docker::DockerBackend;
 
-const IMAGE: &str = "hearth-test/busybox:1";
+mod common;
+use common::{run, sh, web_service, IMAGE};
 
 async fn backend(root: &std::path::Path) -> DockerBackend {
     DockerBackend::connect(root.to_owned())
@@ -45,68 +43,9 @@ fn spec(task: &str) -> JobSpec {
     }
 }
 
-fn sh(job: &dyn JobRuntime, script: &str) -> ExecSpec {
-    let mut env = job.base_env().to_vec();
-    env.push(("FROM_STEP".into(), "step-value".into()));
-    ExecSpec {
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        env,
-        working_dir: job.paths().workspace.clone(),
-        timeout: None,
-    }
-}
-
-/// Runs `spec`; its end and what it printed on stdout and stderr.
-async fn run(
-    job: &dyn JobRuntime,
-    spec: ExecSpec,
-    cancel: &CancellationToken,
-) -> (ExecEnd, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut sink = |stream: Stream, chunk: &[u8]| match stream {
-        Stream::Stdout => out.extend_from_slice(chunk),
-        Stream::Stderr => err.extend_from_slice(chunk),
-    };
-    let end = job.exec(spec, &mut sink, cancel).await.expect("exec");
-    (
-        end,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
-
 /// How many containers and networks carry this task's labels.
 async fn labelled(task: &str) -> (usize, usize) {
-    let docker = bollard::Docker::connect_with_local_defaults()
-        .expect("docker")
-        .negotiate_version()
-        .await
-        .expect("docker");
-    let filters: HashMap<String, Vec<String>> = HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("hearth.task={task}"),
-            format!("hearth.runner=docker-tests-{task}"),
-        ],
-    )]);
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .expect("containers");
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .expect("networks");
-    (containers.len(), networks.len())
+    common::labelled_in(&docker().await, "docker-tests", task).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,24 +221,6 @@ async fn an_image_that_cannot_be_had_is_an_error_that_names_it_and_leaves_nothin
     };
     assert!(error.contains("127.0.0.1:9/hearth/none:1"), "{error}");
     assert_eq!(labelled("missing-image").await, (0, 0));
-}
-
-/// A busybox web server as a service: serves `hello from web` on 8080 once its health check
-/// (a request to itself) passes.
-fn web_service() -> ContainerSpec {
-    ContainerSpec {
-        image: IMAGE.into(),
-        entrypoint: Some("sh".into()),
-        command: Some(
-            "-c mkdir${IFS}-p${IFS}/www&&echo${IFS}hello${IFS}from${IFS}web>/www/index.html&&httpd${IFS}-f${IFS}-p${IFS}8080${IFS}-h${IFS}/www"
-                .into(),
-        ),
-        ports: vec!["8080".into()],
-        options: "--health-cmd 'wget -q -O /dev/null http://127.0.0.1:8080/' \
-                  --health-interval 200ms --health-retries 50"
-            .into(),
-        ..Default::default()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,113 @@
+//! Helpers shared by the tests that run the backend against a real engine (`docker.rs`,
+//! `podman.rs`): the test image, steps as `sh -c`, collecting a step's output, the web service,
+//! counting what carries a test's labels.
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+use hearth_backend::{
+    CancellationToken, ContainerSpec, ExecEnd, ExecSpec, JobRuntime, JobSpec, Stream,
+};
+
+/// The image `scripts/docker-test-env` builds (and `scripts/podman-test-env` loads into podman).
+pub const IMAGE: &str = "hearth-test/busybox:1";
+
+/// A job in the test image owned by the runner `{runner}-{task}` (a runner per test: tests run
+/// side by side, and one reaps its runner's leftovers), task `task`.
+pub fn job_spec(runner: &str, task: &str) -> JobSpec {
+    JobSpec {
+        name: format!("{runner} test"),
+        container: Some(ContainerSpec {
+            image: IMAGE.into(),
+            env: vec![("FROM_SPEC".into(), "spec-value".into())],
+            ..Default::default()
+        }),
+        owner: vec![
+            ("hearth.runner".into(), format!("{runner}-{task}")),
+            ("hearth.task".into(), task.into()),
+        ],
+        ..Default::default()
+    }
+}
+
+/// `script` as a step through `sh -c`, in the workspace, with `FROM_STEP` set.
+pub fn sh(job: &dyn JobRuntime, script: &str) -> ExecSpec {
+    let mut env = job.base_env().to_vec();
+    env.push(("FROM_STEP".into(), "step-value".into()));
+    ExecSpec {
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env,
+        working_dir: job.paths().workspace.clone(),
+        timeout: None,
+    }
+}
+
+/// Runs `spec`; its end and what it printed on stdout and stderr.
+pub async fn run(
+    job: &dyn JobRuntime,
+    spec: ExecSpec,
+    cancel: &CancellationToken,
+) -> (ExecEnd, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut sink = |stream: Stream, chunk: &[u8]| match stream {
+        Stream::Stdout => out.extend_from_slice(chunk),
+        Stream::Stderr => err.extend_from_slice(chunk),
+    };
+    let end = job.exec(spec, &mut sink, cancel).await.expect("exec");
+    (
+        end,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+/// A busybox web server as a service: serves `hello from web` on 8080 once its health check
+/// (a request to itself) passes.
+pub fn web_service() -> ContainerSpec {
+    ContainerSpec {
+        image: IMAGE.into(),
+        entrypoint: Some("sh".into()),
+        command: Some(
+            "-c mkdir${IFS}-p${IFS}/www&&echo${IFS}hello${IFS}from${IFS}web>/www/index.html&&httpd${IFS}-f${IFS}-p${IFS}8080${IFS}-h${IFS}/www"
+                .into(),
+        ),
+        ports: vec!["8080".into()],
+        options: "--health-cmd 'wget -q -O /dev/null http://127.0.0.1:8080/' \
+                  --health-interval 200ms --health-retries 50"
+            .into(),
+        ..Default::default()
+    }
+}
+
+/// How many containers and networks of `docker` carry the labels of [`job_spec`]`(runner,
+/// task)`.
+pub async fn labelled_in(docker: &bollard::Docker, runner: &str, task: &str) -> (usize, usize) {
+    let filters: HashMap<String, Vec<String>> = HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("hearth.task={task}"),
+            format!("hearth.runner={runner}-{task}"),
+        ],
+    )]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .expect("containers");
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .expect("networks");
+    (containers.len(), networks.len())
+}
