@@ -374,6 +374,7 @@ impl DockerJob {
             });
         };
 
+        let mut runtime_said = RuntimeSaid::default();
         let deadline = spec.timeout.map(|t| Instant::now() + t);
         let mut poll_at = Instant::now() + POLL;
         let mut drain_until: Option<Instant> = None;
@@ -393,10 +394,10 @@ impl DockerJob {
                 chunk = output.next() => match chunk {
                     Some(Ok(bollard::container::LogOutput::StdOut { message }))
                     | Some(Ok(bollard::container::LogOutput::Console { message })) => {
-                        sink.output(Stream::Stdout, &message)
+                        runtime_said.pass(sink, Stream::Stdout, message)
                     }
                     Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
-                        sink.output(Stream::Stderr, &message)
+                        runtime_said.pass(sink, Stream::Stderr, message)
                     }
                     Some(Ok(bollard::container::LogOutput::StdIn { .. })) => {}
                     Some(Err(e)) => return Err(lost(e)),
@@ -449,6 +450,10 @@ impl DockerJob {
             let inspected = self.docker.inspect_exec(&created.id).await.map_err(lost)?;
             if inspected.running != Some(true) {
                 let code = inspected.exit_code.unwrap_or(-1);
+                if code == 126 && runtime_said.missing_working_dir() {
+                    return Err(BackendError::WorkingDirectory(spec.working_dir));
+                }
+                runtime_said.flush(sink);
                 return Ok(ExecEnd::Exited(i32::try_from(code).unwrap_or(-1)));
             }
             sleep(Duration::from_millis(10)).await;
@@ -536,6 +541,44 @@ impl DockerJob {
         let (problems, ()) = cleanup::remove(&self.docker, made, async {}).await;
         self.live.remove(&self.name);
         cleaned(problems)
+    }
+}
+
+/// The container runtime's own word when an exec could not start, held back from the step's
+/// output: Docker sends it as the exec's first output with exit code 126, and one saying the
+/// working directory is missing (which copy mode cannot check on this machine first) is the
+/// step's `WorkingDirectory` error, not output.
+#[derive(Default)]
+struct RuntimeSaid {
+    passed_any: bool,
+    held: Option<(Stream, bytes::Bytes)>,
+}
+
+impl RuntimeSaid {
+    const PREFIX: &'static [u8] = b"OCI runtime exec failed";
+
+    fn pass(&mut self, sink: &mut dyn OutputSink, stream: Stream, chunk: bytes::Bytes) {
+        if !self.passed_any && self.held.is_none() && chunk.starts_with(Self::PREFIX) {
+            self.held = Some((stream, chunk));
+            return;
+        }
+        self.flush(sink);
+        self.passed_any = true;
+        sink.output(stream, &chunk);
+    }
+
+    fn flush(&mut self, sink: &mut dyn OutputSink) {
+        if let Some((stream, chunk)) = self.held.take() {
+            self.passed_any = true;
+            sink.output(stream, &chunk);
+        }
+    }
+
+    fn missing_working_dir(&self) -> bool {
+        self.held.as_ref().is_some_and(|(_, chunk)| {
+            let text = String::from_utf8_lossy(chunk);
+            text.contains("chdir to cwd") && text.contains("no such file or directory")
+        })
     }
 }
 
