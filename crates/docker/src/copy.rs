@@ -224,10 +224,11 @@ pub(crate) async fn read_file(
         }
     }
     let mut archive = tar::Archive::new(tar.as_slice());
-    let entries = archive
+    let mut entries = archive
         .entries()
         .map_err(|e| file_error("read", path, e.to_string()))?;
-    for entry in entries {
+    // The tar of a file holds that one entry.
+    if let Some(entry) = entries.next() {
         let mut entry = entry.map_err(|e| file_error("read", path, e.to_string()))?;
         let kind = entry.header().entry_type();
         if !kind.is_file() {

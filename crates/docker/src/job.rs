@@ -96,6 +96,8 @@ pub struct DockerJob {
     pub(crate) copy: bool,
     /// The job's own volume (copy mode), removed after its containers.
     pub(crate) volume: Option<String>,
+    /// Copy mode: the repository to upload into the workspace at start.
+    pub(crate) upload_repository: Option<HostPath>,
     /// Copy mode: host folders uploaded into the job, each once, by their place under `/__w`.
     uploaded: tokio::sync::Mutex<std::collections::BTreeMap<PathBuf, String>>,
     /// Set by `finish`, so that `Drop` has nothing left to do.
@@ -126,6 +128,7 @@ impl DockerJob {
             exposed: hearth_host::Copies::default(),
             copy: false,
             volume: None,
+            upload_repository: None,
             uploaded: tokio::sync::Mutex::default(),
             finished: false,
             live,

@@ -386,13 +386,12 @@ impl DockerBackend {
         let mut job = DockerJob::new(self.docker.clone(), host_job, name, self.live.clone());
         job.workspace_source = bound;
         job.copy = copy;
-        let repository = spec.repository.as_ref().filter(|_| copy);
+        job.upload_repository = spec.repository.clone().filter(|_| copy);
         let made = self.make(
             &mut job,
             (&job_wanted, &services_wanted),
             &labels,
             &spec.reach,
-            repository,
             log,
             cancel,
         );
@@ -416,7 +415,6 @@ impl DockerBackend {
         (container, services): (&Wanted<'_>, &[(&str, Wanted<'_>)]),
         labels: &HashMap<String, String>,
         reach: &[String],
-        repository: Option<&hearth_backend::HostPath>,
         log: &mut dyn SetupLog,
         cancel: &CancellationToken,
     ) -> Result<(), BackendError> {
@@ -518,7 +516,9 @@ impl DockerBackend {
         }
         if job.copy {
             // Filled before it starts: the working directory is there when the sleeper is.
-            self.fill_volume(&id, repository, log, cancel).await?;
+            let repository = job.upload_repository.take();
+            self.fill_volume(&id, repository.as_ref(), log, cancel)
+                .await?;
         }
 
         // The forge as the job reaches it: forwarded from the network's gateway when it is on
