@@ -15,8 +15,9 @@
 //! The parts: `connect` (the daemon's address, TLS, waiting for it), `registry` (credentials
 //! per image host), `options` (a container's `options:` against an allow-list), `services`
 //! (ports, health checks, the wait), `reach` (the forge reachable from the job), `sleeper` (the
-//! job container's main process), `job` (exec, files), `cleanup` (removing what a job made). Not yet done (issue 13): `expose_to_jobs`, a copy mode for daemons that do
-//! not share this machine's folders, registry mirrors.
+//! job container's main process), `job` (exec, files), `cleanup` (removing what a job made),
+//! `copy` (copy mode, `Workdir::Copy`: the job's folder a volume in the daemon, reached
+//! through the archive API, for daemons that do not share this machine's folders).
 
 mod cleanup;
 pub mod connect;
