@@ -134,6 +134,15 @@ pub struct JobPaths {
     pub tool_cache: JobPath,
 }
 
+/// A regular file below a job folder and the SHA-256 of its content, as `hashFiles` needs it
+/// when the engine cannot read the folder itself ([`JobRuntime::file_digests`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Relative to the folder asked about, `/`-separated.
+    pub path: String,
+    pub sha256: [u8; 32],
+}
+
 /// One process to run.
 #[derive(Clone, Debug)]
 pub struct ExecSpec {
@@ -390,6 +399,19 @@ pub trait JobRuntime: Send + Sync {
     /// host backend, a container whose workspace is a bind mount): for `hashFiles` and local
     /// actions' `action.yml`. `None` when the job's files are not on this machine.
     fn host_view(&self, path: &JobPath) -> Option<HostPath>;
+
+    /// Every regular file below the job's folder `path` with the SHA-256 of its content (a
+    /// symbolic link to a file inside the folder counts as that file), for `hashFiles` where
+    /// [`JobRuntime::host_view`] gives nothing: a container whose folders live in the daemon.
+    /// `Ok(None)` when the backend cannot tell (the default); an empty list when the folder is
+    /// not there.
+    fn file_digests<'a>(
+        &'a self,
+        path: &'a JobPath,
+    ) -> BoxFuture<'a, Result<Option<Vec<FileDigest>>, BackendError>> {
+        let _ = path;
+        Box::pin(async { Ok(None) })
+    }
 
     /// How the job sees the host folder `folder` (an action fetched by the runner): the same
     /// path on the host, a copy in the container.

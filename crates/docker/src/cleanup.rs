@@ -1,5 +1,6 @@
 //! Removing what a job made: its containers (the job's and its services'), its network, and
-//! what must wait for the containers to be gone (the job folder they had mounted).
+//! what must wait for the containers to be gone (the job folder they had mounted, the job's
+//! volume in copy mode).
 //!
 //! Removing the network is the slowest part (~0.2 s on the project's machine: Docker deletes
 //! the bridge and its firewall rules), and Docker refuses it while a container is attached.
@@ -10,7 +11,7 @@
 use std::future::Future;
 
 use bollard::models::NetworkDisconnectRequest;
-use bollard::query_parameters::RemoveContainerOptionsBuilder;
+use bollard::query_parameters::{RemoveContainerOptionsBuilder, RemoveVolumeOptions};
 use bollard::Docker;
 use futures_util::future::join_all;
 
@@ -21,6 +22,8 @@ pub(crate) struct Made {
     pub containers: Vec<(String, String)>,
     /// The job's own network, if it has one.
     pub network: Option<String>,
+    /// The job's own volume (copy mode), which goes once no container uses it.
+    pub volume: Option<String>,
 }
 
 /// Removes `made`, running `after_containers` once the containers are gone; returns the
@@ -33,6 +36,7 @@ pub(crate) async fn remove<T>(
     let Made {
         containers,
         network,
+        volume,
     } = made;
     let detached = match &network {
         Some(network) => join_all(containers.iter().map(|(_, id)| {
@@ -61,8 +65,20 @@ pub(crate) async fn remove<T>(
                 .map_err(|e| format!("cannot remove {what}: {e}"))
         }))
         .await;
+        let volume = match volume {
+            Some(volume) => docker
+                .remove_volume(&volume, None::<RemoveVolumeOptions>)
+                .await
+                .err()
+                .map(|e| format!("cannot remove the volume {volume}: {e}")),
+            None => None,
+        };
         let after = after_containers.await;
-        let problems: Vec<String> = removed.into_iter().filter_map(Result::err).collect();
+        let problems: Vec<String> = removed
+            .into_iter()
+            .filter_map(Result::err)
+            .chain(volume)
+            .collect();
         (problems, after)
     };
     let network = async {

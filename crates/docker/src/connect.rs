@@ -34,6 +34,29 @@ pub struct DockerSettings {
 }
 
 impl DockerSettings {
+    /// Where job folders live for this daemon (`container.bind_workdir`): as `bind_workdir`
+    /// says when it is given; else bound for a local socket (the daemon sees this machine's
+    /// folders, and the engine reads the workspace in place) and copied for a daemon reached
+    /// over the network, which may be anywhere (another machine, a sidecar with its own
+    /// filesystem): binds would name folders it does not have.
+    pub fn workdir(&self, bind_workdir: Option<bool>) -> crate::Workdir {
+        match bind_workdir {
+            Some(true) => crate::Workdir::Bind,
+            Some(false) => crate::Workdir::Copy,
+            None => {
+                let host = self.host.as_deref().unwrap_or_default().trim();
+                if ["tcp://", "http://", "https://"]
+                    .iter()
+                    .any(|scheme| host.starts_with(scheme))
+                {
+                    crate::Workdir::Copy
+                } else {
+                    crate::Workdir::Bind
+                }
+            }
+        }
+    }
+
     /// What the Docker CLI's variables say, under `host` when one is configured (act_runner's
     /// `container.docker_host`: empty, `-` or Forgejo's `automount` to detect).
     pub fn from_env(host: &str) -> DockerSettings {
@@ -136,6 +159,27 @@ impl DockerSettings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn job_folders_are_copied_for_a_daemon_on_the_network_unless_told() {
+        use crate::Workdir;
+        let at = |host: Option<&str>| DockerSettings {
+            host: host.map(str::to_owned),
+            ..Default::default()
+        };
+        assert_eq!(at(None).workdir(None), Workdir::Bind);
+        assert_eq!(
+            at(Some("unix:///run/docker.sock")).workdir(None),
+            Workdir::Bind
+        );
+        assert_eq!(at(Some("tcp://10.0.0.2:2376")).workdir(None), Workdir::Copy);
+        assert_eq!(at(Some("http://dind:2375")).workdir(None), Workdir::Copy);
+        assert_eq!(
+            at(Some("tcp://10.0.0.2:2376")).workdir(Some(true)),
+            Workdir::Bind
+        );
+        assert_eq!(at(None).workdir(Some(false)), Workdir::Copy);
+    }
+
     use super::*;
 
     #[test]

@@ -1,5 +1,6 @@
 //! A job in its container: steps through `docker exec`, files through the bind-mounted job
-//! folder, and cleanup of the container, the network and the folder.
+//! folder (or, in copy mode, through the Engine API's archive endpoints: see `copy`), and
+//! cleanup of the container, the network, the volume and the folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +11,8 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use futures_util::StreamExt;
 use hearth_backend::{
-    BackendError, BoxFuture, CancellationToken, ContainerInfo, ExecEnd, ExecSpec, HostPath,
-    JobContainers, JobPath, JobPaths, JobRuntime, OutputSink, Stream,
+    BackendError, BoxFuture, CancellationToken, ContainerInfo, ExecEnd, ExecSpec, FileDigest,
+    HostPath, JobContainers, JobPath, JobPaths, JobRuntime, OutputSink, Stream,
 };
 use hearth_host::HostJob;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -90,6 +91,15 @@ pub struct DockerJob {
     execs: AtomicUsize,
     /// Host folders copied into the job.
     exposed: hearth_host::Copies,
+    /// Copy mode: the job's folder is the volume `volume` inside the daemon, not the host
+    /// folder, which then holds only the job's record for reaping.
+    pub(crate) copy: bool,
+    /// The job's own volume (copy mode), removed after its containers.
+    pub(crate) volume: Option<String>,
+    /// Copy mode: the repository to upload into the workspace at start.
+    pub(crate) upload_repository: Option<HostPath>,
+    /// Copy mode: host folders uploaded into the job, each once, by their place under `/__w`.
+    uploaded: tokio::sync::Mutex<std::collections::BTreeMap<PathBuf, String>>,
     /// Set by `finish`, so that `Drop` has nothing left to do.
     finished: bool,
     /// Where the job is known to be live (until it is removed).
@@ -116,6 +126,10 @@ impl DockerJob {
             paths: job_paths(),
             execs: AtomicUsize::new(0),
             exposed: hearth_host::Copies::default(),
+            copy: false,
+            volume: None,
+            upload_repository: None,
+            uploaded: tokio::sync::Mutex::default(),
             finished: false,
             live,
         }
@@ -210,6 +224,9 @@ impl DockerJob {
     /// Where a job path is on this machine: under the bound repository (the workspace), the
     /// job folder (`/__w`) or the tool cache.
     fn on_host(&self, path: &str) -> Option<PathBuf> {
+        if self.copy {
+            return None;
+        }
         let under = |root: &str| {
             let rest = path.strip_prefix(root)?;
             (rest.is_empty() || rest.starts_with('/')).then(|| rest.trim_start_matches('/'))
@@ -255,9 +272,23 @@ impl DockerJob {
         }
     }
 
-    /// Signals the process group of the step whose pid is in `pid_file`.
-    async fn signal_step(&self, pid_file: &Path, signal: &str) {
-        let Ok(text) = tokio::fs::read_to_string(pid_file).await else {
+    /// Signals the process group of the step whose pid is in `pid_file` (a job path).
+    async fn signal_step(&self, pid_file: &JobPath, signal: &str) {
+        let Some(on_host) = self.on_host(pid_file.as_str()) else {
+            // Copy mode: the pid file is only in the container, read there.
+            self.exec_detached(vec![
+                "sh".into(),
+                "-c".into(),
+                "pid=$(cat \"$1\" 2>/dev/null) || exit 0; \
+                 kill -s \"$0\" -- \"-$pid\" 2>/dev/null || kill -s \"$0\" \"-$pid\""
+                    .into(),
+                signal.into(),
+                pid_file.to_string(),
+            ])
+            .await;
+            return;
+        };
+        let Ok(text) = tokio::fs::read_to_string(on_host).await else {
             return;
         };
         let Ok(pid) = text.trim().parse::<u32>() else {
@@ -295,10 +326,18 @@ impl DockerJob {
         // The step's shell records its pid, so that its process group (each exec is a session
         // of its own) can be signalled on timeout or cancel; then it becomes the step.
         let n = self.execs.fetch_add(1, Ordering::Relaxed);
-        let pid_file = self.paths.temp.join(&format!(".hearth-exec-{n}.pid"));
-        let pid_file_on_host = self
-            .on_host(pid_file.as_str())
-            .ok_or_else(|| BackendError::NotInJob(pid_file.to_string()))?;
+        // Copy mode keeps them out of the temp folder: removing one would cost an exec.
+        let pid_file = if self.copy {
+            JobPath::new(crate::copy::PID_DIR).join(&format!("exec-{n}.pid"))
+        } else {
+            self.paths.temp.join(&format!(".hearth-exec-{n}.pid"))
+        };
+        let pid_file_on_host = self.on_host(pid_file.as_str());
+        let remove_pid_file = || async {
+            if let Some(on_host) = &pid_file_on_host {
+                let _ = tokio::fs::remove_file(on_host).await;
+            }
+        };
         let mut argv = vec![
             "sh".to_owned(),
             "-c".to_owned(),
@@ -338,6 +377,7 @@ impl DockerJob {
             });
         };
 
+        let mut runtime_said = RuntimeSaid::default();
         let deadline = spec.timeout.map(|t| Instant::now() + t);
         let mut poll_at = Instant::now() + POLL;
         let mut drain_until: Option<Instant> = None;
@@ -357,17 +397,17 @@ impl DockerJob {
                 chunk = output.next() => match chunk {
                     Some(Ok(bollard::container::LogOutput::StdOut { message }))
                     | Some(Ok(bollard::container::LogOutput::Console { message })) => {
-                        sink.output(Stream::Stdout, &message)
+                        runtime_said.pass(sink, Stream::Stdout, message)
                     }
                     Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
-                        sink.output(Stream::Stderr, &message)
+                        runtime_said.pass(sink, Stream::Stderr, message)
                     }
                     Some(Ok(bollard::container::LogOutput::StdIn { .. })) => {}
                     Some(Err(e)) => return Err(lost(e)),
                     None => break,
                 },
                 () = cancel.cancelled(), if stopping.is_none() => {
-                    self.signal_step(&pid_file_on_host, "INT").await;
+                    self.signal_step(&pid_file, "INT").await;
                     stopping = Some((ExecEnd::Cancelled, Instant::now() + INTERRUPT_GRACE, false));
                 }
                 () = sleep_until(wake) => {
@@ -378,14 +418,14 @@ impl DockerJob {
                     if let Some((end, at, killed)) = stopping {
                         if now >= at {
                             if killed {
-                                let _ = tokio::fs::remove_file(&pid_file_on_host).await;
+                                remove_pid_file().await;
                                 return Ok(end);
                             }
-                            self.signal_step(&pid_file_on_host, "KILL").await;
+                            self.signal_step(&pid_file, "KILL").await;
                             stopping = Some((end, now + INTERRUPT_GRACE, true));
                         }
                     } else if deadline.is_some_and(|d| now >= d) {
-                        self.signal_step(&pid_file_on_host, "INT").await;
+                        self.signal_step(&pid_file, "INT").await;
                         stopping = Some((ExecEnd::TimedOut, now + INTERRUPT_GRACE, false));
                     }
                     if now >= poll_at && drain_until.is_none() {
@@ -402,17 +442,21 @@ impl DockerJob {
             // The main process ended on the interrupt, but what it left in the background may
             // have ignored it (a shell's `&` jobs ignore SIGINT): the whole group is killed.
             if !killed {
-                self.signal_step(&pid_file_on_host, "KILL").await;
+                self.signal_step(&pid_file, "KILL").await;
             }
-            let _ = tokio::fs::remove_file(&pid_file_on_host).await;
+            remove_pid_file().await;
             return Ok(end);
         }
-        let _ = tokio::fs::remove_file(&pid_file_on_host).await;
+        remove_pid_file().await;
         // The stream can end a moment before the exec is marked done.
         for _ in 0..50 {
             let inspected = self.docker.inspect_exec(&created.id).await.map_err(lost)?;
             if inspected.running != Some(true) {
                 let code = inspected.exit_code.unwrap_or(-1);
+                if code == 126 && runtime_said.missing_working_dir() {
+                    return Err(BackendError::WorkingDirectory(spec.working_dir));
+                }
+                runtime_said.flush(sink);
                 return Ok(ExecEnd::Exited(i32::try_from(code).unwrap_or(-1)));
             }
             sleep(Duration::from_millis(10)).await;
@@ -420,6 +464,60 @@ impl DockerJob {
         Err(lost(bollard::errors::Error::IOError {
             err: std::io::Error::other("the step's process did not end"),
         }))
+    }
+
+    /// Copy mode's `empty_files`: one upload of empty files per root (`/__w`, `/__t`), which
+    /// costs one request where an exec would start a process.
+    async fn empty_in_copy(&self, paths: &[JobPath]) -> Result<(), BackendError> {
+        let mut by_root: Vec<(&'static str, Vec<String>)> = Vec::new();
+        for path in paths {
+            let (root, relative) = in_copy(path)?;
+            match by_root.iter_mut().find(|(r, _)| *r == root) {
+                Some((_, files)) => files.push(relative),
+                None => by_root.push((root, vec![relative])),
+            }
+        }
+        let container = self.container()?;
+        for (root, files) in by_root {
+            let entries: Vec<crate::copy::Entry<'_>> = files
+                .iter()
+                .map(|f| crate::copy::Entry::File(f, &[]))
+                .collect();
+            let failed = |e: String| {
+                crate::copy::file_error("empty", &JobPath::new(root).join(&files[0]), e)
+            };
+            let tar = crate::copy::pack(&entries).map_err(|e| failed(e.to_string()))?;
+            crate::copy::upload(&self.docker, container, root, tar)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Copy mode's `expose`: the folder uploaded under `/__w/_actions/N`, once per folder.
+    async fn upload_exposed(&self, folder: &HostPath) -> Result<JobPath, BackendError> {
+        // Held across the upload, so that two steps exposing one folder upload it once.
+        let mut uploaded = self.uploaded.lock().await;
+        if let Some(name) = uploaded.get(folder.as_path()) {
+            return Ok(JobPath::new(JOB_ROOT).join(name));
+        }
+        let n = uploaded.len().to_string();
+        let name = format!("_actions/{n}");
+        crate::copy::upload_folder(
+            &self.docker,
+            self.container()?,
+            &format!("{JOB_ROOT}/_actions"),
+            folder.as_path(),
+            &n,
+        )
+        .await
+        .map_err(|e| BackendError::Prepare {
+            what: "action copy in the container",
+            path: folder.as_path().to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+        uploaded.insert(folder.as_path().to_path_buf(), name.clone());
+        Ok(JobPath::new(JOB_ROOT).join(&name))
     }
 
     /// What the job made, taken out of it (so that it is removed once).
@@ -434,6 +532,7 @@ impl DockerJob {
         Made {
             containers,
             network: self.network.take(),
+            volume: self.volume.take(),
         }
     }
 
@@ -445,6 +544,44 @@ impl DockerJob {
         let (problems, ()) = cleanup::remove(&self.docker, made, async {}).await;
         self.live.remove(&self.name);
         cleaned(problems)
+    }
+}
+
+/// The container runtime's own word when an exec could not start, held back from the step's
+/// output: Docker sends it as the exec's first output with exit code 126, and one saying the
+/// working directory is missing (which copy mode cannot check on this machine first) is the
+/// step's `WorkingDirectory` error, not output.
+#[derive(Default)]
+struct RuntimeSaid {
+    passed_any: bool,
+    held: Option<(Stream, bytes::Bytes)>,
+}
+
+impl RuntimeSaid {
+    const PREFIX: &'static [u8] = b"OCI runtime exec failed";
+
+    fn pass(&mut self, sink: &mut dyn OutputSink, stream: Stream, chunk: bytes::Bytes) {
+        if !self.passed_any && self.held.is_none() && chunk.starts_with(Self::PREFIX) {
+            self.held = Some((stream, chunk));
+            return;
+        }
+        self.flush(sink);
+        self.passed_any = true;
+        sink.output(stream, &chunk);
+    }
+
+    fn flush(&mut self, sink: &mut dyn OutputSink) {
+        if let Some((stream, chunk)) = self.held.take() {
+            self.passed_any = true;
+            sink.output(stream, &chunk);
+        }
+    }
+
+    fn missing_working_dir(&self) -> bool {
+        self.held.as_ref().is_some_and(|(_, chunk)| {
+            let text = String::from_utf8_lossy(chunk);
+            text.contains("chdir to cwd") && text.contains("no such file or directory")
+        })
     }
 }
 
@@ -509,6 +646,15 @@ impl JobRuntime for DockerJob {
         replaces: Option<&'a JobPath>,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
+            if self.copy {
+                // Nothing to rename in place: the upload replaces the file whole.
+                let (root, relative) = in_copy(path)?;
+                let tar = crate::copy::pack(&[crate::copy::Entry::File(&relative, contents)])
+                    .map_err(|e| crate::copy::file_error("write", path, e.to_string()))?;
+                return crate::copy::upload(&self.docker, self.container()?, root, tar)
+                    .await
+                    .map_err(|e| crate::copy::file_error("write", path, e.to_string()));
+            }
             let host = self.host_job_path(path)?;
             let replaces = replaces.map(|p| self.host_job_path(p)).transpose()?;
             hearth_host::files::write(&host, contents, replaces.as_ref())
@@ -522,6 +668,10 @@ impl JobRuntime for DockerJob {
         limit: u64,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
         Box::pin(async move {
+            if self.copy {
+                in_copy(path)?;
+                return crate::copy::read_file(&self.docker, self.container()?, path, limit).await;
+            }
             let host = self.host_job_path(path)?;
             hearth_host::files::read(&host, limit).map_err(|e| relabel(e, path))
         })
@@ -529,6 +679,9 @@ impl JobRuntime for DockerJob {
 
     fn empty_files<'a>(&'a self, paths: &'a [JobPath]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
+            if self.copy {
+                return self.empty_in_copy(paths).await;
+            }
             let host: Vec<JobPath> = paths
                 .iter()
                 .map(|p| self.host_job_path(p))
@@ -541,9 +694,29 @@ impl JobRuntime for DockerJob {
         self.on_host(path.as_str()).map(HostPath::new)
     }
 
-    /// Copies the folder into the job folder, where the container sees it under `/__w`.
+    fn file_digests<'a>(
+        &'a self,
+        path: &'a JobPath,
+    ) -> BoxFuture<'a, Result<Option<Vec<FileDigest>>, BackendError>> {
+        Box::pin(async move {
+            if !self.copy {
+                // The engine reads a bind-mounted folder itself (`host_view`).
+                return Ok(None);
+            }
+            in_copy(path)?;
+            crate::copy::digests(&self.docker, self.container()?, path)
+                .await
+                .map(Some)
+        })
+    }
+
+    /// Copies the folder into the job folder, where the container sees it under `/__w` (in
+    /// copy mode, uploads it there).
     fn expose<'a>(&'a self, folder: &'a HostPath) -> BoxFuture<'a, Result<JobPath, BackendError>> {
         Box::pin(async move {
+            if self.copy {
+                return self.upload_exposed(folder).await;
+            }
             let name = self.exposed.copy(&self.job_dir, folder).await?;
             Ok(JobPath::new(JOB_ROOT).join(&name))
         })
@@ -592,6 +765,25 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A job path in copy mode: the root it is under (`/__w` or `/__t`, where uploads go) and
+/// the rest, relative to it.
+fn in_copy(path: &JobPath) -> Result<(&'static str, String), BackendError> {
+    for root in [JOB_ROOT, TOOL_CACHE] {
+        if let Some(rest) = path
+            .as_str()
+            .strip_prefix(root)
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            let rest = rest.trim_start_matches('/');
+            // `..` would let an upload or a read leave the job's folders.
+            if !rest.is_empty() && !rest.split('/').any(|part| part == "..") {
+                return Ok((root, rest.to_owned()));
+            }
+        }
+    }
+    Err(BackendError::NotInJob(path.to_string()))
 }
 
 /// A file error names the job path, not the host path behind it.

@@ -15,11 +15,13 @@
 //! The parts: `connect` (the daemon's address, TLS, waiting for it), `registry` (credentials
 //! per image host), `options` (a container's `options:` against an allow-list), `services`
 //! (ports, health checks, the wait), `reach` (the forge reachable from the job), `sleeper` (the
-//! job container's main process), `job` (exec, files), `cleanup` (removing what a job made). Not yet done (issue 13): `expose_to_jobs`, a copy mode for daemons that do
-//! not share this machine's folders, registry mirrors.
+//! job container's main process), `job` (exec, files), `cleanup` (removing what a job made),
+//! `copy` (copy mode, `Workdir::Copy`: the job's folder a volume in the daemon, reached
+//! through the archive API, for daemons that do not share this machine's folders).
 
 mod cleanup;
 pub mod connect;
+mod copy;
 mod job;
 mod mirror;
 pub mod options;
@@ -35,7 +37,8 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptions, TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -53,6 +56,9 @@ pub use job::DockerJob;
 pub const JOB_ROOT: &str = "/__w";
 /// Where the tool cache is mounted.
 pub const TOOL_CACHE: &str = "/__t";
+/// The tool cache's volume in copy mode: shared by the jobs, kept (as act_runner's
+/// `act-toolcache`), carrying no owner's labels so that no `reap` removes it.
+pub const TOOL_CACHE_VOLUME: &str = "hearth-toolcache";
 /// The label saying when a job's containers and network were made.
 const CREATED_LABEL: &str = "hearth.created";
 /// The label every container and network of this backend carries.
@@ -65,6 +71,18 @@ pub enum DockerError {
     Connect(String, #[source] bollard::errors::Error),
     #[error("`{0}` is not a Docker address (unix://, tcp:// or http://)")]
     Address(String),
+}
+
+/// Where a job's folder (`/__w`) lives: act_runner's `container.bind_workdir`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Workdir {
+    /// A folder on the runner's machine, bind-mounted: the daemon must see this machine's
+    /// folders (a local daemon). The engine reads the workspace in place.
+    #[default]
+    Bind,
+    /// A volume of the job's inside the daemon, filled and read through the Engine API
+    /// (archive uploads and downloads): for a daemon that shares no folder with the runner.
+    Copy,
 }
 
 /// The runner's settings for its container jobs (act_runner's `container.*` keys).
@@ -98,6 +116,9 @@ pub struct ContainerSettings {
     /// `container.memory`, in bytes: the limit of job and service containers whose options
     /// set no `--memory`.
     pub memory: Option<i64>,
+    /// `container.bind_workdir`: the job's folder bound from this machine or copied into a
+    /// volume in the daemon.
+    pub workdir: Workdir,
 }
 
 /// A container as the workflow wants it, checked: its spec, `options:`, allowed volumes and
@@ -305,6 +326,13 @@ impl DockerBackend {
             ports: services::ports(&container.ports)?,
             options: self.job_options(&container.options)?,
         };
+        let copy = self.settings.workdir == Workdir::Copy;
+        if copy && spec.bind_repository {
+            return Err(BackendError::Unsupported(
+                "the repository cannot be bound into the job container: this runner copies job                  folders into the Docker daemon (container.bind_workdir: false); run without                  --bind"
+                    .to_owned(),
+            ));
+        }
         let bound = bound_repository(&spec)?;
         let mut services_wanted = Vec::with_capacity(spec.services.len());
         for (id, service) in &spec.services {
@@ -327,8 +355,10 @@ impl DockerBackend {
         labels.insert(CREATED_LABEL.to_owned(), created.to_string());
         let folders = JobSpec {
             name: spec.name.clone(),
-            // A bound repository is mounted over the workspace instead of copied into it.
-            repository: spec.repository.clone().filter(|_| bound.is_none()),
+            // A bound repository is mounted over the workspace instead of copied into it; in
+            // copy mode the repository is uploaded into the container, and the folder here
+            // holds only the job's record.
+            repository: spec.repository.clone().filter(|_| bound.is_none() && !copy),
             owner: spec.owner.clone(),
             ..JobSpec::default()
         };
@@ -356,6 +386,8 @@ impl DockerBackend {
         let name = format!("hearth-{}", sanitize(&name));
         let mut job = DockerJob::new(self.docker.clone(), host_job, name, self.live.clone());
         job.workspace_source = bound;
+        job.copy = copy;
+        job.upload_repository = spec.repository.clone().filter(|_| copy);
         let made = self.make(
             &mut job,
             (&job_wanted, &services_wanted),
@@ -388,6 +420,19 @@ impl DockerBackend {
         cancel: &CancellationToken,
     ) -> Result<(), BackendError> {
         let docker = &self.docker;
+        if job.copy {
+            // Before the container: Docker would make a missing volume itself, unlabelled.
+            let request = bollard::models::VolumeCreateRequest {
+                name: Some(job.name.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            };
+            docker
+                .create_volume(request)
+                .await
+                .map_err(failed("cannot create the job's volume"))?;
+            job.volume = Some(job.name.clone());
+        }
         let own_network = self.settings.network.is_empty();
         job.network_name = if own_network {
             job.name.clone()
@@ -470,6 +515,12 @@ impl DockerBackend {
         if let Some(e) = service_failed {
             return Err(e);
         }
+        if job.copy {
+            // Filled before it starts: the working directory is there when the sleeper is.
+            let repository = job.upload_repository.take();
+            self.fill_volume(&id, repository.as_ref(), log, cancel)
+                .await?;
+        }
 
         // The forge as the job reaches it: forwarded from the network's gateway when it is on
         // this machine's loopback (see `reach`). A container on the host's network reaches the
@@ -510,10 +561,14 @@ impl DockerBackend {
         );
         started.await.into_iter().collect::<Result<Vec<()>, _>>()?;
         job.forwarders = forwarders.await?;
+        let folder = match self.settings.workdir {
+            Workdir::Bind => "",
+            Workdir::Copy => " (its folder a volume of the daemon's, copied through the API)",
+        };
         log.line(
             SetupLevel::Info,
             &format!(
-                "Started the job container {} from {}",
+                "Started the job container {} from {}{folder}",
                 job.name, container.spec.image
             ),
         );
@@ -543,6 +598,61 @@ impl DockerBackend {
             job.check_reach(reach).await?;
         }
         Ok(())
+    }
+
+    /// Copy mode: the job's volume gets the folders a job folder has (`workspace`, `temp`,
+    /// `_actions`, the pid files' folder) and the repository in the workspace.
+    async fn fill_volume(
+        &self,
+        container: &str,
+        repository: Option<&hearth_backend::HostPath>,
+        log: &mut dyn SetupLog,
+        cancel: &CancellationToken,
+    ) -> Result<(), BackendError> {
+        use copy::Entry;
+        let pid_dir = copy::PID_DIR
+            .strip_prefix(JOB_ROOT)
+            .unwrap_or(copy::PID_DIR)
+            .trim_start_matches('/');
+        let skeleton = copy::pack(&[
+            Entry::Dir("workspace"),
+            Entry::Dir("temp"),
+            Entry::Dir("_actions"),
+            Entry::Dir(pid_dir),
+        ])
+        .map_err(|e| BackendError::Unsupported(format!("cannot make the job's folders: {e}")))?;
+        copy::upload(&self.docker, container, JOB_ROOT, skeleton)
+            .await
+            .map_err(failed("cannot make the job's folders in its volume"))?;
+        let Some(repository) = repository else {
+            return Ok(());
+        };
+        log.line(
+            SetupLevel::Info,
+            &format!(
+                "Copying {} into the job container",
+                repository.as_path().display()
+            ),
+        );
+        let workspace = format!("{JOB_ROOT}/workspace");
+        let uploaded = copy::upload_folder(
+            &self.docker,
+            container,
+            &workspace,
+            repository.as_path(),
+            "",
+        );
+        tokio::select! {
+            uploaded = uploaded => uploaded.map_err(|e| {
+                BackendError::Unsupported(format!(
+                    "cannot copy the repository {} into the job container: {e}",
+                    repository.as_path().display()
+                ))
+            }),
+            () = cancel.cancelled() => {
+                Err(BackendError::Cancelled("copying the repository".to_owned()))
+            }
+        }
     }
 
     /// The job container's options: the runner's (`container.options`) under the workflow's
@@ -581,12 +691,17 @@ impl DockerBackend {
             volumes,
             ports: (exposed_ports, port_bindings),
         } = wanted;
-        let job_dir = job.job_dir().to_string_lossy().into_owned();
-        let tool_cache = job.tool_cache.to_string_lossy().into_owned();
-        let mut binds = vec![
-            format!("{job_dir}:{JOB_ROOT}"),
-            format!("{tool_cache}:{TOOL_CACHE}"),
-        ];
+        let mut binds = match &job.volume {
+            // Copy mode: nothing of this machine's, so a remote daemon can run the job.
+            Some(volume) => vec![
+                format!("{volume}:{JOB_ROOT}"),
+                format!("{TOOL_CACHE_VOLUME}:{TOOL_CACHE}"),
+            ],
+            None => vec![
+                format!("{}:{JOB_ROOT}", job.job_dir().display()),
+                format!("{}:{TOOL_CACHE}", job.tool_cache.display()),
+            ],
+        };
         binds.extend(job.workspace_bind());
         binds.extend(volumes.iter().cloned());
         if let Some(socket) = &self.settings.docker_socket {
@@ -765,6 +880,32 @@ impl DockerBackend {
                 Ok(()) => reaped.removed.push(format!("network {name}")),
                 Err(e) => {
                     tracing::warn!(network = %name, error = %e, "cannot remove a leftover network")
+                }
+            }
+        }
+        // Copy mode's job volumes, once their containers are gone (above).
+        let volumes = self
+            .docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(listing)?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            let name = volume.name;
+            if self.live.holds_prefix(&name) {
+                continue;
+            }
+            match self
+                .docker
+                .remove_volume(&name, None::<RemoveVolumeOptions>)
+                .await
+            {
+                Ok(()) => reaped.removed.push(format!("volume {name}")),
+                Err(e) => {
+                    tracing::warn!(volume = %name, error = %e, "cannot remove a leftover volume")
                 }
             }
         }

@@ -22,7 +22,7 @@ use crate::commands::{
 use crate::env_files::{self, FileCommand, Newlines};
 use crate::shell::Shell;
 use crate::variables::step_variables;
-use crate::workspace_files::DirWorkspace;
+use crate::workspace_files::DigestWorkspace;
 use hearth_events::{Conclusion, Event, LogLine, StepLabel};
 
 /// What running a step's body gave.
@@ -65,8 +65,17 @@ impl<'r> JobRun<'r> {
             let env = env_object(&self.state.current_env());
             let contexts = self.state.step_contexts(&env);
             let workspace = self.workspace.clone();
+            let described = match &workspace {
+                None if mentions_hash_files(step) => self.described_workspace().await,
+                _ => None,
+            };
+            let files: Option<&dyn WorkspaceFiles> = match (&workspace, &described) {
+                (Some(on_disk), _) => Some(on_disk.as_ref()),
+                (None, Some(described)) => Some(described),
+                (None, None) => None,
+            };
             let file = self.state.frame().file.clone();
-            let scope = self.scope(&file, &contexts, workspace.as_deref());
+            let scope = self.scope(&file, &contexts, files);
             let own = StepLabel {
                 index,
                 id: step.id.as_ref().map(|id| id.value.clone()),
@@ -113,13 +122,29 @@ impl<'r> JobRun<'r> {
         &self,
         file: &'s str,
         contexts: &'s Object,
-        files: Option<&'s DirWorkspace>,
+        files: Option<&'s dyn WorkspaceFiles>,
     ) -> Scope<'s> {
         Scope {
             file,
             contexts,
             status: self.state.status(),
-            files: files.map(|w| w as &dyn WorkspaceFiles),
+            files,
+        }
+    }
+
+    /// The workspace as the backend describes it (its files' digests), for `hashFiles` in a
+    /// job whose folders the engine cannot read (a container in a remote daemon); `None`, with
+    /// a warning when the backend failed, where it cannot (`hashFiles` then says so).
+    async fn described_workspace(&self) -> Option<DigestWorkspace> {
+        let workspace = self.runtime.paths().workspace.clone();
+        match self.runtime.file_digests(&workspace).await {
+            Ok(Some(files)) => Some(DigestWorkspace::new(workspace.as_str(), files)),
+            Ok(None) => None,
+            Err(e) => {
+                let message = format!("Cannot list the workspace's files for hashFiles: {e}");
+                self.log(LogLine::Warning(&message));
+                None
+            }
         }
     }
 
@@ -641,4 +666,13 @@ pub fn default_step_name(step: &Step) -> String {
         StepKind::Cancel { .. } => "Cancel".to_owned(),
         StepKind::Parallel { .. } => "Parallel".to_owned(),
     }
+}
+
+/// Whether any of the step's texts calls `hashFiles` (function names are case-insensitive), so
+/// that a backend whose workspace the engine cannot read is asked for its files only then.
+/// Matching a mention that is not a call (in a script's text) costs one listing, no more.
+fn mentions_hash_files(step: &Step) -> bool {
+    format!("{step:?}")
+        .to_ascii_lowercase()
+        .contains("hashfiles")
 }

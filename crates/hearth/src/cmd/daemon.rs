@@ -148,6 +148,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                         nano_cpus: config.container.cpus,
                         memory: config.container.memory,
                         registry_mirrors: config.container.registry_mirrors.clone(),
+                        workdir: settings.workdir(config.container.bind_workdir),
                     });
                     backends = backends
                         .with_docker_socket_in_jobs(socket.is_some())

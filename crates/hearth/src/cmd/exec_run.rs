@@ -131,6 +131,8 @@ fn docker_settings(args: &ExecArgs) -> ContainerSettings {
     ContainerSettings {
         force_pull: args.pull,
         options: args.container_options.clone(),
+        // As the daemon's default: copied into the daemon when DOCKER_HOST is on the network.
+        workdir: hearth_docker::connect::DockerSettings::from_env("").workdir(None),
         ..ContainerSettings::default()
     }
 }

@@ -1071,9 +1071,14 @@ jobs:
         command: -c mkdir${{IFS}}-p${{IFS}}/www&&echo${{IFS}}hello${{IFS}}from${{IFS}}web>/www/index.html&&httpd${{IFS}}-f${{IFS}}-p${{IFS}}8080${{IFS}}-h${{IFS}}/www
         options: --health-cmd 'wget -q -O /dev/null http://127.0.0.1:8080/' --health-interval 200ms --health-retries 50
     steps:
-      - run: |
+      - id: first
+        run: |
           echo "in $(pwd) as $(head -1 /etc/passwd | cut -d: -f1)"
           timeout 20 wget -O /dev/null "$GITHUB_SERVER_URL/no-such-page" 2>&1 | grep -o 'HTTP/1.1 [0-9]*' || echo no answer from $GITHUB_SERVER_URL
+          echo made-in-the-job > made.txt
+          echo "word=bird" >> "$GITHUB_OUTPUT"
+      - id: second
+        run: echo "hash ${{{{ hashFiles('made.txt') }}}} word ${{{{ steps.first.outputs.word }}}}"
 "#
     );
     let tag = format!("pushed-{}", std::process::id());
@@ -1105,10 +1110,25 @@ jobs:
         "{lines:#?}\n{}",
         dockerd.log()
     );
+    // The daemon's Docker is on the network: the job's folder is a volume of that daemon's,
+    // reached through the archive API (copy mode), file commands and `hashFiles` included.
+    let hash = {
+        use sha2::Digest as _;
+        let file = sha2::Sha256::digest(b"made-in-the-job\n");
+        format!("{:x}", sha2::Sha256::digest(file))
+    };
+    let hashed = format!("hash {hash} word bird");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("a volume of the daemon's, copied through the API")),
+        "{lines:#?}"
+    );
     for expected in [
         "Service `web` is ready",
         "in /__w/workspace as root",
         "HTTP/1.1 404",
+        hashed.as_str(),
     ] {
         assert!(
             lines.iter().any(|l| l == expected),

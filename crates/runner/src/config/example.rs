@@ -107,6 +107,13 @@ container:
   # and mounts its socket into job containers (only then: a job with the
   # socket controls the machine); anything else is used as it is.
   docker_host: ""
+  # Whether each job's folder (workspace, temp folder, actions) is a folder
+  # of this machine bind-mounted into the job container (true), or a volume
+  # in the Docker daemon that the runner fills and reads through the Docker
+  # API (false), for a daemon that does not share this machine's folders.
+  # Left empty: bound for a daemon on a local socket, copied for one reached
+  # over the network (tcp://, http://).
+  bind_workdir:
   # Pull images before use even when they are already there.
   force_pull: false
   # Build the images of Docker actions again even when they exist.

@@ -148,6 +148,11 @@ pub struct ContainerConfig {
     pub valid_volumes: Vec<String>,
     /// `container.docker_host`: empty to detect, `-` to detect without mounting it into jobs.
     pub docker_host: String,
+    /// `container.bind_workdir`: `Some(true)` binds each job's folder from this machine into
+    /// its container, `Some(false)` copies it into a volume in the daemon (which then needs to
+    /// share no folder with the runner); `None`, the default, binds for a daemon on a local
+    /// socket and copies for one reached over the network (`tcp://`, `http://`).
+    pub bind_workdir: Option<bool>,
     pub force_pull: bool,
     pub force_rebuild: bool,
     pub require_docker: bool,
@@ -360,6 +365,7 @@ impl Config {
             ),
             valid_volumes: raw.container.valid_volumes,
             docker_host: raw.container.docker_host,
+            bind_workdir: raw.container.bind_workdir,
             force_pull: raw.container.force_pull,
             force_rebuild: raw.container.force_rebuild,
             require_docker: raw.container.require_docker,

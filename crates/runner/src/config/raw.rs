@@ -45,6 +45,7 @@ pub(super) const CONTAINER_KEYS: &[&str] = &[
     "workdir_parent",
     "valid_volumes",
     "docker_host",
+    "bind_workdir",
     "force_pull",
     "force_rebuild",
     "require_docker",
@@ -104,6 +105,8 @@ pub(super) struct RawContainer {
     pub workdir_parent: String,
     pub valid_volumes: Vec<String>,
     pub docker_host: String,
+    /// `bind_workdir`: `None` when the file does not say.
+    pub bind_workdir: Option<bool>,
     pub force_pull: bool,
     pub force_rebuild: bool,
     pub require_docker: bool,
@@ -379,6 +382,7 @@ fn read_container(
                 container.docker_host = reader.string(value, path)?.unwrap_or_default()
             }
             "force_pull" => container.force_pull = reader.boolean(value, path)?.unwrap_or_default(),
+            "bind_workdir" => container.bind_workdir = reader.boolean(value, path)?,
             "registries" => container.registries = read_registries(reader, value, path)?,
             "docker_config" => {
                 container.docker_config = match &value.value {

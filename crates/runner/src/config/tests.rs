@@ -75,6 +75,7 @@ fn defaults_are_act_runners() {
     assert_eq!(container.workdir_parent, "workspace");
     assert!(container.valid_volumes.is_empty());
     assert_eq!(container.docker_host, "");
+    assert_eq!(container.bind_workdir, None);
     assert!(!container.force_pull && !container.force_rebuild && !container.require_docker);
     assert_eq!(container.docker_timeout, Duration::ZERO);
     assert_eq!(
@@ -143,7 +144,7 @@ fn values_are_read() {
          cache: {enabled: false, host: 10.0.0.5, port: 8088, external_server: 'http://cache/'}\n\
          container:\n  network: host\n  privileged: true\n  options: --add-host=a:b\n  \
          workdir_parent: /srv/work\n  valid_volumes: [data, '/src/*.json']\n  docker_host: '-'\n  \
-         force_rebuild: true\n  require_docker: true\n  docker_timeout: 20s\n\
+         bind_workdir: false\n  force_rebuild: true\n  require_docker: true\n  docker_timeout: 20s\n\
          host: {workdir_parent: /var/lib/hearth}\n",
     );
     assert_eq!(config.log.level, LogLevel::Debug);
@@ -183,6 +184,7 @@ fn values_are_read() {
     assert_eq!(container.workdir_parent, "/srv/work");
     assert_eq!(container.valid_volumes, ["data", "/src/*.json"]);
     assert_eq!(container.docker_host, "-");
+    assert_eq!(container.bind_workdir, Some(false));
     assert_eq!(container.docker_timeout, Duration::from_secs(20));
     assert_eq!(config.host.workdir_parent, PathBuf::from("/var/lib/hearth"));
 }
@@ -238,6 +240,10 @@ fn wrong_types_are_errors_at_the_value() {
     assert_eq!(
         error("runner:\n  insecure: maybe\n"),
         "config.yaml:2:13: runner.insecure must be a boolean (true or false), found a string"
+    );
+    assert_eq!(
+        error("container:\n  bind_workdir: yes please\n"),
+        "config.yaml:2:17: container.bind_workdir must be a boolean (true or false), found a string"
     );
     assert_eq!(
         error("runner:\n  envs: [A]\n"),
