@@ -473,16 +473,35 @@ impl DockerBackend {
                 .await
                 .map(|created| created.id)
         };
+        // Podman, unlike Docker, refuses a container whose network is not made yet: what it
+        // refused so is created again once the network is there.
+        let retries: Vec<_> = std::iter::once((job.name.clone(), job_body.clone()))
+            .chain(
+                service_bodies
+                    .iter()
+                    .map(|(_, name, body)| (name.clone(), body.clone())),
+            )
+            .collect();
         let services_created = join_all(
             service_bodies
                 .into_iter()
                 .map(|(id, name, body)| async move { (id, create(name, body).await) }),
         );
-        let (network_made, job_created, services_created) = tokio::join!(
+        let (network_made, mut job_created, mut services_created) = tokio::join!(
             network_made,
             create(job.name.clone(), job_body),
             services_created
         );
+        if network_made.is_ok() {
+            let mut retries = retries.into_iter();
+            let created = std::iter::once(&mut job_created)
+                .chain(services_created.iter_mut().map(|(_, created)| created));
+            for (created, (name, body)) in created.zip(&mut retries) {
+                if matches!(created, Err(e) if network_missing(e)) {
+                    *created = create(name, body).await;
+                }
+            }
+        }
         // What was made is the job's to remove, whatever else failed.
         if own_network && network_made.is_ok() {
             job.network = Some(network.clone());
@@ -965,6 +984,12 @@ fn bound_repository(spec: &JobSpec) -> Result<Option<PathBuf>, BackendError> {
         )));
     }
     Ok(Some(path))
+}
+
+/// Whether `error` is a daemon's refusal of a container whose network does not exist (yet).
+fn network_missing(error: &bollard::errors::Error) -> bool {
+    let message = registry_answer(error).to_ascii_lowercase();
+    message.contains("network") && (message.contains("not found") || message.contains("no such"))
 }
 
 /// What the registry (through the daemon) said, without bollard's wrapping.
