@@ -125,41 +125,7 @@ async fn a_timed_out_or_cancelled_step_is_stopped_with_its_background_processes(
         .await
         .expect("started");
 
-    let mut timed = sh(job.as_ref(), "sleep 300 & sleep 300");
-    timed.timeout = Some(Duration::from_millis(300));
-    let started = Instant::now();
-    let (end, _, _) = run(job.as_ref(), timed, &cancel).await;
-    assert_eq!(end, ExecEnd::TimedOut);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-
-    let step_cancel = CancellationToken::new();
-    let trigger = step_cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        trigger.cancel();
-    });
-    let started = Instant::now();
-    let (end, _, _) = run(job.as_ref(), sh(job.as_ref(), "sleep 300"), &step_cancel).await;
-    assert_eq!(end, ExecEnd::Cancelled);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-
-    // No sleeper is left running in the container (a killed one may stay a zombie until the
-    // container goes: the keep-alive at pid 1 does not reap).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, out, _) = run(job.as_ref(), sh(job.as_ref(), "ps -o stat,comm"), &cancel).await;
-    let running: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("sleep") && !l.trim_start().starts_with('Z'))
-        .collect();
-    assert!(running.is_empty(), "{out}");
+    common::timed_out_and_cancelled_steps_stop(job.as_ref()).await;
     job.finish().await.expect("finished");
     assert_eq!(labelled("stop").await, (0, 0));
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 use hearth_backend::{
@@ -110,4 +111,45 @@ pub async fn labelled_in(docker: &bollard::Docker, runner: &str, task: &str) -> 
         .await
         .expect("networks");
     (containers.len(), networks.len())
+}
+
+/// A step that runs past its timeout and one that is cancelled both stop within 3 s, with
+/// the processes they started in the background.
+pub async fn timed_out_and_cancelled_steps_stop(job: &dyn JobRuntime) {
+    let cancel = CancellationToken::new();
+    let mut timed = sh(job, "sleep 300 & sleep 300");
+    timed.timeout = Some(Duration::from_millis(300));
+    let started = Instant::now();
+    let (end, _, _) = run(job, timed, &cancel).await;
+    assert_eq!(end, ExecEnd::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let step_cancel = CancellationToken::new();
+    let trigger = step_cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let (end, _, _) = run(job, sh(job, "sleep 300"), &step_cancel).await;
+    assert_eq!(end, ExecEnd::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // No sleeper is left running (a killed one may stay a zombie: the keep-alive at pid 1
+    // does not reap).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, out, _) = run(job, sh(job, "ps -o stat,comm"), &cancel).await;
+    let running: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("sleep") && !l.trim_start().starts_with('Z'))
+        .collect();
+    assert!(running.is_empty(), "{out}");
 }
