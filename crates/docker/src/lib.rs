@@ -34,7 +34,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -533,6 +535,30 @@ impl DockerBackend {
         )))?;
         if let Some(e) = service_failed {
             return Err(e);
+        }
+        // A forge on another network of this daemon (a runner beside it in a container, given
+        // the socket): the job container joins that network too, as Docker keeps bridge
+        // networks apart.
+        if !reach.is_empty() && network != "host" {
+            for forge_network in reach::forge_networks(docker, reach, &network).await {
+                let request = NetworkConnectRequest {
+                    container: id.clone(),
+                    endpoint_config: None,
+                };
+                docker
+                    .connect_network(&forge_network, request)
+                    .await
+                    .map_err(failed(&format!(
+                        "cannot join the forge's Docker network {forge_network}"
+                    )))?;
+                log.line(
+                    SetupLevel::Info,
+                    &format!(
+                        "The forge is on the Docker network {forge_network}: the job container \
+                         joins it"
+                    ),
+                );
+            }
         }
         if job.copy {
             // Filled before it starts: the working directory is there when the sleeper is.

@@ -9,6 +9,9 @@
 //! - A forge behind a name only this machine resolves (`/etc/hosts`, a private DNS the
 //!   container's resolver does not see): the name is resolved here and given to the container
 //!   as a host entry.
+//! - A forge on a Docker network of the same daemon (a runner in a container beside the forge,
+//!   given the daemon's socket: the forge is a service name on a user network): Docker keeps
+//!   bridge networks apart, so the job container joins that network too.
 //! - Anything else reaches the forge as the runner does.
 
 use std::net::IpAddr;
@@ -100,6 +103,80 @@ pub(crate) fn probe(url: &str) -> Option<Vec<String>> {
     ])
 }
 
+/// The addresses (IPv4, not loopback) the URLs' hosts have here.
+async fn addresses(urls: &[String]) -> Vec<std::net::Ipv4Addr> {
+    let mut found = Vec::new();
+    for url in urls {
+        let Some(url) = split(url) else { continue };
+        if is_loopback(url.host) {
+            continue;
+        }
+        let Ok(resolved) = tokio::net::lookup_host((url.host, url.port)).await else {
+            continue;
+        };
+        for address in resolved {
+            if let IpAddr::V4(ip) = address.ip() {
+                if !ip.is_loopback() && !found.contains(&ip) {
+                    found.push(ip);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether `ip` is in `cidr` (`172.18.0.0/16`).
+fn in_subnet(ip: std::net::Ipv4Addr, cidr: &str) -> bool {
+    let Some((base, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(base), Ok(bits)) = (base.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    if bits > 32 {
+        return false;
+    }
+    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(base) & mask
+}
+
+/// The daemon's user networks (not `bridge`, `host`, `none`, nor `except`) whose subnets hold
+/// an address of the URLs' hosts: the networks the forge is on.
+pub(crate) async fn forge_networks(
+    docker: &bollard::Docker,
+    urls: &[String],
+    except: &str,
+) -> Vec<String> {
+    let wanted = addresses(urls).await;
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let Ok(networks) = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+    else {
+        return Vec::new();
+    };
+    networks
+        .into_iter()
+        .filter_map(|network| {
+            let name = network.name?;
+            if matches!(name.as_str(), "bridge" | "host" | "none") || name == except {
+                return None;
+            }
+            let subnets = network
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .unwrap_or_default();
+            subnets
+                .iter()
+                .filter_map(|config| config.subnet.as_deref())
+                .any(|subnet| wanted.iter().any(|ip| in_subnet(*ip, subnet)))
+                .then_some(name)
+        })
+        .collect()
+}
+
 /// A forwarder from the job network's gateway to a loopback address of this machine.
 pub(crate) struct Forwarder {
     /// The URL as the runner has it, and as the job reaches it.
@@ -180,6 +257,11 @@ mod tests {
         assert_eq!((url.host, url.port), ("::1", 8080));
         assert!(is_loopback("localhost") && is_loopback("127.0.0.5") && is_loopback("::1"));
         assert!(!is_loopback("10.0.0.1"));
+        let ip = |text: &str| text.parse::<std::net::Ipv4Addr>().unwrap();
+        assert!(in_subnet(ip("172.18.0.2"), "172.18.0.0/16"));
+        assert!(!in_subnet(ip("172.19.0.2"), "172.18.0.0/16"));
+        assert!(in_subnet(ip("10.1.2.3"), "0.0.0.0/0"));
+        assert!(!in_subnet(ip("10.1.2.3"), "10.1.2.0/33") && !in_subnet(ip("10.1.2.3"), "x"));
         assert!(split("ftp://x").is_none());
     }
 }

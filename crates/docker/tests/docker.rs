@@ -587,6 +587,67 @@ async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
     job.finish().await.expect("finished");
 }
 
+/// A forge on another network of the same daemon (a runner in a container beside it, given the
+/// daemon's socket, the forge a service on a user network): Docker keeps bridge networks
+/// apart, so the job container joins the forge's network and reaches it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forge_on_another_docker_network_is_reached_by_joining_it() {
+    use std::process::Command;
+    const NETWORK: &str = "hearth-test-forge-network";
+    const FORGE: &str = "hearth-test-forge";
+    let docker_cli = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker runs")
+    };
+    let _ = docker_cli(&["rm", "-f", FORGE]);
+    let _ = docker_cli(&["network", "rm", NETWORK]);
+    assert!(docker_cli(&["network", "create", NETWORK]).status.success());
+    let started = docker_cli(&[
+        "run",
+        "-d",
+        "--name",
+        FORGE,
+        "--network",
+        NETWORK,
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo the forge answers > /www/index.html && httpd -f -p 8080 -h /www",
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let inspected = docker_cli(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        FORGE,
+    ]);
+    let ip = String::from_utf8_lossy(&inspected.stdout).trim().to_owned();
+    let forge = format!("http://{ip}:8080");
+
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    clean(&backend, "forge-network").await;
+    let mut spec = spec("forge-network");
+    spec.reach = vec![forge.clone()];
+    let mut log = SetupLines::default();
+    let cancel = CancellationToken::new();
+    let started = backend.start(spec, &mut log, &cancel).await;
+    let _ = docker_cli(&["rm", "-f", FORGE]);
+    let job = started.unwrap_or_else(|e| panic!("{e}\n{:#?}", log.0));
+    assert!(
+        log.0
+            .iter()
+            .any(|l| l.contains(&format!("Docker network {NETWORK}"))),
+        "{:#?}",
+        log.0
+    );
+    job.finish().await.expect("finished");
+    assert!(docker_cli(&["network", "rm", NETWORK]).status.success());
+    assert_eq!(labelled("forge-network").await, (0, 0));
+}
+
 /// A forge the job container cannot reach fails the job's start at once, saying which address
 /// failed from where and what to change; nothing is left. In the busybox image (no bash, a
 /// `nc` without `-z`) and in the Debian one (bash).
