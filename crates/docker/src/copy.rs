@@ -34,8 +34,9 @@ pub(crate) enum Entry<'a> {
     File(&'a str, &'a [u8]),
 }
 
-/// A tar of `entries` (paths relative to where it is unpacked), owned by root, files 0644 and
-/// folders 0755 as a fresh job folder's.
+/// A tar of `entries` (paths relative to where it is unpacked), owned by root, folders 0777 and
+/// files 0666: whatever user the job's image or `--user` runs as writes them (a step appends to
+/// `GITHUB_OUTPUT`, writes its pid file).
 pub(crate) fn pack(entries: &[Entry<'_>]) -> io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     for entry in entries {
@@ -44,13 +45,13 @@ pub(crate) fn pack(entries: &[Entry<'_>]) -> io::Result<Vec<u8>> {
         match entry {
             Entry::Dir(path) => {
                 header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
+                header.set_mode(0o777);
                 header.set_size(0);
                 builder.append_data(&mut header, path, io::empty())?;
             }
             Entry::File(path, contents) => {
                 header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
+                header.set_mode(0o666);
                 header.set_size(contents.len() as u64);
                 builder.append_data(&mut header, path, *contents)?;
             }

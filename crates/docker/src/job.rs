@@ -215,6 +215,21 @@ impl DockerJob {
         Ok(())
     }
 
+    /// Lets whatever user the job's image or `--user` runs as write the job's folder, its
+    /// workspace and temp folder (a step's pid file, files it creates): they are made by the
+    /// runner's user, mounted as they are. A bound repository is the user's, and left alone.
+    pub(crate) fn open_to_any_user(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let open =
+            |path: &Path| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777));
+        open(&self.job_dir)?;
+        open(&self.job_dir.join("temp"))?;
+        if self.workspace_source.is_none() {
+            open(&self.job_dir.join("workspace"))?;
+        }
+        Ok(())
+    }
+
     /// The bind mounting a bound repository over the workspace, if any.
     pub(crate) fn workspace_bind(&self) -> Option<String> {
         let source = self.workspace_source.as_ref()?;
@@ -658,7 +673,8 @@ impl JobRuntime for DockerJob {
             let host = self.host_job_path(path)?;
             let replaces = replaces.map(|p| self.host_job_path(p)).transpose()?;
             hearth_host::files::write(&host, contents, replaces.as_ref())
-                .map_err(|e| relabel(e, path))
+                .map_err(|e| relabel(e, path))?;
+            writable_by_any_user(&host).map_err(|e| relabel(e, path))
         })
     }
 
@@ -686,7 +702,11 @@ impl JobRuntime for DockerJob {
                 .iter()
                 .map(|p| self.host_job_path(p))
                 .collect::<Result<_, _>>()?;
-            hearth_host::files::empty(&host)
+            hearth_host::files::empty(&host)?;
+            for (file, path) in host.iter().zip(paths) {
+                writable_by_any_user(file).map_err(|e| relabel(e, path))?;
+            }
+            Ok(())
         })
     }
 
@@ -759,6 +779,19 @@ impl Drop for DockerJob {
             });
         }
     }
+}
+
+/// A file the engine wrote (a file-command file, a script) made writable by whatever user the
+/// job runs as: a step appends to `GITHUB_OUTPUT` as that user.
+fn writable_by_any_user(file: &JobPath) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(file.as_str(), std::fs::Permissions::from_mode(0o666)).map_err(
+        |source| BackendError::File {
+            action: "open to the job's user",
+            path: file.clone(),
+            source,
+        },
+    )
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

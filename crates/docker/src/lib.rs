@@ -390,6 +390,11 @@ impl DockerBackend {
         job.workspace_source = bound;
         job.copy = copy;
         job.upload_repository = spec.repository.clone().filter(|_| copy);
+        if !copy {
+            job.open_to_any_user().map_err(|e| {
+                BackendError::Unsupported(format!("cannot open the job's folders to its user: {e}"))
+            })?;
+        }
         let made = self.make(
             &mut job,
             (&job_wanted, &services_wanted),
