@@ -4,22 +4,18 @@
 //! job runs so in a second daemon reached over TCP with TLS. Without a daemon these tests fail,
 //! saying so: they never skip silently.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-};
 use hearth_backend::{
     Backend, BackendError, CancellationToken, ContainerSpec, ExecEnd, ExecSpec, HostPath, JobPath,
     JobRuntime, JobSpec, NoSetupLog, Stream,
 };
-use hearth_docker::connect::DockerSettings;
 use hearth_docker::{ContainerSettings, DockerBackend, Workdir};
 use hearth_test_dockerd::TlsDockerd;
 use sha2::{Digest, Sha256};
 
-const IMAGE: &str = "hearth-test/busybox:1";
+mod common;
+use common::IMAGE;
 
 fn copy_settings() -> ContainerSettings {
     ContainerSettings {
@@ -73,44 +69,7 @@ fn repository() -> tempfile::TempDir {
 
 /// How many containers, networks and volumes carry this task's labels, in `docker`.
 async fn labelled(docker: &bollard::Docker, task: &str) -> (usize, usize, usize) {
-    let filters: HashMap<String, Vec<String>> = HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("hearth.task={task}"),
-            format!("hearth.runner=docker-tests-{task}"),
-            "hearth.backend=docker".to_owned(),
-        ],
-    )]);
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .expect("containers");
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .expect("networks");
-    let volumes = docker
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .expect("volumes");
-    (
-        containers.len(),
-        networks.len(),
-        volumes.volumes.unwrap_or_default().len(),
-    )
+    common::labelled_with_volumes(docker, "docker-tests", task).await
 }
 
 async fn local_docker() -> bollard::Docker {
@@ -382,15 +341,7 @@ async fn reap_removes_a_dead_runners_job_volume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_in_copy_mode_on_a_remote_daemon() {
     let dockerd = TlsDockerd::start();
-    let settings = DockerSettings {
-        host: Some(dockerd.address.clone()),
-        tls_verify: true,
-        cert_path: Some(dockerd.client_certs.clone()),
-    };
-    let docker = settings
-        .connect(Duration::from_secs(60), |_| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", dockerd.log()));
+    let docker = common::connect_tls(&dockerd).await;
     dockerd.load(IMAGE);
     let jobs = tempfile::tempdir().unwrap();
     let backend = DockerBackend::with_client(docker.clone(), jobs.path().to_owned())

@@ -547,27 +547,10 @@ async fn images_come_from_their_registrys_mirror_or_from_the_registry_when_it_fa
 /// gives the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let forge = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = forge.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = forge.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 1024];
-                let _ = socket.read(&mut request).await;
-                let body = "the forge answers";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
+    let address = common::loopback_forge().await;
     let root = tempfile::tempdir().unwrap();
     let backend = backend(root.path()).await;
     clean(&backend, "reach").await;
-    let address = format!("http://127.0.0.1:{port}");
     let mut spec = spec("reach");
     spec.reach = vec![address.clone()];
     let cancel = CancellationToken::new();

@@ -12,19 +12,12 @@ use hearth_docker::connect::DockerSettings;
 use hearth_docker::DockerBackend;
 use hearth_test_dockerd::TlsDockerd;
 
+mod common;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_in_a_docker_daemon_reached_over_tcp_with_tls() {
     let dockerd = TlsDockerd::start();
-    let settings = DockerSettings {
-        host: Some(dockerd.address.clone()),
-        tls_verify: true,
-        cert_path: Some(dockerd.client_certs.clone()),
-    };
-    // The daemon is still starting: waited for, as a sidecar would be.
-    let docker = settings
-        .connect(Duration::from_secs(60), |_| {})
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", dockerd.log()));
+    let docker = common::connect_tls(&dockerd).await;
 
     // Without the client certificate the daemon refuses the connection.
     let anonymous = DockerSettings {

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+};
 use hearth_backend::{
     CancellationToken, ContainerSpec, ExecEnd, ExecSpec, JobRuntime, JobSpec, Stream,
 };
@@ -86,6 +88,16 @@ pub fn web_service() -> ContainerSpec {
 /// How many containers and networks of `docker` carry the labels of [`job_spec`]`(runner,
 /// task)`.
 pub async fn labelled_in(docker: &bollard::Docker, runner: &str, task: &str) -> (usize, usize) {
+    let (containers, networks, _) = labelled_with_volumes(docker, runner, task).await;
+    (containers, networks)
+}
+
+/// [`labelled_in`], and the volumes (copy mode's job folders).
+pub async fn labelled_with_volumes(
+    docker: &bollard::Docker,
+    runner: &str,
+    task: &str,
+) -> (usize, usize, usize) {
     let filters: HashMap<String, Vec<String>> = HashMap::from([(
         "label".to_owned(),
         vec![
@@ -110,7 +122,58 @@ pub async fn labelled_in(docker: &bollard::Docker, runner: &str, task: &str) -> 
         ))
         .await
         .expect("networks");
-    (containers.len(), networks.len())
+    let volumes = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .expect("volumes");
+    (
+        containers.len(),
+        networks.len(),
+        volumes.volumes.unwrap_or_default().len(),
+    )
+}
+
+/// A stand-in for a forge on this machine's loopback: answers every request with "the forge
+/// answers"; its URL.
+pub async fn loopback_forge() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let forge = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let port = forge.local_addr().expect("its address").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = forge.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let body = "the forge answers";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A client of the second daemon over TCP with TLS, once it answers.
+pub async fn connect_tls(dockerd: &hearth_test_dockerd::TlsDockerd) -> bollard::Docker {
+    let settings = hearth_docker::connect::DockerSettings {
+        host: Some(dockerd.address.clone()),
+        tls_verify: true,
+        cert_path: Some(dockerd.client_certs.clone()),
+    };
+    // The daemon is still starting: waited for, as a sidecar would be.
+    settings
+        .connect(Duration::from_secs(60), |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", dockerd.log()))
 }
 
 /// A step that runs past its timeout and one that is cancelled both stop within 3 s, with
