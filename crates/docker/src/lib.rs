@@ -236,25 +236,8 @@ impl DockerBackend {
                 ),
             }
         }
-        let pulled = self
-            .pull(&spec.image, spec.credentials.as_ref(), forge, log, cancel)
-            .await;
-        match pulled {
-            // The task's token is tried for any image on the forge's host; a public image
-            // there needs none, and a registry may refuse a token it does not know.
-            Err(BackendError::Registry(ref message))
-                if forge.is_some() && message.contains(registry::TASK_TOKEN) =>
-            {
-                tracing::debug!("{message}; pulling without credentials");
-                match self.pull(&spec.image, None, None, log, cancel).await {
-                    Err(BackendError::Registry(anonymous)) => Err(BackendError::Registry(format!(
-                        "{message}; without credentials: {anonymous}"
-                    ))),
-                    other => other,
-                }
-            }
-            other => other,
-        }
+        self.pull(&spec.image, spec.credentials.as_ref(), forge, log, cancel)
+            .await
     }
 
     /// Pulls `image` with the credentials found for its registry.
@@ -268,14 +251,52 @@ impl DockerBackend {
     ) -> Result<(), BackendError> {
         let host = registry::registry_host(image);
         let (found, tried) = self.registries.resolve(&host, workflow, forge).await;
-        let (credentials, from) = match found {
-            Some(found) => (
-                Some(found.credentials),
-                format!(" with credentials from {}", found.source),
-            ),
-            None => (None, String::new()),
+        let (credentials, source) = match found {
+            Some(found) => (Some(found.credentials), Some(found.source)),
+            None => (None, None),
         };
+        let from = source
+            .as_deref()
+            .map(|source| format!(" with credentials from {source}"))
+            .unwrap_or_default();
         log.line(SetupLevel::Info, &format!("Pulling {image}{from}"));
+        let refused = match self.stream_pull(image, credentials, cancel).await? {
+            None => return Ok(()),
+            Some(answer) => answer,
+        };
+        let refusal = |answer: &str, tried: &[String]| {
+            let tried = if tried.is_empty() {
+                "no credentials were found for it (the workflow's, container.registries, \
+                 container.docker_config, the runner user's Docker config)"
+                    .to_owned()
+            } else {
+                format!("credentials tried: {}", tried.join(", "))
+            };
+            format!("cannot pull the image {image} from {host}: {answer}; {tried}")
+        };
+        let mut message = refusal(&refused, &tried);
+        // The task's token is tried for any image on the forge's host; a public image there
+        // needs none, and a registry may refuse a token it does not know.
+        if source.as_deref() == Some(registry::TASK_TOKEN) {
+            tracing::debug!("{message}; pulling without credentials");
+            match self.stream_pull(image, None, cancel).await? {
+                None => return Ok(()),
+                Some(anonymous) => message.push_str(&format!(
+                    "; without credentials: {}",
+                    refusal(&anonymous, &[])
+                )),
+            }
+        }
+        Err(BackendError::Registry(message))
+    }
+
+    /// Pulls `image` to its end; the registry's answer when it refuses.
+    async fn stream_pull(
+        &self,
+        image: &str,
+        credentials: Option<bollard::auth::DockerCredentials>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<String>, BackendError> {
         let options = CreateImageOptionsBuilder::default()
             .from_image(image)
             .build();
@@ -288,21 +309,9 @@ impl DockerBackend {
                 }
             };
             match next {
-                None => return Ok(()),
+                None => return Ok(None),
                 Some(Ok(_progress)) => {}
-                Some(Err(e)) => {
-                    let tried = if tried.is_empty() {
-                        "no credentials were found for it (the workflow's, container.registries, \
-                         container.docker_config, the runner user's Docker config)"
-                            .to_owned()
-                    } else {
-                        format!("credentials tried: {}", tried.join(", "))
-                    };
-                    return Err(BackendError::Registry(format!(
-                        "cannot pull the image {image} from {host}: {}; {tried}",
-                        registry_answer(&e)
-                    )));
-                }
+                Some(Err(e)) => return Ok(Some(registry_answer(&e))),
             }
         }
     }
