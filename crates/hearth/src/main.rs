@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Command::Expr(args) => cmd::expr::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Plan(args) => cmd::plan::run(args),
-        Command::Exec(args) => cmd::exec::run(*args),
+        Command::Exec(args) => cmd::exec::run(*args, cli.config.as_deref()),
         Command::Register(args) => cmd::register::run(args, cli.config.as_deref()),
         Command::Daemon(args) => cmd::daemon::run(args, cli.config.as_deref()),
         Command::GenerateConfig(args) => cmd::generate_config::run(args),

@@ -1,6 +1,6 @@
 //! `hearth daemon`: runs jobs from the forge the runner was registered with.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,15 +10,13 @@ use hearth_engine::job::RunnerInfo;
 use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
 use std::sync::Arc;
 
-use hearth_docker::connect::DockerSettings;
-use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
-use hearth_docker::{ContainerSettings, DockerBackend};
 use hearth_host::HostBackend;
 use hearth_runner::route::Backends;
 use tokio_util::sync::CancellationToken;
 
+use crate::cmd::docker;
 use crate::cmd::register::parse_labels;
-use hearth_runner::config::{Config, ContainerConfig, LogLevel, RegistryPassword};
+use hearth_runner::config::{Config, LogLevel};
 use hearth_runner::daemon::{self, DaemonOptions, TaskRuntime, TaskStop};
 use hearth_runner::labels::Label;
 use hearth_runner::runner_file::Registration;
@@ -125,33 +123,17 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             hearth_docker::options::parse(&config.container.options, config.container.privileged)
                 .map_err(|e| anyhow::anyhow!("container.options: {e}"))?;
             // A Docker-in-Docker sidecar may start after the runner: waited for, with a message.
-            let settings = DockerSettings::from_env(&config.container.docker_host);
             let patience = match config.container.docker_timeout {
                 Duration::ZERO => DOCKER_PATIENCE,
                 configured => configured,
             };
-            match settings.connect(patience, |m| tracing::warn!("{m}")).await {
-                Ok(client) => {
-                    let socket = socket_for_jobs(&config.container, &settings);
-                    let docker = DockerBackend::with_client(
-                        client,
-                        config.host.workdir_parent.join("docker"),
-                    )
-                    .with_registries(registries(&config.container))
-                    .with_settings(ContainerSettings {
-                        network: config.container.network.clone(),
-                        privileged: config.container.privileged,
-                        valid_volumes: config.container.valid_volumes.clone(),
-                        force_pull: config.container.force_pull,
-                        docker_socket: socket.clone(),
-                        options: config.container.options.clone(),
-                        nano_cpus: config.container.cpus,
-                        memory: config.container.memory,
-                        registry_mirrors: config.container.registry_mirrors.clone(),
-                        workdir: settings.workdir(config.container.bind_workdir),
-                    });
+            let root = config.host.workdir_parent.join("docker");
+            match docker::backend(&config.container, root, patience, |m| tracing::warn!("{m}"))
+                .await
+            {
+                Ok((docker, socket_in_jobs)) => {
                     backends = backends
-                        .with_docker_socket_in_jobs(socket.is_some())
+                        .with_docker_socket_in_jobs(socket_in_jobs)
                         .with_docker(Arc::new(docker));
                 }
                 Err(e) if config.container.require_docker => return Err(e.into()),
@@ -181,43 +163,6 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
 
 /// Where the Docker backend takes registry credentials from: the config's entries and files,
 /// then the runner user's own Docker config.
-fn registries(container: &ContainerConfig) -> Registries {
-    Registries {
-        entries: container
-            .registries
-            .iter()
-            .map(|entry| RegistryEntry {
-                host: entry.host.clone(),
-                username: entry.username.clone(),
-                password: match &entry.password {
-                    RegistryPassword::Literal(secret) => PasswordSource::Literal(secret.clone()),
-                    RegistryPassword::Env(name) => PasswordSource::Env(name.clone()),
-                    RegistryPassword::File(path) => PasswordSource::File(path.clone()),
-                },
-            })
-            .collect(),
-        config_files: container.docker_config.clone(),
-        user_config: true,
-    }
-}
-
-/// The Docker socket to mount into job containers: only with `container.docker_host:
-/// automount`, and only when the daemon has one on this machine.
-fn socket_for_jobs(container: &ContainerConfig, settings: &DockerSettings) -> Option<PathBuf> {
-    if container.docker_host.trim() != hearth_docker::connect::AUTOMOUNT {
-        return None;
-    }
-    let socket = settings.socket();
-    if socket.is_none() {
-        tracing::warn!(
-            "container.docker_host is automount, but Docker is reached at {}, not through a \
-             socket on this machine: job containers do not get it",
-            settings.describe()
-        );
-    }
-    socket
-}
-
 /// How long the daemon waits at start for a Docker daemon that does not answer yet, when
 /// `container.docker_timeout` does not say.
 const DOCKER_PATIENCE: Duration = Duration::from_secs(60);

@@ -1,6 +1,6 @@
 //! `hearth exec`: run workflows locally, as `act` does, with GitHub's semantics.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -144,6 +144,6 @@ pub struct ExecArgs {
 }
 
 /// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).
-pub fn run(args: ExecArgs) -> Result<ExitCode> {
-    super::exec_run::run(args)
+pub fn run(args: ExecArgs, config: Option<&Path>) -> Result<ExitCode> {
+    super::exec_run::run(args, config)
 }

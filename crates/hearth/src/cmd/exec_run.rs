@@ -2,16 +2,17 @@
 //! this machine, reporting to the console (or as JSON lines).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use hearth_backend::Backend;
-use hearth_docker::{ContainerSettings, DockerBackend};
 use hearth_engine::job::JobControl;
 use hearth_events::EventSink;
 use hearth_host::HostBackend;
 use hearth_runner::actions::GitActions;
+use hearth_runner::config::{Config, ContainerConfig};
 use hearth_runner::exec::inputs::ValueFlags;
 use hearth_runner::exec::local::{self, ExplainSkips, LocalOptions};
 use hearth_runner::exec::schedule::PlannedWorkflow;
@@ -20,10 +21,12 @@ use hearth_runner::labels::Labels;
 use hearth_runner::route::Backends;
 use hearth_workflow::plan::{self, JobPlan};
 
+use crate::cmd::docker;
 use crate::cmd::exec::ExecArgs;
 
 /// Runs `hearth exec`.
-pub fn run(args: ExecArgs) -> Result<ExitCode> {
+pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
+    let container = container_config(&args, config_file)?;
     let (options, labels) = local_options(&args)?;
     let loaded = local::load(&options)?;
     if args.list {
@@ -57,10 +60,14 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
         if wants_docker {
-            match DockerBackend::connect(root.join("docker")).await {
-                Ok(docker) => {
-                    let docker = docker.with_settings(docker_settings(&args));
-                    backends = backends.clone().with_docker(Arc::new(docker));
+            let patience = container.docker_timeout;
+            let warn = |m: &str| eprintln!("hearth: {m}");
+            match docker::backend(&container, root.join("docker"), patience, warn).await {
+                Ok((docker, socket_in_jobs)) => {
+                    backends = backends
+                        .clone()
+                        .with_docker_socket_in_jobs(socket_in_jobs)
+                        .with_docker(Arc::new(docker));
                 }
                 Err(e) => eprintln!("hearth: jobs with a docker label will not run: {e}"),
             }
@@ -89,9 +96,6 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
 pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
     let directory = std::path::absolute(&args.directory)
         .with_context(|| format!("cannot resolve {}", args.directory.display()))?;
-    // Refused here, before any job starts, rather than by every container job.
-    hearth_docker::options::parse(&args.container_options, false)
-        .map_err(|e| anyhow::anyhow!("--container-options: {e}"))?;
     let options = LocalOptions {
         event: args.event.clone(),
         workflows: args.workflows.clone(),
@@ -125,16 +129,33 @@ pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
     Ok((options, labels))
 }
 
-/// The Docker backend's settings from `--pull` and `--container-options` (`hearth exec`
-/// reads no config file: the rest are the defaults).
-fn docker_settings(args: &ExecArgs) -> ContainerSettings {
-    ContainerSettings {
-        force_pull: args.pull,
-        options: args.container_options.clone(),
-        // As the daemon's default: copied into the daemon when DOCKER_HOST is on the network.
-        workdir: hearth_docker::connect::DockerSettings::from_env("").workdir(None),
-        ..ContainerSettings::default()
+/// The config's `container.*` keys (the defaults without `-c FILE`), with `--pull` and
+/// `--container-options` over them: the flag's options come after the config's, so they win.
+fn container_config(args: &ExecArgs, file: Option<&Path>) -> Result<ContainerConfig> {
+    let (config, warnings) = match file {
+        Some(_) => Config::load(file)?,
+        // No config file: the defaults, not the deprecated GITEA_* variables the daemon reads.
+        None => Config::load_with_env(None, &|_| None)?,
+    };
+    for warning in warnings {
+        eprintln!("hearth: {warning}");
     }
+    let mut container = config.container;
+    container.force_pull |= args.pull;
+    let flag = args.container_options.trim();
+    // Named as the user wrote them: the file's key, the flag, or both.
+    let source = match (file, container.options.trim().is_empty(), flag.is_empty()) {
+        (Some(file), false, true) => format!("{}: container.options", file.display()),
+        (Some(_), false, false) => "container.options and --container-options".to_owned(),
+        _ => "--container-options".to_owned(),
+    };
+    if !flag.is_empty() {
+        container.options = format!("{} {flag}", container.options).trim().to_owned();
+    }
+    // Refused here, before any job starts, rather than by every container job.
+    hearth_docker::options::parse(&container.options, container.privileged)
+        .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    Ok(container)
 }
 
 fn exit_code(failed: bool) -> ExitCode {

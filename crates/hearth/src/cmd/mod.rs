@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod daemon;
+pub mod docker;
 pub mod exec;
 pub mod exec_run;
 pub mod expr;
