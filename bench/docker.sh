@@ -5,6 +5,8 @@
 #
 #   (a) a one-step job in a container (`hearth exec`, whole process) against
 #       `docker run --rm IMAGE true`: target ≤ 1.3×;
+#   (a') the same job with `container.network: bridge` (Docker's default network, where jobs
+#       are not kept apart), to show what the job's own network costs: no target of its own;
 #   (b) 20 steps in one job container, against starting the container and twenty
 #       `docker exec CONTAINER true` one after the other: target ≤ 1.3×;
 #   (c) a one-step job with two services that have a health check, against doing the same by
@@ -39,9 +41,10 @@ elapsed() { python3 -c "print($2 - $1)"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 
-hearth_job() {
-    "$HEARTH" exec -W "$here/docker/$1" -C "$repo" --label "linux:docker://$image" >/dev/null
+hearth_job() { # hearth_job WORKFLOW [ARG...]
+    "$HEARTH" exec -W "$here/docker/$1" -C "$repo" --label "linux:docker://$image" "${@:2}" >/dev/null
 }
+printf 'container:\n  network: bridge\n' >"$work/bridge.yaml"
 floor_run() { docker run --rm "$image" true >/dev/null; }
 floor_execs() {
     local c
@@ -80,23 +83,29 @@ hearth_job step1.yml # warm: the image's layers and the binary's pages
 for _ in $(seq 1 "$runs"); do
     measure a_hearth hearth_job step1.yml
     measure a_floor floor_run
+    measure a2_hearth hearth_job step1.yml -c "$work/bridge.yaml"
     measure b_hearth hearth_job steps20.yml
     measure b_floor floor_execs
     measure c_hearth hearth_job services2.yml
     measure c_floor floor_services
 done
 status=0
-report() { # report LABEL CASE
+report() { # report LABEL CASE [FLOOR_CASE] — FLOOR_CASE given: a figure without a target
     local h f r
     h=$(median <"$work/$2_hearth")
-    f=$(median <"$work/$2_floor")
+    f=$(median <"$work/${3:-$2}_floor")
     r=$(ratio "$h" "$f")
+    if [[ -n ${3:-} ]]; then
+        printf '%s: %.3f s vs floor %.3f s = %s× (no target)\n' "$1" "$h" "$f" "$r"
+        return
+    fi
     local verdict=""
     python3 -c "import sys; sys.exit(0 if $r <= 1.3 else 1)" || { verdict=" — MISSED"; status=1; }
     printf '%s: %.3f s vs floor %.3f s = %s× (target ≤ 1.30×)%s\n' "$1" "$h" "$f" "$r" "$verdict"
 }
 printf '%s; %d runs; load average %s\n' "$HEARTH" "$runs" "$(cut -d ' ' -f 1-3 /proc/loadavg)"
 report "(a) one-step job in a container" a
+report "(a') the same on Docker's default bridge" a2 a
 report "(b) 20 steps in one job container" b
 report "(c) a job with two healthy services" c
 exit $status
