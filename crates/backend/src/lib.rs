@@ -11,6 +11,8 @@
 //!   part of the job) and stops when the job is cancelled or runs out of time.
 //! - [`JobRuntime::exec`] runs one process (a step's shell) to its end, streaming its output,
 //!   honouring a timeout and a cancellation token by stopping the whole process tree.
+//! - [`JobRuntime::run_container`] runs a step in a container of its own (a Docker action),
+//!   for backends that can; the others refuse it with [`BackendError::Unsupported`].
 //! - The job's files are reached through the runtime ([`JobRuntime::write_file`],
 //!   [`JobRuntime::read_file`], [`JobRuntime::empty_files`]), never by opening a path: a runner
 //!   that talks to a remote Docker daemon shares no folder with its jobs.
@@ -153,6 +155,46 @@ pub struct ExecSpec {
     /// The working directory.
     pub working_dir: JobPath,
     /// Stop the process tree after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// Where the image of a container step comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// An image by reference (`alpine:3`, `docker://` stripped), pulled when it is missing,
+    /// with the credentials the backend finds for its registry.
+    Pull(String),
+    /// Built from a Dockerfile: `context` is the build context (the action's folder, a
+    /// folder of the job), `dockerfile` the Dockerfile's path relative to it. The backend
+    /// builds it again only when the context's files change.
+    Build { context: JobPath, dockerfile: String },
+}
+
+/// A folder of the job mounted into a step's container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// The job's folder (made, empty, when it is not there yet).
+    pub source: JobPath,
+    /// Where the container sees it.
+    pub target: String,
+}
+
+/// A step that runs in a container of its own (a Docker action, a `uses: docker://` step),
+/// beside the job rather than in it: the container is removed when it ends, whatever ends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerRun {
+    pub image: ImageSource,
+    /// Replaces the image's entrypoint.
+    pub entrypoint: Option<String>,
+    /// Replaces the image's command when not empty.
+    pub args: Vec<String>,
+    /// The complete environment the step sets (the image's own is kept under it).
+    pub env: Vec<(String, String)>,
+    /// The job's folders the container sees.
+    pub mounts: Vec<Mount>,
+    /// The working directory, as the container sees it.
+    pub working_dir: String,
+    /// Stop the container after this long.
     pub timeout: Option<Duration>,
 }
 
@@ -363,6 +405,25 @@ pub trait JobRuntime: Send + Sync {
         sink: &'a mut dyn OutputSink,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>>;
+
+    /// Runs a step in a container of its own (see [`ContainerRun`]): the image pulled or
+    /// built first (what that says goes to `sink` too), the container on the job's network
+    /// when the job has one, its output streamed to `sink`, and the container removed when it
+    /// ends, times out or is cancelled. A backend that cannot run containers answers
+    /// [`BackendError::Unsupported`] (the default).
+    fn run_container<'a>(
+        &'a self,
+        run: ContainerRun,
+        sink: &'a mut dyn OutputSink,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        let _ = (run, sink, cancel);
+        Box::pin(async {
+            Err(BackendError::Unsupported(
+                "this job's backend cannot run containers".to_owned(),
+            ))
+        })
+    }
 
     /// Whether `program` is on `path` (a `PATH` value as the job's processes see it), for
     /// picking a step's default shell; `None` when the backend cannot tell without running

@@ -100,6 +100,8 @@ pub struct DockerJob {
     pub(crate) upload_repository: Option<HostPath>,
     /// Copy mode: host folders uploaded into the job, each once, by their place under `/__w`.
     uploaded: tokio::sync::Mutex<std::collections::BTreeMap<PathBuf, String>>,
+    /// Runs steps in containers of their own (Docker actions), on the job's network.
+    pub(crate) steps: Option<crate::step_container::StepContainers>,
     /// Set by `finish`, so that `Drop` has nothing left to do.
     finished: bool,
     /// Where the job is known to be live (until it is removed).
@@ -130,6 +132,7 @@ impl DockerJob {
             volume: None,
             upload_repository: None,
             uploaded: tokio::sync::Mutex::default(),
+            steps: None,
             finished: false,
             live,
         }
@@ -544,6 +547,12 @@ impl DockerJob {
         if let Some(id) = self.container.take() {
             containers.push((format!("the container {}", self.name), id));
         }
+        // Step containers whose runs were dropped before they removed them.
+        if let Some(steps) = &self.steps {
+            for id in steps.left() {
+                containers.push((format!("the step container {id}"), id));
+            }
+        }
         Made {
             containers,
             network: self.network.take(),
@@ -652,6 +661,22 @@ impl JobRuntime for DockerJob {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
         Box::pin(self.run(spec, sink, cancel))
+    }
+
+    fn run_container<'a>(
+        &'a self,
+        run: hearth_backend::ContainerRun,
+        sink: &'a mut dyn OutputSink,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        Box::pin(async move {
+            let steps = self.steps.as_ref().ok_or_else(|| {
+                BackendError::Unsupported("the job container is gone".to_owned())
+            })?;
+            steps
+                .run(run, |path| self.on_host(path.as_str()), sink, cancel)
+                .await
+        })
     }
 
     fn write_file<'a>(

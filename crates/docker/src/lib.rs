@@ -29,6 +29,7 @@ mod reach;
 pub mod registry;
 mod services;
 mod sleeper;
+pub mod step_container;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -413,7 +414,18 @@ impl DockerBackend {
             cancel,
         );
         match made.await {
-            Ok(()) => Ok(job),
+            Ok(()) => {
+                // Docker actions join the job's network, where its services are.
+                let network = Some(job.network_name.clone());
+                job.steps = Some(step_container::StepContainers::new(
+                    self.clone(),
+                    network,
+                    labels,
+                    spec.forge_registry.clone(),
+                    job.name.clone(),
+                ));
+                Ok(job)
+            }
             Err(e) => {
                 // Nothing half made stays: the network, the containers and the folder go.
                 let _ = job.remove_all().await;

@@ -1,7 +1,9 @@
 //! `uses: ./path` and `uses: owner/repo@ref` (fetched through the job's `ActionSource`):
 //! composite actions (their steps run under the
-//! using step, nested as deep as they go) and JavaScript actions (`nodeNN`, run with the
-//! machine's `node`, with `pre`, `main` and `post` sharing state).
+//! using step, nested as deep as they go), JavaScript actions (`nodeNN`, run with the
+//! machine's `node`, with `pre`, `main` and `post` sharing state) and Docker actions (run in
+//! a container of their own, `container_step.rs`, with `pre-entrypoint`, the main
+//! entrypoint and `post-entrypoint` as JavaScript actions' stages); and `uses: docker://`.
 //!
 //! As on GitHub, a remote JavaScript action's `pre` runs when the job starts, before the first
 //! step, under `pre-if` (default `always()`), and what it saves reaches `main` and `post`; a
@@ -18,19 +20,20 @@ use hearth_backend::JobPath;
 use hearth_expr::{Object, Value};
 use hearth_workflow::model::{Action, Env, Runs, Step, StepKind, Text};
 
+use super::container_step::{docker_stage, ContainerStep, Stage};
 use super::error::ActionError;
 use super::eval::Scope;
 use super::load::Loaded;
 use super::remote::RemoteAction;
 use super::state::{env_object, Frame};
-use super::step::{Prepared, StepEnd};
+use super::step::{Launch, Prepared, StepEnd};
 use super::{JobControl, JobRun};
 use hearth_events::{Conclusion, Event, LogLine, StepLabel};
 
 /// How deep composite actions may nest before Hearth stops (an action using itself).
 const MAX_DEPTH: usize = 10;
 
-/// A JavaScript action's `post`, waiting for the job's steps to end.
+/// A JavaScript or Docker action's `post`, waiting for the job's steps to end.
 pub(super) struct PostStep {
     /// `Post <step name>`.
     name: String,
@@ -40,12 +43,26 @@ pub(super) struct PostStep {
     condition: Option<Text>,
     /// The action file, for errors in `post-if`.
     file: String,
-    argv: Vec<String>,
+    run: PostRun,
     /// The step's env when `main` ran.
     env: BTreeMap<String, String>,
-    /// `INPUT_*`, `STATE_*` and `GITHUB_ACTION_PATH`.
+    /// `INPUT_*`, `STATE_*` and `GITHUB_ACTION_PATH` (a Docker action's env instead of the
+    /// last).
     extra: Vec<(String, String)>,
-    action_path: String,
+}
+
+/// What a `post` runs.
+enum PostRun {
+    /// `node <script>`, with the action's folder as `GITHUB_ACTION_PATH`.
+    Node { argv: Vec<String>, action_path: String },
+    /// A Docker action's `post-entrypoint`.
+    Container(ContainerStep),
+}
+
+/// The `pre` an action has.
+enum Pre<'a> {
+    Node(&'a str),
+    Container,
 }
 
 impl JobRun<'_> {
@@ -68,13 +85,18 @@ impl JobRun<'_> {
             let Ok(loaded) = self.load_action(&uses.value, control).await else {
                 continue;
             };
-            let Runs::Node {
-                pre: Some(pre),
-                pre_if,
-                ..
-            } = &loaded.action.runs
-            else {
-                continue;
+            let (pre, pre_if) = match &loaded.action.runs {
+                Runs::Node {
+                    pre: Some(pre),
+                    pre_if,
+                    ..
+                } => (Pre::Node(&pre.value), pre_if),
+                Runs::Docker {
+                    pre_entrypoint: Some(_),
+                    pre_if,
+                    ..
+                } => (Pre::Container, pre_if),
+                _ => continue,
             };
             self.check_cancelled(control);
             let started = Instant::now();
@@ -103,7 +125,7 @@ impl JobRun<'_> {
                         step,
                         with.as_ref(),
                         &loaded,
-                        &pre.value,
+                        pre,
                         &job_scope,
                         control,
                     )
@@ -124,7 +146,7 @@ impl JobRun<'_> {
         step: &Step,
         with: Option<&Env>,
         loaded: &Loaded,
-        script: &str,
+        pre: Pre<'_>,
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> Conclusion {
@@ -141,6 +163,27 @@ impl JobRun<'_> {
             Err(e) => {
                 self.step_log(label, LogLine::Error(&e.to_string()));
                 return Conclusion::Failure;
+            }
+        };
+        let script = match pre {
+            Pre::Node(script) => script,
+            Pre::Container => {
+                let stage = docker_stage(loaded, &inputs, scope, Stage::Pre);
+                let (end, saved) = match stage {
+                    Ok(Some((container, extra))) => {
+                        self.run_container_step(
+                            label, step, &container, &env, &extra, scope, control,
+                        )
+                        .await
+                    }
+                    Ok(None) => (StepEnd::failure(), Vec::new()),
+                    Err(e) => {
+                        self.step_log(label, LogLine::Error(&e.to_string()));
+                        (StepEnd::failure(), Vec::new())
+                    }
+                };
+                self.pre_states.insert(place, saved);
+                return end.outcome;
             }
         };
         let mut extra: Vec<(String, String)> = inputs
@@ -179,6 +222,11 @@ impl JobRun<'_> {
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> StepEnd {
+        if let Some(image) = uses.value.strip_prefix("docker://") {
+            return self
+                .run_image_step(label, step, image, with, env, scope, control)
+                .await;
+        }
         let loaded = match self.load_action(&uses.value, control).await {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -203,11 +251,8 @@ impl JobRun<'_> {
                     .await
             }
             Runs::Docker { .. } => {
-                self.step_log(
-                    label,
-                    LogLine::Error("Docker container actions need the Docker backend, which `hearth exec` does not have yet"),
-                );
-                StepEnd::failure()
+                self.run_docker_action(label, step, &loaded, &inputs, env, scope, control)
+                    .await
             }
         }
     }
@@ -245,11 +290,16 @@ impl JobRun<'_> {
         scope: &Scope<'_>,
     ) -> Result<Object, ActionError> {
         let given = scope.env(with)?;
+        // A Docker action takes `entrypoint` and `args` besides its inputs.
+        let docker = matches!(action.runs, Runs::Docker { .. });
         let declared = |name: &str| {
             action
                 .inputs
                 .iter()
                 .any(|i| i.name.value.eq_ignore_ascii_case(name))
+                || (docker
+                    && (name.eq_ignore_ascii_case("entrypoint")
+                        || name.eq_ignore_ascii_case("args")))
         };
         let unexpected: Vec<&str> = given
             .iter()
@@ -437,10 +487,93 @@ impl JobRun<'_> {
                 step: step.clone(),
                 condition: post_if.clone(),
                 file: loaded.file.clone(),
-                argv: vec!["node".to_owned(), dir.as_str().to_owned()],
+                run: PostRun::Node {
+                    argv: vec!["node".to_owned(), dir.as_str().to_owned()],
+                    action_path,
+                },
                 env: env.clone(),
                 extra: with_state(&state),
-                action_path,
+            });
+        }
+        end
+    }
+
+    /// Runs a Docker action's main stage in its container (after its `pre-entrypoint`, run
+    /// when the job started for a remote action), and registers its `post-entrypoint`.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_docker_action(
+        &mut self,
+        label: &StepLabel,
+        step: &Step,
+        loaded: &Loaded,
+        inputs: &Object,
+        env: &BTreeMap<String, String>,
+        scope: &Scope<'_>,
+        control: &JobControl,
+    ) -> StepEnd {
+        let Runs::Docker {
+            pre_entrypoint,
+            post_if,
+            ..
+        } = &loaded.action.runs
+        else {
+            return StepEnd::failure();
+        };
+        let pre_state = match loaded.remote {
+            true => self.pre_states.remove(&label.index),
+            false => None,
+        };
+        if pre_entrypoint.is_some() && pre_state.is_none() {
+            let message = format!(
+                "`pre-entrypoint` of the action {} is not run: {}",
+                loaded.file,
+                match loaded.remote {
+                    true => "it is used inside a composite action",
+                    false => "it is a local action, not there yet when the job started",
+                }
+            );
+            self.step_log(label, LogLine::Warning(&message));
+        }
+        let stages = docker_stage(loaded, inputs, scope, Stage::Main).and_then(|main| {
+            let post = docker_stage(loaded, inputs, scope, Stage::Post)?;
+            Ok((main, post))
+        });
+        let (main, post) = match stages {
+            Ok((Some(main), post)) => (main, post),
+            Ok((None, _)) => return StepEnd::failure(),
+            Err(e) => {
+                self.step_log(label, LogLine::Error(&e.to_string()));
+                return StepEnd::failure();
+            }
+        };
+        let mut state = pre_state.unwrap_or_default();
+        let with_state = |extra: &[(String, String)], state: &[(String, String)]| {
+            let mut all = extra.to_vec();
+            all.extend(state.iter().map(|(k, v)| (format!("STATE_{k}"), v.clone())));
+            all
+        };
+        let (container, extra) = main;
+        let (end, saved) = self
+            .run_container_step(
+                label,
+                step,
+                &container,
+                env,
+                &with_state(&extra, &state),
+                scope,
+                control,
+            )
+            .await;
+        state.extend(saved);
+        if let Some((container, extra)) = post {
+            self.posts.push(PostStep {
+                name: format!("Post {}", label.name),
+                step: step.clone(),
+                condition: post_if.clone(),
+                file: loaded.file.clone(),
+                run: PostRun::Container(container),
+                env: env.clone(),
+                extra: with_state(&extra, &state),
             });
         }
         end
@@ -468,9 +601,11 @@ impl JobRun<'_> {
         };
         let prepared = Prepared {
             files,
-            argv: vec!["node".to_owned(), dir.join(script).as_str().to_owned()],
-            env: process_env.into_iter().collect(),
-            working_directory: self.runtime.paths().workspace.clone(),
+            launch: Launch::Process {
+                argv: vec!["node".to_owned(), dir.join(script).as_str().to_owned()],
+                env: process_env.into_iter().collect(),
+                working_directory: self.runtime.paths().workspace.clone(),
+            },
             script_path: None,
         };
         self.exec_prepared(label, step, prepared, env, scope, control)
@@ -545,8 +680,25 @@ impl JobRun<'_> {
         scope: &Scope<'_>,
         control: &JobControl,
     ) -> Conclusion {
+        let (argv, action_path) = match &post.run {
+            PostRun::Node { argv, action_path } => (argv, action_path),
+            PostRun::Container(container) => {
+                let (end, _) = self
+                    .run_container_step(
+                        label,
+                        &post.step,
+                        container,
+                        &post.env,
+                        &post.extra,
+                        scope,
+                        control,
+                    )
+                    .await;
+                return end.outcome;
+            }
+        };
         let prepared = self
-            .step_process(&post.step, &post.env, &post.extra, Some(&post.action_path))
+            .step_process(&post.step, &post.env, &post.extra, Some(action_path))
             .await;
         let (files, process_env, _) = match prepared {
             Ok(prepared) => prepared,
@@ -557,9 +709,11 @@ impl JobRun<'_> {
         };
         let prepared = Prepared {
             files,
-            argv: post.argv.clone(),
-            env: process_env.into_iter().collect(),
-            working_directory: self.runtime.paths().workspace.clone(),
+            launch: Launch::Process {
+                argv: argv.clone(),
+                env: process_env.into_iter().collect(),
+                working_directory: self.runtime.paths().workspace.clone(),
+            },
             script_path: None,
         };
         let (end, _) = self
@@ -570,6 +724,6 @@ impl JobRun<'_> {
 }
 
 /// `INPUT_<NAME>`: upper case, spaces as underscores, as GitHub's runner names them.
-fn input_variable(name: &str) -> String {
+pub(super) fn input_variable(name: &str) -> String {
     format!("INPUT_{}", name.replace(' ', "_").to_uppercase())
 }

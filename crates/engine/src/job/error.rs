@@ -102,8 +102,11 @@ pub enum ActionError {
          actions/checkout before running your local action?"
     )]
     NoLocalActionFile(JobPath),
-    #[error("`uses: {uses}`: Docker actions are not supported by this runner yet")]
-    Docker { uses: String },
+    #[error(
+        "`uses: {uses}` names no action: write `./path`, `owner/repo[/path]@ref` or \
+         `docker://image`"
+    )]
+    Unrecognized { uses: String },
     /// A `with:` value or an input's default failed to evaluate.
     #[error(transparent)]
     Inputs(#[from] EvalError),
@@ -123,7 +126,7 @@ impl ActionError {
             | ActionError::Invalid(_)
             | ActionError::NoActionFile { .. }
             | ActionError::NoLocalActionFile(_)
-            | ActionError::Docker { .. } => ErrorKind::BadAction,
+            | ActionError::Unrecognized { .. } => ErrorKind::BadAction,
         }
     }
 }
@@ -181,8 +184,8 @@ mod tests {
             backend.kind(),
             ErrorKind::Backend(hearth_backend::ErrorKind::Cancelled)
         );
-        let docker = ActionError::Docker {
-            uses: "docker://alpine".into(),
+        let docker = ActionError::Unrecognized {
+            uses: "owner@v1".into(),
         };
         assert_eq!(docker.kind(), ErrorKind::BadAction);
     }

@@ -15,7 +15,12 @@ use hearth_backend::{BackendError, JobPath, JobRuntime};
 use crate::env_files::FileCommand;
 
 /// The folder, under the job's temp folder, that holds the file-command files.
-const FOLDER: &str = "_runner_file_commands";
+pub(crate) const FOLDER: &str = "_runner_file_commands";
+/// The folder, under the job's temp folder, that holds the event payload (`event.json`).
+pub(crate) const WORKFLOW_FOLDER: &str = "_github_workflow";
+/// The folder, under the job's temp folder, that is `HOME` for steps in containers of their
+/// own (Docker actions).
+pub(crate) const HOME_FOLDER: &str = "_github_home";
 
 /// The most the engine reads of a step's `GITHUB_ENV`, `GITHUB_PATH`, `GITHUB_OUTPUT` or
 /// `GITHUB_STATE`: a step controls these files, and a runner must not read gigabytes into

@@ -47,7 +47,7 @@ impl ActionLoader {
                 .await;
         }
         let Some(relative) = uses.strip_prefix("./") else {
-            return Err(ActionError::Docker {
+            return Err(ActionError::Unrecognized {
                 uses: uses.to_owned(),
             });
         };

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use hearth_backend::{BackendError, ExecEnd, ExecSpec, JobPath};
+use hearth_backend::{BackendError, ContainerRun, ErrorKind, ExecEnd, ExecSpec, JobPath};
 use hearth_expr::{Object, Value, WorkspaceFiles};
 use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
 
@@ -305,6 +305,20 @@ impl<'r> JobRun<'r> {
         extra: &[(String, String)],
         action_path: Option<&str>,
     ) -> Result<(StepFiles, BTreeMap<String, String>, String), StepError> {
+        self.step_environment(step, env, extra, action_path, true)
+            .await
+    }
+
+    /// [`Self::step_process`]'s work; without `in_job` (a step in a container of its own) the
+    /// runtime's base environment and PATH are left out: the step's image has its own.
+    pub(super) async fn step_environment(
+        &mut self,
+        step: &Step,
+        env: &BTreeMap<String, String>,
+        extra: &[(String, String)],
+        action_path: Option<&str>,
+        in_job: bool,
+    ) -> Result<(StepFiles, BTreeMap<String, String>, String), StepError> {
         self.counter += 1;
         self.files
             .reset(self.runtime.as_ref())
@@ -314,15 +328,20 @@ impl<'r> JobRun<'r> {
                 source,
             })?;
         let files = self.files.clone();
-        let mut process_env: BTreeMap<String, String> =
-            self.runtime.base_env().iter().cloned().collect();
+        let mut process_env: BTreeMap<String, String> = match in_job {
+            true => self.runtime.base_env().iter().cloned().collect(),
+            false => BTreeMap::new(),
+        };
         process_env.extend(self.runner_env.iter().cloned());
         process_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
         process_env.extend(extra.iter().cloned());
-        let path = self
-            .state
-            .path
-            .prepend_to(process_env.get("PATH").map_or("", String::as_str), ':');
+        let path = match in_job {
+            true => self
+                .state
+                .path
+                .prepend_to(process_env.get("PATH").map_or("", String::as_str), ':'),
+            false => String::new(),
+        };
         if !path.is_empty() {
             process_env.insert("PATH".to_owned(), path.clone());
         }
@@ -386,9 +405,11 @@ impl<'r> JobRun<'r> {
 
         Ok(Prepared {
             files,
-            argv,
-            env: process_env.into_iter().collect(),
-            working_directory,
+            launch: Launch::Process {
+                argv,
+                env: process_env.into_iter().collect(),
+                working_directory,
+            },
             script_path: Some(script_path),
         })
     }
@@ -455,17 +476,38 @@ impl<'r> JobRun<'r> {
             allow_unsecure_commands: enabled(ALLOW_UNSECURE_COMMANDS),
             allow_unsecure_stop_tokens: enabled(ALLOW_UNSECURE_STOP_COMMAND_TOKENS),
         });
-        let spec = ExecSpec {
-            argv: prepared.argv,
-            env: prepared.env,
-            working_dir: prepared.working_directory,
-            timeout: Some(timeout),
-        };
         let sink = self.sink;
         let job = self.label;
         let debug = self.step_debug;
         let mut output = StepOutput::new(sink, job, label, &mut self.masker, parser, debug);
-        let ended = self.runtime.exec(spec, &mut output, cancel).await;
+        let ended = match prepared.launch {
+            Launch::Process {
+                argv,
+                env,
+                working_directory,
+            } => {
+                let spec = ExecSpec {
+                    argv,
+                    env,
+                    working_dir: working_directory,
+                    timeout: Some(timeout),
+                };
+                self.runtime.exec(spec, &mut output, cancel).await
+            }
+            Launch::Container(mut run) => {
+                run.timeout = Some(timeout);
+                let ran = self.runtime.run_container(run, &mut output, cancel).await;
+                ran.map_err(|e| match e.kind() {
+                    // Said as what the step needs, not only what the backend lacks.
+                    ErrorKind::Unsupported => BackendError::Unsupported(format!(
+                        "this step runs in a container of its own (a Docker action or a \
+                         `docker://` image), and {e}: run the job in a container (a \
+                         `docker://` label) or on a host whose runner reaches Docker"
+                    )),
+                    _ => e,
+                })
+            }
+        };
         output.finish();
         let effects = std::mem::take(&mut output.effects);
         drop(output);
@@ -630,11 +672,21 @@ struct Script<'a> {
 /// A process ready to run.
 pub(super) struct Prepared {
     pub files: StepFiles,
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub working_directory: JobPath,
+    pub launch: Launch,
     /// A script file written for it, handed back to the job's scripts afterwards.
     pub script_path: Option<JobPath>,
+}
+
+/// How a prepared step runs.
+pub(super) enum Launch {
+    /// A process in the job, through the runtime's `exec` (its timeout set when it starts).
+    Process {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        working_directory: JobPath,
+    },
+    /// A container of its own, through the runtime's `run_container`.
+    Container(ContainerRun),
 }
 
 /// `actions/checkout` of the repository itself (no `repository:` input), which a job whose
