@@ -1,0 +1,194 @@
+//! Steps in containers of their own (`JobRuntime::run_container`: Docker actions, `docker://`
+//! steps) against the real Docker Engine, with the test image `scripts/docker-test-env` builds.
+//! Without a daemon these tests fail, saying so.
+
+use std::time::{Duration, Instant};
+
+use hearth_backend::{
+    Backend, CancellationToken, ContainerRun, ExecEnd, ImageSource, JobPath, JobRuntime, JobSpec,
+    Mount, NoSetupLog, Stream,
+};
+use hearth_docker::DockerBackend;
+
+mod common;
+
+const TASK: &str = "actions";
+
+async fn backend(root: &std::path::Path) -> DockerBackend {
+    DockerBackend::connect(root.to_owned())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the Docker tests need a Docker daemon (run scripts/docker-test-env): {e}")
+        })
+}
+
+async fn docker() -> bollard::Docker {
+    bollard::Docker::connect_with_local_defaults()
+        .expect("docker")
+        .negotiate_version()
+        .await
+        .expect("docker")
+}
+
+fn spec() -> JobSpec {
+    common::job_spec("docker-actions-tests", TASK)
+}
+
+/// Containers and networks of the job: the job container and its network only, once a step's
+/// container is done.
+async fn labelled() -> (usize, usize) {
+    common::labelled_in(&docker().await, "docker-actions-tests", TASK).await
+}
+
+/// A step in the image built from the job's folder `action`, the workspace mounted.
+fn built(job: &dyn JobRuntime, args: &[&str], timeout: Option<Duration>) -> ContainerRun {
+    ContainerRun {
+        image: ImageSource::Build {
+            context: job.paths().workspace.join("action"),
+            dockerfile: "Dockerfile".into(),
+        },
+        entrypoint: None,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec![("FROM_RUN".into(), "run-value".into())],
+        mounts: vec![Mount {
+            source: job.paths().workspace.clone(),
+            target: "/github/workspace".into(),
+        }],
+        working_dir: "/github/workspace".into(),
+        timeout,
+    }
+}
+
+/// Runs `run`; its end and its output (both streams).
+async fn run(
+    job: &dyn JobRuntime,
+    run: ContainerRun,
+    cancel: &CancellationToken,
+) -> (ExecEnd, String) {
+    let mut out = Vec::new();
+    let mut sink = |_: Stream, chunk: &[u8]| out.extend_from_slice(chunk);
+    let end = job
+        .run_container(run, &mut sink, cancel)
+        .await
+        .expect("ran");
+    (end, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The image tag a run's output names (`... image hearth-action:<digest>...`).
+fn tag(output: &str) -> String {
+    let start = output.find("hearth-action:").expect("a tag in the output");
+    output[start..]
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actions_image_is_built_again_only_when_its_files_change_and_no_container_stays() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    backend
+        .reap(&spec().owner[..1])
+        .await
+        .expect("leftovers reaped");
+    let cancel = CancellationToken::new();
+    let runtime = backend
+        .start(spec(), &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let job = runtime.as_ref();
+    // A content no earlier run had, so that the first build is a real one.
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let action = job.paths().workspace.join("action");
+    job.write_file(
+        &action.join("Dockerfile"),
+        b"FROM hearth-test/busybox:1\nCOPY message /message\n\
+          ENTRYPOINT [\"sh\", \"-c\", \"cat /message; echo \\\"$FROM_RUN in $(pwd) args $*\\\"; ls action\", \"sh\"]\n",
+        None,
+    )
+    .await
+    .unwrap();
+    job.write_file(&action.join("message"), nonce.as_bytes(), None)
+        .await
+        .unwrap();
+
+    let (end, first) = run(job, built(job, &["a", "b"], None), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{first}");
+    assert!(first.contains("Building the action's image"), "{first}");
+    assert!(
+        first.contains(&format!("{nonce}run-value in /github/workspace args a b")),
+        "{first}"
+    );
+    assert!(
+        first.contains("Dockerfile\nmessage\n"),
+        "the workspace is mounted: {first}"
+    );
+    let first_tag = tag(&first);
+    let docker = docker().await;
+    let first_id = docker.inspect_image(&first_tag).await.unwrap().id;
+    assert_eq!(labelled().await, (1, 1), "the step's container is gone");
+
+    // The same files (written again, with new times): the image is reused.
+    job.write_file(&action.join("message"), nonce.as_bytes(), None)
+        .await
+        .unwrap();
+    let (end, second) = run(job, built(job, &[], None), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{second}");
+    assert!(second.contains("Using the action's image"), "{second}");
+    assert!(!second.contains("Building"), "{second}");
+    assert_eq!(tag(&second), first_tag);
+    assert_eq!(docker.inspect_image(&first_tag).await.unwrap().id, first_id);
+
+    // A changed file: built again, under another tag.
+    job.write_file(&action.join("message"), b"changed", None)
+        .await
+        .unwrap();
+    let (end, third) = run(job, built(job, &[], None), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{third}");
+    assert!(third.contains("Building the action's image"), "{third}");
+    assert!(third.contains("changedrun-value"), "{third}");
+    let third_tag = tag(&third);
+    assert_ne!(third_tag, first_tag);
+
+    // A failing step's exit code is the step's.
+    let mut failing = built(job, &[], None);
+    failing.entrypoint = Some("sh".into());
+    failing.args = vec!["-c".into(), "exit 7".into()];
+    assert_eq!(run(job, failing, &cancel).await.0, ExecEnd::Exited(7));
+
+    // A step that runs past its timeout, or is cancelled, is stopped, and its container goes.
+    let mut sleeping = built(job, &[], Some(Duration::from_millis(500)));
+    sleeping.entrypoint = Some("sleep".into());
+    sleeping.args = vec!["30".into()];
+    let started = Instant::now();
+    assert_eq!(run(job, sleeping.clone(), &cancel).await.0, ExecEnd::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(labelled().await, (1, 1));
+    sleeping.timeout = None;
+    let cancelled = CancellationToken::new();
+    let canceller = cancelled.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        canceller.cancel();
+    });
+    let started = Instant::now();
+    assert_eq!(run(job, sleeping, &cancelled).await.0, ExecEnd::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(labelled().await, (1, 1));
+
+    // A folder the job's machine does not have cannot be mounted: said, not guessed.
+    let mut elsewhere = built(job, &[], None);
+    elsewhere.mounts[0].source = JobPath::new("/nowhere/at/all");
+    let mut ignore = |_: Stream, _: &[u8]| {};
+    assert!(job
+        .run_container(elsewhere, &mut ignore, &cancel)
+        .await
+        .is_err());
+
+    runtime.finish().await.expect("finished");
+    assert_eq!(labelled().await, (0, 0));
+    for tag in [first_tag, third_tag] {
+        let _ = docker.remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    }
+}
