@@ -167,7 +167,10 @@ pub enum ImageSource {
     /// Built from a Dockerfile: `context` is the build context (the action's folder, a
     /// folder of the job), `dockerfile` the Dockerfile's path relative to it. The backend
     /// builds it again only when the context's files change.
-    Build { context: JobPath, dockerfile: String },
+    Build {
+        context: JobPath,
+        dockerfile: String,
+    },
 }
 
 /// A folder of the job mounted into a step's container.

@@ -35,11 +35,11 @@ const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Live(std::sync::Arc<Mutex<std::collections::HashSet<String>>>);
 
 impl Live {
-    fn add(&self, name: &str) {
+    pub(crate) fn add(&self, name: &str) {
         lock(&self.0).insert(name.to_owned());
     }
 
-    fn remove(&self, name: &str) {
+    pub(crate) fn remove(&self, name: &str) {
         lock(&self.0).remove(name);
     }
 
@@ -670,9 +670,10 @@ impl JobRuntime for DockerJob {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
         Box::pin(async move {
-            let steps = self.steps.as_ref().ok_or_else(|| {
-                BackendError::Unsupported("the job container is gone".to_owned())
-            })?;
+            let steps = self
+                .steps
+                .as_ref()
+                .ok_or_else(|| BackendError::Unsupported("the job container is gone".to_owned()))?;
             steps
                 .run(run, |path| self.on_host(path.as_str()), sink, cancel)
                 .await

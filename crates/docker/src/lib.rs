@@ -24,6 +24,7 @@ pub mod connect;
 mod copy;
 mod job;
 mod mirror;
+mod on_host;
 pub mod options;
 mod reach;
 pub mod registry;
@@ -54,6 +55,7 @@ use hearth_host::HostBackend;
 use registry::Registries;
 
 pub use job::DockerJob;
+pub use on_host::{Connect, HostWithDocker};
 
 /// Where the job's folder is mounted in its container.
 pub const JOB_ROOT: &str = "/__w";

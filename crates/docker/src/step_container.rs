@@ -54,6 +54,16 @@ pub(crate) struct StepContainers {
     count: AtomicUsize,
     /// Containers not removed yet, for `finish`.
     left: Arc<Mutex<HashSet<String>>>,
+    /// Whether the prefix is in the backend's live set on this one's account.
+    holds_live: bool,
+}
+
+impl Drop for StepContainers {
+    fn drop(&mut self) {
+        if self.holds_live {
+            self.backend.live.remove(&self.prefix);
+        }
+    }
 }
 
 impl StepContainers {
@@ -72,6 +82,7 @@ impl StepContainers {
             prefix,
             count: AtomicUsize::new(0),
             left: Arc::default(),
+            holds_live: false,
         }
     }
 
@@ -365,6 +376,14 @@ impl StepContainers {
         problems
     }
 
+    /// Holds the containers' name prefix in the backend's live set until dropped, so that
+    /// the backend's `reap` leaves them be (a host job's, which the backend does not run).
+    pub(crate) fn live_while_held(mut self) -> Self {
+        self.backend.live.add(&self.prefix);
+        self.holds_live = true;
+        self
+    }
+
     /// The step containers not removed yet.
     pub(crate) fn left(&self) -> Vec<String> {
         lock(&self.left).iter().cloned().collect()
@@ -470,7 +489,8 @@ struct SinkLog<'a>(&'a mut dyn OutputSink);
 
 impl SetupLog for SinkLog<'_> {
     fn line(&mut self, _: SetupLevel, text: &str) {
-        self.0.output(Stream::Stdout, format!("{text}\n").as_bytes());
+        self.0
+            .output(Stream::Stdout, format!("{text}\n").as_bytes());
     }
 }
 
@@ -498,9 +518,8 @@ pub(crate) mod context {
 
     /// Packs `folder` (files, folders and symbolic links, in name order).
     pub fn pack(folder: &Path, dockerfile: &str) -> io::Result<Packed> {
-        let dockerfile_text = std::fs::read_to_string(folder.join(dockerfile)).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot read {dockerfile}: {e}"))
-        })?;
+        let dockerfile_text = std::fs::read_to_string(folder.join(dockerfile))
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read {dockerfile}: {e}")))?;
         let mut builder = tar::Builder::new(Vec::new());
         builder.follow_symlinks(false);
         add_folder(&mut builder, folder, "")?;
@@ -569,10 +588,7 @@ pub(crate) mod context {
         let mut images = Vec::new();
         for line in dockerfile.lines() {
             let mut words = line.split_whitespace();
-            if !words
-                .next()
-                .is_some_and(|w| w.eq_ignore_ascii_case("from"))
-            {
+            if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("from")) {
                 continue;
             }
             let mut words = words.skip_while(|w| w.starts_with("--"));
@@ -617,7 +633,8 @@ pub(crate) mod context {
                 .write(true)
                 .open(dir.path().join("sub/a"))
                 .unwrap();
-            file.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+            file.set_modified(std::time::SystemTime::UNIX_EPOCH)
+                .unwrap();
             assert_eq!(pack(dir.path(), "Dockerfile").unwrap().digest, first);
             std::fs::write(dir.path().join("sub/a"), "b").unwrap();
             assert_ne!(pack(dir.path(), "Dockerfile").unwrap().digest, first);

@@ -162,7 +162,10 @@ async fn an_actions_image_is_built_again_only_when_its_files_change_and_no_conta
     sleeping.entrypoint = Some("sleep".into());
     sleeping.args = vec!["30".into()];
     let started = Instant::now();
-    assert_eq!(run(job, sleeping.clone(), &cancel).await.0, ExecEnd::TimedOut);
+    assert_eq!(
+        run(job, sleeping.clone(), &cancel).await.0,
+        ExecEnd::TimedOut
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(labelled().await, (1, 1));
     sleeping.timeout = None;
@@ -189,6 +192,12 @@ async fn an_actions_image_is_built_again_only_when_its_files_change_and_no_conta
     runtime.finish().await.expect("finished");
     assert_eq!(labelled().await, (0, 0));
     for tag in [first_tag, third_tag] {
-        let _ = docker.remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+        let _ = docker
+            .remove_image(
+                &tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
     }
 }

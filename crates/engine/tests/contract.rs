@@ -410,3 +410,32 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// A backend that cannot run containers fails a `docker://` step with what to change, and the
+/// job goes on as after any failed step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_step_on_a_backend_without_containers_fails_saying_what_to_change() {
+    let (_root, backend) = fake();
+    let yaml = r#"
+on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - uses: docker://alpine:3
+      - if: always()
+        run: echo after
+"#;
+    let (outcome, lines) = run(&backend, yaml, &[], None, &JobControl::default()).await;
+    assert_eq!(outcome.result, Conclusion::Failure);
+    assert!(
+        lines.has(
+            "this step runs in a container of its own (a Docker action or a `docker://` \
+             image), and this job's backend cannot run containers: run the job in a container \
+             (a `docker://` label) or on a host whose runner reaches Docker"
+        ),
+        "{:?}",
+        lines.all()
+    );
+    assert!(lines.has("after"), "{:?}", lines.all());
+}

@@ -18,6 +18,7 @@
 //! | `# env: NAME=VALUE` | an environment variable for the `hearth` process |
 //! | `# no-json` | do not pass `--json` (check the output with `stdout:`) |
 //! | `# no-w` | do not pass `-W <case.yml>` (the workflows come from the case folder) |
+//! | `# docker` | a host job's steps need the Docker daemon (Docker actions): not run on the fake backend |
 //! | `# exit: N` | the exit code (always checked: 0 when not given) |
 //! | `# jobs: N` | the number of `job_finished` events |
 //! | `# job <job name>: <result>` | a job's result |
@@ -174,6 +175,8 @@ struct Case {
     env: Vec<(String, String)>,
     json: bool,
     pass_workflow: bool,
+    /// A host job runs containers through Docker (`# docker`).
+    docker: bool,
     /// Checked always; `exit_given` when the case said it.
     exit: i32,
     exit_given: bool,
@@ -189,6 +192,7 @@ impl Case {
             // Docker labels need the Docker backend, which the fake backend stands for only on
             // the host's side.
             && !self.args.iter().any(|a| a.contains("docker://"))
+            && !self.docker
             // The fake backend translates one job folder; it refuses a bound repository.
             && !self.args.iter().any(|a| a == "--bind")
             && !self
@@ -292,6 +296,10 @@ fn parse_directive(directive: &str, case: &mut Case) -> Result<(), String> {
     match directive {
         "no-json" => {
             case.json = false;
+            return Ok(());
+        }
+        "docker" => {
+            case.docker = true;
             return Ok(());
         }
         "no-w" => {

@@ -54,7 +54,10 @@ pub(super) struct PostStep {
 /// What a `post` runs.
 enum PostRun {
     /// `node <script>`, with the action's folder as `GITHUB_ACTION_PATH`.
-    Node { argv: Vec<String>, action_path: String },
+    Node {
+        argv: Vec<String>,
+        action_path: String,
+    },
     /// A Docker action's `post-entrypoint`.
     Container(ContainerStep),
 }

@@ -514,10 +514,7 @@ impl<'r> JobRun<'r> {
         github.insert("job", Value::string(label.id.as_str()));
         github.insert("workspace", Value::string(paths.workspace.as_str()));
         let event = github.get("event").cloned().unwrap_or_default();
-        let event_path = paths
-            .temp
-            .join(files::WORKFLOW_FOLDER)
-            .join("event.json");
+        let event_path = paths.temp.join(files::WORKFLOW_FOLDER).join("event.json");
         let event_json = serde_json::to_vec(&event.to_json()).unwrap_or_default();
         github.insert("event_path", Value::string(event_path.as_str()));
         contexts.insert("github", Value::object(github));

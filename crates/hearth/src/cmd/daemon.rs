@@ -109,14 +109,16 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             options.poller.capacity
         );
         let wants_docker = labels.any_docker();
-        let mut backends = Backends::new(labels).with_host(Arc::new(
+        let host: Arc<dyn hearth_backend::Backend> = Arc::new(
             HostBackend::new(config.host.workdir_parent.clone()).with_base_env(
                 hearth_host::runner_env()
                     .into_iter()
                     .filter(|(name, _)| !is_runner_secret(name))
                     .collect(),
             ),
-        ));
+        );
+        let mut backends = Backends::new(labels);
+        let mut docker_backend = None;
         if wants_docker || config.container.require_docker {
             // Options every job container would refuse are the runner's mistake: said once,
             // at start, not in every job's log.
@@ -132,6 +134,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                 .await
             {
                 Ok((docker, socket_in_jobs)) => {
+                    docker_backend = Some(docker.clone());
                     backends = backends
                         .with_docker_socket_in_jobs(socket_in_jobs)
                         .with_docker(Arc::new(docker));
@@ -140,6 +143,9 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                 Err(e) => tracing::warn!("jobs with a docker label will fail: {e}"),
             }
         }
+        let docker_root = config.host.workdir_parent.join("docker");
+        let host = docker::host_with_docker(host, docker_backend, &config.container, docker_root);
+        let backends = backends.with_host(host);
         let task_runtime = TaskRuntime {
             client: client.clone(),
             runner_uuid: registration.uuid.clone(),

@@ -2,11 +2,14 @@
 //! `hearth exec -c FILE` alike.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use hearth_backend::Backend;
 
 use hearth_docker::connect::DockerSettings;
 use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
-use hearth_docker::{ContainerSettings, DockerBackend};
+use hearth_docker::{ContainerSettings, DockerBackend, HostWithDocker};
 use hearth_runner::config::{ContainerConfig, RegistryPassword};
 
 /// Connects to the Docker daemon `container.docker_host` (else `DOCKER_HOST`) names, waiting
@@ -81,4 +84,31 @@ fn socket_for_jobs(
         ));
     }
     socket
+}
+
+/// The host backend, its jobs given Docker actions and `docker://` steps: through `docker`,
+/// the runner's Docker backend, when it has one (one set of live jobs, so that its `reap`
+/// leaves host jobs' step containers be); else through the daemon the config names, reached
+/// at a job's first such step (a host-only runner does not wait for Docker at start).
+pub fn host_with_docker(
+    host: Arc<dyn Backend>,
+    docker: Option<DockerBackend>,
+    container: &ContainerConfig,
+    root: PathBuf,
+) -> Arc<dyn Backend> {
+    let container = container.clone();
+    let connect: hearth_docker::Connect = Arc::new(move || {
+        let (docker, container, root) = (docker.clone(), container.clone(), root.clone());
+        Box::pin(async move {
+            if let Some(docker) = docker {
+                return Ok(docker);
+            }
+            let connected =
+                backend(&container, root, Duration::ZERO, |m| tracing::debug!("{m}")).await;
+            connected
+                .map(|(backend, _)| backend)
+                .map_err(|e| e.to_string())
+        })
+    });
+    Arc::new(HostWithDocker::new(host, connect))
 }

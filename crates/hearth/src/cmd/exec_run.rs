@@ -44,7 +44,7 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
     // rather than removed and copied anew (see hearth_host's `spares`).
     let host: Arc<dyn Backend> = Arc::new(HostBackend::new(root.clone()).with_folder_reuse());
     let wants_docker = labels.any_docker();
-    let mut backends = Backends::new(labels).with_host(host);
+    let mut backends = Backends::new(labels);
     let actions = Arc::new(GitActions::new(
         &args.default_actions_url,
         local::actions_cache(),
@@ -59,11 +59,13 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
+        let mut docker_backend = None;
         if wants_docker {
             let patience = container.docker_timeout;
             let warn = |m: &str| eprintln!("hearth: {m}");
             match docker::backend(&container, root.join("docker"), patience, warn).await {
                 Ok((docker, socket_in_jobs)) => {
+                    docker_backend = Some(docker.clone());
                     backends = backends
                         .clone()
                         .with_docker_socket_in_jobs(socket_in_jobs)
@@ -72,6 +74,8 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
                 Err(e) => eprintln!("hearth: jobs with a docker label will not run: {e}"),
             }
         }
+        let host = docker::host_with_docker(host, docker_backend, &container, root.join("docker"));
+        backends = backends.clone().with_host(host);
         let control = JobControl::default();
         let signals = watch_signals(control.clone());
         let outcome =
