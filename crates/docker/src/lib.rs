@@ -17,7 +17,9 @@
 //! (ports, health checks, the wait), `reach` (the forge reachable from the job), `sleeper` (the
 //! job container's main process), `job` (exec, files), `cleanup` (removing what a job made),
 //! `copy` (copy mode, `Workdir::Copy`: the job's folder a volume in the daemon, reached
-//! through the archive API, for daemons that do not share this machine's folders).
+//! through the archive API, for daemons that do not share this machine's folders),
+//! `step_container` (steps in containers of their own: Docker actions, `docker://` steps, their
+//! images pulled or built), `on_host` ([`HostWithDocker`]: host jobs given those steps too).
 
 mod cleanup;
 pub mod connect;

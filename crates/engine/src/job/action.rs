@@ -20,7 +20,7 @@ use hearth_backend::JobPath;
 use hearth_expr::{Object, Value};
 use hearth_workflow::model::{Action, Env, Runs, Step, StepKind, Text};
 
-use super::container_step::{docker_stage, ContainerStep, Stage};
+use super::container_step::{docker_stage, ContainerStep, DockerStage, Stage};
 use super::error::ActionError;
 use super::eval::Scope;
 use super::load::Loaded;
@@ -173,7 +173,7 @@ impl JobRun<'_> {
             Pre::Container => {
                 let stage = docker_stage(loaded, &inputs, scope, Stage::Pre);
                 let (end, saved) = match stage {
-                    Ok(Some((container, extra))) => {
+                    Ok(Some(DockerStage { container, extra })) => {
                         self.run_container_step(
                             label, step, &container, &env, &extra, scope, control,
                         )
@@ -555,7 +555,7 @@ impl JobRun<'_> {
             all.extend(state.iter().map(|(k, v)| (format!("STATE_{k}"), v.clone())));
             all
         };
-        let (container, extra) = main;
+        let DockerStage { container, extra } = main;
         let (end, saved) = self
             .run_container_step(
                 label,
@@ -568,7 +568,7 @@ impl JobRun<'_> {
             )
             .await;
         state.extend(saved);
-        if let Some((container, extra)) = post {
+        if let Some(DockerStage { container, extra }) = post {
             self.posts.push(PostStep {
                 name: format!("Post {}", label.name),
                 step: step.clone(),

@@ -41,6 +41,12 @@ pub(super) struct ContainerStep {
     pub args: Vec<String>,
 }
 
+/// A Docker action's stage and the variables it adds (`INPUT_*`, then the action's env).
+pub(super) struct DockerStage {
+    pub container: ContainerStep,
+    pub extra: Vec<(String, String)>,
+}
+
 /// Which entrypoint of a Docker action a stage runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Stage {
@@ -136,14 +142,14 @@ impl JobRun<'_> {
 
 /// A Docker action's stage, its arguments and its env evaluated with `inputs` as the action's
 /// inputs (the other contexts the step's); `with: entrypoint` and `with: args` replace the
-/// action's in the main stage, as GitHub's runner does. Returns the stage and the variables
-/// it adds (`INPUT_*`, then the action's env), or `None` for a stage the action does not have.
+/// action's in the main stage, as GitHub's runner does. `None` for a stage the action does not
+/// have.
 pub(super) fn docker_stage(
     loaded: &Loaded,
     inputs: &Object,
     scope: &Scope<'_>,
     stage: Stage,
-) -> Result<Option<(ContainerStep, Vec<(String, String)>)>, EvalError> {
+) -> Result<Option<DockerStage>, EvalError> {
     let Runs::Docker {
         image,
         entrypoint,
@@ -201,7 +207,7 @@ pub(super) fn docker_stage(
         entrypoint,
         args,
     };
-    Ok(Some((container, extra)))
+    Ok(Some(DockerStage { container, extra }))
 }
 
 /// `runs.image`: `docker://IMAGE`, else a Dockerfile's path in the action's folder, built
