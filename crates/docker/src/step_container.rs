@@ -174,7 +174,8 @@ impl StepContainers {
             .stream(true)
             .stdout(true)
             .stderr(true)
-            .logs(true)
+            // Attached before it starts: `logs` would replay what the stream then sends again.
+            .logs(false)
             .build();
         let mut attached = docker
             .attach_container(id, Some(options))

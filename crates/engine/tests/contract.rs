@@ -11,6 +11,7 @@ use hearth_backend::{
     Backend, BackendError, BoxFuture, CancellationToken, JobRuntime, JobSpec, SecretString,
     SetupLog,
 };
+use hearth_engine::job::remote::{ActionSource, FetchError};
 use hearth_engine::job::{run_job, EnvFolder, JobControl, JobOutcome, JobRequest, RunnerInfo};
 use hearth_engine::mask::Masker;
 use hearth_events::{Conclusion, Event, EventSink, LogLine};
@@ -63,6 +64,27 @@ async fn run(
     run_with_folders(backend, yaml, secrets, label_image, Vec::new(), control).await
 }
 
+/// [`run`], with `uses: owner/repo@ref` actions from `actions`.
+async fn run_with_actions(
+    backend: &dyn Backend,
+    yaml: &str,
+    label_image: Option<&str>,
+    actions: Arc<dyn ActionSource>,
+) -> (JobOutcome, Lines) {
+    let control = JobControl::default();
+    let actions = Some(actions);
+    run_request(
+        backend,
+        yaml,
+        &[],
+        label_image,
+        Vec::new(),
+        actions,
+        &control,
+    )
+    .await
+}
+
 /// [`run`], the runner handing the job `env_folders`.
 async fn run_with_folders(
     backend: &dyn Backend,
@@ -70,6 +92,27 @@ async fn run_with_folders(
     secrets: &[(&str, &str)],
     label_image: Option<&str>,
     env_folders: Vec<EnvFolder>,
+    control: &JobControl,
+) -> (JobOutcome, Lines) {
+    run_request(
+        backend,
+        yaml,
+        secrets,
+        label_image,
+        env_folders,
+        None,
+        control,
+    )
+    .await
+}
+
+async fn run_request(
+    backend: &dyn Backend,
+    yaml: &str,
+    secrets: &[(&str, &str)],
+    label_image: Option<&str>,
+    env_folders: Vec<EnvFolder>,
+    actions: Option<Arc<dyn ActionSource>>,
     control: &JobControl,
 ) -> (JobOutcome, Lines) {
     let workflow = Workflow::parse(yaml, "ci.yml").expect("a valid workflow");
@@ -106,7 +149,7 @@ async fn run_with_folders(
         label_image: label_image.map(str::to_owned),
         owner: vec![("hearth.task".into(), "7".into())],
         reach: Vec::new(),
-        actions: None,
+        actions,
         env_folders,
         forge_registry: None,
     };
@@ -438,4 +481,96 @@ jobs:
         lines.all()
     );
     assert!(lines.has("after"), "{:?}", lines.all());
+}
+
+/// Serves every `owner/repo@ref` as one folder.
+struct OneFolder(std::path::PathBuf);
+
+impl ActionSource for OneFolder {
+    fn fetch<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a CancellationToken,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<std::path::PathBuf, FetchError>> + Send + 'a>,
+    > {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+/// A remote Docker action in a container job: its `pre-entrypoint` runs when the job starts
+/// (before the first step), the main entrypoint as its step, the `post-entrypoint` after the
+/// last step, each in the action's image built once, with the state each saved reaching the
+/// next; `args` are evaluated with the action's inputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_docker_actions_pre_main_and_post_run_in_order_with_their_state() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = hearth_docker::DockerBackend::connect(root.path().join("jobs"))
+        .await
+        .unwrap_or_else(|e| panic!("this test needs Docker (scripts/docker-test-env): {e}"));
+    let action = root.path().join("action");
+    std::fs::create_dir_all(&action).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(action.join(name), text).unwrap();
+    write(
+        "action.yml",
+        r#"name: stages
+inputs:
+  word:
+    description: a word
+    default: dflt
+runs:
+  using: docker
+  image: Dockerfile
+  pre-entrypoint: /stage.sh
+  entrypoint: /stage.sh
+  post-entrypoint: /stage.sh
+  args:
+    - ${{ inputs.word }}
+"#,
+    );
+    write(
+        "Dockerfile",
+        "FROM hearth-test/busybox:1\nCOPY stage.sh /stage.sh\nRUN chmod +x /stage.sh\n",
+    );
+    write(
+        "stage.sh",
+        r#"#!/bin/sh
+echo "stage [$1] saw [$STATE_seen] in $PWD"
+echo "seen=${STATE_seen}+$1" >> "$GITHUB_STATE"
+"#,
+    );
+    let yaml = r#"
+on: push
+jobs:
+  j:
+    runs-on: x
+    steps:
+      - run: echo first step
+      - uses: owner/stages@v1
+        with:
+          word: given
+      - run: echo last step
+"#;
+    let source = Arc::new(OneFolder(action));
+    let (outcome, lines) =
+        run_with_actions(&backend, yaml, Some("hearth-test/busybox:1"), source).await;
+    assert_eq!(outcome.result, Conclusion::Success, "{:#?}", lines.all());
+    let stages: Vec<String> = lines
+        .all()
+        .into_iter()
+        .filter(|l| l.starts_with("stage ") || l.ends_with(" step"))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "stage [given] saw [] in /github/workspace",
+            "first step",
+            "stage [given] saw [+given] in /github/workspace",
+            "last step",
+            "stage [given] saw [+given+given] in /github/workspace",
+        ],
+        "{:#?}",
+        lines.all()
+    );
 }
