@@ -106,6 +106,9 @@ pub struct ContainerSettings {
     pub valid_volumes: Vec<String>,
     /// `container.force_pull` (`hearth exec --pull`): pull images even when they are there.
     pub force_pull: bool,
+    /// `container.force_rebuild`: build Docker actions' images even when an image of the
+    /// same files is there (Docker's layer cache still applies).
+    pub force_rebuild: bool,
     /// `container.registry_mirrors`: a mirror (host, and a path prefix if any) by registry
     /// host (`docker.io`, `ghcr.io`), pulled from first.
     pub registry_mirrors: std::collections::BTreeMap<String, String>,

@@ -294,7 +294,8 @@ impl StepContainers {
         };
         let tag = format!("{ACTION_IMAGE}:{}", packed.digest);
         let docker = &self.backend.docker;
-        if docker.inspect_image(&tag).await.is_ok() {
+        let rebuild = self.backend.settings.force_rebuild;
+        if !rebuild && docker.inspect_image(&tag).await.is_ok() {
             sink.output(
                 Stream::Stdout,
                 format!("Using the action's image {tag}, built from the same files before\n")

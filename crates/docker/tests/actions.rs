@@ -59,6 +59,23 @@ fn built(job: &dyn JobRuntime, args: &[&str], timeout: Option<Duration>) -> Cont
     }
 }
 
+/// Writes the action into the job's folder `action`: a Dockerfile whose image prints
+/// `message`, the step's `FROM_RUN`, its folder and arguments, and lists the action's folder.
+async fn write_action(job: &dyn JobRuntime, message: &[u8]) {
+    let action = job.paths().workspace.join("action");
+    job.write_file(
+        &action.join("Dockerfile"),
+        b"FROM hearth-test/busybox:1\nCOPY message /message\n\
+          ENTRYPOINT [\"sh\", \"-c\", \"cat /message; echo \\\"$FROM_RUN in $(pwd) args $*\\\"; ls action\", \"sh\"]\n",
+        None,
+    )
+    .await
+    .unwrap();
+    job.write_file(&action.join("message"), message, None)
+        .await
+        .unwrap();
+}
+
 /// Runs `run`; its end and its output (both streams).
 async fn run(
     job: &dyn JobRuntime,
@@ -101,17 +118,7 @@ async fn an_actions_image_is_built_again_only_when_its_files_change_and_no_conta
     // A content no earlier run had, so that the first build is a real one.
     let nonce = format!("{:?}", std::time::SystemTime::now());
     let action = job.paths().workspace.join("action");
-    job.write_file(
-        &action.join("Dockerfile"),
-        b"FROM hearth-test/busybox:1\nCOPY message /message\n\
-          ENTRYPOINT [\"sh\", \"-c\", \"cat /message; echo \\\"$FROM_RUN in $(pwd) args $*\\\"; ls action\", \"sh\"]\n",
-        None,
-    )
-    .await
-    .unwrap();
-    job.write_file(&action.join("message"), nonce.as_bytes(), None)
-        .await
-        .unwrap();
+    write_action(job, nonce.as_bytes()).await;
 
     let (end, first) = run(job, built(job, &["a", "b"], None), &cancel).await;
     assert_eq!(end, ExecEnd::Exited(0), "{first}");
@@ -141,15 +148,34 @@ async fn an_actions_image_is_built_again_only_when_its_files_change_and_no_conta
     assert_eq!(docker.inspect_image(&first_tag).await.unwrap().id, first_id);
 
     // A changed file: built again, under another tag.
-    job.write_file(&action.join("message"), b"changed", None)
+    let changed = format!("{nonce} changed");
+    job.write_file(&action.join("message"), changed.as_bytes(), None)
         .await
         .unwrap();
     let (end, third) = run(job, built(job, &[], None), &cancel).await;
     assert_eq!(end, ExecEnd::Exited(0), "{third}");
     assert!(third.contains("Building the action's image"), "{third}");
-    assert!(third.contains("changedrun-value"), "{third}");
+    assert!(third.contains(&format!("{changed}run-value")), "{third}");
     let third_tag = tag(&third);
     assert_ne!(third_tag, first_tag);
+
+    // With `container.force_rebuild`, built again all the same.
+    let rebuilding = backend
+        .clone()
+        .with_settings(hearth_docker::ContainerSettings {
+            force_rebuild: true,
+            ..Default::default()
+        });
+    let forced = rebuilding
+        .start(spec(), &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    write_action(forced.as_ref(), changed.as_bytes()).await;
+    let (end, rebuilt) = run(forced.as_ref(), built(forced.as_ref(), &[], None), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{rebuilt}");
+    assert!(rebuilt.contains("Building the action's image"), "{rebuilt}");
+    assert_eq!(tag(&rebuilt), third_tag);
+    forced.finish().await.expect("finished");
 
     // A failing step's exit code is the step's.
     let mut failing = built(job, &[], None);

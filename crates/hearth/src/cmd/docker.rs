@@ -33,6 +33,7 @@ pub async fn backend(
             privileged: container.privileged,
             valid_volumes: container.valid_volumes.clone(),
             force_pull: container.force_pull,
+            force_rebuild: container.force_rebuild,
             docker_socket: socket,
             options: container.options.clone(),
             nano_cpus: container.cpus,
