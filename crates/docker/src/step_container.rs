@@ -113,6 +113,11 @@ impl StepContainers {
             })?;
             binds.push(format!("{}:{}", folder.display(), mount.target));
         }
+        let settings = &self.backend.settings;
+        // As GitHub mounts it into container actions, where the runner gives it to its jobs.
+        if let Some(socket) = &settings.docker_socket {
+            binds.push(format!("{}:/var/run/docker.sock", socket.display()));
+        }
         let image = {
             let preparing = self.image(&run.image, &on_host, sink, cancel);
             tokio::select! {
@@ -135,6 +140,9 @@ impl StepContainers {
             host_config: Some(HostConfig {
                 binds: Some(binds),
                 network_mode: self.network.clone(),
+                // The runner's limits of its job containers (`container.cpus`, `.memory`).
+                nano_cpus: settings.nano_cpus,
+                memory: settings.memory,
                 ..Default::default()
             }),
             ..Default::default()

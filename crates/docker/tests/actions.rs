@@ -227,3 +227,59 @@ async fn an_actions_image_is_built_again_only_when_its_files_change_and_no_conta
             .await;
     }
 }
+
+/// A `docker://` step's container gets the runner's limits of its job containers and, where
+/// the runner gives its jobs the Docker socket, the socket, as GitHub mounts it; the step's env
+/// reaches it over the image's own, and it runs where it is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_container_gets_the_runners_limits_the_socket_and_its_env() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path())
+        .await
+        .with_settings(hearth_docker::ContainerSettings {
+            memory: Some(64 * 1024 * 1024),
+            docker_socket: Some("/var/run/docker.sock".into()),
+            ..Default::default()
+        });
+    let spec = common::job_spec("docker-actions-tests", "limits");
+    backend.reap(&spec.owner[..1]).await.expect("reaped");
+    let cancel = CancellationToken::new();
+    let runtime = backend
+        .start(spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let job = runtime.as_ref();
+    let step = ContainerRun {
+        image: ImageSource::Pull(common::IMAGE.into()),
+        entrypoint: Some("sh".into()),
+        args: vec![
+            "-c".into(),
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || \
+             cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+             test -S /var/run/docker.sock && echo socket; echo \"$PATH|$FROM_RUN|$PWD\""
+                .into(),
+        ],
+        env: vec![("FROM_RUN".into(), "run-value".into())],
+        mounts: Vec::new(),
+        working_dir: "/tmp".into(),
+        timeout: None,
+    };
+    let (end, out) = run(job, step, &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "67108864",
+            "socket",
+            // The image's own PATH.
+            "/bin|run-value|/tmp"
+        ],
+        "{out}"
+    );
+    runtime.finish().await.expect("finished");
+    assert_eq!(
+        common::labelled_in(&docker().await, "docker-actions-tests", "limits").await,
+        (0, 0)
+    );
+}
