@@ -283,3 +283,42 @@ async fn a_step_container_gets_the_runners_limits_the_socket_and_its_env() {
         (0, 0)
     );
 }
+
+/// In copy mode (`container.bind_workdir: false`) the job's folders are in the daemon, not on
+/// this machine: a step in a container of its own, which mounts them, is refused saying so,
+/// and nothing is made for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_mode_refuses_a_step_container_saying_why() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path())
+        .await
+        .with_settings(hearth_docker::ContainerSettings {
+            workdir: hearth_docker::Workdir::Copy,
+            ..Default::default()
+        });
+    let spec = common::job_spec("docker-actions-tests", "copy");
+    backend.reap(&spec.owner[..1]).await.expect("reaped");
+    let cancel = CancellationToken::new();
+    let runtime = backend
+        .start(spec, &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let job = runtime.as_ref();
+    let mut ignore = |_: Stream, _: &[u8]| {};
+    let refused = job
+        .run_container(built(job, &[], None), &mut ignore, &cancel)
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.kind(), hearth_backend::ErrorKind::Unsupported);
+    assert!(
+        refused
+            .to_string()
+            .contains("(container.bind_workdir: false)"),
+        "{refused}"
+    );
+    assert_eq!(
+        common::labelled_in(&docker().await, "docker-actions-tests", "copy").await,
+        (1, 1)
+    );
+    runtime.finish().await.expect("finished");
+}
