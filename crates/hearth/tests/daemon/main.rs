@@ -1243,3 +1243,40 @@ jobs:
         );
     }
 }
+
+/// Tasks whose steps run in containers of their own (`uses: docker://`), in a container job
+/// and in a host job: each step's container runs (the container job's on its network), its
+/// output and outputs reach the forge, and nothing of the runner's stays in Docker.
+#[tokio::test]
+async fn docker_steps_run_in_container_and_host_jobs_and_leave_nothing() {
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!("{FAST}  labels: [\"linux:docker://hearth-test/busybox:1\", \"build:host\"]\n"),
+    )
+    .await;
+    for label in ["linux", "build"] {
+        let payload = format!(
+            r#"name: ci
+on: push
+jobs:
+  build:
+    runs-on: {label}
+    steps:
+      - id: image
+        uses: docker://hearth-test/busybox:1
+        with:
+          entrypoint: sh
+          args: '-c "echo step container in $PWD says $INPUT_WORD; echo said=yes >> $GITHUB_OUTPUT"'
+          word: {label}
+      - run: 'echo "output ${{{{ steps.image.outputs.said }}}}"'
+"#
+        );
+        let (id, task, log) = h.run(TaskSpec::new(payload)).await;
+        let lines = h.forge.log_lines(id);
+        assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+        let said = format!("step container in /github/workspace says {label}");
+        assert!(lines.iter().any(|l| *l == said), "{lines:#?}");
+        assert!(lines.iter().any(|l| l == "output yes"), "{lines:#?}");
+    }
+    assert_eq!(docker_leftovers(&h.runner_uuid()), Vec::<String>::new());
+}
