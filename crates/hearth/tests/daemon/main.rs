@@ -1275,7 +1275,7 @@ jobs:
         let lines = h.forge.log_lines(id);
         assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
         let said = format!("step container in /github/workspace says {label}");
-        assert!(lines.iter().any(|l| *l == said), "{lines:#?}");
+        assert!(lines.contains(&said), "{lines:#?}");
         assert!(lines.iter().any(|l| l == "output yes"), "{lines:#?}");
     }
     assert_eq!(docker_leftovers(&h.runner_uuid()), Vec::<String>::new());
