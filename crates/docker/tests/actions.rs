@@ -322,3 +322,117 @@ async fn copy_mode_refuses_a_step_container_saying_why() {
     );
     runtime.finish().await.expect("finished");
 }
+
+/// The base image of the private-`FROM` test: the test image pushed to the registry
+/// `scripts/docker-test-env` serves, under a name only this test uses.
+const PRIVATE_BASE: &str = "127.0.0.1:5999/private/action-base";
+
+/// An action whose Dockerfile starts `FROM` an image of a private registry is built with the
+/// credentials the backend has for that registry (sent with the build), and its build fails,
+/// saying so, without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_from_image_is_pulled_with_the_registrys_credentials() {
+    use bollard::query_parameters::{
+        PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    };
+    use futures_util::StreamExt as _;
+    use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
+
+    let docker = docker().await;
+    let credentials = bollard::auth::DockerCredentials {
+        username: Some("hearth".into()),
+        password: Some("hearth-registry-test".into()),
+        serveraddress: Some("127.0.0.1:5999".into()),
+        ..Default::default()
+    };
+    let as_base = TagImageOptionsBuilder::default()
+        .repo(PRIVATE_BASE)
+        .tag("1")
+        .build();
+    docker
+        .tag_image(common::IMAGE, Some(as_base))
+        .await
+        .expect("tagged");
+    let push = PushImageOptionsBuilder::default().tag("1").build();
+    let mut pushed = docker.push_image(PRIVATE_BASE, Some(push), Some(credentials));
+    while let Some(progress) = pushed.next().await {
+        progress.expect("pushed to the test registry (scripts/docker-test-env)");
+    }
+    let base = format!("{PRIVATE_BASE}:1");
+    let forget_base = || async {
+        let options = RemoveImageOptionsBuilder::default().force(true).build();
+        let _ = docker.remove_image(&base, Some(options), None).await;
+    };
+
+    let root = tempfile::tempdir().unwrap();
+    let registries = Registries {
+        entries: vec![RegistryEntry {
+            host: "127.0.0.1:5999".into(),
+            username: "hearth".into(),
+            password: PasswordSource::Literal("hearth-registry-test".to_owned().into()),
+        }],
+        ..Registries::default()
+    };
+    let with = backend(root.path()).await.with_registries(registries);
+    let without = backend(root.path())
+        .await
+        .with_registries(Registries::default());
+    let spec = common::job_spec("docker-actions-tests", "private");
+    with.reap(&spec.owner[..1]).await.expect("reaped");
+    let cancel = CancellationToken::new();
+    let mut built_tags = Vec::new();
+    for (backend, allowed) in [(&without, false), (&with, true)] {
+        forget_base().await;
+        let runtime = backend
+            .start(spec.clone(), &mut NoSetupLog, &cancel)
+            .await
+            .expect("started");
+        let job = runtime.as_ref();
+        let action = job.paths().workspace.join("action");
+        let dockerfile = format!("FROM {base}\nCOPY nonce /nonce\n");
+        job.write_file(&action.join("Dockerfile"), dockerfile.as_bytes(), None)
+            .await
+            .unwrap();
+        // Never built before: the base must be pulled.
+        let nonce = format!("{:?}", std::time::SystemTime::now());
+        job.write_file(&action.join("nonce"), nonce.as_bytes(), None)
+            .await
+            .unwrap();
+        let mut step = built(job, &[], None);
+        step.entrypoint = Some("cat".into());
+        step.args = vec!["/nonce".into()];
+        let mut out = Vec::new();
+        let mut sink = |_: Stream, chunk: &[u8]| out.extend_from_slice(chunk);
+        let ran = job.run_container(step, &mut sink, &cancel).await;
+        let out = String::from_utf8_lossy(&out).into_owned();
+        if allowed {
+            assert_eq!(ran.expect("built and ran"), ExecEnd::Exited(0), "{out}");
+            assert!(out.ends_with(&nonce), "{out}");
+            built_tags.push(tag(&out));
+        } else {
+            let refused = ran.expect_err("the build cannot pull the base");
+            assert!(
+                refused
+                    .to_string()
+                    .contains("cannot build the Docker action's image"),
+                "{refused}"
+            );
+            // The registry's own answer.
+            assert!(
+                refused.to_string().contains("no basic auth credentials"),
+                "{refused}"
+            );
+        }
+        runtime.finish().await.expect("finished");
+    }
+    for tag in built_tags {
+        let _ = docker
+            .remove_image(
+                &tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
+    forget_base().await;
+}
