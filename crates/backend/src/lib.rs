@@ -334,6 +334,10 @@ pub enum BackendError {
     /// where and what to change.
     #[error("{0}")]
     Unreachable(String),
+    /// A step's own container could not be made: its image did not build, the container
+    /// could not be created. Says which and why.
+    #[error("{0}")]
+    Container(String),
 }
 
 impl BackendError {
@@ -423,7 +427,9 @@ pub trait JobRuntime: Send + Sync {
         let _ = (run, sink, cancel);
         Box::pin(async {
             Err(BackendError::Unsupported(
-                "this job's backend cannot run containers".to_owned(),
+                "this job's backend cannot run containers; run the job in a container (a \
+                 `docker://` label) or on a host whose runner reaches Docker"
+                    .to_owned(),
             ))
         })
     }

@@ -45,7 +45,10 @@ impl Docker {
             return Ok(backend.clone());
         }
         let backend = (self.connect)().await.map_err(|e| {
-            BackendError::Unsupported(format!("Docker does not answer on this machine: {e}"))
+            BackendError::Unsupported(format!(
+                "Docker does not answer on this machine ({e}); start it, or run the job in a \
+                 container (a `docker://` label) on a runner that reaches Docker"
+            ))
         })?;
         *connected = Some(backend.clone());
         Ok(backend)

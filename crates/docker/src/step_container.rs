@@ -153,7 +153,7 @@ impl StepContainers {
             .create_container(Some(options), body)
             .await
             .map_err(|e| {
-                BackendError::Unsupported(format!("cannot create a container from {image}: {e}"))
+                BackendError::Container(format!("cannot create a container from {image}: {e}"))
             })?
             .id;
         let removal = Removal::new(docker.clone(), id.clone(), self.left.clone());
@@ -273,23 +273,24 @@ impl StepContainers {
                          where its image is built from (container.bind_workdir: false)"
                     )));
                 };
-                self.build(&folder, dockerfile, sink).await
+                self.build(&folder, &context.join(dockerfile), dockerfile, sink)
+                    .await
             }
         }
     }
 
-    /// Builds the image of the Dockerfile `dockerfile` in `folder` unless an image of the
-    /// same context is there; its tag.
+    /// Builds the image of the Dockerfile `dockerfile` in `folder` (`seen` as the job sees
+    /// it, for messages) unless an image of the same context is there; its tag.
     async fn build(
         &self,
         folder: &Path,
+        seen: &JobPath,
         dockerfile: &str,
         sink: &mut dyn OutputSink,
     ) -> Result<String, BackendError> {
         let cannot = |e: String| {
-            BackendError::Unsupported(format!(
-                "cannot build the Docker action's image from {}: {e}",
-                folder.join(dockerfile).display()
+            BackendError::Container(format!(
+                "cannot build the Docker action's image from {seen}: {e}"
             ))
         };
         let packed = {

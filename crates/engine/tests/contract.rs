@@ -474,8 +474,8 @@ jobs:
     assert!(
         lines.has(
             "this step runs in a container of its own (a Docker action or a `docker://` \
-             image), and this job's backend cannot run containers: run the job in a container \
-             (a `docker://` label) or on a host whose runner reaches Docker"
+             image): this job's backend cannot run containers; run the job in a container (a \
+             `docker://` label) or on a host whose runner reaches Docker"
         ),
         "{:?}",
         lines.all()

@@ -501,8 +501,7 @@ impl<'r> JobRun<'r> {
                     // Said as what the step needs, not only what the backend lacks.
                     ErrorKind::Unsupported => BackendError::Unsupported(format!(
                         "this step runs in a container of its own (a Docker action or a \
-                         `docker://` image), and {e}: run the job in a container (a \
-                         `docker://` label) or on a host whose runner reaches Docker"
+                         `docker://` image): {e}"
                     )),
                     _ => e,
                 })
