@@ -100,6 +100,8 @@ pub struct DockerJob {
     pub(crate) upload_repository: Option<HostPath>,
     /// Copy mode: host folders uploaded into the job, each once, by their place under `/__w`.
     uploaded: tokio::sync::Mutex<std::collections::BTreeMap<PathBuf, String>>,
+    /// `/etc/hosts` entries that make the forge's name resolve in the job's containers.
+    pub(crate) extra_hosts: Vec<String>,
     /// Runs steps in containers of their own (Docker actions), on the job's network.
     pub(crate) steps: Option<crate::step_container::StepContainers>,
     /// Set by `finish`, so that `Drop` has nothing left to do.
@@ -132,6 +134,7 @@ impl DockerJob {
             volume: None,
             upload_repository: None,
             uploaded: tokio::sync::Mutex::default(),
+            extra_hosts: Vec::new(),
             steps: None,
             finished: false,
             live,

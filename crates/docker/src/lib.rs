@@ -424,13 +424,16 @@ impl DockerBackend {
             Ok(()) => {
                 // Docker actions join the job's network, where its services are.
                 let network = Some(job.network_name.clone());
-                job.steps = Some(step_container::StepContainers::new(
-                    self.clone(),
-                    network,
-                    labels,
-                    spec.forge_registry.clone(),
-                    job.name.clone(),
-                ));
+                job.steps = Some(
+                    step_container::StepContainers::new(
+                        self.clone(),
+                        network,
+                        labels,
+                        spec.forge_registry.clone(),
+                        job.name.clone(),
+                    )
+                    .with_extra_hosts(job.extra_hosts.clone()),
+                );
                 Ok(job)
             }
             Err(e) => {
@@ -476,6 +479,8 @@ impl DockerBackend {
         };
         let network = job.network_name.clone();
         let extra_hosts = reach::host_entries(reach).await;
+        // Step containers (Docker actions) reach the forge by the same names.
+        job.extra_hosts = extra_hosts.clone();
         let job_body = self.job_body(job, container, labels.clone(), extra_hosts);
         let service_bodies: Vec<_> = services
             .iter()

@@ -56,6 +56,8 @@ pub(crate) struct StepContainers {
     left: Arc<Mutex<HashSet<String>>>,
     /// Whether the prefix is in the backend's live set on this one's account.
     holds_live: bool,
+    /// `/etc/hosts` entries the job container has for the forge (see `reach`).
+    extra_hosts: Vec<String>,
 }
 
 impl Drop for StepContainers {
@@ -83,6 +85,7 @@ impl StepContainers {
             count: AtomicUsize::new(0),
             left: Arc::default(),
             holds_live: false,
+            extra_hosts: Vec::new(),
         }
     }
 
@@ -143,6 +146,7 @@ impl StepContainers {
                 // The runner's limits of its job containers (`container.cpus`, `.memory`).
                 nano_cpus: settings.nano_cpus,
                 memory: settings.memory,
+                extra_hosts: (!self.extra_hosts.is_empty()).then(|| self.extra_hosts.clone()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -385,6 +389,12 @@ impl StepContainers {
             }
         }
         problems
+    }
+
+    /// With the job container's `/etc/hosts` entries for the forge.
+    pub(crate) fn with_extra_hosts(mut self, extra_hosts: Vec<String>) -> Self {
+        self.extra_hosts = extra_hosts;
+        self
     }
 
     /// Holds the containers' name prefix in the backend's live set until dropped, so that
