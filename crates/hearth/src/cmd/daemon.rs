@@ -128,9 +128,9 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                 configured => configured,
             };
             let root = config.host.workdir_parent.join("docker");
-            match docker::backend(&config.container, root, patience, |m| tracing::warn!("{m}"))
-                .await
-            {
+            let externals = config.host.workdir_parent.join("_externals");
+            let warn = |m: &str| tracing::warn!("{m}");
+            match docker::backend(&config.container, root, externals, patience, warn).await {
                 Ok((docker, socket_in_jobs)) => {
                     backends = backends
                         .with_docker_socket_in_jobs(socket_in_jobs)

@@ -11,11 +11,13 @@ use hearth_runner::config::{ContainerConfig, RegistryPassword};
 
 /// Connects to the Docker daemon `container.docker_host` (else `DOCKER_HOST`) names, waiting
 /// up to `patience` for one that does not answer yet, and sets the backend up from the
-/// config. `warn` hears what is waited for and what is not done. Also says whether job
+/// config. Job folders go under `root`; the node lent to images without one under
+/// `externals`. `warn` hears what is waited for and what is not done. Also says whether job
 /// containers get the Docker socket.
 pub async fn backend(
     container: &ContainerConfig,
     root: PathBuf,
+    externals: PathBuf,
     patience: Duration,
     warn: impl Fn(&str),
 ) -> Result<(DockerBackend, bool), hearth_docker::DockerError> {
@@ -24,6 +26,7 @@ pub async fn backend(
     let socket = socket_for_jobs(container, &settings, &warn);
     let in_jobs = socket.is_some();
     let backend = DockerBackend::with_client(client, root)
+        .with_node_lending(externals)
         .with_registries(registries(container))
         .with_settings(ContainerSettings {
             network: container.network.clone(),

@@ -62,7 +62,9 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
         if wants_docker {
             let patience = container.docker_timeout;
             let warn = |m: &str| eprintln!("hearth: {m}");
-            match docker::backend(&container, root.join("docker"), patience, warn).await {
+            let externals = local::externals_dir();
+            let made = docker::backend(&container, root.join("docker"), externals, patience, warn);
+            match made.await {
                 Ok((docker, socket_in_jobs)) => {
                     backends = backends
                         .clone()
