@@ -637,13 +637,15 @@ pub(super) struct Prepared {
     pub script_path: Option<JobPath>,
 }
 
-/// `actions/checkout` of the repository itself (no `repository:` input), which a job whose
-/// workspace was made from the repository (`hearth exec`) skips as act does.
+/// `actions/checkout` (also by a full URL, `https://host/actions/checkout@v4`) of the
+/// repository itself (no `repository:` input), which a job whose workspace was made from the
+/// repository (`hearth exec`) skips as act does.
 pub(super) fn is_own_checkout(uses: &str, with: Option<&hearth_workflow::model::Env>) -> bool {
-    let checkout = uses
-        .split('@')
-        .next()
-        .is_some_and(|name| name.eq_ignore_ascii_case("actions/checkout"));
+    let checkout = hearth_workflow::model::RemoteActionRef::parse(uses).is_ok_and(|action| {
+        action.owner.eq_ignore_ascii_case("actions")
+            && action.repo.eq_ignore_ascii_case("checkout")
+            && action.path.is_empty()
+    });
     let other_repository = match with {
         Some(OrExpr::Value(map)) => map.get("repository").is_some(),
         Some(OrExpr::Expr(_)) => true,
