@@ -16,6 +16,7 @@ pub mod commands;
 pub mod env_files;
 pub mod job;
 pub mod mask;
+pub mod matchers;
 pub mod shell;
 pub mod variables;
 pub mod workspace_files;
