@@ -442,3 +442,202 @@ fn lock<'m, 'a>(output: &'m Mutex<StepOutput<'a>>) -> std::sync::MutexGuard<'m, 
 fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::ParserOptions;
+
+    /// Keeps each log line as text: `output: LINE`, `error: MESSAGE @FILE:LINE`, ...
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+
+    impl EventSink for Lines {
+        fn event(&self, event: &Event<'_>) {
+            let Event::Log { line, .. } = event else {
+                return;
+            };
+            let text = match line {
+                LogLine::Output(text) => format!("output: {text}"),
+                LogLine::Annotation(a) => format!(
+                    "{:?}: {} @{}:{}",
+                    a.level,
+                    a.message,
+                    a.file.unwrap_or("-"),
+                    a.line.map_or("-".to_owned(), |l| l.to_string())
+                ),
+                LogLine::Error(text) => format!("runner error: {text}"),
+                other => format!("{other:?}"),
+            };
+            self.0.lock().unwrap().push(text);
+        }
+    }
+
+    impl Lines {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut self.0.lock().unwrap())
+        }
+    }
+
+    const MATCHER: &[u8] = br#"{"problemMatcher": [{"owner": "m", "pattern": [
+        {"regexp": "^(\\S+):(\\d+): (.*)$", "file": 1, "line": 2, "message": 3}]}]}"#;
+
+    struct Fixture {
+        sink: Lines,
+        job: JobLabel,
+        step: StepLabel,
+        masker: Masker,
+        matchers: MatcherSet,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Fixture {
+                sink: Lines::default(),
+                job: JobLabel {
+                    id: "j".into(),
+                    name: "j".into(),
+                },
+                step: StepLabel {
+                    index: 0,
+                    id: None,
+                    name: "s".into(),
+                },
+                masker: Masker::new(),
+                matchers: MatcherSet::default(),
+            }
+        }
+
+        fn output(&mut self) -> StepOutput<'_> {
+            StepOutput::new(
+                &self.sink,
+                &self.job,
+                &self.step,
+                &mut self.masker,
+                CommandParser::new(ParserOptions::default()),
+                false,
+                StepMatching {
+                    job: &mut self.matchers,
+                    workspace: "/ws",
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn output_after_add_matcher_waits_for_the_file_then_is_matched_in_order() {
+        let mut fixture = Fixture::new();
+        let mut output = fixture.output();
+        output.output(
+            Stream::Stdout,
+            b"before.c:1: not yet\n::add-matcher::m.json\na.c:2: same chunk\nb.c:",
+        );
+        assert_eq!(
+            output.pending().map(|r| r.path.as_str()),
+            Some("/ws/m.json")
+        );
+        output.output(Stream::Stderr, b"err.c:3: from stderr\n");
+        output.output(Stream::Stdout, b"4: rest of a line\n");
+        output.resume(Ok(Some(MATCHER.to_vec())));
+        assert!(output.pending().is_none());
+        output.finish();
+        assert!(!output.effects.failed);
+        drop(output);
+        assert_eq!(
+            fixture.sink.take(),
+            [
+                "output: before.c:1: not yet",
+                "output: a.c:2: same chunk",
+                "Error: same chunk @a.c:2",
+                "output: err.c:3: from stderr",
+                "Error: from stderr @err.c:3",
+                "output: b.c:4: rest of a line",
+                "Error: rest of a line @b.c:4",
+            ]
+        );
+        // The job keeps the matcher for its next steps.
+        assert_eq!(fixture.matchers.owners().collect::<Vec<_>>(), ["m"]);
+    }
+
+    #[test]
+    fn a_command_on_the_last_line_is_applied_before_the_output_ends() {
+        let mut fixture = Fixture::new();
+        let mut output = fixture.output();
+        output.output(Stream::Stdout, b"::add-matcher::/abs/m.json");
+        output.output(Stream::Stderr, b"x.c:5: unterminated");
+        output.finish();
+        assert_eq!(
+            output.pending().map(|r| r.path.as_str()),
+            Some("/abs/m.json")
+        );
+        output.resume(Ok(Some(MATCHER.to_vec())));
+        assert!(output.pending().is_none());
+        drop(output);
+        assert_eq!(
+            fixture.sink.take(),
+            ["output: x.c:5: unterminated", "Error: unterminated @x.c:5"]
+        );
+    }
+
+    #[test]
+    fn a_missing_or_invalid_file_fails_the_step_as_on_github() {
+        let mut fixture = Fixture::new();
+        let mut output = fixture.output();
+        output.output(Stream::Stdout, b"::add-matcher::gone.json\n");
+        output.resume(Ok(None));
+        output.output(Stream::Stdout, b"::add-matcher::bad.json\n");
+        output.resume(Ok(Some(b"{\"problemMatcher\": [{}]}".to_vec())));
+        output.finish();
+        assert!(output.effects.failed);
+        drop(output);
+        assert_eq!(
+            fixture.sink.take(),
+            [
+                "runner error: Unable to process command '::add-matcher::gone.json' successfully.",
+                "runner error: Could not find file '/ws/gone.json'.",
+                "runner error: Unable to process command '::add-matcher::bad.json' successfully.",
+                "runner error: Owner must not be empty",
+            ]
+        );
+        assert!(fixture.matchers.is_empty());
+    }
+
+    #[test]
+    fn an_unsupported_pattern_is_a_warning_and_the_step_goes_on() {
+        let mut fixture = Fixture::new();
+        let mut output = fixture.output();
+        output.output(Stream::Stdout, b"::add-matcher::m.json\nback(ref): x\n");
+        output.resume(Ok(Some(
+            br#"{"problemMatcher": [{"owner": "b", "pattern": [
+                {"regexp": "^(\\w+)\\(\\1\\): (.*)$", "message": 2}]}]}"#
+                .to_vec(),
+        )));
+        output.finish();
+        assert!(!output.effects.failed);
+        drop(output);
+        let lines = fixture.sink.take();
+        assert!(
+            lines[0].starts_with("Warning: Problem matcher 'b' is ignored"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[1..], ["output: back(ref): x"]);
+        assert!(fixture.matchers.is_empty());
+    }
+
+    #[test]
+    fn remove_matcher_by_file_drops_its_owners() {
+        let mut fixture = Fixture::new();
+        let mut output = fixture.output();
+        output.output(Stream::Stdout, b"::add-matcher::m.json\n");
+        output.resume(Ok(Some(MATCHER.to_vec())));
+        output.output(
+            Stream::Stdout,
+            b"::remove-matcher::m.json\na.c:1: unmatched\n",
+        );
+        output.resume(Ok(Some(MATCHER.to_vec())));
+        output.finish();
+        drop(output);
+        assert_eq!(fixture.sink.take(), ["output: a.c:1: unmatched"]);
+        assert!(fixture.matchers.is_empty());
+    }
+}
