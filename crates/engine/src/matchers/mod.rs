@@ -21,8 +21,19 @@
 //!   relative to `fromPath`'s folder, then to the workspace, and is kept, relative to the
 //!   workspace, only when it lies inside it (GitHub keeps files inside the repository).
 //!
-//! Hearth also reads `endLine` and `endColumn` groups (the format of editors' problem
-//! matchers), which GitHub's runner ignores; files that do not set them behave the same.
+//! Where Hearth differs, and why:
+//!
+//! - It also reads `endLine` and `endColumn` groups (the format of editors' problem
+//!   matchers), which GitHub's runner ignores; files that do not set them behave the same.
+//! - GitHub keeps a file only when it exists inside a clone of the workflow's repository.
+//!   The engine reaches the job's files only through the runtime, asynchronously, and a line
+//!   is matched synchronously, so a file inside the workspace is kept whether or not it
+//!   exists.
+//! - Patterns run on the `regex` crate (see [`config`]), whose matching takes linear time, so
+//!   there is no per-line timeout to give up on a matcher after.
+//! - Colour codes are removed as GitHub's runner means to (its pattern for them looks for a
+//!   NUL character followed by `33[`, which real output never holds).
+//! - A line too long to be handled whole (the masker's pieces) is logged but not matched.
 
 pub mod config;
 

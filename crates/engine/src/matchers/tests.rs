@@ -391,3 +391,20 @@ fn end_line_and_end_column_groups_are_read() {
         })]
     );
 }
+
+#[test]
+fn javascript_escapes_and_groups_compile() {
+    // Escaped punctuation that JavaScript allows and setup-* matchers use (quotes, slashes),
+    // non-capturing groups and optional parts.
+    let mut step = StepMatchers::new(&set(r#"{"problemMatcher": [{"owner": "js", "pattern": [{
+            "regexp": "^\\s*at \\\"(.*)\\\", \\'(\\d+)\\' (?:in [\\/\\\\]?(\\w+))?\\:\\s(.*)$",
+            "file": 1, "line": 2, "code": 3, "message": 4}]}]}"#));
+    assert_eq!(
+        run(&mut step, &[r#"  at "lib/x.py", '12' in /main: boom"#]),
+        [Some(Annotation {
+            file: Some("lib/x.py".into()),
+            line: Some(12),
+            ..annotation(Level::Error, "boom")
+        })]
+    );
+}
