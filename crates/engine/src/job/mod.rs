@@ -41,6 +41,7 @@ use hearth_workflow::plan::PlannedJob;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::mask::Masker;
+use crate::matchers::MatcherSet;
 use crate::workspace_files::DirWorkspace;
 use hearth_events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 use state::{env_object, Clock, JobState};
@@ -346,6 +347,8 @@ struct JobRun<'r> {
     pre_states: BTreeMap<usize, Vec<(String, String)>>,
     /// The actions loaded so far (remote ones fetched once per job).
     actions: load::ActionLoader,
+    /// The problem matchers steps added (`::add-matcher::`), newest first.
+    matchers: MatcherSet,
 }
 
 impl<'r> JobRun<'r> {
@@ -590,6 +593,7 @@ impl<'r> JobRun<'r> {
             posts: Vec::new(),
             pre_states: BTreeMap::new(),
             actions: load::ActionLoader::default(),
+            matchers: MatcherSet::default(),
         })
     }
 

@@ -12,7 +12,7 @@ use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
 use super::error::StepError;
 use super::eval::Scope;
 use super::files::StepFiles;
-use super::output::StepOutput;
+use super::output::{exec_with_output, StepMatching, StepOutput};
 use super::state::env_object;
 use super::{JobControl, JobRun};
 use crate::commands::{
@@ -464,9 +464,13 @@ impl<'r> JobRun<'r> {
         let sink = self.sink;
         let job = self.label;
         let debug = self.step_debug;
-        let mut output = StepOutput::new(sink, job, label, &mut self.masker, parser, debug);
-        let ended = self.runtime.exec(spec, &mut output, cancel).await;
-        output.finish();
+        let runtime = self.runtime.as_ref();
+        let matching = StepMatching {
+            job: &mut self.matchers,
+            workspace: runtime.paths().workspace.as_str(),
+        };
+        let output = StepOutput::new(sink, job, label, &mut self.masker, parser, debug, matching);
+        let (ended, mut output) = exec_with_output(runtime, spec, output, cancel).await;
         let effects = std::mem::take(&mut output.effects);
         drop(output);
         if let Some(script) = prepared.script_path {
