@@ -19,7 +19,11 @@ use crate::yaml::Pos;
 pub const MAX_CALL_DEPTH: usize = 4;
 
 /// The folders a local reusable workflow may live in: GitHub's, and the forges' own.
-const WORKFLOW_FOLDERS: [&str; 3] = [".github/workflows", ".gitea/workflows", ".forgejo/workflows"];
+const WORKFLOW_FOLDERS: [&str; 3] = [
+    ".github/workflows",
+    ".gitea/workflows",
+    ".forgejo/workflows",
+];
 
 /// Where the workflow a job calls is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +53,7 @@ impl<'a> WorkflowRef<'a> {
     /// `@ref`, a full URL (not supported).
     pub fn parse(uses: &'a str) -> Result<WorkflowRef<'a>, String> {
         if let Some(path) = uses.strip_prefix("./") {
-            check_path(path)?;
+            check_path(path).map_err(|e| format!("'{uses}': {e}"))?;
             return Ok(WorkflowRef::Local { path });
         }
         if uses.contains("://") {
@@ -81,7 +85,9 @@ impl<'a> WorkflowRef<'a> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
         if !plain(owner) || !plain(repo) {
-            return Err(format!("'{uses}': '{owner}/{repo}' is not a repository name"));
+            return Err(format!(
+                "'{uses}': '{owner}/{repo}' is not a repository name"
+            ));
         }
         if reference.is_empty() || reference.starts_with('-') {
             return Err(format!("'{uses}': '{reference}' is not a ref"));
@@ -108,8 +114,9 @@ fn check_path(path: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "the called workflow must be a .yml or .yaml file directly in {}, not '{path}'",
-            WORKFLOW_FOLDERS.join(", ")
+            "the called workflow must be a .yml or .yaml file directly in {} or {}",
+            WORKFLOW_FOLDERS[..WORKFLOW_FOLDERS.len() - 1].join(", "),
+            WORKFLOW_FOLDERS[WORKFLOW_FOLDERS.len() - 1]
         ))
     }
 }
