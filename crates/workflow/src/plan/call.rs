@@ -411,6 +411,148 @@ mod tests {
         );
     }
 
+    const CALLEE: &str = "on:
+  workflow_call:
+    inputs:
+      name: {type: string, required: true}
+      count: {type: number, default: 2}
+      flag: {type: boolean}
+    secrets:
+      token: {required: true}
+    outputs:
+      out: {value: 'got-${{ jobs.a.outputs.x }}-${{ inputs.name }}'}
+jobs:
+  a: {runs-on: linux, steps: [{run: 'true'}]}
+";
+
+    fn caller(job: &str) -> Workflow {
+        let text = format!("on: push\njobs:\n  c:\n{job}");
+        Workflow::parse(&text, "caller.yml").expect("a valid caller")
+    }
+
+    fn callee() -> Workflow {
+        Workflow::parse(CALLEE, "callee.yml").expect("a valid callee")
+    }
+
+    fn contexts() -> Object {
+        let mut github = Object::new();
+        github.insert("event_name", "push");
+        let mut contexts = Object::new();
+        contexts.insert("github", ExprValue::object(github));
+        contexts
+    }
+
+    fn inputs(job: &str) -> Result<Object, Diagnostic> {
+        let caller = caller(job);
+        let callee = callee();
+        let call = workflow_call("caller.yml", &caller.jobs[0], &callee, "callee.yml")?;
+        call_inputs(
+            "caller.yml",
+            &caller.jobs[0],
+            &call,
+            "callee.yml",
+            &contexts(),
+        )
+    }
+
+    #[test]
+    fn inputs_keep_their_types_and_take_defaults() {
+        let got = inputs(
+            "    uses: ./.github/workflows/x.yml\n    with:\n      name: 5\n      flag: ${{ github.event_name == 'push' }}\n",
+        )
+        .expect("inputs");
+        assert_eq!(got.get("name").and_then(ExprValue::as_str), Some("5"));
+        assert!(matches!(got.get("count"), Some(ExprValue::Number(n)) if *n == 2.0));
+        assert!(matches!(got.get("flag"), Some(ExprValue::Bool(true))));
+    }
+
+    #[test]
+    fn wrong_types_and_missing_inputs_are_errors_with_positions() {
+        let wrong = inputs(
+            "    uses: ./.github/workflows/x.yml\n    with:\n      name: a\n      count: '3'\n",
+        )
+        .expect_err("a string for a number");
+        assert_eq!(
+            wrong.to_string(),
+            "caller.yml:7:14: error: input 'count' of callee.yml is a number, but 'with' gives the string '3'"
+        );
+        let missing = inputs("    uses: ./.github/workflows/x.yml\n").expect_err("name missing");
+        assert_eq!(
+            missing.to_string(),
+            "caller.yml:4:11: error: input 'name' is required by callee.yml, but 'with' does not give it"
+        );
+    }
+
+    #[test]
+    fn secrets_are_passed_by_name_or_inherited_and_required_ones_checked() {
+        let secrets = vec![
+            ("TOKEN".to_owned(), "t".to_owned()),
+            ("GITHUB_TOKEN".to_owned(), "g".to_owned()),
+            ("OTHER".to_owned(), "o".to_owned()),
+        ];
+        let mut contexts = contexts();
+        let mut secrets_context = Object::new();
+        for (name, value) in &secrets {
+            secrets_context.insert(name.as_str(), value.as_str());
+        }
+        contexts.insert("secrets", ExprValue::object(secrets_context));
+        let callee = callee();
+        let pass = |job: &str| {
+            let caller = caller(job);
+            let call = workflow_call("caller.yml", &caller.jobs[0], &callee, "callee.yml")?;
+            call_secrets(
+                "caller.yml",
+                &caller.jobs[0],
+                &call,
+                "callee.yml",
+                &secrets,
+                &contexts,
+            )
+        };
+        let named = pass(
+            "    uses: ./.github/workflows/x.yml\n    secrets:\n      token: ${{ secrets.TOKEN }}-x\n",
+        )
+        .expect("named");
+        assert_eq!(
+            named,
+            [
+                ("token".to_owned(), "t-x".to_owned()),
+                ("GITHUB_TOKEN".to_owned(), "g".to_owned())
+            ]
+        );
+        let inherited =
+            pass("    uses: ./.github/workflows/x.yml\n    secrets: inherit\n").expect("inherit");
+        assert_eq!(inherited, secrets);
+        let missing = pass("    uses: ./.github/workflows/x.yml\n").expect_err("token missing");
+        assert!(
+            missing.message.contains("secret 'token' is required"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn outputs_read_the_called_jobs() {
+        let callee = callee();
+        let Some(EventConfig::WorkflowCall(call)) =
+            callee.on.event("workflow_call").map(|e| &e.config)
+        else {
+            panic!("workflow_call");
+        };
+        let mut outputs = Object::new();
+        outputs.insert("x", "1");
+        let mut a = Object::new();
+        a.insert("outputs", ExprValue::object(outputs));
+        let mut jobs = Object::new();
+        jobs.insert("a", ExprValue::object(a));
+        let mut inputs = Object::new();
+        inputs.insert("name", "n");
+        let mut contexts = Object::new();
+        contexts.insert("inputs", ExprValue::object(inputs));
+        let got =
+            call_outputs("callee.yml", call, &contexts, ExprValue::object(jobs)).expect("outputs");
+        assert_eq!(got, [("out".to_owned(), "got-1-n".to_owned())]);
+    }
+
     #[test]
     fn references_that_could_leave_the_workflow_folders_are_refused() {
         for bad in [
