@@ -423,7 +423,7 @@ impl Scheduler<'_> {
     }
 
     /// [`Self::run_call`] once the call is known to be wanted; an error says why the called
-    /// workflow could not run at all (or gave no outputs), for the calling job's log.
+    /// workflow could not run at all, for the calling job's log.
     async fn call(
         &self,
         job: &Job,
@@ -553,14 +553,25 @@ impl Scheduler<'_> {
         callee_contexts.insert("github", planned.run.github.clone());
         callee_contexts.insert("vars", planned.run.vars.clone());
         callee_contexts.insert("inputs", planned.run.inputs.clone());
-        let outputs = call::call_outputs(
+        match call::call_outputs(
             &planned.label,
             &workflow_call,
             &callee_contexts,
             ExprValue::object(jobs),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok((JobOutcome { result, outputs }, reports))
+        ) {
+            Ok(outputs) => Ok((JobOutcome { result, outputs }, reports)),
+            Err(e) => {
+                // The called jobs ran: their reports stay, beside the call's failure.
+                let label = JobLabel {
+                    id: instance.job_id.clone(),
+                    name: self.scope.masker.mask_text(&instance.name),
+                };
+                let (_, failure) = self.failed(&label, &e.to_string());
+                let mut all = reports;
+                all.extend(failure);
+                Ok((unrun(Conclusion::Failure), all))
+            }
+        }
     }
 
     /// `--dryrun`: the job and its steps reported as they would start, nothing run.
