@@ -181,3 +181,128 @@ fn ctrl_c_stops_a_fetch_from_a_server_that_never_answers() {
     });
     assert!(gone, "left behind: {:?}", processes_mentioning(&address));
 }
+
+const SHARED_BUILD: &str = r#"on:
+  workflow_call:
+    inputs:
+      who:
+        type: string
+        required: true
+    secrets:
+      token:
+        required: true
+    outputs:
+      greeting:
+        value: ${{ jobs.inner.outputs.greeting }}
+jobs:
+  hello:
+    runs-on: linux
+    steps:
+      - run: echo "remote hello ${{ inputs.who }} token=${{ secrets.token }} event=${{ github.event_name }}"
+  inner:
+    uses: ./.github/workflows/inner.yml
+    with:
+      who: ${{ inputs.who }}
+"#;
+
+/// Called by `SHARED_BUILD` with `./`: read from the shared repository, not the caller's.
+const SHARED_INNER: &str = r#"on:
+  workflow_call:
+    inputs:
+      who:
+        type: string
+    outputs:
+      greeting:
+        value: ${{ jobs.say.outputs.text }}
+jobs:
+  say:
+    runs-on: linux
+    outputs:
+      text: ${{ steps.s.outputs.text }}
+    steps:
+      - id: s
+        run: echo "text=hi-${{ inputs.who }}" >> "$GITHUB_OUTPUT"
+"#;
+
+const CALLER: &str = r#"on: push
+jobs:
+  call:
+    uses: acme/shared/.github/workflows/build.yml@v1
+    with:
+      who: forge
+    secrets:
+      token: ${{ secrets.TOKEN }}
+  after:
+    needs: call
+    runs-on: linux
+    steps:
+      - run: echo "after got ${{ needs.call.outputs.greeting }}"
+"#;
+
+#[test]
+fn remote_reusable_workflows_run_with_inputs_secrets_and_outputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    action_repos::make_repo(
+        &actions.join("acme"),
+        "shared",
+        &[
+            (".github/workflows/build.yml", SHARED_BUILD),
+            (".github/workflows/inner.yml", SHARED_INNER),
+        ],
+        "v1",
+    );
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(".forgejo/workflows/ci.yml", CALLER)],
+        "start",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["exec", "-s", "TOKEN=remote-token-771", "-C"])
+        .arg(dir.path().join("project"))
+        .arg("--default-actions-url")
+        .arg(format!("file://{}", actions.display()))
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()
+        .expect("hearth exec runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("remote hello forge token=*** event=push"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("after got hi-forge"), "{stdout}");
+    assert!(stdout.contains("call / inner / say"), "{stdout}");
+    assert!(!stdout.contains("remote-token-771"), "{stdout}");
+}
+
+#[test]
+fn a_remote_reusable_workflow_that_cannot_be_fetched_fails_its_job_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    std::fs::create_dir_all(&actions).expect("folder");
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(
+            ".forgejo/workflows/ci.yml",
+            "on: push\njobs:\n  call:\n    uses: acme/missing/.github/workflows/x.yml@v1\n",
+        )],
+        "start",
+    );
+    let output = exec(
+        &dir.path().join("project"),
+        &actions,
+        &dir.path().join("cache"),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "cannot fetch the reusable workflow `acme/missing/.github/workflows/x.yml@v1`: git fetch"
+        ),
+        "{stdout}"
+    );
+}
