@@ -306,3 +306,129 @@ fn a_remote_reusable_workflow_that_cannot_be_fetched_fails_its_job_clearly() {
         "{stdout}"
     );
 }
+
+/// `hearth <args>` with the cache under `cache`.
+fn hearth(args: &[&str], cache: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .expect("hearth runs")
+}
+
+/// A composite action that uses another remote action, so that `actions pull` has to follow it.
+fn make_nesting_action(actions: &Path) {
+    action_repos::make_repo(
+        actions,
+        "acme/both",
+        &[(
+            "action.yml",
+            "name: both\nruns:\n  using: composite\n  steps:\n    - uses: acme/node-hello@v2\n      with:\n        name: Nested\n",
+        )],
+        "v3",
+    );
+}
+
+/// `hearth actions pull` fetches what the workflows use, and what their composite actions use;
+/// `hearth exec --offline` then runs with the actions' repositories gone. A cold cache fails
+/// the step, naming the action and the way to fill it.
+#[test]
+fn actions_pull_fills_the_cache_and_offline_runs_need_nothing_else() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    action_repos::make_actions(&actions);
+    make_nesting_action(&actions);
+    workflow_repo(
+        dir.path(),
+        &format!("{}      - uses: acme/both@v3\n", action_repos::STEPS),
+    );
+    let project = dir.path().join("project");
+    let project = project.to_str().expect("UTF-8");
+    let url = format!("file://{}", actions.display());
+    let cache = dir.path().join("cache");
+
+    let cold = hearth(&["exec", "-C", project, "--offline"], &cache);
+    let stdout = String::from_utf8_lossy(&cold.stdout);
+    assert_eq!(cold.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the action acme/greet@v1 is not in the action cache")
+            && stdout.contains("hearth actions pull"),
+        "{stdout}"
+    );
+
+    let pulled = hearth(
+        &[
+            "actions",
+            "pull",
+            "-C",
+            project,
+            "--default-actions-url",
+            &url,
+        ],
+        &cache,
+    );
+    let said = String::from_utf8_lossy(&pulled.stdout);
+    assert!(
+        pulled.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    for action in ["acme/greet@v1", "acme/node-hello@v2", "acme/both@v3"] {
+        assert!(said.contains(action), "{action} not pulled: {said}");
+    }
+    assert!(said.contains("3 action(s)"), "{said}");
+
+    std::fs::remove_dir_all(&actions).expect("the repositories go");
+    let offline = hearth(&["exec", "-C", project, "--offline"], &cache);
+    let stdout = String::from_utf8_lossy(&offline.stdout);
+    assert!(offline.status.success(), "{stdout}");
+    assert!(stdout.contains("hello from node Nested"), "{stdout}");
+    assert!(stdout.contains("hello forge"), "{stdout}");
+}
+
+/// `--action-override owner/repo@ref=DIR` runs a local checkout as it is, with no fetch (the
+/// actions' URL has nothing); a malformed one is refused before anything runs.
+#[test]
+fn an_action_override_runs_a_local_checkout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkout = dir.path().join("greet-work");
+    std::fs::create_dir_all(&checkout).expect("folder");
+    std::fs::write(
+        checkout.join("action.yml"),
+        "name: greet\ninputs:\n  who:\n    default: world\nruns:\n  using: composite\n  steps:\n    - run: echo \"edited locally, hi ${{ inputs.who }}\"\n      shell: bash\n",
+    )
+    .expect("action");
+    workflow_repo(
+        dir.path(),
+        "      - uses: acme/greet@v1\n        with:\n          who: there\n",
+    );
+    let project = dir.path().join("project");
+    let project = project.to_str().expect("UTF-8");
+    let cache = dir.path().join("cache");
+    let nowhere = format!("file://{}", dir.path().join("nowhere").display());
+    let spec = format!("acme/greet@v1={}", checkout.display());
+    let output = hearth(
+        &[
+            "exec",
+            "-C",
+            project,
+            "--default-actions-url",
+            &nowhere,
+            "--action-override",
+            &spec,
+        ],
+        &cache,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("edited locally, hi there"), "{stdout}");
+    assert!(!cache.join("hearth/actions/acme").exists());
+
+    let bad = hearth(
+        &["exec", "-C", project, "--action-override", "acme/greet"],
+        &cache,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("expected owner/repo@ref=DIR"), "{stderr}");
+}

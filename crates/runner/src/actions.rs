@@ -235,22 +235,25 @@ impl GitActions {
                     .await?;
             }
             let auth = self.authorization(&url);
-            self.git(&fetch_args(&url, reference), &git_dir, None, &auth, cancel)
-                .await?;
-            let commit = self
-                .git(&["rev-parse", "FETCH_HEAD"], &git_dir, None, &[], cancel)
-                .await?;
-            // What the ref is now, for a later run offline (a name git refuses as a ref is
-            // only not remembered).
-            let _ = self
-                .git(
-                    &["update-ref", &recorded, commit.trim()],
-                    &git_dir,
-                    None,
-                    &[],
-                    cancel,
-                )
+            // Fetched straight into `refs/hearth/<ref>`: what the ref is now, recorded for a
+            // later run offline, in the same command. A name git refuses as a local ref is
+            // fetched plainly and only not remembered.
+            let refspec = format!("+{reference}:{recorded}");
+            let recorded_fetch = self
+                .git(&fetch_args(&url, &refspec), &git_dir, None, &auth, cancel)
                 .await;
+            let head = match recorded_fetch {
+                Ok(_) => format!("{recorded}^{{commit}}"),
+                Err(GitActionsError::Git { .. }) => {
+                    self.git(&fetch_args(&url, reference), &git_dir, None, &auth, cancel)
+                        .await?;
+                    "FETCH_HEAD".to_owned()
+                }
+                Err(e) => return Err(e),
+            };
+            let commit = self
+                .git(&["rev-parse", &head], &git_dir, None, &[], cancel)
+                .await?;
             commit
         };
         let commit = commit.trim();
