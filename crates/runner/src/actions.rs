@@ -206,6 +206,8 @@ impl GitActions {
             guard = lock.lock() => guard,
             () = cancel.cancelled() => return Err(GitActionsError::Cancelled),
         };
+        // Other runners on this machine may share the cache: their fetches wait as well.
+        let _one_process_at_a_time = lock_across_processes(&folder, cancel).await?;
         let git_dir = folder.join(".git");
         let recorded = format!("refs/hearth/{reference}");
         let commit = if self.offline {
@@ -346,6 +348,40 @@ impl GitActions {
             });
         }
         Ok(String::from_utf8_lossy(&stdout).into_owned())
+    }
+}
+
+/// An exclusive lock on the cached repository `folder` that other processes respect too: an
+/// `flock` on the file `<folder>.lock` beside it, held until the file is dropped. Waited for
+/// in short steps, so that a cancelled job stops waiting.
+async fn lock_across_processes(
+    folder: &Path,
+    cancel: &CancellationToken,
+) -> Result<std::fs::File, GitActionsError> {
+    use std::os::fd::AsRawFd;
+    let mut path = folder.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(folder_error("create", parent))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(folder_error("open", &path))?;
+    loop {
+        // SAFETY: flock(2) on a descriptor this function owns for as long as the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = cancel.cancelled() => return Err(GitActionsError::Cancelled),
+        }
     }
 }
 
@@ -964,6 +1000,56 @@ mod tests {
         assert!(
             message.contains("the override of acme/greet@v1 is not a folder"),
             "{message}"
+        );
+    }
+
+    /// Another process holding the repository's lock (another runner sharing the cache) holds
+    /// up the fetch until it lets go; a cancelled job stops waiting.
+    #[tokio::test]
+    async fn fetches_wait_for_another_process_holding_the_repository() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/greet");
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(cache.join("acme")).expect("folder");
+        // An open file description of its own, as another process would have.
+        let held = std::fs::File::create(cache.join("acme/greet.lock")).expect("lock file");
+        // SAFETY: flock(2) on a descriptor the test owns.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+
+        let source = Arc::new(GitActions::new(&file_url(&actions), cache.clone()));
+        let cancel = CancellationToken::new();
+        let waiting = {
+            let (source, cancel) = (source.clone(), cancel.clone());
+            tokio::spawn(async move { source.fetch("acme/greet", "v1", &cancel).await.is_ok() })
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            !waiting.is_finished(),
+            "fetched while another process held the lock"
+        );
+        drop(held);
+        assert!(
+            waiting.await.expect("joined"),
+            "fetched once the lock was let go"
+        );
+
+        let held = std::fs::File::create(cache.join("acme/greet.lock")).expect("lock file");
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let cancel = CancellationToken::new();
+        let stopped = {
+            let (source, cancel) = (source.clone(), cancel.clone());
+            tokio::spawn(async move { source.fetch("acme/greet", "v1", &cancel).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(2), stopped).await;
+        let result = ended.expect("stopped at once").expect("joined");
+        assert!(
+            matches!(result, Err(ref e) if e.to_string().contains("cancelled")),
+            "{result:?}"
         );
     }
 
