@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::{nonblank, Harness, FAST};
-use hearth_fake_forge::{Options, Status, TaskSpec};
+use hearth_fake_forge::{FakeForge, Options, Status, TaskSpec};
 use hearth_forge::proto::runner::Result as TaskResult;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -1242,4 +1242,101 @@ jobs:
             String::from_utf8_lossy(&left.stdout)
         );
     }
+}
+
+/// Actions from the forge itself, served over smart HTTP as Gitea serves them, in a container
+/// job whose image has no node (the runner lends its own): a remote composite action and a
+/// JavaScript one with pre, main, post and state through the forge's default actions URL, and
+/// one named by its full URL. The task's token goes with every fetch from the forge, and to no
+/// other host: an action named by a URL elsewhere is fetched without it.
+#[tokio::test]
+async fn a_container_job_runs_the_forges_own_actions_with_a_lent_node_and_the_token_only_there() {
+    let repos = tempfile::tempdir().unwrap();
+    action_repos::make_actions(repos.path());
+    // busybox has `sh`, not bash: the composite action as a busybox image can run it.
+    std::fs::remove_dir_all(repos.path().join("acme/greet")).unwrap();
+    action_repos::make_repo(
+        repos.path(),
+        "acme/greet",
+        &[(
+            "action.yml",
+            "name: greet\ninputs:\n  who:\n    default: world\nruns:\n  using: composite\n  steps:\n    - run: echo \"hello ${{ inputs.who }}\"\n      shell: sh\n",
+        )],
+        "v1",
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    action_repos::make_repo(
+        elsewhere.path(),
+        "other/hello",
+        &[(
+            "action.yml",
+            "name: other\nruns:\n  using: composite\n  steps:\n    - run: echo \"hello from elsewhere\"\n      shell: sh\n",
+        )],
+        "v1",
+    );
+    let other = FakeForge::start(Options::gitea().with_git_root(elsewhere.path()))
+        .await
+        .expect("the other host");
+
+    let h = Harness::start(Options::gitea().with_git_root(repos.path())).await;
+    h.config(&format!(
+        "{FAST}  labels: [\"linux:docker://hearth-test/busybox:1\"]\n"
+    ));
+    h.registered().await;
+    let forge = h.forge.url();
+    let steps = format!(
+        "{}      - uses: {forge}/acme/greet@v1\n        with:\n          who: by URL\n      - uses: {}/other/hello@v1\n",
+        action_repos::STEPS,
+        other.url()
+    );
+    let spec = TaskSpec::new(job(&steps)).with_context(serde_json::json!({
+        "gitea_default_actions_url": forge,
+    }));
+    let (id, task, log) = h.run(spec).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    for line in [
+        "node pre Ann",
+        "hello forge",
+        "hello from node Ann, state from-pre",
+        "hello by URL",
+        "hello from elsewhere",
+        "node post",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "no {line:?} in {lines:#?}");
+    }
+
+    // The forge gives each task a token of its own: every fetch from the forge carries it.
+    use base64::Engine as _;
+    let at_forge = h.forge.git_requests();
+    assert!(!at_forge.is_empty());
+    let tokens: std::collections::BTreeSet<String> = at_forge
+        .iter()
+        .map(|r| {
+            let basic = r
+                .authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Basic "));
+            let decoded = basic
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .map(|d| String::from_utf8_lossy(&d).into_owned());
+            decoded.unwrap_or_else(|| panic!("a fetch from the forge without the token: {r:?}"))
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let token = tokens
+        .first()
+        .and_then(|t| t.strip_prefix("x-access-token:"))
+        .unwrap();
+    assert!(!token.is_empty());
+    assert!(
+        !lines.iter().any(|l| l.contains(token)),
+        "the token in the log"
+    );
+    let at_other = other.git_requests();
+    assert!(!at_other.is_empty());
+    assert!(
+        at_other.iter().all(|r| r.authorization.is_none()),
+        "{at_other:#?}"
+    );
 }
