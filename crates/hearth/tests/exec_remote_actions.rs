@@ -432,3 +432,64 @@ fn an_action_override_runs_a_local_checkout() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("expected owner/repo@ref=DIR"), "{stderr}");
 }
+
+/// Full URLs (`https://host/owner/repo...@ref`, the forges' extension) for a reusable workflow
+/// and for a step's action, served over smart HTTP by a forge (the fake one, at its address)
+/// that is not the default actions URL: fetched from that host, cached apart.
+#[test]
+fn full_url_reusable_workflows_and_actions_come_from_their_host() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repos = dir.path().join("repos");
+    action_repos::make_repo(
+        &repos.join("acme"),
+        "shared",
+        &[
+            (".github/workflows/build.yml", SHARED_BUILD),
+            (".github/workflows/inner.yml", SHARED_INNER),
+        ],
+        "v1",
+    );
+    action_repos::make_actions(&repos);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let forge = runtime
+        .block_on(hearth_fake_forge::FakeForge::start(
+            hearth_fake_forge::Options::gitea().with_git_root(&repos),
+        ))
+        .expect("the forge starts");
+    let url = forge.url();
+    let caller = CALLER.replace(
+        "uses: acme/shared/.github/workflows/build.yml@v1",
+        &format!("uses: {url}/acme/shared/.github/workflows/build.yml@v1"),
+    ) + &format!(
+        "  step:\n    runs-on: linux\n    steps:\n      - uses: {url}/acme/greet@v1\n        with:\n          who: by URL\n"
+    );
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(".forgejo/workflows/ci.yml", &caller)],
+        "start",
+    );
+    let nowhere = dir.path().join("nowhere");
+    let output = exec(
+        &dir.path().join("project"),
+        &nowhere,
+        &dir.path().join("cache"),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("after got hi-forge"), "{stdout}");
+    assert!(stdout.contains("hello by URL"), "{stdout}");
+    let requests = forge.git_requests();
+    assert!(
+        requests.iter().any(|r| r.path.starts_with("/acme/shared/"))
+            && requests.iter().any(|r| r.path.starts_with("/acme/greet/")),
+        "{requests:#?}"
+    );
+    // No token in a local run: nothing to send.
+    assert!(requests.iter().all(|r| r.authorization.is_none()));
+    drop(forge);
+}

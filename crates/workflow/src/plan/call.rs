@@ -33,9 +33,10 @@ pub enum WorkflowRef<'a> {
         /// Relative to the repository's root, checked to stay inside it.
         path: &'a str,
     },
-    /// `owner/repo/.github/workflows/x.yml@ref`.
+    /// `owner/repo/.github/workflows/x.yml@ref`, or the same after `https://host/` (a Gitea
+    /// and Forgejo extension).
     Remote {
-        /// `owner/repo`.
+        /// `owner/repo`, or the repository's URL (`https://host/owner/repo`).
         repository: &'a str,
         /// The file inside that repository.
         path: &'a str,
@@ -50,19 +51,32 @@ impl<'a> WorkflowRef<'a> {
     /// # Errors
     ///
     /// What is wrong with it, for people: a path outside the workflow folders, `..`, a missing
-    /// `@ref`, a full URL (not supported).
+    /// `@ref`, a URL that is not `http(s)://host[:port]/...`.
     pub fn parse(uses: &'a str) -> Result<WorkflowRef<'a>, String> {
         if let Some(path) = uses.strip_prefix("./") {
             check_path(path).map_err(|e| format!("'{uses}': {e}"))?;
             return Ok(WorkflowRef::Local { path });
         }
-        if uses.contains("://") {
-            return Err(format!(
-                "'{uses}': reusable workflows by full URL are not supported; use \
-                 'owner/repo/path/to/workflow.yml@ref'"
-            ));
-        }
-        let Some((location, reference)) = uses.rsplit_once('@') else {
+        // `https://host[:port]/` before `owner/repo/...`: the repository is then its URL.
+        let origin = match uses.split_once("://") {
+            Some((scheme, after)) => {
+                let authority = after.split('/').next().unwrap_or_default();
+                let plain = !authority.is_empty()
+                    && authority.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_')
+                    });
+                if !matches!(scheme, "http" | "https") || !plain {
+                    return Err(format!(
+                        "'{uses}': expected 'https://host/owner/repo/path/to/workflow.yml@ref' \
+                         (http or https, a host and port only)"
+                    ));
+                }
+                scheme.len() + 3 + authority.len() + 1
+            }
+            None => 0,
+        };
+        let Some((location, reference)) = uses.get(origin..).and_then(|u| u.rsplit_once('@'))
+        else {
             return Err(format!(
                 "'{uses}': expected './path/to/workflow.yml' or \
                  'owner/repo/path/to/workflow.yml@ref'"
@@ -94,7 +108,7 @@ impl<'a> WorkflowRef<'a> {
         }
         check_path(path).map_err(|e| format!("'{uses}': {e}"))?;
         Ok(WorkflowRef::Remote {
-            repository: &location[..owner.len() + 1 + repo.len()],
+            repository: &uses[..origin + owner.len() + 1 + repo.len()],
             path,
             reference,
         })
@@ -564,9 +578,21 @@ jobs:
             "octo/../.github/workflows/x.yml@v1",
             "octo/shared/.github/workflows/x.yml@",
             "octo/shared/.github/workflows/x.yml@-x",
-            "https://example.com/octo/shared/.github/workflows/x.yml@v1",
+            "ftp://example.com/octo/shared/.github/workflows/x.yml@v1",
+            "https://us@er/octo/shared/.github/workflows/x.yml@v1",
+            "https://example.com/octo/shared/x.yml@v1",
         ] {
             assert!(WorkflowRef::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            WorkflowRef::parse(
+                "https://git.example.com:3000/octo/shared/.gitea/workflows/x.yml@v1"
+            ),
+            Ok(WorkflowRef::Remote {
+                repository: "https://git.example.com:3000/octo/shared",
+                path: ".gitea/workflows/x.yml",
+                reference: "v1",
+            })
+        );
     }
 }
