@@ -654,17 +654,27 @@ impl JobRuntime for DockerJob {
     fn node(&self, major: u32) -> BoxFuture<'_, Result<NodeCommand, BackendError>> {
         Box::pin(async move {
             let image = *self.image_node.get_or_init(|| self.probe_node()).await;
-            crate::node::choose(major, image, self.lent_node.as_ref()).ok_or_else(|| {
-                let why = if self.copy {
-                    "a runner whose Docker daemon is elsewhere (container.bind_workdir: false) \
-                     lends none"
-                } else {
-                    "the runner has none to lend: it lends the `node` on its own PATH"
-                };
-                BackendError::Unsupported(format!(
-                    "the job's image has no `node` on its PATH, and {why}"
-                ))
-            })
+            let lent = self.lent_node.as_ref();
+            let chosen = crate::node::choose(major, image, lent.and_then(|b| b.major()));
+            let (choice, notice) = chosen.ok_or_else(|| {
+                BackendError::Unsupported(
+                    "the job's image has no `node` on its PATH, and the runner has none to \
+                     lend: it lends the `node` on its own PATH"
+                        .to_owned(),
+                )
+            })?;
+            let argv = match (choice, lent) {
+                (crate::node::Choice::Lent, Some(bundle)) if self.copy => {
+                    // A daemon elsewhere sees none of this machine's folders: the bundle is
+                    // copied into the job, once, when an action first needs it.
+                    let folder = HostPath::new(&bundle.folder);
+                    let copied = self.upload_exposed(&folder).await?;
+                    bundle.argv_at(copied.as_str())
+                }
+                (crate::node::Choice::Lent, Some(bundle)) => bundle.argv(),
+                _ => NodeCommand::on_path().argv,
+            };
+            Ok(NodeCommand { argv, notice })
         })
     }
 

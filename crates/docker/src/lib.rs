@@ -189,8 +189,9 @@ impl DockerBackend {
 
     /// Lends the `node` on the runner's `PATH` to job containers whose image has none, for
     /// JavaScript actions: bundled once under `externals` (a folder that outlives the runner,
-    /// shared by runners on this machine) and mounted read-only. Jobs in a daemon that does
-    /// not share this machine's folders (`container.bind_workdir: false`) are lent none.
+    /// shared by runners on this machine) and mounted read-only; for a daemon that does not
+    /// share this machine's folders (`container.bind_workdir: false`), copied into the job
+    /// when an action first needs it.
     pub fn with_node_lending(mut self, externals: PathBuf) -> Self {
         self.externals = Some(externals);
         self
@@ -200,9 +201,6 @@ impl DockerBackend {
     /// as a warning, and none is lent).
     async fn lendable_node(&self) -> Option<node::NodeBundle> {
         let externals = self.externals.as_ref()?;
-        if self.settings.workdir == Workdir::Copy {
-            return None;
-        }
         let bundled = self
             .lent_node
             .get_or_init(|| async {
@@ -810,7 +808,9 @@ impl DockerBackend {
             ],
         };
         binds.extend(job.workspace_bind());
-        binds.extend(job.lent_node.as_ref().map(node::NodeBundle::bind));
+        if job.volume.is_none() {
+            binds.extend(job.lent_node.as_ref().map(node::NodeBundle::bind));
+        }
         binds.extend(volumes.iter().cloned());
         if let Some(socket) = &self.settings.docker_socket {
             binds.push(format!("{}:/var/run/docker.sock", socket.display()));

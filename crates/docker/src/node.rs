@@ -51,9 +51,13 @@ impl NodeBundle {
         format!("{}:{}:ro", self.folder.display(), self.mount_point())
     }
 
-    /// The command line that runs it in a container, before the script.
+    /// The command line that runs it in a container where it is mounted, before the script.
     pub fn argv(&self) -> Vec<String> {
-        let at = self.mount_point();
+        self.argv_at(&self.mount_point())
+    }
+
+    /// The same with the bundle at `at` in the container (copied there, not mounted).
+    pub fn argv_at(&self, at: &str) -> Vec<String> {
         vec![
             format!("{at}/lib/{}", self.loader),
             "--library-path".to_owned(),
@@ -287,41 +291,41 @@ async fn run(program: &Path, args: &[&str]) -> Result<String, LendError> {
     String::from_utf8(output.stdout).map_err(|_| failed("its output is not text".to_owned()))
 }
 
+/// Which node runs a `node{wanted}` action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Choice {
+    /// The image's own, on the job's `PATH`.
+    Image,
+    /// The one the runner lends.
+    Lent,
+}
+
 /// Which node runs a `node{wanted}` action in a container: the image's (`image`, its major
-/// version when it has one) or the lent one; `None` when there is neither. The exact major
-/// first, the image's before the lent one; else the newer of the two, with a notice.
+/// version when it has one) or the lent one (`lent`, its major); `None` when there is
+/// neither. The exact major first, the image's before the lent one; else the newer of the
+/// two, with a notice for the step's log.
 pub(crate) fn choose(
     wanted: u32,
     image: Option<u32>,
-    lent: Option<&NodeBundle>,
-) -> Option<hearth_backend::NodeCommand> {
-    let on_image = || hearth_backend::NodeCommand::on_path();
-    let lend = |bundle: &NodeBundle| hearth_backend::NodeCommand {
-        argv: bundle.argv(),
-        notice: None,
-    };
-    let lent_major = lent.and_then(NodeBundle::major);
+    lent: Option<u32>,
+) -> Option<(Choice, Option<String>)> {
     if image == Some(wanted) {
-        return Some(on_image());
+        return Some((Choice::Image, None));
     }
-    if let (Some(bundle), Some(major)) = (lent, lent_major) {
-        if major == wanted {
-            return Some(lend(bundle));
-        }
+    if lent == Some(wanted) {
+        return Some((Choice::Lent, None));
     }
-    let (mut command, major, whose) = match (image, lent) {
-        (Some(mine), Some(bundle)) if lent_major > Some(mine) => {
-            (lend(bundle), lent_major?, "the runner's")
-        }
-        (Some(mine), _) => (on_image(), mine, "the image's"),
-        (None, Some(bundle)) => (lend(bundle), lent_major?, "the runner's"),
+    let (choice, major, whose) = match (image, lent) {
+        (Some(mine), Some(theirs)) if theirs > mine => (Choice::Lent, theirs, "the runner's"),
+        (Some(mine), _) => (Choice::Image, mine, "the image's"),
+        (None, Some(theirs)) => (Choice::Lent, theirs, "the runner's"),
         (None, None) => return None,
     };
-    command.notice = Some(format!(
+    let notice = format!(
         "the action asks for node{wanted}, which this job does not have: it runs with \
          {whose} node {major}"
-    ));
-    Some(command)
+    );
+    Some((choice, Some(notice)))
 }
 
 #[cfg(test)]
@@ -357,25 +361,19 @@ mod tests {
     fn the_exact_major_wins_then_the_newer_with_a_notice() {
         let lent = bundle_of("v20.1.0");
         assert_eq!(lent.argv()[0], "/__e/node20/lib/ld.so");
+        assert_eq!(
+            lent.argv_at("/__w/_actions/3")[3],
+            "/__w/_actions/3/bin/node"
+        );
         assert_eq!(lent.bind(), "/x:/__e/node20:ro");
-        let image_exact = choose(18, Some(18), Some(&lent)).expect("some");
-        assert_eq!(image_exact.argv, ["node"]);
-        assert_eq!(image_exact.notice, None);
-        let lent_exact = choose(20, Some(18), Some(&lent)).expect("some");
-        assert_eq!(lent_exact.argv, lent.argv());
-        assert_eq!(lent_exact.notice, None);
-        let newer = choose(24, Some(18), Some(&lent)).expect("some");
-        assert_eq!(newer.argv, lent.argv());
-        assert!(newer
-            .notice
-            .expect("notice")
-            .contains("the runner's node 20"));
-        let image_newer = choose(16, Some(22), Some(&lent)).expect("some");
-        assert_eq!(image_newer.argv, ["node"]);
-        assert!(image_newer
-            .notice
-            .expect("notice")
-            .contains("the image's node 22"));
+        assert_eq!(choose(18, Some(18), Some(20)), Some((Choice::Image, None)));
+        assert_eq!(choose(20, Some(18), Some(20)), Some((Choice::Lent, None)));
+        let (newer, notice) = choose(24, Some(18), Some(20)).expect("some");
+        assert_eq!(newer, Choice::Lent);
+        assert!(notice.expect("notice").contains("the runner's node 20"));
+        let (image_newer, notice) = choose(16, Some(22), Some(20)).expect("some");
+        assert_eq!(image_newer, Choice::Image);
+        assert!(notice.expect("notice").contains("the image's node 22"));
         assert!(choose(20, None, None).is_none());
         assert_eq!(major_of("v20.20.2"), Some(20));
         assert_eq!(major_of("garbage"), None);
