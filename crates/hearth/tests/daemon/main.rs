@@ -1340,3 +1340,96 @@ async fn a_container_job_runs_the_forges_own_actions_with_a_lent_node_and_the_to
         "{at_other:#?}"
     );
 }
+
+/// What an older forge sends for a job that calls a reusable workflow: the caller itself,
+/// `uses:` and all. The runner runs the called workflow's jobs within the task, as act_runner
+/// did: the local file read from the repository at the task's commit (fetched from the forge
+/// with the task's token), `with:` typed, the forge's `needs` in reach of the caller's
+/// expressions, the called jobs in `needs` order with their rows in the task's log, and the
+/// called workflow's outputs as the task's.
+#[tokio::test]
+async fn a_caller_job_from_an_older_forge_runs_the_called_workflow() {
+    let repos = tempfile::tempdir().unwrap();
+    let called = r#"on:
+  workflow_call:
+    inputs:
+      who:
+        type: string
+        required: true
+      times:
+        type: number
+        default: 2
+    outputs:
+      greeting:
+        value: ${{ jobs.second.outputs.text }}
+jobs:
+  first:
+    runs-on: linux
+    outputs:
+      word: ${{ steps.w.outputs.word }}
+    steps:
+      - id: w
+        run: echo "word=hello-${{ inputs.who }}-${{ inputs.times }}" >> "$GITHUB_OUTPUT"
+  second:
+    needs: first
+    runs-on: linux
+    outputs:
+      text: ${{ steps.t.outputs.text }}
+    steps:
+      - id: t
+        run: |
+          echo "second got ${{ needs.first.outputs.word }}"
+          echo "text=${{ needs.first.outputs.word }}!" >> "$GITHUB_OUTPUT"
+"#;
+    action_repos::make_repo(
+        repos.path(),
+        "test-owner/test-repo",
+        &[(".gitea/workflows/called.yml", called)],
+        "v1",
+    );
+    let sha = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(repos.path().join("test-owner/test-repo"))
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+
+    let h = Harness::ready(Options::gitea().with_git_root(repos.path()), FAST).await;
+    let payload = "name: ci\non: push\njobs:\n  call:\n    needs: setup\n    uses: ./.gitea/workflows/called.yml\n    with:\n      who: ${{ needs.setup.outputs.name }}\n";
+    let spec = TaskSpec::new(payload.to_owned())
+        .with_context(serde_json::json!({ "sha": sha }))
+        .with_need(
+            "setup",
+            TaskResult::Success,
+            BTreeMap::from([("name".to_owned(), "forge".to_owned())]),
+        );
+    let (id, task, log) = h.run(spec).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no {text:?} in {lines:#?}"))
+    };
+    assert!(at("Job call / first") < at("second got hello-forge-2"));
+    let outputs: BTreeMap<String, String> = task.output_map();
+    assert_eq!(
+        outputs.get("greeting").map(String::as_str),
+        Some("hello-forge-2!")
+    );
+    // The repository came from the forge, with the task's token.
+    let fetched = h.forge.git_requests();
+    assert!(fetched
+        .iter()
+        .any(|r| r.path.starts_with("/test-owner/test-repo/")));
+    assert!(
+        fetched.iter().all(|r| r.authorization.is_some()),
+        "{fetched:#?}"
+    );
+}

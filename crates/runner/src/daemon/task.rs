@@ -108,6 +108,9 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             return finish(reporter, TaskResult::Failure, Vec::new()).await;
         }
     };
+    if single.job().uses.is_some() {
+        return run_caller(&runtime, &task, &single, &file, masker, stop).await;
+    }
     let reporter = start_reporter(&runtime, &task, single.job().steps.len());
     run_reported(reporter, &masker, async |reporter: &TaskReporter| {
         for warning in single.warnings() {
@@ -131,21 +134,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         };
         // The forge ending the task, and the runner's own time limit, cancel it as Ctrl-C
         // would. Aborted when dropped, so that a job that panics does not leave it waiting.
-        let _watcher = {
-            let ended = reporter.ended_by_forge();
-            let cancel = control.cancel.clone();
-            let timeout = runtime.timeout;
-            let id = task.id;
-            AbortOnDrop(tokio::spawn(async move {
-                tokio::select! {
-                    _ = ended.cancelled() => {}
-                    _ = tokio::time::sleep(timeout) => {
-                        tracing::warn!("task {id}: the runner's time limit ({timeout:?}) is up");
-                    }
-                }
-                cancel.cancel();
-            }))
-        };
+        let _watcher = watch_task(&runtime, &task, reporter, &control);
         let request = JobRequest {
             file: &file,
             workflow: single.workflow(),
@@ -190,6 +179,76 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         (result, outcome.outputs)
     })
     .await
+}
+
+/// A task whose job calls a reusable workflow (an older forge's): its jobs run here (see
+/// `caller`), reported as the task's log.
+async fn run_caller(
+    runtime: &Arc<TaskRuntime>,
+    task: &TaskInfo,
+    single: &SingleJob,
+    file: &str,
+    masker: Masker,
+    stop: TaskStop,
+) -> TaskResult {
+    let reporter = start_reporter(runtime, task, single.job().steps.len());
+    run_reported(reporter, &masker, async |reporter: &TaskReporter| {
+        for warning in single.warnings() {
+            log(reporter, &masker, &format!("##[warning]{warning}"));
+        }
+        let control = JobControl {
+            cancel: stop.cancel.child_token(),
+            force: stop.force.child_token(),
+        };
+        let _watcher = watch_task(runtime, task, reporter, &control);
+        let inputs = match (task.context_str("event_name"), task.context.get("event")) {
+            ("workflow_dispatch", Some(event)) => {
+                crate::local_event::inputs_context(single.workflow(), event, &[])
+            }
+            _ => Object::new(),
+        };
+        let caller = super::caller::CallerTask {
+            file,
+            single,
+            github: github_context(task, &runtime.address),
+            vars: string_object(&task.vars),
+            inputs,
+            secrets: task
+                .secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
+                .collect(),
+            masker: masker.clone(),
+            runner_env: job_env(runtime, task),
+            forge_registry: forge_registry(&runtime.address, task),
+            actions: Arc::new(action_source(runtime, task)),
+        };
+        super::caller::run(runtime, task, caller, reporter, &control).await
+    })
+    .await
+}
+
+/// Cancels `control` when the forge ends the task or the runner's time limit is up; stops
+/// watching when dropped.
+fn watch_task(
+    runtime: &TaskRuntime,
+    task: &TaskInfo,
+    reporter: &TaskReporter,
+    control: &JobControl,
+) -> AbortOnDrop {
+    let ended = reporter.ended_by_forge();
+    let cancel = control.cancel.clone();
+    let timeout = runtime.timeout;
+    let id = task.id;
+    AbortOnDrop(tokio::spawn(async move {
+        tokio::select! {
+            _ = ended.cancelled() => {}
+            _ = tokio::time::sleep(timeout) => {
+                tracing::warn!("task {id}: the runner's time limit ({timeout:?}) is up");
+            }
+        }
+        cancel.cancel();
+    }))
 }
 
 /// Runs `job` with the task's `reporter`, then delivers the task's final state: the result

@@ -171,6 +171,7 @@ pub async fn run(
         matrix_filter: &filter,
         parallel: options.parallel.unwrap_or(cores),
         dry_run: options.dry_run,
+        extras: schedule::JobExtras::default(),
     };
     let reports = schedule::run_workflows(&loaded.workflows, &settings, sink, control).await;
     LocalOutcome {
@@ -249,6 +250,7 @@ fn load_workflows(
             workflow,
             run,
             only,
+            needed: Vec::new(),
         });
     }
     if let Some((missing, _)) = found_jobs.iter().find(|(_, found)| !**found) {

@@ -36,6 +36,28 @@ pub struct PlannedWorkflow {
     pub run: RunContext,
     /// Which jobs to run (`-j`), with what they need; `None` runs all.
     pub only: Option<Vec<String>>,
+    /// Jobs of the run that are not in this workflow but that its jobs need, ended already:
+    /// the forge's `needs` of a task whose job calls a workflow.
+    pub needed: Vec<NeededJob>,
+}
+
+/// A job that ended elsewhere, as `needs.<id>` shows it.
+#[derive(Clone, Debug)]
+pub struct NeededJob {
+    pub id: String,
+    pub result: Conclusion,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// What a runner's jobs get besides what the workflow says (the daemon's: the forge's
+/// variables, the forge to reach, the labels that own its containers, its registry); empty for
+/// `hearth exec`.
+#[derive(Clone, Debug, Default)]
+pub struct JobExtras {
+    pub runner_env: Vec<(String, String)>,
+    pub reach: Vec<String>,
+    pub owner: Vec<(String, String)>,
+    pub forge_registry: Option<hearth_backend::ForgeRegistry>,
 }
 
 /// What every job of the run shares.
@@ -59,6 +81,8 @@ pub struct Settings<'a> {
     pub parallel: usize,
     /// `--dryrun`: report the jobs and steps without running anything.
     pub dry_run: bool,
+    /// What every job gets besides what the workflow says.
+    pub extras: JobExtras,
 }
 
 /// How one job (one matrix combination) ended, for the exit code.
@@ -102,6 +126,44 @@ pub async fn run_workflows(
         .collect()
 }
 
+/// Runs one workflow's jobs; returns a report per job, and how each of its jobs (by id) ended
+/// with its outputs (a calling job's are the called workflow's). Its `./` calls are read from
+/// `root` (else from the settings' repository).
+pub async fn run_workflow(
+    workflow: &PlannedWorkflow,
+    settings: &Settings<'_>,
+    sink: &dyn EventSink,
+    control: &JobControl,
+    root: Option<std::path::PathBuf>,
+) -> (Vec<JobReport>, Vec<NeededJob>) {
+    let slots = Semaphore::new(settings.parallel.max(1));
+    let scope = Scope {
+        secrets: settings.secrets.clone(),
+        masker: settings.masker.clone(),
+        prefix: String::new(),
+        depth: 1,
+        root: root.or_else(|| settings.repository.as_ref().map(|r| r.as_path().to_owned())),
+    };
+    let scheduler = Scheduler {
+        workflow,
+        settings,
+        sink,
+        control,
+        slots: &slots,
+        scope: &scope,
+    };
+    let (reports, ended) = scheduler.run().await;
+    let ended = ended
+        .into_iter()
+        .map(|(id, done)| NeededJob {
+            id,
+            result: done.result,
+            outputs: done.outputs,
+        })
+        .collect();
+    (reports, ended)
+}
+
 /// What the jobs of one workflow get from whoever runs it: the run for a workflow the event
 /// triggered, the calling job for a called one.
 struct Scope {
@@ -141,6 +203,13 @@ impl Scheduler<'_> {
         let wanted = self.wanted();
         let mut pending: Vec<&Job> = jobs.iter().filter(|j| wanted(&j.id.value)).collect();
         let mut finished: HashMap<&str, Finished> = HashMap::new();
+        for needed in &self.workflow.needed {
+            let done = Finished {
+                result: needed.result,
+                outputs: needed.outputs.clone(),
+            };
+            finished.insert(needed.id.as_str(), done);
+        }
         let mut running = FuturesUnordered::new();
         let mut reports = Vec::new();
         loop {
@@ -373,16 +442,16 @@ impl Scheduler<'_> {
                 .unwrap_or_default(),
             needs: needs.clone(),
             runner: self.settings.runner.clone(),
-            runner_env: Vec::new(),
+            runner_env: self.settings.extras.runner_env.clone(),
             extra_env: self.settings.extra_env.clone(),
             repository: self.settings.repository.clone(),
             bind_repository: self.settings.bind_repository,
             label_image: route.image.clone(),
-            reach: Vec::new(),
-            owner: Vec::new(),
+            reach: self.settings.extras.reach.clone(),
+            owner: self.settings.extras.owner.clone(),
             actions: Some(self.settings.actions.clone()),
             env_folders: Vec::new(),
-            forge_registry: None,
+            forge_registry: self.settings.extras.forge_registry.clone(),
         };
         let outcome = run_job(route.backend.as_ref(), &request, self.sink, control).await;
         let result = outcome.result;
@@ -522,6 +591,7 @@ impl Scheduler<'_> {
             workflow: called.workflow,
             run,
             only: None,
+            needed: Vec::new(),
         };
         let nested = Scheduler {
             workflow: &planned,
