@@ -383,6 +383,26 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// How a job runs `node` (see [`JobRuntime::node`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCommand {
+    /// The program and its leading arguments, as the job's processes see them.
+    pub argv: Vec<String>,
+    /// Said in the step's log when the node is not what the action asked for (another major
+    /// version), so that a surprise has a reason next to it.
+    pub notice: Option<String>,
+}
+
+impl NodeCommand {
+    /// `node`, from the job's `PATH`.
+    pub fn on_path() -> NodeCommand {
+        NodeCommand {
+            argv: vec!["node".to_owned()],
+            notice: None,
+        }
+    }
+}
+
 /// A prepared job: run processes in it, reach its files, then clean it up.
 pub trait JobRuntime: Send + Sync {
     /// The job's folders, as its processes see them.
@@ -440,6 +460,14 @@ pub trait JobRuntime: Send + Sync {
     fn has_program(&self, program: &str, path: &str) -> Option<bool> {
         let _ = (program, path);
         None
+    }
+
+    /// The `node` a JavaScript action of `runs.using: node{major}` runs with in this job: the
+    /// command line the script's path is appended to. The default is the `node` on the job's
+    /// `PATH`; a container job whose image has none gets one the runner lends it.
+    fn node(&self, major: u32) -> BoxFuture<'_, Result<NodeCommand, BackendError>> {
+        let _ = major;
+        Box::pin(async { Ok(NodeCommand::on_path()) })
     }
 
     /// Writes `contents` to the job's file `path`, making its folder if needed. `replaces`

@@ -12,7 +12,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use hearth_backend::{
     BackendError, BoxFuture, CancellationToken, ContainerInfo, ExecEnd, ExecSpec, FileDigest,
-    HostPath, JobContainers, JobPath, JobPaths, JobRuntime, OutputSink, Stream,
+    HostPath, JobContainers, JobPath, JobPaths, JobRuntime, NodeCommand, OutputSink, Stream,
 };
 use hearth_host::HostJob;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -83,6 +83,11 @@ pub struct DockerJob {
     pub(crate) base_env: Vec<(String, String)>,
     /// Whether the image has `bash` (a step's default shell then), found out at start.
     pub(crate) has_bash: Option<bool>,
+    /// The node the runner lends the job (mounted), if it lends one.
+    pub(crate) lent_node: Option<crate::node::NodeBundle>,
+    /// The major version of the image's own `node` (`None`: it has none), asked once, when
+    /// the first JavaScript action runs.
+    image_node: tokio::sync::OnceCell<Option<u32>>,
     pub(crate) services: Vec<Service>,
     /// Forwarders making the runner's loopback addresses reachable (see `reach`).
     pub(crate) forwarders: Vec<crate::reach::Forwarder>,
@@ -125,6 +130,8 @@ impl DockerJob {
             container: None,
             base_env: Vec::new(),
             has_bash: None,
+            lent_node: None,
+            image_node: tokio::sync::OnceCell::new(),
             services: Vec::new(),
             forwarders: Vec::new(),
             paths: job_paths(),
@@ -170,6 +177,27 @@ impl DockerJob {
             Ok(ExecEnd::Exited(_)) => Some(false),
             _ => None,
         };
+    }
+
+    /// The major version of the image's `node`, if it has one on the job's `PATH`.
+    async fn probe_node(&self) -> Option<u32> {
+        let spec = ExecSpec {
+            argv: vec!["node".into(), "--version".into()],
+            env: self.base_env.clone(),
+            working_dir: self.paths.workspace.clone(),
+            timeout: Some(Duration::from_secs(30)),
+        };
+        let mut said = Vec::new();
+        let mut keep = |stream: Stream, bytes: &[u8]| {
+            if stream == Stream::Stdout && said.len() < 256 {
+                said.extend_from_slice(bytes);
+            }
+        };
+        let ended = self.run(spec, &mut keep, &CancellationToken::new()).await;
+        match ended {
+            Ok(ExecEnd::Exited(0)) => crate::node::major_of(&String::from_utf8_lossy(&said)),
+            _ => None,
+        }
     }
 
     /// Checks that each of `urls` (the forge, as the runner reaches it) answers from inside the
@@ -633,6 +661,33 @@ impl JobRuntime for DockerJob {
     /// Only `bash` is known (probed at start): what picks a step's default shell.
     fn has_program(&self, program: &str, _path: &str) -> Option<bool> {
         (program == "bash").then_some(self.has_bash).flatten()
+    }
+
+    fn node(&self, major: u32) -> BoxFuture<'_, Result<NodeCommand, BackendError>> {
+        Box::pin(async move {
+            let image = *self.image_node.get_or_init(|| self.probe_node()).await;
+            let lent = self.lent_node.as_ref();
+            let chosen = crate::node::choose(major, image, lent.and_then(|b| b.major()));
+            let (choice, notice) = chosen.ok_or_else(|| {
+                BackendError::Unsupported(
+                    "the job's image has no `node` on its PATH, and the runner has none to \
+                     lend: it lends the `node` on its own PATH"
+                        .to_owned(),
+                )
+            })?;
+            let argv = match (choice, lent) {
+                (crate::node::Choice::Lent, Some(bundle)) if self.copy => {
+                    // A daemon elsewhere sees none of this machine's folders: the bundle is
+                    // copied into the job, once, when an action first needs it.
+                    let folder = HostPath::new(&bundle.folder);
+                    let copied = self.upload_exposed(&folder).await?;
+                    bundle.argv_at(copied.as_str())
+                }
+                (crate::node::Choice::Lent, Some(bundle)) => bundle.argv(),
+                _ => NodeCommand::on_path().argv,
+            };
+            Ok(NodeCommand { argv, notice })
+        })
     }
 
     fn address(&self, url: &str) -> String {

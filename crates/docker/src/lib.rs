@@ -26,6 +26,7 @@ pub mod connect;
 mod copy;
 mod job;
 mod mirror;
+mod node;
 mod on_host;
 pub mod options;
 mod reach;
@@ -157,6 +158,10 @@ pub struct DockerBackend {
     settings: ContainerSettings,
     /// The names of the jobs this backend (and its clones) runs now: `reap` leaves them be.
     live: job::Live,
+    /// Where the node lent to images without one is kept (see `node`); `None` lends none.
+    externals: Option<PathBuf>,
+    /// The node lent to job containers, found and bundled at the first job that could use it.
+    lent_node: std::sync::Arc<tokio::sync::OnceCell<Option<node::NodeBundle>>>,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -185,7 +190,43 @@ impl DockerBackend {
             },
             settings: ContainerSettings::default(),
             live: job::Live::default(),
+            externals: None,
+            lent_node: std::sync::Arc::default(),
         }
+    }
+
+    /// Lends the `node` on the runner's `PATH` to job containers whose image has none, for
+    /// JavaScript actions: bundled once under `externals` (a folder that outlives the runner,
+    /// shared by runners on this machine) and mounted read-only; for a daemon that does not
+    /// share this machine's folders (`container.bind_workdir: false`), copied into the job
+    /// when an action first needs it.
+    pub fn with_node_lending(mut self, externals: PathBuf) -> Self {
+        self.externals = Some(externals);
+        self
+    }
+
+    /// The node to lend, bundled at the first call (a missing or unusable one is said once,
+    /// as a warning, and none is lent).
+    async fn lendable_node(&self) -> Option<node::NodeBundle> {
+        let externals = self.externals.as_ref()?;
+        let bundled = self
+            .lent_node
+            .get_or_init(|| async {
+                let path = std::env::var("PATH").unwrap_or_default();
+                let made = match node::find_on_path(&path) {
+                    Some(found) => node::bundle(&found, externals).await,
+                    None => Err(node::LendError::NoNode),
+                };
+                made.map_err(|e| {
+                    tracing::warn!(
+                        "JavaScript actions in images without node will fail: no node to lend \
+                         them: {e}"
+                    )
+                })
+                .ok()
+            })
+            .await;
+        bundled.clone()
     }
 
     /// Applies the runner's `container.*` settings.
@@ -390,7 +431,11 @@ impl DockerBackend {
             }
             Ok(())
         };
-        let (images, host_job) = tokio::join!(images, self.host.start_job(folders, cancel));
+        let (images, host_job, lent_node) = tokio::join!(
+            images,
+            self.host.start_job(folders, cancel),
+            self.lendable_node()
+        );
         let host_job = host_job?;
         if let Err(e) = images {
             let _ = host_job.finish_job().await;
@@ -405,6 +450,7 @@ impl DockerBackend {
         let name = format!("hearth-{}", sanitize(&name));
         let mut job = DockerJob::new(self.docker.clone(), host_job, name, self.live.clone());
         job.workspace_source = bound;
+        job.lent_node = lent_node;
         job.copy = copy;
         job.upload_repository = spec.repository.clone().filter(|_| copy);
         if !copy {
@@ -786,6 +832,9 @@ impl DockerBackend {
             ],
         };
         binds.extend(job.workspace_bind());
+        if job.volume.is_none() {
+            binds.extend(job.lent_node.as_ref().map(node::NodeBundle::bind));
+        }
         binds.extend(volumes.iter().cloned());
         if let Some(socket) = &self.settings.docker_socket {
             binds.push(format!("{}:/var/run/docker.sock", socket.display()));

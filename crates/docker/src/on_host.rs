@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hearth_backend::{
     Backend, BackendError, BoxFuture, CancellationToken, ContainerRun, ExecEnd, ExecSpec,
     FileDigest, ForgeRegistry, HostPath, JobContainers, JobPath, JobPaths, JobRuntime, JobSpec,
-    OutputSink, Reaped, SetupLog,
+    NodeCommand, OutputSink, Reaped, SetupLog,
 };
 use tokio::sync::OnceCell;
 
@@ -111,7 +111,8 @@ impl Backend for HostWithDocker {
     }
 }
 
-/// A host job whose steps may also run in containers.
+/// A host job whose steps may also run in containers: every other method of the contract is
+/// the host job's own (a method added to `JobRuntime` with a default must be passed on here).
 struct HostJobWithDocker {
     inner: Box<dyn JobRuntime>,
     docker: Arc<Docker>,
@@ -186,6 +187,10 @@ impl JobRuntime for HostJobWithDocker {
 
     fn has_program(&self, program: &str, path: &str) -> Option<bool> {
         self.inner.has_program(program, path)
+    }
+
+    fn node(&self, major: u32) -> BoxFuture<'_, Result<NodeCommand, BackendError>> {
+        self.inner.node(major)
     }
 
     fn write_file<'a>(

@@ -394,3 +394,57 @@ fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// In copy mode nothing of this machine is mounted, the lent node included: an image without
+/// node gets it copied into the job when an action first asks for it, and it runs there.
+#[tokio::test]
+async fn a_copied_job_is_lent_a_node_through_the_api() {
+    let docker = local_docker().await;
+    let root = tempfile::tempdir().unwrap();
+    let externals = tempfile::tempdir().unwrap();
+    let backend = DockerBackend::with_client(docker.clone(), root.path().to_path_buf())
+        .with_settings(copy_settings())
+        .with_node_lending(externals.path().to_path_buf());
+    let job = backend
+        .start(
+            spec("copy-node", None),
+            &mut NoSetupLog,
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("started");
+    let node = job.node(20).await.expect("a node is lent");
+    assert!(node.argv[0].starts_with("/__w/_actions/"), "{node:?}");
+    let script = job.paths().temp.join("version.js");
+    job.write_file(
+        &script,
+        b"console.log(`node ${process.versions.node}`)",
+        None,
+    )
+    .await
+    .expect("script written");
+    let mut out = Vec::new();
+    let mut sink = |_: Stream, chunk: &[u8]| out.extend_from_slice(chunk);
+    let spec = ExecSpec {
+        argv: node
+            .argv
+            .iter()
+            .cloned()
+            .chain([script.as_str().to_owned()])
+            .collect(),
+        env: job.base_env().to_vec(),
+        working_dir: job.paths().workspace.clone(),
+        timeout: None,
+    };
+    let end = job
+        .exec(spec, &mut sink, &CancellationToken::new())
+        .await
+        .expect("exec");
+    let said = String::from_utf8_lossy(&out);
+    assert_eq!(end, ExecEnd::Exited(0), "{said}");
+    assert!(said.starts_with("node "), "{said}");
+    // Asked again, it is not copied again.
+    assert_eq!(job.node(20).await.expect("again").argv, node.argv);
+    job.finish().await.expect("finished");
+    assert_eq!(labelled(&docker, "copy-node").await, (0, 0, 0));
+}

@@ -7,6 +7,8 @@
 //! - [`mask`]: the streaming secret masker every line passes through before any sink sees it.
 //! - [`commands`]: workflow commands (`::add-mask::`, `::group::`, `::error file=...::`, ...)
 //!   recognised in a step's output.
+//! - [`matchers`]: problem matchers (`::add-matcher::`): their files, and output lines matched
+//!   into annotations.
 //! - [`env_files`]: the files a step writes to talk back (`GITHUB_ENV`, `GITHUB_OUTPUT`,
 //!   `GITHUB_PATH`, `GITHUB_STATE`).
 //! - [`shell`]: a `run:` step's `shell:` as GitHub's command line, script extension and fix-ups.
@@ -16,6 +18,7 @@ pub mod commands;
 pub mod env_files;
 pub mod job;
 pub mod mask;
+pub mod matchers;
 pub mod shell;
 pub mod variables;
 pub mod workspace_files;

@@ -250,6 +250,11 @@ impl FakeForge {
             .unwrap_or_default()
     }
 
+    /// The Git requests served so far (see `Options::git_root`), in order.
+    pub fn git_requests(&self) -> Vec<crate::view::GitRequest> {
+        self.shared.state().git_requests.clone()
+    }
+
     /// Just the contents of the stored rows.
     pub fn log_lines(&self, job: JobId) -> Vec<String> {
         self.log_rows(job).into_iter().map(|r| r.content).collect()

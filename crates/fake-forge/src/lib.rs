@@ -44,6 +44,7 @@ pub mod context;
 mod error;
 mod faults;
 mod forge;
+mod git_http;
 mod method;
 mod options;
 mod rpc;
@@ -64,5 +65,6 @@ pub use options::{Flavour, LogRules, Options, Tls};
 pub use status::Status;
 pub use task_spec::{ContextSpec, NeedSpec, TaskSpec};
 pub use view::{
-    HttpVersion, JobId, JobView, LogRecord, RequestRecord, RunnerInfo, StepView, TaskView,
+    GitRequest, HttpVersion, JobId, JobView, LogRecord, RequestRecord, RunnerInfo, StepView,
+    TaskView,
 };

@@ -70,9 +70,11 @@ pub struct Options {
     /// Serve `https://` (HTTP/2 or HTTP/1.1, as the client's ALPN asks) instead of plain
     /// HTTP/1.1.
     pub tls: Option<Tls>,
-    /// Serve the bare repositories under this folder (`OWNER/NAME.git`) over Git's dumb HTTP
-    /// protocol at `/OWNER/NAME.git/...`, as a forge serves clones at its own address (run
-    /// `git update-server-info` in each first).
+    /// Serve the repositories under this folder (`OWNER/NAME.git` or `OWNER/NAME`, bare or
+    /// not) over Git's smart HTTP (and dumb) protocols, through `git http-backend`, at
+    /// `/OWNER/NAME` and `/OWNER/NAME.git`, as a forge serves clones and action fetches at
+    /// its own address. Requests and their `Authorization` headers are recorded
+    /// (`FakeForge::git_requests`).
     pub git_root: Option<std::path::PathBuf>,
 }
 

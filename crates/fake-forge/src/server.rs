@@ -23,10 +23,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Code, RpcError};
 use crate::faults::{FaultTiming, Faults};
+use crate::git_http;
 use crate::method::Method;
 use crate::rpc::{self, Credentials, Reply};
 use crate::state::State;
 use crate::stats::stats_json;
+use crate::view::GitRequest;
 use crate::view::HttpVersion;
 
 /// Request bodies above this are refused (a 200,000-row UpdateLog is far below).
@@ -198,14 +200,21 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         let stats = stats_json(&shared.state());
         return response(StatusCode::OK, "application/json", stats.to_string().into());
     }
-    if req.method() == hyper::Method::GET {
-        let root = shared.state().git_root.clone();
-        if let Some(file) = root.and_then(|root| git_file(&root, path)) {
-            return match tokio::fs::read(&file).await {
-                Ok(bytes) => response(StatusCode::OK, "application/octet-stream", bytes.into()),
-                Err(_) => not_found(),
-            };
-        }
+    // Git over HTTP, for the repositories the test gave (`Options::git_root`).
+    let root = shared.state().git_root.clone();
+    if let Some((root, path_info)) =
+        root.and_then(|root| git_http::repository_path(&root, path).map(|p| (root, p)))
+    {
+        let authorization = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        shared.state().git_requests.push(GitRequest {
+            path: path.to_owned(),
+            authorization,
+        });
+        return git_http::answer(root, path_info, req).await;
     }
     // Anything the forge does not route is Go's plain 404 (clients read it as unimplemented).
     let Some(method) = path
@@ -343,24 +352,6 @@ fn error_response(err: &RpcError, flavour: crate::options::Flavour) -> Response<
 
 /// The file of a bare repository under `root` that `path` (`/OWNER/NAME.git/...`) names, for
 /// Git's dumb HTTP protocol; `None` for other paths and for any that would leave `root`.
-fn git_file(root: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
-    let mut parts = path.trim_start_matches('/').split('/');
-    let (owner, repo) = (parts.next()?, parts.next()?);
-    if !repo.ends_with(".git") {
-        return None;
-    }
-    let mut file = root.join(owner).join(repo);
-    for part in std::iter::once(owner).chain([repo]).chain(parts.clone()) {
-        if part.is_empty() || part == "." || part == ".." {
-            return None;
-        }
-    }
-    for part in parts {
-        file.push(part);
-    }
-    Some(file)
-}
-
 fn not_found() -> Response<Full<Bytes>> {
     response(
         StatusCode::NOT_FOUND,
@@ -381,23 +372,4 @@ fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Resp
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-#[cfg(test)]
-mod git_tests {
-    use super::git_file;
-    use std::path::Path;
-
-    #[test]
-    fn git_files_stay_under_the_root() {
-        let root = Path::new("/srv/git");
-        assert_eq!(
-            git_file(root, "/o/r.git/info/refs"),
-            Some(root.join("o/r.git/info/refs"))
-        );
-        assert_eq!(git_file(root, "/o/r/info/refs"), None);
-        assert_eq!(git_file(root, "/o/r.git/../../etc/passwd"), None);
-        assert_eq!(git_file(root, "/../r.git/HEAD"), None);
-        assert_eq!(git_file(root, "/o/r.git//HEAD"), None);
-    }
 }

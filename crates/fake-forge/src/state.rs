@@ -75,8 +75,10 @@ pub(crate) struct State {
     pub log_rules: LogRules,
     pub declare_capabilities: Option<String>,
     pub declare_unimplemented: bool,
-    /// Bare repositories served over Git's dumb HTTP protocol (see `Options::git_root`).
+    /// Bare repositories served over Git's HTTP protocols (see `Options::git_root`).
     pub git_root: Option<std::path::PathBuf>,
+    /// Every Git request, in order.
+    pub git_requests: Vec<crate::view::GitRequest>,
     /// Fault: append at most this many new rows per UpdateLog (a server acking part).
     pub log_ack_limit: Option<usize>,
     /// `ROOT_URL` without the trailing slash.
@@ -105,6 +107,7 @@ impl State {
             declare_capabilities: options.declare_capabilities.clone(),
             declare_unimplemented: options.declare_unimplemented,
             git_root: options.git_root.clone(),
+            git_requests: Vec::new(),
             log_ack_limit: None,
             server_url,
             registration_tokens: options

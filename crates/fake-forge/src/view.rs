@@ -105,6 +105,15 @@ pub struct RequestRecord {
     pub http_version: HttpVersion,
 }
 
+/// One Git request over HTTP (a clone, a fetch of an action), as the forge received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRequest {
+    /// The request's path, e.g. `/acme/greet/info/refs`.
+    pub path: String,
+    /// Its `Authorization` header, if it had one.
+    pub authorization: Option<String>,
+}
+
 /// An HTTP version the fake serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HttpVersion {

@@ -41,6 +41,8 @@ enum Command {
     Daemon(cmd::daemon::DaemonArgs),
     /// Print a commented config file with the default settings.
     GenerateConfig(cmd::generate_config::GenerateConfigArgs),
+    /// Manage the action cache (`pull`: fetch the actions workflows use, for offline runs).
+    Actions(cmd::actions::ActionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Register(args) => cmd::register::run(args, cli.config.as_deref()),
         Command::Daemon(args) => cmd::daemon::run(args, cli.config.as_deref()),
         Command::GenerateConfig(args) => cmd::generate_config::run(args),
+        Command::Actions(args) => cmd::actions::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -38,7 +38,8 @@
 //! | `# stderr: <text>` | stderr contains the text |
 //! | `# file <path>: <text>` | after the run, the repository's file `<path>` contains the text |
 //!
-//! Names are display names (`name` and `step_name` in the events). Lines starting with `##`
+//! Names are display names (`name` and `step_name` in the events); a called workflow's job is
+//! named `caller / job`, as GitHub shows it. Lines starting with `##`
 //! are prose. A case without any expectation is an error, and so is an unknown directive.
 //! `HEARTH_CASE=<name>[,<name>...]` runs only those cases and prints what they printed.
 
@@ -439,10 +440,11 @@ fn parse_directive(directive: &str, case: &mut Case) -> Result<(), String> {
     Ok(())
 }
 
-/// `<job> / <rest>`.
+/// `<job> / <rest>`, split at the last ` / `: the name of a called workflow's job has one of
+/// its own (`caller / job`), a step or output name none.
 fn split_job(subject: &str) -> Result<(String, String), String> {
     let (job, rest) = subject
-        .split_once(" / ")
+        .rsplit_once(" / ")
         .ok_or("expected `<job name> / <name>`")?;
     Ok((job.trim().to_owned(), rest.trim().to_owned()))
 }

@@ -181,3 +181,315 @@ fn ctrl_c_stops_a_fetch_from_a_server_that_never_answers() {
     });
     assert!(gone, "left behind: {:?}", processes_mentioning(&address));
 }
+
+const SHARED_BUILD: &str = r#"on:
+  workflow_call:
+    inputs:
+      who:
+        type: string
+        required: true
+    secrets:
+      token:
+        required: true
+    outputs:
+      greeting:
+        value: ${{ jobs.inner.outputs.greeting }}
+jobs:
+  hello:
+    runs-on: linux
+    steps:
+      - run: echo "remote hello ${{ inputs.who }} token=${{ secrets.token }} event=${{ github.event_name }}"
+  inner:
+    uses: ./.github/workflows/inner.yml
+    with:
+      who: ${{ inputs.who }}
+"#;
+
+/// Called by `SHARED_BUILD` with `./`: read from the shared repository, not the caller's.
+const SHARED_INNER: &str = r#"on:
+  workflow_call:
+    inputs:
+      who:
+        type: string
+    outputs:
+      greeting:
+        value: ${{ jobs.say.outputs.text }}
+jobs:
+  say:
+    runs-on: linux
+    outputs:
+      text: ${{ steps.s.outputs.text }}
+    steps:
+      - id: s
+        run: echo "text=hi-${{ inputs.who }}" >> "$GITHUB_OUTPUT"
+"#;
+
+const CALLER: &str = r#"on: push
+jobs:
+  call:
+    uses: acme/shared/.github/workflows/build.yml@v1
+    with:
+      who: forge
+    secrets:
+      token: ${{ secrets.TOKEN }}
+  after:
+    needs: call
+    runs-on: linux
+    steps:
+      - run: echo "after got ${{ needs.call.outputs.greeting }}"
+"#;
+
+#[test]
+fn remote_reusable_workflows_run_with_inputs_secrets_and_outputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    action_repos::make_repo(
+        &actions.join("acme"),
+        "shared",
+        &[
+            (".github/workflows/build.yml", SHARED_BUILD),
+            (".github/workflows/inner.yml", SHARED_INNER),
+        ],
+        "v1",
+    );
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(".forgejo/workflows/ci.yml", CALLER)],
+        "start",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["exec", "-s", "TOKEN=remote-token-771", "-C"])
+        .arg(dir.path().join("project"))
+        .arg("--default-actions-url")
+        .arg(format!("file://{}", actions.display()))
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()
+        .expect("hearth exec runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("remote hello forge token=*** event=push"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("after got hi-forge"), "{stdout}");
+    assert!(stdout.contains("call / inner / say"), "{stdout}");
+    assert!(!stdout.contains("remote-token-771"), "{stdout}");
+}
+
+#[test]
+fn a_remote_reusable_workflow_that_cannot_be_fetched_fails_its_job_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    std::fs::create_dir_all(&actions).expect("folder");
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(
+            ".forgejo/workflows/ci.yml",
+            "on: push\njobs:\n  call:\n    uses: acme/missing/.github/workflows/x.yml@v1\n",
+        )],
+        "start",
+    );
+    let output = exec(
+        &dir.path().join("project"),
+        &actions,
+        &dir.path().join("cache"),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "cannot fetch the reusable workflow `acme/missing/.github/workflows/x.yml@v1`: git fetch"
+        ),
+        "{stdout}"
+    );
+}
+
+/// `hearth <args>` with the cache under `cache`.
+fn hearth(args: &[&str], cache: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .expect("hearth runs")
+}
+
+/// A composite action that uses another remote action, so that `actions pull` has to follow it.
+fn make_nesting_action(actions: &Path) {
+    action_repos::make_repo(
+        actions,
+        "acme/both",
+        &[(
+            "action.yml",
+            "name: both\nruns:\n  using: composite\n  steps:\n    - uses: acme/node-hello@v2\n      with:\n        name: Nested\n",
+        )],
+        "v3",
+    );
+}
+
+/// `hearth actions pull` fetches what the workflows use, and what their composite actions use;
+/// `hearth exec --offline` then runs with the actions' repositories gone. A cold cache fails
+/// the step, naming the action and the way to fill it.
+#[test]
+fn actions_pull_fills_the_cache_and_offline_runs_need_nothing_else() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    action_repos::make_actions(&actions);
+    make_nesting_action(&actions);
+    workflow_repo(
+        dir.path(),
+        &format!("{}      - uses: acme/both@v3\n", action_repos::STEPS),
+    );
+    let project = dir.path().join("project");
+    let project = project.to_str().expect("UTF-8");
+    let url = format!("file://{}", actions.display());
+    let cache = dir.path().join("cache");
+
+    let cold = hearth(&["exec", "-C", project, "--offline"], &cache);
+    let stdout = String::from_utf8_lossy(&cold.stdout);
+    assert_eq!(cold.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the action acme/greet@v1 is not in the action cache")
+            && stdout.contains("hearth actions pull"),
+        "{stdout}"
+    );
+
+    let pulled = hearth(
+        &[
+            "actions",
+            "pull",
+            "-C",
+            project,
+            "--default-actions-url",
+            &url,
+        ],
+        &cache,
+    );
+    let said = String::from_utf8_lossy(&pulled.stdout);
+    assert!(
+        pulled.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    for action in ["acme/greet@v1", "acme/node-hello@v2", "acme/both@v3"] {
+        assert!(said.contains(action), "{action} not pulled: {said}");
+    }
+    assert!(said.contains("3 action(s)"), "{said}");
+
+    std::fs::remove_dir_all(&actions).expect("the repositories go");
+    let offline = hearth(&["exec", "-C", project, "--offline"], &cache);
+    let stdout = String::from_utf8_lossy(&offline.stdout);
+    assert!(offline.status.success(), "{stdout}");
+    assert!(stdout.contains("hello from node Nested"), "{stdout}");
+    assert!(stdout.contains("hello forge"), "{stdout}");
+}
+
+/// `--action-override owner/repo@ref=DIR` runs a local checkout as it is, with no fetch (the
+/// actions' URL has nothing); a malformed one is refused before anything runs.
+#[test]
+fn an_action_override_runs_a_local_checkout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkout = dir.path().join("greet-work");
+    std::fs::create_dir_all(&checkout).expect("folder");
+    std::fs::write(
+        checkout.join("action.yml"),
+        "name: greet\ninputs:\n  who:\n    default: world\nruns:\n  using: composite\n  steps:\n    - run: echo \"edited locally, hi ${{ inputs.who }}\"\n      shell: bash\n",
+    )
+    .expect("action");
+    workflow_repo(
+        dir.path(),
+        "      - uses: acme/greet@v1\n        with:\n          who: there\n",
+    );
+    let project = dir.path().join("project");
+    let project = project.to_str().expect("UTF-8");
+    let cache = dir.path().join("cache");
+    let nowhere = format!("file://{}", dir.path().join("nowhere").display());
+    let spec = format!("acme/greet@v1={}", checkout.display());
+    let output = hearth(
+        &[
+            "exec",
+            "-C",
+            project,
+            "--default-actions-url",
+            &nowhere,
+            "--action-override",
+            &spec,
+        ],
+        &cache,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("edited locally, hi there"), "{stdout}");
+    assert!(!cache.join("hearth/actions/acme").exists());
+
+    let bad = hearth(
+        &["exec", "-C", project, "--action-override", "acme/greet"],
+        &cache,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("expected owner/repo@ref=DIR"), "{stderr}");
+}
+
+/// Full URLs (`https://host/owner/repo...@ref`, the forges' extension) for a reusable workflow
+/// and for a step's action, served over smart HTTP by a forge (the fake one, at its address)
+/// that is not the default actions URL: fetched from that host, cached apart.
+#[test]
+fn full_url_reusable_workflows_and_actions_come_from_their_host() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repos = dir.path().join("repos");
+    action_repos::make_repo(
+        &repos.join("acme"),
+        "shared",
+        &[
+            (".github/workflows/build.yml", SHARED_BUILD),
+            (".github/workflows/inner.yml", SHARED_INNER),
+        ],
+        "v1",
+    );
+    action_repos::make_actions(&repos);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let forge = runtime
+        .block_on(hearth_fake_forge::FakeForge::start(
+            hearth_fake_forge::Options::gitea().with_git_root(&repos),
+        ))
+        .expect("the forge starts");
+    let url = forge.url();
+    let caller = CALLER.replace(
+        "uses: acme/shared/.github/workflows/build.yml@v1",
+        &format!("uses: {url}/acme/shared/.github/workflows/build.yml@v1"),
+    ) + &format!(
+        "  step:\n    runs-on: linux\n    steps:\n      - uses: {url}/acme/greet@v1\n        with:\n          who: by URL\n"
+    );
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(".forgejo/workflows/ci.yml", &caller)],
+        "start",
+    );
+    let nowhere = dir.path().join("nowhere");
+    let output = exec(
+        &dir.path().join("project"),
+        &nowhere,
+        &dir.path().join("cache"),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("after got hi-forge"), "{stdout}");
+    assert!(stdout.contains("hello by URL"), "{stdout}");
+    let requests = forge.git_requests();
+    assert!(
+        requests.iter().any(|r| r.path.starts_with("/acme/shared/"))
+            && requests.iter().any(|r| r.path.starts_with("/acme/greet/")),
+        "{requests:#?}"
+    );
+    // No token in a local run: nothing to send.
+    assert!(requests.iter().all(|r| r.authorization.is_none()));
+    drop(forge);
+}

@@ -8,6 +8,17 @@
 //! Fetches of one repository take turns; those of different repositories run side by side.
 //! Every git command has a time limit and stops when the job is cancelled, killed with the
 //! helpers it started, so a forge or mirror that never answers holds up no other job.
+//!
+//! Where an action comes from:
+//! - `owner/repo[/path]@ref` from the base URL; `https://host/owner/repo[/path]@ref` (a Gitea
+//!   and Forgejo extension) from that host, cached apart (`<cache>/https@host/owner/repo`);
+//! - an override (`hearth exec --action-override owner/repo@ref=DIR`) from that folder as it is;
+//! - a full commit id already checked out from the cache with no fetch at all;
+//! - offline, from the cache alone: each fetch records what its ref pointed at
+//!   (`refs/hearth/<ref>` in the cached repository), and an action the cache lacks is an error
+//!   that names it.
+//!
+//! The task's token goes only to the forge: to URLs at or under its address.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,12 +38,17 @@ use tokio_util::sync::CancellationToken;
 /// ends a fetch from a server that stopped answering.
 const GIT_TIME_LIMIT: Duration = Duration::from_secs(10 * 60);
 
-/// Fetches actions from `{base_url}/{owner}/{repo}`.
+/// Fetches actions from `{base_url}/{owner}/{repo}` (see the module's documentation).
 pub struct GitActions {
     base_url: String,
     cache: PathBuf,
-    /// Sent as HTTP basic credentials to `base_url` (a forge's own actions may be private).
-    token: Option<String>,
+    /// Sent as HTTP basic credentials to the forge (its own actions may be private), and to
+    /// no other host.
+    token: Option<ForgeToken>,
+    /// Folders that stand for `repository@ref` instead of a fetch.
+    overrides: BTreeMap<String, PathBuf>,
+    /// Only the cache: nothing is fetched.
+    offline: bool,
     /// The `git` to run (`git` from `PATH`; a test puts a recorder in front of it).
     program: PathBuf,
     /// How long each git command may take before it is killed.
@@ -61,6 +77,8 @@ impl GitActions {
             base_url: base_url.trim_end_matches('/').to_owned(),
             cache,
             token: None,
+            overrides: BTreeMap::new(),
+            offline: false,
             program: PathBuf::from("git"),
             time_limit: GIT_TIME_LIMIT,
         }
@@ -78,12 +96,63 @@ impl GitActions {
         self
     }
 
-    /// Authenticates to the base URL with `token` (the task's token, for the forge itself).
-    pub fn with_token(mut self, token: &str) -> GitActions {
-        if !token.is_empty() {
-            self.token = Some(token.to_owned());
+    /// Authenticates with `token` (the task's) to the forge at `forge` (its address), and to
+    /// nothing else: an action fetched from another host never sees it.
+    pub fn with_forge_token(mut self, token: &str, forge: &str) -> GitActions {
+        if !token.is_empty() && !forge.is_empty() {
+            self.token = Some(ForgeToken {
+                token: token.to_owned(),
+                forge: forge.trim_end_matches('/').to_owned(),
+            });
         }
         self
+    }
+
+    /// Takes `repository@reference` (as a `uses:` names it, without its path) from `folder`
+    /// as it is, instead of fetching it (act's `--local-repository`).
+    pub fn with_override(mut self, action: &str, folder: PathBuf) -> GitActions {
+        self.overrides.insert(action.to_owned(), folder);
+        self
+    }
+
+    /// Fetches nothing: actions come from the cache alone.
+    pub fn offline(mut self, offline: bool) -> GitActions {
+        self.offline = offline;
+        self
+    }
+
+    /// Where `repository` (`owner/repo`, or a repository's URL) is fetched from, and its
+    /// folder in the cache.
+    fn location(&self, repository: &str) -> Result<(String, PathBuf), GitActionsError> {
+        let Some((scheme, rest)) = repository.split_once("://") else {
+            let folder = self.repository_folder(repository)?;
+            return Ok((format!("{}/{repository}", self.base_url), folder));
+        };
+        let bad = || GitActionsError::BadRepository(repository.to_owned());
+        let (authority, name) = rest.split_once('/').ok_or_else(bad)?;
+        let plain_authority = !authority.is_empty()
+            && authority
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
+        if !matches!(scheme, "http" | "https") || !plain_authority {
+            return Err(bad());
+        }
+        // `@` is in no owner's name: these never meet the `owner/repo` folders.
+        let host = format!("{scheme}@{}", authority.replace(':', "_"));
+        let folder = self.repository_folder(name)?;
+        let relative = folder.strip_prefix(&self.cache).map_err(|_| bad())?;
+        Ok((repository.to_owned(), self.cache.join(host).join(relative)))
+    }
+
+    /// The git environment that authenticates a fetch from `url`: the token's, when `url` is
+    /// the forge's.
+    fn authorization(&self, url: &str) -> Vec<(String, String)> {
+        match &self.token {
+            Some(token) if is_at_or_under(url, &token.forge) => {
+                authorization_config(&token.token, std::env::var("GIT_CONFIG_COUNT").ok())
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// The folder of `owner/repo` in the cache: exactly two plain names, so that no
@@ -111,7 +180,16 @@ impl GitActions {
         reference: &str,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, GitActionsError> {
-        let folder = self.repository_folder(repository)?;
+        if let Some(folder) = self.overrides.get(&format!("{repository}@{reference}")) {
+            return match tokio::fs::metadata(folder).await {
+                Ok(meta) if meta.is_dir() => Ok(folder.clone()),
+                _ => Err(GitActionsError::Override {
+                    action: format!("{repository}@{reference}"),
+                    folder: folder.display().to_string(),
+                }),
+            };
+        }
+        let (url, folder) = self.location(repository)?;
         // The engine checks refs already; this keeps `git fetch` safe whoever the caller is.
         if reference.is_empty() || reference.starts_with('-') {
             return Err(GitActionsError::BadRef {
@@ -119,29 +197,67 @@ impl GitActions {
                 reference: reference.to_owned(),
             });
         }
+        // A full commit id names one tree forever: checked out once, it needs no fetch.
+        if is_commit_id(reference) && folder.join(reference).is_dir() {
+            return Ok(folder.join(reference));
+        }
         let lock = repository_lock(&folder);
         let _one_at_a_time = tokio::select! {
             guard = lock.lock() => guard,
             () = cancel.cancelled() => return Err(GitActionsError::Cancelled),
         };
+        // Other runners on this machine may share the cache: their fetches wait as well.
+        let _one_process_at_a_time = lock_across_processes(&folder, cancel).await?;
         let git_dir = folder.join(".git");
-        if !git_dir.exists() {
-            tokio::fs::create_dir_all(&folder)
-                .await
-                .map_err(folder_error("create", &folder))?;
-            self.git(&["init", "-q", "--bare"], &git_dir, None, &[], cancel)
+        let recorded = format!("refs/hearth/{reference}");
+        let commit = if self.offline {
+            let not_cached = || GitActionsError::NotCached {
+                action: format!("{repository}@{reference}"),
+                cache: self.cache.display().to_string(),
+            };
+            if !git_dir.exists() {
+                return Err(not_cached());
+            }
+            let target = format!("{recorded}^{{commit}}");
+            self.git(
+                &["rev-parse", "--verify", "-q", &target],
+                &git_dir,
+                None,
+                &[],
+                cancel,
+            )
+            .await
+            .map_err(|_| not_cached())?
+        } else {
+            if !git_dir.exists() {
+                tokio::fs::create_dir_all(&folder)
+                    .await
+                    .map_err(folder_error("create", &folder))?;
+                self.git(&["init", "-q", "--bare"], &git_dir, None, &[], cancel)
+                    .await?;
+            }
+            let auth = self.authorization(&url);
+            // Fetched straight into `refs/hearth/<ref>`: what the ref is now, recorded for a
+            // later run offline, in the same command. A name git refuses as a local ref is
+            // fetched plainly and only not remembered.
+            let refspec = format!("+{reference}:{recorded}");
+            let recorded_fetch = self
+                .git(&fetch_args(&url, &refspec), &git_dir, None, &auth, cancel)
+                .await;
+            let head = match recorded_fetch {
+                Ok(_) => format!("{recorded}^{{commit}}"),
+                Err(GitActionsError::Git { .. }) => {
+                    self.git(&fetch_args(&url, reference), &git_dir, None, &auth, cancel)
+                        .await?;
+                    "FETCH_HEAD".to_owned()
+                }
+                Err(e) => return Err(e),
+            };
+            let commit = self
+                .git(&["rev-parse", &head], &git_dir, None, &[], cancel)
                 .await?;
-        }
-        let url = format!("{}/{repository}", self.base_url);
-        let auth = match &self.token {
-            Some(token) => authorization_config(token, std::env::var("GIT_CONFIG_COUNT").ok()),
-            None => Vec::new(),
+            commit
         };
-        self.git(&fetch_args(&url, reference), &git_dir, None, &auth, cancel)
-            .await?;
-        let commit = self
-            .git(&["rev-parse", "FETCH_HEAD"], &git_dir, None, &[], cancel)
-            .await?;
         let commit = commit.trim();
         let checked_out = folder.join(commit);
         if checked_out.exists() {
@@ -235,9 +351,75 @@ impl GitActions {
     }
 }
 
+/// An exclusive lock on the cached repository `folder` that other processes respect too: an
+/// `flock` on the file `<folder>.lock` beside it, held until the file is dropped. Waited for
+/// in short steps, so that a cancelled job stops waiting.
+async fn lock_across_processes(
+    folder: &Path,
+    cancel: &CancellationToken,
+) -> Result<std::fs::File, GitActionsError> {
+    use std::os::fd::AsRawFd;
+    let mut path = folder.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(folder_error("create", parent))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(folder_error("open", &path))?;
+    loop {
+        // SAFETY: flock(2) on a descriptor this function owns for as long as the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = cancel.cancelled() => return Err(GitActionsError::Cancelled),
+        }
+    }
+}
+
+/// The task's token and the forge it is for.
+struct ForgeToken {
+    token: String,
+    /// The forge's address, without a trailing `/`.
+    forge: String,
+}
+
+/// Whether `url` is `address` or a path under it. A bare prefix is not enough:
+/// `https://git.example.com` is also the start of `https://git.example.com.evil.example`.
+pub fn is_at_or_under(url: &str, address: &str) -> bool {
+    let url = url.trim_end_matches('/');
+    let address = address.trim_end_matches('/');
+    !address.is_empty()
+        && (url == address
+            || url
+                .strip_prefix(address)
+                .is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// A full commit id: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits.
+fn is_commit_id(reference: &str) -> bool {
+    matches!(reference.len(), 40 | 64) && reference.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Why an action could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum GitActionsError {
+    #[error(
+        "the action {action} is not in the action cache {cache}, and actions are not fetched \
+         (offline): fill the cache with `hearth actions pull` where its repository can be \
+         reached"
+    )]
+    NotCached { action: String, cache: String },
+    #[error("the override of {action} is not a folder: {folder}")]
+    Override { action: String, folder: String },
     #[error("refusing the action repository '{0}': expected 'owner/repo'")]
     BadRepository(String),
     #[error("refusing the ref '{reference}' of {repository}")]
@@ -406,7 +588,7 @@ mod tests {
         seen: Arc<StdMutex<Vec<Option<String>>>>,
     }
 
-    fn serve_git_http(root: PathBuf, expected: String) -> GitHttp {
+    fn serve_git_http(root: PathBuf, expected: Option<String>) -> GitHttp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let seen = Arc::new(StdMutex::new(Vec::new()));
@@ -423,7 +605,7 @@ mod tests {
     fn answer(
         stream: TcpStream,
         root: &Path,
-        expected: &str,
+        expected: &Option<String>,
         seen: &StdMutex<Vec<Option<String>>>,
     ) {
         let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -447,7 +629,7 @@ mod tests {
         let authorization = headers.get("authorization").cloned();
         seen.lock().expect("lock").push(authorization.clone());
         let mut stream = stream;
-        if authorization.as_deref() != Some(expected) {
+        if expected.is_some() && authorization != *expected {
             let _ = stream.write_all(
                 b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
                   Content-Length: 0\r\nConnection: close\r\n\r\n",
@@ -601,7 +783,7 @@ mod tests {
         make_repo(&actions, "acme/private");
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:s3cret-t0ken");
-        let server = serve_git_http(actions, format!("Basic {basic}"));
+        let server = serve_git_http(actions, Some(format!("Basic {basic}")));
         let log = dir.path().join("argv");
         let git = recording_git(dir.path(), &log);
 
@@ -613,7 +795,7 @@ mod tests {
         assert!(refused.is_err(), "{refused:?}");
 
         let source = GitActions::new(&server.url, dir.path().join("cache-2"))
-            .with_token("s3cret-t0ken")
+            .with_forge_token("s3cret-t0ken", &server.url)
             .with_git(&git);
         let folder = source
             .fetch("acme/private", "v1", &CancellationToken::new())
@@ -639,6 +821,236 @@ mod tests {
                 "{secret} in the argv of git:\n{argv}"
             );
         }
+    }
+
+    #[test]
+    fn the_token_goes_only_to_the_forge_itself() {
+        let forge = "https://git.example.com";
+        for url in [
+            forge,
+            "https://git.example.com/",
+            "https://git.example.com/actions/checkout",
+        ] {
+            assert!(is_at_or_under(url, forge), "{url}");
+        }
+        for url in [
+            "https://git.example.com.evil.example/a/b",
+            "https://git.example.com:8443/a/b",
+            "https://git.example.com@evil.example/a/b",
+            "https://github.com/actions/checkout",
+        ] {
+            assert!(!is_at_or_under(url, forge), "{url}");
+        }
+    }
+
+    /// `uses: https://host/owner/repo@ref` is fetched from that host, cached apart from the
+    /// base URL's actions; the task's token goes to the forge's host only, whichever way the
+    /// action is named.
+    #[tokio::test]
+    async fn full_url_actions_come_from_their_host_and_only_the_forge_sees_the_token() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let forge_repos = dir.path().join("forge");
+        let other_repos = dir.path().join("other");
+        make_repo(&forge_repos, "acme/private");
+        make_repo(&other_repos, "acme/public");
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:t0ken-9");
+        let forge = serve_git_http(forge_repos, Some(format!("Basic {basic}")));
+        let other = serve_git_http(other_repos, None);
+        let cache = dir.path().join("cache");
+        let source =
+            GitActions::new(&other.url, cache.clone()).with_forge_token("t0ken-9", &forge.url);
+        let cancel = CancellationToken::new();
+
+        let on_forge = format!("{}/acme/private", forge.url);
+        let folder = source
+            .fetch(&on_forge, "v1", &cancel)
+            .await
+            .expect("from the forge");
+        assert!(folder.join("action.yml").exists());
+        let host = forge.url.trim_start_matches("http://").replace(':', "_");
+        assert!(
+            folder.starts_with(cache.join(format!("http@{host}/acme/private"))),
+            "{folder:?}"
+        );
+
+        let elsewhere = format!("{}/acme/public", other.url);
+        source
+            .fetch(&elsewhere, "v1", &cancel)
+            .await
+            .expect("from the other host");
+        source
+            .fetch("acme/public", "v1", &cancel)
+            .await
+            .expect("from the base URL");
+        let forge_saw = forge.seen.lock().expect("lock").clone();
+        assert!(forge_saw
+            .iter()
+            .any(|a| a.as_deref() == Some(&format!("Basic {basic}"))));
+        let other_saw = other.seen.lock().expect("lock").clone();
+        assert!(!other_saw.is_empty());
+        assert!(other_saw.iter().all(Option::is_none), "{other_saw:?}");
+
+        for bad in [
+            "ftp://host/a/b",
+            "https://host",
+            "https://us@er/a/b",
+            "https://h/../b",
+        ] {
+            assert!(source.fetch(bad, "v1", &cancel).await.is_err(), "{bad}");
+        }
+    }
+
+    /// Offline, actions come from the cache alone: what an earlier fetch brought (by the ref
+    /// it was asked by), and for anything else an error that names the action.
+    #[tokio::test]
+    async fn offline_the_cache_answers_and_a_missing_action_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/greet");
+        make_repo(&actions, "acme/other");
+        let cache = dir.path().join("cache");
+        let cancel = CancellationToken::new();
+        let online = GitActions::new(&file_url(&actions), cache.clone());
+        let fetched = online
+            .fetch("acme/greet", "v1", &cancel)
+            .await
+            .expect("online");
+
+        // The repositories are gone: nothing could be fetched now.
+        std::fs::remove_dir_all(&actions).expect("remove");
+        let offline = GitActions::new(&file_url(&actions), cache.clone()).offline(true);
+        let again = offline
+            .fetch("acme/greet", "v1", &cancel)
+            .await
+            .expect("from the cache");
+        assert_eq!(again, fetched);
+        // The checkout gone too: made again from the cached repository.
+        std::fs::remove_dir_all(&fetched).expect("remove the checkout");
+        let remade = offline
+            .fetch("acme/greet", "v1", &cancel)
+            .await
+            .expect("checked out again");
+        assert!(remade.join("action.yml").exists());
+
+        for (repository, reference) in [("acme/greet", "main"), ("acme/other", "v1")] {
+            let missing = offline.fetch(repository, reference, &cancel).await;
+            let message = missing.expect_err("not cached").to_string();
+            assert!(
+                message.contains(&format!(
+                    "the action {repository}@{reference} is not in the action cache"
+                )) && message.contains("hearth actions pull"),
+                "{message}"
+            );
+        }
+    }
+
+    /// A full commit id already checked out is taken from the cache with no git at all; an
+    /// override is a folder taken as it is.
+    #[tokio::test]
+    async fn a_commit_checked_out_needs_no_fetch_and_an_override_no_cache() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/greet");
+        let log = dir.path().join("argv");
+        let git = recording_git(dir.path(), &log);
+        let cancel = CancellationToken::new();
+        let source = GitActions::new(&file_url(&actions), dir.path().join("cache")).with_git(&git);
+        let by_tag = source
+            .fetch("acme/greet", "v1", &cancel)
+            .await
+            .expect("by tag");
+        let commit = by_tag
+            .file_name()
+            .expect("a commit folder")
+            .to_string_lossy()
+            .into_owned();
+        std::fs::remove_file(&log).expect("reset the log");
+        let by_commit = source
+            .fetch("acme/greet", &commit, &cancel)
+            .await
+            .expect("by commit");
+        assert_eq!(by_commit, by_tag);
+        assert!(
+            !log.exists(),
+            "git ran: {:?}",
+            std::fs::read_to_string(&log)
+        );
+
+        let local = dir.path().join("checkout");
+        std::fs::create_dir_all(&local).expect("folder");
+        let overridden = GitActions::new(&file_url(&actions), dir.path().join("cache-2"))
+            .with_git(&git)
+            .with_override("acme/greet@v1", local.clone());
+        assert_eq!(
+            overridden
+                .fetch("acme/greet", "v1", &cancel)
+                .await
+                .expect("override"),
+            local
+        );
+        assert!(!log.exists(), "git ran for an override");
+        let gone = GitActions::new(&file_url(&actions), dir.path().join("cache-3"))
+            .with_override("acme/greet@v1", dir.path().join("nowhere"));
+        let message = gone
+            .fetch("acme/greet", "v1", &cancel)
+            .await
+            .expect_err("no folder")
+            .to_string();
+        assert!(
+            message.contains("the override of acme/greet@v1 is not a folder"),
+            "{message}"
+        );
+    }
+
+    /// Another process holding the repository's lock (another runner sharing the cache) holds
+    /// up the fetch until it lets go; a cancelled job stops waiting.
+    #[tokio::test]
+    async fn fetches_wait_for_another_process_holding_the_repository() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let actions = dir.path().join("actions");
+        make_repo(&actions, "acme/greet");
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(cache.join("acme")).expect("folder");
+        // An open file description of its own, as another process would have.
+        let held = std::fs::File::create(cache.join("acme/greet.lock")).expect("lock file");
+        // SAFETY: flock(2) on a descriptor the test owns.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+
+        let source = Arc::new(GitActions::new(&file_url(&actions), cache.clone()));
+        let cancel = CancellationToken::new();
+        let waiting = {
+            let (source, cancel) = (source.clone(), cancel.clone());
+            tokio::spawn(async move { source.fetch("acme/greet", "v1", &cancel).await.is_ok() })
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            !waiting.is_finished(),
+            "fetched while another process held the lock"
+        );
+        drop(held);
+        assert!(
+            waiting.await.expect("joined"),
+            "fetched once the lock was let go"
+        );
+
+        let held = std::fs::File::create(cache.join("acme/greet.lock")).expect("lock file");
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let cancel = CancellationToken::new();
+        let stopped = {
+            let (source, cancel) = (source.clone(), cancel.clone());
+            tokio::spawn(async move { source.fetch("acme/greet", "v1", &cancel).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(2), stopped).await;
+        let result = ended.expect("stopped at once").expect("joined");
+        assert!(
+            matches!(result, Err(ref e) if e.to_string().contains("cancelled")),
+            "{result:?}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`register`]: registering with a forge.
 //! - [`system`]: the host name and the signal counter.
 
+pub mod action_pull;
 pub mod actions;
 pub mod config;
 pub mod daemon;

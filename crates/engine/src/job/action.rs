@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use hearth_backend::JobPath;
+use hearth_backend::{JobPath, NodeCommand};
 use hearth_expr::{Object, Value};
 use hearth_workflow::model::{Action, Env, Runs, Step, StepKind, Text};
 
@@ -189,6 +189,12 @@ impl JobRun<'_> {
                 return end.outcome;
             }
         };
+        let Runs::Node { version, .. } = &loaded.action.runs else {
+            return Conclusion::Failure;
+        };
+        let Some(node) = self.node_for(label, *version).await else {
+            return Conclusion::Failure;
+        };
         let mut extra: Vec<(String, String)> = inputs
             .iter()
             .map(|(name, value)| (input_variable(name), value.to_display_string()))
@@ -201,6 +207,7 @@ impl JobRun<'_> {
             .run_node_script(
                 label,
                 step,
+                &node,
                 &loaded.dir,
                 script,
                 &env,
@@ -429,6 +436,7 @@ impl JobRun<'_> {
         control: &JobControl,
     ) -> StepEnd {
         let Runs::Node {
+            version,
             main,
             pre,
             post,
@@ -436,6 +444,9 @@ impl JobRun<'_> {
             ..
         } = &loaded.action.runs
         else {
+            return StepEnd::failure();
+        };
+        let Some(node) = self.node_for(label, *version).await else {
             return StepEnd::failure();
         };
         let action_path = loaded.dir.as_str().to_owned();
@@ -474,6 +485,7 @@ impl JobRun<'_> {
             .run_node_script(
                 label,
                 step,
+                &node,
                 &loaded.dir,
                 &main.value,
                 env,
@@ -491,7 +503,12 @@ impl JobRun<'_> {
                 condition: post_if.clone(),
                 file: loaded.file.clone(),
                 run: PostRun::Node {
-                    argv: vec!["node".to_owned(), dir.as_str().to_owned()],
+                    argv: node
+                        .argv
+                        .iter()
+                        .cloned()
+                        .chain([dir.as_str().to_owned()])
+                        .collect(),
                     action_path,
                 },
                 env: env.clone(),
@@ -582,12 +599,31 @@ impl JobRun<'_> {
         end
     }
 
+    /// The `node` the job runs a `node{major}` action with (see `JobRuntime::node`), its
+    /// notice logged as a warning; `None`, with the reason logged, when there is none.
+    async fn node_for(&mut self, label: &StepLabel, major: u32) -> Option<NodeCommand> {
+        match self.runtime.node(major).await {
+            Ok(node) => {
+                if let Some(notice) = &node.notice {
+                    self.step_log(label, LogLine::Warning(notice));
+                }
+                Some(node)
+            }
+            Err(e) => {
+                let message = format!("no node to run a node{major} action with: {e}");
+                self.step_log(label, LogLine::Error(&message));
+                None
+            }
+        }
+    }
+
     /// Runs `node <script>` from the action's folder.
     #[allow(clippy::too_many_arguments)]
     async fn run_node_script(
         &mut self,
         label: &StepLabel,
         step: &Step,
+        node: &NodeCommand,
         dir: &JobPath,
         script: &str,
         env: &BTreeMap<String, String>,
@@ -605,7 +641,12 @@ impl JobRun<'_> {
         let prepared = Prepared {
             files,
             launch: Launch::Process {
-                argv: vec!["node".to_owned(), dir.join(script).as_str().to_owned()],
+                argv: node
+                    .argv
+                    .iter()
+                    .cloned()
+                    .chain([dir.join(script).as_str().to_owned()])
+                    .collect(),
                 env: process_env.into_iter().collect(),
                 working_directory: self.runtime.paths().workspace.clone(),
             },

@@ -42,6 +42,7 @@ use hearth_workflow::plan::PlannedJob;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::mask::Masker;
+use crate::matchers::MatcherSet;
 use crate::workspace_files::DirWorkspace;
 use hearth_events::{AnnotationRef, Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
 use state::{env_object, Clock, JobState};
@@ -347,6 +348,8 @@ struct JobRun<'r> {
     pre_states: BTreeMap<usize, Vec<(String, String)>>,
     /// The actions loaded so far (remote ones fetched once per job).
     actions: load::ActionLoader,
+    /// The problem matchers steps added (`::add-matcher::`), newest first.
+    matchers: MatcherSet,
 }
 
 impl<'r> JobRun<'r> {
@@ -591,6 +594,7 @@ impl<'r> JobRun<'r> {
             posts: Vec::new(),
             pre_states: BTreeMap::new(),
             actions: load::ActionLoader::default(),
+            matchers: MatcherSet::default(),
         })
     }
 

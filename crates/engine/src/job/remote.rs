@@ -1,4 +1,5 @@
-//! `uses: owner/repo[/path]@ref`: actions kept in other repositories.
+//! `uses: owner/repo[/path]@ref` (or `https://host/owner/repo[/path]@ref`): actions kept in
+//! other repositories.
 //!
 //! Where such an action comes from is the runner's business (GitHub, a forge's
 //! `DEFAULT_ACTIONS_URL`, a mirror, a cache), so the engine asks an [`ActionSource`] for the
@@ -17,7 +18,8 @@ pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Fetches action repositories.
 pub trait ActionSource: Send + Sync {
-    /// The repository `owner/repo` at `reference` (a tag, branch or commit), as a folder on this
+    /// The repository `owner/repo` (or a repository's URL, `https://host/owner/repo`) at
+    /// `reference` (a tag, branch or commit), as a folder on this
     /// machine that the job's processes can read; or why it cannot be had. Once `cancel` is
     /// cancelled (the job is), the fetch ends at once with an error and leaves nothing running.
     fn fetch<'a>(
@@ -31,7 +33,7 @@ pub trait ActionSource: Send + Sync {
 /// A `uses:` value naming an action in another repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteAction<'a> {
-    /// `owner/repo`.
+    /// `owner/repo`, or the repository's URL (`https://host/owner/repo`).
     pub repository: &'a str,
     /// The folder inside it, relative (`""` for the root).
     pub path: &'a str,
@@ -39,7 +41,8 @@ pub struct RemoteAction<'a> {
 }
 
 impl<'a> RemoteAction<'a> {
-    /// `owner/repo@ref` or `owner/repo/some/path@ref`; `None` for anything else (local and
+    /// `owner/repo@ref` or `owner/repo/some/path@ref`, each also after `https://host/`; `None`
+    /// for anything else (local and
     /// Docker actions, or a malformed value). The workflow's validation reports malformed values;
     /// they are refused here again because the parts become a folder and `git` arguments.
     pub fn parse(uses: &'a str) -> Option<RemoteAction<'a>> {
@@ -47,7 +50,11 @@ impl<'a> RemoteAction<'a> {
             return None;
         }
         let checked = RemoteActionRef::parse(uses).ok()?;
-        let repository = &uses[..checked.owner.len() + 1 + checked.repo.len()];
+        let origin = match checked.origin {
+            "" => 0,
+            origin => origin.len() + 1,
+        };
+        let repository = &uses[..origin + checked.owner.len() + 1 + checked.repo.len()];
         Some(RemoteAction {
             repository,
             path: checked.path,
@@ -78,7 +85,16 @@ mod tests {
                 reference: "main"
             })
         );
+        assert_eq!(
+            RemoteAction::parse("https://git.example.com/acme/tools/lint@v1"),
+            Some(RemoteAction {
+                repository: "https://git.example.com/acme/tools",
+                path: "lint",
+                reference: "v1"
+            })
+        );
         for other in [
+            "ftp://git.example.com/acme/tools@v1",
             "./local",
             "docker://alpine:3",
             "actions/checkout",

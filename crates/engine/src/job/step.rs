@@ -12,7 +12,7 @@ use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
 use super::error::StepError;
 use super::eval::Scope;
 use super::files::StepFiles;
-use super::output::StepOutput;
+use super::output::{exec_with_output, StepMatching, StepOutput, StepRun};
 use super::state::env_object;
 use super::{JobControl, JobRun};
 use crate::commands::{
@@ -479,8 +479,13 @@ impl<'r> JobRun<'r> {
         let sink = self.sink;
         let job = self.label;
         let debug = self.step_debug;
-        let mut output = StepOutput::new(sink, job, label, &mut self.masker, parser, debug);
-        let ended = match prepared.launch {
+        let runtime = self.runtime.as_ref();
+        let matching = StepMatching {
+            job: &mut self.matchers,
+            workspace: runtime.paths().workspace.as_str(),
+        };
+        let output = StepOutput::new(sink, job, label, &mut self.masker, parser, debug, matching);
+        let (run, in_container) = match prepared.launch {
             Launch::Process {
                 argv,
                 env,
@@ -492,22 +497,22 @@ impl<'r> JobRun<'r> {
                     working_dir: working_directory,
                     timeout: Some(timeout),
                 };
-                self.runtime.exec(spec, &mut output, cancel).await
+                (StepRun::Exec(spec), false)
             }
             Launch::Container(mut run) => {
                 run.timeout = Some(timeout);
-                let ran = self.runtime.run_container(run, &mut output, cancel).await;
-                ran.map_err(|e| match e.kind() {
-                    // Said as what the step needs, not only what the backend lacks.
-                    ErrorKind::Unsupported => BackendError::Unsupported(format!(
-                        "this step runs in a container of its own (a Docker action or a \
-                         `docker://` image): {e}"
-                    )),
-                    _ => e,
-                })
+                (StepRun::Container(run), true)
             }
         };
-        output.finish();
+        let (ended, mut output) = exec_with_output(runtime, run, output, cancel).await;
+        let ended = ended.map_err(|e| match e.kind() {
+            // Said as what the step needs, not only what the backend lacks.
+            ErrorKind::Unsupported if in_container => BackendError::Unsupported(format!(
+                "this step runs in a container of its own (a Docker action or a `docker://` \
+                 image): {e}"
+            )),
+            _ => e,
+        });
         let effects = std::mem::take(&mut output.effects);
         drop(output);
         if let Some(script) = prepared.script_path {
@@ -688,13 +693,15 @@ pub(super) enum Launch {
     Container(ContainerRun),
 }
 
-/// `actions/checkout` of the repository itself (no `repository:` input), which a job whose
-/// workspace was made from the repository (`hearth exec`) skips as act does.
+/// `actions/checkout` (also by a full URL, `https://host/actions/checkout@v4`) of the
+/// repository itself (no `repository:` input), which a job whose workspace was made from the
+/// repository (`hearth exec`) skips as act does.
 pub(super) fn is_own_checkout(uses: &str, with: Option<&hearth_workflow::model::Env>) -> bool {
-    let checkout = uses
-        .split('@')
-        .next()
-        .is_some_and(|name| name.eq_ignore_ascii_case("actions/checkout"));
+    let checkout = hearth_workflow::model::RemoteActionRef::parse(uses).is_ok_and(|action| {
+        action.owner.eq_ignore_ascii_case("actions")
+            && action.repo.eq_ignore_ascii_case("checkout")
+            && action.path.is_empty()
+    });
     let other_repository = match with {
         Some(OrExpr::Value(map)) => map.get("repository").is_some(),
         Some(OrExpr::Expr(_)) => true,

@@ -130,9 +130,9 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                 configured => configured,
             };
             let root = config.host.workdir_parent.join("docker");
-            match docker::backend(&config.container, root, patience, |m| tracing::warn!("{m}"))
-                .await
-            {
+            let externals = config.host.workdir_parent.join("_externals");
+            let warn = |m: &str| tracing::warn!("{m}");
+            match docker::backend(&config.container, root, externals, patience, warn).await {
                 Ok((docker, socket_in_jobs)) => {
                     docker_backend = Some(docker.clone());
                     backends = backends
@@ -144,7 +144,9 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             }
         }
         let docker_root = config.host.workdir_parent.join("docker");
-        let host = docker::host_with_docker(host, docker_backend, &config.container, docker_root);
+        let externals = config.host.workdir_parent.join("_externals");
+        let folders = (docker_root, externals);
+        let host = docker::host_with_docker(host, docker_backend, &config.container, folders);
         let backends = backends.with_host(host);
         let task_runtime = TaskRuntime {
             client: client.clone(),

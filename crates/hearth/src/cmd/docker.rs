@@ -14,11 +14,13 @@ use hearth_runner::config::{ContainerConfig, RegistryPassword};
 
 /// Connects to the Docker daemon `container.docker_host` (else `DOCKER_HOST`) names, waiting
 /// up to `patience` for one that does not answer yet, and sets the backend up from the
-/// config. `warn` hears what is waited for and what is not done. Also says whether job
+/// config. Job folders go under `root`; the node lent to images without one under
+/// `externals`. `warn` hears what is waited for and what is not done. Also says whether job
 /// containers get the Docker socket.
 pub async fn backend(
     container: &ContainerConfig,
     root: PathBuf,
+    externals: PathBuf,
     patience: Duration,
     warn: impl Fn(&str),
 ) -> Result<(DockerBackend, bool), hearth_docker::DockerError> {
@@ -27,6 +29,7 @@ pub async fn backend(
     let socket = socket_for_jobs(container, &settings, &warn);
     let in_jobs = socket.is_some();
     let backend = DockerBackend::with_client(client, root)
+        .with_node_lending(externals)
         .with_registries(registries(container))
         .with_settings(ContainerSettings {
             network: container.network.clone(),
@@ -90,22 +93,24 @@ fn socket_for_jobs(
 /// The host backend, its jobs given Docker actions and `docker://` steps: through `docker`,
 /// the runner's Docker backend, when it has one (one set of live jobs, so that its `reap`
 /// leaves host jobs' step containers be); else through the daemon the config names, reached
-/// at a job's first such step (a host-only runner does not wait for Docker at start).
+/// at a job's first such step (a host-only runner does not wait for Docker at start), with
+/// `folders`, the job folders' root and the externals folder, as [`backend`] takes them.
 pub fn host_with_docker(
     host: Arc<dyn Backend>,
     docker: Option<DockerBackend>,
     container: &ContainerConfig,
-    root: PathBuf,
+    folders: (PathBuf, PathBuf),
 ) -> Arc<dyn Backend> {
     let container = container.clone();
     let connect: hearth_docker::Connect = Arc::new(move || {
-        let (docker, container, root) = (docker.clone(), container.clone(), root.clone());
+        let (docker, container) = (docker.clone(), container.clone());
+        let (root, externals) = folders.clone();
         Box::pin(async move {
             if let Some(docker) = docker {
                 return Ok(docker);
             }
-            let connected =
-                backend(&container, root, Duration::ZERO, |m| tracing::debug!("{m}")).await;
+            let quiet = |m: &str| tracing::debug!("{m}");
+            let connected = backend(&container, root, externals, Duration::ZERO, quiet).await;
             connected
                 .map(|(backend, _)| backend)
                 .map_err(|e| e.to_string())

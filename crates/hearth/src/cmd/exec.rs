@@ -141,6 +141,16 @@ pub struct ExecArgs {
     /// git); they are kept under $XDG_CACHE_HOME/hearth/actions.
     #[arg(long, value_name = "URL", default_value = "https://github.com")]
     pub default_actions_url: String,
+
+    /// Run the action `owner/repo@ref` (as `uses:` names it, without its path) from a local
+    /// folder instead of fetching it (act's --local-repository); repeatable.
+    #[arg(long = "action-override", value_name = "ACTION=DIR")]
+    pub action_overrides: Vec<String>,
+
+    /// Fetch no action: take them from the cache alone (fill it with `hearth actions pull`);
+    /// an action it lacks fails its step, named (act's --action-offline-mode).
+    #[arg(long, alias = "action-offline-mode")]
+    pub offline: bool,
 }
 
 /// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).

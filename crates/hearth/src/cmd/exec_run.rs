@@ -45,10 +45,7 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
     let host: Arc<dyn Backend> = Arc::new(HostBackend::new(root.clone()).with_folder_reuse());
     let wants_docker = labels.any_docker();
     let mut backends = Backends::new(labels);
-    let actions = Arc::new(GitActions::new(
-        &args.default_actions_url,
-        local::actions_cache(),
-    ));
+    let actions = Arc::new(action_source(&args)?);
 
     // One thread: every job's future is polled from `block_on` on this thread anyway (they are
     // joined, not spawned), so worker threads would only wait for the processes' pipes and
@@ -63,7 +60,9 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
         if wants_docker {
             let patience = container.docker_timeout;
             let warn = |m: &str| eprintln!("hearth: {m}");
-            match docker::backend(&container, root.join("docker"), patience, warn).await {
+            let externals = local::externals_dir();
+            let made = docker::backend(&container, root.join("docker"), externals, patience, warn);
+            match made.await {
                 Ok((docker, socket_in_jobs)) => {
                     docker_backend = Some(docker.clone());
                     backends = backends
@@ -74,7 +73,8 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
                 Err(e) => eprintln!("hearth: jobs with a docker label will not run: {e}"),
             }
         }
-        let host = docker::host_with_docker(host, docker_backend, &container, root.join("docker"));
+        let folders = (root.join("docker"), local::externals_dir());
+        let host = docker::host_with_docker(host, docker_backend, &container, folders);
         backends = backends.clone().with_host(host);
         let control = JobControl::default();
         let signals = watch_signals(control.clone());
@@ -131,6 +131,31 @@ pub fn local_options(args: &ExecArgs) -> Result<(LocalOptions, Labels)> {
     };
     let labels = Labels::from_flags(&args.labels, &args.platforms)?;
     Ok((options, labels))
+}
+
+/// Where exec's actions come from: `--default-actions-url` with the cache, `--offline`, and
+/// each `--action-override ACTION=DIR`.
+fn action_source(args: &ExecArgs) -> Result<GitActions> {
+    let mut source =
+        GitActions::new(&args.default_actions_url, local::actions_cache()).offline(args.offline);
+    for spec in &args.action_overrides {
+        let (action, folder) = spec
+            .split_once('=')
+            .filter(|(action, folder)| action.contains('@') && !folder.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("--action-override {spec}: expected owner/repo@ref=DIR")
+            })?;
+        let folder = std::path::absolute(folder)
+            .with_context(|| format!("--action-override {spec}: cannot resolve {folder}"))?;
+        if !folder.is_dir() {
+            anyhow::bail!(
+                "--action-override {spec}: {} is not a folder",
+                folder.display()
+            );
+        }
+        source = source.with_override(action, folder);
+    }
+    Ok(source)
 }
 
 /// The config's `container.*` keys (the defaults without `-c FILE`), with `--pull` and

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod actions;
 pub mod daemon;
 pub mod docker;
 pub mod exec;

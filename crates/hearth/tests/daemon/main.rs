@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::{nonblank, Harness, FAST};
-use hearth_fake_forge::{Options, Status, TaskSpec};
+use hearth_fake_forge::{FakeForge, Options, Status, TaskSpec};
 use hearth_forge::proto::runner::Result as TaskResult;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -1279,4 +1279,194 @@ jobs:
         assert!(lines.iter().any(|l| l == "output yes"), "{lines:#?}");
     }
     assert_eq!(docker_leftovers(&h.runner_uuid()), Vec::<String>::new());
+}
+
+/// Actions from the forge itself, served over smart HTTP as Gitea serves them, in a container
+/// job whose image has no node (the runner lends its own): a remote composite action and a
+/// JavaScript one with pre, main, post and state through the forge's default actions URL, and
+/// one named by its full URL. The task's token goes with every fetch from the forge, and to no
+/// other host: an action named by a URL elsewhere is fetched without it.
+#[tokio::test]
+async fn a_container_job_runs_the_forges_own_actions_with_a_lent_node_and_the_token_only_there() {
+    let repos = tempfile::tempdir().unwrap();
+    action_repos::make_actions(repos.path());
+    // busybox has `sh`, not bash: the composite action as a busybox image can run it.
+    std::fs::remove_dir_all(repos.path().join("acme/greet")).unwrap();
+    action_repos::make_repo(
+        repos.path(),
+        "acme/greet",
+        &[(
+            "action.yml",
+            "name: greet\ninputs:\n  who:\n    default: world\nruns:\n  using: composite\n  steps:\n    - run: echo \"hello ${{ inputs.who }}\"\n      shell: sh\n",
+        )],
+        "v1",
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    action_repos::make_repo(
+        elsewhere.path(),
+        "other/hello",
+        &[(
+            "action.yml",
+            "name: other\nruns:\n  using: composite\n  steps:\n    - run: echo \"hello from elsewhere\"\n      shell: sh\n",
+        )],
+        "v1",
+    );
+    let other = FakeForge::start(Options::gitea().with_git_root(elsewhere.path()))
+        .await
+        .expect("the other host");
+
+    let h = Harness::start(Options::gitea().with_git_root(repos.path())).await;
+    h.config(&format!(
+        "{FAST}  labels: [\"linux:docker://hearth-test/busybox:1\"]\n"
+    ));
+    h.registered().await;
+    let forge = h.forge.url();
+    let steps = format!(
+        "{}      - uses: {forge}/acme/greet@v1\n        with:\n          who: by URL\n      - uses: {}/other/hello@v1\n",
+        action_repos::STEPS,
+        other.url()
+    );
+    let spec = TaskSpec::new(job(&steps)).with_context(serde_json::json!({
+        "gitea_default_actions_url": forge,
+    }));
+    let (id, task, log) = h.run(spec).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    for line in [
+        "node pre Ann",
+        "hello forge",
+        "hello from node Ann, state from-pre",
+        "hello by URL",
+        "hello from elsewhere",
+        "node post",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "no {line:?} in {lines:#?}");
+    }
+
+    // The forge gives each task a token of its own: every fetch from the forge carries it.
+    use base64::Engine as _;
+    let at_forge = h.forge.git_requests();
+    assert!(!at_forge.is_empty());
+    let tokens: std::collections::BTreeSet<String> = at_forge
+        .iter()
+        .map(|r| {
+            let basic = r
+                .authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Basic "));
+            let decoded = basic
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .map(|d| String::from_utf8_lossy(&d).into_owned());
+            decoded.unwrap_or_else(|| panic!("a fetch from the forge without the token: {r:?}"))
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let token = tokens
+        .first()
+        .and_then(|t| t.strip_prefix("x-access-token:"))
+        .unwrap();
+    assert!(!token.is_empty());
+    assert!(
+        !lines.iter().any(|l| l.contains(token)),
+        "the token in the log"
+    );
+    let at_other = other.git_requests();
+    assert!(!at_other.is_empty());
+    assert!(
+        at_other.iter().all(|r| r.authorization.is_none()),
+        "{at_other:#?}"
+    );
+}
+
+/// What an older forge sends for a job that calls a reusable workflow: the caller itself,
+/// `uses:` and all. The runner runs the called workflow's jobs within the task, as act_runner
+/// did: the local file read from the repository at the task's commit (fetched from the forge
+/// with the task's token), `with:` typed, the forge's `needs` in reach of the caller's
+/// expressions, the called jobs in `needs` order with their rows in the task's log, and the
+/// called workflow's outputs as the task's.
+#[tokio::test]
+async fn a_caller_job_from_an_older_forge_runs_the_called_workflow() {
+    let repos = tempfile::tempdir().unwrap();
+    let called = r#"on:
+  workflow_call:
+    inputs:
+      who:
+        type: string
+        required: true
+      times:
+        type: number
+        default: 2
+    outputs:
+      greeting:
+        value: ${{ jobs.second.outputs.text }}
+jobs:
+  first:
+    runs-on: linux
+    outputs:
+      word: ${{ steps.w.outputs.word }}
+    steps:
+      - id: w
+        run: echo "word=hello-${{ inputs.who }}-${{ inputs.times }}" >> "$GITHUB_OUTPUT"
+  second:
+    needs: first
+    runs-on: linux
+    outputs:
+      text: ${{ steps.t.outputs.text }}
+    steps:
+      - id: t
+        run: |
+          echo "second got ${{ needs.first.outputs.word }}"
+          echo "text=${{ needs.first.outputs.word }}!" >> "$GITHUB_OUTPUT"
+"#;
+    action_repos::make_repo(
+        repos.path(),
+        "test-owner/test-repo",
+        &[(".gitea/workflows/called.yml", called)],
+        "v1",
+    );
+    let sha = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(repos.path().join("test-owner/test-repo"))
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+
+    let h = Harness::ready(Options::gitea().with_git_root(repos.path()), FAST).await;
+    let payload = "name: ci\non: push\njobs:\n  call:\n    needs: setup\n    uses: ./.gitea/workflows/called.yml\n    with:\n      who: ${{ needs.setup.outputs.name }}\n";
+    let spec = TaskSpec::new(payload.to_owned())
+        .with_context(serde_json::json!({ "sha": sha }))
+        .with_need(
+            "setup",
+            TaskResult::Success,
+            BTreeMap::from([("name".to_owned(), "forge".to_owned())]),
+        );
+    let (id, task, log) = h.run(spec).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no {text:?} in {lines:#?}"))
+    };
+    assert!(at("Job call / first") < at("second got hello-forge-2"));
+    let outputs: BTreeMap<String, String> = task.output_map();
+    assert_eq!(
+        outputs.get("greeting").map(String::as_str),
+        Some("hello-forge-2!")
+    );
+    // The repository came from the forge, with the task's token.
+    let fetched = h.forge.git_requests();
+    assert!(fetched
+        .iter()
+        .any(|r| r.path.starts_with("/test-owner/test-repo/")));
+    assert!(
+        fetched.iter().all(|r| r.authorization.is_some()),
+        "{fetched:#?}"
+    );
 }

@@ -11,6 +11,7 @@
 //! and their final state is still reported). A second signal cancels them at once, a third
 //! stops their `always()` steps too.
 
+mod caller;
 mod resident;
 pub mod task;
 

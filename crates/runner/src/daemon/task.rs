@@ -108,6 +108,9 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             return finish(reporter, TaskResult::Failure, Vec::new()).await;
         }
     };
+    if single.job().uses.is_some() {
+        return run_caller(&runtime, &task, &single, &file, masker, stop).await;
+    }
     let reporter = start_reporter(&runtime, &task, single.job().steps.len());
     run_reported(reporter, &masker, async |reporter: &TaskReporter| {
         for warning in single.warnings() {
@@ -131,21 +134,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         };
         // The forge ending the task, and the runner's own time limit, cancel it as Ctrl-C
         // would. Aborted when dropped, so that a job that panics does not leave it waiting.
-        let _watcher = {
-            let ended = reporter.ended_by_forge();
-            let cancel = control.cancel.clone();
-            let timeout = runtime.timeout;
-            let id = task.id;
-            AbortOnDrop(tokio::spawn(async move {
-                tokio::select! {
-                    _ = ended.cancelled() => {}
-                    _ = tokio::time::sleep(timeout) => {
-                        tracing::warn!("task {id}: the runner's time limit ({timeout:?}) is up");
-                    }
-                }
-                cancel.cancel();
-            }))
-        };
+        let _watcher = watch_task(&runtime, &task, reporter, &control);
         let request = JobRequest {
             file: &file,
             workflow: single.workflow(),
@@ -190,6 +179,76 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
         (result, outcome.outputs)
     })
     .await
+}
+
+/// A task whose job calls a reusable workflow (an older forge's): its jobs run here (see
+/// `caller`), reported as the task's log.
+async fn run_caller(
+    runtime: &Arc<TaskRuntime>,
+    task: &TaskInfo,
+    single: &SingleJob,
+    file: &str,
+    masker: Masker,
+    stop: TaskStop,
+) -> TaskResult {
+    let reporter = start_reporter(runtime, task, single.job().steps.len());
+    run_reported(reporter, &masker, async |reporter: &TaskReporter| {
+        for warning in single.warnings() {
+            log(reporter, &masker, &format!("##[warning]{warning}"));
+        }
+        let control = JobControl {
+            cancel: stop.cancel.child_token(),
+            force: stop.force.child_token(),
+        };
+        let _watcher = watch_task(runtime, task, reporter, &control);
+        let inputs = match (task.context_str("event_name"), task.context.get("event")) {
+            ("workflow_dispatch", Some(event)) => {
+                crate::local_event::inputs_context(single.workflow(), event, &[])
+            }
+            _ => Object::new(),
+        };
+        let caller = super::caller::CallerTask {
+            file,
+            single,
+            github: github_context(task, &runtime.address),
+            vars: string_object(&task.vars),
+            inputs,
+            secrets: task
+                .secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
+                .collect(),
+            masker: masker.clone(),
+            runner_env: job_env(runtime, task),
+            forge_registry: forge_registry(&runtime.address, task),
+            actions: Arc::new(action_source(runtime, task)),
+        };
+        super::caller::run(runtime, task, caller, reporter, &control).await
+    })
+    .await
+}
+
+/// Cancels `control` when the forge ends the task or the runner's time limit is up; stops
+/// watching when dropped.
+fn watch_task(
+    runtime: &TaskRuntime,
+    task: &TaskInfo,
+    reporter: &TaskReporter,
+    control: &JobControl,
+) -> AbortOnDrop {
+    let ended = reporter.ended_by_forge();
+    let cancel = control.cancel.clone();
+    let timeout = runtime.timeout;
+    let id = task.id;
+    AbortOnDrop(tokio::spawn(async move {
+        tokio::select! {
+            _ = ended.cancelled() => {}
+            _ = tokio::time::sleep(timeout) => {
+                tracing::warn!("task {id}: the runner's time limit ({timeout:?}) is up");
+            }
+        }
+        cancel.cancel();
+    }))
 }
 
 /// Runs `job` with the task's `reporter`, then delivers the task's final state: the result
@@ -259,25 +318,8 @@ fn action_source(runtime: &TaskRuntime, task: &TaskInfo) -> GitActions {
         }
         _ => base,
     };
-    let source = GitActions::new(base, runtime.actions_cache.clone());
-    if on_the_forge(base, &runtime.address) {
-        source.with_token(task.context_str("token"))
-    } else {
-        source
-    }
-}
-
-/// Whether `base` is the forge at `address` or a path under it: only then does the task's
-/// token go with the fetch. A bare prefix is not enough: `https://git.example.com` is also
-/// the start of `https://git.example.com.evil.example`.
-fn on_the_forge(base: &str, address: &str) -> bool {
-    let base = base.trim_end_matches('/');
-    let address = address.trim_end_matches('/');
-    !address.is_empty()
-        && (base == address
-            || base
-                .strip_prefix(address)
-                .is_some_and(|rest| rest.starts_with('/')))
+    GitActions::new(base, runtime.actions_cache.clone())
+        .with_forge_token(task.context_str("token"), &runtime.address)
 }
 
 fn start_reporter(runtime: &TaskRuntime, task: &TaskInfo, steps: usize) -> TaskReporter {
@@ -612,25 +654,5 @@ mod tests {
             lines.iter().all(|l| !l.contains("panic-secret-8812")),
             "{lines:#?}"
         );
-    }
-
-    #[test]
-    fn the_token_goes_only_to_the_forge_itself() {
-        let forge = "https://git.example.com";
-        for base in [
-            forge,
-            "https://git.example.com/",
-            "https://git.example.com/actions",
-        ] {
-            assert!(on_the_forge(base, forge), "{base}");
-        }
-        for base in [
-            "https://git.example.com.evil.example",
-            "https://git.example.com:8443",
-            "https://git.example.com@evil.example",
-            "https://github.com",
-        ] {
-            assert!(!on_the_forge(base, forge), "{base}");
-        }
     }
 }

@@ -171,6 +171,7 @@ pub async fn run(
         matrix_filter: &filter,
         parallel: options.parallel.unwrap_or(cores),
         dry_run: options.dry_run,
+        extras: schedule::JobExtras::default(),
     };
     let reports = schedule::run_workflows(&loaded.workflows, &settings, sink, control).await;
     LocalOutcome {
@@ -249,6 +250,7 @@ fn load_workflows(
             workflow,
             run,
             only,
+            needed: Vec::new(),
         });
     }
     if let Some((missing, _)) = found_jobs.iter().find(|(_, found)| !**found) {
@@ -263,6 +265,17 @@ fn load_workflows(
 /// Where fetched actions are kept between runs: `$XDG_CACHE_HOME/hearth/actions`, else
 /// `~/.cache/hearth/actions`, else under the temporary folder.
 pub fn actions_cache() -> PathBuf {
+    hearth_cache().join("actions")
+}
+
+/// Where `hearth exec` keeps the node it lends to job containers whose image has none (see
+/// `hearth_docker`'s node lending): beside the actions, so that it is bundled once, not per run.
+pub fn externals_dir() -> PathBuf {
+    hearth_cache().join("externals")
+}
+
+/// `$XDG_CACHE_HOME/hearth`, else `$HOME/.cache/hearth`, else under the temporary folder.
+fn hearth_cache() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -272,5 +285,5 @@ pub fn actions_cache() -> PathBuf {
                 .map(|home| PathBuf::from(home).join(".cache"))
         })
         .unwrap_or_else(std::env::temp_dir);
-    cache.join("hearth").join("actions")
+    cache.join("hearth")
 }

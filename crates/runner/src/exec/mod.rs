@@ -2,6 +2,7 @@
 //! jobs as their needs end (`schedule`), and the two sinks, for people (`console`) and for
 //! machines (`json`).
 
+mod called;
 pub mod console;
 pub mod inputs;
 pub mod json;

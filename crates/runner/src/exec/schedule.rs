@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::called;
 use crate::route::Backends;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hearth_backend::HostPath;
@@ -19,8 +20,10 @@ use hearth_events::{Conclusion, Event, EventSink, JobLabel};
 use hearth_expr::{Object, Status, Value as ExprValue};
 use hearth_workflow::graph::{needs_status, JobResult};
 use hearth_workflow::model::{Job, OrExpr, Workflow};
+use hearth_workflow::plan::call::{self, MAX_CALL_DEPTH};
 use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan, PlannedJob, RunContext};
-use secrecy::SecretString;
+use hearth_workflow::validate::Diagnostic;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
@@ -33,6 +36,28 @@ pub struct PlannedWorkflow {
     pub run: RunContext,
     /// Which jobs to run (`-j`), with what they need; `None` runs all.
     pub only: Option<Vec<String>>,
+    /// Jobs of the run that are not in this workflow but that its jobs need, ended already:
+    /// the forge's `needs` of a task whose job calls a workflow.
+    pub needed: Vec<NeededJob>,
+}
+
+/// A job that ended elsewhere, as `needs.<id>` shows it.
+#[derive(Clone, Debug)]
+pub struct NeededJob {
+    pub id: String,
+    pub result: Conclusion,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// What a runner's jobs get besides what the workflow says (the daemon's: the forge's
+/// variables, the forge to reach, the labels that own its containers, its registry); empty for
+/// `hearth exec`.
+#[derive(Clone, Debug, Default)]
+pub struct JobExtras {
+    pub runner_env: Vec<(String, String)>,
+    pub reach: Vec<String>,
+    pub owner: Vec<(String, String)>,
+    pub forge_registry: Option<hearth_backend::ForgeRegistry>,
 }
 
 /// What every job of the run shares.
@@ -56,6 +81,8 @@ pub struct Settings<'a> {
     pub parallel: usize,
     /// `--dryrun`: report the jobs and steps without running anything.
     pub dry_run: bool,
+    /// What every job gets besides what the workflow says.
+    pub extras: JobExtras,
 }
 
 /// How one job (one matrix combination) ended, for the exit code.
@@ -74,6 +101,13 @@ pub async fn run_workflows(
     control: &JobControl,
 ) -> Vec<JobReport> {
     let slots = Semaphore::new(settings.parallel.max(1));
+    let scope = Scope {
+        secrets: settings.secrets.clone(),
+        masker: settings.masker.clone(),
+        prefix: String::new(),
+        depth: 1,
+        root: settings.repository.as_ref().map(|r| r.as_path().to_owned()),
+    };
     let runs = workflows.iter().map(|workflow| {
         let scheduler = Scheduler {
             workflow,
@@ -81,14 +115,68 @@ pub async fn run_workflows(
             sink,
             control,
             slots: &slots,
+            scope: &scope,
         };
-        async move { scheduler.run().await }
+        async move { scheduler.run().await.0 }
     });
     futures_util::future::join_all(runs)
         .await
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Runs one workflow's jobs; returns a report per job, and how each of its jobs (by id) ended
+/// with its outputs (a calling job's are the called workflow's). Its `./` calls are read from
+/// `root` (else from the settings' repository).
+pub async fn run_workflow(
+    workflow: &PlannedWorkflow,
+    settings: &Settings<'_>,
+    sink: &dyn EventSink,
+    control: &JobControl,
+    root: Option<std::path::PathBuf>,
+) -> (Vec<JobReport>, Vec<NeededJob>) {
+    let slots = Semaphore::new(settings.parallel.max(1));
+    let scope = Scope {
+        secrets: settings.secrets.clone(),
+        masker: settings.masker.clone(),
+        prefix: String::new(),
+        depth: 1,
+        root: root.or_else(|| settings.repository.as_ref().map(|r| r.as_path().to_owned())),
+    };
+    let scheduler = Scheduler {
+        workflow,
+        settings,
+        sink,
+        control,
+        slots: &slots,
+        scope: &scope,
+    };
+    let (reports, ended) = scheduler.run().await;
+    let ended = ended
+        .into_iter()
+        .map(|(id, done)| NeededJob {
+            id,
+            result: done.result,
+            outputs: done.outputs,
+        })
+        .collect();
+    (reports, ended)
+}
+
+/// What the jobs of one workflow get from whoever runs it: the run for a workflow the event
+/// triggered, the calling job for a called one.
+struct Scope {
+    /// The `secrets` context: the run's, or those the caller passed.
+    secrets: Vec<(String, SecretString)>,
+    /// Masks every secret the jobs may see or print.
+    masker: Masker,
+    /// `caller / ` before each job's name in a called workflow, as GitHub shows them.
+    prefix: String,
+    /// 1 for a workflow the event triggered, one more per call.
+    depth: usize,
+    /// The repository the workflow's file came from, which its `./` calls are read from.
+    root: Option<std::path::PathBuf>,
 }
 
 /// A job's result and outputs, as `needs.<id>` shows them.
@@ -103,15 +191,25 @@ struct Scheduler<'a> {
     settings: &'a Settings<'a>,
     sink: &'a dyn EventSink,
     control: &'a JobControl,
+    /// Jobs that run steps take one each; a calling job takes none (its called jobs do).
     slots: &'a Semaphore,
+    scope: &'a Scope,
 }
 
 impl Scheduler<'_> {
-    async fn run(&self) -> Vec<JobReport> {
+    /// Runs the workflow's jobs; their reports, and how each job (by id) ended.
+    async fn run(&self) -> (Vec<JobReport>, Vec<(String, Finished)>) {
         let jobs = &self.workflow.workflow.jobs;
         let wanted = self.wanted();
         let mut pending: Vec<&Job> = jobs.iter().filter(|j| wanted(&j.id.value)).collect();
         let mut finished: HashMap<&str, Finished> = HashMap::new();
+        for needed in &self.workflow.needed {
+            let done = Finished {
+                result: needed.result,
+                outputs: needed.outputs.clone(),
+            };
+            finished.insert(needed.id.as_str(), done);
+        }
         let mut running = FuturesUnordered::new();
         let mut reports = Vec::new();
         loop {
@@ -131,7 +229,15 @@ impl Scheduler<'_> {
             reports.extend(job_reports);
             finished.insert(job.id.value.as_str(), result);
         }
-        reports
+        // In the workflow's order, for the `jobs` context of a called workflow's outputs.
+        let ended = jobs
+            .iter()
+            .filter_map(|job| {
+                let id = job.id.value.as_str();
+                finished.remove(id).map(|done| (id.to_owned(), done))
+            })
+            .collect();
+        (reports, ended)
     }
 
     /// Which jobs `-j` keeps: the named ones and everything they need, transitively.
@@ -172,10 +278,13 @@ impl Scheduler<'_> {
         contexts.insert("needs", ExprValue::object(needs.clone()));
         let label = JobLabel {
             id: job.id.value.clone(),
-            name: job
-                .name
-                .as_ref()
-                .map_or_else(|| job.id.value.clone(), |n| n.value.clone()),
+            name: format!(
+                "{}{}",
+                self.scope.prefix,
+                job.name
+                    .as_ref()
+                    .map_or_else(|| job.id.value.clone(), |n| n.value.clone())
+            ),
         };
 
         match decide_job(file, job, &contexts, status) {
@@ -201,6 +310,10 @@ impl Scheduler<'_> {
                 i.matrix
                     .as_ref()
                     .is_none_or(|m| (self.settings.matrix_filter)(m))
+            })
+            .map(|mut i| {
+                i.name = format!("{}{}", self.scope.prefix, i.name);
+                i
             })
             .collect();
         if instances.is_empty() {
@@ -232,27 +345,34 @@ impl Scheduler<'_> {
             let matrix_slots = &matrix_slots;
             async move {
                 let _matrix = matrix_slots.acquire().await;
-                let _slot = self.slots.acquire().await;
-                let report = self
-                    .run_instance(job, needs, contexts, instance, &control)
-                    .await;
-                if fail_fast && report.0.result == Conclusion::Failure && !report.1.may_fail {
+                let (outcome, reports) = if job.is_call() {
+                    self.run_call(job, contexts, instance, &control).await
+                } else {
+                    let _slot = self.slots.acquire().await;
+                    let (outcome, report) = self
+                        .run_instance(job, needs, contexts, instance, &control)
+                        .await;
+                    (outcome, vec![report])
+                };
+                let may_fail = reports.iter().all(|r| r.may_fail) && !reports.is_empty();
+                if fail_fast && outcome.result == Conclusion::Failure && !may_fail {
                     siblings.cancel();
                 }
-                report
+                (outcome, reports)
             }
         });
         let outcomes = futures_util::future::join_all(runs).await;
         let mut outputs: Vec<(String, String)> = Vec::new();
         let mut reports = Vec::with_capacity(outcomes.len());
-        for (outcome, report) in outcomes {
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (outcome, instance_reports) in outcomes {
             for (name, value) in outcome.outputs {
                 outputs.retain(|(n, _)| *n != name);
                 outputs.push((name, value));
             }
-            reports.push(report);
+            results.push(outcome.result);
+            reports.extend(instance_reports);
         }
-        let results: Vec<Conclusion> = reports.iter().map(|r| r.result).collect();
         let result = combined(&results);
         (Finished { result, outputs }, reports)
     }
@@ -268,7 +388,7 @@ impl Scheduler<'_> {
         // The name was evaluated (matrix values, `vars`): masked as `run_job` masks it.
         let label = JobLabel {
             id: instance.job_id.clone(),
-            name: self.settings.masker.mask_text(&instance.name),
+            name: self.scope.masker.mask_text(&instance.name),
         };
         let may_fail = continue_on_error(job, contexts, instance);
         let report = |result| JobReport { result, may_fail };
@@ -311,8 +431,8 @@ impl Scheduler<'_> {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
-            secrets: self.settings.secrets.clone(),
-            masker: self.settings.masker.clone(),
+            secrets: self.scope.secrets.clone(),
+            masker: self.scope.masker.clone(),
             inputs: self
                 .workflow
                 .run
@@ -322,20 +442,206 @@ impl Scheduler<'_> {
                 .unwrap_or_default(),
             needs: needs.clone(),
             runner: self.settings.runner.clone(),
-            runner_env: Vec::new(),
+            runner_env: self.settings.extras.runner_env.clone(),
             extra_env: self.settings.extra_env.clone(),
             repository: self.settings.repository.clone(),
             bind_repository: self.settings.bind_repository,
             label_image: route.image.clone(),
-            reach: Vec::new(),
-            owner: Vec::new(),
+            reach: self.settings.extras.reach.clone(),
+            owner: self.settings.extras.owner.clone(),
             actions: Some(self.settings.actions.clone()),
             env_folders: Vec::new(),
-            forge_registry: None,
+            forge_registry: self.settings.extras.forge_registry.clone(),
         };
         let outcome = run_job(route.backend.as_ref(), &request, self.sink, control).await;
         let result = outcome.result;
         (outcome, report(result))
+    }
+
+    /// Runs one combination of a job that calls a reusable workflow: the called workflow's
+    /// jobs, named `caller / job`, with the inputs and secrets the caller gives; its outputs
+    /// are the called workflow's `on.workflow_call.outputs`.
+    async fn run_call(
+        &self,
+        job: &Job,
+        contexts: &Object,
+        instance: &PlannedJob,
+        control: &JobControl,
+    ) -> (JobOutcome, Vec<JobReport>) {
+        let label = JobLabel {
+            id: instance.job_id.clone(),
+            name: self.scope.masker.mask_text(&instance.name),
+        };
+        if control.cancel.is_cancelled() && !self.control.cancel.is_cancelled() {
+            self.finish_unrun(
+                &label,
+                Conclusion::Cancelled,
+                Some("fail-fast: a sibling failed"),
+            );
+            let report = JobReport {
+                result: Conclusion::Cancelled,
+                may_fail: false,
+            };
+            return (unrun(Conclusion::Cancelled), vec![report]);
+        }
+        let (failed, reports) = match self.call(job, contexts, instance, control).await {
+            Ok(ran) => return ran,
+            Err(message) => self.failed(&label, &message),
+        };
+        (unrun(failed.result), reports)
+    }
+
+    /// [`Self::run_call`] once the call is known to be wanted; an error says why the called
+    /// workflow could not run at all, for the calling job's log.
+    async fn call(
+        &self,
+        job: &Job,
+        contexts: &Object,
+        instance: &PlannedJob,
+        control: &JobControl,
+    ) -> Result<(JobOutcome, Vec<JobReport>), String> {
+        let file = self.workflow.label.as_str();
+        let Some(uses) = &job.uses else {
+            return Err(format!("job '{}' calls no workflow", job.id.value));
+        };
+        if self.scope.depth >= MAX_CALL_DEPTH {
+            return Err(Diagnostic::new(
+                file,
+                uses.span.start,
+                format!(
+                    "'{}' would be level {} of nested reusable workflows; they nest at most \
+                     {MAX_CALL_DEPTH} levels deep (the workflow the event triggered is the first)",
+                    uses.value,
+                    self.scope.depth + 1
+                ),
+            )
+            .to_string());
+        }
+        let called = called::load(
+            file,
+            uses,
+            self.scope.root.as_deref(),
+            self.settings.actions.as_ref(),
+            &control.cancel,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+
+        let mut contexts = contexts.clone();
+        if let Some(matrix) = &instance.matrix {
+            contexts.insert(
+                "matrix",
+                ExprValue::from_json(&Value::Object(matrix.clone())),
+            );
+        }
+        contexts.insert(
+            "strategy",
+            ExprValue::from_json(&instance.strategy.to_json()),
+        );
+        let workflow_call = call::workflow_call(file, job, &called.workflow, &called.label)
+            .map_err(|e| e.to_string())?
+            .into_owned();
+        let inputs = call::call_inputs(file, job, &workflow_call, &called.label, &contexts)
+            .map_err(|e| e.to_string())?;
+        let caller_secrets: Vec<(String, String)> = self
+            .scope
+            .secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), value.expose_secret().to_owned()))
+            .collect();
+        let mut secrets_context = Object::with_capacity(caller_secrets.len());
+        for (name, value) in &caller_secrets {
+            secrets_context.insert(name.as_str(), value.as_str());
+        }
+        contexts.insert("secrets", ExprValue::object(secrets_context));
+        let passed = call::call_secrets(
+            file,
+            job,
+            &workflow_call,
+            &called.label,
+            &caller_secrets,
+            &contexts,
+        )
+        .map_err(|e| e.to_string())?;
+
+        // A passed secret may be a new value (`${{ secrets.A }}-suffix`): masked like the rest.
+        let mut masker = self.scope.masker.clone();
+        for (_, value) in &passed {
+            masker.add(value);
+        }
+        masker.build();
+        let scope = Scope {
+            secrets: passed
+                .into_iter()
+                .map(|(name, value)| (name, value.into()))
+                .collect(),
+            masker,
+            prefix: format!("{} / ", instance.name),
+            depth: self.scope.depth + 1,
+            root: Some(called.root),
+        };
+        // The `github` context is the caller's (event, ref, sha), as on GitHub.
+        let run = RunContext {
+            github: self.workflow.run.github.clone(),
+            vars: self.workflow.run.vars.clone(),
+            inputs: ExprValue::object(inputs),
+        };
+        let planned = PlannedWorkflow {
+            label: called.label,
+            workflow: called.workflow,
+            run,
+            only: None,
+            needed: Vec::new(),
+        };
+        let nested = Scheduler {
+            workflow: &planned,
+            settings: self.settings,
+            sink: self.sink,
+            control,
+            slots: self.slots,
+            scope: &scope,
+        };
+        // Boxed: a called workflow's jobs may call workflows in turn.
+        let nested_run: futures_util::future::LocalBoxFuture<'_, _> = Box::pin(nested.run());
+        let (reports, ended) = nested_run.await;
+
+        let results: Vec<Conclusion> = ended.iter().map(|(_, done)| done.result).collect();
+        let result = combined(&results);
+        let mut jobs = Object::with_capacity(ended.len());
+        for (id, done) in &ended {
+            let mut entry = Object::with_capacity(2);
+            entry.insert("result", done.result.as_str());
+            let outputs: Object = done
+                .outputs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            entry.insert("outputs", ExprValue::object(outputs));
+            jobs.insert(id.as_str(), ExprValue::object(entry));
+        }
+        let mut callee_contexts = Object::with_capacity(4);
+        callee_contexts.insert("github", planned.run.github.clone());
+        callee_contexts.insert("vars", planned.run.vars.clone());
+        callee_contexts.insert("inputs", planned.run.inputs.clone());
+        match call::call_outputs(
+            &planned.label,
+            &workflow_call,
+            &callee_contexts,
+            ExprValue::object(jobs),
+        ) {
+            Ok(outputs) => Ok((JobOutcome { result, outputs }, reports)),
+            Err(e) => {
+                // The called jobs ran: their reports stay, beside the call's failure.
+                let label = JobLabel {
+                    id: instance.job_id.clone(),
+                    name: self.scope.masker.mask_text(&instance.name),
+                };
+                let (_, failure) = self.failed(&label, &e.to_string());
+                let mut all = reports;
+                all.extend(failure);
+                Ok((unrun(Conclusion::Failure), all))
+            }
+        }
     }
 
     /// `--dryrun`: the job and its steps reported as they would start, nothing run.
@@ -369,7 +675,7 @@ impl Scheduler<'_> {
     /// Reports a job that did not run. Its reason may quote evaluated values (a label
     /// from `vars`), masked like everything a sink gets.
     fn finish_unrun(&self, label: &JobLabel, result: Conclusion, reason: Option<&str>) {
-        let reason = reason.map(|reason| self.settings.masker.mask_text(reason));
+        let reason = reason.map(|reason| self.scope.masker.mask_text(reason));
         self.sink.event(&Event::JobFinished {
             job: label,
             result,
@@ -400,7 +706,7 @@ impl Scheduler<'_> {
         self.sink.event(&Event::Log {
             job: label,
             step: None,
-            line: hearth_events::LogLine::Error(&self.settings.masker.mask_text(message)),
+            line: hearth_events::LogLine::Error(&self.scope.masker.mask_text(message)),
         });
         self.finish_unrun(label, Conclusion::Failure, None);
         let report = JobReport {

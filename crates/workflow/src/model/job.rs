@@ -546,6 +546,14 @@ fn read_workflow_ref(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Text> {
             node.span.start,
             format!("invalid reusable workflow reference '{value}': expected './path/to/workflow.yml' or 'owner/repo/path/to/workflow.yml@ref'"),
         );
+    } else if !value.contains("://") && !text.has_expression() {
+        // A full URL is the forges' extension, checked by whoever fetches it.
+        if let Err(message) = crate::plan::call::WorkflowRef::parse(value) {
+            r.error(
+                node.span.start,
+                format!("invalid reusable workflow reference {message}"),
+            );
+        }
     }
     Some(text)
 }

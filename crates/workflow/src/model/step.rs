@@ -284,11 +284,7 @@ fn read_action_ref(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Text> {
         );
     } else if remote && !local && !docker && !text.has_expression() {
         // (An expression is reported on its own: `uses` cannot hold one.)
-        let checked = match value.split_once("://") {
-            Some((_, rest)) => check_url_action(rest),
-            None => RemoteActionRef::parse(value).map(drop),
-        };
-        if let Err(problem) = checked {
+        if let Err(problem) = RemoteActionRef::parse(value) {
             r.error(
                 node.span.start,
                 format!("invalid action reference '{value}': {problem}"),
@@ -303,6 +299,9 @@ fn read_action_ref(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Text> {
 /// leave the action cache, a path that does not go up, a ref that cannot pass for an option.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RemoteActionRef<'a> {
+    /// `scheme://host[:port]` of a full URL (`https://host/owner/repo@ref`, a Gitea and
+    /// Forgejo extension); `""` for `owner/repo@ref`.
+    pub origin: &'a str,
     /// `owner`.
     pub owner: &'a str,
     /// `repo`.
@@ -319,6 +318,9 @@ pub enum ActionRefError {
     /// Not `owner/repo[/path]@ref` at all (no `@`, or no `/` before it).
     #[error("expected 'owner/repo[/path]@ref'")]
     Shape,
+    /// A full URL that is not `http(s)://host[:port]/owner/repo[/path]@ref`.
+    #[error("expected 'https://host/owner/repo[/path]@ref' (http or https, a host and port only)")]
+    Url,
     /// The owner is not a GitHub name.
     #[error(
         "'{0}' is not a valid owner name (letters, digits, '-', '_' and '.', but not '.' or '..')"
@@ -342,8 +344,31 @@ pub enum ActionRefError {
 }
 
 impl<'a> RemoteActionRef<'a> {
-    /// Splits and checks `uses` (not a `./path` or `docker://` value).
+    /// Splits and checks `uses` (not a `./path` or `docker://` value): `owner/repo[/path]@ref`
+    /// or `http(s)://host[:port]/owner/repo[/path]@ref`.
     pub fn parse(uses: &'a str) -> Result<RemoteActionRef<'a>, ActionRefError> {
+        let (origin, rest) = match uses.split_once("://") {
+            Some((scheme, after)) => {
+                let authority = after.split('/').next().unwrap_or_default();
+                let plain = !authority.is_empty()
+                    && authority.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_')
+                    });
+                if !matches!(scheme, "http" | "https") || !plain || after.len() == authority.len() {
+                    return Err(ActionRefError::Url);
+                }
+                let origin = &uses[..scheme.len() + 3 + authority.len()];
+                (origin, &after[authority.len() + 1..])
+            }
+            None => ("", uses),
+        };
+        let mut parsed = Self::parse_name(rest)?;
+        parsed.origin = origin;
+        Ok(parsed)
+    }
+
+    /// `owner/repo[/path]@ref`.
+    fn parse_name(uses: &'a str) -> Result<RemoteActionRef<'a>, ActionRefError> {
         let (name, reference) = uses.rsplit_once('@').ok_or(ActionRefError::Shape)?;
         let mut parts = name.splitn(3, '/');
         let owner = parts.next().unwrap_or_default();
@@ -359,6 +384,7 @@ impl<'a> RemoteActionRef<'a> {
         check_path(path)?;
         check_reference(reference)?;
         Ok(RemoteActionRef {
+            origin: "",
             owner,
             repo,
             path,
@@ -401,14 +427,6 @@ fn check_reference(reference: &str) -> Result<(), ActionRefError> {
     Ok(())
 }
 
-/// The part after `scheme://` of a full URL with `@ref` (a Gitea and Forgejo extension): the
-/// host is the URL's business, but its path and ref follow the rules above.
-fn check_url_action(rest: &str) -> Result<(), ActionRefError> {
-    let (location, reference) = rest.rsplit_once('@').ok_or(ActionRefError::Shape)?;
-    check_path(location)?;
-    check_reference(reference)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,6 +436,7 @@ mod tests {
         assert_eq!(
             RemoteActionRef::parse("acme/tools//lint/rust/@v1.2"),
             Ok(RemoteActionRef {
+                origin: "",
                 owner: "acme",
                 repo: "tools",
                 path: "lint/rust",
@@ -428,7 +447,27 @@ mod tests {
             RemoteActionRef::parse("acme/tools//etc@v1").map(|r| r.path),
             Ok("etc")
         );
+        let url = RemoteActionRef::parse("https://git.example.com:3000/acme/tools/lint@v1")
+            .expect("a full URL");
+        assert_eq!(
+            (url.origin, url.owner, url.repo, url.path, url.reference),
+            (
+                "https://git.example.com:3000",
+                "acme",
+                "tools",
+                "lint",
+                "v1"
+            )
+        );
         for (uses, problem) in [
+            ("ftp://host/acme/x@v1", ActionRefError::Url),
+            ("https://host@v1", ActionRefError::Url),
+            ("https://us@er/acme/x@v1", ActionRefError::Url),
+            ("https:///acme/x@v1", ActionRefError::Url),
+            (
+                "https://host/acme/../x@v1",
+                ActionRefError::Repository("..".into()),
+            ),
             ("../..@v1", ActionRefError::Owner("..".into())),
             ("./x@v1", ActionRefError::Owner(".".into())),
             ("a\\b/c@v1", ActionRefError::Owner("a\\b".into())),

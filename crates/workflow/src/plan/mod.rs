@@ -14,6 +14,7 @@
 //! `needs` is therefore [`JobPlan::Deferred`]: the engine calls [`expand_job`] again once its
 //! needs have finished, with their real outputs.
 
+pub mod call;
 mod eval;
 
 use hearth_expr::{Object, Status, Value as ExprValue};

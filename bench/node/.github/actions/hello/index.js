@@ -1,0 +1,1 @@
+require('fs').appendFileSync(process.env.GITHUB_OUTPUT, 'said=hello\n');

@@ -1,0 +1,1 @@
+console.log(`node18 action: execPath ${process.execPath.startsWith('/__e/') ? 'lent' : process.execPath}`);

@@ -1,0 +1,1 @@
+console.log(`node24 action: execPath ${process.execPath.startsWith('/__e/') ? 'lent' : process.execPath}`);

@@ -1,0 +1,1 @@
+console.log(`post: said to ${process.env.STATE_said}`);

@@ -1,0 +1,2 @@
+const path = require('path');
+console.log(`::add-matcher::${path.join(__dirname, 'checker.json')}`);

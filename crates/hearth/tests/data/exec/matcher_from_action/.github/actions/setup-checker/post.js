@@ -1,0 +1,2 @@
+console.log('::remove-matcher owner=checker::');
+console.log('CHECK warning post.txt:1 after removal');
