@@ -85,6 +85,8 @@ pub struct DockerJob {
     pub(crate) has_bash: Option<bool>,
     /// The node the runner lends the job (mounted), if it lends one.
     pub(crate) lent_node: Option<crate::node::NodeBundle>,
+    /// Why the runner lends the job no node, when it lends none.
+    pub(crate) no_lent_node: String,
     /// The major version of the image's own `node` (`None`: it has none), asked once, when
     /// the first JavaScript action runs.
     image_node: tokio::sync::OnceCell<Option<u32>>,
@@ -131,6 +133,7 @@ impl DockerJob {
             base_env: Vec::new(),
             has_bash: None,
             lent_node: None,
+            no_lent_node: String::new(),
             image_node: tokio::sync::OnceCell::new(),
             services: Vec::new(),
             forwarders: Vec::new(),
@@ -669,11 +672,11 @@ impl JobRuntime for DockerJob {
             let lent = self.lent_node.as_ref();
             let chosen = crate::node::choose(major, image, lent.and_then(|b| b.major()));
             let (choice, notice) = chosen.ok_or_else(|| {
-                BackendError::Unsupported(
+                BackendError::Unsupported(format!(
                     "the job's image has no `node` on its PATH, and the runner has none to \
-                     lend: it lends the `node` on its own PATH"
-                        .to_owned(),
-                )
+                     lend (it lends the `node` on its own PATH): {}",
+                    self.no_lent_node
+                ))
             })?;
             let argv = match (choice, lent) {
                 (crate::node::Choice::Lent, Some(bundle)) if self.copy => {

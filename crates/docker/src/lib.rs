@@ -161,7 +161,8 @@ pub struct DockerBackend {
     /// Where the node lent to images without one is kept (see `node`); `None` lends none.
     externals: Option<PathBuf>,
     /// The node lent to job containers, found and bundled at the first job that could use it.
-    lent_node: std::sync::Arc<tokio::sync::OnceCell<Option<node::NodeBundle>>>,
+    /// Or why there is none, to say when an action needs it.
+    lent_node: std::sync::Arc<tokio::sync::OnceCell<Result<node::NodeBundle, String>>>,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -205,10 +206,12 @@ impl DockerBackend {
         self
     }
 
-    /// The node to lend, bundled at the first call (a missing or unusable one is said once,
-    /// as a warning, and none is lent).
-    async fn lendable_node(&self) -> Option<node::NodeBundle> {
-        let externals = self.externals.as_ref()?;
+    /// The node to lend, bundled at the first call, or why there is none (a missing or
+    /// unusable one is also said once, as a warning).
+    async fn lendable_node(&self) -> Result<node::NodeBundle, String> {
+        let Some(externals) = self.externals.as_ref() else {
+            return Err("this runner is set to lend none".to_owned());
+        };
         let bundled = self
             .lent_node
             .get_or_init(|| async {
@@ -221,9 +224,9 @@ impl DockerBackend {
                     tracing::warn!(
                         "JavaScript actions in images without node will fail: no node to lend \
                          them: {e}"
-                    )
+                    );
+                    e.to_string()
                 })
-                .ok()
             })
             .await;
         bundled.clone()
@@ -450,7 +453,10 @@ impl DockerBackend {
         let name = format!("hearth-{}", sanitize(&name));
         let mut job = DockerJob::new(self.docker.clone(), host_job, name, self.live.clone());
         job.workspace_source = bound;
-        job.lent_node = lent_node;
+        match lent_node {
+            Ok(bundle) => job.lent_node = Some(bundle),
+            Err(why) => job.no_lent_node = why,
+        }
         job.copy = copy;
         job.upload_repository = spec.repository.clone().filter(|_| copy);
         if !copy {

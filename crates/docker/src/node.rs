@@ -11,6 +11,11 @@
 //! one.
 //!
 //! One thing differs from a `node` on the image's `PATH`: `process.execPath` names the loader.
+//!
+//! A node that reads part of itself from elsewhere on this machine cannot be lent: Debian's
+//! own `nodejs` package loads some of its built-in modules from `/usr/share/nodejs`, which no
+//! image has, so it would start and then fail in the middle of an action. Such a node is
+//! refused when it is bundled, with what to install instead.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,8 @@ use tokio::process::Command;
 const MOUNT_PREFIX: &str = "/__e/node";
 /// The file in a bundle that records the node's version (`v20.11.1`).
 const VERSION_FILE: &str = "version";
+/// Where a distribution's node (Debian's) finds the modules it does not carry inside.
+const DISTRO_MODULES: &str = "/usr/share/nodejs/";
 
 /// A node bundle on this machine, ready to be mounted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +98,14 @@ pub(crate) enum LendError {
     },
     #[error("cannot read what `ldd` says of {0}")]
     Libraries(PathBuf),
+    #[error("{node} needs libraries this machine does not have: {missing}")]
+    MissingLibraries { node: PathBuf, missing: String },
+    #[error(
+        "{0} loads part of itself from `{DISTRO_MODULES}` on this machine (a distribution's \
+         own build), which job images do not have; put an official Node.js build (nodejs.org, \
+         NodeSource) first on the runner's PATH"
+    )]
+    NotSelfContained(PathBuf),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -171,6 +186,37 @@ async fn make_bundle(
     let listed = run(Path::new("ldd"), &[&node.to_string_lossy()]).await?;
     let (libraries, loader) =
         libraries(&listed).ok_or_else(|| LendError::Libraries(node.to_owned()))?;
+    let missing = missing_libraries(&listed);
+    if !missing.is_empty() {
+        return Err(LendError::MissingLibraries {
+            node: node.to_owned(),
+            missing: missing.join(", "),
+        });
+    }
+    let files: Vec<PathBuf> = std::iter::once(node.to_owned())
+        .chain(libraries.iter().map(|(_, path)| path.clone()))
+        .collect();
+    let scanned = tokio::task::spawn_blocking(move || -> Result<Option<PathBuf>, LendError> {
+        for file in files {
+            if mentions(&file, DISTRO_MODULES.as_bytes()).map_err(io("cannot read", &file))? {
+                return Ok(Some(file));
+            }
+        }
+        Ok(None)
+    })
+    .await;
+    match scanned {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(_))) => return Err(LendError::NotSelfContained(node.to_owned())),
+        Ok(Err(e)) => return Err(e),
+        Err(joined) => {
+            return Err(LendError::Io {
+                what: "cannot read",
+                path: node.to_owned(),
+                source: std::io::Error::other(joined),
+            })
+        }
+    }
 
     tokio::fs::create_dir_all(externals)
         .await
@@ -244,6 +290,31 @@ async fn link_or_copy(from: &Path, to: &Path) -> Result<(), LendError> {
         .map_err(io("cannot copy", from))
 }
 
+/// Whether the file at `path` contains `needle`, read a piece at a time (a node is ~100 MB).
+fn mentions(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
+    use std::io::Read;
+    const PIECE: usize = 1 << 20;
+    let mut file = std::fs::File::open(path)?;
+    let finder = memchr::memmem::Finder::new(needle);
+    // Each piece starts with the last `needle.len() - 1` bytes of the one before, so a match
+    // across two pieces is found.
+    let keep = needle.len().saturating_sub(1);
+    let mut buffer = vec![0; PIECE + keep];
+    let mut held = 0;
+    loop {
+        let read = file.read(&mut buffer[held..])?;
+        if read == 0 {
+            return Ok(false);
+        }
+        let filled = held + read;
+        if finder.find(&buffer[..filled]).is_some() {
+            return Ok(true);
+        }
+        held = keep.min(filled);
+        buffer.copy_within(filled - held..filled, 0);
+    }
+}
+
 /// A shared library as a program names it (its soname), and where it is on this machine.
 type Library = (String, PathBuf);
 
@@ -266,6 +337,16 @@ fn libraries(listed: &str) -> Option<(Vec<Library>, Library)> {
         }
     }
     Some((libraries, loader?))
+}
+
+/// The libraries `ldd` could not find (`libnode.so.108 => not found`).
+fn missing_libraries(listed: &str) -> Vec<&str> {
+    listed
+        .lines()
+        .filter_map(|line| line.trim().split_once(" => "))
+        .filter(|(_, rest)| rest.trim().starts_with("not found"))
+        .map(|(name, _)| name.trim())
+        .collect()
 }
 
 async fn run(program: &Path, args: &[&str]) -> Result<String, LendError> {
@@ -338,6 +419,73 @@ mod tests {
 \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fee2773e000)
 \t/lib64/ld-linux-x86-64.so.2 (0x00007fee27cc7000)
 ";
+
+    #[test]
+    fn a_needle_is_found_anywhere_in_a_file_even_across_pieces() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let needle = DISTRO_MODULES.as_bytes();
+        // Across the boundary of the first 1 MiB piece, at the start, at the end, and absent.
+        let at = |offset: usize| {
+            let mut bytes = vec![b'x'; (1 << 20) + 4096];
+            bytes[offset..offset + needle.len()].copy_from_slice(needle);
+            bytes
+        };
+        let cases = [
+            ("across", at((1 << 20) - 5), true),
+            ("start", at(0), true),
+            ("end", at((1 << 20) + 4096 - needle.len()), true),
+            ("absent", vec![b'x'; (1 << 20) + 4096], false),
+            ("short", needle[..needle.len() - 1].to_vec(), false),
+        ];
+        for (name, bytes, expected) in cases {
+            let file = dir.path().join(name);
+            std::fs::write(&file, bytes).expect("write");
+            assert_eq!(mentions(&file, needle).expect("read"), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn libraries_ldd_cannot_find_are_named() {
+        let listed = format!("{LDD}\tlibnode.so.108 => not found\n");
+        assert_eq!(missing_libraries(&listed), ["libnode.so.108"]);
+        assert!(missing_libraries(LDD).is_empty());
+    }
+
+    /// A node that reads modules from this machine (as Debian's does) is refused, saying what
+    /// to install; the runner's own node, with that path appended, stands for one.
+    #[tokio::test]
+    async fn a_node_that_reads_modules_from_the_machine_is_not_lent() {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let node = find_on_path(&path).expect("the tests need a node on PATH");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let distro = dir.path().join("node");
+        std::fs::copy(&node, &distro).expect("copy node");
+        let mut bytes = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&distro)
+            .expect("open");
+        std::io::Write::write_all(&mut bytes, DISTRO_MODULES.as_bytes()).expect("append");
+        drop(bytes);
+
+        let externals = dir.path().join("externals");
+        let refused = bundle(&distro, &externals).await.expect_err("refused");
+        assert!(
+            matches!(refused, LendError::NotSelfContained(_)),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("official Node.js"),
+            "{refused}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&externals)
+            .map(|entries| entries.flatten().collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "nothing is left in externals: {left:?}");
+
+        // The same node as it is bundles.
+        let lent = bundle(&node, &externals).await.expect("bundled");
+        assert!(lent.major().is_some());
+    }
 
     #[test]
     fn ldd_lists_the_libraries_and_the_loader() {
