@@ -1282,8 +1282,9 @@ jobs:
 }
 
 /// Actions from the forge itself, served over smart HTTP as Gitea serves them, in a container
-/// job whose image has no node (the runner lends its own): a remote composite action and a
-/// JavaScript one with pre, main, post and state through the forge's default actions URL, and
+/// job whose image has no node (the runner lends its own): a remote composite action, a
+/// JavaScript one with pre, main, post and state, and a Docker action built from its
+/// Dockerfile with pre and post entrypoints, through the forge's default actions URL, and
 /// one named by its full URL. The task's token goes with every fetch from the forge, and to no
 /// other host: an action named by a URL elsewhere is fetched without it.
 #[tokio::test]
@@ -1299,6 +1300,28 @@ async fn a_container_job_runs_the_forges_own_actions_with_a_lent_node_and_the_to
             "action.yml",
             "name: greet\ninputs:\n  who:\n    default: world\nruns:\n  using: composite\n  steps:\n    - run: echo \"hello ${{ inputs.who }}\"\n      shell: sh\n",
         )],
+        "v1",
+    );
+    // A Docker action from the forge, built from its Dockerfile on the busybox test image.
+    action_repos::make_repo(
+        repos.path(),
+        "acme/shout",
+        &[
+            (
+                "action.yml",
+                "name: shout\ninputs:\n  who:\n    required: true\noutputs:\n  loud:\n    description: loud\nruns:\n  using: docker\n  image: Dockerfile\n  pre-entrypoint: /pre.sh\n  args: ['${{ inputs.who }}']\n  post-entrypoint: /post.sh\n",
+            ),
+            (
+                "Dockerfile",
+                "FROM hearth-test/busybox:1\nCOPY *.sh /\nRUN chmod +x /pre.sh /post.sh\nENTRYPOINT [\"sh\", \"/main.sh\"]\n",
+            ),
+            ("pre.sh", "#!/bin/sh\necho \"docker pre for $INPUT_WHO\"\n"),
+            (
+                "main.sh",
+                "echo \"docker action shouts $1 in $PWD\"\necho \"loud=HELLO $1\" >> \"$GITHUB_OUTPUT\"\n",
+            ),
+            ("post.sh", "#!/bin/sh\necho docker post\n"),
+        ],
         "v1",
     );
     let elsewhere = tempfile::tempdir().unwrap();
@@ -1322,7 +1345,7 @@ async fn a_container_job_runs_the_forges_own_actions_with_a_lent_node_and_the_to
     h.registered().await;
     let forge = h.forge.url();
     let steps = format!(
-        "{}      - uses: {forge}/acme/greet@v1\n        with:\n          who: by URL\n      - uses: {}/other/hello@v1\n",
+        "{}      - uses: {forge}/acme/greet@v1\n        with:\n          who: by URL\n      - uses: {}/other/hello@v1\n      - id: shout\n        uses: acme/shout@v1\n        with:\n          who: daemon\n      - run: echo \"shouted ${{{{ steps.shout.outputs.loud }}}}\"\n",
         action_repos::STEPS,
         other.url()
     );
@@ -1338,10 +1361,21 @@ async fn a_container_job_runs_the_forges_own_actions_with_a_lent_node_and_the_to
         "hello from node Ann, state from-pre",
         "hello by URL",
         "hello from elsewhere",
+        "docker pre for daemon",
+        "docker action shouts daemon in /github/workspace",
+        "shouted HELLO daemon",
+        "docker post",
         "node post",
     ] {
         assert!(lines.iter().any(|l| l == line), "no {line:?} in {lines:#?}");
     }
+    // Pre steps run first, in the order of their steps; post steps last, in reverse.
+    let at = |line: &str| lines.iter().position(|l| l == line).unwrap();
+    assert!(at("node pre Ann") < at("docker pre for daemon"));
+    assert!(at("docker pre for daemon") < at("hello forge"));
+    assert!(at("shouted HELLO daemon") < at("docker post"));
+    assert!(at("docker post") < at("node post"));
+    assert_eq!(docker_leftovers(&h.runner_uuid()), Vec::<String>::new());
 
     // The forge gives each task a token of its own: every fetch from the forge carries it.
     use base64::Engine as _;
