@@ -32,6 +32,8 @@ const CHUNK: usize = 64 * 1024;
 pub(crate) enum Entry<'a> {
     Dir(&'a str),
     File(&'a str, &'a [u8]),
+    /// A symbolic link at the first path to the second.
+    Link(&'a str, &'a str),
 }
 
 /// A tar of `entries` (paths relative to where it is unpacked), owned by root, folders 0777 and
@@ -54,6 +56,12 @@ pub(crate) fn pack(entries: &[Entry<'_>]) -> io::Result<Vec<u8>> {
                 header.set_mode(0o666);
                 header.set_size(contents.len() as u64);
                 builder.append_data(&mut header, path, *contents)?;
+            }
+            Entry::Link(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target)?;
             }
         }
     }
@@ -183,6 +191,52 @@ pub(crate) fn file_error(action: &'static str, path: &JobPath, message: String) 
         path: path.clone(),
         source: io::Error::other(message),
     }
+}
+
+/// Copies the container's folder `path` to this machine, into the folder `into` (made here,
+/// missing before): the tar is written to a file as it arrives, then unpacked (the tar
+/// crate's unpacking keeps every entry inside `into`). Returns the copy's folder.
+pub(crate) async fn download_folder(
+    docker: &Docker,
+    container: &str,
+    path: &JobPath,
+    into: &Path,
+) -> Result<PathBuf, String> {
+    tokio::fs::create_dir(into)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", into.display()))?;
+    let tar_file = into.join(".download.tar");
+    let options = DownloadFromContainerOptionsBuilder::default()
+        .path(path.as_str())
+        .build();
+    let mut stream = docker.download_from_container(container, Some(options));
+    let mut file = tokio::fs::File::create(&tar_file)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", tar_file.display()))?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("cannot copy {path} out of the job: {e}"))?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", tar_file.display()))?;
+    }
+    drop(file);
+    let unpacked = into.join("folder");
+    let (from, to) = (tar_file.clone(), unpacked.clone());
+    tokio::task::spawn_blocking(move || -> io::Result<()> {
+        std::fs::create_dir(&to)?;
+        let mut archive = tar::Archive::new(std::fs::File::open(&from)?);
+        archive.set_preserve_permissions(false);
+        archive.unpack(&to)?;
+        std::fs::remove_file(&from)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot unpack {path} from the job: {e}"))?;
+    // The tar holds the folder itself, under its own name.
+    let name = Path::new(path.as_str())
+        .file_name()
+        .ok_or_else(|| format!("{path} names no folder"))?;
+    Ok(unpacked.join(name))
 }
 
 /// Reads the container's file `path`: `None` when it is not there, `FileTooLarge` when it

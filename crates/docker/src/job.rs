@@ -735,9 +735,21 @@ impl JobRuntime for DockerJob {
                 .steps
                 .as_ref()
                 .ok_or_else(|| BackendError::Unsupported("the job container is gone".to_owned()))?;
-            steps
-                .run(run, |path| self.on_host(path.as_str()), sink, cancel)
-                .await
+            if self.copy {
+                let volume = self.volume.as_deref().ok_or_else(|| {
+                    BackendError::Unsupported("the job's volume is gone".to_owned())
+                })?;
+                let folders = crate::step_container::InVolume {
+                    volume,
+                    container: self.container()?,
+                    scratch: &self.job_dir,
+                };
+                let folders = crate::step_container::JobFolders::InVolume(folders);
+                return steps.run(run, folders, sink, cancel).await;
+            }
+            let on_host = |path: &JobPath| self.on_host(path.as_str());
+            let folders = crate::step_container::JobFolders::OnHost(&on_host);
+            steps.run(run, folders, sink, cancel).await
         })
     }
 

@@ -181,7 +181,8 @@ impl JobRuntime for HostJobWithDocker {
                     .host_view(path)
                     .map(|p| p.as_path().to_path_buf())
             };
-            steps.run(run, on_host, sink, cancel).await
+            let folders = crate::step_container::JobFolders::OnHost(&on_host);
+            steps.run(run, folders, sink, cancel).await
         })
     }
 

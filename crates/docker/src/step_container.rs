@@ -7,7 +7,7 @@
 //! is built once and reused until a file of the context changes. The credentials found for
 //! the registries of the Dockerfile's `FROM` images go with the build (`X-Registry-Config`).
 //! The container is created with the job's folders bind-mounted (where this machine has
-//! them), on the job's network when there is one, labelled as the job's containers are, and
+//! them; in copy mode, the job's volume, see `volume_binds`), on the job's network when there is one, labelled as the job's containers are, and
 //! removed when it ends, times out or is cancelled; should that not happen (a future dropped
 //! half-way), the job's `finish` removes what is left.
 
@@ -27,7 +27,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use hearth_backend::{
     BackendError, CancellationToken, ContainerRun, ContainerSpec, ExecEnd, ForgeRegistry,
-    ImageSource, JobPath, OutputSink, SetupLevel, SetupLog, Stream,
+    ImageSource, JobPath, Mount, OutputSink, SetupLevel, SetupLog, Stream,
 };
 use tokio::time::{sleep_until, Instant};
 
@@ -40,6 +40,47 @@ pub const ACTION_IMAGE: &str = "hearth-action";
 const STOP_GRACE_SECONDS: i32 = 1;
 /// How long output is still read after the container ended.
 const DRAIN: Duration = Duration::from_millis(500);
+
+/// Where a step container finds the job's folders.
+pub(crate) enum JobFolders<'a> {
+    /// On the runner's machine, bound from there; the closure says where a job path is
+    /// (`None`: not on this machine).
+    OnHost(&'a (dyn Fn(&JobPath) -> Option<PathBuf> + Send + Sync)),
+    /// In a volume of the daemon's (copy mode).
+    InVolume(InVolume<'a>),
+}
+
+/// A copy-mode job's folders: its volume, reached through its container.
+pub(crate) struct InVolume<'a> {
+    pub volume: &'a str,
+    pub container: &'a str,
+    /// A folder of the job's on the runner's machine, for copies on their way.
+    pub scratch: &'a Path,
+}
+
+/// Binds of the mounts' folders on the runner's machine.
+fn host_binds(
+    mounts: &[Mount],
+    on_host: &(dyn Fn(&JobPath) -> Option<PathBuf> + Send + Sync),
+) -> Result<Vec<String>, BackendError> {
+    let mut binds = Vec::with_capacity(mounts.len());
+    for mount in mounts {
+        let Some(folder) = on_host(&mount.source) else {
+            return Err(BackendError::Unsupported(format!(
+                "a step in a container of its own needs the job's folder {} on the runner's \
+                 machine",
+                mount.source
+            )));
+        };
+        make_folder(&folder).map_err(|source| BackendError::Prepare {
+            what: "folder for a step's container",
+            path: folder.clone(),
+            source,
+        })?;
+        binds.push(format!("{}:{}", folder.display(), mount.target));
+    }
+    Ok(binds)
+}
 
 /// Runs a job's step containers; shared by the job's runtime for its whole life.
 pub(crate) struct StepContainers {
@@ -89,40 +130,27 @@ impl StepContainers {
         }
     }
 
-    /// Runs `run`; `on_host` says where a job path is on this machine (`None`: it is not).
+    /// Runs `run`, the job's folders found as `folders` says.
     pub(crate) async fn run(
         &self,
         run: ContainerRun,
-        on_host: impl Fn(&JobPath) -> Option<PathBuf>,
+        folders: JobFolders<'_>,
         sink: &mut dyn OutputSink,
         cancel: &CancellationToken,
     ) -> Result<ExecEnd, BackendError> {
         let started = Instant::now();
         let deadline = run.timeout.map(|t| started + t);
-        let mut binds = Vec::with_capacity(run.mounts.len());
-        for mount in &run.mounts {
-            let Some(folder) = on_host(&mount.source) else {
-                return Err(BackendError::Unsupported(format!(
-                    "a step in a container of its own needs the job's folder {} on the \
-                     runner's machine, and this job's folders are in the Docker daemon \
-                     (container.bind_workdir: false)",
-                    mount.source
-                )));
-            };
-            make_folder(&folder).map_err(|source| BackendError::Prepare {
-                what: "folder for a step's container",
-                path: folder.clone(),
-                source,
-            })?;
-            binds.push(format!("{}:{}", folder.display(), mount.target));
-        }
+        let mut binds = match &folders {
+            JobFolders::OnHost(on_host) => host_binds(&run.mounts, on_host)?,
+            JobFolders::InVolume(job) => self.volume_binds(&run.mounts, job).await?,
+        };
         let settings = &self.backend.settings;
         // As GitHub mounts it into container actions, where the runner gives it to its jobs.
         if let Some(socket) = &settings.docker_socket {
             binds.push(format!("{}:/var/run/docker.sock", socket.display()));
         }
         let image = {
-            let preparing = self.image(&run.image, &on_host, sink, cancel);
+            let preparing = self.image(&run.image, &folders, sink, cancel);
             tokio::select! {
                 image = preparing => image?,
                 () = cancel.cancelled() => return Ok(ExecEnd::Cancelled),
@@ -251,7 +279,7 @@ impl StepContainers {
     async fn image(
         &self,
         source: &ImageSource,
-        on_host: &impl Fn(&JobPath) -> Option<PathBuf>,
+        folders: &JobFolders<'_>,
         sink: &mut dyn OutputSink,
         cancel: &CancellationToken,
     ) -> Result<String, BackendError> {
@@ -271,16 +299,114 @@ impl StepContainers {
                 context,
                 dockerfile,
             } => {
-                let Some(folder) = on_host(context) else {
-                    return Err(BackendError::Unsupported(format!(
-                        "the Docker action's folder {context} is not on the runner's machine, \
-                         where its image is built from (container.bind_workdir: false)"
-                    )));
-                };
-                self.build(&folder, &context.join(dockerfile), dockerfile, sink)
-                    .await
+                let seen = context.join(dockerfile);
+                match folders {
+                    JobFolders::OnHost(on_host) => {
+                        let Some(folder) = on_host(context) else {
+                            return Err(BackendError::Unsupported(format!(
+                                "the Docker action's folder {context} is not on the runner's \
+                                 machine, where its image is built from"
+                            )));
+                        };
+                        self.build(&folder, &seen, dockerfile, sink).await
+                    }
+                    JobFolders::InVolume(job) => {
+                        // The folder is in the daemon: copied here for the build, then gone.
+                        let n = self.count.fetch_add(1, Ordering::Relaxed);
+                        let scratch = job.scratch.join(format!(".action-context-{n}"));
+                        let copied = crate::copy::download_folder(
+                            &self.backend.docker,
+                            job.container,
+                            context,
+                            &scratch,
+                        )
+                        .await;
+                        let built = match copied {
+                            Ok(folder) => self.build(&folder, &seen, dockerfile, sink).await,
+                            Err(e) => Err(BackendError::Container(format!(
+                                "cannot build the Docker action's image from {seen}: {e}"
+                            ))),
+                        };
+                        let _ = tokio::fs::remove_dir_all(&scratch).await;
+                        built
+                    }
+                }
             }
         }
+    }
+
+    /// The volume binds of a step container in copy mode: the job's volume mounted where the
+    /// mounts' targets are (one folder, `/github`), so the workspace is there under its own
+    /// name, and a relative link in the volume for each other target to its folder
+    /// (`file_commands -> temp/_runner_file_commands`), which reads the same from the job
+    /// container. Docker before API 1.45 cannot mount a part of a volume, which would
+    /// otherwise do this.
+    async fn volume_binds(
+        &self,
+        mounts: &[Mount],
+        job: &InVolume<'_>,
+    ) -> Result<Vec<String>, BackendError> {
+        let unsupported = |why: String| {
+            BackendError::Unsupported(format!(
+                "a step in a container of its own cannot see the job's folders: {why}"
+            ))
+        };
+        let mut parent = None;
+        let mut folders = Vec::with_capacity(mounts.len());
+        let mut links = Vec::new();
+        for mount in mounts {
+            let (at, name) = mount
+                .target
+                .rsplit_once('/')
+                .filter(|(at, name)| !at.is_empty() && !name.is_empty())
+                .ok_or_else(|| unsupported(format!("{} is not below a folder", mount.target)))?;
+            if parent.is_some_and(|p| p != at) {
+                return Err(unsupported(format!(
+                    "{} is not in the folder of the other mounts",
+                    mount.target
+                )));
+            }
+            parent = Some(at);
+            let relative = mount
+                .source
+                .as_str()
+                .strip_prefix(crate::JOB_ROOT)
+                .and_then(|r| r.strip_prefix('/'))
+                .filter(|r| !r.is_empty() && !r.split('/').any(|part| part == ".."))
+                .ok_or_else(|| {
+                    unsupported(format!("{} is not in the job's volume", mount.source))
+                })?;
+            folders.push(relative);
+            if relative != name {
+                links.push((name, relative));
+            }
+        }
+        // A link must not stand where a folder of the job is.
+        for (name, _) in &links {
+            if folders.iter().any(|f| f.split('/').next() == Some(*name)) {
+                return Err(unsupported(format!("{name} is a folder of the job")));
+            }
+        }
+        let Some(parent) = parent else {
+            return Ok(Vec::new());
+        };
+        let mut entries: Vec<crate::copy::Entry<'_>> =
+            folders.iter().map(|f| crate::copy::Entry::Dir(f)).collect();
+        entries.extend(
+            links
+                .iter()
+                .map(|(name, to)| crate::copy::Entry::Link(name, to)),
+        );
+        let tar = crate::copy::pack(&entries)
+            .map_err(|e| unsupported(format!("cannot pack the links: {e}")))?;
+        crate::copy::upload(&self.backend.docker, job.container, crate::JOB_ROOT, tar)
+            .await
+            .map_err(|e| {
+                BackendError::Container(format!(
+                    "cannot link the job's folders for a step's container: {e}"
+                ))
+            })?;
+        Ok(vec![format!("{}:{parent}", job.volume)])
     }
 
     /// Builds the image of the Dockerfile `dockerfile` in `folder` (`seen` as the job sees

@@ -285,10 +285,14 @@ async fn a_step_container_gets_the_runners_limits_the_socket_and_its_env() {
 }
 
 /// In copy mode (`container.bind_workdir: false`) the job's folders are in the daemon, not on
-/// this machine: a step in a container of its own, which mounts them, is refused saying so,
-/// and nothing is made for it.
+/// this machine: a step's container still sees the workspace at its GitHub path (the job's
+/// volume mounted above it) and a folder of the job's temp folder at another (linked in the
+/// volume), what it writes there is the job's, and a Dockerfile action's image is built from
+/// the action's folder copied out of the daemon, once for the same files. Nothing stays but
+/// the job's own container and network, nothing once the job is over, and nothing on this
+/// machine but the job's folder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_mode_refuses_a_step_container_saying_why() {
+async fn copy_mode_step_containers_see_the_jobs_folders_and_build_from_the_daemon() {
     let root = tempfile::tempdir().unwrap();
     let backend = backend(root.path())
         .await
@@ -304,23 +308,79 @@ async fn copy_mode_refuses_a_step_container_saying_why() {
         .await
         .expect("started");
     let job = runtime.as_ref();
-    let mut ignore = |_: Stream, _: &[u8]| {};
-    let refused = job
-        .run_container(built(job, &[], None), &mut ignore, &cancel)
-        .await
-        .expect_err("refused");
-    assert_eq!(refused.kind(), hearth_backend::ErrorKind::Unsupported);
+    write_action(job, b"copied message").await;
+    let commands = job.paths().temp.join("_commands");
+    let step = |args: &[&str]| {
+        let mut step = built(job, args, None);
+        step.mounts.push(Mount {
+            source: commands.clone(),
+            target: "/github/file_commands".into(),
+        });
+        step.entrypoint = Some("sh".into());
+        step
+    };
+    let script = "cat /message; echo \"$FROM_RUN in $(pwd)\"; ls action; \
+                  echo written > /github/file_commands/out; echo made > made.txt";
+    let (end, output) = run(job, step(&["-c", script]), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{output}");
+    assert!(output.contains("copied message"), "{output}");
     assert!(
-        refused
-            .to_string()
-            .contains("(container.bind_workdir: false)"),
-        "{refused}"
+        output.contains("run-value in /github/workspace"),
+        "{output}"
     );
+    assert!(
+        output.contains("Dockerfile") && output.contains("message"),
+        "{output}"
+    );
+    // Built now or by an earlier run: the image is kept, tagged by its files' digest.
+    let first = tag(&output);
+
+    let out = job
+        .read_file(&commands.join("out"), 1024)
+        .await
+        .expect("read")
+        .expect("the step's file is the job's");
+    assert_eq!(out, b"written\n");
+    let made = job
+        .read_file(&job.paths().workspace.join("made.txt"), 1024)
+        .await
+        .expect("read")
+        .expect("the step's file is in the workspace");
+    assert_eq!(made, b"made\n");
+
+    // The same files: the image is not built again.
+    let (end, output) = run(job, step(&["-c", "cat /message"]), &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{output}");
+    assert!(output.contains("Using the action's image"), "{output}");
+    assert_eq!(tag(&output), first);
     assert_eq!(
         common::labelled_in(&docker().await, "docker-actions-tests", "copy").await,
         (1, 1)
     );
+    // Nothing of the copies is left on this machine.
+    let leftovers: Vec<_> = walk(root.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".action-context"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     runtime.finish().await.expect("finished");
+    assert_eq!(
+        common::labelled_in(&docker().await, "docker-actions-tests", "copy").await,
+        (0, 0)
+    );
+}
+
+/// Every path below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }
 
 /// The base image of the private-`FROM` test: the test image pushed to the registry
