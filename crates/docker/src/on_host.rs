@@ -128,6 +128,17 @@ impl HostJobWithDocker {
         self.steps
             .get_or_try_init(|| async {
                 let backend = self.docker.backend().await?;
+                if backend.settings.workdir == crate::Workdir::Copy {
+                    // A bind of this machine's folders would name folders the daemon lacks
+                    // (Docker makes them, empty): the step would run on nothing.
+                    return Err(BackendError::Unsupported(
+                        "a step in a container of its own in a host job binds the job's \
+                         folders into it, and this runner's Docker daemon shares no folder \
+                         with it (container.bind_workdir: false); run the job in a container \
+                         (a `docker://` label)"
+                            .to_owned(),
+                    ));
+                }
                 let steps = StepContainers::new(
                     backend,
                     None,
@@ -249,5 +260,65 @@ impl JobRuntime for HostJobWithDocker {
                 ))),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_backend::{ImageSource, NoSetupLog, Stream};
+
+    /// With a daemon that shares no folder with the runner (copy mode), a host job's step
+    /// container is refused saying why, before anything is made in Docker.
+    #[tokio::test]
+    async fn a_host_jobs_step_container_is_refused_when_docker_is_remote() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let host: Arc<dyn Backend> = Arc::new(hearth_host::HostBackend::new(root.path().into()));
+        let client = bollard::Docker::connect_with_http(
+            "http://127.0.0.1:9",
+            1,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .expect("a client (it is never used)");
+        let remote = DockerBackend::with_client(client, root.path().join("docker")).with_settings(
+            crate::ContainerSettings {
+                workdir: crate::Workdir::Copy,
+                ..Default::default()
+            },
+        );
+        let connect: Connect = Arc::new(move || {
+            let remote = remote.clone();
+            Box::pin(async move { Ok(remote) })
+        });
+        let backend = HostWithDocker::new(host, connect);
+        let cancel = CancellationToken::new();
+        let spec = JobSpec {
+            name: "j".into(),
+            ..Default::default()
+        };
+        let job = backend
+            .start(spec, &mut NoSetupLog, &cancel)
+            .await
+            .expect("started");
+        let run = ContainerRun {
+            image: ImageSource::Pull("hearth-test/busybox:1".into()),
+            entrypoint: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            working_dir: "/github/workspace".into(),
+            timeout: None,
+        };
+        let mut ignore = |_: Stream, _: &[u8]| {};
+        let refused = job
+            .run_container(run, &mut ignore, &cancel)
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.kind(), hearth_backend::ErrorKind::Unsupported);
+        assert!(
+            refused.to_string().contains("bind_workdir: false"),
+            "{refused}"
+        );
+        job.finish().await.expect("finished");
     }
 }
