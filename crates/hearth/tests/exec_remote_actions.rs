@@ -61,6 +61,88 @@ fn remote_composite_and_javascript_actions_run() {
     assert_eq!(commits, 2);
 }
 
+/// Actions in folders of one repository (`owner/repo/path@ref`): a composite action, and a
+/// Docker action built from its folder's Dockerfile, used from a host job (its container
+/// through the machine's Docker) and from a container job; the repository is fetched once.
+#[test]
+fn actions_in_folders_of_a_repository_run_in_host_and_container_jobs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let actions = dir.path().join("actions");
+    action_repos::make_repo(
+        &actions,
+        "acme/tools",
+        &[
+            (
+                "lint/action.yml",
+                "name: lint\nruns:\n  using: composite\n  steps:\n    - run: echo \"lint from a folder\"\n      shell: sh\n",
+            ),
+            (
+                "shout/action.yml",
+                "name: shout\ninputs:\n  word:\n    required: true\nruns:\n  using: docker\n  image: Dockerfile\n  args: ['${{ inputs.word }}']\n",
+            ),
+            (
+                "shout/Dockerfile",
+                "FROM hearth-test/busybox:1\nCOPY say.sh /say.sh\nENTRYPOINT [\"sh\", \"/say.sh\"]\n",
+            ),
+            ("shout/say.sh", "echo \"shout $1 from $(cat /etc/hostname | wc -c) in $PWD\"\n"),
+        ],
+        "v1",
+    );
+    let steps = "      - uses: acme/tools/lint@v1\n      - uses: acme/tools/shout@v1\n        with:\n          word: loud\n";
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(
+            ".forgejo/workflows/ci.yml",
+            &format!(
+                "on: push\njobs:\n  on-host:\n    runs-on: linux\n    steps:\n{steps}  in-container:\n    runs-on: boxed\n    steps:\n{steps}"
+            ),
+        )],
+        "start",
+    );
+    let cache = dir.path().join("cache");
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["exec", "-C"])
+        .arg(dir.path().join("project"))
+        .args([
+            "--label",
+            "linux:host",
+            "--label",
+            "boxed:docker://hearth-test/busybox:1",
+        ])
+        .arg("--default-actions-url")
+        .arg(format!("file://{}", actions.display()))
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .expect("hearth exec runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for job in ["on-host", "in-container"] {
+        for line in [
+            "lint from a folder",
+            "shout loud from 13 in /github/workspace",
+        ] {
+            let wanted = format!("[{job}]   | {line}");
+            assert!(stdout.contains(&wanted), "no {wanted:?} in {stdout}");
+        }
+    }
+    let cached: Vec<String> = std::fs::read_dir(cache.join("hearth/actions/acme/tools"))
+        .expect("cache")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".git")
+        .collect();
+    assert_eq!(
+        cached.len(),
+        1,
+        "one checkout of the repository at v1: {cached:?}"
+    );
+}
+
 #[test]
 fn an_action_that_cannot_be_fetched_fails_its_step_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");
