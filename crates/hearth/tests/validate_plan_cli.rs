@@ -266,3 +266,47 @@ fn plan_reports_invalid_workflows_and_bad_payloads() {
         .code(2)
         .stderr(predicate::str::contains("expected NAME=VALUE"));
 }
+
+/// A job that calls a reusable workflow says which, in the text and in the JSON.
+#[test]
+fn plan_names_the_workflow_a_job_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  shared:\n    uses: ./.github/workflows/build.yml\n  remote:\n    uses: acme/ci/.github/workflows/lint.yml@v2\n  after:\n    needs: [shared, remote]\n    runs-on: linux\n    steps:\n      - run: echo done\n",
+    );
+    write(
+        dir.path(),
+        ".github/workflows/build.yml",
+        "on: workflow_call\njobs:\n  b:\n    runs-on: linux\n    steps:\n      - run: make\n",
+    );
+    let output = hearth(dir.path()).args(["plan"]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("  shared  calls ./.github/workflows/build.yml\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  remote  calls acme/ci/.github/workflows/lint.yml@v2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  after   runs-on: linux  needs: shared, remote\n"),
+        "{text}"
+    );
+
+    let output = hearth(dir.path())
+        .args(["plan", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan[0]["uses"], json!("./.github/workflows/build.yml"));
+    assert_eq!(
+        plan[1]["uses"],
+        json!("acme/ci/.github/workflows/lint.yml@v2")
+    );
+    assert_eq!(plan[2].get("uses"), None);
+}

@@ -133,13 +133,19 @@ fn triggered(args: &PlanArgs, workflow: &Workflow, event: &EventInfo<'_>) -> Res
 
 fn print_json(planned: &[(String, Workflow, Outcome)]) -> Result<()> {
     let mut jobs = Vec::new();
-    for (label, _, outcome) in planned {
+    for (label, workflow, outcome) in planned {
         let Outcome::Planned(entries) = outcome else {
             continue;
         };
         for entry in entries {
             match &entry.plan {
-                JobPlan::Run(instances) => jobs.extend(instances.iter().map(|j| j.to_json(label))),
+                JobPlan::Run(instances) => jobs.extend(instances.iter().map(|j| {
+                    let mut element = j.to_json(label);
+                    if let Some(uses) = called(workflow, &entry.job_id) {
+                        element["uses"] = Value::from(uses);
+                    }
+                    element
+                })),
                 JobPlan::Deferred { job, reason } => {
                     let mut element = job.to_json(label);
                     element["deferred"] = Value::from(reason.as_str());
@@ -163,7 +169,10 @@ fn print_text(event: &str, planned: &[(String, Workflow, Outcome)]) {
             Outcome::NotTriggered(reason) => println!("{label}{title}: not run: {reason}"),
             Outcome::Planned(entries) => {
                 println!("{label}{title}: runs on {event}");
-                let rows: Vec<(String, String)> = entries.iter().flat_map(rows).collect();
+                let rows: Vec<(String, String)> = entries
+                    .iter()
+                    .flat_map(|entry| rows(workflow, entry))
+                    .collect();
                 let width = rows
                     .iter()
                     .map(|(name, _)| name.chars().count())
@@ -177,8 +186,18 @@ fn print_text(event: &str, planned: &[(String, Workflow, Outcome)]) {
     }
 }
 
+/// The workflow a job calls (`jobs.<id>.uses`), as written.
+fn called<'a>(workflow: &'a Workflow, job_id: &str) -> Option<&'a str> {
+    workflow
+        .jobs
+        .iter()
+        .find(|job| job.id.value == job_id)
+        .and_then(|job| job.uses.as_ref())
+        .map(|uses| uses.value.as_str())
+}
+
 /// One line per job to run: its display name, and where it runs (or why it does not).
-fn rows(entry: &JobEntry) -> Vec<(String, String)> {
+fn rows(workflow: &Workflow, entry: &JobEntry) -> Vec<(String, String)> {
     let needs = if entry.needs.is_empty() {
         String::new()
     } else {
@@ -188,8 +207,10 @@ fn rows(entry: &JobEntry) -> Vec<(String, String)> {
         JobPlan::Run(instances) => instances
             .iter()
             .map(|job| {
-                let runs_on = if job.runs_on.is_empty() {
-                    "(calls a reusable workflow)".to_owned()
+                let runs_on = if let Some(uses) = called(workflow, &entry.job_id) {
+                    format!("calls {uses}")
+                } else if job.runs_on.is_empty() {
+                    "runs-on: (none)".to_owned()
                 } else {
                     format!("runs-on: {}", job.runs_on.join(", "))
                 };
