@@ -1,6 +1,7 @@
 //! The Docker backend against podman's Docker-compatible API: the socket
 //! `scripts/podman-test-env` serves (`unix:///run/hearth-podman.sock`, or `HEARTH_PODMAN_HOST`),
 //! with the busybox test image loaded. Jobs with steps, a step stopped on timeout and cancel,
+//! a Dockerfile action built and run and a node lent to an image without one,
 //! services reached by their alias once healthy, a forge on the loopback, and cleanup. Without
 //! podman's socket these tests fail, saying so: they never skip silently.
 
@@ -315,4 +316,86 @@ async fn what_a_dead_runner_left_is_reaped_and_a_dropped_job_cleans_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(labelled("drop").await, (0, 0));
+}
+
+/// The actions issue's Docker parts on podman: a Dockerfile action's image built through the
+/// compatible API and run as a step container with the workspace at its GitHub path, and the
+/// runner's node lent to an image without one (busybox), running a script of the workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dockerfile_action_runs_and_a_node_is_lent() {
+    use hearth_backend::{ContainerRun, ImageSource, Mount};
+    let root = tempfile::tempdir().unwrap();
+    let externals = root.path().join("externals");
+    let backend = backend(root.path()).await.with_node_lending(externals);
+    clean(&backend, "actions").await;
+    let cancel = CancellationToken::new();
+    let job = backend
+        .start(spec("actions"), &mut NoSetupLog, &cancel)
+        .await
+        .expect("started");
+    let workspace = job.paths().workspace.clone();
+    job.write_file(
+        &workspace.join("action/Dockerfile"),
+        b"FROM hearth-test/busybox:1\nCOPY say.sh /say.sh\nENTRYPOINT [\"sh\", \"/say.sh\"]\n",
+        None,
+    )
+    .await
+    .unwrap();
+    job.write_file(
+        &workspace.join("action/say.sh"),
+        b"echo \"built on podman says $1 in $PWD\"; echo out > from-action.txt\n",
+        None,
+    )
+    .await
+    .unwrap();
+    let run_step = ContainerRun {
+        image: ImageSource::Build {
+            context: workspace.join("action"),
+            dockerfile: "Dockerfile".into(),
+        },
+        entrypoint: None,
+        args: vec!["hello".into()],
+        env: Vec::new(),
+        mounts: vec![Mount {
+            source: workspace.clone(),
+            target: "/github/workspace".into(),
+        }],
+        working_dir: "/github/workspace".into(),
+        timeout: Some(Duration::from_secs(60)),
+    };
+    let mut out = Vec::new();
+    let mut sink = |_: Stream, chunk: &[u8]| out.extend_from_slice(chunk);
+    let end = job
+        .run_container(run_step, &mut sink, &cancel)
+        .await
+        .expect("ran");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(end, ExecEnd::Exited(0), "{out}");
+    assert!(
+        out.contains("built on podman says hello in /github/workspace"),
+        "{out}"
+    );
+    let written = job
+        .read_file(&workspace.join("from-action.txt"), 64)
+        .await
+        .unwrap();
+    assert_eq!(written.as_deref(), Some(&b"out\n"[..]));
+
+    let node = job.node(20).await.expect("a node to lend");
+    job.write_file(
+        &workspace.join("main.js"),
+        b"console.log(`node ${process.versions.node.split('.')[0]} runs in busybox`)\n",
+        None,
+    )
+    .await
+    .unwrap();
+    let mut spec = sh(job.as_ref(), "");
+    spec.argv = node.argv.clone();
+    spec.argv.push(workspace.join("main.js").to_string());
+    let (end, out, err) = run(job.as_ref(), spec, &cancel).await;
+    assert_eq!(end, ExecEnd::Exited(0), "{out}{err}");
+    assert!(out.ends_with("runs in busybox\n"), "{out}{err}");
+
+    job.finish().await.expect("finished");
+    assert_eq!(labelled("actions").await, (0, 0));
 }
