@@ -1,0 +1,8 @@
+//! The cache jobs reach (`actions/cache` and the toolkit's `@actions/cache`): entries scoped
+//! per repository and ref, stored so that a crash never leaves half of one visible.
+//!
+//! `store` keeps the entries on disk and finds them as GitHub does.
+
+pub mod store;
+
+pub use store::{EntryInfo, Scope, Store, StoreError};
