@@ -1,8 +1,11 @@
 //! The cache jobs reach (`actions/cache` and the toolkit's `@actions/cache`): entries scoped
 //! per repository and ref, stored so that a crash never leaves half of one visible.
 //!
-//! `store` keeps the entries on disk and finds them as GitHub does.
+//! `store` keeps the entries on disk and finds them as GitHub does; `auth` signs each job's
+//! grant (its repository, the refs it reads, the one it writes) into the token in its cache
+//! URL.
 
+pub mod auth;
 pub mod store;
 
 pub use store::{EntryInfo, Scope, Store, StoreError};
