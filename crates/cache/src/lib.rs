@@ -6,6 +6,7 @@
 //! URL.
 
 pub mod auth;
+pub mod server;
 pub mod store;
 
 pub use store::{EntryInfo, Scope, Store, StoreError};

@@ -1,0 +1,518 @@
+//! The cache over HTTP: GitHub's cache protocol v1 (`/_apis/artifactcache/…`, what
+//! `actions/cache` speaks when `ACTIONS_CACHE_URL` is set), each request under the job's token
+//! (`/<token>/_apis/artifactcache/…`), and downloads through signed links.
+//!
+//! v1, as the toolkit uses it:
+//! - `GET cache?keys=k1,k2&version=V`: 200 with `{cacheKey, scope, creationTime,
+//!   archiveLocation}` or 204 when nothing matches;
+//! - `POST caches` `{key, version, cacheSize}`: 201 `{cacheId}`, 409 when the key exists or is
+//!   being saved, 400 when it is larger than the cache;
+//! - `PATCH caches/<id>` with `Content-Range: bytes a-b/*`: one part, 204; parts come in
+//!   parallel and in any order;
+//! - `POST caches/<id>` `{size}`: the entry is committed, 204;
+//! - `GET`/`HEAD` on `archiveLocation`, with or without `Range`.
+//!
+//! A request without a valid token, or for a scope its token does not grant, is refused (401
+//! or 403) and logged; tokens never appear in the log.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::auth::{AuthError, Grant, Signer};
+use crate::store::{Store, StoreError};
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// How long a download link stays valid.
+const LINK_VALIDITY: Duration = Duration::from_secs(3600);
+/// The API prefix after the token.
+const API: &str = "_apis/artifactcache/";
+
+/// What the server serves from.
+struct App {
+    store: Arc<Store>,
+    signer: Signer,
+}
+
+/// A running server; stopped when dropped or by [`Running::stop`].
+pub struct Running {
+    address: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops listening and ends the connections.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Serves `store` on `listener`, accepting the tokens `signer` signs.
+pub fn serve(listener: TcpListener, store: Arc<Store>, signer: Signer) -> std::io::Result<Running> {
+    let address = listener.local_addr()?;
+    let app = Arc::new(App { store, signer });
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let app = app.clone();
+                    connections.spawn(async move {
+                        let service = hyper::service::service_fn(move |request| {
+                            let app = app.clone();
+                            async move { Ok::<_, Infallible>(handle(&app, request).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = stopped.changed() => break,
+            }
+        }
+        connections.abort_all();
+    });
+    Ok(Running {
+        address,
+        stop,
+        task: Some(task),
+    })
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn respond(status: StatusCode, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = respond(status, full(value.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json_response(status, &json!({ "message": message }))
+}
+
+/// Refuses a request, logging why; `shown` names the request without its token.
+fn refused(status: StatusCode, why: &str, shown: &str) -> Response<Body> {
+    tracing::warn!(request = %shown, "cache request refused: {why}");
+    error(status, why)
+}
+
+/// A path without its first segment, the token, for the log.
+fn without_token(path: &str) -> &str {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .map_or("", |(_, rest)| rest)
+}
+
+async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let rest = path.trim_start_matches('/');
+    // Downloads carry a signed link instead of a token.
+    if let Some(id) = rest
+        .strip_prefix(API)
+        .and_then(|r| r.strip_prefix("artifacts/"))
+    {
+        return download(app, &request, id).await;
+    }
+    if rest.starts_with(API) {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            &AuthError::Missing.to_string(),
+            rest,
+        );
+    }
+    let Some((token, route)) = rest.split_once('/') else {
+        return error(StatusCode::NOT_FOUND, "no such route");
+    };
+    let Some(route) = route.strip_prefix(API) else {
+        return error(StatusCode::NOT_FOUND, "no such route");
+    };
+    let grant = match app.signer.verify(token) {
+        Ok(grant) => grant,
+        Err(e) => {
+            let status = if e == AuthError::Missing {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            return refused(status, &e.to_string(), without_token(&path));
+        }
+    };
+    let route = route.trim_end_matches('/').to_owned();
+    match (request.method().clone(), route.as_str()) {
+        (Method::GET, "cache") => lookup(app, &request, &grant),
+        (Method::POST, "caches") => reserve(app, request, &grant, without_token(&path)).await,
+        (method, id) if id.starts_with("caches/") => {
+            let Ok(id) = id["caches/".len()..].parse::<u64>() else {
+                return error(StatusCode::BAD_REQUEST, "the cache id is not a number");
+            };
+            match method {
+                Method::PATCH => upload(app, request, &grant, id, without_token(&path)).await,
+                Method::POST => commit(app, request, &grant, id, without_token(&path)).await,
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "not allowed"),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
+
+/// The query's value of `name`, percent-decoded.
+fn query_value(request: &Request<Incoming>, name: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The base URL the job reached the server at (its `Host`), for links it follows.
+fn base_url(request: &Request<Incoming>) -> String {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn lookup(app: &App, request: &Request<Incoming>, grant: &Grant) -> Response<Body> {
+    let (Some(keys), Some(version)) = (
+        query_value(request, "keys"),
+        query_value(request, "version"),
+    ) else {
+        return error(StatusCode::BAD_REQUEST, "keys and version are required");
+    };
+    let keys: Vec<String> = keys
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let Some(found) = app.store.find(&grant.read_scopes(), &keys, &version) else {
+        return respond(StatusCode::NO_CONTENT, full(Bytes::new()));
+    };
+    let link = format!(
+        "{}/{API}artifacts/{}?{}",
+        base_url(request),
+        found.id,
+        app.signer.download_query(found.id, LINK_VALIDITY)
+    );
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "cacheKey": found.key,
+            "scope": found.scope.reference,
+            "creationTime": httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + Duration::from_millis(found.created)
+            ),
+            "archiveLocation": link,
+        }),
+    )
+}
+
+/// A request body as JSON, at most 64 KiB of it.
+async fn read_json<T: for<'de> Deserialize<'de>>(request: Request<Incoming>) -> Result<T, String> {
+    let limited = http_body_util::Limited::new(request.into_body(), 64 * 1024);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read the request: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| format!("the request is not valid JSON: {e}"))
+}
+
+fn store_error(e: &StoreError) -> Response<Body> {
+    let status = match e {
+        StoreError::Exists { .. } => StatusCode::CONFLICT,
+        StoreError::NoUpload(_) | StoreError::NoEntry(_) => StatusCode::NOT_FOUND,
+        StoreError::OtherScope(_) => StatusCode::FORBIDDEN,
+        StoreError::TooLarge { .. }
+        | StoreError::OutOfRange { .. }
+        | StoreError::Incomplete { .. }
+        | StoreError::BadKey => StatusCode::BAD_REQUEST,
+        StoreError::Io { .. } | StoreError::Locked(_) => {
+            tracing::error!("cache store: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error(status, &e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReserveRequest {
+    key: String,
+    version: String,
+    cache_size: Option<u64>,
+}
+
+async fn reserve(
+    app: &App,
+    request: Request<Incoming>,
+    grant: &Grant,
+    path: &str,
+) -> Response<Body> {
+    let Some(scope) = grant.write_scope() else {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "this job may only read the cache",
+            path,
+        );
+    };
+    let wanted: ReserveRequest = match read_json(request).await {
+        Ok(wanted) => wanted,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    match app
+        .store
+        .reserve(&scope, &wanted.key, &wanted.version, wanted.cache_size)
+    {
+        Ok(id) => json_response(StatusCode::CREATED, &json!({ "cacheId": id })),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `bytes a-b/*` (or `/N`): the part's first and last byte.
+fn content_range(request: &Request<Incoming>) -> Option<(u64, u64)> {
+    let value = request
+        .headers()
+        .get(header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let range = value.trim().strip_prefix("bytes ")?.split('/').next()?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    (start <= end).then_some((start, end))
+}
+
+async fn upload(
+    app: &App,
+    request: Request<Incoming>,
+    grant: &Grant,
+    id: u64,
+    path: &str,
+) -> Response<Body> {
+    let Some(scope) = grant.write_scope() else {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "this job may only read the cache",
+            path,
+        );
+    };
+    let Some((start, end)) = content_range(&request) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a part needs a Content-Range of bytes a-b/*",
+        );
+    };
+    let mut part = match app.store.part(id, &scope, start).await {
+        Ok(part) => part,
+        Err(e @ StoreError::OtherScope(_)) => {
+            return refused(StatusCode::FORBIDDEN, &e.to_string(), path)
+        }
+        Err(e) => return store_error(&e),
+    };
+    let mut body = request.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("the part broke off: {e}")),
+        };
+        if let Some(data) = frame.data_ref() {
+            if let Err(e) = part.write(data).await {
+                return store_error(&e);
+            }
+        }
+    }
+    match part.finish().await {
+        Ok(written) if written == end - start + 1 => {
+            respond(StatusCode::NO_CONTENT, full(Bytes::new()))
+        }
+        // The bytes that came are kept; the commit says what is missing.
+        Ok(written) => error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "the part has {written} bytes, its Content-Range says {}",
+                end - start + 1
+            ),
+        ),
+        Err(e) => store_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CommitRequest {
+    size: u64,
+}
+
+async fn commit(
+    app: &App,
+    request: Request<Incoming>,
+    grant: &Grant,
+    id: u64,
+    path: &str,
+) -> Response<Body> {
+    let Some(scope) = grant.write_scope() else {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "this job may only read the cache",
+            path,
+        );
+    };
+    let wanted: CommitRequest = match read_json(request).await {
+        Ok(wanted) => wanted,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    match app.store.commit(id, &scope, wanted.size).await {
+        Ok(entry) => {
+            tracing::debug!(entry = entry.id, key = %entry.key, size = entry.size, "cache entry saved");
+            respond(StatusCode::NO_CONTENT, full(Bytes::new()))
+        }
+        Err(e @ StoreError::OtherScope(_)) => refused(StatusCode::FORBIDDEN, &e.to_string(), path),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` of a `size`-byte entry: the first and last byte.
+fn byte_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size.checked_sub(1)?)
+        }
+        (start, "") => (start.parse().ok()?, size.checked_sub(1)?),
+        (start, end) => (
+            start.parse().ok()?,
+            end.parse::<u64>().ok()?.min(size.checked_sub(1)?),
+        ),
+    };
+    (start <= end && end < size).then_some((start, end))
+}
+
+async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<Body> {
+    let path = request.uri().path();
+    let Ok(id) = id.trim_end_matches('/').parse::<u64>() else {
+        return error(StatusCode::NOT_FOUND, "no such entry");
+    };
+    let (Some(expires), Some(sig)) = (query_value(request, "expires"), query_value(request, "sig"))
+    else {
+        return refused(StatusCode::UNAUTHORIZED, "the link is not signed", path);
+    };
+    if let Err(e) = app.signer.verify_download(id, &expires, &sig) {
+        return refused(StatusCode::FORBIDDEN, &e.to_string(), path);
+    }
+    let head = request.method() == Method::HEAD;
+    if !(head || request.method() == Method::GET) {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "not allowed");
+    }
+    let (info, mut file) = match app.store.open_entry(id).await {
+        Ok(opened) => opened,
+        Err(e) => return store_error(&e),
+    };
+    let size = info.size;
+    let range = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|r| r.to_str().ok());
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some(value) => match byte_range(value, size) {
+            Some((start, last)) => (StatusCode::PARTIAL_CONTENT, start, last + 1),
+            None => {
+                let mut response = error(StatusCode::RANGE_NOT_SATISFIABLE, "bad range");
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                return response;
+            }
+        },
+    };
+    let body = if head || start == end {
+        full(Bytes::new())
+    } else {
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), 1 << 20);
+        StreamBody::new(chunks.map_ok(Frame::data)).boxed()
+    };
+    let mut response = respond(status, body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn ranges_read_as_rfc_9110_says() {
+        assert_eq!(byte_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(byte_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(byte_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(byte_range("bytes=-200", 100), Some((0, 99)));
+        assert_eq!(byte_range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(byte_range("bytes=100-", 100), None);
+        assert_eq!(byte_range("bytes=9-0", 100), None);
+        assert_eq!(byte_range("bytes=0-0", 0), None);
+        assert_eq!(byte_range("items=0-1", 100), None);
+    }
+}
