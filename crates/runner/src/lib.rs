@@ -14,6 +14,7 @@
 
 pub mod action_pull;
 pub mod actions;
+pub mod cache;
 pub mod config;
 pub mod daemon;
 pub mod exec;

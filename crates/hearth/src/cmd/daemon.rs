@@ -148,6 +148,13 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         let folders = (docker_root, externals);
         let host = docker::host_with_docker(host, docker_backend, &config.container, folders);
         let backends = backends.with_host(host);
+        let cache = match hearth_runner::cache::JobCache::start(&config.cache).await {
+            Ok(cache) => cache,
+            Err(e) => {
+                tracing::warn!("jobs get no cache: {e}");
+                None
+            }
+        };
         let task_runtime = TaskRuntime {
             client: client.clone(),
             runner_uuid: registration.uuid.clone(),
@@ -162,6 +169,8 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             version,
             forge_capabilities,
             registries: config.container.registries.clone(),
+            cache,
+            external_cache: config.cache.external_server.clone(),
         };
         let code = daemon::run(client, task_runtime, options, shutdown, stop).await;
         signals.abort();

@@ -65,7 +65,12 @@ impl Harness {
     /// Writes `config.yaml`: `yaml`, plus the jobs' folder under the test's folder.
     pub fn config(&self, yaml: &str) {
         let work = self.path("work");
-        let text = format!("{yaml}host:\n  workdir_parent: {}\n", work.display());
+        let mut text = format!("{yaml}host:\n  workdir_parent: {}\n", work.display());
+        // Each daemon its own cache folder (one process owns a cache folder at a time).
+        if !yaml.starts_with("cache:") && !yaml.contains("\ncache:") {
+            let cache = self.path("cache");
+            text.push_str(&format!("cache:\n  dir: {}\n", cache.display()));
+        }
         std::fs::write(self.path("config.yaml"), text).expect("config written");
     }
 

@@ -1504,3 +1504,98 @@ jobs:
         "{fetched:#?}"
     );
 }
+
+/// GitHub's cache client (`@actions/cache`, installed by `scripts/npm-test-env`).
+fn toolkit() -> std::path::PathBuf {
+    if let Some(folder) = std::env::var_os("HEARTH_NODE_MODULES").filter(|f| !f.is_empty()) {
+        return folder.into();
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-test-env");
+    let output = std::process::Command::new(&script).output().unwrap();
+    assert!(
+        output.status.success(),
+        "the cache tests need @actions/cache: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .into()
+}
+
+/// The daemon runs a cache server and gives each job its own URL to it: a host job saves with
+/// GitHub's client and a later task restores by a restore key; a container job on its own
+/// network reaches the server (forwarded from the network's gateway), with a token that a
+/// changed one does not pass; the token is masked in the log.
+#[tokio::test]
+async fn jobs_reach_the_runners_cache_from_the_host_and_from_containers() {
+    let modules = toolkit();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit/cache.js");
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!("{FAST}  labels: [\"build:host\", \"linux:docker://hearth-test/busybox:1\"]\n"),
+    )
+    .await;
+    let host_job = |steps: &str| {
+        format!(
+            "name: ci\non: push\njobs:\n  build:\n    runs-on: build\n    env:\n      NODE_PATH: {}\n      GITHUB_SERVER_URL: http://forge.example\n    steps:\n{steps}",
+            modules.display()
+        )
+    };
+    let save = host_job(&format!(
+        "      - run: mkdir -p deps && echo cached-bytes > deps/file && mkdir -p .temp\n      - run: RUNNER_TEMP=$PWD/.temp node {} save deps-1 deps\n      - run: echo \"url $ACTIONS_CACHE_URL\"\n",
+        script.display()
+    ));
+    let (id, task, log) = h.run(TaskSpec::new(save)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    let saved = lines
+        .iter()
+        .find(|l| l.starts_with("{\"saved\""))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(!saved.contains("-1"), "{saved}");
+    // The token is masked where the URL is printed.
+    let url = lines
+        .iter()
+        .find(|l| l.starts_with("url "))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(url.contains("/***/"), "{url}");
+
+    let restore = host_job(&format!(
+        "      - run: mkdir -p .temp && RUNNER_TEMP=$PWD/.temp node {} restore deps-2 deps- deps\n      - run: cat deps/file\n",
+        script.display()
+    ));
+    let (id, task, log) = h.run(TaskSpec::new(restore)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        lines.iter().any(|l| l == "{\"restored\":\"deps-1\"}"),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l == "cached-bytes"), "{lines:#?}");
+
+    // From a container: nothing matches this key (204); a changed token is refused (403).
+    let probe = r#"name: ci
+on: push
+jobs:
+  build:
+    runs-on: linux
+    steps:
+      - run: |
+          wget -S -O /dev/null "${ACTIONS_CACHE_URL}_apis/artifactcache/cache?keys=none&version=v" 2>&1 | grep "HTTP/" | sed 's/^ *//'
+          bad=$(echo "$ACTIONS_CACHE_URL" | sed 's|/[^/]*/$|/forged/|')
+          wget -O /dev/null "${bad}_apis/artifactcache/cache?keys=none&version=v" 2>&1 | grep -o "403 Forbidden"
+"#;
+    let (id, task, log) = h.run(TaskSpec::new(probe)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        lines.iter().any(|l| l == "HTTP/1.1 204 No Content"),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l == "403 Forbidden"), "{lines:#?}");
+}

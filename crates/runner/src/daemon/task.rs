@@ -60,6 +60,10 @@ pub struct TaskRuntime {
     pub forge_capabilities: Vec<String>,
     /// `container.registries`: those marked `expose_to_jobs` go to jobs that reach Docker.
     pub registries: Vec<crate::config::RegistryConfig>,
+    /// The cache jobs are given, when the runner runs one (`cache.*`).
+    pub cache: Option<Arc<crate::cache::JobCache>>,
+    /// `cache.external_server`: the cache URL jobs are given as it is, when set.
+    pub external_cache: String,
 }
 
 /// How the daemon can stop a task: `cancel` as a first Ctrl-C does (`always()` steps still
@@ -154,7 +158,9 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             label_image: prepared.route.image.clone(),
             // The forge, as the runner reaches it: the job must reach it too (checkout,
             // artifacts, the cache), from a container as well.
-            reach: vec![runtime.address.clone()],
+            reach: std::iter::once(runtime.address.clone())
+                .chain(prepared.reach)
+                .collect(),
             owner: vec![
                 (RUNNER_LABEL.to_owned(), runtime.runner_uuid.clone()),
                 (TASK_LABEL.to_owned(), task.id.to_string()),
@@ -356,6 +362,8 @@ struct PreparedTask {
     route: Route,
     /// The job's own `DOCKER_CONFIG`, when it reaches Docker and registries are exposed.
     env_folders: Vec<hearth_engine::job::EnvFolder>,
+    /// The runner's side the job must reach besides the forge (the cache server).
+    reach: Vec<String>,
 }
 
 enum Prepared {
@@ -435,7 +443,22 @@ fn prepare(
         .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
         .collect();
     let mut masker = masker.clone();
-    let runner_env = job_env(runtime, task);
+    let mut runner_env = job_env(runtime, task);
+    let mut reach = Vec::new();
+    // The cache: the runner's own, with a token for this job's scopes, or the configured one.
+    let valid = runtime.timeout + Duration::from_secs(3600);
+    if let Some(access) = runtime
+        .cache
+        .as_ref()
+        .and_then(|cache| cache.for_job(&github, valid))
+    {
+        masker.add(&access.token);
+        runner_env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
+        reach.push(access.base);
+    } else if !runtime.external_cache.is_empty() {
+        let url = format!("{}/", runtime.external_cache.trim_end_matches('/'));
+        runner_env.push(("ACTIONS_CACHE_URL".to_owned(), url));
+    }
     let mut env_folders = Vec::new();
     if route.reaches_docker {
         let made = crate::job_docker_config::for_job(&runtime.registries)
@@ -458,6 +481,7 @@ fn prepare(
         runner_env,
         route,
         env_folders,
+        reach,
     })
 }
 

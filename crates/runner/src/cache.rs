@@ -1,0 +1,230 @@
+//! The cache this runner's jobs reach (`cache.*` in the config): Hearth's cache server
+//! (`hearth-cache`) started with the runner, and each job's grant to it.
+//!
+//! A job reads the entries of its own ref, then its base's (a pull request's target branch),
+//! then the default branch's, and writes only its own ref, as GitHub scopes caches: a pull
+//! request writes under `refs/pull/N/merge`, which its base never reads, so it cannot poison
+//! the base's entries. The grant is signed into a token that is the first segment of the job's
+//! `ACTIONS_CACHE_URL`; the caller masks it. The server listens on this machine's loopback
+//! unless `cache.host` says where, and a job in a container reaches it as it reaches a forge on
+//! the loopback (the backend forwards from the job network's gateway: see `JobRequest::reach`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hearth_cache::auth::{Grant, Signer};
+use hearth_cache::server::Running;
+use hearth_cache::Store;
+use hearth_expr::{Object, Value};
+
+use crate::config::CacheConfig;
+
+/// The most bytes the cache keeps before it evicts the least recently used entries: GitHub's
+/// limit for one repository's caches.
+const DEFAULT_LIMIT: u64 = 10 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot open the cache folder {dir}: {source}")]
+    Store {
+        dir: PathBuf,
+        source: hearth_cache::StoreError,
+    },
+    #[error("cannot listen for the cache at {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot make the cache's signing key: {0}")]
+    Key(String),
+}
+
+/// The running cache server and how jobs reach it.
+pub struct JobCache {
+    /// `http://host:port`, where jobs on this machine reach the server.
+    base: String,
+    signer: Signer,
+    running: Running,
+}
+
+/// What one job is given: the URL with its token, and the parts the caller needs.
+#[derive(Clone, Debug)]
+pub struct JobCacheAccess {
+    /// `ACTIONS_CACHE_URL`: `http://host:port/<token>/`.
+    pub url: String,
+    /// The server's address without the token, for `JobRequest::reach`.
+    pub base: String,
+    /// The job's token, to mask.
+    pub token: String,
+}
+
+impl JobCache {
+    /// Starts the cache server the config asks for: `None` when `cache.enabled` is false or
+    /// `cache.external_server` names another server (which jobs are then pointed at as they
+    /// are, as act_runner does).
+    pub async fn start(config: &CacheConfig) -> Result<Option<Arc<JobCache>>, CacheError> {
+        if !config.enabled || !config.external_server.is_empty() {
+            return Ok(None);
+        }
+        let store =
+            Store::open(&config.dir, DEFAULT_LIMIT).map_err(|source| CacheError::Store {
+                dir: config.dir.clone(),
+                source,
+            })?;
+        let host = match config.host.as_str() {
+            "" => "127.0.0.1",
+            host => host,
+        };
+        let address = format!("{host}:{}", config.port);
+        let listen = |source| CacheError::Listen {
+            address: address.clone(),
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .map_err(listen)?;
+        let signer = Signer::random().map_err(|e| CacheError::Key(e.to_string()))?;
+        let running = hearth_cache::server::serve(listener, Arc::new(store), signer.clone())
+            .map_err(listen)?;
+        let base = advertised(running.address());
+        tracing::info!(address = %base, dir = %config.dir.display(), "cache server started");
+        Ok(Some(Arc::new(JobCache {
+            base,
+            signer,
+            running,
+        })))
+    }
+
+    /// Where the server listens.
+    pub fn address(&self) -> SocketAddr {
+        self.running.address()
+    }
+
+    /// The access of a job whose `github` context is `github`, valid for `valid`; `None` when
+    /// the context names no repository.
+    pub fn for_job(&self, github: &Object, valid: Duration) -> Option<JobCacheAccess> {
+        let grant = grant(github, valid)?;
+        let token = self.signer.token(&grant);
+        Some(JobCacheAccess {
+            url: format!("{}/{token}/", self.base),
+            base: self.base.clone(),
+            token,
+        })
+    }
+}
+
+/// `http://ADDRESS` as a client reaches a server listening there (any address: loopback).
+fn advertised(address: SocketAddr) -> String {
+    let ip = address.ip();
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    format!("http://{host}:{}", address.port())
+}
+
+fn text<'a>(object: &'a Object, key: &str) -> &'a str {
+    match object.get(key) {
+        Some(Value::String(s)) => s.as_ref(),
+        _ => "",
+    }
+}
+
+/// The grant of a job with the `github` context `github`: its repository; reads its ref, its
+/// base's and the default branch's; writes its ref.
+pub fn grant(github: &Object, valid: Duration) -> Option<Grant> {
+    let repository = text(github, "repository");
+    let reference = text(github, "ref");
+    if repository.is_empty() || reference.is_empty() {
+        return None;
+    }
+    let mut read = vec![reference.to_owned()];
+    let mut also = |branch: &str| {
+        if branch.is_empty() {
+            return;
+        }
+        let full = if branch.starts_with("refs/") {
+            branch.to_owned()
+        } else {
+            format!("refs/heads/{branch}")
+        };
+        if !read.contains(&full) {
+            read.push(full);
+        }
+    };
+    also(text(github, "base_ref"));
+    let default_branch = match github.get("event") {
+        Some(Value::Object(event)) => match event.get("repository") {
+            Some(Value::Object(repository)) => text(repository, "default_branch").to_owned(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    also(&default_branch);
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + valid.as_secs();
+    Some(Grant {
+        repository: repository.to_owned(),
+        read,
+        write: Some(reference.to_owned()),
+        expires,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github(json: serde_json::Value) -> Object {
+        match Value::from_json(&json) {
+            Value::Object(object) => (*object).clone(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_branch_reads_its_own_entries_then_the_default_branchs() {
+        let push = github(serde_json::json!({
+            "repository": "acme/app", "ref": "refs/heads/feature", "base_ref": "",
+            "event": {"repository": {"default_branch": "main"}}
+        }));
+        let grant = grant(&push, Duration::from_secs(60)).unwrap();
+        assert_eq!(grant.read, ["refs/heads/feature", "refs/heads/main"]);
+        assert_eq!(grant.write.as_deref(), Some("refs/heads/feature"));
+    }
+
+    #[test]
+    fn a_pull_request_reads_its_base_and_writes_only_its_own_ref() {
+        let pull = github(serde_json::json!({
+            "repository": "acme/app", "ref": "refs/pull/7/merge", "base_ref": "release",
+            "event": {"repository": {"default_branch": "main"}}
+        }));
+        let grant = grant(&pull, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            grant.read,
+            ["refs/pull/7/merge", "refs/heads/release", "refs/heads/main"]
+        );
+        assert_eq!(grant.write.as_deref(), Some("refs/pull/7/merge"));
+    }
+
+    #[test]
+    fn the_default_branch_is_read_once_and_no_repository_gets_no_grant() {
+        let main = github(serde_json::json!({
+            "repository": "acme/app", "ref": "refs/heads/main",
+            "event": {"repository": {"default_branch": "main"}}
+        }));
+        assert_eq!(
+            grant(&main, Duration::from_secs(60)).unwrap().read,
+            ["refs/heads/main"]
+        );
+        let none = github(serde_json::json!({"ref": "refs/heads/main"}));
+        assert!(grant(&none, Duration::from_secs(60)).is_none());
+    }
+}
