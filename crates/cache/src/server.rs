@@ -276,7 +276,7 @@ fn store_error(e: &StoreError) -> Response<Body> {
         | StoreError::OutOfRange { .. }
         | StoreError::Incomplete { .. }
         | StoreError::BadKey => StatusCode::BAD_REQUEST,
-        StoreError::Io { .. } | StoreError::Locked(_) => {
+        StoreError::Io { .. } => {
             tracing::error!("cache store: {e}");
             StatusCode::INTERNAL_SERVER_ERROR
         }

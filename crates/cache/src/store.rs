@@ -6,18 +6,24 @@
 //!   byte arrived;
 //! - `entries/<id>.json`: its record (scope, key, version, size, creation time), written to a
 //!   temporary file and renamed last. An entry exists when its record does: a crash at any
-//!   moment leaves either a whole entry or none, and `open` removes what a crash left half-way
-//!   (uploads, blobs without a record, records without their whole blob).
+//!   moment leaves either a whole entry or none. `open` removes what a crash left half-way
+//!   (uploads, blobs without a record, records' temporary files) once it is an hour old, since
+//!   a younger one may be another process's work in progress, and records without their whole
+//!   blob at once.
 //!
-//! The blob's modification time is the entry's last use (set at each download), so eviction
-//! by least recent use survives a restart. The store holds its index in memory; one process
-//! owns a folder at a time (an exclusive `flock` on `lock`).
+//! Several processes may share a folder (runners on one machine, `hearth exec` runs beside a
+//! daemon): each keeps an index of the records in memory, read again whenever the entries
+//! folder changed; a commit and the evictions after it hold an exclusive `flock` on `lock`,
+//! under which the records on disk are the truth (a key another process committed meanwhile is
+//! refused, as entries never change); ids are random. The blob's modification time is the
+//! entry's last use (set at each download), so eviction by least recent use holds across
+//! processes and restarts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -50,8 +56,6 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("another process uses the cache folder {0}")]
-    Locked(PathBuf),
     #[error("an entry with key {key:?} and version {version:?} exists or is being saved")]
     Exists { key: String, version: String },
     #[error("no upload {0} in progress")]
@@ -72,6 +76,10 @@ pub enum StoreError {
 
 const ENTRIES: &str = "entries";
 const UPLOADS: &str = "uploads";
+const LOCK: &str = "lock";
+/// How old a crash's leftover must be before `open` removes it: a younger one may be another
+/// process's upload or commit.
+const STALE: Duration = Duration::from_secs(3600);
 /// GitHub's limit on a key's length.
 const MAX_KEY: usize = 512;
 
@@ -95,8 +103,9 @@ struct Entry {
 struct State {
     entries: BTreeMap<u64, Entry>,
     uploads: HashMap<u64, Upload>,
-    next_id: u64,
     total: u64,
+    /// The entries folder's modification time when the index was read.
+    seen: Option<SystemTime>,
 }
 
 /// The entries of one folder.
@@ -105,8 +114,6 @@ pub struct Store {
     /// The most bytes the committed entries may hold; the least recently used go beyond it.
     limit: u64,
     state: Mutex<State>,
-    /// Held open for its `flock`.
-    _lock: std::fs::File,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -135,57 +142,76 @@ impl Store {
         for dir in [&entries, &uploads] {
             std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
         }
-        let lock_path = root.join("lock");
-        let lock = std::fs::File::create(&lock_path).map_err(io("cannot create", &lock_path))?;
-        // SAFETY: flock(2) on a descriptor this function owns.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(StoreError::Locked(root.to_owned()));
-        }
-        // Uploads do not survive a restart: their jobs' saves failed with the connection.
-        for file in read_dir(&uploads)? {
-            remove_file(&file);
-        }
-        let mut state = State {
-            entries: BTreeMap::new(),
-            uploads: HashMap::new(),
-            next_id: 1,
-            total: 0,
-        };
-        let mut blobs = Vec::new();
-        for file in read_dir(&entries)? {
-            match file.extension().and_then(|e| e.to_str()) {
-                Some("json") => {
-                    if let Some(entry) = load_entry(&file) {
-                        state.next_id = state.next_id.max(entry.info.id + 1);
-                        state.total += entry.info.size;
-                        state.entries.insert(entry.info.id, entry);
-                    } else {
-                        remove_file(&file);
-                    }
+        let lock = root.join(LOCK);
+        with_lock(&lock, || -> Result<(), StoreError> {
+            let stale = |file: &Path| {
+                std::fs::metadata(file)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE)
+            };
+            for file in read_dir(&uploads)? {
+                if stale(&file) {
+                    remove_file(&file);
                 }
-                Some("blob") => blobs.push(file),
-                // A record's temporary file, from a crash before its rename.
-                _ => remove_file(&file),
             }
-        }
-        for blob in blobs {
-            let id = blob
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u64>().ok());
-            if id.is_none_or(|id| !state.entries.contains_key(&id)) {
-                remove_file(&blob);
+            let records = read_index(&entries)?;
+            for file in read_dir(&entries)? {
+                let id = file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<u64>().ok());
+                match file.extension().and_then(|e| e.to_str()) {
+                    // A record without its whole blob: not an entry.
+                    Some("json") if id.is_none_or(|id| !records.contains_key(&id)) => {
+                        remove_file(&file)
+                    }
+                    Some("json") => {}
+                    Some("blob") if id.is_some_and(|id| records.contains_key(&id)) => {}
+                    // A blob without a record, or a record's temporary file.
+                    _ if stale(&file) => remove_file(&file),
+                    _ => {}
+                }
             }
-        }
-        // A job may still hold the id of an upload from before the restart: new ids start
-        // past any handed out then (the clock's milliseconds, well within a JSON number).
-        state.next_id = state.next_id.max(now());
-        Ok(Store {
+            Ok(())
+        })??;
+        let store = Store {
             root: root.to_owned(),
             limit,
-            state: Mutex::new(state),
-            _lock: lock,
-        })
+            state: Mutex::new(State {
+                entries: BTreeMap::new(),
+                uploads: HashMap::new(),
+                total: 0,
+                seen: None,
+            }),
+        };
+        store.refresh()?;
+        Ok(store)
+    }
+
+    /// Reads the records again when the entries folder changed since they were read.
+    fn refresh(&self) -> Result<(), StoreError> {
+        let entries = self.root.join(ENTRIES);
+        let changed = std::fs::metadata(&entries)
+            .and_then(|m| m.modified())
+            .map_err(io("cannot read", &entries))?;
+        if self.state().seen == Some(changed) {
+            return Ok(());
+        }
+        let index = read_index(&entries)?;
+        let mut state = self.state();
+        state.total = index.values().map(|e| e.info.size).sum();
+        state.entries = index;
+        state.seen = Some(changed);
+        Ok(())
+    }
+
+    /// `refresh`, a failure logged: the index read before stays in use.
+    fn refresh_or_warn(&self) {
+        if let Err(e) = self.refresh() {
+            tracing::warn!("cannot read the cache's entries again: {e}");
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -208,6 +234,7 @@ impl Store {
     /// does: in each scope, the first key exactly, then each key as a prefix (the first key
     /// too), the newest entry of a match first.
     pub fn find(&self, scopes: &[Scope], keys: &[String], version: &str) -> Option<EntryInfo> {
+        self.refresh_or_warn();
         let state = self.state();
         let newest = |scope: &Scope, matches: &dyn Fn(&str) -> bool| {
             state
@@ -235,6 +262,7 @@ impl Store {
 
     /// The committed entry `id`, if there is one.
     pub fn entry(&self, id: u64) -> Option<EntryInfo> {
+        self.refresh_or_warn();
         self.state().entries.get(&id).map(|e| e.info.clone())
     }
 
@@ -256,6 +284,7 @@ impl Store {
                 limit: self.limit,
             });
         }
+        self.refresh_or_warn();
         let mut state = self.state();
         let taken = |s: &Scope, k: &str, v: &str| s == scope && k == key && v == version;
         let exists = state
@@ -272,8 +301,10 @@ impl Store {
                 version: version.to_owned(),
             });
         }
-        let id = state.next_id;
-        state.next_id += 1;
+        let mut id = random_id()?;
+        while state.entries.contains_key(&id) || state.uploads.contains_key(&id) {
+            id = random_id()?;
+        }
         state.uploads.insert(
             id,
             Upload {
@@ -370,33 +401,50 @@ impl Store {
             }
         };
         let (part, blob, record) = (self.part_path(id), self.blob_path(id), self.record_path(id));
-        let entries = self.root.join(ENTRIES);
+        let (entries, lock, limit) = (self.root.join(ENTRIES), self.root.join(LOCK), self.limit);
         let text = serde_json::to_vec(&info).map_err(|e| StoreError::Io {
             what: "cannot write the record of",
             path: record.clone(),
             source: std::io::Error::other(e),
         })?;
-        let made = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            // An empty entry has no part file.
+        let new = info.clone();
+        let made = tokio::task::spawn_blocking(move || -> Result<Vec<u64>, StoreError> {
+            // Synced before the lock: the long part, which other processes need not wait for.
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(&part)
                 .map_err(io("cannot open", &part))?;
-            file.set_len(size).map_err(io("cannot size", &part))?;
+            file.set_len(new.size).map_err(io("cannot size", &part))?;
             file.sync_all().map_err(io("cannot sync", &part))?;
-            std::fs::rename(&part, &blob).map_err(io("cannot move", &part))?;
-            let temporary = record.with_extension("json.tmp");
-            let mut file =
-                std::fs::File::create(&temporary).map_err(io("cannot create", &temporary))?;
-            std::io::Write::write_all(&mut file, &text).map_err(io("cannot write", &temporary))?;
-            file.sync_all().map_err(io("cannot sync", &temporary))?;
-            std::fs::rename(&temporary, &record).map_err(io("cannot move", &temporary))?;
-            // The renames themselves survive a power loss once the folder is synced.
-            std::fs::File::open(&entries)
-                .and_then(|dir| dir.sync_all())
-                .map_err(io("cannot sync", &entries))
+            with_lock(&lock, || {
+                let index = read_index(&entries)?;
+                let taken = index.values().any(|e| {
+                    e.info.scope == new.scope
+                        && e.info.key == new.key
+                        && e.info.version == new.version
+                });
+                if taken {
+                    return Err(StoreError::Exists {
+                        key: new.key.clone(),
+                        version: new.version.clone(),
+                    });
+                }
+                std::fs::rename(&part, &blob).map_err(io("cannot move", &part))?;
+                let temporary = record.with_extension("json.tmp");
+                let mut file =
+                    std::fs::File::create(&temporary).map_err(io("cannot create", &temporary))?;
+                std::io::Write::write_all(&mut file, &text)
+                    .map_err(io("cannot write", &temporary))?;
+                file.sync_all().map_err(io("cannot sync", &temporary))?;
+                std::fs::rename(&temporary, &record).map_err(io("cannot move", &temporary))?;
+                // The renames themselves survive a power loss once the folder is synced.
+                std::fs::File::open(&entries)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(io("cannot sync", &entries))?;
+                Ok(evict(&entries, index, &new, limit))
+            })?
         })
         .await
         .map_err(|e| StoreError::Io {
@@ -404,49 +452,21 @@ impl Store {
             path: self.part_path(id),
             source: std::io::Error::other(e),
         })?;
-        if let Err(e) = made {
-            self.abandon(id);
-            return Err(e);
-        }
-        let evicted = {
-            let mut state = self.state();
-            state.uploads.remove(&id);
-            state.total += size;
-            let used = info.created;
-            state.entries.insert(
-                id,
-                Entry {
-                    info: info.clone(),
-                    last_used: used,
-                },
-            );
-            let mut evicted = Vec::new();
-            while state.total > self.limit {
-                let Some(oldest) = state
-                    .entries
-                    .values()
-                    .filter(|e| e.info.id != id)
-                    .min_by_key(|e| (e.last_used, e.info.id))
-                    .map(|e| e.info.id)
-                else {
-                    break;
-                };
-                if let Some(gone) = state.entries.remove(&oldest) {
-                    state.total -= gone.info.size;
-                    evicted.push(gone.info.id);
-                }
+        let evicted = match made {
+            Ok(evicted) => evicted,
+            Err(e) => {
+                self.abandon(id);
+                return Err(e);
             }
-            evicted
         };
+        self.state().uploads.remove(&id);
         for gone in evicted {
-            // The record first: without it the blob is not an entry.
-            remove_file(&self.record_path(gone));
-            remove_file(&self.blob_path(gone));
             tracing::debug!(
                 entry = gone,
                 "evicted a cache entry, the least recently used"
             );
         }
+        self.refresh_or_warn();
         Ok(info)
     }
 
@@ -459,6 +479,7 @@ impl Store {
 
     /// Opens entry `id` to read it, marking it used now.
     pub async fn open_entry(&self, id: u64) -> Result<(EntryInfo, tokio::fs::File), StoreError> {
+        self.refresh_or_warn();
         let info = {
             let mut state = self.state();
             let entry = state.entries.get_mut(&id).ok_or(StoreError::NoEntry(id))?;
@@ -480,6 +501,7 @@ impl Store {
 
     /// The bytes the committed entries hold.
     pub fn total_size(&self) -> u64 {
+        self.refresh_or_warn();
         self.state().total
     }
 
@@ -529,6 +551,72 @@ impl PartWriter<'_> {
             .record_part(self.id, self.start, self.start + self.written)?;
         Ok(self.written)
     }
+}
+
+/// Runs `f` holding the exclusive `flock` on the file `lock` (made if missing), which every
+/// process sharing the folder takes for its commits and evictions.
+fn with_lock<T>(lock: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .map_err(io("cannot open", lock))?;
+    // SAFETY: flock(2) on a descriptor this function owns; released when it is closed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io("cannot lock", lock)(std::io::Error::last_os_error()));
+    }
+    let done = f();
+    drop(file);
+    Ok(done)
+}
+
+/// The committed entries whose records and blobs are sound, by id.
+fn read_index(entries: &Path) -> Result<BTreeMap<u64, Entry>, StoreError> {
+    let mut index = BTreeMap::new();
+    for file in read_dir(entries)? {
+        if file.extension().is_some_and(|e| e == "json") {
+            if let Some(entry) = load_entry(&file) {
+                index.insert(entry.info.id, entry);
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// Removes the least recently used entries of `index` (not `new`, just committed) until the
+/// rest, `new` included, hold at most `limit` bytes; their ids.
+fn evict(entries: &Path, mut index: BTreeMap<u64, Entry>, new: &EntryInfo, limit: u64) -> Vec<u64> {
+    let mut total: u64 = index.values().map(|e| e.info.size).sum::<u64>() + new.size;
+    let mut evicted = Vec::new();
+    while total > limit {
+        let Some(oldest) = index
+            .values()
+            .min_by_key(|e| (e.last_used, e.info.id))
+            .map(|e| e.info.id)
+        else {
+            break;
+        };
+        if let Some(gone) = index.remove(&oldest) {
+            total -= gone.info.size;
+            // The record first: without it the blob is not an entry.
+            remove_file(&entries.join(format!("{oldest}.json")));
+            remove_file(&entries.join(format!("{oldest}.blob")));
+            evicted.push(oldest);
+        }
+    }
+    evicted
+}
+
+/// A fresh id: random, below 2^53 so that it stays exact as a JSON number.
+fn random_id() -> Result<u64, StoreError> {
+    let mut bytes = [0; 8];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Io {
+        what: "cannot draw an id",
+        path: PathBuf::new(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok((u64::from_le_bytes(bytes) & ((1 << 53) - 1)).max(1))
 }
 
 /// Adds `range` to the sorted, merged `ranges`.

@@ -635,7 +635,7 @@ fn run_in_process(path: &Path, case: &Case, repo: &Path) -> (Option<i32>, String
     };
     let control = hearth_engine::job::JobControl::default();
     let outcome = runtime.block_on(local::run(
-        &options, loaded, backends, actions, &sink, &control,
+        &options, loaded, backends, actions, None, &sink, &control,
     ));
     drop(sink);
     let stdout = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();

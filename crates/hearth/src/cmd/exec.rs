@@ -151,6 +151,25 @@ pub struct ExecArgs {
     /// an action it lacks fails its step, named (act's --action-offline-mode).
     #[arg(long, alias = "action-offline-mode")]
     pub offline: bool,
+
+    /// Where the cache jobs reach keeps its entries (act's --cache-server-path) [default:
+    /// the config's cache.dir, $HOME/.cache/actcache]
+    #[arg(long, value_name = "DIR")]
+    pub cache_server_path: Option<PathBuf>,
+
+    /// Where the cache server listens (act's --cache-server-addr) [default: the config's
+    /// cache.host, or the loopback; container jobs reach a loopback server through their
+    /// network's gateway]
+    #[arg(long, value_name = "ADDRESS")]
+    pub cache_server_addr: Option<String>,
+
+    /// The cache server's port, 0 for any free one (act's --cache-server-port)
+    #[arg(long, value_name = "PORT")]
+    pub cache_server_port: Option<u16>,
+
+    /// Run no cache server: jobs get no ACTIONS_CACHE_URL (act's --no-cache-server)
+    #[arg(long)]
+    pub no_cache_server: bool,
 }
 
 /// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).

@@ -12,7 +12,7 @@ use hearth_engine::job::JobControl;
 use hearth_events::EventSink;
 use hearth_host::HostBackend;
 use hearth_runner::actions::GitActions;
-use hearth_runner::config::{Config, ContainerConfig};
+use hearth_runner::config::{CacheConfig, Config, ContainerConfig};
 use hearth_runner::exec::inputs::ValueFlags;
 use hearth_runner::exec::local::{self, ExplainSkips, LocalOptions};
 use hearth_runner::exec::schedule::PlannedWorkflow;
@@ -26,7 +26,7 @@ use crate::cmd::exec::ExecArgs;
 
 /// Runs `hearth exec`.
 pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
-    let container = container_config(&args, config_file)?;
+    let (container, cache) = exec_config(&args, config_file)?;
     let (options, labels) = local_options(&args)?;
     let loaded = local::load(&options)?;
     if args.list {
@@ -76,10 +76,25 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
         let folders = (root.join("docker"), local::externals_dir());
         let host = docker::host_with_docker(host, docker_backend, &container, folders);
         backends = backends.clone().with_host(host);
+        let cache = match hearth_runner::cache::JobCache::start(&cache).await {
+            Ok(cache) => cache,
+            Err(e) => {
+                eprintln!("hearth: jobs get no cache: {e}");
+                None
+            }
+        };
         let control = JobControl::default();
         let signals = watch_signals(control.clone());
-        let outcome =
-            local::run(&options, loaded, backends, actions, sink.as_ref(), &control).await;
+        let outcome = local::run(
+            &options,
+            loaded,
+            backends,
+            actions,
+            cache.as_deref(),
+            sink.as_ref(),
+            &control,
+        )
+        .await;
         signals.abort();
         outcome
     });
@@ -158,9 +173,10 @@ fn action_source(args: &ExecArgs) -> Result<GitActions> {
     Ok(source)
 }
 
-/// The config's `container.*` keys (the defaults without `-c FILE`), with `--pull` and
-/// `--container-options` over them: the flag's options come after the config's, so they win.
-fn container_config(args: &ExecArgs, file: Option<&Path>) -> Result<ContainerConfig> {
+/// The config's `container.*` and `cache.*` keys (the defaults without `-c FILE`), with the
+/// flags over them: `--pull` and `--container-options` (after the config's options, so they
+/// win), and the `--cache-server-*` flags.
+fn exec_config(args: &ExecArgs, file: Option<&Path>) -> Result<(ContainerConfig, CacheConfig)> {
     let (config, warnings) = match file {
         Some(_) => Config::load(file)?,
         // No config file: the defaults, not the deprecated GITEA_* variables the daemon reads.
@@ -168,6 +184,17 @@ fn container_config(args: &ExecArgs, file: Option<&Path>) -> Result<ContainerCon
     };
     for warning in warnings {
         eprintln!("hearth: {warning}");
+    }
+    let mut cache = config.cache;
+    cache.enabled &= !args.no_cache_server;
+    if let Some(dir) = &args.cache_server_path {
+        cache.dir = dir.clone();
+    }
+    if let Some(address) = &args.cache_server_addr {
+        cache.host = address.clone();
+    }
+    if let Some(port) = args.cache_server_port {
+        cache.port = port;
     }
     let mut container = config.container;
     container.force_pull |= args.pull;
@@ -184,7 +211,7 @@ fn container_config(args: &ExecArgs, file: Option<&Path>) -> Result<ContainerCon
     // Refused here, before any job starts, rather than by every container job.
     hearth_docker::options::parse(&container.options, container.privileged)
         .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
-    Ok(container)
+    Ok((container, cache))
 }
 
 fn exit_code(failed: bool) -> ExitCode {

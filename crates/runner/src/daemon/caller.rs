@@ -33,6 +33,8 @@ pub(super) struct CallerTask<'a> {
     pub secrets: Vec<(String, secrecy::SecretString)>,
     pub masker: hearth_engine::mask::Masker,
     pub runner_env: Vec<(String, String)>,
+    /// The runner's side the jobs must reach besides the forge (the cache).
+    pub reach: Vec<String>,
     pub forge_registry: Option<hearth_backend::ForgeRegistry>,
     pub actions: Arc<crate::actions::GitActions>,
 }
@@ -150,7 +152,9 @@ pub(super) async fn run(
         dry_run: false,
         extras: JobExtras {
             runner_env: caller.runner_env,
-            reach: vec![runtime.address.clone()],
+            reach: std::iter::once(runtime.address.clone())
+                .chain(caller.reach)
+                .collect(),
             owner: vec![
                 (RUNNER_LABEL.to_owned(), runtime.runner_uuid.clone()),
                 (TASK_LABEL.to_owned(), task.id.to_string()),

@@ -213,10 +213,14 @@ async fn run_caller(
             }
             _ => Object::new(),
         };
+        let github = github_context(task, &runtime.address);
+        let mut masker = masker.clone();
+        let mut runner_env = job_env(runtime, task);
+        let reach = job_cache(runtime, &github, &mut masker, &mut runner_env);
         let caller = super::caller::CallerTask {
             file,
             single,
-            github: github_context(task, &runtime.address),
+            github,
             vars: string_object(&task.vars),
             inputs,
             secrets: task
@@ -224,8 +228,9 @@ async fn run_caller(
                 .iter()
                 .map(|(name, value)| (name.clone(), SecretString::from(value.expose())))
                 .collect(),
-            masker: masker.clone(),
-            runner_env: job_env(runtime, task),
+            masker,
+            runner_env,
+            reach,
             forge_registry: forge_registry(&runtime.address, task),
             actions: Arc::new(action_source(runtime, task)),
         };
@@ -444,21 +449,7 @@ fn prepare(
         .collect();
     let mut masker = masker.clone();
     let mut runner_env = job_env(runtime, task);
-    let mut reach = Vec::new();
-    // The cache: the runner's own, with a token for this job's scopes, or the configured one.
-    let valid = runtime.timeout + Duration::from_secs(3600);
-    if let Some(access) = runtime
-        .cache
-        .as_ref()
-        .and_then(|cache| cache.for_job(&github, valid))
-    {
-        masker.add(&access.token);
-        runner_env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
-        reach.push(access.base);
-    } else if !runtime.external_cache.is_empty() {
-        let url = format!("{}/", runtime.external_cache.trim_end_matches('/'));
-        runner_env.push(("ACTIONS_CACHE_URL".to_owned(), url));
-    }
+    let reach = job_cache(runtime, &github, &mut masker, &mut runner_env);
     let mut env_folders = Vec::new();
     if route.reaches_docker {
         let made = crate::job_docker_config::for_job(&runtime.registries)
@@ -559,6 +550,32 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
         github.remove(key);
     }
     github
+}
+
+/// The cache a job is given (`ACTIONS_CACHE_URL`, added to `env`): the runner's own, with a
+/// token of the job's scopes (masked), or `cache.external_server` as it is. Returns the
+/// runner's side the job must reach for it.
+fn job_cache(
+    runtime: &TaskRuntime,
+    github: &Object,
+    masker: &mut Masker,
+    env: &mut Vec<(String, String)>,
+) -> Vec<String> {
+    let valid = runtime.timeout + Duration::from_secs(3600);
+    if let Some(access) = runtime
+        .cache
+        .as_ref()
+        .and_then(|cache| cache.for_job(github, valid))
+    {
+        masker.add(&access.token);
+        env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
+        return vec![access.base];
+    }
+    if !runtime.external_cache.is_empty() {
+        let url = format!("{}/", runtime.external_cache.trim_end_matches('/'));
+        env.push(("ACTIONS_CACHE_URL".to_owned(), url));
+    }
+    Vec::new()
 }
 
 /// The variables the reference runners add for every job (§5.1 of the protocol spec), over the

@@ -137,18 +137,47 @@ pub fn load(options: &LocalOptions) -> Result<Loaded, LocalError> {
 }
 
 /// Runs what [`load`] found on `backends`, reporting to `sink`; `actions` fetches actions of
-/// other repositories.
+/// other repositories; the jobs are given `cache` (`ACTIONS_CACHE_URL`), when there is one.
 pub async fn run(
     options: &LocalOptions,
     loaded: Loaded,
     backends: Backends,
     actions: Arc<dyn ActionSource>,
+    cache: Option<&crate::cache::JobCache>,
     sink: &dyn EventSink,
     control: &JobControl,
 ) -> LocalOutcome {
     let mut masker = Masker::new();
     for (_, value) in &loaded.secrets {
         masker.add(value);
+    }
+    // One run, one repository and ref: one grant for all its jobs, valid a day.
+    let mut extras = schedule::JobExtras::default();
+    let github = loaded
+        .workflows
+        .first()
+        .and_then(|w| w.run.github.as_object().cloned())
+        .map(|mut github| {
+            // A repository without a remote has no name: its folder stands for it, so that
+            // its entries are its own.
+            let named = matches!(github.get("repository"), Some(hearth_expr::Value::String(s)) if !s.is_empty());
+            if !named {
+                let folder = std::fs::canonicalize(&options.directory)
+                    .unwrap_or_else(|_| options.directory.clone());
+                let name = format!("local:{}", folder.display());
+                github.insert("repository", hearth_expr::Value::string(name.as_str()));
+            }
+            github
+        });
+    let access = cache
+        .zip(github)
+        .and_then(|(cache, github)| cache.for_job(&github, std::time::Duration::from_secs(86400)));
+    if let Some(access) = access {
+        masker.add(&access.token);
+        extras
+            .runner_env
+            .push(("ACTIONS_CACHE_URL".to_owned(), access.url));
+        extras.reach.push(access.base);
     }
     masker.build();
     let secrets: Vec<(String, SecretString)> = loaded
@@ -171,7 +200,7 @@ pub async fn run(
         matrix_filter: &filter,
         parallel: options.parallel.unwrap_or(cores),
         dry_run: options.dry_run,
-        extras: schedule::JobExtras::default(),
+        extras,
     };
     let reports = schedule::run_workflows(&loaded.workflows, &settings, sink, control).await;
     LocalOutcome {

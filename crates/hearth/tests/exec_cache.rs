@@ -1,0 +1,112 @@
+//! `hearth exec` runs a cache server for its jobs (act's `--cache-server-path`): one job saves
+//! with GitHub's client (`@actions/cache`, from `scripts/npm-test-env`), the next restores by a
+//! restore key, and a container job on its own network reaches the server too. A second run
+//! finds what the first saved.
+
+#[path = "common/action_repos.rs"]
+#[allow(dead_code)] // the action repositories are not used here, only `make_repo`
+mod action_repos;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// GitHub's cache client's packages.
+fn toolkit() -> PathBuf {
+    if let Some(folder) = std::env::var_os("HEARTH_NODE_MODULES").filter(|f| !f.is_empty()) {
+        return folder.into();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-test-env");
+    let output = Command::new(&script).output().expect("npm-test-env runs");
+    assert!(
+        output.status.success(),
+        "the cache tests need @actions/cache: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .into()
+}
+
+#[test]
+fn jobs_of_a_local_run_save_and_restore_through_the_runs_cache() {
+    let modules = toolkit();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit/cache.js");
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = format!(
+        r#"on: push
+env:
+  NODE_PATH: {modules}
+  GITHUB_SERVER_URL: http://forge.example
+jobs:
+  save:
+    runs-on: linux
+    steps:
+      - run: mkdir -p deps .temp && echo "saved by the first job" > deps/file
+      - run: RUNNER_TEMP=$PWD/.temp node {script} save deps-1 deps
+  restore:
+    needs: save
+    runs-on: linux
+    steps:
+      - run: mkdir -p .temp && RUNNER_TEMP=$PWD/.temp node {script} restore deps-2 deps- deps
+      - run: cat deps/file
+  probe:
+    runs-on: boxed
+    steps:
+      - run: wget -S -O /dev/null "${{ACTIONS_CACHE_URL}}_apis/artifactcache/cache?keys=x&version=v" 2>&1 | grep "HTTP/" | sed 's/^ *//'
+      - run: echo "url $ACTIONS_CACHE_URL"
+"#,
+        modules = modules.display(),
+        script = script.display()
+    );
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(".forgejo/workflows/ci.yml", &workflow)],
+        "start",
+    );
+    let cache = dir.path().join("cache");
+    let run = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["exec", "-C"])
+            .arg(dir.path().join("project"))
+            .args([
+                "--label",
+                "linux:host",
+                "--label",
+                "boxed:docker://hearth-test/busybox:1",
+            ])
+            .arg("--cache-server-path")
+            .arg(&cache)
+            .output()
+            .expect("hearth exec runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stdout}{stderr}");
+        stdout
+    };
+    let first = run();
+    for line in [
+        "[restore]   | {\"restored\":\"deps-1\"}",
+        "[restore]   | saved by the first job",
+        "[probe]   | HTTP/1.1 204 No Content",
+    ] {
+        assert!(first.contains(line), "no {line:?} in {first}");
+    }
+    assert!(first.contains("[save]   | {\"saved\":"), "{first}");
+    // The job's token is masked where the URL is printed.
+    let url = first
+        .lines()
+        .find(|l| l.contains("| url "))
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(url.contains("/***/"), "{url}");
+    // The next run: the first's entry is there, and the same key is not saved again.
+    let second = run();
+    assert!(second.contains("[save]   | {\"saved\":-1}"), "{second}");
+    assert!(
+        second.contains("[restore]   | {\"restored\":\"deps-1\"}"),
+        "{second}"
+    );
+}
