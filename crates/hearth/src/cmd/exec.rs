@@ -76,12 +76,14 @@ pub struct ExecArgs {
     #[arg(long = "matrix", value_name = "KEY:VALUE")]
     pub matrix: Vec<String>,
 
-    /// act's platform mapping: LABEL=IMAGE, or LABEL=-self-hosted to run on this machine.
+    /// act's platform mapping: LABEL=IMAGE, or LABEL=-self-hosted to run on this machine;
+    /// repeatable. Each adds a label or overrides the one of its name; the others stay.
     #[arg(short = 'P', long = "platform", value_name = "LABEL=IMAGE")]
     pub platforms: Vec<String>,
 
-    /// A runner label in the forges' syntax, NAME:host or NAME:docker://IMAGE; repeatable
-    /// [default: self-hosted:host and linux:host].
+    /// A runner label in the forges' syntax, NAME:host or NAME:docker://IMAGE; repeatable.
+    /// The labels given replace the defaults (self-hosted:host and linux:host); -P applies
+    /// over them.
     #[arg(long = "label", value_name = "NAME:SCHEME[:ARGS]")]
     pub labels: Vec<String>,
 
