@@ -185,6 +185,16 @@ struct Case {
 }
 
 impl Case {
+    /// Whether some act-style `-P NAME=IMAGE` names an image (a Docker label) rather than
+    /// `-self-hosted`.
+    fn platform_image(&self) -> bool {
+        self.args
+            .windows(2)
+            .filter(|pair| pair[0] == "-P" || pair[0] == "--platform")
+            .filter_map(|pair| pair[1].split_once('='))
+            .any(|(_, image)| image != "-self-hosted")
+    }
+
     /// Whether the case reads only what the JSON events say (and the exit code), so that it
     /// can run in-process: not the plain log, not stderr, not `-l`'s listing, no Docker.
     fn in_process(&self) -> bool {
@@ -193,6 +203,7 @@ impl Case {
             // Docker labels need the Docker backend, which the fake backend stands for only on
             // the host's side.
             && !self.args.iter().any(|a| a.contains("docker://"))
+            && !self.platform_image()
             && !self.docker
             // The fake backend translates one job folder; it refuses a bound repository.
             && !self.args.iter().any(|a| a == "--bind")

@@ -11,7 +11,8 @@
 //! * `name:docker://image` (or `name:docker:image`): in a container of `image`.
 //!
 //! `hearth exec` also takes act's `-P name=image` form, where the image `-self-hosted` means
-//! the host.
+//! the host; as in act, `-P` adds to the labels there are (the defaults, or `--label`'s)
+//! rather than replacing them.
 //!
 //! Which label a job gets follows Gitea and act_runner: the job is eligible only when *every*
 //! `runs-on` value is a label name (Gitea `CanMatchLabels`, exact string match), and then it
@@ -219,8 +220,8 @@ impl fmt::Display for Label {
     }
 }
 
-/// The labels `hearth exec` uses when the user gives none: only the host, under the names a
-/// self-hosted job asks for. `ubuntu-latest` is deliberately absent: running a job meant for
+/// The labels `hearth exec` starts from when no `--label` is given (`-P` adds to them): only
+/// the host, under the names a self-hosted job asks for. `ubuntu-latest` is deliberately absent: running a job meant for
 /// a clean hosted VM on the user's own machine must be asked for explicitly.
 pub fn default_labels() -> Labels {
     Labels::from_iter([Label::host("self-hosted"), Label::host("linux")])
@@ -243,14 +244,18 @@ impl Labels {
         specs.iter().map(|spec| Label::parse(spec)).collect()
     }
 
-    /// The labels of `hearth exec`: the `--label` values, then the `-P` values (so `-P`
-    /// overrides a `--label` of the same name, as the more specific flag), or
-    /// [`default_labels`] when both are empty.
+    /// The labels of `hearth exec`: the `--label` values, or [`default_labels`] when there are
+    /// none, then the `-P` values over them.
+    ///
+    /// `--label` gives the runner's whole set, as a runner's configuration does. `-P` works as
+    /// act's: each one adds a label or overrides the one of its name, and the others stay (so
+    /// `-P ubuntu-latest=node:20` keeps `self-hosted` and `linux` on the host).
     pub fn from_flags(labels: &[String], platforms: &[String]) -> Result<Self, LabelError> {
-        if labels.is_empty() && platforms.is_empty() {
-            return Ok(default_labels());
-        }
-        let mut set = Labels::parse(labels)?;
+        let mut set = if labels.is_empty() {
+            default_labels()
+        } else {
+            Labels::parse(labels)?
+        };
         for spec in platforms {
             set.insert(Label::parse_platform(spec)?);
         }
@@ -677,6 +682,51 @@ mod tests {
         );
         assert!(labels.get("self-hosted").is_none());
         assert!(labels.requires_docker());
+    }
+
+    #[test]
+    fn platform_flags_add_to_the_defaults() {
+        let labels = Labels::from_flags(&[], &strings(&["ubuntu-latest=node:20"])).unwrap();
+        assert_eq!(
+            labels.names().collect::<Vec<_>>(),
+            ["self-hosted", "linux", "ubuntu-latest"]
+        );
+        assert_eq!(labels.get("linux"), Some(&Label::host("linux")));
+        assert_eq!(
+            labels.get("ubuntu-latest"),
+            Some(&Label::docker("ubuntu-latest", "node:20"))
+        );
+    }
+
+    #[test]
+    fn platform_flags_override_a_default_in_place() {
+        let labels = Labels::from_flags(
+            &[],
+            &strings(&["linux=node:20", "ubuntu-latest=-self-hosted"]),
+        )
+        .unwrap();
+        assert_eq!(
+            labels.names().collect::<Vec<_>>(),
+            ["self-hosted", "linux", "ubuntu-latest"]
+        );
+        assert_eq!(
+            labels.get("linux"),
+            Some(&Label::docker("linux", "node:20"))
+        );
+        assert_eq!(labels.get("self-hosted"), Some(&Label::host("self-hosted")));
+        assert_eq!(
+            labels.get("ubuntu-latest"),
+            Some(&Label::host("ubuntu-latest"))
+        );
+    }
+
+    #[test]
+    fn later_platform_flag_of_a_name_wins() {
+        let labels =
+            Labels::from_flags(&[], &strings(&["u=node:18", "u=-self-hosted", "u=node:20"]))
+                .unwrap();
+        assert_eq!(labels.get("u").and_then(Label::image), Some("node:20"));
+        assert_eq!(labels.len(), 3);
     }
 
     #[test]

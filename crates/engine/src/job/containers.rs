@@ -30,7 +30,7 @@ pub(crate) fn job_container(
     }))
 }
 
-/// The job's services, by id, in the order written.
+/// The job's services, by id, in the order written; those whose image is empty are left out.
 pub(crate) fn services(
     scope: &Scope<'_>,
     job: &Job,
@@ -39,10 +39,19 @@ pub(crate) fn services(
         return Ok(Vec::new());
     };
     match services {
-        OrExpr::Value(services) => services
-            .iter()
-            .map(|(id, container)| Ok((id.value.clone(), container_spec(scope, container)?)))
-            .collect(),
+        OrExpr::Value(services) => {
+            let mut started = Vec::new();
+            for (id, container) in services {
+                let spec = container_spec(scope, container)?;
+                // An image that comes out empty leaves the service out: GitHub's documented way
+                // to make a service conditional (`image: ${{ cond && 'postgres' || '' }}`),
+                // which act_runner follows too.
+                if !spec.image.is_empty() {
+                    started.push((id.value.clone(), spec));
+                }
+            }
+            Ok(started)
+        }
         OrExpr::Expr(text) => Err(scope.error_at(
             text,
             "`services:` must be a mapping of service ids to containers, not one expression",

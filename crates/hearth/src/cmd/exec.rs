@@ -76,12 +76,14 @@ pub struct ExecArgs {
     #[arg(long = "matrix", value_name = "KEY:VALUE")]
     pub matrix: Vec<String>,
 
-    /// act's platform mapping: LABEL=IMAGE, or LABEL=-self-hosted to run on this machine.
+    /// act's platform mapping: LABEL=IMAGE, or LABEL=-self-hosted to run on this machine;
+    /// repeatable. Each adds a label or overrides the one of its name; the others stay.
     #[arg(short = 'P', long = "platform", value_name = "LABEL=IMAGE")]
     pub platforms: Vec<String>,
 
-    /// A runner label in the forges' syntax, NAME:host or NAME:docker://IMAGE; repeatable
-    /// [default: self-hosted:host and linux:host].
+    /// A runner label in the forges' syntax, NAME:host or NAME:docker://IMAGE; repeatable.
+    /// The labels given replace the defaults (self-hosted:host and linux:host); -P applies
+    /// over them.
     #[arg(long = "label", value_name = "NAME:SCHEME[:ARGS]")]
     pub labels: Vec<String>,
 
@@ -129,8 +131,8 @@ pub struct ExecArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Run at most N jobs at once [default: the number of cores].
-    #[arg(long = "jobs", value_name = "N")]
+    /// Run at most N jobs at once [default: the number of cores] (act's --concurrent-jobs).
+    #[arg(long = "jobs", alias = "concurrent-jobs", value_name = "N")]
     pub parallel: Option<usize>,
 
     /// Run workflows whatever their branch, tag, path and type filters say (act's behaviour).
@@ -144,7 +146,11 @@ pub struct ExecArgs {
 
     /// Run the action `owner/repo@ref` (as `uses:` names it, without its path) from a local
     /// folder instead of fetching it (act's --local-repository); repeatable.
-    #[arg(long = "action-override", value_name = "ACTION=DIR")]
+    #[arg(
+        long = "action-override",
+        alias = "local-repository",
+        value_name = "ACTION=DIR"
+    )]
     pub action_overrides: Vec<String>,
 
     /// Fetch no action: take them from the cache alone (fill it with `hearth actions pull`);
@@ -175,4 +181,69 @@ pub struct ExecArgs {
 /// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).
 pub fn run(args: ExecArgs, config: Option<&Path>) -> Result<ExitCode> {
     super::exec_run::run(args, config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExecArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Exec {
+        #[command(flatten)]
+        args: ExecArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ExecArgs {
+        let full: Vec<&str> = std::iter::once("exec")
+            .chain(argv.iter().copied())
+            .collect();
+        match Exec::try_parse_from(&full) {
+            Ok(exec) => exec.args,
+            Err(error) => panic!("{argv:?} should parse: {error}"),
+        }
+    }
+
+    #[test]
+    fn acts_actor_spellings() {
+        for argv in [
+            &["-a", "mona"][..],
+            &["--actor", "mona"],
+            &["--actor=mona"],
+            &["-amona"],
+        ] {
+            assert_eq!(parse(argv).actor.as_deref(), Some("mona"), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn acts_platform_spellings_keep_every_value_in_order() {
+        let args = parse(&[
+            "-P",
+            "ubuntu-latest=node:20",
+            "--platform",
+            "linux=-self-hosted",
+            "-P=gpu=-self-hosted",
+            "--platform=arm=img:1",
+        ]);
+        assert_eq!(
+            args.platforms,
+            [
+                "ubuntu-latest=node:20",
+                "linux=-self-hosted",
+                "gpu=-self-hosted",
+                "arm=img:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn acts_names_for_jobs_and_local_repository() {
+        assert_eq!(parse(&["--concurrent-jobs", "2"]).parallel, Some(2));
+        assert_eq!(parse(&["--jobs", "3"]).parallel, Some(3));
+        assert_eq!(
+            parse(&["--local-repository", "acme/tool@v2=../tool"]).action_overrides,
+            ["acme/tool@v2=../tool"]
+        );
+    }
 }

@@ -424,6 +424,7 @@ async fn jobs_get_the_forges_context_and_the_runner_environment() {
           echo "runtime token=$ACTIONS_RUNTIME_TOKEN"
           echo "github token=${{ github.token }} secret=${{ secrets.GITHUB_TOKEN }}"
           echo "var=${{ vars.COLOUR }} message=${{ github.event.head_commit.message }}"
+          echo "act=${ACT-unset} ctx=${{ env.ACT }}"
 "#);
     let (id, task, _) = h
         .run(TaskSpec::new(payload).with_var("COLOUR", "teal"))
@@ -445,6 +446,8 @@ async fn jobs_get_the_forges_context_and_the_runner_environment() {
     has("runtime token=***");
     has("github token=*** secret=***");
     has("var=teal message=test commit");
+    // ACT=true is `hearth exec`'s, as act's: a forge's job is no local run.
+    has("act=unset ctx=");
     let lines = h.forge.log_lines(id);
     assert!(!task.runtime_token.is_empty() && !task.token.is_empty());
     for secret in [&task.token, &task.runtime_token] {

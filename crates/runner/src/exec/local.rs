@@ -131,9 +131,26 @@ pub fn load(options: &LocalOptions) -> Result<Loaded, LocalError> {
         workflows,
         invalid,
         secrets: values.secrets.into_iter().collect(),
-        env: values.env.into_iter().collect(),
+        env: local_env(values.env),
         matrix,
     })
+}
+
+/// What act tells a workflow it runs locally: `ACT=true` in every job's environment.
+///
+/// Workflows written for act skip what must not run on a developer's machine with
+/// `if: ${{ !env.ACT }}`; act puts the variable in the `env` context, so it is visible to
+/// expressions as well as to processes. It is the lowest layer, under `--env` and the
+/// workflow's `env:`, so `--env ACT=` runs such steps after all. Only `hearth exec` sets it;
+/// jobs from a forge never see it.
+const ACT_ENV: (&str, &str) = ("ACT", "true");
+
+/// The variables under every job's workflow `env:`: [`ACT_ENV`], then `--env`'s.
+fn local_env(flags: super::inputs::Values) -> Vec<(String, String)> {
+    let (name, value) = ACT_ENV;
+    std::iter::once((name.to_owned(), value.to_owned()))
+        .chain(flags)
+        .collect()
 }
 
 /// Runs what [`load`] found on `backends`, reporting to `sink`; `actions` fetches actions of
