@@ -43,6 +43,8 @@ enum Command {
     GenerateConfig(cmd::generate_config::GenerateConfigArgs),
     /// Manage the action cache (`pull`: fetch the actions workflows use, for offline runs).
     Actions(cmd::actions::ActionsArgs),
+    /// Serve the cache alone, for several runners (`cache.external_server`, `cache.secret`).
+    CacheServer(cmd::cache_server::CacheServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Daemon(args) => cmd::daemon::run(args, cli.config.as_deref()),
         Command::GenerateConfig(args) => cmd::generate_config::run(args),
         Command::Actions(args) => cmd::actions::run(args, cli.config.as_deref()),
+        Command::CacheServer(args) => cmd::cache_server::run(args),
     };
     match result {
         Ok(code) => code,

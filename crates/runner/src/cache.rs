@@ -41,32 +41,43 @@ pub enum CacheError {
     Key(String),
 }
 
-/// The running cache server and how jobs reach it.
+/// The cache jobs are given: Hearth's own server, run by the runner, or an external one.
 pub struct JobCache {
-    /// `http://host:port`, where jobs on this machine reach the server.
+    /// `http://host:port` (no trailing `/`), where jobs on this machine reach the server.
     base: String,
-    signer: Signer,
-    running: Running,
+    /// Signs the jobs' grants: a random key for the runner's own server, or `cache.secret`,
+    /// the key shared with an external `hearth cache-server`. `None`: an external server that
+    /// takes no tokens, given to jobs as it is (act_runner's way).
+    signer: Option<Signer>,
+    running: Option<Running>,
 }
 
 /// What one job is given: the URL with its token, and the parts the caller needs.
 #[derive(Clone, Debug)]
 pub struct JobCacheAccess {
-    /// `ACTIONS_CACHE_URL`: `http://host:port/<token>/`.
+    /// `ACTIONS_CACHE_URL`: `http://host:port/<token>/`, or an external server's URL.
     pub url: String,
     /// The server's address without the token, for `JobRequest::reach`.
     pub base: String,
     /// The job's token, to mask.
-    pub token: String,
+    pub token: Option<String>,
 }
 
 impl JobCache {
-    /// Starts the cache server the config asks for: `None` when `cache.enabled` is false or
-    /// `cache.external_server` names another server (which jobs are then pointed at as they
-    /// are, as act_runner does).
+    /// The cache the config asks for: `None` when `cache.enabled` is false; the server named
+    /// by `cache.external_server` (with tokens signed with `cache.secret`, when set); else a
+    /// server of the runner's own, started now.
     pub async fn start(config: &CacheConfig) -> Result<Option<Arc<JobCache>>, CacheError> {
-        if !config.enabled || !config.external_server.is_empty() {
+        if !config.enabled {
             return Ok(None);
+        }
+        let shared = (!config.secret.is_empty()).then(|| Signer::new(config.secret.as_bytes()));
+        if !config.external_server.is_empty() {
+            return Ok(Some(Arc::new(JobCache {
+                base: config.external_server.trim_end_matches('/').to_owned(),
+                signer: shared,
+                running: None,
+            })));
         }
         let store =
             Store::open(&config.dir, DEFAULT_LIMIT).map_err(|source| CacheError::Store {
@@ -85,32 +96,41 @@ impl JobCache {
         let listener = tokio::net::TcpListener::bind(&address)
             .await
             .map_err(listen)?;
-        let signer = Signer::random().map_err(|e| CacheError::Key(e.to_string()))?;
+        let signer = match shared {
+            Some(signer) => signer,
+            None => Signer::random().map_err(|e| CacheError::Key(e.to_string()))?,
+        };
         let running = hearth_cache::server::serve(listener, Arc::new(store), signer.clone())
             .map_err(listen)?;
         let base = advertised(running.address());
         tracing::info!(address = %base, dir = %config.dir.display(), "cache server started");
         Ok(Some(Arc::new(JobCache {
             base,
-            signer,
-            running,
+            signer: Some(signer),
+            running: Some(running),
         })))
     }
 
-    /// Where the server listens.
-    pub fn address(&self) -> SocketAddr {
-        self.running.address()
+    /// Where the runner's own server listens.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.running.as_ref().map(Running::address)
     }
 
     /// The access of a job whose `github` context is `github`, valid for `valid`; `None` when
-    /// the context names no repository.
+    /// tokens are signed and the context names no repository.
     pub fn for_job(&self, github: &Object, valid: Duration) -> Option<JobCacheAccess> {
-        let grant = grant(github, valid)?;
-        let token = self.signer.token(&grant);
+        let Some(signer) = &self.signer else {
+            return Some(JobCacheAccess {
+                url: format!("{}/", self.base),
+                base: self.base.clone(),
+                token: None,
+            });
+        };
+        let token = signer.token(&grant(github, valid)?);
         Some(JobCacheAccess {
             url: format!("{}/{token}/", self.base),
             base: self.base.clone(),
-            token,
+            token: Some(token),
         })
     }
 }
@@ -187,6 +207,48 @@ mod tests {
             Value::Object(object) => (*object).clone(),
             other => panic!("not an object: {other:?}"),
         }
+    }
+
+    fn config(external_server: &str, secret: &str) -> CacheConfig {
+        CacheConfig {
+            enabled: true,
+            dir: PathBuf::from("/nonexistent"),
+            host: String::new(),
+            port: 0,
+            external_server: external_server.to_owned(),
+            secret: secret.to_owned(),
+        }
+    }
+
+    /// An external `hearth cache-server` with the shared key: jobs get tokens it accepts; one
+    /// without a key is given to jobs as it is; a disabled cache gives nothing.
+    #[tokio::test]
+    async fn an_external_server_gets_tokens_signed_with_the_shared_key() {
+        let push = github(serde_json::json!({"repository": "acme/app", "ref": "refs/heads/main"}));
+        let valid = Duration::from_secs(60);
+        let shared = JobCache::start(&config("http://cache.internal:9000/", "shared key"))
+            .await
+            .unwrap()
+            .unwrap();
+        let access = shared.for_job(&push, valid).unwrap();
+        let token = access.token.clone().unwrap();
+        assert_eq!(access.url, format!("http://cache.internal:9000/{token}/"));
+        assert_eq!(access.base, "http://cache.internal:9000");
+        let grant = Signer::new(b"shared key").verify(&token).unwrap();
+        assert_eq!(grant.repository, "acme/app");
+        assert!(shared.address().is_none(), "no server of its own");
+
+        let plain = JobCache::start(&config("http://cache.internal:9000", ""))
+            .await
+            .unwrap()
+            .unwrap();
+        let access = plain.for_job(&push, valid).unwrap();
+        assert_eq!(access.url, "http://cache.internal:9000/");
+        assert!(access.token.is_none());
+
+        let mut off = config("", "");
+        off.enabled = false;
+        assert!(JobCache::start(&off).await.unwrap().is_none());
     }
 
     #[test]

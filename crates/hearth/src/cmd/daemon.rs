@@ -170,7 +170,6 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             forge_capabilities,
             registries: config.container.registries.clone(),
             cache,
-            external_cache: config.cache.external_server.clone(),
         };
         let code = daemon::run(client, task_runtime, options, shutdown, stop).await;
         signals.abort();

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod actions;
+pub mod cache_server;
 pub mod daemon;
 pub mod docker;
 pub mod exec;

@@ -77,14 +77,19 @@ cache:
   enabled: true
   # Where the cache keeps its data. Empty means $HOME/.cache/actcache.
   dir: ""
-  # The address jobs reach the cache server at (not where it listens).
-  # Empty means the address of this machine's outgoing route.
+  # The address the cache server listens on and jobs reach it at. Empty
+  # means this machine's loopback: jobs in containers reach it through
+  # their network's gateway, and nothing else can.
   host: ""
   # The cache server's port; 0 takes any free port.
   port: 0
   # The URL of a cache server to use instead of running one (usually
   # ending with a /). Empty runs Hearth's own.
   external_server: ""
+  # The key each job's cache token is signed with: the one given to
+  # `hearth cache-server --secret-file` when external_server names it.
+  # Empty means a random key of this runner's own.
+  secret: ""
 
 container:
   # The Docker network for job containers: host, bridge or the name of a

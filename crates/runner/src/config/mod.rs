@@ -134,6 +134,9 @@ pub struct CacheConfig {
     pub port: u16,
     /// `cache.external_server`, empty to run Hearth's own.
     pub external_server: String,
+    /// `cache.secret` (forgejo-runner's key): the key job tokens are signed with, shared with
+    /// an external `hearth cache-server` (or other runners); empty: a random one.
+    pub secret: String,
 }
 
 /// `container:`.
@@ -354,6 +357,7 @@ impl Config {
             host: raw.cache.host,
             port: raw.cache.port,
             external_server: raw.cache.external_server,
+            secret: raw.cache.secret,
         };
         let container = ContainerConfig {
             network: raw.container.network,

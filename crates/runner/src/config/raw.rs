@@ -34,7 +34,14 @@ pub(super) const RUNNER_KEYS: &[&str] = &[
     "ca_file",
     "request_timeout",
 ];
-pub(super) const CACHE_KEYS: &[&str] = &["enabled", "dir", "host", "port", "external_server"];
+pub(super) const CACHE_KEYS: &[&str] = &[
+    "enabled",
+    "dir",
+    "host",
+    "port",
+    "external_server",
+    "secret",
+];
 pub(super) const CONTAINER_KEYS: &[&str] = &[
     "registries",
     "docker_config",
@@ -95,6 +102,7 @@ pub(super) struct RawCache {
     pub host: String,
     pub port: u16,
     pub external_server: String,
+    pub secret: String,
 }
 
 #[derive(Debug, Default)]
@@ -327,6 +335,9 @@ fn read_cache(
                 cache.external_server = reader
                     .string(value, "cache.external_server")?
                     .unwrap_or_default();
+            }
+            Some("secret") => {
+                cache.secret = reader.string(value, "cache.secret")?.unwrap_or_default();
             }
             _ => reader.unknown_key(key, "cache", CACHE_KEYS),
         }

@@ -60,10 +60,8 @@ pub struct TaskRuntime {
     pub forge_capabilities: Vec<String>,
     /// `container.registries`: those marked `expose_to_jobs` go to jobs that reach Docker.
     pub registries: Vec<crate::config::RegistryConfig>,
-    /// The cache jobs are given, when the runner runs one (`cache.*`).
+    /// The cache jobs are given (`cache.*`), when there is one.
     pub cache: Option<Arc<crate::cache::JobCache>>,
-    /// `cache.external_server`: the cache URL jobs are given as it is, when set.
-    pub external_cache: String,
 }
 
 /// How the daemon can stop a task: `cancel` as a first Ctrl-C does (`always()` steps still
@@ -552,9 +550,9 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
     github
 }
 
-/// The cache a job is given (`ACTIONS_CACHE_URL`, added to `env`): the runner's own, with a
-/// token of the job's scopes (masked), or `cache.external_server` as it is. Returns the
-/// runner's side the job must reach for it.
+/// The cache a job is given (`ACTIONS_CACHE_URL`, added to `env`, with a token of the job's
+/// scopes, masked, unless an external server takes none). Returns the runner's side the job
+/// must reach for it.
 fn job_cache(
     runtime: &TaskRuntime,
     github: &Object,
@@ -562,20 +560,18 @@ fn job_cache(
     env: &mut Vec<(String, String)>,
 ) -> Vec<String> {
     let valid = runtime.timeout + Duration::from_secs(3600);
-    if let Some(access) = runtime
+    let Some(access) = runtime
         .cache
         .as_ref()
         .and_then(|cache| cache.for_job(github, valid))
-    {
-        masker.add(&access.token);
-        env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
-        return vec![access.base];
+    else {
+        return Vec::new();
+    };
+    if let Some(token) = &access.token {
+        masker.add(token);
     }
-    if !runtime.external_cache.is_empty() {
-        let url = format!("{}/", runtime.external_cache.trim_end_matches('/'));
-        env.push(("ACTIONS_CACHE_URL".to_owned(), url));
-    }
-    Vec::new()
+    env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
+    vec![access.base]
 }
 
 /// The variables the reference runners add for every job (§5.1 of the protocol spec), over the

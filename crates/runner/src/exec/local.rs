@@ -190,7 +190,9 @@ pub async fn run(
         .zip(github)
         .and_then(|(cache, github)| cache.for_job(&github, std::time::Duration::from_secs(86400)));
     if let Some(access) = access {
-        masker.add(&access.token);
+        if let Some(token) = &access.token {
+            masker.add(token);
+        }
         extras
             .runner_env
             .push(("ACTIONS_CACHE_URL".to_owned(), access.url));
