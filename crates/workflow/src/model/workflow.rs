@@ -5,6 +5,7 @@ use super::job::{self, Job};
 use super::trigger::{self, Triggers};
 use crate::validate::reader::{Loc, Reader};
 use crate::validate::schema::WORKFLOW;
+use crate::validate::tree::{check_tree, WORKFLOW_MAX_DEPTH};
 use crate::validate::Diagnostics;
 use crate::yaml::{self, Node, Span};
 
@@ -52,6 +53,7 @@ impl Workflow {
     /// Every problem found, in source order.
     pub fn from_yaml(root: &Node, file: &str) -> Result<Workflow, Diagnostics> {
         let mut reader = Reader::new(file, &WORKFLOW, "the workflow");
+        check_tree(&mut reader, root, WORKFLOW_MAX_DEPTH);
         let workflow = read_workflow(&mut reader, root);
         reader.finish(workflow)
     }
