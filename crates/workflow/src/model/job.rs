@@ -207,6 +207,15 @@ pub(crate) fn check_identifier(r: &mut Reader, id: &Text, what: &str) {
                 id.value
             ),
         );
+    } else if id.value.starts_with("__") {
+        // GitHub names steps without an id `__run`, `__actions_checkout`, ...
+        r.error(
+            id.span.start,
+            format!(
+                "{what} '{}' is invalid: ids starting with '__' are reserved",
+                id.value
+            ),
+        );
     }
 }
 
@@ -316,6 +325,9 @@ fn read_runs_on(r: &mut Reader, node: &Node, loc: &Loc) -> Option<RunsOn> {
                 let at = loc.key(key);
                 if key == "group" {
                     runs_on.group = r.non_empty_string(value, &at);
+                    if let Some(group) = &runs_on.group {
+                        check_runner_group(r, group);
+                    }
                 } else {
                     runs_on.labels = r.string_list(value, &at);
                 }
@@ -335,6 +347,33 @@ fn read_runs_on(r: &mut Reader, node: &Node, loc: &Loc) -> Option<RunsOn> {
         }
     }
     Some(runs_on)
+}
+
+/// GitHub's rule for `runs-on.group`: a bare group name, or one group named
+/// with its owner's prefix (`org/`, `organization/`, `ent/`, `enterprise/`).
+fn check_runner_group(r: &mut Reader, group: &Text) {
+    if group.has_expression() {
+        return;
+    }
+    let name = group.value.as_str();
+    let mut parts = name.split('/');
+    let (Some(owner), Some(rest)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let problem = if parts.next().is_some()
+        || !["org", "organization", "ent", "enterprise"].contains(&owner)
+    {
+        "a group name with '/' must be 'org/', 'organization/', 'ent/' or 'enterprise/' \
+         followed by one group's name"
+    } else if rest.is_empty() {
+        "the group's name after the prefix is empty"
+    } else {
+        return;
+    };
+    r.error(
+        group.span.start,
+        format!("invalid runs-on group name '{name}': {problem}"),
+    );
 }
 
 fn read_strategy(r: &mut Reader, node: &Node, loc: &Loc) -> Option<OrExpr<Strategy>> {
@@ -371,8 +410,13 @@ fn check_matrix(r: &mut Reader, node: &Node, loc: &Loc) {
     let Some(entries) = r.mapping(node, loc) else {
         return;
     };
+    // Whether the matrix has a combination to run, as GitHub decides it before any
+    // expression is evaluated: a vector (or a key computed by an expression) or a
+    // non-empty `include`.
+    let mut has_vector = false;
     for (key, value) in entries {
         let Some(name) = r.loose_key(key, loc) else {
+            has_vector = true;
             continue;
         };
         let filter = name.value == "include" || name.value == "exclude";
@@ -382,12 +426,27 @@ fn check_matrix(r: &mut Reader, node: &Node, loc: &Loc) {
             loc.any_key(&name.value)
         };
         if r.is_expression_here(value, &at) {
+            has_vector |= name.value != "exclude";
             r.check_expressions(value, &at, false);
             continue;
         }
         let Some(items) = r.sequence(value, &at) else {
+            // Reported as it is; saying also that nothing runs would add noise.
+            has_vector = true;
             continue;
         };
+        match name.value.as_str() {
+            "include" => has_vector |= !items.is_empty(),
+            "exclude" => {}
+            vector if items.is_empty() => {
+                has_vector = true;
+                r.error(
+                    value.span.start,
+                    format!("matrix vector '{vector}' has no values, so the job would never run"),
+                );
+            }
+            _ => has_vector = true,
+        }
         for (i, item) in items.iter().enumerate() {
             let item_loc = at.item(i);
             if filter && !r.is_expression_here(item, &item_loc) && item.as_mapping().is_none() {
@@ -396,6 +455,15 @@ fn check_matrix(r: &mut Reader, node: &Node, loc: &Loc) {
             }
             r.check_expressions_deep(item, &item_loc);
         }
+    }
+    if !has_vector {
+        r.error(
+            node.span.start,
+            format!(
+                "'{}' defines no vector and no 'include' entry, so it has no combination to run",
+                loc.path
+            ),
+        );
     }
 }
 
