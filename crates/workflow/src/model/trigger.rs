@@ -332,12 +332,18 @@ fn read_filters(
             _ => filters.versions = list,
         }
     }
-    // A filter and its negation cannot both be given for one event.
-    for (include, exclude) in [
-        ("branches", "branches-ignore"),
-        ("tags", "tags-ignore"),
-        ("paths", "paths-ignore"),
-    ] {
+    // A filter and its negation cannot both be given for one event. GitHub does not hold
+    // `merge_group` to this: it accepts both `branches` and `branches-ignore` there.
+    let pairs: &[(&str, &str)] = if crate::filters::allows_filter_with_its_ignore(spec.name) {
+        &[]
+    } else {
+        &[
+            ("branches", "branches-ignore"),
+            ("tags", "tags-ignore"),
+            ("paths", "paths-ignore"),
+        ]
+    };
+    for &(include, exclude) in pairs {
         let find = |k: &str| entries.iter().find(|(key, _)| key.as_str() == Some(k));
         if let (Some(_), Some((exclude_key, _))) = (find(include), find(exclude)) {
             r.error(
@@ -430,7 +436,13 @@ fn read_dispatch(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowDispatch {
     let Some(entries) = r.mapping(node, loc) else {
         return dispatch;
     };
-    for (_, _, inputs_node) in r.fixed_entries(entries, loc) {
+    // GitHub reads only `inputs` here and ignores any other key (`description`, `branches`,
+    // ...), which many workflows carry; so does Hearth.
+    let inputs = entries
+        .iter()
+        .filter(|(key, _)| key.as_str() == Some("inputs"))
+        .map(|(_, value)| value);
+    for inputs_node in inputs {
         let inputs_loc = loc.key("inputs");
         if inputs_node.is_null() {
             continue;
