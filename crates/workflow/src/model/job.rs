@@ -6,7 +6,7 @@ use super::step::{self, Step};
 use super::workflow::{
     read_concurrency, read_defaults, read_permissions, Concurrency, Defaults, Permissions,
 };
-use crate::graph::{GraphJob, JobGraph, Need};
+use crate::graph::{GraphJob, JobGraph, Need, NO_JOB_WITHOUT_NEEDS};
 use crate::validate::reader::{Loc, Reader};
 use crate::validate::{closest, suggest_hint};
 use crate::yaml::{Node, Span, YamlValue};
@@ -679,11 +679,18 @@ pub(crate) fn graph_jobs(jobs: &[Job]) -> Vec<GraphJob> {
 
 /// Checks `needs` across jobs with [`JobGraph`]: every name is a job (with a "did you mean"
 /// for near misses), and no job waits on itself, directly or through others.
-pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job]) {
+///
+/// `jobs_span` is where the `jobs` mapping starts: GitHub reports there that no job can
+/// start because every one has `needs`.
+pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job], jobs_span: Span) {
     let Err(errors) = JobGraph::build("", graph_jobs(jobs)) else {
         return;
     };
     for error in errors {
+        if error.message == NO_JOB_WITHOUT_NEEDS {
+            r.error(jobs_span.start, error.message);
+            continue;
+        }
         let unknown = jobs
             .iter()
             .flat_map(|job| job.needs.iter().map(move |need| (job, need)))

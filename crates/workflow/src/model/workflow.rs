@@ -83,6 +83,7 @@ fn read_workflow(r: &mut Reader, root: &Node) -> Workflow {
     };
     let mut seen_on = false;
     let mut seen_jobs = false;
+    let mut jobs_span = root.span;
     for (key, key_node, value) in r.fixed_entries(entries, &loc) {
         let at = loc.key(key);
         match key {
@@ -98,6 +99,7 @@ fn read_workflow(r: &mut Reader, root: &Node) -> Workflow {
             "permissions" => workflow.permissions = read_permissions(r, value, &at),
             "concurrency" => workflow.concurrency = read_concurrency(r, value, &at),
             "jobs" => {
+                jobs_span = value.span;
                 seen_jobs = true;
                 workflow.jobs = job::read_jobs(r, value, &at);
             }
@@ -113,7 +115,7 @@ fn read_workflow(r: &mut Reader, root: &Node) -> Workflow {
     if !seen_jobs {
         r.error(root.span.start, "the workflow has no 'jobs' key");
     }
-    job::check_needs(r, &workflow.jobs);
+    job::check_needs(r, &workflow.jobs, jobs_span);
     workflow
 }
 
