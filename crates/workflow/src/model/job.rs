@@ -298,8 +298,9 @@ fn read_job(r: &mut Reader, id: Text, node: &Node, loc: &Loc) -> Option<Job> {
             .is_some_and(|k| k != "runs-on" && closest(k, ["runs-on"]).is_some())
     });
     if !is_call && job.runs_on.is_none() && !misspelt_runs_on && !has_key(entries, "runs-on") {
+        // At the mapping that lacks the key, where GitHub reports a missing property.
         r.error(
-            job.id.span.start,
+            node.span.start,
             format!(
                 "job '{}' needs 'runs-on' (or 'uses' to call a reusable workflow)",
                 job.id.value

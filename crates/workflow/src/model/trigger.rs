@@ -543,7 +543,7 @@ fn read_call(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowCall {
             let at = section.any_key(&name.value);
             match key {
                 "inputs" => {
-                    if let Some(input) = read_call_input(r, name, name_node, item, &at) {
+                    if let Some(input) = read_call_input(r, name, item, &at) {
                         call.inputs.push(input);
                     }
                 }
@@ -590,7 +590,7 @@ fn read_call(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowCall {
                         }),
                         None if !fields.iter().any(|(k, _)| k.as_str() == Some("value")) => {
                             r.error(
-                                name_node.span.start,
+                                item.span.start,
                                 format!("output '{}' of 'workflow_call' needs 'value'", name.value),
                             );
                         }
@@ -603,13 +603,7 @@ fn read_call(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowCall {
     call
 }
 
-fn read_call_input(
-    r: &mut Reader,
-    name: Text,
-    name_node: &Node,
-    node: &Node,
-    loc: &Loc,
-) -> Option<CallInput> {
+fn read_call_input(r: &mut Reader, name: Text, node: &Node, loc: &Loc) -> Option<CallInput> {
     let fields = r.mapping(node, loc)?;
     let mut input = CallInput {
         name,
@@ -634,7 +628,7 @@ fn read_call_input(
     }
     if !has_type {
         r.error(
-            name_node.span.start,
+            node.span.start,
             format!(
                 "input '{}' of 'workflow_call' needs 'type' (string, boolean or number)",
                 input.name.value
