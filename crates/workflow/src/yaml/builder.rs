@@ -56,6 +56,9 @@ struct TreeBuilder<'a> {
 /// What `saphyr-parser` says of a `#` that follows a token with no space between them.
 const UNSPACED_COMMENT: &str = "comments must be separated from other tokens by whitespace";
 
+/// Most comments with no space before them that one file may hold.
+const MAX_UNSPACED_COMMENTS: usize = 100;
+
 /// Loads a single-document YAML stream.
 ///
 /// GitHub reads YAML with YamlDotNet, which takes a `#` straight after a flow
@@ -68,14 +71,26 @@ const UNSPACED_COMMENT: &str = "comments must be separated from other tokens by 
 /// (`a#b`) or a quoted one it is text, and the parser never complains of it.
 pub(crate) fn build(source: &str, file: &str, options: &LoadOptions) -> Result<Node, YamlError> {
     let mut text = std::borrow::Cow::Borrowed(source);
+    let mut retries = 0;
     loop {
         match build_once(&text, file, options) {
             Err(Retry::UnspacedComment(pos)) => match blank_comment(&text, pos) {
-                Some(blanked) => text = std::borrow::Cow::Owned(blanked),
-                None => {
-                    let kind = YamlErrorKind::Syntax {
-                        message: UNSPACED_COMMENT.to_owned(),
+                // Each retry reads the text again; the cap keeps a file crafted with
+                // thousands of such comments from costing quadratic time.
+                Some(blanked) if retries < MAX_UNSPACED_COMMENTS => {
+                    retries += 1;
+                    text = std::borrow::Cow::Owned(blanked);
+                }
+                blanked => {
+                    let message = if blanked.is_some() {
+                        format!(
+                            "more than {MAX_UNSPACED_COMMENTS} comments start right after a \
+                             token; put a space before this '#'"
+                        )
+                    } else {
+                        UNSPACED_COMMENT.to_owned()
                     };
+                    let kind = YamlErrorKind::Syntax { message };
                     return Err(YamlError::new(file, pos, kind));
                 }
             },
