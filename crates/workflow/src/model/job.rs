@@ -273,7 +273,7 @@ fn read_job(r: &mut Reader, id: Text, node: &Node, loc: &Loc) -> Option<Job> {
             "timeout-minutes" => job.timeout_minutes = r.number(value, &at),
             "cancel-timeout-minutes" => job.cancel_timeout_minutes = r.number(value, &at),
             "continue-on-error" => job.continue_on_error = r.boolean(value, &at),
-            "container" => job.container = read_container(r, value, &at),
+            "container" => job.container = read_container(r, value, &at, false),
             "services" => job.services = read_services(r, value, &at),
             "env" => job.env = r.string_map(value, &at),
             "environment" => job.environment = read_environment(r, value, &at),
@@ -468,7 +468,8 @@ fn check_matrix(r: &mut Reader, node: &Node, loc: &Loc) {
     }
 }
 
-fn read_container(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Container> {
+/// A job's `container` (`service: false`) or one of its `services`.
+fn read_container(r: &mut Reader, node: &Node, loc: &Loc, service: bool) -> Option<Container> {
     let mut container = Container {
         span: node.span,
         ..Container::default()
@@ -477,13 +478,14 @@ fn read_container(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Container> {
         // `container: node:20` names the image; an empty string means no
         // container, as on GitHub.
         container.image = r.string(node, loc);
+        check_image(r, node, loc, container.image.as_ref(), service);
         return Some(container);
     }
     let entries = r.mapping(node, loc)?;
     for (key, _, value) in r.fixed_entries(entries, loc) {
         let at = loc.key(key);
         match key {
-            "image" => container.image = r.non_empty_string(value, &at),
+            "image" => container.image = r.string(value, &at),
             "options" => container.options = r.string(value, &at),
             "env" => container.env = r.string_map(value, &at),
             "ports" => container.ports = r.sequence_of_strings(value, &at),
@@ -493,7 +495,37 @@ fn read_container(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Container> {
             _ => container.command = r.string(value, &at),
         }
     }
+    check_image(r, node, loc, container.image.as_ref(), service);
     Some(container)
+}
+
+/// GitHub's rule for an empty image, checked where no expression can fill it in: a job's
+/// container may be empty (no container at all), unless written `docker://` with nothing
+/// after it; a service always needs an image.
+fn check_image(r: &mut Reader, node: &Node, loc: &Loc, image: Option<&Text>, service: bool) {
+    if has_expression_anywhere(node) {
+        return;
+    }
+    let written = image.map_or("", |i| i.value.as_str());
+    let name = written.strip_prefix("docker://");
+    if name.unwrap_or(written).is_empty() && (service || name.is_some()) {
+        let what = if service { "service" } else { "container" };
+        r.error(
+            node.span.start,
+            format!("'{}': the {what}'s image is empty", loc.path),
+        );
+    }
+}
+
+fn has_expression_anywhere(node: &Node) -> bool {
+    match &node.value {
+        YamlValue::String(s) => s.contains("${{"),
+        YamlValue::Sequence(items) => items.iter().any(has_expression_anywhere),
+        YamlValue::Mapping(entries) => entries
+            .iter()
+            .any(|(k, v)| has_expression_anywhere(k) || has_expression_anywhere(v)),
+        _ => false,
+    }
 }
 
 fn read_credentials(r: &mut Reader, node: &Node, loc: &Loc) -> Option<OrExpr<Credentials>> {
@@ -524,14 +556,7 @@ fn read_services(r: &mut Reader, node: &Node, loc: &Loc) -> Option<OrExpr<Vec<(T
             continue;
         };
         let at = loc.any_key(&name.value);
-        if value.as_mapping().is_none() && value.as_str().is_some_and(str::is_empty) {
-            r.error(
-                value.span.start,
-                format!("'{}': must not be empty", at.path),
-            );
-            continue;
-        }
-        if let Some(container) = read_container(r, value, &at) {
+        if let Some(container) = read_container(r, value, &at, true) {
             services.push((name, container));
         }
     }
@@ -588,6 +613,22 @@ fn read_snapshot(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Snapshot> {
             "image-name" => image_name = r.non_empty_string(value, &at),
             "if" => condition = r.condition(value, &at),
             _ => version = r.non_empty_string(value, &at),
+        }
+    }
+    if let Some(v) = version.as_ref().filter(|v| !v.has_expression()) {
+        // GitHub takes a major version and a wildcard: `2.*`.
+        let valid = v.value.split_once('.').is_some_and(|(major, rest)| {
+            rest == "*" && major.bytes().all(|b| b.is_ascii_digit()) && major.parse::<i32>().is_ok()
+        });
+        if !valid {
+            // At the snapshot mapping, where GitHub reports it.
+            r.error(
+                node.span.start,
+                format!(
+                    "'{}.version': expected a major version and '.*' (such as '2.*'), found '{}'",
+                    loc.path, v.value
+                ),
+            );
         }
     }
     if !has_key(entries, "image-name") {
