@@ -6,8 +6,11 @@ use super::trigger::{self, Triggers};
 use crate::validate::reader::{Loc, Reader};
 use crate::validate::schema::WORKFLOW;
 use crate::validate::tree::{check_tree, WORKFLOW_MAX_DEPTH};
-use crate::validate::Diagnostics;
-use crate::yaml::{self, Node, Span};
+use crate::validate::{Diagnostic, Diagnostics};
+use crate::yaml::{self, Node, Pos, Span};
+
+/// Longest workflow file GitHub reads, in UTF-16 code units as .NET counts characters.
+pub const MAX_FILE_LENGTH: usize = 1024 * 1024;
 
 /// A workflow file.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,14 @@ impl Workflow {
     ///
     /// Every problem in the file, YAML errors included.
     pub fn parse(source: &str, file: &str) -> Result<Workflow, Diagnostics> {
+        let length = source.encode_utf16().count();
+        if length > MAX_FILE_LENGTH {
+            let message = format!(
+                "the workflow file is {length} characters long; GitHub reads at most \
+                 {MAX_FILE_LENGTH}"
+            );
+            return Err(Diagnostic::new(file, Pos::START, message).into());
+        }
         let root = yaml::load(source, file)?;
         Workflow::from_yaml(&root, file)
     }
@@ -241,6 +252,7 @@ pub(crate) fn read_concurrency(r: &mut Reader, node: &Node, loc: &Loc) -> Option
         } else {
             r.string(node, loc)?
         };
+        check_group_length(r, node, &group);
         return Some(Concurrency {
             group,
             cancel_in_progress: None,
@@ -265,6 +277,9 @@ pub(crate) fn read_concurrency(r: &mut Reader, node: &Node, loc: &Loc) -> Option
             }
         }
     }
+    if let Some(g) = &group {
+        check_group_length(r, node, g);
+    }
     let Some(group) = group else {
         // A `group` that is present was reported where it is wrong.
         if !entries.iter().any(|(k, _)| k.as_str() == Some("group")) {
@@ -278,4 +293,25 @@ pub(crate) fn read_concurrency(r: &mut Reader, node: &Node, loc: &Loc) -> Option
         cancel_in_progress,
         queue,
     })
+}
+
+/// Longest concurrency group GitHub takes, in UTF-16 code units as .NET counts them.
+const MAX_CONCURRENCY_GROUP: usize = 400;
+
+/// A group written out (not computed) may not be longer than GitHub allows; it is
+/// reported at the `concurrency` value, where GitHub reports it.
+fn check_group_length(r: &mut Reader, node: &Node, group: &Text) {
+    if group.has_expression() {
+        return;
+    }
+    let length = group.value.encode_utf16().count();
+    if length > MAX_CONCURRENCY_GROUP {
+        r.error(
+            node.span.start,
+            format!(
+                "the concurrency group name is {length} characters long; GitHub allows at most \
+                 {MAX_CONCURRENCY_GROUP}"
+            ),
+        );
+    }
 }

@@ -142,9 +142,16 @@ fn a_hash_inside_a_plain_scalar_is_text() {
 /// Every comment of that kind costs one more read of the file, so their number is capped.
 #[test]
 fn comments_right_after_tokens_are_capped() {
-    let lines = |n: usize| (0..n).map(|i| format!("k{i:03}: [1]#c\n")).collect::<String>();
+    let lines = |n: usize| {
+        (0..n)
+            .map(|i| format!("k{i:03}: [1]#c\n"))
+            .collect::<String>()
+    };
     assert_eq!(load_ok(&lines(100)).as_mapping().map(<[_]>::len), Some(100));
     let error = load_err(&lines(101));
     assert_eq!(error.pos, Pos::new(101, 10));
-    assert!(error.message().contains("more than 100 comments"), "{error}");
+    assert!(
+        error.message().contains("more than 100 comments"),
+        "{error}"
+    );
 }
