@@ -83,21 +83,19 @@ impl JobGraph {
             }
         }
         let mut needs = Vec::with_capacity(jobs.len());
-        for job in &jobs {
+        // A job with an unknown need never becomes ready, nor does anything after it.
+        let mut complete = vec![true; jobs.len()];
+        for (j, job) in jobs.iter().enumerate() {
             let mut resolved = Vec::new();
             for need in &job.needs {
                 match index_of(&need.id) {
                     Some(i) if !resolved.contains(&i) => resolved.push(i),
-                    _ => {}
+                    Some(_) => {}
+                    None => complete[j] = false,
                 }
             }
             needs.push(resolved);
         }
-        // A job with an unknown need never becomes ready, nor does anything after it.
-        let complete: Vec<bool> = jobs
-            .iter()
-            .map(|j| j.needs.iter().all(|n| index_of(&n.id).is_some()))
-            .collect();
         let order: Vec<usize> = topological_order(&needs)
             .into_iter()
             .scan(vec![false; jobs.len()], |ready, i| {

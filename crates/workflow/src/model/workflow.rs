@@ -45,7 +45,12 @@ impl Workflow {
     ///
     /// Every problem in the file, YAML errors included.
     pub fn parse(source: &str, file: &str) -> Result<Workflow, Diagnostics> {
-        let length = source.encode_utf16().count();
+        // UTF-8 never takes fewer bytes than UTF-16 takes units, so short files need no count.
+        let length = if source.len() <= MAX_FILE_LENGTH {
+            0
+        } else {
+            source.encode_utf16().count()
+        };
         if length > MAX_FILE_LENGTH {
             let message = format!(
                 "the workflow file is {length} characters long; GitHub reads at most \

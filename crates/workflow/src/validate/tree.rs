@@ -2,6 +2,9 @@
 //! the keys mean: how deep collections nest, and keys that differ only in
 //! case.
 
+use std::borrow::Cow;
+use std::collections::hash_map::{Entry, HashMap};
+
 use super::reader::Reader;
 use crate::yaml::{Node, YamlValue};
 
@@ -52,30 +55,74 @@ fn walk(r: &mut Reader, node: &Node, depth: usize, max_depth: usize, too_deep_re
 }
 
 fn check_keys_ignoring_case(r: &mut Reader, entries: &[(Node, Node)]) {
-    let names: Vec<Option<String>> = entries.iter().map(|(k, _)| key_text(k)).collect();
-    // Mappings are small; a quadratic scan beats hashing folded strings.
+    if entries.len() < 2 {
+        return;
+    }
+    let names: Vec<Option<Cow<'_, str>>> = entries.iter().map(|(k, _)| key_text(k)).collect();
+    let report = |r: &mut Reader, i: usize, first: usize| {
+        let (Some(name), Some(first_name)) = (&names[i], &names[first]) else {
+            return;
+        };
+        let first_pos = entries[first].0.span.start;
+        r.error(
+            entries[i].0.span.start,
+            format!(
+                "'{name}' is already defined as '{first_name}' at line {}, column {}: keys \
+                 that differ only in case are the same key",
+                first_pos.line, first_pos.col
+            ),
+        );
+    };
+    let same = |a: &Option<Cow<'_, str>>, b: &str| {
+        a.as_deref().is_some_and(|a| {
+            // Most keys are ASCII, where a length check settles most pairs at once.
+            if a.is_ascii() && b.is_ascii() {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                hearth_expr::eq_ignore_case(a, b)
+            }
+        })
+    };
+    if entries.len() <= SMALL_MAPPING {
+        for (i, name) in names.iter().enumerate() {
+            let Some(name) = name else { continue };
+            if let Some(first) = names[..i].iter().position(|k| same(k, name)) {
+                report(r, i, first);
+            }
+        }
+        return;
+    }
+    // Large mappings (a workflow's jobs) go through a map of lower-cased ASCII keys;
+    // the rare key with other characters is compared with every other one.
+    let mut ascii: HashMap<String, usize> = HashMap::with_capacity(names.len());
+    let mut others: Vec<usize> = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let Some(name) = name else { continue };
-        let earlier = names[..i].iter().position(|k| {
-            k.as_deref()
-                .is_some_and(|k| hearth_expr::eq_ignore_case(k, name))
-        });
-        if let Some(first) = earlier {
-            let first_name = names[first].as_deref().unwrap_or_default();
-            let first_pos = entries[first].0.span.start;
-            r.error(
-                entries[i].0.span.start,
-                format!(
-                    "'{name}' is already defined as '{first_name}' at line {}, column {}: keys \
-                     that differ only in case are the same key",
-                    first_pos.line, first_pos.col
-                ),
-            );
+        let earlier = if name.is_ascii() {
+            match ascii.entry(name.to_ascii_lowercase()) {
+                Entry::Occupied(first) => Some(*first.get()),
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    others.iter().copied().find(|&o| same(&names[o], name))
+                }
+            }
+        } else {
+            others.push(i);
+            names[..i].iter().position(|k| same(k, name))
+        };
+        if let Some(first) = earlier.filter(|&first| first != i) {
+            report(r, i, first);
         }
     }
 }
 
+/// Mappings with at most this many keys are checked pair by pair.
+const SMALL_MAPPING: usize = 8;
+
 /// A scalar key as GitHub turns it into a string.
-fn key_text(key: &Node) -> Option<String> {
-    super::reader::scalar_text(key)
+fn key_text(key: &Node) -> Option<Cow<'_, str>> {
+    match key.as_str() {
+        Some(s) => Some(Cow::Borrowed(s)),
+        None => super::reader::scalar_text(key).map(Cow::Owned),
+    }
 }
