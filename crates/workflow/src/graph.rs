@@ -46,6 +46,10 @@ impl fmt::Display for GraphError {
     }
 }
 
+/// What GitHub says when every job has `needs`, so that none can start.
+pub const NO_JOB_WITHOUT_NEEDS: &str =
+    "The workflow must contain at least one job with no dependencies.";
+
 /// The jobs of one workflow with their dependencies checked.
 #[derive(Clone, Debug)]
 pub struct JobGraph {
@@ -58,62 +62,74 @@ pub struct JobGraph {
 }
 
 impl JobGraph {
-    /// Checks the `needs` of `jobs`: every need names a job of the workflow (ids compared ignoring
-    /// case, as GitHub does) and there is no cycle. All errors are returned, in source order.
+    /// Checks the `needs` of `jobs` as GitHub does, and reports problems where it does.
+    ///
+    /// At least one job must need nothing. Starting from those, a job becomes ready once
+    /// every job it needs is ready (ids compared ignoring case); every need of a job that
+    /// never becomes ready is an error at that need: a job that does not exist, a job on a
+    /// cycle with this one, or a job that itself never starts. All errors are returned, in
+    /// source order.
     pub fn build(file: &str, jobs: Vec<GraphJob>) -> Result<JobGraph, Vec<GraphError>> {
         let index_of =
             |id: &str| -> Option<usize> { jobs.iter().position(|j| j.id.eq_ignore_ascii_case(id)) };
-        let mut errors = Vec::new();
+        let error = |span: Span, message: String| GraphError {
+            file: file.to_string(),
+            span,
+            message,
+        };
+        if let Some(first) = jobs.first() {
+            if jobs.iter().all(|j| !j.needs.is_empty()) {
+                return Err(vec![error(first.span, NO_JOB_WITHOUT_NEEDS.to_owned())]);
+            }
+        }
         let mut needs = Vec::with_capacity(jobs.len());
-        for job in &jobs {
+        // A job with an unknown need never becomes ready, nor does anything after it.
+        let mut complete = vec![true; jobs.len()];
+        for (j, job) in jobs.iter().enumerate() {
             let mut resolved = Vec::new();
             for need in &job.needs {
                 match index_of(&need.id) {
                     Some(i) if !resolved.contains(&i) => resolved.push(i),
                     Some(_) => {}
-                    None => errors.push(GraphError {
-                        file: file.to_string(),
-                        span: need.span,
-                        message: format!("Job '{}' depends on unknown job '{}'.", job.id, need.id),
-                    }),
+                    None => complete[j] = false,
                 }
             }
             needs.push(resolved);
         }
-        if !errors.is_empty() {
-            return Err(errors);
+        let order: Vec<usize> = topological_order(&needs)
+            .into_iter()
+            .scan(vec![false; jobs.len()], |ready, i| {
+                ready[i] = complete[i] && needs[i].iter().all(|&n| ready[n]);
+                Some((i, ready[i]))
+            })
+            .filter_map(|(i, ready)| ready.then_some(i))
+            .collect();
+        if order.len() == jobs.len() {
+            return Ok(JobGraph { jobs, needs, order });
         }
-
-        let order = topological_order(&needs);
-        if order.len() < jobs.len() {
-            // Every job left out is on a cycle or waits on one. Report each cycle once, at the
-            // first-declared job on it and its need that closes the cycle.
-            let mut reported = vec![false; jobs.len()];
-            for (i, job) in jobs.iter().enumerate() {
-                if reported[i] || order.contains(&i) {
-                    continue;
-                }
-                let closing = job.needs.iter().find_map(|need| {
-                    index_of(&need.id)
-                        .filter(|&n| reaches(&needs, n, i))
-                        .map(|n| (need, n))
-                });
-                let Some((need, n)) = closing else { continue };
-                for (j, mark) in reported.iter_mut().enumerate() {
-                    *mark |= reaches(&needs, i, j) && reaches(&needs, j, i);
-                }
-                errors.push(GraphError {
-                    file: file.to_string(),
-                    span: need.span,
-                    message: format!(
+        let mut ready = vec![false; jobs.len()];
+        for &i in &order {
+            ready[i] = true;
+        }
+        let mut errors = Vec::new();
+        for (i, job) in jobs.iter().enumerate().filter(|&(i, _)| !ready[i]) {
+            for need in &job.needs {
+                let message = match index_of(&need.id) {
+                    None => format!("Job '{}' depends on unknown job '{}'.", job.id, need.id),
+                    Some(n) if ready[n] => continue,
+                    Some(n) if reaches(&needs, n, i) => format!(
                         "Job '{}' depends on job '{}' which creates a cycle in the dependency graph.",
                         job.id, jobs[n].id
                     ),
-                });
+                    Some(n) => format!(
+                        "Job '{}' depends on job '{}', which can never start (see its 'needs').",
+                        job.id, jobs[n].id
+                    ),
+                };
+                errors.push(error(need.span, message));
             }
-            return Err(errors);
         }
-        Ok(JobGraph { jobs, needs, order })
+        Err(errors)
     }
 
     pub fn jobs(&self) -> &[GraphJob] {
@@ -305,25 +321,44 @@ mod tests {
     }
 
     #[test]
-    fn cycles_are_errors() {
+    fn every_need_of_a_job_that_never_starts_is_an_error() {
         let errors = JobGraph::build(
             "ci.yml",
             vec![
-                job("a", 1, &["c"]),
-                job("b", 3, &["a"]),
-                job("c", 5, &["b"]),
-                job("d", 7, &["a"]),
-                job("e", 9, &["e"]),
+                job("start", 1, &[]),
+                job("a", 3, &["start", "c"]),
+                job("b", 5, &["a"]),
+                job("c", 7, &["b"]),
+                job("d", 9, &["a", "start"]),
+                job("e", 11, &["e"]),
+                job("f", 13, &["nope", "start"]),
+                job("g", 15, &["F"]),
             ],
         )
         .unwrap_err();
-        let messages: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
             messages,
             [
-                "Job 'a' depends on job 'c' which creates a cycle in the dependency graph.",
-                "Job 'e' depends on job 'e' which creates a cycle in the dependency graph.",
+                "ci.yml:4:3: error: Job 'a' depends on job 'c' which creates a cycle in the dependency graph.",
+                "ci.yml:6:3: error: Job 'b' depends on job 'a' which creates a cycle in the dependency graph.",
+                "ci.yml:8:3: error: Job 'c' depends on job 'b' which creates a cycle in the dependency graph.",
+                "ci.yml:10:3: error: Job 'd' depends on job 'a', which can never start (see its 'needs').",
+                "ci.yml:12:3: error: Job 'e' depends on job 'e' which creates a cycle in the dependency graph.",
+                "ci.yml:14:3: error: Job 'f' depends on unknown job 'nope'.",
+                "ci.yml:16:3: error: Job 'g' depends on job 'f', which can never start (see its 'needs').",
             ]
+        );
+    }
+
+    #[test]
+    fn a_workflow_where_every_job_has_needs_is_an_error() {
+        let errors =
+            JobGraph::build("ci.yml", vec![job("a", 1, &["b"]), job("b", 3, &["a"])]).unwrap_err();
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            ["ci.yml:1:3: error: The workflow must contain at least one job with no dependencies."]
         );
     }
 

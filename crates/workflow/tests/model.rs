@@ -180,3 +180,20 @@ fn actions_of_every_kind() {
     };
     assert_eq!(steps.len(), 1);
 }
+
+/// GitHub reads workflow files of at most 1,048,576 characters (UTF-16 code units).
+#[test]
+fn files_longer_than_github_reads_are_refused() {
+    let head = "on: push\njobs:\n  build:\n    runs-on: x\n    steps: [{run: make}]\n#";
+    let limit = hearth_workflow::model::MAX_FILE_LENGTH;
+    let at_limit = format!("{head}{}", "x".repeat(limit - head.len()));
+    assert!(Workflow::parse(&at_limit, "test.yml").is_ok());
+    // 'é' is one UTF-16 unit but two bytes: the length counts units.
+    let accented = format!("{head}{}", "é".repeat(limit - head.len()));
+    assert!(Workflow::parse(&accented, "test.yml").is_ok());
+    let over = format!("{at_limit}x");
+    assert_eq!(
+        errors(&over),
+        ["test.yml:1:1: error: the workflow file is 1048577 characters long; GitHub reads at most 1048576"]
+    );
+}

@@ -38,7 +38,8 @@
 //!   pattern matches (with `!` patterns, when the last matching one is
 //!   positive; without them this is "any pattern matches").
 //! - A filter and its `-ignore` form together are an error
-//!   ([`FilterError::Conflicting`]).
+//!   ([`FilterError::Conflicting`]), except for `merge_group`, where GitHub
+//!   accepts both and a branch must pass each.
 //! - `push`: with only branch filters a tag push does not run, and with
 //!   only tag filters a branch push does not run; with both, the filter of
 //!   the pushed ref's kind decides. Refs that are neither branches nor tags
@@ -289,6 +290,12 @@ fn spec(event: &str) -> Option<EventSpec> {
         | "page_build" | "public" | "status" => NONE,
         _ => return None,
     })
+}
+
+/// Whether GitHub lets this event have a filter and its `-ignore` form together
+/// (`merge_group`: a branch must then be selected by one and not by the other).
+pub(crate) fn allows_filter_with_its_ignore(event: &str) -> bool {
+    event == "merge_group"
 }
 
 /// Events whose configuration is not filters; the caller handles them.
@@ -601,11 +608,19 @@ fn parse(event: &str, config: &Value) -> (EventFilter, Vec<FilterError>) {
         };
         *slot = Some(list);
     }
+    let checked_pairs = if allows_filter_with_its_ignore(event) {
+        0
+    } else {
+        3
+    };
     for (key, include, ignore) in [
         ("branches", &filter.branches, &filter.branches_ignore),
         ("tags", &filter.tags, &filter.tags_ignore),
         ("paths", &filter.paths, &filter.paths_ignore),
-    ] {
+    ]
+    .into_iter()
+    .take(checked_pairs)
+    {
         if include.is_some() && ignore.is_some() {
             errors.push(FilterError::Conflicting {
                 event: event.into(),

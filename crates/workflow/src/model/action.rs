@@ -145,6 +145,11 @@ impl Action {
     /// Every problem found, in source order.
     pub fn from_yaml(root: &Node, file: &str) -> Result<Action, Diagnostics> {
         let mut reader = Reader::new(file, &ACTION, "the action");
+        crate::validate::tree::check_tree(
+            &mut reader,
+            root,
+            crate::validate::tree::ACTION_MAX_DEPTH,
+        );
         let action = read_action(&mut reader, root);
         match action {
             Some(action) => reader.finish(action),

@@ -6,7 +6,7 @@ use super::step::{self, Step};
 use super::workflow::{
     read_concurrency, read_defaults, read_permissions, Concurrency, Defaults, Permissions,
 };
-use crate::graph::{GraphJob, JobGraph, Need};
+use crate::graph::{GraphJob, JobGraph, Need, NO_JOB_WITHOUT_NEEDS};
 use crate::validate::reader::{Loc, Reader};
 use crate::validate::{closest, suggest_hint};
 use crate::yaml::{Node, Span, YamlValue};
@@ -207,6 +207,15 @@ pub(crate) fn check_identifier(r: &mut Reader, id: &Text, what: &str) {
                 id.value
             ),
         );
+    } else if id.value.starts_with("__") {
+        // GitHub names steps without an id `__run`, `__actions_checkout`, ...
+        r.error(
+            id.span.start,
+            format!(
+                "{what} '{}' is invalid: ids starting with '__' are reserved",
+                id.value
+            ),
+        );
     }
 }
 
@@ -264,7 +273,7 @@ fn read_job(r: &mut Reader, id: Text, node: &Node, loc: &Loc) -> Option<Job> {
             "timeout-minutes" => job.timeout_minutes = r.number(value, &at),
             "cancel-timeout-minutes" => job.cancel_timeout_minutes = r.number(value, &at),
             "continue-on-error" => job.continue_on_error = r.boolean(value, &at),
-            "container" => job.container = read_container(r, value, &at),
+            "container" => job.container = read_container(r, value, &at, false),
             "services" => job.services = read_services(r, value, &at),
             "env" => job.env = r.string_map(value, &at),
             "environment" => job.environment = read_environment(r, value, &at),
@@ -289,8 +298,9 @@ fn read_job(r: &mut Reader, id: Text, node: &Node, loc: &Loc) -> Option<Job> {
             .is_some_and(|k| k != "runs-on" && closest(k, ["runs-on"]).is_some())
     });
     if !is_call && job.runs_on.is_none() && !misspelt_runs_on && !has_key(entries, "runs-on") {
+        // At the mapping that lacks the key, where GitHub reports a missing property.
         r.error(
-            job.id.span.start,
+            node.span.start,
             format!(
                 "job '{}' needs 'runs-on' (or 'uses' to call a reusable workflow)",
                 job.id.value
@@ -316,6 +326,9 @@ fn read_runs_on(r: &mut Reader, node: &Node, loc: &Loc) -> Option<RunsOn> {
                 let at = loc.key(key);
                 if key == "group" {
                     runs_on.group = r.non_empty_string(value, &at);
+                    if let Some(group) = &runs_on.group {
+                        check_runner_group(r, group);
+                    }
                 } else {
                     runs_on.labels = r.string_list(value, &at);
                 }
@@ -335,6 +348,33 @@ fn read_runs_on(r: &mut Reader, node: &Node, loc: &Loc) -> Option<RunsOn> {
         }
     }
     Some(runs_on)
+}
+
+/// GitHub's rule for `runs-on.group`: a bare group name, or one group named
+/// with its owner's prefix (`org/`, `organization/`, `ent/`, `enterprise/`).
+fn check_runner_group(r: &mut Reader, group: &Text) {
+    if group.has_expression() {
+        return;
+    }
+    let name = group.value.as_str();
+    let mut parts = name.split('/');
+    let (Some(owner), Some(rest)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let problem = if parts.next().is_some()
+        || !["org", "organization", "ent", "enterprise"].contains(&owner)
+    {
+        "a group name with '/' must be 'org/', 'organization/', 'ent/' or 'enterprise/' \
+         followed by one group's name"
+    } else if rest.is_empty() {
+        "the group's name after the prefix is empty"
+    } else {
+        return;
+    };
+    r.error(
+        group.span.start,
+        format!("invalid runs-on group name '{name}': {problem}"),
+    );
 }
 
 fn read_strategy(r: &mut Reader, node: &Node, loc: &Loc) -> Option<OrExpr<Strategy>> {
@@ -371,8 +411,13 @@ fn check_matrix(r: &mut Reader, node: &Node, loc: &Loc) {
     let Some(entries) = r.mapping(node, loc) else {
         return;
     };
+    // Whether the matrix has a combination to run, as GitHub decides it before any
+    // expression is evaluated: a vector (or a key computed by an expression) or a
+    // non-empty `include`.
+    let mut has_vector = false;
     for (key, value) in entries {
         let Some(name) = r.loose_key(key, loc) else {
+            has_vector = true;
             continue;
         };
         let filter = name.value == "include" || name.value == "exclude";
@@ -382,12 +427,27 @@ fn check_matrix(r: &mut Reader, node: &Node, loc: &Loc) {
             loc.any_key(&name.value)
         };
         if r.is_expression_here(value, &at) {
+            has_vector |= name.value != "exclude";
             r.check_expressions(value, &at, false);
             continue;
         }
         let Some(items) = r.sequence(value, &at) else {
+            // Reported as it is; saying also that nothing runs would add noise.
+            has_vector = true;
             continue;
         };
+        match name.value.as_str() {
+            "include" => has_vector |= !items.is_empty(),
+            "exclude" => {}
+            vector if items.is_empty() => {
+                has_vector = true;
+                r.error(
+                    value.span.start,
+                    format!("matrix vector '{vector}' has no values, so the job would never run"),
+                );
+            }
+            _ => has_vector = true,
+        }
         for (i, item) in items.iter().enumerate() {
             let item_loc = at.item(i);
             if filter && !r.is_expression_here(item, &item_loc) && item.as_mapping().is_none() {
@@ -397,9 +457,19 @@ fn check_matrix(r: &mut Reader, node: &Node, loc: &Loc) {
             r.check_expressions_deep(item, &item_loc);
         }
     }
+    if !has_vector {
+        r.error(
+            node.span.start,
+            format!(
+                "'{}' defines no vector and no 'include' entry, so it has no combination to run",
+                loc.path
+            ),
+        );
+    }
 }
 
-fn read_container(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Container> {
+/// A job's `container` (`service: false`) or one of its `services`.
+fn read_container(r: &mut Reader, node: &Node, loc: &Loc, service: bool) -> Option<Container> {
     let mut container = Container {
         span: node.span,
         ..Container::default()
@@ -408,13 +478,14 @@ fn read_container(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Container> {
         // `container: node:20` names the image; an empty string means no
         // container, as on GitHub.
         container.image = r.string(node, loc);
+        check_image(r, node, loc, container.image.as_ref(), service);
         return Some(container);
     }
     let entries = r.mapping(node, loc)?;
     for (key, _, value) in r.fixed_entries(entries, loc) {
         let at = loc.key(key);
         match key {
-            "image" => container.image = r.non_empty_string(value, &at),
+            "image" => container.image = r.string(value, &at),
             "options" => container.options = r.string(value, &at),
             "env" => container.env = r.string_map(value, &at),
             "ports" => container.ports = r.sequence_of_strings(value, &at),
@@ -424,7 +495,37 @@ fn read_container(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Container> {
             _ => container.command = r.string(value, &at),
         }
     }
+    check_image(r, node, loc, container.image.as_ref(), service);
     Some(container)
+}
+
+/// GitHub's rule for an empty image, checked where no expression can fill it in: a job's
+/// container may be empty (no container at all), unless written `docker://` with nothing
+/// after it; a service always needs an image.
+fn check_image(r: &mut Reader, node: &Node, loc: &Loc, image: Option<&Text>, service: bool) {
+    if has_expression_anywhere(node) {
+        return;
+    }
+    let written = image.map_or("", |i| i.value.as_str());
+    let name = written.strip_prefix("docker://");
+    if name.unwrap_or(written).is_empty() && (service || name.is_some()) {
+        let what = if service { "service" } else { "container" };
+        r.error(
+            node.span.start,
+            format!("'{}': the {what}'s image is empty", loc.path),
+        );
+    }
+}
+
+fn has_expression_anywhere(node: &Node) -> bool {
+    match &node.value {
+        YamlValue::String(s) => s.contains("${{"),
+        YamlValue::Sequence(items) => items.iter().any(has_expression_anywhere),
+        YamlValue::Mapping(entries) => entries
+            .iter()
+            .any(|(k, v)| has_expression_anywhere(k) || has_expression_anywhere(v)),
+        _ => false,
+    }
 }
 
 fn read_credentials(r: &mut Reader, node: &Node, loc: &Loc) -> Option<OrExpr<Credentials>> {
@@ -455,14 +556,7 @@ fn read_services(r: &mut Reader, node: &Node, loc: &Loc) -> Option<OrExpr<Vec<(T
             continue;
         };
         let at = loc.any_key(&name.value);
-        if value.as_mapping().is_none() && value.as_str().is_some_and(str::is_empty) {
-            r.error(
-                value.span.start,
-                format!("'{}': must not be empty", at.path),
-            );
-            continue;
-        }
-        if let Some(container) = read_container(r, value, &at) {
+        if let Some(container) = read_container(r, value, &at, true) {
             services.push((name, container));
         }
     }
@@ -519,6 +613,22 @@ fn read_snapshot(r: &mut Reader, node: &Node, loc: &Loc) -> Option<Snapshot> {
             "image-name" => image_name = r.non_empty_string(value, &at),
             "if" => condition = r.condition(value, &at),
             _ => version = r.non_empty_string(value, &at),
+        }
+    }
+    if let Some(v) = version.as_ref().filter(|v| !v.has_expression()) {
+        // GitHub takes a major version and a wildcard: `2.*`.
+        let valid = v.value.split_once('.').is_some_and(|(major, rest)| {
+            rest == "*" && major.bytes().all(|b| b.is_ascii_digit()) && major.parse::<i32>().is_ok()
+        });
+        if !valid {
+            // At the snapshot mapping, where GitHub reports it.
+            r.error(
+                node.span.start,
+                format!(
+                    "'{}.version': expected a major version and '.*' (such as '2.*'), found '{}'",
+                    loc.path, v.value
+                ),
+            );
         }
     }
     if !has_key(entries, "image-name") {
@@ -611,11 +721,18 @@ pub(crate) fn graph_jobs(jobs: &[Job]) -> Vec<GraphJob> {
 
 /// Checks `needs` across jobs with [`JobGraph`]: every name is a job (with a "did you mean"
 /// for near misses), and no job waits on itself, directly or through others.
-pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job]) {
+///
+/// `jobs_span` is where the `jobs` mapping starts: GitHub reports there that no job can
+/// start because every one has `needs`.
+pub(crate) fn check_needs(r: &mut Reader, jobs: &[Job], jobs_span: Span) {
     let Err(errors) = JobGraph::build("", graph_jobs(jobs)) else {
         return;
     };
     for error in errors {
+        if error.message == NO_JOB_WITHOUT_NEEDS {
+            r.error(jobs_span.start, error.message);
+            continue;
+        }
         let unknown = jobs
             .iter()
             .flat_map(|job| job.needs.iter().map(move |need| (job, need)))

@@ -32,4 +32,6 @@ pub use trigger::{
     CallInput, CallOutput, CallSecret, DispatchInput, Event, EventConfig, EventFilters, InputType,
     Schedule, Triggers, WorkflowCall, WorkflowDispatch,
 };
-pub use workflow::{Concurrency, Defaults, PermissionLevel, Permissions, RunDefaults, Workflow};
+pub use workflow::{
+    Concurrency, Defaults, PermissionLevel, Permissions, RunDefaults, Workflow, MAX_FILE_LENGTH,
+};

@@ -120,7 +120,11 @@ fn check_unique_ids(r: &mut Reader, steps: &[Step], loc: &Loc) {
     let mut all = Vec::new();
     collect_ids(steps, &mut all);
     for id in all {
-        if seen.contains(&id.value.as_str()) {
+        // GitHub compares ids ignoring case: `Build` and `build` are the same id.
+        if seen
+            .iter()
+            .any(|s| hearth_expr::eq_ignore_case(s, &id.value))
+        {
             r.error(
                 id.span.start,
                 format!(

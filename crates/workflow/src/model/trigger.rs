@@ -332,12 +332,18 @@ fn read_filters(
             _ => filters.versions = list,
         }
     }
-    // A filter and its negation cannot both be given for one event.
-    for (include, exclude) in [
-        ("branches", "branches-ignore"),
-        ("tags", "tags-ignore"),
-        ("paths", "paths-ignore"),
-    ] {
+    // A filter and its negation cannot both be given for one event. GitHub does not hold
+    // `merge_group` to this: it accepts both `branches` and `branches-ignore` there.
+    let pairs: &[(&str, &str)] = if crate::filters::allows_filter_with_its_ignore(spec.name) {
+        &[]
+    } else {
+        &[
+            ("branches", "branches-ignore"),
+            ("tags", "tags-ignore"),
+            ("paths", "paths-ignore"),
+        ]
+    };
+    for &(include, exclude) in pairs {
         let find = |k: &str| entries.iter().find(|(key, _)| key.as_str() == Some(k));
         if let (Some(_), Some((exclude_key, _))) = (find(include), find(exclude)) {
             r.error(
@@ -430,7 +436,13 @@ fn read_dispatch(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowDispatch {
     let Some(entries) = r.mapping(node, loc) else {
         return dispatch;
     };
-    for (_, _, inputs_node) in r.fixed_entries(entries, loc) {
+    // GitHub reads only `inputs` here and ignores any other key (`description`, `branches`,
+    // ...), which many workflows carry; so does Hearth.
+    let inputs = entries
+        .iter()
+        .filter(|(key, _)| key.as_str() == Some("inputs"))
+        .map(|(_, value)| value);
+    for inputs_node in inputs {
         let inputs_loc = loc.key("inputs");
         if inputs_node.is_null() {
             continue;
@@ -531,7 +543,7 @@ fn read_call(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowCall {
             let at = section.any_key(&name.value);
             match key {
                 "inputs" => {
-                    if let Some(input) = read_call_input(r, name, name_node, item, &at) {
+                    if let Some(input) = read_call_input(r, name, item, &at) {
                         call.inputs.push(input);
                     }
                 }
@@ -578,7 +590,7 @@ fn read_call(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowCall {
                         }),
                         None if !fields.iter().any(|(k, _)| k.as_str() == Some("value")) => {
                             r.error(
-                                name_node.span.start,
+                                item.span.start,
                                 format!("output '{}' of 'workflow_call' needs 'value'", name.value),
                             );
                         }
@@ -591,13 +603,7 @@ fn read_call(r: &mut Reader, node: &Node, loc: &Loc) -> WorkflowCall {
     call
 }
 
-fn read_call_input(
-    r: &mut Reader,
-    name: Text,
-    name_node: &Node,
-    node: &Node,
-    loc: &Loc,
-) -> Option<CallInput> {
+fn read_call_input(r: &mut Reader, name: Text, node: &Node, loc: &Loc) -> Option<CallInput> {
     let fields = r.mapping(node, loc)?;
     let mut input = CallInput {
         name,
@@ -622,7 +628,7 @@ fn read_call_input(
     }
     if !has_type {
         r.error(
-            name_node.span.start,
+            node.span.start,
             format!(
                 "input '{}' of 'workflow_call' needs 'type' (string, boolean or number)",
                 input.name.value

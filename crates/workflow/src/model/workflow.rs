@@ -5,8 +5,12 @@ use super::job::{self, Job};
 use super::trigger::{self, Triggers};
 use crate::validate::reader::{Loc, Reader};
 use crate::validate::schema::WORKFLOW;
-use crate::validate::Diagnostics;
-use crate::yaml::{self, Node, Span};
+use crate::validate::tree::{check_tree, WORKFLOW_MAX_DEPTH};
+use crate::validate::{Diagnostic, Diagnostics};
+use crate::yaml::{self, Node, Pos, Span};
+
+/// Longest workflow file GitHub reads, in UTF-16 code units as .NET counts characters.
+pub const MAX_FILE_LENGTH: usize = 1024 * 1024;
 
 /// A workflow file.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +45,19 @@ impl Workflow {
     ///
     /// Every problem in the file, YAML errors included.
     pub fn parse(source: &str, file: &str) -> Result<Workflow, Diagnostics> {
+        // UTF-8 never takes fewer bytes than UTF-16 takes units, so short files need no count.
+        let length = if source.len() <= MAX_FILE_LENGTH {
+            0
+        } else {
+            source.encode_utf16().count()
+        };
+        if length > MAX_FILE_LENGTH {
+            let message = format!(
+                "the workflow file is {length} characters long; GitHub reads at most \
+                 {MAX_FILE_LENGTH}"
+            );
+            return Err(Diagnostic::new(file, Pos::START, message).into());
+        }
         let root = yaml::load(source, file)?;
         Workflow::from_yaml(&root, file)
     }
@@ -52,6 +69,7 @@ impl Workflow {
     /// Every problem found, in source order.
     pub fn from_yaml(root: &Node, file: &str) -> Result<Workflow, Diagnostics> {
         let mut reader = Reader::new(file, &WORKFLOW, "the workflow");
+        check_tree(&mut reader, root, WORKFLOW_MAX_DEPTH);
         let workflow = read_workflow(&mut reader, root);
         reader.finish(workflow)
     }
@@ -81,6 +99,7 @@ fn read_workflow(r: &mut Reader, root: &Node) -> Workflow {
     };
     let mut seen_on = false;
     let mut seen_jobs = false;
+    let mut jobs_span = root.span;
     for (key, key_node, value) in r.fixed_entries(entries, &loc) {
         let at = loc.key(key);
         match key {
@@ -96,6 +115,7 @@ fn read_workflow(r: &mut Reader, root: &Node) -> Workflow {
             "permissions" => workflow.permissions = read_permissions(r, value, &at),
             "concurrency" => workflow.concurrency = read_concurrency(r, value, &at),
             "jobs" => {
+                jobs_span = value.span;
                 seen_jobs = true;
                 workflow.jobs = job::read_jobs(r, value, &at);
             }
@@ -111,7 +131,7 @@ fn read_workflow(r: &mut Reader, root: &Node) -> Workflow {
     if !seen_jobs {
         r.error(root.span.start, "the workflow has no 'jobs' key");
     }
-    job::check_needs(r, &workflow.jobs);
+    job::check_needs(r, &workflow.jobs, jobs_span);
     workflow
 }
 
@@ -237,6 +257,7 @@ pub(crate) fn read_concurrency(r: &mut Reader, node: &Node, loc: &Loc) -> Option
         } else {
             r.string(node, loc)?
         };
+        check_group_length(r, node, &group);
         return Some(Concurrency {
             group,
             cancel_in_progress: None,
@@ -261,6 +282,9 @@ pub(crate) fn read_concurrency(r: &mut Reader, node: &Node, loc: &Loc) -> Option
             }
         }
     }
+    if let Some(g) = &group {
+        check_group_length(r, node, g);
+    }
     let Some(group) = group else {
         // A `group` that is present was reported where it is wrong.
         if !entries.iter().any(|(k, _)| k.as_str() == Some("group")) {
@@ -274,4 +298,25 @@ pub(crate) fn read_concurrency(r: &mut Reader, node: &Node, loc: &Loc) -> Option
         cancel_in_progress,
         queue,
     })
+}
+
+/// Longest concurrency group GitHub takes, in UTF-16 code units as .NET counts them.
+const MAX_CONCURRENCY_GROUP: usize = 400;
+
+/// A group written out (not computed) may not be longer than GitHub allows; it is
+/// reported at the `concurrency` value, where GitHub reports it.
+fn check_group_length(r: &mut Reader, node: &Node, group: &Text) {
+    if group.has_expression() {
+        return;
+    }
+    let length = group.value.encode_utf16().count();
+    if length > MAX_CONCURRENCY_GROUP {
+        r.error(
+            node.span.start,
+            format!(
+                "the concurrency group name is {length} characters long; GitHub allows at most \
+                 {MAX_CONCURRENCY_GROUP}"
+            ),
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub(crate) mod expression;
 pub(crate) mod reader;
 pub mod schema;
 mod suggest;
+pub(crate) mod tree;
 
 pub use suggest::closest;
 

@@ -53,8 +53,85 @@ struct TreeBuilder<'a> {
     documents: usize,
 }
 
+/// What `saphyr-parser` says of a `#` that follows a token with no space between them.
+const UNSPACED_COMMENT: &str = "comments must be separated from other tokens by whitespace";
+
+/// Most comments with no space before them that one file may hold.
+const MAX_UNSPACED_COMMENTS: usize = 100;
+
 /// Loads a single-document YAML stream.
+///
+/// GitHub reads YAML with YamlDotNet, which takes a `#` straight after a flow
+/// indicator or a quoted scalar (`[one]#, two`, `"a"#b`) as the start of a
+/// comment. The YAML specification and `saphyr-parser` ask for a space first
+/// and reject it. Where the parser reports exactly that, the comment is blanked
+/// out (to the end of its line, characters replaced one for one, so every
+/// position stays the same) and the text is read again. Only a `#` the parser
+/// had already reached as a token boundary is touched: inside a plain scalar
+/// (`a#b`) or a quoted one it is text, and the parser never complains of it.
 pub(crate) fn build(source: &str, file: &str, options: &LoadOptions) -> Result<Node, YamlError> {
+    let mut text = std::borrow::Cow::Borrowed(source);
+    let mut retries = 0;
+    loop {
+        match build_once(&text, file, options) {
+            Err(Retry::UnspacedComment(pos)) => match blank_comment(&text, pos) {
+                // Each retry reads the text again; the cap keeps a file crafted with
+                // thousands of such comments from costing quadratic time.
+                Some(blanked) if retries < MAX_UNSPACED_COMMENTS => {
+                    retries += 1;
+                    text = std::borrow::Cow::Owned(blanked);
+                }
+                blanked => {
+                    let message = if blanked.is_some() {
+                        format!(
+                            "more than {MAX_UNSPACED_COMMENTS} comments start right after a \
+                             token; put a space before this '#'"
+                        )
+                    } else {
+                        UNSPACED_COMMENT.to_owned()
+                    };
+                    let kind = YamlErrorKind::Syntax { message };
+                    return Err(YamlError::new(file, pos, kind));
+                }
+            },
+            Err(Retry::Fail(error)) => return Err(error),
+            Ok(node) => return Ok(node),
+        }
+    }
+}
+
+/// Why one pass over the text stopped.
+enum Retry {
+    /// A `#` right after a token, at this position: a comment to GitHub.
+    UnspacedComment(Pos),
+    Fail(YamlError),
+}
+
+/// `text` with the comment that starts at `pos` replaced by spaces, or `None`
+/// if no `#` is there (then the error is reported as it is).
+fn blank_comment(text: &str, pos: Pos) -> Option<String> {
+    let line_start = if pos.line <= 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(pos.line - 2)?.0 + 1
+    };
+    let line = &text[line_start..];
+    let (hash, _) = line.char_indices().nth(pos.col.checked_sub(1)?)?;
+    if !line[hash..].starts_with('#') {
+        return None;
+    }
+    let start = line_start + hash;
+    let end = text[start..]
+        .find(['\n', '\r'])
+        .map_or(text.len(), |n| start + n);
+    let mut blanked = String::with_capacity(text.len());
+    blanked.push_str(&text[..start]);
+    blanked.extend(text[start..end].chars().map(|_| ' '));
+    blanked.push_str(&text[end..]);
+    Some(blanked)
+}
+
+fn build_once(source: &str, file: &str, options: &LoadOptions) -> Result<Node, Retry> {
     let mut builder = TreeBuilder {
         file,
         options,
@@ -66,8 +143,16 @@ pub(crate) fn build(source: &str, file: &str, options: &LoadOptions) -> Result<N
     };
     let mut parser = Parser::new_from_str(source);
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|e| builder.syntax_error(&e))?;
-        builder.on_event(event, Span::from_parser(&span), span.is_empty())?;
+        let (event, span) = match next {
+            Ok(next) => next,
+            Err(e) if e.info() == UNSPACED_COMMENT => {
+                return Err(Retry::UnspacedComment(Pos::from_marker(e.marker())))
+            }
+            Err(e) => return Err(Retry::Fail(builder.syntax_error(&e))),
+        };
+        builder
+            .on_event(event, Span::from_parser(&span), span.is_empty())
+            .map_err(Retry::Fail)?;
     }
     Ok(builder.root.unwrap_or_else(|| {
         Node::new(

@@ -20,6 +20,10 @@
 //!   win, and earlier merged mappings win over later ones.
 //! - **Strictness.** Duplicate keys and a second document in the stream are
 //!   errors, as they are on GitHub.
+//! - **GitHub's comments.** A `#` right after a flow collection, a flow
+//!   separator or a quoted scalar (`[one]#, two`) starts a comment, as it does
+//!   for GitHub's YAML reader, although the YAML specification asks for a
+//!   space before it.
 //!
 //! ```
 //! use hearth_workflow::yaml::{load, YamlValue};

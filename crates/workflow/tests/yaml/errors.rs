@@ -1,6 +1,8 @@
 use hearth_workflow::yaml::{load, Pos, YamlErrorKind};
 
-use super::load_err;
+use serde_json::json;
+
+use super::{field, load_err, load_ok};
 
 #[test]
 fn duplicate_key_is_reported_at_the_second_occurrence() {
@@ -108,5 +110,48 @@ fn errors_display_compiler_style() {
     assert_eq!(
         error.to_string(),
         format!(".github/workflows/ci.yml:2:7: {}", error.message())
+    );
+}
+
+/// GitHub's YAML reader takes a `#` right after a flow collection, a flow separator
+/// or a quoted scalar as the start of a comment; so does the loader, and nothing
+/// after the comment moves.
+#[test]
+fn a_hash_right_after_a_token_starts_a_comment_as_on_github() {
+    let source = "a: [one]#, two\nb: {k: v}#c\nc: [x,#note\n  y]\nd: 'q'#c\ne: \"é\"#€ ü\nf: [1]\n";
+    let root = load_ok(source);
+    assert_eq!(field(&root, "a").to_json(), json!(["one"]));
+    assert_eq!(field(&root, "b").to_json(), json!({"k": "v"}));
+    assert_eq!(field(&root, "c").to_json(), json!(["x", "y"]));
+    assert_eq!(field(&root, "d").as_str(), Some("q"));
+    assert_eq!(field(&root, "e").as_str(), Some("é"));
+    let (key, value) = root.entry("f").expect("f");
+    assert_eq!(key.span.start, Pos::new(7, 1));
+    assert_eq!(value.span.start, Pos::new(7, 4));
+}
+
+/// Inside a scalar a `#` with no space before it is text, as in any YAML reader.
+#[test]
+fn a_hash_inside_a_plain_scalar_is_text() {
+    let root = load_ok("a: x]#y\nb: one#two\nc: [a#b]\n");
+    assert_eq!(field(&root, "a").as_str(), Some("x]#y"));
+    assert_eq!(field(&root, "b").as_str(), Some("one#two"));
+    assert_eq!(field(&root, "c").to_json(), json!(["a#b"]));
+}
+
+/// Every comment of that kind costs one more read of the file, so their number is capped.
+#[test]
+fn comments_right_after_tokens_are_capped() {
+    let lines = |n: usize| {
+        (0..n)
+            .map(|i| format!("k{i:03}: [1]#c\n"))
+            .collect::<String>()
+    };
+    assert_eq!(load_ok(&lines(100)).as_mapping().map(<[_]>::len), Some(100));
+    let error = load_err(&lines(101));
+    assert_eq!(error.pos, Pos::new(101, 10));
+    assert!(
+        error.message().contains("more than 100 comments"),
+        "{error}"
     );
 }
