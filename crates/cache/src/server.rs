@@ -15,9 +15,10 @@
 //! A request without a valid token, or for a scope its token does not grant, is refused (401
 //! or 403) and logged; tokens never appear in the log.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,10 +49,74 @@ const API: &str = "_apis/artifactcache/";
 struct App {
     store: Arc<Store>,
     signer: Signer,
+    /// What each job (by its token) restored, missed and saved, until the runner takes it.
+    activity: Mutex<HashMap<String, JobActivity>>,
+}
+
+/// How many jobs' activity is kept at most (the oldest go first): a runner takes its jobs'
+/// when they end; jobs of runners that never ask (a shared server) must not grow it forever.
+const MAX_ACTIVITY: usize = 4096;
+
+/// What one job did with the cache, for the line its log gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobActivity {
+    /// Keys restored: the key asked for first, and the entry's key.
+    pub hits: Vec<(String, String)>,
+    /// The first key of each lookup that found nothing.
+    pub misses: Vec<String>,
+    /// Keys saved.
+    pub saved: Vec<String>,
+    /// When it was first recorded, to drop the oldest.
+    first: u64,
+}
+
+impl JobActivity {
+    /// One line for the job's log, or `None` when the job did not use the cache.
+    pub fn summary(&self) -> Option<String> {
+        if self.hits.is_empty() && self.misses.is_empty() && self.saved.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for (asked, found) in &self.hits {
+            if asked == found {
+                parts.push(format!("hit {found}"));
+            } else {
+                parts.push(format!("hit {found} (for {asked})"));
+            }
+        }
+        parts.extend(self.misses.iter().map(|key| format!("missed {key}")));
+        parts.extend(self.saved.iter().map(|key| format!("saved {key}")));
+        Some(format!("Cache: {}", parts.join("; ")))
+    }
+}
+
+impl App {
+    fn record(&self, token: &str, change: impl FnOnce(&mut JobActivity)) {
+        let mut activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
+        if !activity.contains_key(token) && activity.len() >= MAX_ACTIVITY {
+            if let Some(oldest) = activity
+                .iter()
+                .min_by_key(|(_, a)| a.first)
+                .map(|(t, _)| t.clone())
+            {
+                activity.remove(&oldest);
+            }
+        }
+        let entry = activity
+            .entry(token.to_owned())
+            .or_insert_with(|| JobActivity {
+                first: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                ..JobActivity::default()
+            });
+        change(entry);
+    }
 }
 
 /// A running server; stopped when dropped or by [`Running::stop`].
 pub struct Running {
+    app: Arc<App>,
     address: SocketAddr,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -61,6 +126,15 @@ impl Running {
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// What the job with `token` did with the cache so far, forgotten here.
+    pub fn take_activity(&self, token: &str) -> Option<JobActivity> {
+        self.app
+            .activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token)
     }
 
     /// Stops listening and ends the connections.
@@ -81,7 +155,12 @@ impl Drop for Running {
 /// Serves `store` on `listener`, accepting the tokens `signer` signs.
 pub fn serve(listener: TcpListener, store: Arc<Store>, signer: Signer) -> std::io::Result<Running> {
     let address = listener.local_addr()?;
-    let app = Arc::new(App { store, signer });
+    let app = Arc::new(App {
+        store,
+        signer,
+        activity: Mutex::default(),
+    });
+    let served = app.clone();
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
@@ -107,6 +186,7 @@ pub fn serve(listener: TcpListener, store: Arc<Store>, signer: Signer) -> std::i
         connections.abort_all();
     });
     Ok(Running {
+        app: served,
         address,
         stop,
         task: Some(task),
@@ -187,7 +267,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     };
     let route = route.trim_end_matches('/').to_owned();
     match (request.method().clone(), route.as_str()) {
-        (Method::GET, "cache") => lookup(app, &request, &grant),
+        (Method::GET, "cache") => lookup(app, &request, &grant, token),
         (Method::POST, "caches") => reserve(app, request, &grant, without_token(&path)).await,
         (method, id) if id.starts_with("caches/") => {
             let Ok(id) = id["caches/".len()..].parse::<u64>() else {
@@ -195,7 +275,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
             };
             match method {
                 Method::PATCH => upload(app, request, &grant, id, without_token(&path)).await,
-                Method::POST => commit(app, request, &grant, id, without_token(&path)).await,
+                Method::POST => commit(app, request, &grant, id, token, without_token(&path)).await,
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "not allowed"),
             }
         }
@@ -221,7 +301,7 @@ fn base_url(request: &Request<Incoming>) -> String {
     format!("http://{host}")
 }
 
-fn lookup(app: &App, request: &Request<Incoming>, grant: &Grant) -> Response<Body> {
+fn lookup(app: &App, request: &Request<Incoming>, grant: &Grant, token: &str) -> Response<Body> {
     let (Some(keys), Some(version)) = (
         query_value(request, "keys"),
         query_value(request, "version"),
@@ -234,9 +314,12 @@ fn lookup(app: &App, request: &Request<Incoming>, grant: &Grant) -> Response<Bod
         .filter(|k| !k.is_empty())
         .map(str::to_owned)
         .collect();
+    let asked = keys.first().cloned().unwrap_or_default();
     let Some(found) = app.store.find(&grant.read_scopes(), &keys, &version) else {
+        app.record(token, |a| a.misses.push(asked));
         return respond(StatusCode::NO_CONTENT, full(Bytes::new()));
     };
+    app.record(token, |a| a.hits.push((asked, found.key.clone())));
     let link = format!(
         "{}/{API}artifacts/{}?{}",
         base_url(request),
@@ -396,6 +479,7 @@ async fn commit(
     request: Request<Incoming>,
     grant: &Grant,
     id: u64,
+    token: &str,
     path: &str,
 ) -> Response<Body> {
     let Some(scope) = grant.write_scope() else {
@@ -411,6 +495,7 @@ async fn commit(
     };
     match app.store.commit(id, &scope, wanted.size).await {
         Ok(entry) => {
+            app.record(token, |a| a.saved.push(entry.key.clone()));
             tracing::debug!(entry = entry.id, key = %entry.key, size = entry.size, "cache entry saved");
             respond(StatusCode::NO_CONTENT, full(Bytes::new()))
         }
@@ -501,7 +586,25 @@ async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<
 
 #[cfg(test)]
 mod tests {
-    use super::byte_range;
+    use super::{byte_range, JobActivity};
+
+    #[test]
+    fn a_jobs_activity_is_one_line() {
+        assert_eq!(JobActivity::default().summary(), None);
+        let activity = JobActivity {
+            hits: vec![
+                ("deps-2".into(), "deps-1".into()),
+                ("tools".into(), "tools".into()),
+            ],
+            misses: vec!["lint-9".into()],
+            saved: vec!["deps-2".into()],
+            first: 0,
+        };
+        assert_eq!(
+            activity.summary().as_deref(),
+            Some("Cache: hit deps-1 (for deps-2); hit tools; missed lint-9; saved deps-2")
+        );
+    }
 
     #[test]
     fn ranges_read_as_rfc_9110_says() {

@@ -83,11 +83,15 @@ jobs:
             .output()
             .expect("hearth exec runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(output.status.success(), "{stdout}{stderr}");
-        stdout
+        (stdout, stderr)
     };
-    let first = run();
+    let (first, said) = run();
+    assert!(
+        said.contains("hearth: Cache: hit deps-1 (for deps-2); missed x; saved deps-1"),
+        "{said}"
+    );
     for line in [
         "[restore]   | {\"restored\":\"deps-1\"}",
         "[restore]   | saved by the first job",
@@ -103,7 +107,7 @@ jobs:
         .unwrap_or_else(|| panic!("{first}"));
     assert!(url.contains("/***/"), "{url}");
     // The next run: the first's entry is there, and the same key is not saved again.
-    let second = run();
+    let (second, _) = run();
     assert!(second.contains("[save]   | {\"saved\":-1}"), "{second}");
     assert!(
         second.contains("[restore]   | {\"restored\":\"deps-1\"}"),

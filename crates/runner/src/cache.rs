@@ -111,6 +111,12 @@ impl JobCache {
         })))
     }
 
+    /// The line for the log of the job with `token`: what it restored, missed and saved, then
+    /// forgotten; `None` when it did not use the cache (or the server is not the runner's).
+    pub fn activity(&self, token: &str) -> Option<String> {
+        self.running.as_ref()?.take_activity(token)?.summary()
+    }
+
     /// Where the runner's own server listens.
     pub fn address(&self) -> Option<SocketAddr> {
         self.running.as_ref().map(Running::address)

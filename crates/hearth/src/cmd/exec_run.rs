@@ -102,6 +102,9 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
     // then all removed side by side (dropping the backend afterwards finds them gone).
     let _ = hearth_host::remove_folder(&root);
     sink.flush();
+    if let Some(line) = &outcome.cache_activity {
+        eprintln!("hearth: {line}");
+    }
     if let Some(error) = sink.finish() {
         // A closed pipe (`hearth exec | head`) is the reader's choice, not a problem.
         if error.kind() != std::io::ErrorKind::BrokenPipe {

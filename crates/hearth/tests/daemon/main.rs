@@ -1567,6 +1567,11 @@ async fn jobs_reach_the_runners_cache_from_the_host_and_from_containers() {
         .find(|l| l.starts_with("url "))
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(url.contains("/***/"), "{url}");
+    // The job's log says what it did with the cache.
+    assert!(
+        lines.iter().any(|l| l == "Cache: saved deps-1"),
+        "{lines:#?}"
+    );
 
     let restore = host_job(&format!(
         "      - run: mkdir -p .temp && RUNNER_TEMP=$PWD/.temp node {} restore deps-2 deps- deps\n      - run: cat deps/file\n",
@@ -1580,6 +1585,10 @@ async fn jobs_reach_the_runners_cache_from_the_host_and_from_containers() {
         "{lines:#?}"
     );
     assert!(lines.iter().any(|l| l == "cached-bytes"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l == "Cache: hit deps-1 (for deps-2)"),
+        "{lines:#?}"
+    );
 
     // From a container: nothing matches this key (204); a changed token is refused (403).
     let probe = r#"name: ci
@@ -1601,4 +1610,8 @@ jobs:
         "{lines:#?}"
     );
     assert!(lines.iter().any(|l| l == "403 Forbidden"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l == "Cache: missed none"),
+        "{lines:#?}"
+    );
 }

@@ -174,6 +174,10 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             &control,
         )
         .await;
+        let cache = runtime.cache.as_ref().zip(prepared.cache_token.as_deref());
+        if let Some(line) = cache.and_then(|(cache, token)| cache.activity(token)) {
+            log(reporter, &masker, &line);
+        }
         let result = match outcome.result {
             Conclusion::Success => TaskResult::Success,
             Conclusion::Failure => TaskResult::Failure,
@@ -214,7 +218,7 @@ async fn run_caller(
         let github = github_context(task, &runtime.address);
         let mut masker = masker.clone();
         let mut runner_env = job_env(runtime, task);
-        let reach = job_cache(runtime, &github, &mut masker, &mut runner_env);
+        let (reach, _) = job_cache(runtime, &github, &mut masker, &mut runner_env);
         let caller = super::caller::CallerTask {
             file,
             single,
@@ -367,6 +371,8 @@ struct PreparedTask {
     env_folders: Vec<hearth_engine::job::EnvFolder>,
     /// The runner's side the job must reach besides the forge (the cache server).
     reach: Vec<String>,
+    /// The job's token to the runner's cache, for the line saying what it did there.
+    cache_token: Option<String>,
 }
 
 enum Prepared {
@@ -447,7 +453,7 @@ fn prepare(
         .collect();
     let mut masker = masker.clone();
     let mut runner_env = job_env(runtime, task);
-    let reach = job_cache(runtime, &github, &mut masker, &mut runner_env);
+    let (reach, cache_token) = job_cache(runtime, &github, &mut masker, &mut runner_env);
     let mut env_folders = Vec::new();
     if route.reaches_docker {
         let made = crate::job_docker_config::for_job(&runtime.registries)
@@ -471,6 +477,7 @@ fn prepare(
         route,
         env_folders,
         reach,
+        cache_token,
     })
 }
 
@@ -552,26 +559,26 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
 
 /// The cache a job is given (`ACTIONS_CACHE_URL`, added to `env`, with a token of the job's
 /// scopes, masked, unless an external server takes none). Returns the runner's side the job
-/// must reach for it.
+/// must reach for it, and the job's token.
 fn job_cache(
     runtime: &TaskRuntime,
     github: &Object,
     masker: &mut Masker,
     env: &mut Vec<(String, String)>,
-) -> Vec<String> {
+) -> (Vec<String>, Option<String>) {
     let valid = runtime.timeout + Duration::from_secs(3600);
     let Some(access) = runtime
         .cache
         .as_ref()
         .and_then(|cache| cache.for_job(github, valid))
     else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     if let Some(token) = &access.token {
         masker.add(token);
     }
     env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
-    vec![access.base]
+    (vec![access.base], access.token)
 }
 
 /// The variables the reference runners add for every job (§5.1 of the protocol spec), over the

@@ -96,6 +96,8 @@ pub struct LocalOutcome {
     pub reports: Vec<JobReport>,
     /// A workflow file was invalid.
     pub invalid: bool,
+    /// What the run's jobs restored, missed and saved in the cache, as one line.
+    pub cache_activity: Option<String>,
 }
 
 impl LocalOutcome {
@@ -189,6 +191,7 @@ pub async fn run(
     let access = cache
         .zip(github)
         .and_then(|(cache, github)| cache.for_job(&github, std::time::Duration::from_secs(86400)));
+    let cache_token = access.as_ref().and_then(|a| a.token.clone());
     if let Some(access) = access {
         if let Some(token) = &access.token {
             masker.add(token);
@@ -222,9 +225,13 @@ pub async fn run(
         extras,
     };
     let reports = schedule::run_workflows(&loaded.workflows, &settings, sink, control).await;
+    let cache_activity = cache
+        .zip(cache_token)
+        .and_then(|(cache, token)| cache.activity(&token));
     LocalOutcome {
         reports,
         invalid: loaded.invalid,
+        cache_activity,
     }
 }
 
