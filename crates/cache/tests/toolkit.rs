@@ -80,6 +80,11 @@ impl Server {
 
 /// Runs the toolkit script in `dir` against `url`; what it printed.
 async fn client(url: &str, dir: &Path, args: &[&str]) -> Value {
+    client_version("4", url, dir, args).await
+}
+
+/// The same with `@actions/cache` `version` (4 or 6).
+async fn client_version(version: &str, url: &str, dir: &Path, args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/toolkit/cache.js");
     let mut command = tokio::process::Command::new("node");
     command
@@ -92,7 +97,8 @@ async fn client(url: &str, dir: &Path, args: &[&str]) -> Value {
         .env("ACTIONS_RUNTIME_TOKEN", "the-forges-runtime-token")
         // A forge, not github.com: the toolkit speaks v1 there.
         .env("GITHUB_SERVER_URL", "http://forge.example")
-        .env("RUNNER_TEMP", dir.join(".temp"));
+        .env("RUNNER_TEMP", dir.join(".temp"))
+        .env("CACHE_CLIENT", version);
     let output = command.output().await.expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -123,6 +129,19 @@ fn workspace(root: &Path, name: &str, size: usize) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_toolkit_saves_and_restores_by_key_and_restore_key() {
+    saves_and_restores("4").await;
+}
+
+/// The newest client (an ES module), which still speaks v1 to a forge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_toolkit_saves_and_restores_too() {
+    saves_and_restores("6").await;
+}
+
+async fn saves_and_restores(version: &str) {
+    let client = |url: String, dir: PathBuf, args: Vec<&'static str>| async move {
+        client_version(version, &url, &dir, &args).await
+    };
     let server = Server::start().await;
     let root = tempfile::tempdir().unwrap();
     let main = server.url(&grant(
@@ -132,10 +151,20 @@ async fn the_toolkit_saves_and_restores_by_key_and_restore_key() {
     ));
     // 40 MiB: two upload parts of the toolkit's 32 MiB, ten ranged downloads of 4 MiB.
     let saved_from = workspace(root.path(), "saved", 40 << 20);
-    let saved = client(&main, &saved_from, &["save", "deps-linux-1", "deps"]).await;
+    let saved = client(
+        main.clone(),
+        saved_from.clone(),
+        vec!["save", "deps-linux-1", "deps"],
+    )
+    .await;
     assert!(saved["saved"].as_i64().unwrap_or(-1) > 0, "{saved}");
     // The same key again: entries never change.
-    let again = client(&main, &saved_from, &["save", "deps-linux-1", "deps"]).await;
+    let again = client(
+        main.clone(),
+        saved_from.clone(),
+        vec!["save", "deps-linux-1", "deps"],
+    )
+    .await;
     assert_eq!(again["saved"], -1, "{again}");
 
     // A branch reads its own entries, then main's: a restore key finds main's entry.
@@ -147,9 +176,9 @@ async fn the_toolkit_saves_and_restores_by_key_and_restore_key() {
     let restored_into = workspace(root.path(), "restored", 0);
     std::fs::remove_dir_all(restored_into.join("deps")).unwrap();
     let restored = client(
-        &feature,
-        &restored_into,
-        &["restore", "deps-linux-2", "deps-linux-,deps-", "deps"],
+        feature.clone(),
+        restored_into.clone(),
+        vec!["restore", "deps-linux-2", "deps-linux-,deps-", "deps"],
     )
     .await;
     assert_eq!(restored["restored"], "deps-linux-1", "{restored}");
@@ -162,17 +191,17 @@ async fn the_toolkit_saves_and_restores_by_key_and_restore_key() {
     }
     // The exact key.
     let exact = client(
-        &feature,
-        &restored_into,
-        &["restore", "deps-linux-1", "-", "deps"],
+        feature.clone(),
+        restored_into.clone(),
+        vec!["restore", "deps-linux-1", "-", "deps"],
     )
     .await;
     assert_eq!(exact["restored"], "deps-linux-1", "{exact}");
     // Nothing matches.
     let missed = client(
-        &feature,
-        &restored_into,
-        &["restore", "other-1", "other-", "deps"],
+        feature.clone(),
+        restored_into.clone(),
+        vec!["restore", "other-1", "other-", "deps"],
     )
     .await;
     assert_eq!(missed["restored"], Value::Null, "{missed}");
