@@ -21,10 +21,6 @@ use hearth_expr::{Object, Value};
 
 use crate::config::CacheConfig;
 
-/// The most bytes the cache keeps before it evicts the least recently used entries: GitHub's
-/// limit for one repository's caches.
-const DEFAULT_LIMIT: u64 = 10 << 30;
-
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cannot open the cache folder {dir}: {source}")]
@@ -80,7 +76,7 @@ impl JobCache {
             })));
         }
         let store =
-            Store::open(&config.dir, DEFAULT_LIMIT).map_err(|source| CacheError::Store {
+            Store::open(&config.dir, config.size_limit).map_err(|source| CacheError::Store {
                 dir: config.dir.clone(),
                 source,
             })?;
@@ -223,6 +219,7 @@ mod tests {
             port: 0,
             external_server: external_server.to_owned(),
             secret: secret.to_owned(),
+            size_limit: 1 << 20,
         }
     }
 

@@ -90,6 +90,9 @@ cache:
   # `hearth cache-server --secret-file` when external_server names it.
   # Empty means a random key of this runner's own.
   secret: ""
+  # The most the runner's own cache keeps (bytes, or with a unit: 10GiB);
+  # past it the least recently used entries go.
+  size_limit: 10GiB
 
 container:
   # The Docker network for job containers: host, bridge or the name of a

@@ -137,6 +137,9 @@ pub struct CacheConfig {
     /// `cache.secret` (forgejo-runner's key): the key job tokens are signed with, shared with
     /// an external `hearth cache-server` (or other runners); empty: a random one.
     pub secret: String,
+    /// `cache.size_limit` (gitea-runner's key): the most bytes the runner's own cache keeps
+    /// before the least recently used entries go; default 10 GiB.
+    pub size_limit: u64,
 }
 
 /// `container:`.
@@ -358,6 +361,7 @@ impl Config {
             port: raw.cache.port,
             external_server: raw.cache.external_server,
             secret: raw.cache.secret,
+            size_limit: raw.cache.size_limit.unwrap_or(10 << 30),
         };
         let container = ContainerConfig {
             network: raw.container.network,

@@ -41,6 +41,7 @@ pub(super) const CACHE_KEYS: &[&str] = &[
     "port",
     "external_server",
     "secret",
+    "size_limit",
 ];
 pub(super) const CONTAINER_KEYS: &[&str] = &[
     "registries",
@@ -103,6 +104,7 @@ pub(super) struct RawCache {
     pub port: u16,
     pub external_server: String,
     pub secret: String,
+    pub size_limit: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -339,6 +341,7 @@ fn read_cache(
             Some("secret") => {
                 cache.secret = reader.string(value, "cache.secret")?.unwrap_or_default();
             }
+            Some("size_limit") => cache.size_limit = reader.size(value, "cache.size_limit")?,
             _ => reader.unknown_key(key, "cache", CACHE_KEYS),
         }
     }

@@ -68,6 +68,8 @@ fn defaults_are_act_runners() {
     assert_eq!(config.cache.host, "");
     assert_eq!(config.cache.port, 0);
     assert_eq!(config.cache.external_server, "");
+    assert_eq!(config.cache.secret, "");
+    assert_eq!(config.cache.size_limit, 10 << 30);
     let container = &config.container;
     assert_eq!(container.network, "");
     assert!(!container.privileged);
@@ -141,7 +143,8 @@ fn values_are_read() {
          fetch_interval_max: 30s\n  report_interval: 3s\n  request_timeout: 2m\n  \
          log_memory_limit: 512KiB\n  ca_file: /etc/ssl/forge.pem\n  github_mirror: https://mirror.example\n  \
          labels: [linux, 'gpu:host', 'u:docker://node:20']\n\
-         cache: {enabled: false, host: 10.0.0.5, port: 8088, external_server: 'http://cache/'}\n\
+         cache: {enabled: false, host: 10.0.0.5, port: 8088, external_server: 'http://cache/', \
+         secret: shared-key, size_limit: 2GiB}\n\
          container:\n  network: host\n  privileged: true\n  options: --add-host=a:b\n  \
          workdir_parent: /srv/work\n  valid_volumes: [data, '/src/*.json']\n  docker_host: '-'\n  \
          bind_workdir: false\n  force_rebuild: true\n  require_docker: true\n  docker_timeout: 20s\n\
@@ -177,6 +180,8 @@ fn values_are_read() {
     assert_eq!(config.cache.host, "10.0.0.5");
     assert_eq!(config.cache.port, 8088);
     assert_eq!(config.cache.external_server, "http://cache/");
+    assert_eq!(config.cache.secret, "shared-key");
+    assert_eq!(config.cache.size_limit, 2 << 30);
     let container = &config.container;
     assert_eq!(container.network, "host");
     assert!(container.privileged && container.force_rebuild && container.require_docker);
