@@ -66,7 +66,7 @@ impl Harness {
     pub fn config(&self, yaml: &str) {
         let work = self.path("work");
         let mut text = format!("{yaml}host:\n  workdir_parent: {}\n", work.display());
-        // Each daemon its own cache folder (one process owns a cache folder at a time).
+        // Each test's daemon a cache folder of its own, gone with the test.
         if !yaml.starts_with("cache:") && !yaml.contains("\ncache:") {
             let cache = self.path("cache");
             text.push_str(&format!("cache:\n  dir: {}\n", cache.display()));

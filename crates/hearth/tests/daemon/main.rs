@@ -1549,11 +1549,23 @@ async fn jobs_reach_the_runners_cache_from_the_host_and_from_containers() {
             modules.display()
         )
     };
+    // The job leaves its URL where the test reads it, to look for the token in every log.
+    let url_file = h.path("cache-url");
     let save = host_job(&format!(
-        "      - run: mkdir -p deps && echo cached-bytes > deps/file && mkdir -p .temp\n      - run: RUNNER_TEMP=$PWD/.temp node {} save deps-1 deps\n      - run: echo \"url $ACTIONS_CACHE_URL\"\n",
-        script.display()
+        "      - run: mkdir -p deps && echo cached-bytes > deps/file && mkdir -p .temp\n      - run: RUNNER_TEMP=$PWD/.temp node {} save deps-1 deps\n      - run: echo \"url $ACTIONS_CACHE_URL\"\n      - run: echo \"$ACTIONS_CACHE_URL\" > {}\n",
+        script.display(),
+        url_file.display()
     ));
     let (id, task, log) = h.run(TaskSpec::new(save)).await;
+    let written = std::fs::read_to_string(&url_file).expect("the job wrote its cache URL");
+    let token = written
+        .trim()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(token.len() > 40, "{written}");
     let lines = h.forge.log_lines(id);
     assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
     let saved = lines
@@ -1572,6 +1584,9 @@ async fn jobs_reach_the_runners_cache_from_the_host_and_from_containers() {
         lines.iter().any(|l| l == "Cache: saved deps-1"),
         "{lines:#?}"
     );
+    // The token is in no log: the job's, the daemon's own.
+    assert!(!lines.iter().any(|l| l.contains(&token)), "{lines:#?}");
+    assert!(!log.contains(&token), "{log}");
 
     let restore = host_job(&format!(
         "      - run: mkdir -p .temp && RUNNER_TEMP=$PWD/.temp node {} restore deps-2 deps- deps\n      - run: cat deps/file\n",
@@ -1589,6 +1604,7 @@ async fn jobs_reach_the_runners_cache_from_the_host_and_from_containers() {
         lines.iter().any(|l| l == "Cache: hit deps-1 (for deps-2)"),
         "{lines:#?}"
     );
+    assert!(!log.contains(&token), "{log}");
 
     // From a container: nothing matches this key (204); a changed token is refused (403).
     let probe = r#"name: ci
