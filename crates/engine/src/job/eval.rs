@@ -6,7 +6,7 @@
 use hearth_expr::{
     Condition, EvalContext, Object, ParseOptions, Status, Template, Value, WorkspaceFiles,
 };
-use hearth_workflow::model::{Env, OrExpr, Text};
+use hearth_workflow::model::{Defaults, Env, OrExpr, Text};
 
 /// An expression that failed while the job ran, with where it was written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -115,6 +115,44 @@ impl<'a> Scope<'a> {
             }
         };
         Ok(Some(minutes))
+    }
+
+    /// `defaults.run`, its values evaluated; written as one expression it must produce a
+    /// mapping, whose `shell` and `working-directory` are taken.
+    pub fn run_defaults(
+        &self,
+        defaults: Option<&Defaults>,
+    ) -> Result<super::RunDefaults, EvalError> {
+        let text = |value: Option<&Text>| value.map(|t| self.string(t)).transpose();
+        match defaults.and_then(|d| d.run.as_ref()) {
+            None => Ok(super::RunDefaults::default()),
+            Some(OrExpr::Value(run)) => Ok(super::RunDefaults {
+                shell: text(run.shell.as_ref())?,
+                working_directory: text(run.working_directory.as_ref())?,
+            }),
+            Some(OrExpr::Expr(expr)) => {
+                let value = self.value(expr)?;
+                let Some(object) = value.as_object() else {
+                    return Err(self.error(
+                        expr,
+                        format!(
+                            "defaults.run must be a mapping, got {}",
+                            value.kind().name()
+                        ),
+                    ));
+                };
+                let key = |name: &str| {
+                    object
+                        .get(name)
+                        .filter(|v| !matches!(v, Value::Null))
+                        .map(|v| v.to_display_string())
+                };
+                Ok(super::RunDefaults {
+                    shell: key("shell"),
+                    working_directory: key("working-directory"),
+                })
+            }
+        }
     }
 
     /// An `env:` (or `with:`) mapping, each value evaluated, in source order; an `env:` written
