@@ -6,7 +6,7 @@
 use hearth_expr::{
     Condition, EvalContext, Object, ParseOptions, Status, Template, Value, WorkspaceFiles,
 };
-use hearth_workflow::model::{Defaults, Env, OrExpr, Text};
+use hearth_workflow::model::{is_insert_directive, Defaults, Env, OrExpr, Text};
 
 /// An expression that failed while the job ran, with where it was written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -117,6 +117,25 @@ impl<'a> Scope<'a> {
         Ok(Some(minutes))
     }
 
+    /// The entries a `${{ insert }}` key merges into its mapping: its value must produce a
+    /// mapping (GitHub's "Expected a mapping" otherwise).
+    fn inserted(&self, value: &Text) -> Result<Vec<(String, String)>, EvalError> {
+        let evaluated = self.value(value)?;
+        let Some(object) = evaluated.as_object() else {
+            return Err(self.error(
+                value,
+                format!(
+                    "Expected a mapping for `${{{{ insert }}}}`, got {}",
+                    evaluated.kind().name()
+                ),
+            ));
+        };
+        Ok(object
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_display_string()))
+            .collect())
+    }
+
     /// `defaults.run`, its values evaluated; written as one expression it must produce a
     /// mapping, whose `shell` and `working-directory` are taken.
     pub fn run_defaults(
@@ -160,11 +179,17 @@ impl<'a> Scope<'a> {
     pub fn env(&self, env: Option<&Env>) -> Result<Vec<(String, String)>, EvalError> {
         match env {
             None => Ok(Vec::new()),
-            Some(OrExpr::Value(map)) => map
-                .entries
-                .iter()
-                .map(|(name, value)| Ok((name.value.clone(), self.string(value)?)))
-                .collect(),
+            Some(OrExpr::Value(map)) => {
+                let mut entries = Vec::with_capacity(map.entries.len());
+                for (name, value) in &map.entries {
+                    if is_insert_directive(&name.value) {
+                        entries.extend(self.inserted(value)?);
+                    } else {
+                        entries.push((self.string(name)?, self.string(value)?));
+                    }
+                }
+                Ok(entries)
+            }
             Some(OrExpr::Expr(text)) => {
                 let value = self.value(text)?;
                 let Some(object) = value.as_object() else {
