@@ -190,13 +190,6 @@ impl<'r> JobRun<'r> {
             contexts: &contexts,
             ..*scope
         };
-        let continue_on_error = match scope.flag(step.continue_on_error.as_ref()) {
-            Ok(flag) => flag,
-            Err(e) => {
-                self.step_log(label, LogLine::Error(&e.to_string()));
-                return (StepEnd::failure(), false);
-            }
-        };
         let end = match &step.kind {
             StepKind::Run {
                 run,
@@ -237,6 +230,23 @@ impl<'r> JobRun<'r> {
                 StepEnd::failure()
             }
         };
+        // As GitHub's runner: asked only once the step failed; an expression that fails is
+        // said, and the step stays failed.
+        let continue_on_error = end.outcome == Conclusion::Failure
+            && match scope.flag(step.continue_on_error.as_ref()) {
+                Ok(flag) => flag,
+                Err(e) => {
+                    self.step_log(
+                        label,
+                        LogLine::Error(
+                            "The step failed and an error occurred when attempting to determine \
+                             whether to continue on error.",
+                        ),
+                    );
+                    self.step_log(label, LogLine::Error(&e.to_string()));
+                    false
+                }
+            };
         (end, continue_on_error)
     }
 
