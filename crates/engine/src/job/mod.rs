@@ -407,9 +407,21 @@ impl<'r> JobRun<'r> {
             runner_debug: runner_debug || step_debug,
         };
         known.insert_into(&mut contexts, request.github.clone());
+        // Registry credentials may read `env` (GitHub evaluates them after the job's `env`):
+        // for a job with containers, the env as known before the start.
+        let with_env;
+        let before_start = if request.job.container.is_some() || request.job.services.is_some() {
+            let env = JobKeys::env(request, &contexts, &request.extra_env)?;
+            let mut contexts = contexts.clone();
+            contexts.insert("env", Value::object(env_object(&env)));
+            with_env = contexts;
+            &with_env
+        } else {
+            &contexts
+        };
         let scope = eval::Scope {
             file: request.file,
-            contexts: &contexts,
+            contexts: before_start,
             status: Status::Success,
             files: None,
         };
@@ -766,6 +778,24 @@ struct JobKeys {
 }
 
 impl JobKeys {
+    /// The workflow's `env`, then the job's over it, over the runner's `extra_env`.
+    fn env(
+        request: &JobRequest<'_>,
+        contexts: &Object,
+        extra_env: &[(String, String)],
+    ) -> Result<BTreeMap<String, String>, EvalError> {
+        let scope = eval::Scope {
+            file: request.file,
+            contexts,
+            status: Status::Success,
+            files: None,
+        };
+        let mut env: BTreeMap<String, String> = extra_env.iter().cloned().collect();
+        env.extend(scope.env(request.workflow.env.as_ref())?);
+        env.extend(scope.env(request.job.env.as_ref())?);
+        Ok(env)
+    }
+
     fn evaluate(
         request: &JobRequest<'_>,
         contexts: &Object,
@@ -777,9 +807,7 @@ impl JobKeys {
             status: Status::Success,
             files: None,
         };
-        let mut env: BTreeMap<String, String> = extra_env.iter().cloned().collect();
-        env.extend(scope.env(request.workflow.env.as_ref())?);
-        env.extend(scope.env(request.job.env.as_ref())?);
+        let env = Self::env(request, contexts, extra_env)?;
         let cancel_timeout_minutes = scope
             .minutes(request.job.cancel_timeout_minutes.as_ref())?
             .unwrap_or(DEFAULT_CANCEL_TIMEOUT_MINUTES);
