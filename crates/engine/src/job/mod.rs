@@ -3,8 +3,11 @@
 //!
 //! The job's life, as GitHub's runner lives it:
 //!
-//! 1. The workflow's and the job's `env:` are evaluated; the backend prepares the workspace,
-//!    temp folder and tool cache; the event payload is written to `RUNNER_TEMP`.
+//! 1. `timeout-minutes`, `container:` and `services:` are evaluated (with the paths the backend
+//!    knows ahead, if any); the backend prepares the workspace, temp folder and tool cache
+//!    (and containers); the event payload is written to `RUNNER_TEMP`; then the workflow's and
+//!    the job's `env:`, `defaults.run` and `cancel-timeout-minutes` are evaluated with
+//!    `github.workspace` and `runner.temp` known, as GitHub's runner evaluates them.
 //! 2. Each step's `if:` is evaluated with the job's status so far (`success()` unless written
 //!    otherwise). A step that runs gets fresh file-command files, its `env:` on top of the job's
 //!    environment, and its output streamed through command parsing and masking.
@@ -37,7 +40,7 @@ use hearth_backend::{
     Backend, CancellationToken, HostPath, JobRuntime, JobSpec, SetupLevel, SetupLog,
 };
 use hearth_expr::{Object, Status, Value};
-use hearth_workflow::model::{Job, Workflow};
+use hearth_workflow::model::{Job, OrExpr, Workflow};
 use hearth_workflow::plan::PlannedJob;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -425,11 +428,20 @@ impl<'r> JobRun<'r> {
             status: Status::Success,
             files: None,
         };
-        // Without the paths, `timeout-minutes` waits for the started job (below); the host's
-        // preparing (making folders) is bounded by the default meanwhile.
-        let timeout_minutes = match ahead {
-            Some(_) => scope.minutes(request.job.timeout_minutes.as_ref())?,
-            None => None,
+        // Preparing counts inside `timeout-minutes`. Only one that reads `github` or `runner`
+        // from a backend that cannot tell its paths ahead waits for the started job (below);
+        // the host's preparing (making folders) is bounded by the default meanwhile.
+        let timeout_after_start = ahead.is_none()
+            && matches!(
+                &request.job.timeout_minutes,
+                Some(OrExpr::Expr(text))
+                    if hearth_workflow::plan::text_reads(&text.value, "github")
+                        || hearth_workflow::plan::text_reads(&text.value, "runner")
+            );
+        let timeout_minutes = if timeout_after_start {
+            None
+        } else {
+            scope.minutes(request.job.timeout_minutes.as_ref())?
         }
         .unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);
         let container =
@@ -587,9 +599,9 @@ impl<'r> JobRun<'r> {
             cancel_timeout_minutes,
             run_defaults,
         } = keys;
-        // A backend that could not tell its paths ahead has `timeout-minutes` evaluated now,
-        // with `github.workspace` known, counted from when preparing began.
-        let (deadline, timeout_minutes) = if ahead.is_none() {
+        // A `timeout-minutes` left for the started job is evaluated now, with
+        // `github.workspace` known, counted from when preparing began.
+        let (deadline, timeout_minutes) = if timeout_after_start {
             let scope = eval::Scope {
                 file: request.file,
                 contexts: &contexts,

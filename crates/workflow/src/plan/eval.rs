@@ -128,7 +128,7 @@ pub(crate) fn node(file: &str, node: &Node, contexts: &Object) -> Result<Value, 
 }
 
 /// Whether any expression in `text` reads the context `name` (ignoring case).
-pub(crate) fn text_reads(text: &str, name: &str) -> bool {
+pub fn text_reads(text: &str, name: &str) -> bool {
     hearth_expr::embedded_expressions(text)
         .into_iter()
         .any(|(_, source)| expression_reads(source, name))
