@@ -372,6 +372,15 @@ pub trait Backend: Send + Sync {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>>;
 
+    /// The paths every job of this backend gets, when they are known before [`Backend::start`]
+    /// (a container backend's fixed ones). The job's `container:`, `services:` and
+    /// `timeout-minutes` decide what `start` does, so they are evaluated before it: this is
+    /// where they read `github.workspace` and `runner.temp` from. `None` (the host, whose job
+    /// folder is made by `start`) leaves those values out until the job has started.
+    fn paths_ahead(&self) -> Option<JobPaths> {
+        None
+    }
+
     /// Removes what jobs labelled with `owner` left behind (a runner that was killed), except
     /// the jobs this backend is running now.
     fn reap<'a>(

@@ -1064,6 +1064,10 @@ impl Backend for DockerBackend {
         })
     }
 
+    fn paths_ahead(&self) -> Option<JobPaths> {
+        Some(job_paths())
+    }
+
     fn reap<'a>(
         &'a self,
         owner: &'a [(String, String)],

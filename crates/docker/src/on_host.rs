@@ -100,6 +100,10 @@ impl Backend for HostWithDocker {
         })
     }
 
+    fn paths_ahead(&self) -> Option<hearth_backend::JobPaths> {
+        self.host.paths_ahead()
+    }
+
     /// The host's leftovers. Step containers a dead runner left carry its labels and go with
     /// the Docker backend's own reaping, when the runner has one for its `docker://` labels
     /// (sharing it here keeps its `reap` off running host jobs' containers).

@@ -84,7 +84,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The paths every fake job sees.
+fn fake_paths() -> JobPaths {
+    let root = JobPath::new(JOB_ROOT);
+    JobPaths {
+        workspace: root.join("workspace"),
+        temp: root.join("temp"),
+        tool_cache: root.join("tool-cache"),
+    }
+}
+
 impl Backend for FakeBackend {
+    fn paths_ahead(&self) -> Option<JobPaths> {
+        Some(fake_paths())
+    }
+
     fn start<'a>(
         &'a self,
         mut spec: JobSpec,
@@ -151,13 +165,8 @@ impl Backend for FakeBackend {
             }
             let job = self.host.start_job(spec, cancel).await?;
             let host_root = job.job_dir().to_string_lossy().into_owned();
-            let root = JobPath::new(JOB_ROOT);
             Ok(Box::new(FakeJob {
-                paths: JobPaths {
-                    workspace: root.join("workspace"),
-                    temp: root.join("temp"),
-                    tool_cache: root.join("tool-cache"),
-                },
+                paths: fake_paths(),
                 tool_cache: job.tool_cache_dir().to_string_lossy().into_owned(),
                 host_root,
                 job,

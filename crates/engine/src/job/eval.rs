@@ -6,7 +6,7 @@
 use hearth_expr::{
     Condition, EvalContext, Object, ParseOptions, Status, Template, Value, WorkspaceFiles,
 };
-use hearth_workflow::model::{Env, OrExpr, Text};
+use hearth_workflow::model::{is_insert_directive, Defaults, Env, OrExpr, Text};
 
 /// An expression that failed while the job ran, with where it was written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -117,16 +117,79 @@ impl<'a> Scope<'a> {
         Ok(Some(minutes))
     }
 
+    /// The entries a `${{ insert }}` key merges into its mapping: its value must produce a
+    /// mapping (GitHub's "Expected a mapping" otherwise).
+    fn inserted(&self, value: &Text) -> Result<Vec<(String, String)>, EvalError> {
+        let evaluated = self.value(value)?;
+        let Some(object) = evaluated.as_object() else {
+            return Err(self.error(
+                value,
+                format!(
+                    "Expected a mapping for `${{{{ insert }}}}`, got {}",
+                    evaluated.kind().name()
+                ),
+            ));
+        };
+        Ok(object
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_display_string()))
+            .collect())
+    }
+
+    /// `defaults.run`, its values evaluated; written as one expression it must produce a
+    /// mapping, whose `shell` and `working-directory` are taken.
+    pub fn run_defaults(
+        &self,
+        defaults: Option<&Defaults>,
+    ) -> Result<super::RunDefaults, EvalError> {
+        let text = |value: Option<&Text>| value.map(|t| self.string(t)).transpose();
+        match defaults.and_then(|d| d.run.as_ref()) {
+            None => Ok(super::RunDefaults::default()),
+            Some(OrExpr::Value(run)) => Ok(super::RunDefaults {
+                shell: text(run.shell.as_ref())?,
+                working_directory: text(run.working_directory.as_ref())?,
+            }),
+            Some(OrExpr::Expr(expr)) => {
+                let value = self.value(expr)?;
+                let Some(object) = value.as_object() else {
+                    return Err(self.error(
+                        expr,
+                        format!(
+                            "defaults.run must be a mapping, got {}",
+                            value.kind().name()
+                        ),
+                    ));
+                };
+                let key = |name: &str| {
+                    object
+                        .get(name)
+                        .filter(|v| !matches!(v, Value::Null))
+                        .map(|v| v.to_display_string())
+                };
+                Ok(super::RunDefaults {
+                    shell: key("shell"),
+                    working_directory: key("working-directory"),
+                })
+            }
+        }
+    }
+
     /// An `env:` (or `with:`) mapping, each value evaluated, in source order; an `env:` written
     /// as one expression must produce an object.
     pub fn env(&self, env: Option<&Env>) -> Result<Vec<(String, String)>, EvalError> {
         match env {
             None => Ok(Vec::new()),
-            Some(OrExpr::Value(map)) => map
-                .entries
-                .iter()
-                .map(|(name, value)| Ok((name.value.clone(), self.string(value)?)))
-                .collect(),
+            Some(OrExpr::Value(map)) => {
+                let mut entries = Vec::with_capacity(map.entries.len());
+                for (name, value) in &map.entries {
+                    if is_insert_directive(&name.value) {
+                        entries.extend(self.inserted(value)?);
+                    } else {
+                        entries.push((self.string(name)?, self.string(value)?));
+                    }
+                }
+                Ok(entries)
+            }
             Some(OrExpr::Expr(text)) => {
                 let value = self.value(text)?;
                 let Some(object) = value.as_object() else {

@@ -3,8 +3,11 @@
 //!
 //! The job's life, as GitHub's runner lives it:
 //!
-//! 1. The workflow's and the job's `env:` are evaluated; the backend prepares the workspace,
-//!    temp folder and tool cache; the event payload is written to `RUNNER_TEMP`.
+//! 1. `timeout-minutes`, `container:` and `services:` are evaluated (with the paths the backend
+//!    knows ahead, if any); the backend prepares the workspace, temp folder and tool cache
+//!    (and containers); the event payload is written to `RUNNER_TEMP`; then the workflow's and
+//!    the job's `env:`, `defaults.run` and `cancel-timeout-minutes` are evaluated with
+//!    `github.workspace` and `runner.temp` known, as GitHub's runner evaluates them.
 //! 2. Each step's `if:` is evaluated with the job's status so far (`success()` unless written
 //!    otherwise). A step that runs gets fresh file-command files, its `env:` on top of the job's
 //!    environment, and its output streamed through command parsing and masking.
@@ -37,7 +40,7 @@ use hearth_backend::{
     Backend, CancellationToken, HostPath, JobRuntime, JobSpec, SetupLevel, SetupLog,
 };
 use hearth_expr::{Object, Status, Value};
-use hearth_workflow::model::{Job, Workflow};
+use hearth_workflow::model::{Job, OrExpr, Workflow};
 use hearth_workflow::plan::PlannedJob;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -341,6 +344,8 @@ struct JobRun<'r> {
     step_debug: bool,
     /// The runner's variables for the job, with the forge's address as the job reaches it.
     runner_env: Vec<(String, String)>,
+    /// `defaults.run`, evaluated when the job started.
+    run_defaults: RunDefaults,
     /// Post steps of actions that ran, in the order they registered (run in reverse).
     posts: Vec<action::PostStep>,
     /// What the `pre` of a step's action saved (`GITHUB_STATE`), by the step's index, for its
@@ -395,22 +400,50 @@ impl<'r> JobRun<'r> {
         let step_debug = enabled("ACTIONS_STEP_DEBUG");
         let runner_debug = enabled("ACTIONS_RUNNER_DEBUG");
 
-        // Workflow env, then job env over it (both may read the contexts set so far).
-        let mut env: BTreeMap<String, String> = request.extra_env.iter().cloned().collect();
+        // What decides how the job starts is evaluated before it starts: with the paths a
+        // backend knows ahead (a container backend's), else without them.
+        let ahead = backend.paths_ahead();
+        let known = JobPlace {
+            request,
+            label,
+            paths: ahead.as_ref(),
+            runner_debug: runner_debug || step_debug,
+        };
+        known.insert_into(&mut contexts, request.github.clone());
+        // Registry credentials may read `env` (GitHub evaluates them after the job's `env`):
+        // for a job with containers, the env as known before the start.
+        let with_env;
+        let before_start = if request.job.container.is_some() || request.job.services.is_some() {
+            let env = JobKeys::env(request, &contexts, &request.extra_env)?;
+            let mut contexts = contexts.clone();
+            contexts.insert("env", Value::object(env_object(&env)));
+            with_env = contexts;
+            &with_env
+        } else {
+            &contexts
+        };
         let scope = eval::Scope {
             file: request.file,
-            contexts: &contexts,
+            contexts: before_start,
             status: Status::Success,
             files: None,
         };
-        env.extend(scope.env(request.workflow.env.as_ref())?);
-        env.extend(scope.env(request.job.env.as_ref())?);
-        let timeout_minutes = scope
-            .minutes(request.job.timeout_minutes.as_ref())?
-            .unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);
-        let cancel_timeout_minutes = scope
-            .minutes(request.job.cancel_timeout_minutes.as_ref())?
-            .unwrap_or(DEFAULT_CANCEL_TIMEOUT_MINUTES);
+        // Preparing counts inside `timeout-minutes`. Only one that reads `github` or `runner`
+        // from a backend that cannot tell its paths ahead waits for the started job (below);
+        // the host's preparing (making folders) is bounded by the default meanwhile.
+        let timeout_after_start = ahead.is_none()
+            && matches!(
+                &request.job.timeout_minutes,
+                Some(OrExpr::Expr(text))
+                    if hearth_workflow::plan::text_reads(&text.value, "github")
+                        || hearth_workflow::plan::text_reads(&text.value, "runner")
+            );
+        let timeout_minutes = if timeout_after_start {
+            None
+        } else {
+            scope.minutes(request.job.timeout_minutes.as_ref())?
+        }
+        .unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);
         let container =
             containers::job_container(&scope, request.job, request.label_image.as_deref())?;
         let services = containers::services(&scope, request.job)?;
@@ -468,22 +501,6 @@ impl<'r> JobRun<'r> {
         };
         let paths = runtime.paths().clone();
 
-        let mut runner = Object::with_capacity(8);
-        runner.insert("name", Value::string(request.runner.name.as_str()));
-        runner.insert("os", Value::string(request.runner.os.as_str()));
-        runner.insert("arch", Value::string(request.runner.arch.as_str()));
-        runner.insert("temp", Value::string(paths.temp.as_str()));
-        runner.insert("tool_cache", Value::string(paths.tool_cache.as_str()));
-        runner.insert(
-            "environment",
-            Value::string(request.runner.environment.as_str()),
-        );
-        // GitHub sets `runner.debug` whenever debug logging is on, step debug included.
-        if runner_debug || step_debug {
-            runner.insert("debug", Value::string("1"));
-        }
-        contexts.insert("runner", Value::object(runner));
-
         // The forge's address as the job reaches it (a container's own loopback is not the
         // runner's): in the `github` context and the runner's variables alike.
         let moved: Vec<(String, String)> = request
@@ -514,13 +531,14 @@ impl<'r> JobRun<'r> {
                 }
             }
         }
-        github.insert("job", Value::string(label.id.as_str()));
-        github.insert("workspace", Value::string(paths.workspace.as_str()));
-        let event = github.get("event").cloned().unwrap_or_default();
+        let place = JobPlace {
+            paths: Some(&paths),
+            ..known
+        };
+        place.insert_into(&mut contexts, github);
+        let event = request.github.get("event").cloned().unwrap_or_default();
         let event_path = paths.temp.join(files::WORKFLOW_FOLDER).join("event.json");
         let event_json = serde_json::to_vec(&event.to_json()).unwrap_or_default();
-        github.insert("event_path", Value::string(event_path.as_str()));
-        contexts.insert("github", Value::object(github));
         let files = files::StepFiles::new(&paths.temp);
         let made = async {
             let named = write_env_folders(runtime.as_ref(), &paths, &request.env_folders)
@@ -546,10 +564,19 @@ impl<'r> JobRun<'r> {
                 })
         }
         .await;
-        if let Err(e) = made {
-            report_finish(sink, label, masker, runtime).await;
-            return Err(e);
-        }
+        // The rest of the job's keys are evaluated on the started job, as GitHub's runner
+        // evaluates them once the workspace is known: `github.workspace` and `runner.temp`
+        // are the paths the job's steps see (a container's, in a container job).
+        let evaluated = made.and_then(|()| {
+            JobKeys::evaluate(request, &contexts, &request.extra_env).map_err(PrepareError::from)
+        });
+        let keys = match evaluated {
+            Ok(keys) => keys,
+            Err(e) => {
+                report_finish(sink, label, masker, runtime).await;
+                return Err(e);
+            }
+        };
         let mut job = Object::with_capacity(3);
         let containers = runtime.containers();
         if let Some(container) = &containers.container {
@@ -567,6 +594,33 @@ impl<'r> JobRun<'r> {
             .host_view(&paths.workspace)
             .and_then(|folder| DirWorkspace::new(folder.as_path()).ok())
             .map(Arc::new);
+        let JobKeys {
+            env,
+            cancel_timeout_minutes,
+            run_defaults,
+        } = keys;
+        // A `timeout-minutes` left for the started job is evaluated now, with
+        // `github.workspace` known, counted from when preparing began.
+        let (deadline, timeout_minutes) = if timeout_after_start {
+            let scope = eval::Scope {
+                file: request.file,
+                contexts: &contexts,
+                status: Status::Success,
+                files: None,
+            };
+            match scope.minutes(request.job.timeout_minutes.as_ref()) {
+                Ok(minutes_now) => {
+                    let timeout = minutes_now.unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);
+                    (started + minutes(timeout), timeout)
+                }
+                Err(e) => {
+                    report_finish(sink, label, masker, runtime).await;
+                    return Err(e.into());
+                }
+            }
+        } else {
+            (deadline, timeout_minutes)
+        };
         let state = JobState::new(
             contexts,
             env,
@@ -591,6 +645,7 @@ impl<'r> JobRun<'r> {
             scripts: files::Scripts::new(&paths.temp),
             step_debug,
             runner_env,
+            run_defaults,
             posts: Vec::new(),
             pre_states: BTreeMap::new(),
             actions: load::ActionLoader::default(),
@@ -674,6 +729,116 @@ impl<'r> JobRun<'r> {
         if self.state.time_out() {
             self.log(LogLine::Error(&self.state.timed_out_message()));
         }
+    }
+}
+
+/// Where a job runs, as its `github` and `runner` contexts tell it: the parts the runner adds to
+/// what the caller gave.
+#[derive(Clone, Copy)]
+struct JobPlace<'a> {
+    request: &'a JobRequest<'a>,
+    label: &'a JobLabel,
+    /// The job's paths; `None` before a start whose paths the backend cannot tell ahead.
+    paths: Option<&'a hearth_backend::JobPaths>,
+    runner_debug: bool,
+}
+
+impl JobPlace<'_> {
+    /// Puts `github` (given, with `job`, `workspace` and `event_path` added) and `runner` into
+    /// `contexts`.
+    fn insert_into(&self, contexts: &mut Object, mut github: Object) {
+        let info = &self.request.runner;
+        let mut runner = Object::with_capacity(8);
+        runner.insert("name", Value::string(info.name.as_str()));
+        runner.insert("os", Value::string(info.os.as_str()));
+        runner.insert("arch", Value::string(info.arch.as_str()));
+        if let Some(paths) = self.paths {
+            runner.insert("temp", Value::string(paths.temp.as_str()));
+            runner.insert("tool_cache", Value::string(paths.tool_cache.as_str()));
+        }
+        runner.insert("environment", Value::string(info.environment.as_str()));
+        // GitHub sets `runner.debug` whenever debug logging is on, step debug included.
+        if self.runner_debug {
+            runner.insert("debug", Value::string("1"));
+        }
+        contexts.insert("runner", Value::object(runner));
+        github.insert("job", Value::string(self.label.id.as_str()));
+        if let Some(paths) = self.paths {
+            github.insert("workspace", Value::string(paths.workspace.as_str()));
+            let event_path = paths.temp.join(files::WORKFLOW_FOLDER).join("event.json");
+            github.insert("event_path", Value::string(event_path.as_str()));
+        }
+        contexts.insert("github", Value::object(github));
+    }
+}
+
+/// `defaults.run` of a job, its expressions evaluated: the job's over the workflow's, key by
+/// key.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RunDefaults {
+    pub shell: Option<String>,
+    pub working_directory: Option<String>,
+}
+
+/// The job's keys GitHub's runner evaluates once the job has started: `env` (the workflow's,
+/// then the job's over it), `defaults` (which may read that `env`) and
+/// `cancel-timeout-minutes`.
+struct JobKeys {
+    env: BTreeMap<String, String>,
+    cancel_timeout_minutes: f64,
+    run_defaults: RunDefaults,
+}
+
+impl JobKeys {
+    /// The workflow's `env`, then the job's over it, over the runner's `extra_env`.
+    fn env(
+        request: &JobRequest<'_>,
+        contexts: &Object,
+        extra_env: &[(String, String)],
+    ) -> Result<BTreeMap<String, String>, EvalError> {
+        let scope = eval::Scope {
+            file: request.file,
+            contexts,
+            status: Status::Success,
+            files: None,
+        };
+        let mut env: BTreeMap<String, String> = extra_env.iter().cloned().collect();
+        env.extend(scope.env(request.workflow.env.as_ref())?);
+        env.extend(scope.env(request.job.env.as_ref())?);
+        Ok(env)
+    }
+
+    fn evaluate(
+        request: &JobRequest<'_>,
+        contexts: &Object,
+        extra_env: &[(String, String)],
+    ) -> Result<JobKeys, EvalError> {
+        let scope = eval::Scope {
+            file: request.file,
+            contexts,
+            status: Status::Success,
+            files: None,
+        };
+        let env = Self::env(request, contexts, extra_env)?;
+        let cancel_timeout_minutes = scope
+            .minutes(request.job.cancel_timeout_minutes.as_ref())?
+            .unwrap_or(DEFAULT_CANCEL_TIMEOUT_MINUTES);
+        let mut with_env = contexts.clone();
+        with_env.insert("env", Value::object(env_object(&env)));
+        let scope = eval::Scope {
+            contexts: &with_env,
+            ..scope
+        };
+        let workflow = scope.run_defaults(request.workflow.defaults.as_ref())?;
+        let job = scope.run_defaults(request.job.defaults.as_ref())?;
+        Ok(JobKeys {
+            env,
+            cancel_timeout_minutes,
+            run_defaults: RunDefaults {
+                shell: job.shell.or(workflow.shell),
+                working_directory: job.working_directory.or(workflow.working_directory),
+            },
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use hearth_backend::{BackendError, ContainerRun, ErrorKind, ExecEnd, ExecSpec, JobPath};
 use hearth_expr::{Object, Value, WorkspaceFiles};
-use hearth_workflow::model::{OrExpr, RunDefaults, Step, StepKind, Text};
+use hearth_workflow::model::{OrExpr, Step, StepKind, Text};
 
 use super::error::StepError;
 use super::eval::Scope;
@@ -190,13 +190,6 @@ impl<'r> JobRun<'r> {
             contexts: &contexts,
             ..*scope
         };
-        let continue_on_error = match scope.flag(step.continue_on_error.as_ref()) {
-            Ok(flag) => flag,
-            Err(e) => {
-                self.step_log(label, LogLine::Error(&e.to_string()));
-                return (StepEnd::failure(), false);
-            }
-        };
         let end = match &step.kind {
             StepKind::Run {
                 run,
@@ -237,6 +230,23 @@ impl<'r> JobRun<'r> {
                 StepEnd::failure()
             }
         };
+        // As GitHub's runner: asked only once the step failed; an expression that fails is
+        // said, and the step stays failed.
+        let continue_on_error = end.outcome == Conclusion::Failure
+            && match scope.flag(step.continue_on_error.as_ref()) {
+                Ok(flag) => flag,
+                Err(e) => {
+                    self.step_log(
+                        label,
+                        LogLine::Error(
+                            "The step failed and an error occurred when attempting to determine \
+                             whether to continue on error.",
+                        ),
+                    );
+                    self.step_log(label, LogLine::Error(&e.to_string()));
+                    false
+                }
+            };
         (end, continue_on_error)
     }
 
@@ -368,16 +378,17 @@ impl<'r> JobRun<'r> {
     ) -> Result<Prepared, StepError> {
         let run = scope.string(script.run)?;
         let defaults = self.run_defaults();
-        let shell = match script.shell.or(defaults.shell.as_ref()) {
+        let shell = match script.shell {
             Some(text) => Some(scope.string(text)?),
-            None => None,
+            None => defaults.shell,
         };
         let paths = self.runtime.paths().clone();
-        let working_directory = match script
-            .working_directory
-            .or(defaults.working_directory.as_ref())
-        {
-            Some(text) => paths.workspace.join(&scope.string(text)?),
+        let working_directory = match script.working_directory {
+            Some(text) => Some(scope.string(text)?),
+            None => defaults.working_directory,
+        };
+        let working_directory = match working_directory {
+            Some(folder) => paths.workspace.join(&folder),
             None => paths.workspace.clone(),
         };
         let (files, process_env, path) = self.step_process(step, env, &[], None).await?;
@@ -414,23 +425,12 @@ impl<'r> JobRun<'r> {
         })
     }
 
-    /// `defaults.run`: the job's over the workflow's, key by key; none inside an action.
-    fn run_defaults(&self) -> RunDefaults {
+    /// `defaults.run` (evaluated when the job started); none inside an action.
+    fn run_defaults(&self) -> super::RunDefaults {
         if self.state.frame().action_path.is_some() {
-            return RunDefaults::default();
+            return super::RunDefaults::default();
         }
-        let pick = |defaults: Option<&hearth_workflow::model::Defaults>| match defaults
-            .and_then(|d| d.run.as_ref())
-        {
-            Some(OrExpr::Value(run)) => Some(run.clone()),
-            _ => None,
-        };
-        let workflow = pick(self.request.workflow.defaults.as_ref()).unwrap_or_default();
-        let job = pick(self.request.job.defaults.as_ref()).unwrap_or_default();
-        RunDefaults {
-            shell: job.shell.or(workflow.shell),
-            working_directory: job.working_directory.or(workflow.working_directory),
-        }
+        self.run_defaults.clone()
     }
 
     /// Runs a prepared process to its end and applies what it left: outputs, env, path and

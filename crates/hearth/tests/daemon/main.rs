@@ -1631,3 +1631,37 @@ jobs:
         "{lines:#?}"
     );
 }
+
+/// A task's job `env` and `defaults.run` are evaluated once the job has started, as GitHub's
+/// runner evaluates them: `github.workspace` is the job's workspace there, not empty.
+#[tokio::test]
+async fn a_tasks_job_env_and_defaults_see_the_workspace() {
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let payload = r#"name: ci
+on: push
+jobs:
+  build:
+    runs-on: linux
+    env:
+      BUILD_DIR: ${{ github.workspace }}/build
+      ${{ insert }}: ${{ fromJSON('{"INSERTED":"yes"}') }}
+    defaults:
+      run:
+        working-directory: ${{ github.workspace }}
+    steps:
+      - run: |
+          if [ "$BUILD_DIR" = "$GITHUB_WORKSPACE/build" ]; then echo "build dir in the workspace"; else echo "BUILD_DIR=$BUILD_DIR"; fi
+          if [ "$PWD" = "$GITHUB_WORKSPACE" ]; then echo "in the workspace"; fi
+          echo "inserted=$INSERTED"
+"#;
+    let (id, task, _) = h.run(TaskSpec::new(payload.to_owned())).await;
+    assert_eq!(task.status, Status::Success);
+    let rows = h.step_rows(id, 0);
+    for line in [
+        "build dir in the workspace",
+        "in the workspace",
+        "inserted=yes",
+    ] {
+        assert!(rows.iter().any(|r| r == line), "no {line:?} in {rows:#?}");
+    }
+}

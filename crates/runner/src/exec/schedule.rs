@@ -390,7 +390,24 @@ impl Scheduler<'_> {
             id: instance.job_id.clone(),
             name: self.scope.masker.mask_text(&instance.name),
         };
-        let may_fail = continue_on_error(job, contexts, instance);
+        let may_fail = match continue_on_error(&self.workflow.label, job, contexts, instance) {
+            Ok(may_fail) => may_fail,
+            Err(message) => {
+                // As GitHub fails a job whose `continue-on-error` cannot be evaluated.
+                self.sink.event(&Event::JobStarted { job: &label });
+                self.sink.event(&Event::Log {
+                    job: &label,
+                    step: None,
+                    line: hearth_events::LogLine::Error(&self.scope.masker.mask_text(&message)),
+                });
+                self.finish_unrun(&label, Conclusion::Failure, None);
+                let report = JobReport {
+                    result: Conclusion::Failure,
+                    may_fail: false,
+                };
+                return (unrun(Conclusion::Failure), report);
+            }
+        };
         let report = |result| JobReport { result, may_fail };
         if control.cancel.is_cancelled() && !self.control.cancel.is_cancelled() {
             // fail-fast cancelled this combination before it started.
@@ -771,11 +788,17 @@ fn unrun(result: Conclusion) -> JobOutcome {
     }
 }
 
-/// The job's `continue-on-error`, evaluated for one combination.
-fn continue_on_error(job: &Job, contexts: &Object, instance: &PlannedJob) -> bool {
+/// The job's `continue-on-error`, evaluated for one combination; an expression that fails is
+/// an error that says where, never a silent `false`.
+fn continue_on_error(
+    file: &str,
+    job: &Job,
+    contexts: &Object,
+    instance: &PlannedJob,
+) -> Result<bool, String> {
     match &job.continue_on_error {
-        None => false,
-        Some(OrExpr::Value(flag)) => *flag,
+        None => Ok(false),
+        Some(OrExpr::Value(flag)) => Ok(*flag),
         Some(OrExpr::Expr(text)) => {
             let mut contexts = contexts.clone();
             if let Some(matrix) = &instance.matrix {
@@ -792,7 +815,13 @@ fn continue_on_error(job: &Job, contexts: &Object, instance: &PlannedJob) -> boo
                 hearth_expr::Template::parse(&text.value, &hearth_expr::ParseOptions::permissive());
             template
                 .and_then(|t| t.evaluate(&hearth_expr::EvalContext::new(&contexts)))
-                .is_ok_and(|v| v.is_truthy())
+                .map(|v| v.is_truthy())
+                .map_err(|e| {
+                    format!(
+                        "Error when evaluating 'continue-on-error' for job '{}'. {file}:{}:{}: {e}",
+                        job.id.value, text.span.start.line, text.span.start.col
+                    )
+                })
         }
     }
 }

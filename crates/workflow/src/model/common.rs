@@ -37,6 +37,16 @@ impl Text {
     }
 }
 
+/// Whether a mapping key is GitHub's `${{ insert }}` directive: its value, a mapping or an
+/// expression producing one, is merged into the mapping that holds the key. It is allowed as a
+/// key wherever the mapping allows expressions.
+pub fn is_insert_directive(key: &str) -> bool {
+    key.trim()
+        .strip_prefix("${{")
+        .and_then(|rest| rest.strip_suffix("}}"))
+        .is_some_and(|inner| inner.trim() == "insert")
+}
+
 /// A value that may instead be written as one expression, computed when the
 /// job runs: `timeout-minutes: ${{ matrix.timeout }}`,
 /// `strategy: ${{ fromJSON(needs.plan.outputs.strategy) }}`.

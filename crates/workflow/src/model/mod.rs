@@ -24,7 +24,7 @@ mod trigger;
 mod workflow;
 
 pub use action::{Action, ActionInput, ActionOutput, Branding, Runs};
-pub use common::{Env, OrExpr, Scalar, Spanned, StringMap, Text};
+pub use common::{is_insert_directive, Env, OrExpr, Scalar, Spanned, StringMap, Text};
 pub(crate) use job::graph_jobs;
 pub use job::{Container, Credentials, Environment, Job, JobSecrets, RunsOn, Snapshot, Strategy};
 pub use step::{ActionRefError, RemoteActionRef, Step, StepKind};

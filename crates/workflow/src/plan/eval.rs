@@ -50,28 +50,76 @@ pub(crate) fn condition(
         .map_err(|e| Diagnostic::new(file, condition.span.start, e.to_string()))
 }
 
-/// Converts a YAML tree to JSON, evaluating every string that holds an expression. A string
-/// that is a single expression is replaced by the expression's value, whatever its type, which
-/// is how `matrix: ${{ fromJSON(...) }}` and `os: ${{ fromJSON(...) }}` work.
+/// Converts a YAML tree to JSON, evaluating every string that holds an expression, as GitHub's
+/// template evaluator unravels one:
+///
+/// - a string that is a single expression is replaced by the expression's value, whatever its
+///   type (`matrix: ${{ fromJSON(...) }}`, `os: ${{ fromJSON(...) }}`);
+/// - a sequence item that is an expression producing a sequence is spliced into the sequence
+///   holding it (`os: [a, "${{ fromJSON('["b","c"]') }}"]` is `[a, b, c]`);
+/// - a `${{ insert }}` key merges its value, a mapping or an expression producing one, into the
+///   mapping holding it; another key holding an expression is evaluated to a string;
+/// - a key that comes twice (an inserted one written beside it) is an error.
 pub(crate) fn node(file: &str, node: &Node, contexts: &Object) -> Result<Value, Diagnostic> {
     Ok(match &node.value {
         YamlValue::String(s) if s.contains("${{") => {
             template(file, s, node.span.start, contexts)?.to_json()
         }
-        YamlValue::Sequence(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| self::node(file, item, contexts))
-                .collect::<Result<_, _>>()?,
-        ),
+        YamlValue::Sequence(items) => {
+            let mut values = Vec::with_capacity(items.len());
+            for item in items {
+                match (&item.value, self::node(file, item, contexts)?) {
+                    (YamlValue::String(_), Value::Array(spliced)) => values.extend(spliced),
+                    (_, value) => values.push(value),
+                }
+            }
+            Value::Array(values)
+        }
         YamlValue::Mapping(entries) => {
             let mut map = Map::with_capacity(entries.len());
             for (key, value) in entries {
-                let key = match key.to_json() {
-                    Value::String(s) => s,
-                    other => other.to_string(),
+                let inserted = match &key.value {
+                    YamlValue::String(k) if crate::model::is_insert_directive(k) => {
+                        match self::node(file, value, contexts)? {
+                            Value::Object(inserted) => inserted,
+                            other => {
+                                return Err(Diagnostic::new(
+                                    file,
+                                    value.span.start,
+                                    format!(
+                                        "Expected a mapping for `${{{{ insert }}}}`, found {}",
+                                        crate::matrix::kind_name(&other)
+                                    ),
+                                ))
+                            }
+                        }
+                    }
+                    YamlValue::String(k) if k.contains("${{") => {
+                        let name = template(file, k, key.span.start, contexts)?.to_display_string();
+                        let mut one = Map::with_capacity(1);
+                        one.insert(name, self::node(file, value, contexts)?);
+                        one
+                    }
+                    _ => {
+                        let name = match key.to_json() {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        let mut one = Map::with_capacity(1);
+                        one.insert(name, self::node(file, value, contexts)?);
+                        one
+                    }
                 };
-                map.insert(key, self::node(file, value, contexts)?);
+                for (name, value) in inserted {
+                    if map.contains_key(&name) {
+                        return Err(Diagnostic::new(
+                            file,
+                            key.span.start,
+                            format!("'{name}' is already defined"),
+                        ));
+                    }
+                    map.insert(name, value);
+                }
             }
             Value::Object(map)
         }
@@ -80,7 +128,7 @@ pub(crate) fn node(file: &str, node: &Node, contexts: &Object) -> Result<Value, 
 }
 
 /// Whether any expression in `text` reads the context `name` (ignoring case).
-pub(crate) fn text_reads(text: &str, name: &str) -> bool {
+pub fn text_reads(text: &str, name: &str) -> bool {
     hearth_expr::embedded_expressions(text)
         .into_iter()
         .any(|(_, source)| expression_reads(source, name))

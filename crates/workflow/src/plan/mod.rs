@@ -17,6 +17,8 @@
 pub mod call;
 mod eval;
 
+pub use eval::text_reads;
+
 use hearth_expr::{Object, Status, Value as ExprValue};
 use serde_json::{Map, Value};
 

@@ -181,6 +181,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Checks the expressions of a mapping key: `${{ insert }}` is a key wherever the mapping
+    /// allows expressions, as on GitHub.
+    fn check_key_expressions(&mut self, key: &Node, loc: &Loc) {
+        let insert = key.as_str().is_some_and(crate::model::is_insert_directive);
+        if insert && self.contexts(loc).is_some() {
+            return;
+        }
+        self.check_expressions(key, loc, false);
+    }
+
     /// Checks every string anywhere inside `node` (for free-form values such
     /// as a matrix) with the contexts of `loc`.
     pub fn check_expressions_deep(&mut self, node: &Node, loc: &Loc) {
@@ -193,7 +203,7 @@ impl<'a> Reader<'a> {
             }
             YamlValue::Mapping(entries) => {
                 for (key, value) in entries {
-                    self.check_expressions(key, loc, false);
+                    self.check_key_expressions(key, loc);
                     self.check_expressions_deep(value, loc);
                 }
             }
@@ -268,7 +278,7 @@ impl<'a> Reader<'a> {
         let place = self.describe(loc);
         match &key.value {
             YamlValue::String(s) if !s.is_empty() => {
-                self.check_expressions(key, loc, false);
+                self.check_key_expressions(key, loc);
                 Some(Spanned::new(s.clone(), key.span))
             }
             YamlValue::String(_) => {
