@@ -531,17 +531,7 @@ async fn a_crash_leaves_whole_entries_or_none_on_s3() {
         part.finish().await.unwrap();
         (kept, half)
     };
-    let client: Arc<dyn ObjectStore> = Arc::new(
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&options.endpoint)
-            .with_bucket_name(&options.bucket)
-            .with_region(&options.region)
-            .with_access_key_id(&options.access_key_id)
-            .with_secret_access_key(&options.secret_access_key)
-            .with_allow_http(true)
-            .build()
-            .unwrap(),
-    );
+    let client = client(&options);
     let put = |name: &str, bytes: &'static [u8]| {
         let client = client.clone();
         let location = object_store::path::Path::from(format!("hearth/cache/{name}"));
@@ -597,4 +587,51 @@ async fn a_crash_leaves_whole_entries_or_none_on_s3() {
     ));
     let again = store.reserve(&main, "half", "v", Some(10)).await.unwrap();
     assert_ne!(again, half);
+}
+
+/// On S3 each download marks its entry used, for eviction: a server replaces its own mark, so
+/// an entry has one per server that read it, and a server opening the bucket removes all but
+/// the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_leave_one_mark_per_entry_on_s3() {
+    let place = Place::new(Backend::S3).await;
+    let Some((_, options)) = &place.s3 else {
+        unreachable!("an S3 place")
+    };
+    let client = client(options);
+    let main = scope("refs/heads/main");
+    let one = place.open_as("one", 1 << 20).await;
+    let two = place.open_as("two", 1 << 20).await;
+    let id = save(&one, &main, "read-often", "v", b"bytes").await;
+    let marks = || async {
+        let all = objects(client.as_ref()).await;
+        all.into_iter()
+            .filter(|name| name.starts_with(&format!("used/{id}/")))
+            .count()
+    };
+    for _ in 0..3 {
+        read(&one, id).await;
+        tokio::time::sleep(place.use_gap()).await;
+    }
+    assert_eq!(marks().await, 1, "one mark of the first server");
+    read(&two, id).await;
+    assert_eq!(marks().await, 2, "and one of the second");
+    drop((one, two));
+    let _three = place.open_as("three", 1 << 20).await;
+    assert_eq!(marks().await, 1, "the newest is what eviction needs");
+}
+
+/// A client of the bucket `options` names, to look at it from outside the store.
+fn client(options: &S3Options) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&options.endpoint)
+            .with_bucket_name(&options.bucket)
+            .with_region(&options.region)
+            .with_access_key_id(&options.access_key_id)
+            .with_secret_access_key(&options.secret_access_key)
+            .with_allow_http(true)
+            .build()
+            .unwrap(),
+    )
 }

@@ -10,8 +10,9 @@
 //!   bytes no record names, which `open` removes once they are `sweep_after` old (younger ones
 //!   may be another server's commit on its way);
 //! - `used/<id>/<ms>`: empty objects whose names say when the entry was last downloaded (at
-//!   most one per second and server): eviction reads them all in one listing, and their times
-//!   are the servers' clocks, not the store's.
+//!   most one per second and server, each replacing the server's previous one; `open` removes
+//!   those superseded that stopped servers left): eviction reads them all in one listing, and
+//!   their times are the servers' clocks, not the store's.
 //!
 //! Each server keeps the records it read in memory (they never change) and lists `entries/`
 //! again before each lookup, reservation and commit, so that it sees what the others committed.
@@ -110,8 +111,9 @@ struct Index {
     /// Records that are not entries (unreadable, or their bytes not the size they say): never
     /// read again.
     unsound: HashSet<u64>,
-    /// When this server last marked each entry used.
-    marked: HashMap<u64, Instant>,
+    /// When this server last marked each entry used, and the mark, which the next one
+    /// replaces.
+    marked: HashMap<u64, (Instant, Path)>,
 }
 
 pub(super) struct S3Store {
@@ -333,11 +335,20 @@ impl S3Store {
                 self.delete(&meta.location).await;
             }
         }
+        // Marks of entries gone, once old; of the others, all but the newest (left by servers
+        // that stopped: a running one replaces its own).
         let now = now();
-        for (id, time, location) in self.use_marks().await? {
-            let age = Duration::from_millis(now.saturating_sub(time));
-            if !records.contains(&id) && age > stale {
-                self.delete(&location).await;
+        let marks = self.use_marks().await?;
+        let mut newest: HashMap<u64, u64> = HashMap::new();
+        for (id, time, _) in &marks {
+            let at = newest.entry(*id).or_default();
+            *at = (*at).max(*time);
+        }
+        for (id, time, location) in &marks {
+            let age = Duration::from_millis(now.saturating_sub(*time));
+            let superseded = records.contains(id) && newest.get(id).is_some_and(|n| n > time);
+            if superseded || (!records.contains(id) && age > stale) {
+                self.delete(location).await;
             }
         }
         self.refresh().await
@@ -583,6 +594,7 @@ impl S3Store {
         if !known {
             self.refresh_or_warn().await;
         }
+        let used = self.object(&format!("used/{id}/{}", millis(SystemTime::now())));
         let (info, mark) = {
             let mut index = self.index();
             let info = index
@@ -590,19 +602,26 @@ impl S3Store {
                 .get(&id)
                 .cloned()
                 .ok_or(StoreError::NoEntry(id))?;
-            let recent = index
-                .marked
-                .get(&id)
-                .is_some_and(|at| at.elapsed() < USE_RESOLUTION);
-            if !recent {
-                index.marked.insert(id, Instant::now());
+            let previous = index.marked.get(&id).cloned();
+            match previous {
+                Some((at, _)) if at.elapsed() < USE_RESOLUTION => (info, None),
+                previous => {
+                    index.marked.insert(id, (Instant::now(), used.clone()));
+                    (info, Some(previous.map(|(_, mark)| mark)))
+                }
             }
-            (info, !recent)
         };
-        if mark {
-            let used = self.object(&format!("used/{id}/{}", millis(SystemTime::now())));
-            if let Err(e) = self.client.put(&used, PutPayload::default()).await {
-                tracing::warn!(object = %self.shown(&used).display(), "cannot mark a cache entry used: {e}");
+        if let Some(previous) = mark {
+            match self.client.put(&used, PutPayload::default()).await {
+                // This server's previous mark says less than the new one.
+                Ok(_) => {
+                    if let Some(previous) = previous {
+                        self.delete(&previous).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(object = %self.shown(&used).display(), "cannot mark a cache entry used: {e}")
+                }
             }
         }
         let location = self.data_object(id);
