@@ -44,7 +44,8 @@ pub struct CacheServerArgs {
 #[derive(Args, Debug)]
 struct S3Args {
     /// Keep the entries in this bucket of an S3-compatible store, shared with other cache
-    /// servers and runners, instead of in --dir
+    /// servers and runners, instead of in --dir (which then holds uploads in progress); the
+    /// secret key comes from AWS_SECRET_ACCESS_KEY
     #[arg(long, value_name = "BUCKET")]
     s3_bucket: Option<String>,
 
