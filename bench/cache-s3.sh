@@ -37,22 +37,27 @@ curl -sf -X PUT -o /dev/null "http://127.0.0.1:$port/bench"
 
 secret="bench key, long enough for the server"
 printf '%s' "$secret" >"$work/secret"
-# start NAME ARGS...: a server; prints its address.
+# start NAME ARGS...: a server (not in a subshell, so that its pid is kept for the cleanup).
 start() {
     local name=$1
     shift
     "$HEARTH" cache-server -d "$work/$name" -p 0 --secret-file "$work/secret" "$@" \
-        >"$work/$name.out" &
+        >"$work/$name.out" 2>"$work/$name.err" &
     pids+=($!)
+}
+# address NAME: where the server NAME listens, once it says.
+address() {
     for _ in $(seq 100); do
-        grep -q http "$work/$name.out" 2>/dev/null && break
+        grep -q http "$work/$1.out" 2>/dev/null && break
         sleep 0.1
     done
-    grep -o 'http://[^ ]*' "$work/$name.out"
+    grep -o 'http://[^ ]*' "$work/$1.out"
 }
-disk=$(start disk)
-s3=$(AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench start s3 \
-    --s3-bucket bench --s3-endpoint "http://127.0.0.1:$port" --s3-path-style --s3-prefix cache)
+start disk
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench start s3 \
+    --s3-bucket bench --s3-endpoint "http://127.0.0.1:$port" --s3-path-style --s3-prefix cache
+disk=$(address disk)
+s3=$(address s3)
 
 token=$(SECRET=$secret python3 - <<'PY'
 import base64, hashlib, hmac, json, os, time
