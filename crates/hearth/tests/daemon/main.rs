@@ -1632,6 +1632,75 @@ jobs:
     );
 }
 
+/// On a network of the operator's (`container.network`, where act_runner's cache is often out
+/// of reach), a container job saves with GitHub's own client and a later one restores by a
+/// restore key: the toolkit, mounted read-only, runs in the job's image with its node.
+#[tokio::test]
+async fn container_jobs_on_an_operators_network_save_and_restore_with_the_toolkit() {
+    let network = "hearth-test-cache-net";
+    let created = std::process::Command::new("docker")
+        .args(["network", "create", network])
+        .output()
+        .expect("docker runs");
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        created.status.success() || stderr.contains("already exists"),
+        "{stderr}"
+    );
+    let modules = toolkit();
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit");
+    let scripts = scripts.canonicalize().expect("the toolkit scripts' folder");
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!(
+            "{FAST}  labels: [\"deb:docker://hearth-test/debian:1\"]\ncontainer:\n  network: {network}\n  valid_volumes: [\"{}\", \"{}\"]\n",
+            modules.display(),
+            scripts.display()
+        ),
+    )
+    .await;
+    let job = |steps: &str| {
+        format!(
+            "name: ci\non: push\njobs:\n  build:\n    runs-on: deb\n    container:\n      image: hearth-test/debian:1\n      volumes:\n        - {}:/toolkit:ro\n        - {}:/scripts:ro\n    env:\n      NODE_PATH: /toolkit\n      GITHUB_SERVER_URL: http://forge.example\n    steps:\n{steps}",
+            modules.display(),
+            scripts.display()
+        )
+    };
+    let save = job(
+        "      - run: mkdir -p deps .temp && echo saved-in-a-container > deps/file\n      - run: RUNNER_TEMP=$PWD/.temp node /scripts/cache.js save deps-1 deps\n",
+    );
+    let (id, task, log) = h.run(TaskSpec::new(save)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    let saved = lines
+        .iter()
+        .find(|l| l.starts_with("{\"saved\""))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(!saved.contains("-1"), "{saved}");
+    assert!(
+        lines.iter().any(|l| l == "Cache: saved deps-1"),
+        "{lines:#?}"
+    );
+
+    let restore = job(
+        "      - run: mkdir -p .temp && RUNNER_TEMP=$PWD/.temp node /scripts/cache.js restore deps-2 deps- deps\n      - run: cat deps/file\n",
+    );
+    let (id, task, log) = h.run(TaskSpec::new(restore)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        lines.iter().any(|l| l == "{\"restored\":\"deps-1\"}"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "saved-in-a-container"),
+        "{lines:#?}"
+    );
+    let _ = std::process::Command::new("docker")
+        .args(["network", "rm", network])
+        .output();
+}
+
 /// A task's job `env` and `defaults.run` are evaluated once the job has started, as GitHub's
 /// runner evaluates them: `github.workspace` is the job's workspace there, not empty.
 #[tokio::test]
