@@ -104,6 +104,9 @@ async fn a_job_succeeds_with_every_row_in_order_and_its_steps_states() {
         .await;
 
     assert_eq!(task.status, Status::Success, "{log}");
+    // Its own log goes to a pipe here (as to journald or a file): no colour codes.
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
     assert!(task.log_archived);
     assert_eq!(
         task.output_map().get("answer").map(String::as_str),
