@@ -30,7 +30,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -267,7 +266,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     };
     let route = route.trim_end_matches('/').to_owned();
     match (request.method().clone(), route.as_str()) {
-        (Method::GET, "cache") => lookup(app, &request, &grant, token),
+        (Method::GET, "cache") => lookup(app, &request, &grant, token).await,
         (Method::POST, "caches") => reserve(app, request, &grant, without_token(&path)).await,
         (method, id) if id.starts_with("caches/") => {
             let Ok(id) = id["caches/".len()..].parse::<u64>() else {
@@ -301,7 +300,12 @@ fn base_url(request: &Request<Incoming>) -> String {
     format!("http://{host}")
 }
 
-fn lookup(app: &App, request: &Request<Incoming>, grant: &Grant, token: &str) -> Response<Body> {
+async fn lookup(
+    app: &App,
+    request: &Request<Incoming>,
+    grant: &Grant,
+    token: &str,
+) -> Response<Body> {
     let (Some(keys), Some(version)) = (
         query_value(request, "keys"),
         query_value(request, "version"),
@@ -315,7 +319,7 @@ fn lookup(app: &App, request: &Request<Incoming>, grant: &Grant, token: &str) ->
         .map(str::to_owned)
         .collect();
     let asked = keys.first().cloned().unwrap_or_default();
-    let Some(found) = app.store.find(&grant.read_scopes(), &keys, &version) else {
+    let Some(found) = app.store.find(&grant.read_scopes(), &keys, &version).await else {
         app.record(token, |a| a.misses.push(asked));
         return respond(StatusCode::NO_CONTENT, full(Bytes::new()));
     };
@@ -395,6 +399,7 @@ async fn reserve(
     match app
         .store
         .reserve(&scope, &wanted.key, &wanted.version, wanted.cache_size)
+        .await
     {
         Ok(id) => json_response(StatusCode::CREATED, &json!({ "cacheId": id })),
         Err(e) => store_error(&e),
@@ -537,7 +542,7 @@ async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<
     if !(head || request.method() == Method::GET) {
         return error(StatusCode::METHOD_NOT_ALLOWED, "not allowed");
     }
-    let (info, mut file) = match app.store.open_entry(id).await {
+    let (info, data) = match app.store.open_entry(id).await {
         Ok(opened) => opened,
         Err(e) => return store_error(&e),
     };
@@ -562,10 +567,10 @@ async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<
     let body = if head || start == end {
         full(Bytes::new())
     } else {
-        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-        }
-        let chunks = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), 1 << 20);
+        let chunks = match data.stream(start, end).await {
+            Ok(chunks) => chunks,
+            Err(e) => return store_error(&e),
+        };
         StreamBody::new(chunks.map_ok(Frame::data)).boxed()
     };
     let mut response = respond(status, body);

@@ -1,8 +1,11 @@
 //! The cache server driven by GitHub's own client, `@actions/cache` from the npm registry
 //! (installed by `scripts/npm-test-env`), over protocol v1 as `actions/cache` speaks it on a
 //! forge: saves and restores by key and restore key, entries scoped per repository and ref,
-//! and requests without a valid token refused. Without node or the packages these tests fail,
-//! saying so.
+//! and requests without a valid token refused; on disk and in an S3 bucket (moto's server,
+//! from `scripts/s3-test-env`), where two servers share the entries. Without node, the
+//! packages or moto these tests fail, saying so.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_cache::auth::{Grant, Signer};
 use hearth_cache::server::{serve, Running};
-use hearth_cache::Store;
+use hearth_cache::{S3Options, Store};
 use serde_json::Value;
 
 /// The toolkit's packages: `HEARTH_NODE_MODULES`, or what `scripts/npm-test-env` installs.
@@ -55,12 +58,25 @@ struct Server {
 }
 
 impl Server {
+    /// A server on a folder of its own.
     async fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("store"), 1 << 30).unwrap());
-        let signer = Signer::random().unwrap();
+        let store = Store::open(&dir.path().join("store"), 1 << 30).unwrap();
+        Server::serve(store, Signer::random().unwrap(), dir).await
+    }
+
+    /// A server keeping its entries in the bucket `options` names, signing with `signer`.
+    async fn start_s3(options: &S3Options, signer: Signer) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_s3(options, &dir.path().join("staging"), 1 << 30)
+            .await
+            .unwrap();
+        Server::serve(store, signer, dir).await
+    }
+
+    async fn serve(store: Store, signer: Signer, dir: tempfile::TempDir) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let running = serve(listener, store, signer.clone()).unwrap();
+        let running = serve(listener, Arc::new(store), signer.clone()).unwrap();
         Server {
             running,
             signer,
@@ -129,22 +145,51 @@ fn workspace(root: &Path, name: &str, size: usize) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_toolkit_saves_and_restores_by_key_and_restore_key() {
-    saves_and_restores("4").await;
+    let server = Server::start().await;
+    saves_and_restores("4", &server, &server).await;
 }
 
 /// The newest client (an ES module), which still speaks v1 to a forge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_toolkit_saves_and_restores_too() {
-    saves_and_restores("6").await;
+    let server = Server::start().await;
+    saves_and_restores("6", &server, &server).await;
 }
 
-async fn saves_and_restores(version: &str) {
+/// Two servers (on two machines, say) keep their entries in one bucket: what a job saved
+/// through one, a job restores through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sharing_a_bucket_restore_each_others_entries() {
+    let moto = common::Moto::start().await;
+    let options = moto.bucket("fleet").await;
+    let signer = Signer::new(b"the key the fleet shares");
+    let one = Server::start_s3(&options, signer.clone()).await;
+    let two = Server::start_s3(&options, signer).await;
+    saves_and_restores("4", &one, &two).await;
+    // And the other way round, with the newest client.
+    let root = tempfile::tempdir().unwrap();
+    let main = grant("acme/app", &["refs/heads/main"], Some("refs/heads/main"));
+    let dir = workspace(root.path(), "back", 1 << 20);
+    let saved = client_version("6", &two.url(&main), &dir, &["save", "back-1", "deps"]).await;
+    assert!(saved["saved"].as_i64().unwrap_or(-1) > 0, "{saved}");
+    let restored = client_version(
+        "6",
+        &one.url(&main),
+        &dir,
+        &["restore", "back-2", "back-", "deps"],
+    )
+    .await;
+    assert_eq!(restored["restored"], "back-1", "{restored}");
+}
+
+/// Saves through `saving` (40 MiB in two parts), restores through `restoring` (by key and by
+/// restore key, ranged downloads), which are one server unless their entries are shared.
+async fn saves_and_restores(version: &str, saving: &Server, restoring: &Server) {
     let client = |url: String, dir: PathBuf, args: Vec<&'static str>| async move {
         client_version(version, &url, &dir, &args).await
     };
-    let server = Server::start().await;
     let root = tempfile::tempdir().unwrap();
-    let main = server.url(&grant(
+    let main = saving.url(&grant(
         "acme/app",
         &["refs/heads/main"],
         Some("refs/heads/main"),
@@ -166,9 +211,21 @@ async fn saves_and_restores(version: &str) {
     )
     .await;
     assert_eq!(again["saved"], -1, "{again}");
+    let elsewhere = restoring.url(&grant(
+        "acme/app",
+        &["refs/heads/main"],
+        Some("refs/heads/main"),
+    ));
+    let again_elsewhere = client(
+        elsewhere,
+        saved_from.clone(),
+        vec!["save", "deps-linux-1", "deps"],
+    )
+    .await;
+    assert_eq!(again_elsewhere["saved"], -1, "{again_elsewhere}");
 
     // A branch reads its own entries, then main's: a restore key finds main's entry.
-    let feature = server.url(&grant(
+    let feature = restoring.url(&grant(
         "acme/app",
         &["refs/heads/feature", "refs/heads/main"],
         Some("refs/heads/feature"),
@@ -209,7 +266,17 @@ async fn saves_and_restores(version: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_are_scoped_and_tokens_checked() {
-    let server = Server::start().await;
+    scoped_and_checked(&Server::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_scoped_and_tokens_checked_on_s3() {
+    let moto = common::Moto::start().await;
+    let options = moto.bucket("scoped").await;
+    scoped_and_checked(&Server::start_s3(&options, Signer::random().unwrap()).await).await;
+}
+
+async fn scoped_and_checked(server: &Server) {
     let root = tempfile::tempdir().unwrap();
     let dir = workspace(root.path(), "job", 1024);
     let main = server.url(&grant(

@@ -1,6 +1,7 @@
 //! `hearth cache-server`, the cache alone for several runners: it takes tokens signed with the
 //! key of `--secret-file` (a runner's `cache.secret`), and, killed in the middle of an upload
-//! and started again, it never serves a partial entry while whole ones survive.
+//! and started again, it never serves a partial entry while whole ones survive; on its disk
+//! and with its entries in an S3 bucket (moto's server, from `scripts/s3-test-env`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -8,15 +9,32 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_cache::auth::{Grant, Signer};
 
+#[path = "../../cache/tests/common/mod.rs"]
+mod s3;
+
 const SECRET: &str = "a key shared by the runners and the server";
 
+/// Where the server keeps its entries: its folder, or a bucket (`--s3-*` flags, and the
+/// credentials in the environment).
+#[derive(Clone, Default)]
+struct Entries {
+    s3_args: Vec<String>,
+    s3_env: Vec<(String, String)>,
+}
+
 /// Starts the server on `dir`; the child and its address.
-fn start(dir: &std::path::Path, secret_file: &std::path::Path) -> (Child, String) {
+fn start(
+    dir: &std::path::Path,
+    secret_file: &std::path::Path,
+    entries: &Entries,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["cache-server", "-p", "0", "-d"])
         .arg(dir)
         .arg("--secret-file")
         .arg(secret_file)
+        .args(&entries.s3_args)
+        .envs(entries.s3_env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -79,6 +97,40 @@ fn json(body: &[u8]) -> serde_json::Value {
 
 #[test]
 fn a_killed_server_serves_whole_entries_and_never_a_partial_one() {
+    killed_server(&Entries::default());
+}
+
+/// The same with the entries in a bucket: the upload staged on the killed server's disk never
+/// reaches the bucket, and a server started again (as another on the bucket would) finds the
+/// whole entry only.
+#[test]
+fn a_killed_server_on_s3_serves_whole_entries_and_never_a_partial_one() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let moto = runtime.block_on(s3::Moto::start());
+    let options = runtime.block_on(moto.bucket("fleet"));
+    let entries = Entries {
+        s3_args: vec![
+            "--s3-bucket".into(),
+            options.bucket.clone(),
+            "--s3-endpoint".into(),
+            options.endpoint.clone(),
+            "--s3-prefix".into(),
+            options.prefix.clone(),
+            "--s3-path-style".into(),
+        ],
+        s3_env: vec![
+            ("AWS_ACCESS_KEY_ID".into(), options.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                options.secret_access_key.clone(),
+            ),
+        ],
+    };
+    killed_server(&entries);
+    drop(moto);
+}
+
+fn killed_server(entries: &Entries) {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
@@ -97,7 +149,7 @@ fn a_killed_server_serves_whole_entries_and_never_a_partial_one() {
     let api = format!("/{token}/_apis/artifactcache");
     let json_header = [("Content-Type", "application/json")];
 
-    let (mut server, address) = start(&store, &secret_file);
+    let (mut server, address) = start(&store, &secret_file, entries);
     // A whole entry.
     let whole = vec![7u8; 1 << 20];
     let (status, body) = request(
@@ -147,7 +199,14 @@ fn a_killed_server_serves_whole_entries_and_never_a_partial_one() {
     server.kill().expect("killed");
     server.wait().expect("reaped");
 
-    let (mut server, address) = start(&store, &secret_file);
+    // On S3 the next server has a folder of its own, as on another machine: the whole entry
+    // can only come from the bucket.
+    let next = if entries.s3_args.is_empty() {
+        store.clone()
+    } else {
+        dir.path().join("another-machine")
+    };
+    let (mut server, address) = start(&next, &secret_file, entries);
     let lookup = |key: &str| {
         request(
             &address,

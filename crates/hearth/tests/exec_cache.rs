@@ -1,11 +1,15 @@
 //! `hearth exec` runs a cache server for its jobs (act's `--cache-server-path`): one job saves
 //! with GitHub's client (`@actions/cache`, from `scripts/npm-test-env`), the next restores by a
 //! restore key, and a container job on its own network reaches the server too. A second run
-//! finds what the first saved.
+//! finds what the first saved; with `cache.s3`, a run on another machine (another cache
+//! folder) finds it in the bucket (moto's server, from `scripts/s3-test-env`).
 
 #[path = "common/action_repos.rs"]
 #[allow(dead_code)] // the action repositories are not used here, only `make_repo`
 mod action_repos;
+
+#[path = "../../cache/tests/common/mod.rs"]
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,4 +117,87 @@ jobs:
         second.contains("[restore]   | {\"restored\":\"deps-1\"}"),
         "{second}"
     );
+}
+
+/// Runs on two machines (two cache folders) with `cache.s3` naming one bucket: what the first
+/// saved, the second restores, and does not save again; the secret key, taken from
+/// `AWS_SECRET_ACCESS_KEY`, is printed nowhere.
+#[test]
+fn runs_on_two_machines_share_the_entries_of_one_bucket() {
+    let modules = toolkit();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit/cache.js");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let moto = runtime.block_on(s3::Moto::start());
+    let options = runtime.block_on(moto.bucket("fleet"));
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = format!(
+        r#"on: push
+env:
+  NODE_PATH: {modules}
+  GITHUB_SERVER_URL: http://forge.example
+jobs:
+  save:
+    runs-on: linux
+    steps:
+      - run: mkdir -p deps .temp && echo "saved on the first machine" > deps/file
+      - run: RUNNER_TEMP=$PWD/.temp node {script} save deps-1 deps
+  restore:
+    needs: save
+    runs-on: linux
+    steps:
+      - run: rm -rf deps && mkdir -p .temp && RUNNER_TEMP=$PWD/.temp node {script} restore deps-2 deps- deps
+      - run: cat deps/file
+"#,
+        modules = modules.display(),
+        script = script.display()
+    );
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(".forgejo/workflows/ci.yml", &workflow)],
+        "start",
+    );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "cache:\n  s3:\n    endpoint: {}\n    bucket: {}\n    prefix: runners\n    \
+             path_style: true\n    access_key_id: {}\n",
+            options.endpoint, options.bucket, options.access_key_id
+        ),
+    )
+    .unwrap();
+    let run = |machine: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("-c")
+            .arg(&config)
+            .args(["exec", "-C"])
+            .arg(dir.path().join("project"))
+            .args(["--label", "linux:host"])
+            .arg("--cache-server-path")
+            .arg(dir.path().join(machine))
+            .env("AWS_SECRET_ACCESS_KEY", &options.secret_access_key)
+            .output()
+            .expect("hearth exec runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stdout}{stderr}");
+        assert!(
+            !stdout.contains(&options.secret_access_key)
+                && !stderr.contains(&options.secret_access_key),
+            "the secret key is printed: {stdout}{stderr}"
+        );
+        stdout
+    };
+    let first = run("first-machine");
+    assert!(first.contains("[save]   | {\"saved\":"), "{first}");
+    let second = run("second-machine");
+    for line in [
+        "[save]   | {\"saved\":-1}",
+        "[restore]   | {\"restored\":\"deps-1\"}",
+        "[restore]   | saved on the first machine",
+    ] {
+        assert!(second.contains(line), "no {line:?} in {second}");
+    }
+    drop(moto);
 }

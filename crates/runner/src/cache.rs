@@ -16,14 +16,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_cache::auth::{Grant, Signer};
 use hearth_cache::server::Running;
-use hearth_cache::Store;
+use hearth_cache::{S3Options, Store};
 use hearth_expr::{Object, Value};
 
-use crate::config::CacheConfig;
+use crate::config::{CacheConfig, CacheS3Config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("cannot open the cache folder {dir}: {source}")]
+    #[error("cannot open the cache (its folder {dir}): {source}")]
     Store {
         dir: PathBuf,
         source: hearth_cache::StoreError,
@@ -75,11 +75,7 @@ impl JobCache {
                 running: None,
             })));
         }
-        let store =
-            Store::open(&config.dir, config.size_limit).map_err(|source| CacheError::Store {
-                dir: config.dir.clone(),
-                source,
-            })?;
+        let store = open_store(config).await?;
         let host = match config.host.as_str() {
             "" => "127.0.0.1",
             host => host,
@@ -99,7 +95,18 @@ impl JobCache {
         let running = hearth_cache::server::serve(listener, Arc::new(store), signer.clone())
             .map_err(listen)?;
         let base = advertised(running.address());
-        tracing::info!(address = %base, dir = %config.dir.display(), "cache server started");
+        match &config.s3 {
+            None => {
+                tracing::info!(address = %base, dir = %config.dir.display(), "cache server started")
+            }
+            Some(s3) => tracing::info!(
+                address = %base,
+                bucket = %s3.bucket,
+                prefix = %s3.prefix,
+                endpoint = %s3.endpoint,
+                "cache server started, its entries in S3"
+            ),
+        }
         Ok(Some(Arc::new(JobCache {
             base,
             signer: Some(signer),
@@ -134,6 +141,39 @@ impl JobCache {
             base: self.base.clone(),
             token: Some(token),
         })
+    }
+}
+
+/// The store `config` names: `cache.dir`, or the bucket of `cache.s3` with uploads staged in
+/// `cache.dir/s3-uploads`.
+async fn open_store(config: &CacheConfig) -> Result<Store, CacheError> {
+    let failed = |source| CacheError::Store {
+        dir: config.dir.clone(),
+        source,
+    };
+    match &config.s3 {
+        None => Store::open(&config.dir, config.size_limit).map_err(failed),
+        Some(s3) => {
+            let staging = config.dir.join("s3-uploads");
+            Store::open_s3(&s3_options(s3), &staging, config.size_limit)
+                .await
+                .map_err(failed)
+        }
+    }
+}
+
+/// What `hearth-cache` needs to reach the bucket of `cache.s3`.
+pub fn s3_options(s3: &CacheS3Config) -> S3Options {
+    use hearth_backend::ExposeSecret as _;
+    S3Options {
+        endpoint: s3.endpoint.clone(),
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        prefix: s3.prefix.clone(),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: s3.secret_access_key.expose_secret().to_owned(),
+        path_style: s3.path_style,
+        ..S3Options::default()
     }
 }
 
@@ -220,6 +260,7 @@ mod tests {
             external_server: external_server.to_owned(),
             secret: secret.to_owned(),
             size_limit: 1 << 20,
+            s3: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! `hearth cache-server`: the cache alone, for several runners (act_runner's subcommand, with
 //! its `-d/-s/-p` flags). Runners point `cache.external_server` at it and sign their jobs'
 //! tokens with the same key (`cache.secret`), so each job still reaches only its own
-//! repository's entries.
+//! repository's entries. With `--s3-bucket` the entries go to a bucket of an S3-compatible
+//! store instead, which several such servers (on several machines) share.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,66 @@ pub struct CacheServerArgs {
     /// The most bytes the entries may hold; the least recently used go past it
     #[arg(long, value_name = "BYTES", default_value_t = 10 << 30)]
     size_limit: u64,
+
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+/// Where the entries go when they go to S3 (`--dir` then holds only uploads in progress).
+#[derive(Args, Debug)]
+struct S3Args {
+    /// Keep the entries in this bucket of an S3-compatible store, shared with other cache
+    /// servers and runners, instead of in --dir (which then holds uploads in progress); the
+    /// secret key comes from AWS_SECRET_ACCESS_KEY
+    #[arg(long, value_name = "BUCKET")]
+    s3_bucket: Option<String>,
+
+    /// The store's URL (http://minio.internal:9000); AWS's own when not given
+    #[arg(long, value_name = "URL", requires = "s3_bucket")]
+    s3_endpoint: Option<String>,
+
+    /// The bucket's region [default: us-east-1]
+    #[arg(long, value_name = "REGION", requires = "s3_bucket")]
+    s3_region: Option<String>,
+
+    /// The folder of the bucket the entries go under
+    #[arg(long, value_name = "PREFIX", requires = "s3_bucket")]
+    s3_prefix: Option<String>,
+
+    /// Name the bucket in the URL's path, not its host name (what most self-hosted stores
+    /// want)
+    #[arg(long, requires = "s3_bucket")]
+    s3_path_style: bool,
+
+    /// The access key id
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "AWS_ACCESS_KEY_ID",
+        hide_env_values = true
+    )]
+    s3_access_key_id: Option<String>,
+
+    /// The secret access key, from the environment only: never on a command line
+    #[arg(skip = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default())]
+    s3_secret_access_key: String,
+}
+
+impl S3Args {
+    /// The bucket's options, when one is given.
+    fn options(&self) -> Option<hearth_cache::S3Options> {
+        let bucket = self.s3_bucket.clone()?;
+        Some(hearth_cache::S3Options {
+            endpoint: self.s3_endpoint.clone().unwrap_or_default(),
+            bucket,
+            region: self.s3_region.clone().unwrap_or_default(),
+            prefix: self.s3_prefix.clone().unwrap_or_default(),
+            access_key_id: self.s3_access_key_id.clone().unwrap_or_default(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            path_style: self.s3_path_style,
+            ..hearth_cache::S3Options::default()
+        })
+    }
 }
 
 pub fn run(args: CacheServerArgs) -> Result<ExitCode> {
@@ -53,13 +114,28 @@ pub fn run(args: CacheServerArgs) -> Result<ExitCode> {
             .context("HOME is not set: say where the entries go with --dir")?
             .join(".cache/actcache"),
     };
-    let store = Store::open(&dir, args.size_limit)
-        .with_context(|| format!("cannot open the cache folder {}", dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let store = match args.s3.options() {
+            None => Store::open(&dir, args.size_limit)
+                .with_context(|| format!("cannot open the cache folder {}", dir.display()))?,
+            Some(options) => {
+                let staging = dir.join("s3-uploads");
+                Store::open_s3(&options, &staging, args.size_limit)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot open the cache in s3://{}/{} (uploads staged in {})",
+                            options.bucket,
+                            options.prefix,
+                            staging.display()
+                        )
+                    })?
+            }
+        };
         let address = format!("{}:{}", args.host, args.port);
         let listener = tokio::net::TcpListener::bind(&address)
             .await

@@ -93,6 +93,19 @@ cache:
   # The most the runner's own cache keeps (bytes, or with a unit: 10GiB);
   # past it the least recently used entries go.
   size_limit: 10GiB
+  # Keep the entries in a bucket of an S3-compatible store instead of dir
+  # (which then holds only uploads in progress), shared by every runner and
+  # `hearth cache-server` that names it; size_limit is then the bucket's.
+  # The keys default to AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Left
+  # empty, the entries stay in dir. For example:
+  s3:
+  #   endpoint: http://minio.internal:9000
+  #   bucket: actions-cache
+  #   region: us-east-1
+  #   prefix: hearth
+  #   path_style: true
+  #   access_key_id: ""
+  #   secret_access_key: ""
 
 container:
   # The Docker network for job containers: host, bridge or the name of a

@@ -140,7 +140,45 @@ pub struct CacheConfig {
     /// `cache.size_limit` (gitea-runner's key): the most bytes the runner's own cache keeps
     /// before the least recently used entries go; default 10 GiB.
     pub size_limit: u64,
+    /// Hearth's `cache.s3`: the runner's own cache keeps its entries in this bucket (shared
+    /// with other runners and cache servers), `dir` holding only uploads in progress; `None`:
+    /// in `dir`.
+    pub s3: Option<CacheS3Config>,
 }
+
+/// `cache.s3`: a bucket of an S3-compatible store.
+#[derive(Clone, Debug)]
+pub struct CacheS3Config {
+    /// The store's URL; empty for AWS's own (by region).
+    pub endpoint: String,
+    pub bucket: String,
+    /// Empty: `us-east-1`.
+    pub region: String,
+    /// The folder of the bucket the entries go under.
+    pub prefix: String,
+    /// `access_key_id`, else `AWS_ACCESS_KEY_ID`; empty (with the secret) for the machine's
+    /// instance role.
+    pub access_key_id: String,
+    /// `secret_access_key`, else `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: hearth_backend::SecretString,
+    /// Buckets in the URL's path rather than its host name (most self-hosted stores).
+    pub path_style: bool,
+}
+
+impl PartialEq for CacheS3Config {
+    fn eq(&self, other: &Self) -> bool {
+        use hearth_backend::ExposeSecret as _;
+        self.endpoint == other.endpoint
+            && self.bucket == other.bucket
+            && self.region == other.region
+            && self.prefix == other.prefix
+            && self.access_key_id == other.access_key_id
+            && self.secret_access_key.expose_secret() == other.secret_access_key.expose_secret()
+            && self.path_style == other.path_style
+    }
+}
+
+impl Eq for CacheS3Config {}
 
 /// `container:`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,6 +400,21 @@ impl Config {
             external_server: raw.cache.external_server,
             secret: raw.cache.secret,
             size_limit: raw.cache.size_limit.unwrap_or(10 << 30),
+            s3: raw.cache.s3.map(|s3| {
+                let or_env = |value: String, name: &str| match value.as_str() {
+                    "" => env(name).unwrap_or_default(),
+                    _ => value,
+                };
+                CacheS3Config {
+                    endpoint: s3.endpoint,
+                    bucket: s3.bucket,
+                    region: s3.region,
+                    prefix: s3.prefix,
+                    access_key_id: or_env(s3.access_key_id, "AWS_ACCESS_KEY_ID"),
+                    secret_access_key: or_env(s3.secret_access_key, "AWS_SECRET_ACCESS_KEY").into(),
+                    path_style: s3.path_style,
+                }
+            }),
         };
         let container = ContainerConfig {
             network: raw.container.network,

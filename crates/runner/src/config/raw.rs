@@ -42,6 +42,17 @@ pub(super) const CACHE_KEYS: &[&str] = &[
     "external_server",
     "secret",
     "size_limit",
+    "s3",
+];
+/// Hearth's `cache.s3`: the bucket of an S3-compatible store the entries go to.
+pub(super) const CACHE_S3_KEYS: &[&str] = &[
+    "endpoint",
+    "bucket",
+    "region",
+    "prefix",
+    "access_key_id",
+    "secret_access_key",
+    "path_style",
 ];
 pub(super) const CONTAINER_KEYS: &[&str] = &[
     "registries",
@@ -105,6 +116,19 @@ pub(super) struct RawCache {
     pub external_server: String,
     pub secret: String,
     pub size_limit: Option<u64>,
+    /// `None` when the file has no `cache.s3` (or an empty one).
+    pub s3: Option<RawCacheS3>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RawCacheS3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub path_style: bool,
 }
 
 #[derive(Debug, Default)]
@@ -342,10 +366,42 @@ fn read_cache(
                 cache.secret = reader.string(value, "cache.secret")?.unwrap_or_default();
             }
             Some("size_limit") => cache.size_limit = reader.size(value, "cache.size_limit")?,
+            Some("s3") => cache.s3 = read_cache_s3(reader, value)?,
             _ => reader.unknown_key(key, "cache", CACHE_KEYS),
         }
     }
     Ok(())
+}
+
+/// `cache.s3`: `None` when null or empty; a bucket is required otherwise.
+fn read_cache_s3(reader: &mut Reader<'_>, node: &Node) -> Result<Option<RawCacheS3>, ConfigError> {
+    let entries = reader.mapping(node, "cache.s3")?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut s3 = RawCacheS3::default();
+    for (key, value) in entries {
+        let path = join("cache.s3", key.as_str().unwrap_or_default());
+        let text = |reader: &Reader<'_>| -> Result<String, ConfigError> {
+            Ok(reader.string(value, &path)?.unwrap_or_default())
+        };
+        match key.as_str() {
+            Some("endpoint") => s3.endpoint = text(reader)?,
+            Some("bucket") => s3.bucket = text(reader)?,
+            Some("region") => s3.region = text(reader)?,
+            Some("prefix") => s3.prefix = text(reader)?,
+            Some("access_key_id") => s3.access_key_id = text(reader)?,
+            Some("secret_access_key") => s3.secret_access_key = text(reader)?,
+            Some("path_style") => {
+                s3.path_style = reader.boolean(value, &path)?.unwrap_or_default();
+            }
+            _ => reader.unknown_key(key, "cache.s3", CACHE_S3_KEYS),
+        }
+    }
+    if s3.bucket.is_empty() {
+        return Err(reader.error(node, "cache.s3 needs a `bucket`".to_owned()));
+    }
+    Ok(Some(s3))
 }
 
 fn read_port(reader: &Reader<'_>, node: &Node) -> Result<u16, ConfigError> {

@@ -609,3 +609,66 @@ fn a_registry_entry_needs_a_host_and_exactly_one_password() {
         "{pattern}"
     );
 }
+
+/// Hearth's `cache.s3`: the bucket's keys as written, the credentials from the file or else
+/// from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, the secret never shown; a bucket is
+/// required, unknown keys are warned about.
+#[test]
+fn cache_s3_names_a_bucket_and_takes_keys_from_the_environment() {
+    use hearth_backend::ExposeSecret as _;
+    assert!(defaults().cache.s3.is_none());
+    assert!(load_clean("cache:\n  s3:\n").cache.s3.is_none());
+
+    let written = load_clean(
+        "cache:\n  s3:\n    endpoint: http://minio:9000\n    bucket: ci-cache\n    \
+         region: eu-west-1\n    prefix: hearth/\n    path_style: true\n    \
+         access_key_id: AKIAFILE\n    secret_access_key: file-secret\n",
+    );
+    let s3 = written.cache.s3.expect("cache.s3");
+    assert_eq!(
+        (
+            s3.endpoint.as_str(),
+            s3.bucket.as_str(),
+            s3.region.as_str(),
+            s3.prefix.as_str(),
+            s3.path_style
+        ),
+        (
+            "http://minio:9000",
+            "ci-cache",
+            "eu-west-1",
+            "hearth/",
+            true
+        )
+    );
+    assert_eq!(s3.access_key_id, "AKIAFILE");
+    assert_eq!(s3.secret_access_key.expose_secret(), "file-secret");
+    assert!(!format!("{s3:?}").contains("file-secret"), "{s3:?}");
+
+    let aws_env = |name: &str| match name {
+        "HOME" => Some("/home/runner".to_owned()),
+        "AWS_ACCESS_KEY_ID" => Some("AKIAENV".to_owned()),
+        "AWS_SECRET_ACCESS_KEY" => Some("env-secret".to_owned()),
+        _ => None,
+    };
+    let (from_env, _) = Config::from_yaml(
+        "cache:\n  s3: {bucket: ci-cache}\n",
+        "config.yaml",
+        &aws_env,
+    )
+    .unwrap();
+    let s3 = from_env.cache.s3.expect("cache.s3");
+    assert_eq!(s3.access_key_id, "AKIAENV");
+    assert_eq!(s3.secret_access_key.expose_secret(), "env-secret");
+    assert!(!s3.path_style);
+
+    assert_eq!(
+        error("cache:\n  s3:\n    endpoint: http://minio:9000\n"),
+        "config.yaml:3:5: cache.s3 needs a `bucket`"
+    );
+    let (_, warnings) = load("cache:\n  s3: {bucket: b, bukket: c}\n");
+    assert_eq!(
+        messages(&warnings),
+        ["config.yaml:2:19: unknown key cache.s3.bukket is ignored; did you mean cache.s3.bucket?"]
+    );
+}

@@ -1,7 +1,8 @@
 //! Cache entries on disk: written in parts while a job uploads, visible only once whole.
 //!
 //! Layout under the store's folder:
-//! - `uploads/<id>.part`: an entry being uploaded, its parts written at their offsets;
+//! - `uploads/<id>.part`: an entry being uploaded, its parts written at their offsets
+//!   (`super::uploads`);
 //! - `entries/<id>.blob`: a committed entry's bytes, renamed there from `uploads/` once every
 //!   byte arrived;
 //! - `entries/<id>.json`: its record (scope, key, version, size, creation time), written to a
@@ -19,60 +20,16 @@
 //! entry's last use (set at each download), so eviction by least recent use holds across
 //! processes and restarts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-
-/// Whose entries these are: a repository and a ref of it (`refs/heads/main`). A job reads the
-/// scopes it is granted, in order, and writes one.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Scope {
-    pub repository: String,
-    pub reference: String,
-}
-
-/// A committed entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryInfo {
-    pub id: u64,
-    pub scope: Scope,
-    pub key: String,
-    pub version: String,
-    pub size: u64,
-    /// Milliseconds since the Unix epoch.
-    pub created: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("an entry with key {key:?} and version {version:?} exists or is being saved")]
-    Exists { key: String, version: String },
-    #[error("no upload {0} in progress")]
-    NoUpload(u64),
-    #[error("no entry {0}")]
-    NoEntry(u64),
-    #[error("the upload {0} belongs to another scope")]
-    OtherScope(u64),
-    #[error("{size} bytes is more than the cache holds ({limit} bytes)")]
-    TooLarge { size: u64, limit: u64 },
-    #[error("bytes {start}..{end} are outside the upload's {size} bytes")]
-    OutOfRange { start: u64, end: u64, size: u64 },
-    #[error("the upload is missing bytes: it has {have:?} of 0..{size}")]
-    Incomplete { have: Vec<(u64, u64)>, size: u64 },
-    #[error("the key is empty or longer than 512 characters")]
-    BadKey,
-}
+use super::uploads::Uploads;
+use super::{
+    check_reservation, find_in, holds, io, millis, now, remove_file, EntryInfo, Scope, StoreError,
+};
 
 const ENTRIES: &str = "entries";
 const UPLOADS: &str = "uploads";
@@ -80,20 +37,6 @@ const LOCK: &str = "lock";
 /// How old a crash's leftover must be before `open` removes it: a younger one may be another
 /// process's upload or commit.
 const STALE: Duration = Duration::from_secs(3600);
-/// GitHub's limit on a key's length.
-const MAX_KEY: usize = 512;
-
-/// An entry being uploaded.
-struct Upload {
-    scope: Scope,
-    key: String,
-    version: String,
-    /// The size the job announced, if it did.
-    size: Option<u64>,
-    /// The byte ranges written, merged, in order.
-    written: Vec<(u64, u64)>,
-}
-
 struct Entry {
     info: EntryInfo,
     /// Milliseconds since the Unix epoch.
@@ -102,46 +45,27 @@ struct Entry {
 
 struct State {
     entries: BTreeMap<u64, Entry>,
-    uploads: HashMap<u64, Upload>,
     total: u64,
     /// The entries folder's modification time when the index was read.
     seen: Option<SystemTime>,
 }
 
 /// The entries of one folder.
-pub struct Store {
+pub(super) struct DiskStore {
     root: PathBuf,
     /// The most bytes the committed entries may hold; the least recently used go beyond it.
     limit: u64,
     state: Mutex<State>,
+    uploads: Uploads,
 }
 
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn now() -> u64 {
-    millis(SystemTime::now())
-}
-
-impl Store {
+impl DiskStore {
     /// Opens (making it if needed) the store in `root`, holding at most `limit` bytes; removes
     /// what a crash left half-way.
-    pub fn open(root: &Path, limit: u64) -> Result<Store, StoreError> {
+    pub(super) fn open(root: &Path, limit: u64) -> Result<DiskStore, StoreError> {
         let entries = root.join(ENTRIES);
-        let uploads = root.join(UPLOADS);
-        for dir in [&entries, &uploads] {
-            std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
-        }
+        std::fs::create_dir_all(&entries).map_err(io("cannot create", &entries))?;
+        let uploads = Uploads::open(&root.join(UPLOADS), limit)?;
         let lock = root.join(LOCK);
         with_lock(&lock, || -> Result<(), StoreError> {
             let stale = |file: &Path| {
@@ -151,11 +75,7 @@ impl Store {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > STALE)
             };
-            for file in read_dir(&uploads)? {
-                if stale(&file) {
-                    remove_file(&file);
-                }
-            }
+            uploads.sweep(STALE)?;
             let records = read_index(&entries)?;
             for file in read_dir(&entries)? {
                 let id = file
@@ -176,15 +96,15 @@ impl Store {
             }
             Ok(())
         })??;
-        let store = Store {
+        let store = DiskStore {
             root: root.to_owned(),
             limit,
             state: Mutex::new(State {
                 entries: BTreeMap::new(),
-                uploads: HashMap::new(),
                 total: 0,
                 seen: None,
             }),
+            uploads,
         };
         store.refresh()?;
         Ok(store)
@@ -227,178 +147,77 @@ impl Store {
     }
 
     fn part_path(&self, id: u64) -> PathBuf {
-        self.root.join(UPLOADS).join(format!("{id}.part"))
+        self.uploads.path(id)
     }
 
-    /// The entry `keys` and `version` restore from, searching `scopes` in order, as GitHub
-    /// does: in each scope, the first key exactly, then each key as a prefix (the first key
-    /// too), the newest entry of a match first.
-    pub fn find(&self, scopes: &[Scope], keys: &[String], version: &str) -> Option<EntryInfo> {
+    /// The entry `keys` and `version` restore from (`Store::find`).
+    pub(super) fn find(
+        &self,
+        scopes: &[Scope],
+        keys: &[String],
+        version: &str,
+    ) -> Option<EntryInfo> {
         self.refresh_or_warn();
         let state = self.state();
-        let newest = |scope: &Scope, matches: &dyn Fn(&str) -> bool| {
-            state
-                .entries
-                .values()
-                .filter(|e| &e.info.scope == scope && e.info.version == version)
-                .filter(|e| matches(&e.info.key))
-                .max_by_key(|e| (e.info.created, e.info.id))
-                .map(|e| e.info.clone())
-        };
-        for scope in scopes {
-            if let Some(primary) = keys.first() {
-                if let Some(found) = newest(scope, &|k| k == primary) {
-                    return Some(found);
-                }
-            }
-            for key in keys {
-                if let Some(found) = newest(scope, &|k| k.starts_with(key.as_str())) {
-                    return Some(found);
-                }
-            }
-        }
-        None
+        find_in(
+            state.entries.values().map(|e| &e.info),
+            scopes,
+            keys,
+            version,
+        )
     }
 
     /// The committed entry `id`, if there is one.
-    pub fn entry(&self, id: u64) -> Option<EntryInfo> {
+    pub(super) fn entry(&self, id: u64) -> Option<EntryInfo> {
         self.refresh_or_warn();
         self.state().entries.get(&id).map(|e| e.info.clone())
     }
 
     /// Starts an upload of an entry of `scope` (refused when one with the same key and version
     /// is there or on its way: entries never change once written); its id.
-    pub fn reserve(
+    pub(super) fn reserve(
         &self,
         scope: &Scope,
         key: &str,
         version: &str,
         size: Option<u64>,
     ) -> Result<u64, StoreError> {
-        if key.is_empty() || key.chars().count() > MAX_KEY {
-            return Err(StoreError::BadKey);
-        }
-        if let Some(size) = size.filter(|&s| s > self.limit) {
-            return Err(StoreError::TooLarge {
-                size,
-                limit: self.limit,
-            });
-        }
+        check_reservation(key, size, self.limit)?;
         self.refresh_or_warn();
-        let mut state = self.state();
-        let taken = |s: &Scope, k: &str, v: &str| s == scope && k == key && v == version;
-        let exists = state
-            .entries
-            .values()
-            .any(|e| taken(&e.info.scope, &e.info.key, &e.info.version))
-            || state
-                .uploads
-                .values()
-                .any(|u| taken(&u.scope, &u.key, &u.version));
-        if exists {
+        let state = self.state();
+        if holds(state.entries.values().map(|e| &e.info), scope, key, version) {
             return Err(StoreError::Exists {
                 key: key.to_owned(),
                 version: version.to_owned(),
             });
         }
-        let mut id = random_id()?;
-        while state.entries.contains_key(&id) || state.uploads.contains_key(&id) {
-            id = random_id()?;
-        }
-        state.uploads.insert(
-            id,
-            Upload {
-                scope: scope.clone(),
-                key: key.to_owned(),
-                version: version.to_owned(),
-                size,
-                written: Vec::new(),
-            },
-        );
-        Ok(id)
-    }
-
-    /// Checks that `scope` may write bytes `start..start + len` of upload `id`.
-    fn check_part(&self, id: u64, scope: &Scope, start: u64, len: u64) -> Result<(), StoreError> {
-        let state = self.state();
-        let upload = state.uploads.get(&id).ok_or(StoreError::NoUpload(id))?;
-        if &upload.scope != scope {
-            return Err(StoreError::OtherScope(id));
-        }
-        let end = start.saturating_add(len);
-        let size = upload.size.unwrap_or(self.limit);
-        if end > size {
-            return Err(StoreError::OutOfRange { start, end, size });
-        }
-        Ok(())
-    }
-
-    /// A writer of upload `id`'s bytes from `start` on, for `scope`. What it writes counts
-    /// once it is finished.
-    pub async fn part(
-        &self,
-        id: u64,
-        scope: &Scope,
-        start: u64,
-    ) -> Result<PartWriter<'_>, StoreError> {
-        self.check_part(id, scope, start, 0)?;
-        let path = self.part_path(id);
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .await
-            .map_err(io("cannot open", &path))?;
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(io("cannot seek in", &path))?;
-        Ok(PartWriter {
-            store: self,
-            id,
-            scope: scope.clone(),
-            start,
-            written: 0,
-            file: tokio::io::BufWriter::with_capacity(1 << 20, file),
-            path,
+        self.uploads.reserve(scope, key, version, size, |id| {
+            state.entries.contains_key(&id)
         })
+    }
+
+    /// The uploads in progress.
+    pub(super) fn uploads(&self) -> &Uploads {
+        &self.uploads
     }
 
     /// Ends upload `id` of `scope` as an entry of `size` bytes, once every byte is there:
     /// synced, renamed into the entries, its record written last. The least recently used
     /// entries then go until the store is within its limit.
-    pub async fn commit(&self, id: u64, scope: &Scope, size: u64) -> Result<EntryInfo, StoreError> {
-        let info = {
-            let state = self.state();
-            let upload = state.uploads.get(&id).ok_or(StoreError::NoUpload(id))?;
-            if &upload.scope != scope {
-                return Err(StoreError::OtherScope(id));
-            }
-            let whole = if size == 0 {
-                upload.written.is_empty()
-            } else {
-                upload.written == [(0, size)]
-            };
-            if !whole || upload.size.is_some_and(|s| s != size) {
-                return Err(StoreError::Incomplete {
-                    have: upload.written.clone(),
-                    size: upload.size.unwrap_or(size),
-                });
-            }
-            if size > self.limit {
-                return Err(StoreError::TooLarge {
-                    size,
-                    limit: self.limit,
-                });
-            }
-            EntryInfo {
-                id,
-                scope: scope.clone(),
-                key: upload.key.clone(),
-                version: upload.version.clone(),
-                size,
-                created: now(),
-            }
+    pub(super) async fn commit(
+        &self,
+        id: u64,
+        scope: &Scope,
+        size: u64,
+    ) -> Result<EntryInfo, StoreError> {
+        let complete = self.uploads.complete(id, scope, size)?;
+        let info = EntryInfo {
+            id,
+            scope: scope.clone(),
+            key: complete.key,
+            version: complete.version,
+            size,
+            created: now(),
         };
         let (part, blob, record) = (self.part_path(id), self.blob_path(id), self.record_path(id));
         let (entries, lock, limit) = (self.root.join(ENTRIES), self.root.join(LOCK), self.limit);
@@ -420,12 +239,12 @@ impl Store {
             file.sync_all().map_err(io("cannot sync", &part))?;
             with_lock(&lock, || {
                 let index = read_index(&entries)?;
-                let taken = index.values().any(|e| {
-                    e.info.scope == new.scope
-                        && e.info.key == new.key
-                        && e.info.version == new.version
-                });
-                if taken {
+                if holds(
+                    index.values().map(|e| &e.info),
+                    &new.scope,
+                    &new.key,
+                    &new.version,
+                ) {
                     return Err(StoreError::Exists {
                         key: new.key.clone(),
                         version: new.version.clone(),
@@ -455,11 +274,11 @@ impl Store {
         let evicted = match made {
             Ok(evicted) => evicted,
             Err(e) => {
-                self.abandon(id);
+                self.uploads.abandon(id);
                 return Err(e);
             }
         };
-        self.state().uploads.remove(&id);
+        self.uploads.finished(id);
         for gone in evicted {
             tracing::debug!(
                 entry = gone,
@@ -470,15 +289,11 @@ impl Store {
         Ok(info)
     }
 
-    /// Drops upload `id` and its bytes.
-    pub fn abandon(&self, id: u64) {
-        if self.state().uploads.remove(&id).is_some() {
-            remove_file(&self.part_path(id));
-        }
-    }
-
     /// Opens entry `id` to read it, marking it used now.
-    pub async fn open_entry(&self, id: u64) -> Result<(EntryInfo, tokio::fs::File), StoreError> {
+    pub(super) async fn open_entry(
+        &self,
+        id: u64,
+    ) -> Result<(EntryInfo, tokio::fs::File), StoreError> {
         self.refresh_or_warn();
         let info = {
             let mut state = self.state();
@@ -500,56 +315,9 @@ impl Store {
     }
 
     /// The bytes the committed entries hold.
-    pub fn total_size(&self) -> u64 {
+    pub(super) fn total_size(&self) -> u64 {
         self.refresh_or_warn();
         self.state().total
-    }
-
-    /// Records that upload `id` has bytes `start..end`.
-    fn record_part(&self, id: u64, start: u64, end: u64) -> Result<(), StoreError> {
-        let mut state = self.state();
-        let upload = state.uploads.get_mut(&id).ok_or(StoreError::NoUpload(id))?;
-        if start < end {
-            merge(&mut upload.written, (start, end));
-        }
-        Ok(())
-    }
-}
-
-/// Writes one part of an upload; it counts once `finish` returns.
-pub struct PartWriter<'a> {
-    store: &'a Store,
-    id: u64,
-    scope: Scope,
-    start: u64,
-    written: u64,
-    file: tokio::io::BufWriter<tokio::fs::File>,
-    path: PathBuf,
-}
-
-impl PartWriter<'_> {
-    /// Writes the next bytes of the part.
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        self.store
-            .check_part(self.id, &self.scope, self.start, self.written + len)?;
-        self.file
-            .write_all(bytes)
-            .await
-            .map_err(io("cannot write", &self.path))?;
-        self.written += len;
-        Ok(())
-    }
-
-    /// Flushes the part and records its bytes as written; how many there were.
-    pub async fn finish(mut self) -> Result<u64, StoreError> {
-        self.file
-            .flush()
-            .await
-            .map_err(io("cannot write", &self.path))?;
-        self.store
-            .record_part(self.id, self.start, self.start + self.written)?;
-        Ok(self.written)
     }
 }
 
@@ -608,42 +376,9 @@ fn evict(entries: &Path, mut index: BTreeMap<u64, Entry>, new: &EntryInfo, limit
     evicted
 }
 
-/// A fresh id: random, below 2^53 so that it stays exact as a JSON number.
-fn random_id() -> Result<u64, StoreError> {
-    let mut bytes = [0; 8];
-    getrandom::fill(&mut bytes).map_err(|e| StoreError::Io {
-        what: "cannot draw an id",
-        path: PathBuf::new(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    Ok((u64::from_le_bytes(bytes) & ((1 << 53) - 1)).max(1))
-}
-
-/// Adds `range` to the sorted, merged `ranges`.
-fn merge(ranges: &mut Vec<(u64, u64)>, range: (u64, u64)) {
-    ranges.push(range);
-    ranges.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for &(start, end) in ranges.iter() {
-        match merged.last_mut() {
-            Some(last) if start <= last.1 => last.1 = last.1.max(end),
-            _ => merged.push((start, end)),
-        }
-    }
-    *ranges = merged;
-}
-
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let entries = std::fs::read_dir(dir).map_err(io("cannot read", dir))?;
     Ok(entries.flatten().map(|e| e.path()).collect())
-}
-
-fn remove_file(path: &Path) {
-    if let Err(e) = std::fs::remove_file(path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove a cache file");
-        }
-    }
 }
 
 /// A committed entry from its record, if the record is sound and its blob whole.
@@ -661,22 +396,4 @@ fn load_entry(record: &Path) -> Option<Entry> {
         .unwrap_or(info.created)
         .max(info.created);
     Some(Entry { info, last_used })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_merge_whatever_order_they_come_in() {
-        let mut ranges = Vec::new();
-        for range in [(10, 20), (0, 5), (5, 10), (30, 40), (19, 31)] {
-            merge(&mut ranges, range);
-        }
-        assert_eq!(ranges, [(0, 40)]);
-        let mut gaps = Vec::new();
-        merge(&mut gaps, (0, 5));
-        merge(&mut gaps, (6, 8));
-        assert_eq!(gaps, [(0, 5), (6, 8)]);
-    }
 }
