@@ -13,7 +13,8 @@
 //! - `GET`/`HEAD` on `archiveLocation`, with or without `Range`.
 //!
 //! A request without a valid token, or for a scope its token does not grant, is refused (401
-//! or 403) and logged; tokens never appear in the log.
+//! or 403) and logged; tokens never appear in the log. Protocol v2 (`crate::v2`) is served at
+//! the same address, and so are the services mounted beside it (`serve_with`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,15 +23,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{self, HeaderValue};
+use hearth_blob::block::Staging;
+use hearth_blob::{base_url, full, json_response, query_value, respond, Body, Mounted};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -38,19 +39,21 @@ use tokio::task::JoinSet;
 use crate::auth::{AuthError, Grant, Signer};
 use crate::store::{Store, StoreError};
 
-type Body = BoxBody<Bytes, std::io::Error>;
-
-/// How long a download link stays valid.
-const LINK_VALIDITY: Duration = Duration::from_secs(3600);
+/// How long a download or upload link stays valid.
+pub(crate) const LINK_VALIDITY: Duration = Duration::from_secs(3600);
 /// The API prefix after the token.
-const API: &str = "_apis/artifactcache/";
+pub(crate) const API: &str = "_apis/artifactcache/";
 
 /// What the server serves from.
-struct App {
-    store: Arc<Store>,
-    signer: Signer,
+pub(crate) struct App {
+    pub(crate) store: Arc<Store>,
+    pub(crate) signer: Signer,
+    /// Where protocol v2's uploads are staged.
+    pub(crate) staging: Staging,
     /// What each job (by its token) restored, missed and saved, until the runner takes it.
     activity: Mutex<HashMap<String, JobActivity>>,
+    /// Other services at the same address (`hearth exec`'s artifacts).
+    mounted: Vec<Arc<dyn Mounted>>,
 }
 
 /// How many jobs' activity is kept at most (the oldest go first): a runner takes its jobs'
@@ -91,7 +94,7 @@ impl JobActivity {
 }
 
 impl App {
-    fn record(&self, token: &str, change: impl FnOnce(&mut JobActivity)) {
+    pub(crate) fn record(&self, token: &str, change: impl FnOnce(&mut JobActivity)) {
         let mut activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
         if !activity.contains_key(token) && activity.len() >= MAX_ACTIVITY {
             if let Some(oldest) = activity
@@ -154,11 +157,25 @@ impl Drop for Running {
 
 /// Serves `store` on `listener`, accepting the tokens `signer` signs.
 pub fn serve(listener: TcpListener, store: Arc<Store>, signer: Signer) -> std::io::Result<Running> {
+    serve_with(listener, store, signer, Vec::new())
+}
+
+/// The same, with other services answering at the same address the requests under their
+/// prefixes (`ACTIONS_RESULTS_URL` holds cache v2 and artifacts alike).
+pub fn serve_with(
+    listener: TcpListener,
+    store: Arc<Store>,
+    signer: Signer,
+    mounted: Vec<Arc<dyn Mounted>>,
+) -> std::io::Result<Running> {
     let address = listener.local_addr()?;
+    let staging = Staging::open(&store.staging_dir()).map_err(std::io::Error::other)?;
     let app = Arc::new(App {
         store,
         signer,
+        staging,
         activity: Mutex::default(),
+        mounted,
     });
     let served = app.clone();
     let (stop, mut stopped) = watch::channel(false);
@@ -193,33 +210,12 @@ pub fn serve(listener: TcpListener, store: Arc<Store>, signer: Signer) -> std::i
     })
 }
 
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
-}
-
-fn respond(status: StatusCode, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response
-}
-
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = respond(status, full(value.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn error(status: StatusCode, message: &str) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     json_response(status, &json!({ "message": message }))
 }
 
 /// Refuses a request, logging why; `shown` names the request without its token.
-fn refused(status: StatusCode, why: &str, shown: &str) -> Response<Body> {
+pub(crate) fn refused(status: StatusCode, why: &str, shown: &str) -> Response<Body> {
     tracing::warn!(request = %shown, "cache request refused: {why}");
     error(status, why)
 }
@@ -233,6 +229,16 @@ fn without_token(path: &str) -> &str {
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
+    if let Some(service) = app
+        .mounted
+        .iter()
+        .find(|m| m.prefixes().iter().any(|p| path.starts_with(p)))
+    {
+        return service.handle(request).await;
+    }
+    if path.starts_with(crate::v2::PREFIX) || path.starts_with(crate::v2::UPLOADS) {
+        return crate::v2::handle(app, request).await;
+    }
     let rest = path.trim_start_matches('/');
     // Downloads carry a signed link instead of a token.
     if let Some(id) = rest
@@ -281,24 +287,6 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
         }
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
-}
-
-/// The query's value of `name`, percent-decoded.
-fn query_value(request: &Request<Incoming>, name: &str) -> Option<String> {
-    let query = request.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// The base URL the job reached the server at (its `Host`), for links it follows.
-fn base_url(request: &Request<Incoming>) -> String {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 fn lookup(app: &App, request: &Request<Incoming>, grant: &Grant, token: &str) -> Response<Body> {
@@ -350,7 +338,7 @@ async fn read_json<T: for<'de> Deserialize<'de>>(request: Request<Incoming>) -> 
     serde_json::from_slice(&bytes).map_err(|e| format!("the request is not valid JSON: {e}"))
 }
 
-fn store_error(e: &StoreError) -> Response<Body> {
+pub(crate) fn store_error(e: &StoreError) -> Response<Body> {
     let status = match e {
         StoreError::Exists { .. } => StatusCode::CONFLICT,
         StoreError::NoUpload(_) | StoreError::NoEntry(_) => StatusCode::NOT_FOUND,
@@ -504,23 +492,6 @@ async fn commit(
     }
 }
 
-/// `bytes=a-b`, `bytes=a-` or `bytes=-n` of a `size`-byte entry: the first and last byte.
-fn byte_range(value: &str, size: u64) -> Option<(u64, u64)> {
-    let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().ok()?;
-            (size.checked_sub(n.min(size))?, size.checked_sub(1)?)
-        }
-        (start, "") => (start.parse().ok()?, size.checked_sub(1)?),
-        (start, end) => (
-            start.parse().ok()?,
-            end.parse::<u64>().ok()?.min(size.checked_sub(1)?),
-        ),
-    };
-    (start <= end && end < size).then_some((start, end))
-}
-
 async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<Body> {
     let path = request.uri().path();
     let Ok(id) = id.trim_end_matches('/').parse::<u64>() else {
@@ -533,60 +504,18 @@ async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<
     if let Err(e) = app.signer.verify_download(id, &expires, &sig) {
         return refused(StatusCode::FORBIDDEN, &e.to_string(), path);
     }
-    let head = request.method() == Method::HEAD;
-    if !(head || request.method() == Method::GET) {
+    if !(request.method() == Method::HEAD || request.method() == Method::GET) {
         return error(StatusCode::METHOD_NOT_ALLOWED, "not allowed");
     }
-    let (info, mut file) = match app.store.open_entry(id).await {
-        Ok(opened) => opened,
-        Err(e) => return store_error(&e),
-    };
-    let size = info.size;
-    let range = request
-        .headers()
-        .get(header::RANGE)
-        .and_then(|r| r.to_str().ok());
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, size),
-        Some(value) => match byte_range(value, size) {
-            Some((start, last)) => (StatusCode::PARTIAL_CONTENT, start, last + 1),
-            None => {
-                let mut response = error(StatusCode::RANGE_NOT_SATISFIABLE, "bad range");
-                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    response.headers_mut().insert(header::CONTENT_RANGE, value);
-                }
-                return response;
-            }
-        },
-    };
-    let body = if head || start == end {
-        full(Bytes::new())
-    } else {
-        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-        }
-        let chunks = tokio_util::io::ReaderStream::with_capacity(file.take(end - start), 1 << 20);
-        StreamBody::new(chunks.map_ok(Frame::data)).boxed()
-    };
-    let mut response = respond(status, body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
-            headers.insert(header::CONTENT_RANGE, value);
-        }
+    match app.store.open_entry(id).await {
+        Ok((info, file)) => hearth_blob::download::serve_file(request, file, info.size).await,
+        Err(e) => store_error(&e),
     }
-    response
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{byte_range, JobActivity};
+    use super::JobActivity;
 
     #[test]
     fn a_jobs_activity_is_one_line() {
@@ -604,18 +533,5 @@ mod tests {
             activity.summary().as_deref(),
             Some("Cache: hit deps-1 (for deps-2); hit tools; missed lint-9; saved deps-2")
         );
-    }
-
-    #[test]
-    fn ranges_read_as_rfc_9110_says() {
-        assert_eq!(byte_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(byte_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(byte_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(byte_range("bytes=-200", 100), Some((0, 99)));
-        assert_eq!(byte_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(byte_range("bytes=100-", 100), None);
-        assert_eq!(byte_range("bytes=9-0", 100), None);
-        assert_eq!(byte_range("bytes=0-0", 0), None);
-        assert_eq!(byte_range("items=0-1", 100), None);
     }
 }

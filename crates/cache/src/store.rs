@@ -77,6 +77,8 @@ pub enum StoreError {
 const ENTRIES: &str = "entries";
 const UPLOADS: &str = "uploads";
 const LOCK: &str = "lock";
+/// Where uploads through the Block Blob API are staged (`hearth_blob::block::Staging`).
+const STAGING: &str = "staging";
 /// How old a crash's leftover must be before `open` removes it: a younger one may be another
 /// process's upload or commit.
 const STALE: Duration = Duration::from_secs(3600);
@@ -316,6 +318,56 @@ impl Store {
             },
         );
         Ok(id)
+    }
+
+    /// The most bytes the store holds.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Where uploads are staged before they are adopted: beside the uploads, on the same
+    /// file system.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join(STAGING)
+    }
+
+    /// The upload in progress of `scope` with `key` and `version`, if there is one (protocol
+    /// v2 names an upload by them when it ends).
+    pub fn pending(&self, scope: &Scope, key: &str, version: &str) -> Option<u64> {
+        self.state()
+            .uploads
+            .iter()
+            .find(|(_, u)| &u.scope == scope && u.key == key && u.version == version)
+            .map(|(&id, _)| id)
+    }
+
+    /// Takes the file `file` (on the store's file system) as the whole content, `size` bytes,
+    /// of upload `id`, replacing what was written.
+    pub async fn adopt(&self, id: u64, file: &Path, size: u64) -> Result<(), StoreError> {
+        {
+            let state = self.state();
+            let upload = state.uploads.get(&id).ok_or(StoreError::NoUpload(id))?;
+            let limit = upload.size.unwrap_or(self.limit);
+            if size > limit {
+                return Err(StoreError::OutOfRange {
+                    start: 0,
+                    end: size,
+                    size: limit,
+                });
+            }
+        }
+        let part = self.part_path(id);
+        tokio::fs::rename(file, &part)
+            .await
+            .map_err(io("cannot move", file))?;
+        let mut state = self.state();
+        let upload = state.uploads.get_mut(&id).ok_or(StoreError::NoUpload(id))?;
+        upload.written = if size == 0 {
+            Vec::new()
+        } else {
+            vec![(0, size)]
+        };
+        Ok(())
     }
 
     /// Checks that `scope` may write bytes `start..start + len` of upload `id`.
