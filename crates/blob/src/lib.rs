@@ -3,11 +3,12 @@
 //! JSON calls (`twirp`), take uploads through the subset of Azure's Block Blob API the
 //! toolkit's `BlockBlobClient` uses (`block`), hand out links signed with the server's key
 //! (`links`) and serve files with ranges (`download`). One server holds them all at one
-//! address: a service mounted in another's server is a [`Mounted`] handler.
+//! address: each is a [`Mounted`] handler, and `serve` runs them on one listener.
 
 pub mod block;
 pub mod download;
 pub mod links;
+pub mod serve;
 pub mod twirp;
 
 use std::convert::Infallible;

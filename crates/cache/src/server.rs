@@ -17,24 +17,21 @@
 //! the same address, and so are the services mounted beside it (`serve_with`).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hearth_blob::block::Staging;
-use hearth_blob::{base_url, full, json_response, query_value, respond, Body, Mounted};
+use hearth_blob::serve::Serving;
+use hearth_blob::{base_url, full, json_response, query_value, respond, Answer, Body, Mounted};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::auth::{AuthError, Grant, Signer};
 use crate::store::{Store, StoreError};
@@ -52,8 +49,6 @@ pub(crate) struct App {
     pub(crate) staging: Staging,
     /// What each job (by its token) restored, missed and saved, until the runner takes it.
     activity: Mutex<HashMap<String, JobActivity>>,
-    /// Other services at the same address (`hearth exec`'s artifacts).
-    mounted: Vec<Arc<dyn Mounted>>,
 }
 
 /// How many jobs' activity is kept at most (the oldest go first): a runner takes its jobs'
@@ -120,15 +115,13 @@ impl App {
 /// A running server; stopped when dropped or by [`Running::stop`].
 pub struct Running {
     app: Arc<App>,
-    address: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl Running {
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.serving.address()
     }
 
     /// What the job with `token` did with the cache so far, forgotten here.
@@ -141,17 +134,8 @@ impl Running {
     }
 
     /// Stops listening and ends the connections.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 
@@ -161,53 +145,34 @@ pub fn serve(listener: TcpListener, store: Arc<Store>, signer: Signer) -> std::i
 }
 
 /// The same, with other services answering at the same address the requests under their
-/// prefixes (`ACTIONS_RESULTS_URL` holds cache v2 and artifacts alike).
+/// prefixes (`ACTIONS_RESULTS_URL` holds cache v2 and `hearth exec`'s artifacts alike).
 pub fn serve_with(
     listener: TcpListener,
     store: Arc<Store>,
     signer: Signer,
-    mounted: Vec<Arc<dyn Mounted>>,
+    mut services: Vec<Arc<dyn Mounted>>,
 ) -> std::io::Result<Running> {
-    let address = listener.local_addr()?;
     let staging = Staging::open(&store.staging_dir()).map_err(std::io::Error::other)?;
     let app = Arc::new(App {
         store,
         signer,
         staging,
         activity: Mutex::default(),
-        mounted,
     });
-    let served = app.clone();
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let app = app.clone();
-                    connections.spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            let app = app.clone();
-                            async move { Ok::<_, Infallible>(handle(&app, request).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = stopped.changed() => break,
-            }
-        }
-        connections.abort_all();
-    });
-    Ok(Running {
-        app: served,
-        address,
-        stop,
-        task: Some(task),
-    })
+    // The cache takes what the others do not.
+    services.push(app.clone());
+    let serving = hearth_blob::serve::serve(listener, services)?;
+    Ok(Running { app, serving })
+}
+
+impl Mounted for App {
+    fn prefixes(&self) -> &[&'static str] {
+        &["/"]
+    }
+
+    fn handle(&self, request: Request<Incoming>) -> Answer<'_> {
+        Box::pin(handle(self, request))
+    }
 }
 
 pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
@@ -229,13 +194,6 @@ fn without_token(path: &str) -> &str {
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
-    if let Some(service) = app
-        .mounted
-        .iter()
-        .find(|m| m.prefixes().iter().any(|p| path.starts_with(p)))
-    {
-        return service.handle(request).await;
-    }
     if path.starts_with(crate::v2::PREFIX) || path.starts_with(crate::v2::UPLOADS) {
         return crate::v2::handle(app, request).await;
     }
