@@ -69,6 +69,13 @@ pub struct JobActivity {
 }
 
 impl JobActivity {
+    /// Adds what `other` recorded (the same job over the other protocol).
+    pub fn merge(&mut self, other: JobActivity) {
+        self.hits.extend(other.hits);
+        self.misses.extend(other.misses);
+        self.saved.extend(other.saved);
+    }
+
     /// One line for the job's log, or `None` when the job did not use the cache.
     pub fn summary(&self) -> Option<String> {
         if self.hits.is_empty() && self.misses.is_empty() && self.saved.is_empty() {
