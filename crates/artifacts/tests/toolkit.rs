@@ -166,6 +166,7 @@ async fn a_run_uploads_lists_downloads_and_deletes_its_artifacts() {
     )
     .await;
     assert_eq!(downloaded["id"], uploaded["id"], "{downloaded}");
+    assert_eq!(downloaded["digestMismatch"], false, "{downloaded}");
     assert_eq!(
         std::fs::read_to_string(into.join("report.txt")).unwrap(),
         "made by the first job\n"

@@ -75,6 +75,7 @@ jobs:
       - run: mkdir -p out/deep && echo "made by make" > out/report.txt && seq 1 100000 > out/deep/numbers.txt
       - run: node {scripts}/artifact.js upload "build output" out out/report.txt out/deep/numbers.txt
       - run: echo "token $ACTIONS_RUNTIME_TOKEN"
+      - run: echo "v2=${{ACTIONS_CACHE_SERVICE_V2:-unset}}"
   use:
     needs: make
     runs-on: linux
@@ -93,11 +94,12 @@ jobs:
     );
     assert!(out.contains("[make]   | {\"id\":1,\"size\":"), "{out}");
     for line in [
-        "[use]   | {\"id\":1,\"downloaded\":",
+        "[use]   | {\"id\":1,\"downloaded\":\"fetched\",\"digestMismatch\":false}",
         "[use]   | made by make",
         "[use]   | 100000",
-        "[use]   | {\"names\":[\"build output\"]}",
+        "[use]   | {\"names\":[\"build output\"],\"digests\":[\"sha256:",
         "[make]   | token ***",
+        "[make]   | v2=true",
     ] {
         assert!(out.contains(line), "no {line:?} in {out}");
     }
@@ -112,10 +114,12 @@ jobs:
     assert!(runs[0].join("build output.zip").is_file(), "{runs:?}");
 
     // Without the flag, a second run's artifacts are its own, in a folder removed after it:
-    // the first run's are not there.
-    let (out, _) = exec(dir.path(), &workflow, &[]);
+    // the first run's are not there. Without a cache server, the artifacts get one of their
+    // own, and the jobs no cache v2.
+    let (out, _) = exec(dir.path(), &workflow, &["--no-cache-server"]);
     assert!(out.contains("[use]   | made by make"), "{out}");
     assert!(out.contains("[make]   | {\"id\":1,"), "{out}");
+    assert!(out.contains("[make]   | v2=unset"), "{out}");
 }
 
 #[test]
@@ -163,4 +167,67 @@ jobs:
         said.contains("hearth: Cache: hit deps-1 (for deps-2); saved deps-1"),
         "{said}"
     );
+}
+
+/// A job in a container on a network of its own reaches the run's artifacts through its
+/// network's gateway (`JobRequest::reach`), with the signed links the server hands out
+/// pointing back there. The toolkit's packages come in as a volume. (Only downloads: the
+/// image's node is 18, on which the Azure SDK the toolkit uploads with no longer runs.)
+#[test]
+fn a_container_job_downloads_the_artifacts_too() {
+    let modules = toolkit();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "container:\n  valid_volumes:\n    - {}\n    - {}\n",
+            modules.display(),
+            scripts().canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let workflow = format!(
+        r#"on: push
+jobs:
+  make:
+    runs-on: linux
+    env:
+      NODE_PATH: {modules}
+    steps:
+      - run: mkdir -p out && echo "made on the host" > out/report.txt
+      - run: node {scripts}/artifact.js upload report out out/report.txt
+  boxed:
+    needs: make
+    runs-on: boxed
+    container:
+      image: hearth-test/debian:1
+      volumes:
+        - {modules}:/toolkit/node_modules
+        - {scripts}:/toolkit/scripts
+    env:
+      NODE_PATH: /toolkit/node_modules
+    steps:
+      - run: node /toolkit/scripts/artifact.js download report fetched
+      - run: cat fetched/report.txt
+"#,
+        modules = modules.display(),
+        scripts = scripts().canonicalize().unwrap().display()
+    );
+    let (out, _) = exec(
+        dir.path(),
+        &workflow,
+        &[
+            "-c",
+            config.to_str().unwrap(),
+            "--label",
+            "boxed:docker://hearth-test/debian:1",
+        ],
+    );
+    for line in [
+        "[boxed]   | {\"id\":1,\"downloaded\":",
+        "[boxed]   | made on the host",
+    ] {
+        assert!(out.contains(line), "no {line:?} in {out}");
+    }
 }

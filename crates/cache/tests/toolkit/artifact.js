@@ -2,6 +2,7 @@
 // (@actions/artifact 2, artifacts v4), as actions/upload-artifact and download-artifact do, and
 // prints what happened as one JSON line:
 //   node artifact.js upload NAME ROOT FILE... | download NAME DIR | list | delete NAME
+//   (list prints the names and digests, download whether the digest matched)
 // The server and the run come from ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN.
 const { DefaultArtifactClient } = require('@actions/artifact');
 
@@ -16,11 +17,18 @@ async function main() {
     } else if (mode === 'download') {
       const [name, dir] = rest;
       const { artifact } = await client.getArtifact(name);
-      const { downloadPath } = await client.downloadArtifact(artifact.id, { path: dir });
-      console.log(JSON.stringify({ id: artifact.id, downloaded: downloadPath }));
+      // The digest the upload finalized with, checked against what comes down.
+      const { downloadPath, digestMismatch } = await client.downloadArtifact(artifact.id, {
+        path: dir,
+        expectedHash: artifact.digest,
+      });
+      console.log(JSON.stringify({ id: artifact.id, downloaded: downloadPath, digestMismatch }));
     } else if (mode === 'list') {
       const { artifacts } = await client.listArtifacts();
-      console.log(JSON.stringify({ names: artifacts.map((a) => a.name).sort() }));
+      artifacts.sort((a, b) => a.name.localeCompare(b.name));
+      const names = artifacts.map((a) => a.name);
+      const digests = artifacts.map((a) => a.digest ?? null);
+      console.log(JSON.stringify({ names, digests }));
     } else if (mode === 'delete') {
       const { id } = await client.deleteArtifact(rest[0]);
       console.log(JSON.stringify({ deleted: id }));
