@@ -82,7 +82,12 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| root.join("artifacts"));
         let results = match RunResults::start(&cache, &artifacts).await {
-            Ok(results) => Some(results),
+            Ok(results) => {
+                if let Some(e) = results.cache_error() {
+                    eprintln!("hearth: jobs get no cache: {e}");
+                }
+                Some(results)
+            }
             Err(e) => {
                 eprintln!("hearth: jobs get no cache and no artifacts: {e}");
                 None

@@ -27,8 +27,6 @@ const ARTIFACT_LIMIT: u64 = 10 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    #[error(transparent)]
-    Cache(#[from] CacheError),
     #[error("cannot keep artifacts in {dir}: {source}")]
     Artifacts {
         dir: PathBuf,
@@ -66,6 +64,8 @@ pub struct RunResults {
     base: String,
     /// Cache v2 is served here (the runner's own cache server runs).
     cache_v2: bool,
+    /// Why the cache asked for did not start, if it did not.
+    cache_error: Option<CacheError>,
 }
 
 /// What the jobs of a run are given.
@@ -83,7 +83,8 @@ pub struct RunAccess {
 
 impl RunResults {
     /// Starts the cache `cache` asks for and the artifact service keeping its artifacts in
-    /// `artifacts`.
+    /// `artifacts`; a cache that cannot start is told by [`RunResults::cache_error`], the
+    /// artifacts served without it.
     pub async fn start(cache: &CacheConfig, artifacts: &Path) -> Result<RunResults, ResultsError> {
         let service = |signer: &Signer| {
             Artifacts::open(artifacts, ARTIFACT_LIMIT, Arc::new(Tokens(signer.clone())))
@@ -94,6 +95,7 @@ impl RunResults {
                 })
         };
         let mut config = cache.clone();
+        let mut cache_error = None;
         if config.enabled && config.external_server.is_empty() {
             // The artifacts, mounted in the cache's server, check tokens with its key: one
             // made here unless the config shares one.
@@ -102,18 +104,33 @@ impl RunResults {
             }
             let signer = Signer::new(config.secret.as_bytes());
             let artifacts = service(&signer)?;
-            if let Some(cache) = JobCache::start_with(&config, vec![artifacts]).await? {
-                let base = cache.base().to_owned();
-                return Ok(RunResults {
-                    cache: Some(cache),
-                    serving: None,
-                    signer,
-                    base,
-                    cache_v2: true,
-                });
+            match JobCache::start_with(&config, vec![artifacts]).await {
+                Ok(Some(cache)) => {
+                    let base = cache.base().to_owned();
+                    return Ok(RunResults {
+                        cache: Some(cache),
+                        serving: None,
+                        signer,
+                        base,
+                        cache_v2: true,
+                        cache_error: None,
+                    });
+                }
+                Ok(None) => {}
+                // The artifacts go on alone.
+                Err(e) => {
+                    config.enabled = false;
+                    cache_error = Some(e);
+                }
             }
         }
-        let cache = JobCache::start(&config).await?;
+        let cache = match JobCache::start(&config).await {
+            Ok(cache) => cache,
+            Err(e) => {
+                cache_error = Some(e);
+                None
+            }
+        };
         let signer = Signer::new(random_hex(32)?.as_bytes());
         let artifacts = service(&signer)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -128,7 +145,13 @@ impl RunResults {
             signer,
             base,
             cache_v2: false,
+            cache_error,
         })
+    }
+
+    /// Why the cache did not start (the artifacts are served all the same).
+    pub fn cache_error(&self) -> Option<&CacheError> {
+        self.cache_error.as_ref()
     }
 
     /// The cache, if the run has one.
@@ -199,4 +222,103 @@ fn random_hex(bytes: usize) -> Result<String, ResultsError> {
     let mut random = vec![0u8; bytes];
     getrandom::fill(&mut random).map_err(|e| ResultsError::Key(e.to_string()))?;
     Ok(random.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github() -> Object {
+        let json = serde_json::json!({"repository": "acme/app", "ref": "refs/heads/main"});
+        match hearth_expr::Value::from_json(&json) {
+            hearth_expr::Value::Object(object) => (*object).clone(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    fn config(dir: &Path, enabled: bool, port: u16) -> CacheConfig {
+        CacheConfig {
+            enabled,
+            dir: dir.join("cache"),
+            host: String::new(),
+            port,
+            external_server: String::new(),
+            secret: String::new(),
+            size_limit: 1 << 20,
+        }
+    }
+
+    fn value<'a>(access: &'a RunAccess, name: &str) -> Option<&'a str> {
+        access
+            .env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// With the runner's own cache: one address for v1, v2 and artifacts, and a runtime token
+    /// that its server takes, holding the grant and the run; the tokens are to be masked.
+    #[tokio::test]
+    async fn the_cache_and_the_artifacts_share_one_address_and_one_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = RunResults::start(&config(dir.path(), true, 0), &dir.path().join("a"))
+            .await
+            .unwrap();
+        assert!(results.cache_error().is_none());
+        let access = results.for_run(&github(), Duration::from_secs(60));
+        let base = results.cache().unwrap().base().to_owned();
+        assert_eq!(
+            value(&access, "ACTIONS_RESULTS_URL"),
+            Some(&*format!("{base}/"))
+        );
+        assert_eq!(
+            value(&access, "ACTIONS_RUNTIME_URL"),
+            Some(&*format!("{base}/"))
+        );
+        assert_eq!(value(&access, "ACTIONS_CACHE_SERVICE_V2"), Some("true"));
+        assert!(value(&access, "ACTIONS_CACHE_URL").is_some_and(|u| u.starts_with(&base)));
+        assert_eq!(access.reach, [base]);
+        let token = value(&access, "ACTIONS_RUNTIME_TOKEN").unwrap();
+        let claims = results.signer.verify_runtime_token(token).unwrap();
+        assert_eq!(claims.cache.as_ref().unwrap().repository, "acme/app");
+        assert!(claims.backend_ids().is_some());
+        assert!(access.secrets.iter().any(|s| s == token));
+        assert_eq!(
+            access.secrets.len(),
+            2,
+            "the v1 token and the runtime token"
+        );
+    }
+
+    /// Without a cache (or when it cannot listen), the artifacts have a server of their own,
+    /// and the jobs get no v2 and no grant.
+    #[tokio::test]
+    async fn the_artifacts_are_served_without_a_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = RunResults::start(&config(dir.path(), false, 0), &dir.path().join("a"))
+            .await
+            .unwrap();
+        let access = off.for_run(&github(), Duration::from_secs(60));
+        assert!(off.cache().is_none() && off.cache_error().is_none());
+        assert!(value(&access, "ACTIONS_RESULTS_URL").is_some());
+        assert!(value(&access, "ACTIONS_CACHE_SERVICE_V2").is_none());
+        assert!(value(&access, "ACTIONS_CACHE_URL").is_none());
+        let token = value(&access, "ACTIONS_RUNTIME_TOKEN").unwrap();
+        assert!(off
+            .signer
+            .verify_runtime_token(token)
+            .unwrap()
+            .cache
+            .is_none());
+
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let busy = RunResults::start(&config(dir.path(), true, port), &dir.path().join("b"))
+            .await
+            .unwrap();
+        assert!(busy.cache_error().is_some());
+        let access = busy.for_run(&github(), Duration::from_secs(60));
+        assert!(value(&access, "ACTIONS_RESULTS_URL").is_some());
+        assert!(value(&access, "ACTIONS_CACHE_SERVICE_V2").is_none());
+    }
 }
