@@ -294,7 +294,7 @@ impl Artifacts {
                     block::created()
                 }
                 Err(e) => {
-                    self.staging.discard(&upload).await;
+                    self.staging.discard(&upload, &file).await;
                     tracing::error!("cannot keep artifact {id}: {e}");
                     block::error(
                         StatusCode::INTERNAL_SERVER_ERROR,

@@ -7,9 +7,10 @@
 //! - Put Block List: `PUT ?comp=blocklist` with `<BlockList><Latest>id</Latest>...` in XML:
 //!   the blob is the listed blocks in that order.
 //!
-//! Each upload is staged in a folder of its own under the staging root (one file per block)
-//! and made into one file when complete, which the service then moves where it keeps it (on
-//! the same file system: a rename). Staged uploads an hour old are removed on open.
+//! Each upload is staged in a folder of its own under the staging root (one file per block,
+//! each written apart and renamed in whole) and made into one file when complete, which the
+//! service then moves where it keeps it (on the same file system: a rename). Staged uploads an
+//! hour old are removed on open.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -162,9 +163,12 @@ pub fn parse_block_list(xml: &[u8]) -> Result<Vec<String>, BlobError> {
 }
 
 /// Where uploads are staged.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Staging {
     root: PathBuf,
+    /// Numbers the files being written, so that requests repeated or overlapping (a client's
+    /// retry) never write into one file together: each writes its own, renamed when whole.
+    next: std::sync::atomic::AtomicU64,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BlobError + 'a {
@@ -207,6 +211,7 @@ impl Staging {
         }
         Ok(Staging {
             root: root.to_owned(),
+            next: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -214,9 +219,11 @@ impl Staging {
         self.root.join(format!("{upload}.blocks"))
     }
 
-    /// The file the whole blob of `upload` is made in.
-    fn blob(&self, upload: &str) -> PathBuf {
-        self.root.join(format!("{upload}.blob"))
+    /// A file of its own for one request on `upload`.
+    fn fresh(&self, upload: &str) -> PathBuf {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.root
+            .join(format!("{upload}.{}-{n}.part", std::process::id()))
     }
 
     /// Runs one upload request for `upload` (a name of letters, digits, `-` and `_`) of at
@@ -238,8 +245,14 @@ impl Staging {
         }
         match operation {
             Operation::PutBlob => {
-                let path = self.blob(upload);
-                let size = receive(body, &path, limit).await?;
+                let path = self.fresh(upload);
+                let size = match receive(body, &path, limit).await {
+                    Ok(size) => size,
+                    Err(e) => {
+                        let _ = tokio::fs::remove_file(&path).await;
+                        return Err(e);
+                    }
+                };
                 self.discard_blocks(upload).await;
                 Ok(Some((path, size)))
             }
@@ -248,8 +261,19 @@ impl Staging {
                 tokio::fs::create_dir_all(&folder)
                     .await
                     .map_err(io("cannot create", &folder))?;
-                receive(body, &folder.join(block_file(&id)), limit).await?;
-                Ok(None)
+                let part = self.fresh(upload);
+                let received = receive(body, &part, limit).await;
+                let block = folder.join(block_file(&id));
+                let kept = match received {
+                    Ok(_) => tokio::fs::rename(&part, &block)
+                        .await
+                        .map_err(io("cannot move", &part)),
+                    Err(e) => Err(e),
+                };
+                if kept.is_err() {
+                    let _ = tokio::fs::remove_file(&part).await;
+                }
+                kept.map(|()| None)
             }
             Operation::PutBlockList => {
                 let xml = http_body_util::Limited::new(body, MAX_BLOCK_LIST)
@@ -273,10 +297,25 @@ impl Staging {
         limit: u64,
     ) -> Result<(PathBuf, u64), BlobError> {
         let folder = self.blocks(upload);
-        let path = self.blob(upload);
-        let mut out = tokio::fs::File::create(&path)
+        let path = self.fresh(upload);
+        let made = self.concatenate(&folder, ids, &path, limit).await;
+        if made.is_err() {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        made.map(|size| (path, size))
+    }
+
+    /// Writes the blocks `ids` of `folder` into `path`, one after the other; the size.
+    async fn concatenate(
+        &self,
+        folder: &Path,
+        ids: &[String],
+        path: &Path,
+        limit: u64,
+    ) -> Result<u64, BlobError> {
+        let mut out = tokio::fs::File::create(path)
             .await
-            .map_err(io("cannot create", &path))?;
+            .map_err(io("cannot create", path))?;
         let mut size = 0u64;
         for id in ids {
             let block = folder.join(block_file(id));
@@ -294,8 +333,8 @@ impl Staging {
                 return Err(BlobError::TooLarge(limit));
             }
         }
-        out.sync_all().await.map_err(io("cannot sync", &path))?;
-        Ok((path, size))
+        out.sync_all().await.map_err(io("cannot sync", path))?;
+        Ok(size)
     }
 
     async fn discard_blocks(&self, upload: &str) {
@@ -307,10 +346,11 @@ impl Staging {
         }
     }
 
-    /// Removes what is staged for `upload`.
-    pub async fn discard(&self, upload: &str) {
+    /// Removes what is staged for `upload`, and `made`, the file [`Staging::apply`] gave
+    /// back, when the service could not keep it.
+    pub async fn discard(&self, upload: &str, made: &Path) {
         self.discard_blocks(upload).await;
-        let _ = tokio::fs::remove_file(self.blob(upload)).await;
+        let _ = tokio::fs::remove_file(made).await;
     }
 }
 

@@ -274,7 +274,7 @@ async fn upload(app: &App, request: Request<Incoming>, id: &str) -> Response<Bod
         Ok(Some((file, size))) => match app.store.adopt(id, &file, size).await {
             Ok(()) => block::created(),
             Err(e) => {
-                app.staging.discard(&upload).await;
+                app.staging.discard(&upload, &file).await;
                 let answer = store_error(&e);
                 block::error(answer.status(), "InvalidInput", &e.to_string())
             }
