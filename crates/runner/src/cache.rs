@@ -64,6 +64,15 @@ impl JobCache {
     /// by `cache.external_server` (with tokens signed with `cache.secret`, when set); else a
     /// server of the runner's own, started now.
     pub async fn start(config: &CacheConfig) -> Result<Option<Arc<JobCache>>, CacheError> {
+        JobCache::start_with(config, Vec::new()).await
+    }
+
+    /// The same, with `services` answering at the same address when the runner runs its own
+    /// server (`hearth exec`'s artifacts).
+    pub async fn start_with(
+        config: &CacheConfig,
+        services: Vec<Arc<dyn hearth_blob::Mounted>>,
+    ) -> Result<Option<Arc<JobCache>>, CacheError> {
         if !config.enabled {
             return Ok(None);
         }
@@ -92,8 +101,9 @@ impl JobCache {
             Some(signer) => signer,
             None => Signer::random().map_err(|e| CacheError::Key(e.to_string()))?,
         };
-        let running = hearth_cache::server::serve(listener, Arc::new(store), signer.clone())
-            .map_err(listen)?;
+        let running =
+            hearth_cache::server::serve_with(listener, Arc::new(store), signer.clone(), services)
+                .map_err(listen)?;
         let base = advertised(running.address());
         match &config.s3 {
             None => {
@@ -117,12 +127,35 @@ impl JobCache {
     /// The line for the log of the job with `token`: what it restored, missed and saved, then
     /// forgotten; `None` when it did not use the cache (or the server is not the runner's).
     pub fn activity(&self, token: &str) -> Option<String> {
-        self.running.as_ref()?.take_activity(token)?.summary()
+        self.activity_of(&[token])
+    }
+
+    /// The same for a job that used the cache under several tokens (v1's, v2's), in one line.
+    pub fn activity_of(&self, tokens: &[&str]) -> Option<String> {
+        let running = self.running.as_ref()?;
+        let mut all = hearth_cache::server::JobActivity::default();
+        for token in tokens {
+            if let Some(activity) = running.take_activity(token) {
+                all.merge(activity);
+            }
+        }
+        all.summary()
     }
 
     /// Where the runner's own server listens.
     pub fn address(&self) -> Option<SocketAddr> {
         self.running.as_ref().map(Running::address)
+    }
+
+    /// The key of the runner's own server, which also signs the runtime tokens its protocol
+    /// v2 takes; `None` for an external server.
+    pub fn own_signer(&self) -> Option<&Signer> {
+        self.running.as_ref().and(self.signer.as_ref())
+    }
+
+    /// `http://host:port`, where jobs on this machine reach the server.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The access of a job whose `github` context is `github`, valid for `valid`; `None` when
