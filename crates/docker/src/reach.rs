@@ -79,28 +79,154 @@ pub(crate) async fn host_entries(urls: &[String]) -> Vec<String> {
     entries
 }
 
-/// Checks, inside the job container, that `$1:$2` accepts a connection: with bash's
-/// `/dev/tcp`, else `nc -z`, else busybox's `nc HOST PORT -e true` (its `nc` has no `-z`);
-/// exits 125 when the image has neither bash nor nc.
-const PROBE: &str = r#"if command -v bash >/dev/null 2>&1; then exec bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2"; fi
-if command -v nc >/dev/null 2>&1; then nc -z -w 5 "$1" "$2" 2>/dev/null && exit 0; exec nc -w 5 "$1" "$2" -e true; fi
-exit 125"#;
+/// Checks, inside the job container, that each `HOST PORT URL` triple of its arguments accepts
+/// a connection, all side by side, with what the image has: bash's `/dev/tcp`, `nc` (busybox's
+/// has no `-z`: `nc HOST PORT -e true`), `curl`, `wget` (an HTTP error is an answer), `perl`,
+/// `python3` or `node`. Says one line per triple, `INDEX STATUS WHY`: 0 reached, 125 the image
+/// cannot tell, anything else not reached (and why, as the tool said it).
+const PROBE: &str = r#"set -f
+have() { command -v "$1" >/dev/null 2>&1; }
+reach() {
+if have bash; then
+  if have timeout; then timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' bash "$1" "$2"; return; fi
+  bash -c 'exec 3<>"/dev/tcp/$1/$2"' bash "$1" "$2"; return
+fi
+if have nc; then nc -z -w 5 "$1" "$2" 2>/dev/null && return 0; nc -w 5 "$1" "$2" -e true; return; fi
+if have curl; then curl -sSk -o /dev/null -m 5 "$3"; case $? in 6|7|28) return 1;; esac; return 0; fi
+if have wget; then
+  case $3 in http://*) ;; *) return 125;; esac
+  said=$(wget -T 5 -O /dev/null "$3" 2>&1); code=$?
+  if [ $code = 0 ] || [ $code = 8 ]; then return 0; fi
+  case $said in *HTTP/*) return 0;; esac
+  echo "$said"; return 1
+fi
+if have perl; then perl -MIO::Socket::INET -e 'IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => $ARGV[1], Timeout => 5) or die "$@\n"' "$1" "$2"; return; fi
+if have python3; then python3 -c 'import socket, sys
+try: socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)
+except OSError as e: sys.exit(str(e))' "$1" "$2"; return; fi
+if have node; then node -e 'require("net").connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 5000 }).on("connect", () => process.exit(0)).on("timeout", () => { console.log("no answer within 5 s"); process.exit(1); }).on("error", (e) => { console.log(e.message); process.exit(1); })' "$1" "$2"; return; fi
+return 125
+}
+i=0
+while [ $# -ge 3 ]; do
+  (said=$(reach "$1" "$2" "$3" 2>&1 </dev/null); code=$?; echo "$i $code" $said) &
+  i=$((i + 1)); shift 3
+done
+wait"#;
 
-/// What the probe exits with when the image cannot tell.
+/// The same in JavaScript, for the node the runner lends an image that has none of the above:
+/// its arguments are the same triples.
+const NODE_PROBE: &str = r#"const net = require("net");
+const args = process.argv.slice(1);
+for (let i = 0; 3 * i + 2 < args.length; i++) {
+  const socket = net.connect({ host: args[3 * i], port: Number(args[3 * i + 1]), timeout: 5000 });
+  socket.on("connect", () => { console.log(`${i} 0`); socket.destroy(); });
+  socket.on("timeout", () => { console.log(`${i} 1 no answer within 5 s`); socket.destroy(); });
+  socket.on("error", (e) => console.log(`${i} 1 ${e.message}`));
+}"#;
+
+/// Where a job container is to connect: the host and port of a URL as the job sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub host: String,
+    pub port: u16,
+    pub url: String,
+}
+
+/// The target of `url` (as the job sees it); `None` for a URL that is not `http(s)://`.
+pub(crate) fn target(url: &str) -> Option<Target> {
+    let parts = split(url)?;
+    Some(Target {
+        host: parts.host.to_owned(),
+        port: parts.port,
+        url: url.to_owned(),
+    })
+}
+
+fn triples(targets: &[Target]) -> impl Iterator<Item = String> + '_ {
+    targets
+        .iter()
+        .flat_map(|t| [t.host.clone(), t.port.to_string(), t.url.clone()])
+}
+
+/// The command that checks `targets` from inside a container with a POSIX shell.
+pub(crate) fn probe(targets: &[Target]) -> Vec<String> {
+    ["sh", "-c", PROBE, "probe"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(triples(targets))
+        .collect()
+}
+
+/// The arguments after a `node` command line that check `targets`.
+pub(crate) fn node_probe(targets: &[Target]) -> Vec<String> {
+    ["-e", NODE_PROBE]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(triples(targets))
+        .collect()
+}
+
+/// What the probe found for one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Reached,
+    /// Not reached, and why (as the tool said it; may be empty).
+    Failed(String),
+    /// The image has nothing to connect with.
+    CannotTell,
+}
+
+/// The longest reason kept from what a tool said.
+const WHY_LIMIT: usize = 200;
+
+/// The answers in the probe's output for `count` targets; `None` for a target it said nothing
+/// of (it ran out of time).
+pub(crate) fn answers(said: &str, count: usize) -> Vec<Option<Answer>> {
+    let mut found = vec![None; count];
+    for line in said.lines() {
+        let mut words = line.trim_end().splitn(3, ' ');
+        let (Some(index), Some(status)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let (Ok(index), Ok(status)) = (index.parse::<usize>(), status.parse::<i32>()) else {
+            continue;
+        };
+        let Some(slot) = found.get_mut(index) else {
+            continue;
+        };
+        let why: String = words
+            .next()
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .take(WHY_LIMIT)
+            .collect();
+        *slot = Some(match status {
+            0 => Answer::Reached,
+            PROBE_CANNOT_TELL => Answer::CannotTell,
+            _ => Answer::Failed(why),
+        });
+    }
+    found
+}
+
+/// What the probe says for a target when the image cannot tell.
 pub(crate) const PROBE_CANNOT_TELL: i32 = 125;
 
-/// The command that checks from inside a container that `url`'s host and port accept a
-/// connection; `None` for a URL that is not `http(s)://`.
-pub(crate) fn probe(url: &str) -> Option<Vec<String>> {
-    let url = split(url)?;
-    Some(vec![
-        "sh".into(),
-        "-c".into(),
-        PROBE.into(),
-        "probe".into(),
-        url.host.to_owned(),
-        url.port.to_string(),
-    ])
+/// Whether `url` (the runner's side, on this machine's loopback) answers here: a forwarder
+/// accepts the job's connections whether or not anything listens behind it, so a check from
+/// inside the container alone would take a dead target for a live one.
+pub(crate) async fn answers_here(url: &str) -> Result<(), String> {
+    let Some(url) = split(url) else {
+        return Ok(());
+    };
+    let connect = TcpStream::connect((url.host, url.port));
+    match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 5 s".to_owned()),
+    }
 }
 
 /// The addresses (IPv4, not loopback) the URLs' hosts have here.
@@ -205,9 +331,9 @@ pub(crate) async fn forward(
         }
         let listener = TcpListener::bind((gateway, 0)).await.map_err(|e| {
             BackendError::Unsupported(format!(
-                "the forge at {original} is on this machine's loopback, which a job container \
-                 cannot reach, and forwarding to it from the job network's gateway {gateway} \
-                 failed: {e}; register the runner with an address containers can reach"
+                "{original} is on this machine's loopback, which a job container cannot \
+                 reach, and forwarding to it from the job network's gateway {gateway} failed: \
+                 {e}"
             ))
         })?;
         let port = listener
@@ -263,5 +389,31 @@ mod tests {
         assert!(in_subnet(ip("10.1.2.3"), "0.0.0.0/0"));
         assert!(!in_subnet(ip("10.1.2.3"), "10.1.2.0/33") && !in_subnet(ip("10.1.2.3"), "x"));
         assert!(split("ftp://x").is_none());
+    }
+
+    /// The probe's lines, in any order, some missing (it ran out of time), some not its own.
+    #[test]
+    fn the_probes_answers_are_read_per_target() {
+        let said = "2 125\n0 1 bash: connect: Connection refused \nnoise\n9 0\n1 0\n";
+        assert_eq!(
+            answers(said, 4),
+            [
+                Some(Answer::Failed("bash: connect: Connection refused".into())),
+                Some(Answer::Reached),
+                Some(Answer::CannotTell),
+                None
+            ]
+        );
+        let long = format!("0 1 {}", "x".repeat(500));
+        assert_eq!(
+            answers(&long, 1),
+            [Some(Answer::Failed("x".repeat(WHY_LIMIT)))]
+        );
+        let targets = [target("http://172.17.0.1:4000/base").unwrap()];
+        assert_eq!(
+            node_probe(&targets)[2..],
+            ["172.17.0.1", "4000", "http://172.17.0.1:4000/base"]
+        );
+        assert!(target("ftp://x").is_none());
     }
 }

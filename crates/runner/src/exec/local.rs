@@ -199,7 +199,7 @@ pub async fn run(
         extras
             .runner_env
             .push(("ACTIONS_CACHE_URL".to_owned(), access.url));
-        extras.reach.push(access.base);
+        extras.reach.push(access.reach);
     }
     masker.build();
     let secrets: Vec<(String, SecretString)> = loaded
