@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
-use futures_util::future::join_all;
 use futures_util::StreamExt;
 use hearth_backend::{
     BackendError, BoxFuture, CancellationToken, ContainerInfo, ExecEnd, ExecSpec, FileDigest,
-    HostPath, JobContainers, JobPath, JobPaths, JobRuntime, NodeCommand, OutputSink, Reach,
-    SetupLevel, SetupLog, Stream,
+    HostPath, JobContainers, JobPath, JobPaths, JobRuntime, NodeCommand, OutputSink, Stream,
 };
 use hearth_host::HostJob;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -29,9 +27,6 @@ const POLL: Duration = Duration::from_millis(100);
 const DRAIN: Duration = Duration::from_millis(100);
 /// Between interrupting a stopped step's process group and killing it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
-/// How long the check that the forge and the cache answer from inside the job container may
-/// take.
-const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The names of the jobs a backend runs now, shared by its clones and its jobs.
 #[derive(Clone, Default)]
@@ -204,141 +199,6 @@ impl DockerJob {
             Ok(ExecEnd::Exited(0)) => crate::node::major_of(&String::from_utf8_lossy(&said)),
             _ => None,
         }
-    }
-
-    /// Checks, before the first step, that each of `reach` (the forge, the cache, as the runner
-    /// reaches them) answers from inside the job container at the address the job is given,
-    /// all in one exec, side by side: a job that cannot reach its forge fails at once with what
-    /// to change, not deep inside a checkout; one that cannot reach its cache is told so in one
-    /// warning line of its log, with what to change, and goes on. An address forwarded from
-    /// the network's gateway is also checked here, behind the forwarder. An image with nothing
-    /// to connect with cannot tell (the runner's lent node answers for it when it lends one),
-    /// and the job goes on.
-    pub(crate) async fn check_reach(
-        &self,
-        reach: &[Reach],
-        log: &mut dyn SetupLog,
-    ) -> Result<(), BackendError> {
-        let started = Instant::now();
-        let checked: Vec<(&Reach, String, crate::reach::Target)> = reach
-            .iter()
-            .filter_map(|r| {
-                let seen = self.address(&r.url);
-                let target = crate::reach::target(&seen)?;
-                Some((r, seen, target))
-            })
-            .collect();
-        if checked.is_empty() {
-            return Ok(());
-        }
-        let targets: Vec<_> = checked.iter().map(|(_, _, t)| t.clone()).collect();
-        let behind_forwarders = join_all(checked.iter().map(|(r, seen, _)| async move {
-            if *seen == r.url {
-                Ok(())
-            } else {
-                crate::reach::answers_here(&r.url).await
-            }
-        }));
-        let (here, inside) = tokio::join!(behind_forwarders, self.probe_reach(&targets));
-        let inside = inside?;
-        let mut warnings = Vec::new();
-        for (((r, seen, _), here), inside) in checked.iter().zip(here).zip(inside) {
-            let why = match (inside, here) {
-                (Some(crate::reach::Answer::Failed(why)), _) if why.is_empty() => {
-                    "the connection failed".to_owned()
-                }
-                (Some(crate::reach::Answer::Failed(why)), _) => why,
-                (None, _) => format!("no answer within {} s", REACH_TIMEOUT.as_secs()),
-                (_, Err(why)) => format!("nothing answers at {} here: {why}", r.url),
-                (Some(crate::reach::Answer::Reached), Ok(())) => {
-                    tracing::debug!(address = %seen, "{} answers from the job container", r.what);
-                    continue;
-                }
-                (Some(crate::reach::Answer::CannotTell), Ok(())) => {
-                    tracing::debug!(
-                        address = %seen,
-                        "the job image has nothing to connect with: {} is not checked",
-                        r.what
-                    );
-                    continue;
-                }
-            };
-            let via = if *seen == r.url {
-                String::new()
-            } else {
-                format!(" (forwarded to {}, as the runner reaches it)", r.url)
-            };
-            let message = format!(
-                "{} at {seen}{via} cannot be reached from the job container on the network {}: \
-                 {why}; {}",
-                r.what, self.network_name, r.fix
-            );
-            if !r.optional {
-                return Err(BackendError::Unreachable(message));
-            }
-            warnings.push(message);
-        }
-        for message in warnings {
-            let mut line = capitalised(&message);
-            line.push_str(". The job runs without it.");
-            log.line(SetupLevel::Warning, &line);
-        }
-        tracing::debug!(elapsed = ?started.elapsed(), "checked what the job must reach");
-        Ok(())
-    }
-
-    /// What the job container says of each of `targets`: the shell probe, then, for those the
-    /// image cannot tell, the runner's lent node when it is mounted; `None` for a target the
-    /// probe said nothing of in time.
-    async fn probe_reach(
-        &self,
-        targets: &[crate::reach::Target],
-    ) -> Result<Vec<Option<crate::reach::Answer>>, BackendError> {
-        let argv = crate::reach::probe(targets);
-        let mut answers = self
-            .probe_with(argv, self.base_env.clone(), targets.len())
-            .await?;
-        let cannot_tell: Vec<usize> = (0..answers.len())
-            .filter(|&i| answers[i] == Some(crate::reach::Answer::CannotTell))
-            .collect();
-        let lent = self.lent_node.as_ref().filter(|_| !self.copy);
-        if let (Some(bundle), false) = (lent, cannot_tell.is_empty()) {
-            let again: Vec<_> = cannot_tell.iter().map(|&i| targets[i].clone()).collect();
-            let mut argv = bundle.argv();
-            argv.extend(crate::reach::node_probe(&again));
-            let found = self
-                .probe_with(argv, self.base_env.clone(), again.len())
-                .await?;
-            for (i, answer) in cannot_tell.into_iter().zip(found) {
-                answers[i] = answer;
-            }
-        }
-        Ok(answers)
-    }
-
-    async fn probe_with(
-        &self,
-        argv: Vec<String>,
-        env: Vec<(String, String)>,
-        count: usize,
-    ) -> Result<Vec<Option<crate::reach::Answer>>, BackendError> {
-        let spec = ExecSpec {
-            argv,
-            env,
-            working_dir: self.paths.workspace.clone(),
-            timeout: Some(REACH_TIMEOUT),
-        };
-        let mut said = Vec::new();
-        let mut keep = |stream: Stream, chunk: &[u8]| {
-            if stream == Stream::Stdout && said.len() < 64 * 1024 {
-                said.extend_from_slice(chunk);
-            }
-        };
-        self.run(spec, &mut keep, &CancellationToken::new()).await?;
-        Ok(crate::reach::answers(
-            &String::from_utf8_lossy(&said),
-            count,
-        ))
     }
 
     /// Lets whatever user the job's image or `--user` runs as write the job's folder, its
@@ -1020,14 +880,5 @@ fn relabel(error: BackendError, path: &JobPath) -> BackendError {
             limit,
         },
         other => other,
-    }
-}
-
-/// `text` with its first letter upper-case, to start a line.
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }

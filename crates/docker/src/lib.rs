@@ -719,6 +719,7 @@ impl DockerBackend {
         );
         healthy?;
         let inspected = inspected.map_err(failed("cannot inspect the job container"))?;
+        let pid = inspected.state.as_ref().and_then(|state| state.pid);
         job.base_env = inspected
             .config
             .and_then(|c| c.env)
@@ -731,8 +732,28 @@ impl DockerBackend {
         if job.has_bash.is_none() {
             job.probe_bash().await;
         }
+        // Before the first step: the container reaches the forge and the cache.
         if !reach.is_empty() {
-            job.check_reach(reach, log).await?;
+            let checks: Vec<reach::Check> = reach
+                .iter()
+                .map(|r| reach::Check {
+                    seen: job.address(&r.url),
+                    reach: r.clone(),
+                })
+                .collect();
+            let lent_node = job
+                .lent_node
+                .as_ref()
+                .filter(|_| !job.copy)
+                .map(|bundle| bundle.argv());
+            let container = reach::Container {
+                id: &id,
+                pid,
+                network: &network,
+            };
+            for warning in reach::check(docker, container, &checks, lent_node).await? {
+                log.line(SetupLevel::Warning, &warning);
+            }
         }
         Ok(())
     }

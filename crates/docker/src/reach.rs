@@ -14,9 +14,11 @@
 //!   bridge networks apart, so the job container joins that network too.
 //! - Anything else reaches the forge as the runner does.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use hearth_backend::BackendError;
+use futures_util::future::join_all;
+use futures_util::StreamExt as _;
+use hearth_backend::{BackendError, Reach};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -226,6 +228,250 @@ pub(crate) async fn answers_here(url: &str) -> Result<(), String> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 5 s".to_owned()),
+    }
+}
+
+/// How long the check from inside the job container may take.
+const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One thing the job must reach: what the runner gave, and the URL the job is given for it.
+pub(crate) struct Check {
+    pub reach: Reach,
+    pub seen: String,
+}
+
+/// The job container, as the check needs it.
+#[derive(Clone, Copy)]
+pub(crate) struct Container<'a> {
+    pub id: &'a str,
+    /// Its main process on the daemon's machine, when the daemon said.
+    pub pid: Option<i64>,
+    pub network: &'a str,
+}
+
+/// Checks, before the first step, that each of `checks` answers from inside the job container
+/// at the address the job is given. Addresses (not names) are connected to from a thread of
+/// the runner's that enters the container's network namespace, when it can (the daemon on
+/// this machine, the runner allowed to: root): no process in the container at all. What is
+/// left (names, which only the container's resolver may resolve; a runner that cannot enter)
+/// is one exec of [`PROBE`] (not a step's: no pid file, no shell around it; its lines say
+/// all), then, for targets the image cannot tell, one of the node the runner lends
+/// (`lent_node`, its command line), when it lends one. An address forwarded from the
+/// network's gateway is also connected to here, behind the forwarder. Returns the warnings
+/// for the optional ones that do not answer; one that is not optional and does not answer is
+/// [`BackendError::Unreachable`], saying what to change.
+pub(crate) async fn check(
+    docker: &bollard::Docker,
+    container: Container<'_>,
+    checks: &[Check],
+    lent_node: Option<Vec<String>>,
+) -> Result<Vec<String>, BackendError> {
+    let started = std::time::Instant::now();
+    let network = container.network;
+    let checked: Vec<(&Check, Target)> = checks
+        .iter()
+        .filter_map(|c| Some((c, target(&c.seen)?)))
+        .collect();
+    if checked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let targets: Vec<Target> = checked.iter().map(|(_, t)| t.clone()).collect();
+    let behind_forwarders = join_all(checked.iter().map(|(c, _)| async move {
+        if c.seen == c.reach.url {
+            Ok(())
+        } else {
+            answers_here(&c.reach.url).await
+        }
+    }));
+    let inside = async {
+        let mut found: Vec<Option<Answer>> = vec![Some(Answer::CannotTell); targets.len()];
+        if let Some(pid) = container.pid {
+            let addresses: Vec<(usize, SocketAddr)> = targets
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| Some((i, SocketAddr::new(t.host.parse().ok()?, t.port))))
+                .collect();
+            if !addresses.is_empty() {
+                if let Some(answered) = in_namespace(pid, container.id.to_owned(), addresses).await
+                {
+                    for (i, answer) in answered {
+                        found[i] = Some(answer);
+                    }
+                }
+            }
+        }
+        // The rest from inside the container: the image's tools, then the lent node.
+        for lent in [None, lent_node] {
+            let left: Vec<usize> = (0..found.len())
+                .filter(|&i| found[i] == Some(Answer::CannotTell))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            let again: Vec<Target> = left.iter().map(|&i| targets[i].clone()).collect();
+            let argv = match lent {
+                None => probe(&again),
+                Some(mut argv) => {
+                    argv.extend(node_probe(&again));
+                    argv
+                }
+            };
+            let answered = answers(&said(docker, container.id, argv).await?, again.len());
+            for (i, answer) in left.into_iter().zip(answered) {
+                found[i] = answer;
+            }
+        }
+        Ok::<_, BackendError>(found)
+    };
+    let (here, inside) = tokio::join!(behind_forwarders, inside);
+    let mut warnings = Vec::new();
+    for (((check, _), here), inside) in checked.iter().zip(here).zip(inside?) {
+        let (reach, seen) = (&check.reach, &check.seen);
+        let why = match (inside, here) {
+            (Some(Answer::Failed(why)), _) if why.is_empty() => "the connection failed".to_owned(),
+            (Some(Answer::Failed(why)), _) => why,
+            (None, _) => format!("no answer within {} s", REACH_TIMEOUT.as_secs()),
+            (_, Err(why)) => format!(
+                "nothing answers at {} on the runner's machine: {why}",
+                reach.url
+            ),
+            (Some(Answer::Reached), Ok(())) => {
+                tracing::debug!(address = %seen, "{} answers from the job container", reach.what);
+                continue;
+            }
+            (Some(Answer::CannotTell), Ok(())) => {
+                tracing::debug!(
+                    address = %seen,
+                    "the job image has nothing to connect with: {} is not checked",
+                    reach.what
+                );
+                continue;
+            }
+        };
+        let via = if *seen == reach.url {
+            String::new()
+        } else {
+            format!(" (forwarded to {}, as the runner reaches it)", reach.url)
+        };
+        let message = format!(
+            "{} at {seen}{via} cannot be reached from the job container on the network \
+             {network}: {why}; {}",
+            reach.what, reach.fix
+        );
+        if !reach.optional {
+            return Err(BackendError::Unreachable(message));
+        }
+        warnings.push(format!(
+            "{}. The job runs without it.",
+            capitalised(&message)
+        ));
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "checked what the job must reach");
+    Ok(warnings)
+}
+
+/// Connects to `addresses` from inside the network namespace of the process `pid`, on a
+/// thread of its own that ends after (a thread of a pool would stay in the container's
+/// namespace for whatever it runs next), when the process is the container's (its cgroup
+/// names the container's id: a daemon elsewhere, or in another PID namespace, has its
+/// containers' pids mean nothing here) and the runner may enter its namespace. `None` when it
+/// cannot.
+async fn in_namespace(
+    pid: i64,
+    container: String,
+    addresses: Vec<(usize, SocketAddr)>,
+) -> Option<Vec<(usize, Answer)>> {
+    let (send, receive) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("hearth-reach".to_owned())
+        .spawn(move || {
+            let _ = send.send(connect_in_namespace(pid, &container, &addresses));
+        })
+        .ok()?;
+    receive.await.ok()?
+}
+
+/// How long a connection from inside the namespace may take to be accepted.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn connect_in_namespace(
+    pid: i64,
+    container: &str,
+    addresses: &[(usize, SocketAddr)],
+) -> Option<Vec<(usize, Answer)>> {
+    use std::os::fd::AsRawFd as _;
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    if container.len() < 12 || !cgroup.contains(container) {
+        return None;
+    }
+    let namespace = std::fs::File::open(format!("/proc/{pid}/ns/net")).ok()?;
+    // SAFETY: `setns` takes a file descriptor, valid while `namespace` lives, and changes only
+    // the network namespace of this thread, which is the probe's own and ends after it.
+    if unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return None;
+    }
+    Some(
+        addresses
+            .iter()
+            .map(|(i, address)| {
+                let answer = match std::net::TcpStream::connect_timeout(address, CONNECT_TIMEOUT) {
+                    Ok(_) => Answer::Reached,
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        Answer::Failed(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))
+                    }
+                    Err(e) => Answer::Failed(e.to_string()),
+                };
+                (*i, answer)
+            })
+            .collect(),
+    )
+}
+
+/// What `argv`, run in `container`, says on its standard output within [`REACH_TIMEOUT`]
+/// (what it said so far when the time is up).
+async fn said(
+    docker: &bollard::Docker,
+    container: &str,
+    argv: Vec<String>,
+) -> Result<String, BackendError> {
+    use bollard::container::LogOutput;
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    let options = CreateExecOptions {
+        attach_stdout: Some(true),
+        cmd: Some(argv),
+        ..Default::default()
+    };
+    let created = docker
+        .create_exec(container, options)
+        .await
+        .map_err(super::failed("cannot check what the job must reach"))?;
+    let started = docker
+        .start_exec(&created.id, None)
+        .await
+        .map_err(super::failed("cannot check what the job must reach"))?;
+    let StartExecResults::Attached { mut output, .. } = started else {
+        return Ok(String::new());
+    };
+    let mut said = Vec::new();
+    let read = async {
+        while let Some(Ok(chunk)) = output.next().await {
+            if let LogOutput::StdOut { message } | LogOutput::Console { message } = chunk {
+                if said.len() < 64 * 1024 {
+                    said.extend_from_slice(&message);
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REACH_TIMEOUT, read).await;
+    Ok(String::from_utf8_lossy(&said).into_owned())
+}
+
+/// `text` with its first letter upper-case, to start a line.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

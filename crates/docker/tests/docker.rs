@@ -664,7 +664,9 @@ async fn a_forge_the_job_cannot_reach_fails_the_start_saying_what_to_change() {
 }
 
 /// The cache is optional: one the job container cannot reach (nothing behind the forwarder on
-/// the gateway; a name the container cannot resolve) is one warning line in the set-up log,
+/// the gateway; a name the container cannot resolve, checked by the image's tools; an address
+/// that refuses the container, checked from its network namespace) is one warning line in the
+/// set-up log,
 /// naming the address and the fix, and the job starts; one it reaches says nothing. In the
 /// busybox image (`nc`), the Debian one (bash) and the musl one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,6 +674,15 @@ async fn a_cache_the_job_cannot_reach_is_one_warning_and_the_job_starts() {
     let forge = common::loopback_forge().await;
     let live = common::loopback_forge().await;
     let dead = common::dead_loopback().await;
+    let dead_here = {
+        // This machine's address on its default route (a datagram socket's connect sends
+        // nothing), and a port free there.
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect("203.0.113.1:9").expect("a default route");
+        let ip = socket.local_addr().unwrap().ip();
+        let free = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        format!("http://{ip}:{}", free.local_addr().unwrap().port())
+    };
     let root = tempfile::tempdir().unwrap();
     let backend = backend(root.path()).await;
     // The cache's URL, and what the warning says after "cannot be reached from the job
@@ -680,12 +691,14 @@ async fn a_cache_the_job_cannot_reach_is_one_warning_and_the_job_starts() {
         (live.clone(), None),
         (
             dead.clone(),
-            Some(format!("nothing answers at {dead} here")),
+            Some(format!("nothing answers at {dead} on the runner's machine")),
         ),
         (
             "http://no-such-cache.invalid:9000".to_owned(),
             Some(String::new()),
         ),
+        // An address of this machine that the container's own connection is refused at.
+        (dead_here, Some("Connection refused".to_owned())),
     ];
     for image in [IMAGE, "hearth-test/debian:1", "hearth-test/musl:1"] {
         for (cache, warned) in &cases {

@@ -274,7 +274,9 @@ async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
     assert_eq!(warnings.len(), 1, "{:#?}", log.0);
     assert!(
         warnings[0].starts_with("The cache at ")
-            && warnings[0].contains(&format!("nothing answers at {dead} here")),
+            && warnings[0].contains(&format!(
+                "nothing answers at {dead} on the runner's machine"
+            )),
         "{}",
         warnings[0]
     );

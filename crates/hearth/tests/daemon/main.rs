@@ -1676,7 +1676,9 @@ async fn a_cache_a_container_job_cannot_reach_is_one_warning_line_and_the_job_go
                 " (forwarded to {cache}, as the runner reaches it) cannot be reached from the job \
                  container on the network "
             ))
-            && warning.contains(&format!("nothing answers at {cache} here"))
+            && warning.contains(&format!(
+                "nothing answers at {cache} on the runner's machine"
+            ))
             && warning.ends_with(
                 "; set cache.external_server to an address the job network reaches. The job \
                  runs without it."
