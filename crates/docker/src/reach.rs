@@ -637,6 +637,18 @@ mod tests {
         assert!(split("ftp://x").is_none());
     }
 
+    /// A process whose cgroup does not name the container (a pid that means another process
+    /// here: a daemon elsewhere, another PID namespace) is never entered.
+    #[test]
+    fn a_process_that_is_not_the_containers_is_not_entered() {
+        let address: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let not_ours = "f".repeat(64);
+        let pid = i64::from(std::process::id());
+        assert!(connect_in_namespace(pid, &not_ours, &[(0, address)]).is_none());
+        assert!(connect_in_namespace(pid, "", &[(0, address)]).is_none());
+        assert!(connect_in_namespace(-1, &not_ours, &[(0, address)]).is_none());
+    }
+
     /// The probe's lines, in any order, some missing (it ran out of time), some not its own.
     #[test]
     fn the_probes_answers_are_read_per_target() {
