@@ -750,6 +750,7 @@ impl DockerBackend {
                 id: &id,
                 pid,
                 network: &network,
+                hosts: &job.extra_hosts,
             };
             for warning in reach::check(docker, container, &checks, lent_node).await? {
                 log.line(SetupLevel::Warning, &warning);

@@ -247,10 +247,27 @@ pub(crate) struct Container<'a> {
     /// Its main process on the daemon's machine, when the daemon said.
     pub pid: Option<i64>,
     pub network: &'a str,
+    /// Its host entries (`name:ip`, from [`host_entries`]): a name there resolves to that
+    /// address in the container, whatever its resolver says.
+    pub hosts: &'a [String],
+}
+
+/// The address `host` has in a container with the host entries `hosts`: itself when it is an
+/// address, the entry's when it has one; `None` for a name only the container's resolver
+/// knows.
+fn address_in(host: &str, hosts: &[String]) -> Option<IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    hosts.iter().find_map(|entry| {
+        let (name, ip) = entry.split_once(':')?;
+        name.eq_ignore_ascii_case(host).then(|| ip.parse().ok())?
+    })
 }
 
 /// Checks, before the first step, that each of `checks` answers from inside the job container
-/// at the address the job is given. Addresses (not names) are connected to from a thread of
+/// at the address the job is given. Addresses (and names the container's host entries hold)
+/// are connected to from a thread of
 /// the runner's that enters the container's network namespace, when it can (the daemon on
 /// this machine, the runner allowed to: root): no process in the container at all. What is
 /// left (names, which only the container's resolver may resolve; a runner that cannot enter)
@@ -289,7 +306,10 @@ pub(crate) async fn check(
             let addresses: Vec<(usize, SocketAddr)> = targets
                 .iter()
                 .enumerate()
-                .filter_map(|(i, t)| Some((i, SocketAddr::new(t.host.parse().ok()?, t.port))))
+                .filter_map(|(i, t)| {
+                    let ip = address_in(&t.host, container.hosts)?;
+                    Some((i, SocketAddr::new(ip, t.port)))
+                })
                 .collect();
             if !addresses.is_empty() {
                 if let Some(answered) = in_namespace(pid, container.id.to_owned(), addresses).await
@@ -647,6 +667,15 @@ mod tests {
         assert!(connect_in_namespace(pid, &not_ours, &[(0, address)]).is_none());
         assert!(connect_in_namespace(pid, "", &[(0, address)]).is_none());
         assert!(connect_in_namespace(-1, &not_ours, &[(0, address)]).is_none());
+    }
+
+    #[test]
+    fn a_name_the_containers_hosts_hold_has_their_address() {
+        let hosts = ["git.example.com:10.1.2.3".to_owned()];
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        assert_eq!(address_in("Git.Example.com", &hosts), ip("10.1.2.3"));
+        assert_eq!(address_in("172.17.0.1", &hosts), ip("172.17.0.1"));
+        assert_eq!(address_in("cache.internal", &hosts), None);
     }
 
     /// The probe's lines, in any order, some missing (it ran out of time), some not its own.
