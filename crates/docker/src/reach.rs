@@ -267,11 +267,10 @@ fn address_in(host: &str, hosts: &[String]) -> Option<IpAddr> {
 
 /// Checks, before the first step, that each of `checks` answers from inside the job container
 /// at the address the job is given. Addresses (and names the container's host entries hold)
-/// are connected to from a thread of
-/// the runner's that enters the container's network namespace, when it can (the daemon on
-/// this machine, the runner allowed to: root): no process in the container at all. What is
-/// left (names, which only the container's resolver may resolve; a runner that cannot enter)
-/// is one exec of [`PROBE`] (not a step's: no pid file, no shell around it; its lines say
+/// are connected to from a thread of the runner's that enters the container's network
+/// namespace, when it can (the daemon on this machine, the runner allowed to: root): no
+/// process in the container at all. What is left (names, which only the container's resolver
+/// may resolve; a runner that cannot enter) is one exec of [`PROBE`] (not a step's: no pid file, no shell around it; its lines say
 /// all), then, for targets the image cannot tell, one of the node the runner lends
 /// (`lent_node`, its command line), when it lends one. An address forwarded from the
 /// network's gateway is also connected to here, behind the forwarder. Returns the warnings
