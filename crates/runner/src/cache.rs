@@ -52,8 +52,9 @@ pub struct JobCache {
 }
 
 /// What a job's log says when a job container cannot reach the runner's own server.
-const FIX_OWN: &str = "set cache.host to an address of this machine that the job network \
-                       reaches, or cache.external_server to a cache server it reaches";
+const FIX_OWN: &str = "set cache.host (hearth exec: --cache-server-addr) to an address of \
+                       this machine that the job network reaches, or cache.external_server to \
+                       a cache server it reaches";
 /// What a job's log says when a job container cannot reach an external server.
 const FIX_EXTERNAL: &str = "set cache.external_server to an address the job network reaches";
 
@@ -268,6 +269,17 @@ mod tests {
         let access = plain.for_job(&push, valid).unwrap();
         assert_eq!(access.url, "http://cache.internal:9000/");
         assert!(access.token.is_none());
+
+        // The runner's own server names the keys that move it.
+        let folder = tempfile::tempdir().unwrap();
+        let mut own = config("", "");
+        own.dir = folder.path().to_owned();
+        let own = JobCache::start(&own).await.unwrap().unwrap();
+        let reach = own.for_job(&push, valid).unwrap().reach;
+        assert!(reach.optional && reach.url.starts_with("http://127.0.0.1:"));
+        assert!(reach
+            .fix
+            .starts_with("set cache.host (hearth exec: --cache-server-addr)"));
 
         let mut off = config("", "");
         off.enabled = false;
