@@ -1633,6 +1633,77 @@ jobs:
         lines.iter().any(|l| l == "Cache: missed none"),
         "{lines:#?}"
     );
+    // The check that the container reaches its cache (and its forge) says nothing when it does.
+    assert!(
+        !lines.iter().any(|l| l.starts_with("##[warning]")),
+        "{lines:#?}"
+    );
+}
+
+/// A cache the job container cannot reach (here an external server on this machine's loopback
+/// where nothing listens: the job network's gateway forwards to nothing) is one warning line in
+/// the container job's log, before its steps, naming the address and the fix; the job goes on
+/// and succeeds. A host job is not checked and says nothing.
+#[tokio::test]
+async fn a_cache_a_container_job_cannot_reach_is_one_warning_line_and_the_job_goes_on() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.local_addr().expect("its address").port()
+    };
+    let cache = format!("http://127.0.0.1:{dead}");
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!(
+            "{FAST}  labels: [\"build:host\", \"linux:docker://hearth-test/busybox:1\"]\n\
+             cache:\n  external_server: {cache}\n"
+        ),
+    )
+    .await;
+    let job = |label: &str| {
+        format!(
+            "name: ci\non: push\njobs:\n  build:\n    runs-on: {label}\n    steps:\n      - run: echo first step\n      - run: echo still running\n"
+        )
+    };
+    let (id, task, log) = h.run(TaskSpec::new(job("linux"))).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    let warnings: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("##[warning]"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:#?}");
+    let warning = warnings[0];
+    assert!(
+        warning.starts_with("##[warning]The cache at http://")
+            && warning.contains(&format!(
+                " (forwarded to {cache}, as the runner reaches it) cannot be reached from the job \
+                 container on the network "
+            ))
+            && warning.contains(&format!(
+                "nothing answers at {cache} on the runner's machine"
+            ))
+            && warning.ends_with(
+                "; set cache.external_server to an address the job network reaches. The job \
+                 runs without it."
+            ),
+        "{warning}"
+    );
+    // Before the first step.
+    let first_step = lines
+        .iter()
+        .position(|l| l == "first step")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let warned = lines.iter().position(|l| l == warning).unwrap_or_default();
+    assert!(warned < first_step, "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "still running"), "{lines:#?}");
+
+    let (id, task, log) = h.run(TaskSpec::new(job("build"))).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("##[warning]")),
+        "{lines:#?}"
+    );
 }
 
 /// On a network of the operator's (`container.network`, where act_runner's cache is often out

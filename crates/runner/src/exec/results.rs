@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_artifacts::{Artifacts, RunTokens};
+use hearth_backend::Reach;
 use hearth_blob::serve::Serving;
 use hearth_cache::auth::{RuntimeClaims, Signer};
 use hearth_expr::Object;
@@ -68,6 +69,10 @@ pub struct RunResults {
     cache_error: Option<CacheError>,
 }
 
+/// What a job's log says when a job container cannot reach the run's artifacts server.
+const ARTIFACTS_FIX: &str = "give hearth exec --cache-server-addr an address of this machine \
+                             that the job network reaches";
+
 /// What the jobs of a run are given.
 #[derive(Clone, Debug, Default)]
 pub struct RunAccess {
@@ -75,8 +80,9 @@ pub struct RunAccess {
     pub env: Vec<(String, String)>,
     /// Tokens to mask.
     pub secrets: Vec<String>,
-    /// Addresses of the runner's side the jobs reach (`JobRequest::reach`).
-    pub reach: Vec<String>,
+    /// Addresses of the runner's side the jobs reach (`JobRequest::reach`), all optional:
+    /// a job that cannot reach them runs without its cache and artifacts, told so.
+    pub reach: Vec<Reach>,
     /// The tokens the cache counts the run's activity under.
     cache_tokens: Vec<String>,
 }
@@ -168,7 +174,7 @@ impl RunResults {
             access
                 .env
                 .push(("ACTIONS_CACHE_URL".to_owned(), cache.url.clone()));
-            access.reach.push(cache.base.clone());
+            access.reach.push(cache.reach.clone());
             if let Some(token) = &cache.token {
                 access.secrets.push(token.clone());
                 access.cache_tokens.push(token.clone());
@@ -197,8 +203,12 @@ impl RunResults {
             access.cache_tokens.push(token.clone());
         }
         access.secrets.push(token);
-        if !access.reach.contains(&self.base) {
-            access.reach.push(self.base.clone());
+        if !access.reach.iter().any(|r| r.url == self.base) {
+            access.reach.push(Reach::optional(
+                &self.base,
+                "the run's artifacts server",
+                ARTIFACTS_FIX,
+            ));
         }
         access
     }
@@ -278,7 +288,8 @@ mod tests {
         );
         assert_eq!(value(&access, "ACTIONS_CACHE_SERVICE_V2"), Some("true"));
         assert!(value(&access, "ACTIONS_CACHE_URL").is_some_and(|u| u.starts_with(&base)));
-        assert_eq!(access.reach, [base]);
+        let reached: Vec<&str> = access.reach.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(reached, [base.as_str()]);
         let token = value(&access, "ACTIONS_RUNTIME_TOKEN").unwrap();
         let claims = results.signer.verify_runtime_token(token).unwrap();
         assert_eq!(claims.cache.as_ref().unwrap().repository, "acme/app");
