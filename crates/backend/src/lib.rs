@@ -62,12 +62,49 @@ pub struct JobSpec {
     /// Labels that say whose the job is (runner, task), put on everything the job creates so
     /// that [`Backend::reap`] can find what a dead runner left.
     pub owner: Vec<(String, String)>,
-    /// URLs on the runner's side the job must reach (the forge's address): a container backend
-    /// makes them reachable from the job, and [`JobRuntime::address`] says how the job sees
-    /// each.
-    pub reach: Vec<String>,
+    /// What on the runner's side the job is given and must reach (the forge, the cache): a
+    /// container backend makes each reachable from the job, checks from where the job runs
+    /// that it answers before the first step, and [`JobRuntime::address`] says how the job
+    /// sees each.
+    pub reach: Vec<Reach>,
     /// The forge's own registry and the task's token: tried last for images on that host.
     pub forge_registry: Option<ForgeRegistry>,
+}
+
+/// A URL of the runner's side that a job is given (the forge's address, the cache's), with
+/// what to say when the job cannot reach it from where it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reach {
+    /// The URL as the runner reaches it (`http://127.0.0.1:3000`).
+    pub url: String,
+    /// What it is, for messages: `the forge`, `the cache`.
+    pub what: String,
+    /// What the runner's user changes when the job cannot reach it.
+    pub fix: String,
+    /// Whether the job can do without it (the cache): a miss is then one warning in the set-up
+    /// log and the job goes on. A miss of one that is not optional (the forge) fails the start
+    /// ([`ErrorKind::Unreachable`]).
+    pub optional: bool,
+}
+
+impl Reach {
+    /// Something the job cannot do without.
+    pub fn required(url: impl Into<String>, what: &str, fix: &str) -> Reach {
+        Reach {
+            url: url.into(),
+            what: what.to_owned(),
+            fix: fix.to_owned(),
+            optional: false,
+        }
+    }
+
+    /// Something the job can do without.
+    pub fn optional(url: impl Into<String>, what: &str, fix: &str) -> Reach {
+        Reach {
+            optional: true,
+            ..Reach::required(url, what, fix)
+        }
+    }
 }
 
 /// The forge's own container registry (Gitea's and Forgejo's packages) and the credentials a
@@ -268,7 +305,8 @@ pub enum ErrorKind {
     RegistryDenied,
     /// The engine or daemon behind the backend does not answer.
     Unavailable,
-    /// Something the job must reach (the forge) cannot be reached from where it runs.
+    /// Something the job must reach (the forge, a [`Reach`] not optional) cannot be reached
+    /// from where it runs.
     Unreachable,
     /// The job was cancelled or ran out of time while this was going on.
     Cancelled,
@@ -421,7 +459,7 @@ pub trait JobRuntime: Send + Sync {
     /// image's for a container (the engine adds the job's variables on top).
     fn base_env(&self) -> &[(String, String)];
 
-    /// How the job reaches `url`, one of [`JobSpec::reach`]: the same URL on the host; for a
+    /// How the job reaches `url`, the URL of one of [`JobSpec::reach`]: the same URL on the host; for a
     /// container, an address it can reach when the runner's one is its own loopback.
     fn address(&self, url: &str) -> String {
         url.to_owned()

@@ -9,14 +9,19 @@
 //! are the grant as JSON, the signature an HMAC-SHA256 of them with the server's key. Nothing
 //! is kept per job on the server, so several servers sharing a key (and a store) accept each
 //! other's tokens.
+//!
+//! Protocol v2 has no room in its URLs (the toolkit calls `/twirp/...` at the root of
+//! `ACTIONS_RESULTS_URL`): its grant travels in the bearer, which `hearth exec` makes a JWT of
+//! its own (`RuntimeClaims`, HS256 with the same key) holding the grant and the `scp` claim
+//! `@actions/artifact` reads. The daemon leaves the forge's runtime token alone, so its jobs
+//! speak v1 (the toolkit does on a forge's host anyway).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hearth_blob::links::{seconds_now, Key, LinkError};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::store::Scope;
 
@@ -69,64 +74,85 @@ pub enum AuthError {
     Expired,
 }
 
-/// The server's signing key.
-#[derive(Clone)]
-pub struct Signer {
-    key: Vec<u8>,
-}
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Signer(..)")
+impl From<LinkError> for AuthError {
+    fn from(e: LinkError) -> AuthError {
+        match e {
+            LinkError::Unsigned => AuthError::Missing,
+            LinkError::Malformed => AuthError::Malformed,
+            LinkError::BadSignature => AuthError::BadSignature,
+            LinkError::Expired => AuthError::Expired,
+        }
     }
 }
 
-fn seconds_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// What a job's runtime token says: `hearth exec` gives its jobs a JWT as
+/// `ACTIONS_RUNTIME_TOKEN`, which the toolkit sends as its bearer to `ACTIONS_RESULTS_URL` (cache
+/// v2, artifacts) and `@actions/artifact` decodes, unverified, for the run's ids in `scp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeClaims {
+    /// `Actions.Results:<run backend id>:<job backend id>`.
+    pub scp: String,
+    /// Seconds since the Unix epoch after which the token is refused.
+    pub exp: u64,
+    /// The job's cache grant, if it may use the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Grant>,
+}
+
+impl RuntimeClaims {
+    /// Claims for the run `run` and its job `job`, valid until `exp`.
+    pub fn new(run: &str, job: &str, exp: u64, cache: Option<Grant>) -> RuntimeClaims {
+        RuntimeClaims {
+            scp: format!("Actions.Results:{run}:{job}"),
+            exp,
+            cache,
+        }
+    }
+
+    /// The run's and the job's backend ids of the `Actions.Results` scope.
+    pub fn backend_ids(&self) -> Option<(&str, &str)> {
+        self.scp.split(' ').find_map(|scope| {
+            let mut parts = scope.split(':');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("Actions.Results"), Some(run), Some(job), None) => Some((run, job)),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// A JWT's header: HMAC-SHA256, the only algorithm taken.
+const JWT_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// The server's signing key.
+#[derive(Clone, Debug)]
+pub struct Signer {
+    key: Key,
 }
 
 impl Signer {
     /// A signer with `key` (a shared secret, for servers that accept each other's tokens).
     pub fn new(key: &[u8]) -> Signer {
-        Signer { key: key.to_vec() }
+        Signer { key: Key::new(key) }
     }
 
     /// A signer with a random key of its own.
     pub fn random() -> Result<Signer, getrandom::Error> {
-        let mut key = vec![0; 32];
-        getrandom::fill(&mut key)?;
-        Ok(Signer { key })
+        Ok(Signer {
+            key: Key::random()?,
+        })
     }
 
-    fn mac(&self, message: &[u8]) -> Hmac<Sha256> {
-        // HMAC takes a key of any length.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-        mac.update(message);
-        mac
-    }
-
-    fn sign(&self, message: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(self.mac(message).finalize().into_bytes())
-    }
-
-    fn verify_signature(&self, message: &[u8], signature: &str) -> Result<(), AuthError> {
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| AuthError::Malformed)?;
-        // Compared in constant time.
-        self.mac(message)
-            .verify_slice(&signature)
-            .map_err(|_| AuthError::BadSignature)
+    /// The key, which also signs the links the server hands out.
+    pub fn key(&self) -> &Key {
+        &self.key
     }
 
     /// A token carrying `grant`.
     pub fn token(&self, grant: &Grant) -> String {
         let claims = serde_json::to_vec(grant).unwrap_or_default();
         let claims = URL_SAFE_NO_PAD.encode(claims);
-        let signature = self.sign(claims.as_bytes());
+        let signature = self.key.sign(claims.as_bytes());
         format!("{claims}.{signature}")
     }
 
@@ -136,7 +162,7 @@ impl Signer {
             return Err(AuthError::Missing);
         }
         let (claims, signature) = token.split_once('.').ok_or(AuthError::Malformed)?;
-        self.verify_signature(claims.as_bytes(), signature)?;
+        self.key.verify(claims.as_bytes(), signature)?;
         let claims = URL_SAFE_NO_PAD
             .decode(claims)
             .map_err(|_| AuthError::Malformed)?;
@@ -147,22 +173,64 @@ impl Signer {
         Ok(grant)
     }
 
+    /// A runtime token (a JWT: `header.claims.signature`, URL-safe base64) carrying `claims`.
+    pub fn runtime_token(&self, claims: &RuntimeClaims) -> String {
+        let header = URL_SAFE_NO_PAD.encode(JWT_HEADER);
+        let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+        let signed = format!("{header}.{claims}");
+        let signature = self.key.sign(signed.as_bytes());
+        format!("{signed}.{signature}")
+    }
+
+    /// The claims of runtime token `token`, if this server signed it (HS256) and it has not
+    /// expired.
+    pub fn verify_runtime_token(&self, token: &str) -> Result<RuntimeClaims, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Malformed);
+        };
+        self.key
+            .verify(format!("{header}.{claims}").as_bytes(), signature)?;
+        let header: serde_json::Value = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .ok_or(AuthError::Malformed)?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+            return Err(AuthError::Malformed);
+        }
+        let claims: RuntimeClaims = URL_SAFE_NO_PAD
+            .decode(claims)
+            .ok()
+            .and_then(|c| serde_json::from_slice(&c).ok())
+            .ok_or(AuthError::Malformed)?;
+        let expired = claims.exp <= seconds_now()
+            || claims
+                .cache
+                .as_ref()
+                .is_some_and(|g| g.expires <= seconds_now());
+        if expired {
+            return Err(AuthError::Expired);
+        }
+        Ok(claims)
+    }
+
     /// The query of a link to download entry `id` until `valid` from now:
     /// `expires=<seconds>&sig=<signature>`.
     pub fn download_query(&self, id: u64, valid: Duration) -> String {
-        let expires = seconds_now() + valid.as_secs();
-        let signature = self.sign(format!("download:{id}:{expires}").as_bytes());
-        format!("expires={expires}&sig={signature}")
+        self.key.link_query(&format!("download:{id}"), valid)
     }
 
     /// Checks a download link's `expires` and `sig` for entry `id`.
     pub fn verify_download(&self, id: u64, expires: &str, sig: &str) -> Result<(), AuthError> {
-        let until: u64 = expires.parse().map_err(|_| AuthError::Malformed)?;
-        self.verify_signature(format!("download:{id}:{expires}").as_bytes(), sig)?;
-        if until <= seconds_now() {
-            return Err(AuthError::Expired);
-        }
-        Ok(())
+        Ok(self
+            .key
+            .verify_link(&format!("download:{id}"), Some(expires), Some(sig))?)
     }
 }
 
@@ -209,6 +277,87 @@ mod tests {
         assert!(token
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    }
+
+    #[test]
+    fn runtime_tokens_are_jwts_this_server_signed() {
+        let signer = Signer::new(b"key");
+        let claims = RuntimeClaims::new(
+            "run-1",
+            "job-1",
+            seconds_now() + 60,
+            Some(grant(seconds_now() + 60)),
+        );
+        let token = signer.runtime_token(&claims);
+        assert_eq!(token.split('.').count(), 3);
+        assert_eq!(signer.verify_runtime_token(&token), Ok(claims.clone()));
+        assert_eq!(claims.backend_ids(), Some(("run-1", "job-1")));
+        // What @actions/artifact reads without verifying: the claims, base64url JSON.
+        let payload = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap();
+        let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(payload["scp"], "Actions.Results:run-1:job-1");
+
+        assert_eq!(
+            Signer::new(b"other").verify_runtime_token(&token),
+            Err(AuthError::BadSignature)
+        );
+        // Claims widened under the old signature; `alg: none` with no signature.
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut widened = claims.clone();
+        widened.cache.as_mut().unwrap().repository = "acme/other".into();
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&widened).unwrap());
+        assert_eq!(
+            signer.verify_runtime_token(&parts.join(".")),
+            Err(AuthError::BadSignature)
+        );
+        let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
+        let unsigned = format!("{none_header}.{}.", parts[1]);
+        assert_eq!(
+            signer.verify_runtime_token(&unsigned),
+            Err(AuthError::BadSignature)
+        );
+        // Even signed with the key, only HS256 is taken.
+        let signed = format!("{none_header}.{}", parts[1]);
+        let other_alg = format!("{signed}.{}", signer.key().sign(signed.as_bytes()));
+        assert_eq!(
+            signer.verify_runtime_token(&other_alg),
+            Err(AuthError::Malformed)
+        );
+        let expired = RuntimeClaims::new("run-1", "job-1", seconds_now() - 1, None);
+        assert_eq!(
+            signer.verify_runtime_token(&signer.runtime_token(&expired)),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(signer.verify_runtime_token(""), Err(AuthError::Missing));
+        assert_eq!(
+            signer.verify_runtime_token("a.b"),
+            Err(AuthError::Malformed)
+        );
+        // A v1 token is no runtime token, and the other way round.
+        assert!(signer
+            .verify_runtime_token(&signer.token(&grant(seconds_now() + 60)))
+            .is_err());
+        assert!(signer.verify(&token).is_err());
+    }
+
+    #[test]
+    fn the_run_ids_are_read_from_the_results_scope() {
+        for (scp, expected) in [
+            ("Actions.Results:r:j", Some(("r", "j"))),
+            ("Actions.Other Actions.Results:r:j", Some(("r", "j"))),
+            ("Actions.Results:r", None),
+            ("Actions.Results:r:j:x", None),
+            ("", None),
+        ] {
+            let claims = RuntimeClaims {
+                scp: scp.into(),
+                exp: 0,
+                cache: None,
+            };
+            assert_eq!(claims.backend_ids(), expected, "{scp}");
+        }
     }
 
     #[test]

@@ -13,41 +13,40 @@
 //! - `GET`/`HEAD` on `archiveLocation`, with or without `Range`.
 //!
 //! A request without a valid token, or for a scope its token does not grant, is refused (401
-//! or 403) and logged; tokens never appear in the log.
+//! or 403) and logged; tokens never appear in the log. Protocol v2 (`crate::v2`) is served at
+//! the same address, and so are the services mounted beside it (`serve_with`).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{self, HeaderValue};
+use hearth_blob::block::Staging;
+use hearth_blob::serve::Serving;
+use hearth_blob::{base_url, full, json_response, query_value, respond, Answer, Body, Mounted};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::auth::{AuthError, Grant, Signer};
 use crate::store::{Store, StoreError};
 
-type Body = BoxBody<Bytes, std::io::Error>;
-
-/// How long a download link stays valid.
-const LINK_VALIDITY: Duration = Duration::from_secs(3600);
+/// How long a download or upload link stays valid.
+pub(crate) const LINK_VALIDITY: Duration = Duration::from_secs(3600);
 /// The API prefix after the token.
-const API: &str = "_apis/artifactcache/";
+pub(crate) const API: &str = "_apis/artifactcache/";
 
 /// What the server serves from.
-struct App {
-    store: Arc<Store>,
-    signer: Signer,
+pub(crate) struct App {
+    pub(crate) store: Arc<Store>,
+    pub(crate) signer: Signer,
+    /// Where protocol v2's uploads are staged.
+    pub(crate) staging: Staging,
     /// What each job (by its token) restored, missed and saved, until the runner takes it.
     activity: Mutex<HashMap<String, JobActivity>>,
 }
@@ -70,6 +69,13 @@ pub struct JobActivity {
 }
 
 impl JobActivity {
+    /// Adds what `other` recorded (the same job over the other protocol).
+    pub fn merge(&mut self, other: JobActivity) {
+        self.hits.extend(other.hits);
+        self.misses.extend(other.misses);
+        self.saved.extend(other.saved);
+    }
+
     /// One line for the job's log, or `None` when the job did not use the cache.
     pub fn summary(&self) -> Option<String> {
         if self.hits.is_empty() && self.misses.is_empty() && self.saved.is_empty() {
@@ -90,7 +96,7 @@ impl JobActivity {
 }
 
 impl App {
-    fn record(&self, token: &str, change: impl FnOnce(&mut JobActivity)) {
+    pub(crate) fn record(&self, token: &str, change: impl FnOnce(&mut JobActivity)) {
         let mut activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
         if !activity.contains_key(token) && activity.len() >= MAX_ACTIVITY {
             if let Some(oldest) = activity
@@ -116,15 +122,13 @@ impl App {
 /// A running server; stopped when dropped or by [`Running::stop`].
 pub struct Running {
     app: Arc<App>,
-    address: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl Running {
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.serving.address()
     }
 
     /// What the job with `token` did with the cache so far, forgotten here.
@@ -137,88 +141,53 @@ impl Running {
     }
 
     /// Stops listening and ends the connections.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 
 /// Serves `store` on `listener`, accepting the tokens `signer` signs.
 pub fn serve(listener: TcpListener, store: Arc<Store>, signer: Signer) -> std::io::Result<Running> {
-    let address = listener.local_addr()?;
+    serve_with(listener, store, signer, Vec::new())
+}
+
+/// The same, with other services answering at the same address the requests under their
+/// prefixes (`ACTIONS_RESULTS_URL` holds cache v2 and `hearth exec`'s artifacts alike).
+pub fn serve_with(
+    listener: TcpListener,
+    store: Arc<Store>,
+    signer: Signer,
+    mut services: Vec<Arc<dyn Mounted>>,
+) -> std::io::Result<Running> {
+    let staging = Staging::open(&store.staging_dir()).map_err(std::io::Error::other)?;
     let app = Arc::new(App {
         store,
         signer,
+        staging,
         activity: Mutex::default(),
     });
-    let served = app.clone();
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let app = app.clone();
-                    connections.spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            let app = app.clone();
-                            async move { Ok::<_, Infallible>(handle(&app, request).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = stopped.changed() => break,
-            }
-        }
-        connections.abort_all();
-    });
-    Ok(Running {
-        app: served,
-        address,
-        stop,
-        task: Some(task),
-    })
+    // The cache takes what the others do not.
+    services.push(app.clone());
+    let serving = hearth_blob::serve::serve(listener, services)?;
+    Ok(Running { app, serving })
 }
 
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+impl Mounted for App {
+    fn prefixes(&self) -> &[&'static str] {
+        &["/"]
+    }
+
+    fn handle(&self, request: Request<Incoming>) -> Answer<'_> {
+        Box::pin(handle(self, request))
+    }
 }
 
-fn respond(status: StatusCode, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response
-}
-
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = respond(status, full(value.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn error(status: StatusCode, message: &str) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     json_response(status, &json!({ "message": message }))
 }
 
 /// Refuses a request, logging why; `shown` names the request without its token.
-fn refused(status: StatusCode, why: &str, shown: &str) -> Response<Body> {
+pub(crate) fn refused(status: StatusCode, why: &str, shown: &str) -> Response<Body> {
     tracing::warn!(request = %shown, "cache request refused: {why}");
     error(status, why)
 }
@@ -232,6 +201,9 @@ fn without_token(path: &str) -> &str {
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
+    if path.starts_with(crate::v2::PREFIX) || path.starts_with(crate::v2::UPLOADS) {
+        return crate::v2::handle(app, request).await;
+    }
     let rest = path.trim_start_matches('/');
     // Downloads carry a signed link instead of a token.
     if let Some(id) = rest
@@ -280,24 +252,6 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
         }
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
-}
-
-/// The query's value of `name`, percent-decoded.
-fn query_value(request: &Request<Incoming>, name: &str) -> Option<String> {
-    let query = request.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// The base URL the job reached the server at (its `Host`), for links it follows.
-fn base_url(request: &Request<Incoming>) -> String {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 async fn lookup(
@@ -354,7 +308,7 @@ async fn read_json<T: for<'de> Deserialize<'de>>(request: Request<Incoming>) -> 
     serde_json::from_slice(&bytes).map_err(|e| format!("the request is not valid JSON: {e}"))
 }
 
-fn store_error(e: &StoreError) -> Response<Body> {
+pub(crate) fn store_error(e: &StoreError) -> Response<Body> {
     let status = match e {
         StoreError::Exists { .. } => StatusCode::CONFLICT,
         StoreError::NoUpload(_) | StoreError::NoEntry(_) => StatusCode::NOT_FOUND,
@@ -509,23 +463,6 @@ async fn commit(
     }
 }
 
-/// `bytes=a-b`, `bytes=a-` or `bytes=-n` of a `size`-byte entry: the first and last byte.
-fn byte_range(value: &str, size: u64) -> Option<(u64, u64)> {
-    let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().ok()?;
-            (size.checked_sub(n.min(size))?, size.checked_sub(1)?)
-        }
-        (start, "") => (start.parse().ok()?, size.checked_sub(1)?),
-        (start, end) => (
-            start.parse().ok()?,
-            end.parse::<u64>().ok()?.min(size.checked_sub(1)?),
-        ),
-    };
-    (start <= end && end < size).then_some((start, end))
-}
-
 async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<Body> {
     let path = request.uri().path();
     let Ok(id) = id.trim_end_matches('/').parse::<u64>() else {
@@ -538,60 +475,25 @@ async fn download(app: &App, request: &Request<Incoming>, id: &str) -> Response<
     if let Err(e) = app.signer.verify_download(id, &expires, &sig) {
         return refused(StatusCode::FORBIDDEN, &e.to_string(), path);
     }
-    let head = request.method() == Method::HEAD;
-    if !(head || request.method() == Method::GET) {
+    if !(request.method() == Method::HEAD || request.method() == Method::GET) {
         return error(StatusCode::METHOD_NOT_ALLOWED, "not allowed");
     }
-    let (info, data) = match app.store.open_entry(id).await {
-        Ok(opened) => opened,
-        Err(e) => return store_error(&e),
-    };
-    let size = info.size;
-    let range = request
-        .headers()
-        .get(header::RANGE)
-        .and_then(|r| r.to_str().ok());
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, size),
-        Some(value) => match byte_range(value, size) {
-            Some((start, last)) => (StatusCode::PARTIAL_CONTENT, start, last + 1),
-            None => {
-                let mut response = error(StatusCode::RANGE_NOT_SATISFIABLE, "bad range");
-                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    response.headers_mut().insert(header::CONTENT_RANGE, value);
-                }
-                return response;
-            }
-        },
-    };
-    let body = if head || start == end {
-        full(Bytes::new())
-    } else {
-        let chunks = match data.stream(start, end).await {
-            Ok(chunks) => chunks,
-            Err(e) => return store_error(&e),
-        };
-        StreamBody::new(chunks.map_ok(Frame::data)).boxed()
-    };
-    let mut response = respond(status, body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
-            headers.insert(header::CONTENT_RANGE, value);
+    match app.store.open_entry(id).await {
+        Ok((info, data)) => {
+            hearth_blob::download::serve_ranges(request, info.size, |start, end| async move {
+                data.stream(start, end)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .await
         }
+        Err(e) => store_error(&e),
     }
-    response
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{byte_range, JobActivity};
+    use super::JobActivity;
 
     #[test]
     fn a_jobs_activity_is_one_line() {
@@ -609,18 +511,5 @@ mod tests {
             activity.summary().as_deref(),
             Some("Cache: hit deps-1 (for deps-2); hit tools; missed lint-9; saved deps-2")
         );
-    }
-
-    #[test]
-    fn ranges_read_as_rfc_9110_says() {
-        assert_eq!(byte_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(byte_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(byte_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(byte_range("bytes=-200", 100), Some((0, 99)));
-        assert_eq!(byte_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(byte_range("bytes=100-", 100), None);
-        assert_eq!(byte_range("bytes=9-0", 100), None);
-        assert_eq!(byte_range("bytes=0-0", 0), None);
-        assert_eq!(byte_range("items=0-1", 100), None);
     }
 }

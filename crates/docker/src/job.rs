@@ -27,8 +27,6 @@ const POLL: Duration = Duration::from_millis(100);
 const DRAIN: Duration = Duration::from_millis(100);
 /// Between interrupting a stopped step's process group and killing it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
-/// How long the check that the forge answers from inside the job container may take.
-const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The names of the jobs a backend runs now, shared by its clones and its jobs.
 #[derive(Clone, Default)]
@@ -201,55 +199,6 @@ impl DockerJob {
             Ok(ExecEnd::Exited(0)) => crate::node::major_of(&String::from_utf8_lossy(&said)),
             _ => None,
         }
-    }
-
-    /// Checks that each of `urls` (the forge, as the runner reaches it) answers from inside the
-    /// job container at the address the job is given, so that a job that cannot reach its
-    /// forge fails at once with what to change, not deep inside a checkout. An image with
-    /// neither bash nor nc cannot tell, and the job goes on.
-    pub(crate) async fn check_reach(&mut self, urls: &[String]) -> Result<(), BackendError> {
-        for url in urls {
-            let seen = self.address(url);
-            let Some(argv) = crate::reach::probe(&seen) else {
-                continue;
-            };
-            let spec = ExecSpec {
-                argv,
-                env: self.base_env.clone(),
-                working_dir: self.paths.workspace.clone(),
-                timeout: Some(REACH_TIMEOUT),
-            };
-            let mut said = Vec::new();
-            let mut keep = |_: Stream, chunk: &[u8]| said.extend_from_slice(chunk);
-            let ended = self.run(spec, &mut keep, &CancellationToken::new()).await?;
-            let why = match ended {
-                ExecEnd::Exited(0) => continue,
-                ExecEnd::Exited(code) if code == crate::reach::PROBE_CANNOT_TELL => {
-                    tracing::debug!("the job image has neither bash nor nc: {seen} is not checked");
-                    continue;
-                }
-                ExecEnd::TimedOut => format!("no answer within {} s", REACH_TIMEOUT.as_secs()),
-                _ => {
-                    let said = String::from_utf8_lossy(&said);
-                    match said.trim().lines().last() {
-                        Some(line) if !line.is_empty() => line.to_owned(),
-                        _ => "the connection failed".to_owned(),
-                    }
-                }
-            };
-            let via = if seen == *url {
-                String::new()
-            } else {
-                format!(" (forwarded to {url}, as the runner reaches it)")
-            };
-            return Err(BackendError::Unreachable(format!(
-                "the forge at {seen}{via} cannot be reached from the job container on the \
-                 network {}: {why}; set container.network to a network the forge is on, or \
-                 register the runner with an address of the forge that containers can reach",
-                self.network_name
-            )));
-        }
-        Ok(())
     }
 
     /// Lets whatever user the job's image or `--user` runs as write the job's folder, its

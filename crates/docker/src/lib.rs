@@ -505,7 +505,7 @@ impl DockerBackend {
         job: &mut DockerJob,
         (container, services): (&Wanted<'_>, &[(&str, Wanted<'_>)]),
         labels: &HashMap<String, String>,
-        reach: &[String],
+        reach: &[hearth_backend::Reach],
         log: &mut dyn SetupLog,
         cancel: &CancellationToken,
     ) -> Result<(), BackendError> {
@@ -530,7 +530,9 @@ impl DockerBackend {
             self.settings.network.clone()
         };
         let network = job.network_name.clone();
-        let extra_hosts = reach::host_entries(reach).await;
+        let urls: Vec<String> = reach.iter().map(|r| r.url.clone()).collect();
+        let reach_urls = urls.as_slice();
+        let extra_hosts = reach::host_entries(reach_urls).await;
         // Step containers (Docker actions) reach the forge by the same names.
         job.extra_hosts = extra_hosts.clone();
         let job_body = self.job_body(job, container, labels.clone(), extra_hosts);
@@ -630,7 +632,7 @@ impl DockerBackend {
         // the socket): the job container joins that network too, as Docker keeps bridge
         // networks apart.
         if !reach.is_empty() && network != "host" {
-            for forge_network in reach::forge_networks(docker, reach, &network).await {
+            for forge_network in reach::forge_networks(docker, reach_urls, &network).await {
                 let request = NetworkConnectRequest {
                     container: id.clone(),
                     endpoint_config: None,
@@ -676,7 +678,7 @@ impl DockerBackend {
                 .and_then(|configs| configs.into_iter().find_map(|c| c.gateway))
                 .and_then(|gateway| gateway.parse().ok());
             match gateway {
-                Some(gateway) => reach::forward(reach, gateway).await,
+                Some(gateway) => reach::forward(reach_urls, gateway).await,
                 None => Ok(Vec::new()),
             }
         };
@@ -717,6 +719,7 @@ impl DockerBackend {
         );
         healthy?;
         let inspected = inspected.map_err(failed("cannot inspect the job container"))?;
+        let pid = inspected.state.as_ref().and_then(|state| state.pid);
         job.base_env = inspected
             .config
             .and_then(|c| c.env)
@@ -729,8 +732,29 @@ impl DockerBackend {
         if job.has_bash.is_none() {
             job.probe_bash().await;
         }
+        // Before the first step: the container reaches the forge and the cache.
         if !reach.is_empty() {
-            job.check_reach(reach).await?;
+            let checks: Vec<reach::Check> = reach
+                .iter()
+                .map(|r| reach::Check {
+                    seen: job.address(&r.url),
+                    reach: r.clone(),
+                })
+                .collect();
+            let lent_node = job
+                .lent_node
+                .as_ref()
+                .filter(|_| !job.copy)
+                .map(|bundle| bundle.argv());
+            let container = reach::Container {
+                id: &id,
+                pid,
+                network: &network,
+                hosts: &job.extra_hosts,
+            };
+            for warning in reach::check(docker, container, &checks, lent_node).await? {
+                log.line(SetupLevel::Warning, &warning);
+            }
         }
         Ok(())
     }

@@ -38,8 +38,10 @@ use crate::DockerBackend;
 pub const ACTION_IMAGE: &str = "hearth-action";
 /// How long a stopped step's container has between its stop signal and being killed.
 const STOP_GRACE_SECONDS: i32 = 1;
-/// How long output is still read after the container ended.
-const DRAIN: Duration = Duration::from_millis(500);
+/// How long the container's end is awaited once its output closed. Generous: podman under
+/// load takes seconds to report it, and its inspect output (the fallback) names a state
+/// (`stopped`) the Engine API's schema does not have.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Where a step container finds the job's folders.
 pub(crate) enum JobFolders<'a> {

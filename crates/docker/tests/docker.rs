@@ -552,7 +552,7 @@ async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
     let backend = backend(root.path()).await;
     clean(&backend, "reach").await;
     let mut spec = spec("reach");
-    spec.reach = vec![address.clone()];
+    spec.reach = vec![common::forge(&address)];
     let cancel = CancellationToken::new();
     let job = backend
         .start(spec, &mut NoSetupLog, &cancel)
@@ -613,7 +613,7 @@ async fn a_forge_on_another_docker_network_is_reached_by_joining_it() {
     let backend = backend(root.path()).await;
     clean(&backend, "forge-network").await;
     let mut spec = spec("forge-network");
-    spec.reach = vec![forge.clone()];
+    spec.reach = vec![common::forge(&forge)];
     let mut log = SetupLines::default();
     let cancel = CancellationToken::new();
     let started = backend.start(spec, &mut log, &cancel).await;
@@ -644,7 +644,7 @@ async fn a_forge_the_job_cannot_reach_fails_the_start_saying_what_to_change() {
         if let Some(container) = &mut spec.container {
             container.image = image.into();
         }
-        spec.reach = vec!["http://no-such-forge.invalid:3000".into()];
+        spec.reach = vec![common::forge("http://no-such-forge.invalid:3000")];
         let cancel = CancellationToken::new();
         let error = match backend.start(spec, &mut NoSetupLog, &cancel).await {
             Ok(_) => panic!("{image}: the job started"),
@@ -661,6 +661,171 @@ async fn a_forge_the_job_cannot_reach_fails_the_start_saying_what_to_change() {
         );
         assert_eq!(labelled("unreachable").await, (0, 0), "{image}");
     }
+}
+
+/// The cache is optional: one the job container cannot reach (nothing behind the forwarder on
+/// the gateway; a name the container cannot resolve, checked by the image's tools; an address
+/// that refuses the container, checked from its network namespace) is one warning line in the
+/// set-up log,
+/// naming the address and the fix, and the job starts; one it reaches says nothing. In the
+/// busybox image (`nc`), the Debian one (bash) and the musl one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_the_job_cannot_reach_is_one_warning_and_the_job_starts() {
+    let forge = common::loopback_forge().await;
+    let live = common::loopback_forge().await;
+    let dead = common::dead_loopback().await;
+    let dead_here = {
+        // This machine's address on its default route (a datagram socket's connect sends
+        // nothing), and a port free there.
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect("203.0.113.1:9").expect("a default route");
+        let ip = socket.local_addr().unwrap().ip();
+        let free = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        format!("http://{ip}:{}", free.local_addr().unwrap().port())
+    };
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path()).await;
+    // The cache's URL, and what the warning says after "cannot be reached from the job
+    // container on the network hearth-…: " (`None`: no warning).
+    let cases = [
+        (live.clone(), None),
+        (
+            dead.clone(),
+            Some(format!("nothing answers at {dead} on the runner's machine")),
+        ),
+        (
+            "http://no-such-cache.invalid:9000".to_owned(),
+            Some(String::new()),
+        ),
+        // An address of this machine that the container's own connection is refused at.
+        (dead_here, Some("Connection refused".to_owned())),
+    ];
+    for image in [IMAGE, "hearth-test/debian:1", "hearth-test/musl:1"] {
+        for (cache, warned) in &cases {
+            clean(&backend, "cache-reach").await;
+            let mut spec = spec("cache-reach");
+            if let Some(container) = &mut spec.container {
+                container.image = image.into();
+            }
+            spec.reach = vec![common::forge(&forge), common::cache(cache)];
+            let mut log = common::LeveledLines::default();
+            let cancel = CancellationToken::new();
+            let job = backend
+                .start(spec, &mut log, &cancel)
+                .await
+                .unwrap_or_else(|e| panic!("{image} {cache}: {e}\n{:#?}", log.0));
+            let warnings = log.warnings();
+            match warned {
+                None => assert!(warnings.is_empty(), "{image} {cache}: {warnings:#?}"),
+                Some(why) => {
+                    assert_eq!(warnings.len(), 1, "{image} {cache}: {:#?}", log.0);
+                    let line = warnings[0];
+                    let seen = job.address(cache);
+                    let via = if seen == *cache {
+                        String::new()
+                    } else {
+                        format!(" (forwarded to {cache}, as the runner reaches it)")
+                    };
+                    assert!(
+                        line.starts_with(&format!(
+                            "The cache at {seen}{via} cannot be reached from the job container \
+                             on the network hearth-"
+                        )) && line.contains(why.as_str())
+                            && line.ends_with(
+                                "; set cache.host to where the job reaches. The job runs \
+                                 without it."
+                            )
+                            && !line.contains('\n'),
+                        "{image} {cache}: {line}"
+                    );
+                }
+            }
+            job.finish().await.expect("finished");
+        }
+    }
+    assert_eq!(labelled("cache-reach").await, (0, 0));
+}
+
+/// An image with a shell and nothing to connect with (this machine's `dash` and its C library
+/// alone: no bash, nc, curl, wget, perl, python or node) is checked by the node the runner
+/// lends it: a cache at a name the container cannot resolve (which only a check from inside
+/// finds) is still one warning, in node's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_with_nothing_to_connect_with_is_checked_by_the_lent_node() {
+    let image = bare_shell_image();
+    let forge = common::loopback_forge().await;
+    let unknown = "http://no-such-cache.invalid:9000";
+    let root = tempfile::tempdir().unwrap();
+    let backend = backend(root.path())
+        .await
+        .with_node_lending(root.path().join("externals"));
+    clean(&backend, "bare-reach").await;
+    let mut spec = spec("bare-reach");
+    if let Some(container) = &mut spec.container {
+        container.image = image.into();
+    }
+    spec.reach = vec![common::forge(&forge), common::cache(unknown)];
+    let mut log = common::LeveledLines::default();
+    let job = backend
+        .start(spec, &mut log, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}", log.0));
+    let warnings = log.warnings();
+    assert_eq!(warnings.len(), 1, "{:#?}", log.0);
+    assert!(
+        warnings[0].starts_with("The cache at ")
+            && warnings[0].contains("getaddrinfo ENOTFOUND no-such-cache.invalid"),
+        "{}",
+        warnings[0]
+    );
+    job.finish().await.expect("finished");
+    assert_eq!(labelled("bare-reach").await, (0, 0));
+}
+
+/// `hearth-test/bare-shell:2`: `/bin/sh` (this machine's `dash`), `tail` (what the job
+/// container's main process runs) and the libraries `ldd` lists, from scratch; built once.
+fn bare_shell_image() -> &'static str {
+    use std::process::Command;
+    const BARE: &str = "hearth-test/bare-shell:2";
+    let there = Command::new("docker")
+        .args(["image", "inspect", BARE])
+        .output()
+        .expect("docker runs");
+    if there.status.success() {
+        return BARE;
+    }
+    let context = tempfile::tempdir().unwrap();
+    let put = |from: &std::path::Path, to: &str| {
+        let at = context.path().join(to.trim_start_matches('/'));
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::copy(from, &at).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    };
+    for (program, at) in [("/bin/dash", "/bin/sh"), ("/usr/bin/tail", "/bin/tail")] {
+        let program = std::path::Path::new(program);
+        put(program, at);
+        let ldd = Command::new("ldd").arg(program).output().expect("ldd runs");
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let path = match line.split_once("=>") {
+                Some((_, after)) => after.trim().split(' ').next().unwrap_or(""),
+                None => line.trim().split(' ').next().unwrap_or(""),
+            };
+            if path.starts_with('/') {
+                put(std::path::Path::new(path), path);
+            }
+        }
+    }
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nCOPY . /\n",
+    )
+    .unwrap();
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", BARE])
+        .arg(context.path())
+        .output()
+        .expect("docker build runs");
+    assert!(built.status.success(), "{built:?}");
+    BARE
 }
 
 /// `container.privileged` is not shown here: this machine's sandbox refuses privileged

@@ -253,20 +253,33 @@ async fn a_service_that_never_gets_healthy_fails_the_start_with_its_log() {
 }
 
 /// A forge on this machine's loopback is reached from the job container through the
-/// forwarder on the job network's gateway (which podman brings up with the first container).
+/// forwarder on the job network's gateway (which podman brings up with the first container);
+/// a cache on the loopback where nothing listens is one warning, and the job starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forge_on_the_loopback_is_reachable_from_the_job_container() {
     let address = common::loopback_forge().await;
+    let dead = common::dead_loopback().await;
     let root = tempfile::tempdir().unwrap();
     let backend = backend(root.path()).await;
     clean(&backend, "reach").await;
     let mut spec = spec("reach");
-    spec.reach = vec![address.clone()];
+    spec.reach = vec![common::forge(&address), common::cache(&dead)];
     let cancel = CancellationToken::new();
+    let mut log = common::LeveledLines::default();
     let job = backend
-        .start(spec, &mut NoSetupLog, &cancel)
+        .start(spec, &mut log, &cancel)
         .await
         .expect("started");
+    let warnings = log.warnings();
+    assert_eq!(warnings.len(), 1, "{:#?}", log.0);
+    assert!(
+        warnings[0].starts_with("The cache at ")
+            && warnings[0].contains(&format!(
+                "nothing answers at {dead} on the runner's machine"
+            )),
+        "{}",
+        warnings[0]
+    );
     let seen = job.address(&address);
     assert_ne!(seen, address);
     let script = format!("wget -q -O - {seen}/api/healthz");

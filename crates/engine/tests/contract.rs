@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_backend::{
-    Backend, BackendError, BoxFuture, CancellationToken, JobRuntime, JobSpec, SecretString,
+    Backend, BackendError, BoxFuture, CancellationToken, JobRuntime, JobSpec, Reach, SecretString,
     SetupLog,
 };
 use hearth_engine::job::remote::{ActionSource, FetchError};
@@ -73,16 +73,11 @@ async fn run_with_actions(
 ) -> (JobOutcome, Lines) {
     let control = JobControl::default();
     let actions = Some(actions);
-    run_request(
-        backend,
-        yaml,
-        &[],
-        label_image,
-        Vec::new(),
+    let extras = Extras {
         actions,
-        &control,
-    )
-    .await
+        ..Extras::default()
+    };
+    run_request(backend, yaml, &[], label_image, extras, &control).await
 }
 
 /// [`run`], the runner handing the job `env_folders`.
@@ -94,16 +89,19 @@ async fn run_with_folders(
     env_folders: Vec<EnvFolder>,
     control: &JobControl,
 ) -> (JobOutcome, Lines) {
-    run_request(
-        backend,
-        yaml,
-        secrets,
-        label_image,
+    let extras = Extras {
         env_folders,
-        None,
-        control,
-    )
-    .await
+        ..Extras::default()
+    };
+    run_request(backend, yaml, secrets, label_image, extras, control).await
+}
+
+/// What the runner hands a job besides the workflow.
+#[derive(Default)]
+struct Extras {
+    env_folders: Vec<EnvFolder>,
+    actions: Option<Arc<dyn ActionSource>>,
+    reach: Vec<Reach>,
 }
 
 async fn run_request(
@@ -111,10 +109,14 @@ async fn run_request(
     yaml: &str,
     secrets: &[(&str, &str)],
     label_image: Option<&str>,
-    env_folders: Vec<EnvFolder>,
-    actions: Option<Arc<dyn ActionSource>>,
+    extras: Extras,
     control: &JobControl,
 ) -> (JobOutcome, Lines) {
+    let Extras {
+        env_folders,
+        actions,
+        reach,
+    } = extras;
     let workflow = Workflow::parse(yaml, "ci.yml").expect("a valid workflow");
     let job = &workflow.jobs[0];
     let contexts = Object::new();
@@ -148,7 +150,7 @@ async fn run_request(
         bind_repository: false,
         label_image: label_image.map(str::to_owned),
         owner: vec![("hearth.task".into(), "7".into())],
-        reach: Vec::new(),
+        reach,
         actions,
         env_folders,
         forge_registry: None,
@@ -156,6 +158,81 @@ async fn run_request(
     let lines = Lines::default();
     let outcome = run_job(backend, &request, &lines, control).await;
     (outcome, lines)
+}
+
+/// What the job must reach reaches the backend as the runner gives it (the forge required,
+/// the cache optional). A container backend whose job network cannot reach the cache says so
+/// in one warning line of the job's log, masked, before the first step, and the job runs; one
+/// that cannot reach the forge fails the job before any step, saying what to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_container_job_cannot_reach_warns_when_optional_and_fails_the_job_when_not() {
+    let (_root, backend) = fake();
+    let backend = backend.with_unreachable(&[
+        "http://cache.invalid:1/s3cr3t-path",
+        "http://forge.invalid:1",
+    ]);
+    let yaml = r#"
+on: push
+jobs:
+  build:
+    runs-on: linux
+    container: registry.example/app:1
+    steps:
+      - run: echo step ran
+"#;
+    let forge = |url: &str| Reach::required(url, "the forge", "register the forge elsewhere");
+    let cache = Reach::optional(
+        "http://cache.invalid:1/s3cr3t-path",
+        "the cache",
+        "set cache.host",
+    );
+    let control = JobControl::default();
+    let reach = vec![forge("http://forge.example:1"), cache.clone()];
+    let extras = Extras {
+        reach: reach.clone(),
+        ..Extras::default()
+    };
+    let request = run_request(
+        &backend,
+        yaml,
+        &[("PATH_SECRET", "s3cr3t-path")],
+        None,
+        extras,
+        &control,
+    );
+    let (outcome, lines) = request.await;
+    assert_eq!(outcome.result, Conclusion::Success, "{:#?}", lines.all());
+    assert_eq!(backend.seen().specs[0].reach, reach);
+    let all = lines.all();
+    let warned = all
+        .iter()
+        .position(|l| {
+            l == "fake: the cache at http://cache.invalid:1/*** cannot be reached from the job \
+                  container on the network fake-network: fake: unreachable; set cache.host. The \
+                  job runs without it."
+        })
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    let stepped = all
+        .iter()
+        .position(|l| l == "step ran")
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert!(warned < stepped, "{all:#?}");
+
+    let extras = Extras {
+        reach: vec![forge("http://forge.invalid:1"), cache],
+        ..Extras::default()
+    };
+    let (outcome, lines) = run_request(&backend, yaml, &[], None, extras, &control).await;
+    assert_eq!(outcome.result, Conclusion::Failure, "{:#?}", lines.all());
+    assert!(!lines.has("step ran"), "{:#?}", lines.all());
+    assert!(
+        lines.has(
+            "the forge at http://forge.invalid:1 cannot be reached from the job container on the \
+             network fake-network: fake: unreachable; register the forge elsewhere"
+        ),
+        "{:#?}",
+        lines.all()
+    );
 }
 
 fn fake() -> (tempfile::TempDir, FakeBackend) {

@@ -48,6 +48,8 @@ pub struct FakeBackend {
     seen: Arc<Mutex<Seen>>,
     /// Makes `finish` fail (after cleaning up), to test that the engine reports it.
     fail_finish: bool,
+    /// URLs a job container's network does not reach (see [`FakeBackend::with_unreachable`]).
+    unreachable: Vec<String>,
 }
 
 impl FakeBackend {
@@ -57,7 +59,17 @@ impl FakeBackend {
             host: HostBackend::new(root),
             seen: Arc::default(),
             fail_finish: false,
+            unreachable: Vec::new(),
         }
+    }
+
+    /// A job container's network does not reach `urls`: a job given one of them to reach
+    /// (`JobSpec::reach`) is told so as a container backend tells it: an optional one is one
+    /// warning line of the set-up log, naming it and the fix, and the job starts; another fails
+    /// the start (`BackendError::Unreachable`). A job without a container is not checked.
+    pub fn with_unreachable(mut self, urls: &[&str]) -> Self {
+        self.unreachable = urls.iter().map(|u| (*u).to_owned()).collect();
+        self
     }
 
     /// Steps start from `env` (by default, this process's environment).
@@ -140,6 +152,24 @@ impl Backend for FakeBackend {
                     network: "fake-network".to_owned(),
                     ports: Vec::new(),
                 });
+                for reach in spec
+                    .reach
+                    .iter()
+                    .filter(|r| self.unreachable.contains(&r.url))
+                {
+                    let message = format!(
+                        "{} at {} cannot be reached from the job container on the network \
+                         fake-network: fake: unreachable; {}",
+                        reach.what, reach.url, reach.fix
+                    );
+                    if !reach.optional {
+                        return Err(BackendError::Unreachable(message));
+                    }
+                    log.line(
+                        SetupLevel::Warning,
+                        &format!("fake: {message}. The job runs without it."),
+                    );
+                }
             }
             for (id, service) in std::mem::take(&mut spec.services) {
                 log.line(

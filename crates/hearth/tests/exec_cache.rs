@@ -2,7 +2,8 @@
 //! with GitHub's client (`@actions/cache`, from `scripts/npm-test-env`), the next restores by a
 //! restore key, and a container job on its own network reaches the server too. A second run
 //! finds what the first saved; with `cache.s3`, a run on another machine (another cache
-//! folder) finds it in the bucket (moto's server, from `scripts/s3-test-env`).
+//! folder) finds it in the bucket (moto's server, from `scripts/s3-test-env`). A cache a
+//! container job cannot reach is one warning line in its log, and the job goes on.
 
 #[path = "common/action_repos.rs"]
 #[allow(dead_code)] // the action repositories are not used here, only `make_repo`
@@ -110,6 +111,8 @@ jobs:
         .find(|l| l.contains("| url "))
         .unwrap_or_else(|| panic!("{first}"));
     assert!(url.contains("/***/"), "{url}");
+    // The container job reached its cache, and the check said nothing.
+    assert!(!first.contains("warning: "), "{first}");
     // The next run: the first's entry is there, and the same key is not saved again.
     let (second, _) = run();
     assert!(second.contains("[save]   | {\"saved\":-1}"), "{second}");
@@ -200,4 +203,73 @@ jobs:
         assert!(second.contains(line), "no {line:?} in {second}");
     }
     drop(moto);
+}
+
+/// `cache.external_server` on this machine's loopback where nothing listens: the container job
+/// is told so in one warning line before its steps, naming the address and the fix, and goes
+/// on; the host job, which is not checked, says nothing.
+#[test]
+fn a_cache_a_container_job_cannot_reach_is_one_warning_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let cache = format!("http://127.0.0.1:{dead}");
+    let workflow = "on: push
+jobs:
+  boxed:
+    runs-on: boxed
+    steps:
+      - run: echo boxed step
+  plain:
+    runs-on: linux
+    steps:
+      - run: echo plain step
+";
+    action_repos::make_repo(
+        dir.path(),
+        "project",
+        &[(".forgejo/workflows/ci.yml", workflow)],
+        "start",
+    );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("cache:\n  external_server: {cache}\n")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("-c")
+        .arg(&config)
+        .args(["exec", "-C"])
+        .arg(dir.path().join("project"))
+        .args([
+            "--label",
+            "linux:host",
+            "--label",
+            "boxed:docker://hearth-test/busybox:1",
+        ])
+        .output()
+        .expect("hearth exec runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let warnings: Vec<&str> = stdout.lines().filter(|l| l.contains("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{stdout}");
+    let warning = warnings[0];
+    assert!(
+        warning.starts_with("[boxed]   | warning: The cache at http://")
+            && warning.contains(&format!("(forwarded to {cache}, as the runner reaches it)"))
+            && warning.contains(&format!(
+                "nothing answers at {cache} on the runner's machine"
+            ))
+            && warning.ends_with(
+                "; set cache.external_server to an address the job network reaches. The job \
+                 runs without it."
+            ),
+        "{warning}"
+    );
+    let warned = stdout.find(warning).unwrap_or_default();
+    let stepped = stdout
+        .find("[boxed]   | boxed step")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(warned < stepped, "{stdout}");
+    assert!(stdout.contains("[plain]   | plain step"), "{stdout}");
 }

@@ -8,12 +8,15 @@
 //! `ACTIONS_CACHE_URL`; the caller masks it. The server listens on this machine's loopback
 //! unless `cache.host` says where, and a job in a container reaches it as it reaches a forge on
 //! the loopback (the backend forwards from the job network's gateway: see `JobRequest::reach`).
+//! The cache is an optional `Reach`: a container job that cannot reach it is told so in one
+//! warning line naming the address and what to change, and runs without it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hearth_backend::Reach;
 use hearth_cache::auth::{Grant, Signer};
 use hearth_cache::server::Running;
 use hearth_cache::{S3Options, Store};
@@ -48,13 +51,21 @@ pub struct JobCache {
     running: Option<Running>,
 }
 
+/// What a job's log says when a job container cannot reach the runner's own server.
+const FIX_OWN: &str = "set cache.host (hearth exec: --cache-server-addr) to an address of \
+                       this machine that the job network reaches, or cache.external_server to \
+                       a cache server it reaches";
+/// What a job's log says when a job container cannot reach an external server.
+const FIX_EXTERNAL: &str = "set cache.external_server to an address the job network reaches";
+
 /// What one job is given: the URL with its token, and the parts the caller needs.
 #[derive(Clone, Debug)]
 pub struct JobCacheAccess {
     /// `ACTIONS_CACHE_URL`: `http://host:port/<token>/`, or an external server's URL.
     pub url: String,
-    /// The server's address without the token, for `JobRequest::reach`.
-    pub base: String,
+    /// The server's address without the token, for `JobRequest::reach`: optional (a job
+    /// that cannot reach it runs without its cache, told so in one line of its log).
+    pub reach: Reach,
     /// The job's token, to mask.
     pub token: Option<String>,
 }
@@ -64,6 +75,15 @@ impl JobCache {
     /// by `cache.external_server` (with tokens signed with `cache.secret`, when set); else a
     /// server of the runner's own, started now.
     pub async fn start(config: &CacheConfig) -> Result<Option<Arc<JobCache>>, CacheError> {
+        JobCache::start_with(config, Vec::new()).await
+    }
+
+    /// The same, with `services` answering at the same address when the runner runs its own
+    /// server (`hearth exec`'s artifacts).
+    pub async fn start_with(
+        config: &CacheConfig,
+        services: Vec<Arc<dyn hearth_blob::Mounted>>,
+    ) -> Result<Option<Arc<JobCache>>, CacheError> {
         if !config.enabled {
             return Ok(None);
         }
@@ -92,8 +112,9 @@ impl JobCache {
             Some(signer) => signer,
             None => Signer::random().map_err(|e| CacheError::Key(e.to_string()))?,
         };
-        let running = hearth_cache::server::serve(listener, Arc::new(store), signer.clone())
-            .map_err(listen)?;
+        let running =
+            hearth_cache::server::serve_with(listener, Arc::new(store), signer.clone(), services)
+                .map_err(listen)?;
         let base = advertised(running.address());
         match &config.s3 {
             None => {
@@ -117,12 +138,35 @@ impl JobCache {
     /// The line for the log of the job with `token`: what it restored, missed and saved, then
     /// forgotten; `None` when it did not use the cache (or the server is not the runner's).
     pub fn activity(&self, token: &str) -> Option<String> {
-        self.running.as_ref()?.take_activity(token)?.summary()
+        self.activity_of(&[token])
+    }
+
+    /// The same for a job that used the cache under several tokens (v1's, v2's), in one line.
+    pub fn activity_of(&self, tokens: &[&str]) -> Option<String> {
+        let running = self.running.as_ref()?;
+        let mut all = hearth_cache::server::JobActivity::default();
+        for token in tokens {
+            if let Some(activity) = running.take_activity(token) {
+                all.merge(activity);
+            }
+        }
+        all.summary()
     }
 
     /// Where the runner's own server listens.
     pub fn address(&self) -> Option<SocketAddr> {
         self.running.as_ref().map(Running::address)
+    }
+
+    /// The key of the runner's own server, which also signs the runtime tokens its protocol
+    /// v2 takes; `None` for an external server.
+    pub fn own_signer(&self) -> Option<&Signer> {
+        self.running.as_ref().and(self.signer.as_ref())
+    }
+
+    /// `http://host:port`, where jobs on this machine reach the server.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The access of a job whose `github` context is `github`, valid for `valid`; `None` when
@@ -131,16 +175,24 @@ impl JobCache {
         let Some(signer) = &self.signer else {
             return Some(JobCacheAccess {
                 url: format!("{}/", self.base),
-                base: self.base.clone(),
+                reach: self.reach(),
                 token: None,
             });
         };
         let token = signer.token(&grant(github, valid)?);
         Some(JobCacheAccess {
             url: format!("{}/{token}/", self.base),
-            base: self.base.clone(),
+            reach: self.reach(),
             token: Some(token),
         })
+    }
+
+    fn reach(&self) -> Reach {
+        let fix = match self.running {
+            Some(_) => FIX_OWN,
+            None => FIX_EXTERNAL,
+        };
+        Reach::optional(&self.base, "the cache", fix)
     }
 }
 
@@ -277,7 +329,9 @@ mod tests {
         let access = shared.for_job(&push, valid).unwrap();
         let token = access.token.clone().unwrap();
         assert_eq!(access.url, format!("http://cache.internal:9000/{token}/"));
-        assert_eq!(access.base, "http://cache.internal:9000");
+        assert_eq!(access.reach.url, "http://cache.internal:9000");
+        assert!(access.reach.optional);
+        assert!(access.reach.fix.contains("cache.external_server"));
         let grant = Signer::new(b"shared key").verify(&token).unwrap();
         assert_eq!(grant.repository, "acme/app");
         assert!(shared.address().is_none(), "no server of its own");
@@ -289,6 +343,17 @@ mod tests {
         let access = plain.for_job(&push, valid).unwrap();
         assert_eq!(access.url, "http://cache.internal:9000/");
         assert!(access.token.is_none());
+
+        // The runner's own server names the keys that move it.
+        let folder = tempfile::tempdir().unwrap();
+        let mut own = config("", "");
+        own.dir = folder.path().to_owned();
+        let own = JobCache::start(&own).await.unwrap().unwrap();
+        let reach = own.for_job(&push, valid).unwrap().reach;
+        assert!(reach.optional && reach.url.starts_with("http://127.0.0.1:"));
+        assert!(reach
+            .fix
+            .starts_with("set cache.host (hearth exec: --cache-server-addr)"));
 
         let mut off = config("", "");
         off.enabled = false;

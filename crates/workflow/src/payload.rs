@@ -48,6 +48,10 @@
 //!   [`SingleJob::warnings`] instead of errors, and `on` is treated as absent:
 //!   the forge has already decided to run the job, and an event only a forge
 //!   knows must not fail it.
+//! - **Whole-tree checks.** Keys that differ only in case and nesting deeper
+//!   than GitHub reads are [`SingleJob::warnings`]: GitHub refuses them, but
+//!   Gitea and Forgejo read YAML case-sensitively and already ran the
+//!   workflow, so the job runs as act_runner would run it.
 //!
 //! The matrix arrives expanded: `strategy.matrix` holds every key of the one
 //! combination as a one-element list. [`SingleJob::matrix`] is that
@@ -188,16 +192,16 @@ impl SingleJob {
         let mut synthetic_on = insert_synthetic_on(&mut root);
         let checks = checks.finish(());
 
-        let mut warnings = Vec::new();
-        let mut validated = merge(Workflow::from_yaml(&root, file), checks.clone());
+        let (validated, mut warnings) = Workflow::from_forge_yaml(&root, file);
+        let mut validated = merge(validated, checks.clone());
         if let (Err(problems), Some(on)) = (&validated, on_span(&root)) {
             // The forge already decided to run the job; `on` only informs it. A trigger this
             // model does not know (a forge-only event, say) must not fail the task.
             if problems.iter().all(|d| on.start <= d.pos && d.pos < on.end) {
-                warnings = problems.0.clone();
+                warnings.extend(problems.0.iter().cloned());
                 replace_on(&mut root);
                 synthetic_on = true;
-                validated = merge(Workflow::from_yaml(&root, file), checks);
+                validated = merge(Workflow::from_forge_yaml(&root, file).0, checks);
             }
         }
         let mut workflow = validated?;

@@ -16,7 +16,6 @@ mod uploads;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use s3::S3Options;
@@ -92,9 +91,8 @@ pub enum EntryData {
     Object(s3::EntryObject),
 }
 
-/// What `EntryData::stream` yields: the bytes in chunks (`Sync`, as an HTTP body must be).
-pub type ByteStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Sync>>;
+/// What `EntryData::stream` yields: the bytes in chunks.
+pub use hearth_blob::download::ByteStream;
 
 impl EntryData {
     /// Bytes `start..end` of the entry, streamed.
@@ -199,6 +197,29 @@ impl Store {
             Backend::Disk(disk) => disk.commit(id, scope, size).await,
             Backend::S3(s3) => s3.commit(id, scope, size).await,
         }
+    }
+
+    /// The most bytes the store holds (and an entry may have).
+    pub fn limit(&self) -> u64 {
+        self.uploads().limit()
+    }
+
+    /// Where uploads through the Block Blob API (protocol v2) are staged before they are
+    /// adopted: on the file system of the uploads, so that adopting one is a rename.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.uploads().blocks_dir()
+    }
+
+    /// The upload in progress of `scope` with `key` and `version`, if there is one (protocol
+    /// v2 names an upload by them when it ends).
+    pub fn pending(&self, scope: &Scope, key: &str, version: &str) -> Option<u64> {
+        self.uploads().pending(scope, key, version)
+    }
+
+    /// Takes the file `file` (in [`Store::staging_dir`]) as the whole content, `size` bytes,
+    /// of upload `id`, replacing what was written.
+    pub async fn adopt(&self, id: u64, file: &Path, size: u64) -> Result<(), StoreError> {
+        self.uploads().adopt(id, file, size).await
     }
 
     /// Drops upload `id` and its bytes.

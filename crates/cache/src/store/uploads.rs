@@ -13,6 +13,9 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{io, random_id, remove_file, Scope, StoreError};
 
+/// The subfolder where protocol v2's blocks are staged.
+const BLOCKS: &str = "blocks";
+
 /// An entry being uploaded.
 struct Upload {
     scope: Scope,
@@ -53,16 +56,27 @@ impl Uploads {
         self.uploads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The most bytes an entry may hold.
+    pub(super) fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Where upload `id`'s bytes are staged.
     pub(super) fn path(&self, id: u64) -> PathBuf {
         self.folder.join(format!("{id}.part"))
     }
 
+    /// Where uploads through the Block Blob API (protocol v2) are staged before they are
+    /// adopted: in the folder of the uploads, so that adopting one is a rename.
+    pub(super) fn blocks_dir(&self) -> PathBuf {
+        self.folder.join(BLOCKS)
+    }
+
     /// Removes the staged files older than `stale`: a crash's, or another process's that
-    /// has long stopped.
+    /// has long stopped. (The Block Blob staging folder sweeps itself.)
     pub(super) fn sweep(&self, stale: Duration) -> Result<(), StoreError> {
         let files = std::fs::read_dir(&self.folder).map_err(io("cannot read", &self.folder))?;
-        for file in files.flatten().map(|e| e.path()) {
+        for file in files.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
             let old = std::fs::metadata(&file)
                 .and_then(|m| m.modified())
                 .ok()
@@ -110,6 +124,44 @@ impl Uploads {
             },
         );
         Ok(id)
+    }
+
+    /// The upload in progress of `scope` with `key` and `version`, if there is one (protocol
+    /// v2 names an upload by them when it ends).
+    pub(super) fn pending(&self, scope: &Scope, key: &str, version: &str) -> Option<u64> {
+        self.uploads()
+            .iter()
+            .find(|(_, u)| &u.scope == scope && u.key == key && u.version == version)
+            .map(|(&id, _)| id)
+    }
+
+    /// Takes the file `file` (on the uploads' file system) as the whole content, `size`
+    /// bytes, of upload `id`, replacing what was written.
+    pub(super) async fn adopt(&self, id: u64, file: &Path, size: u64) -> Result<(), StoreError> {
+        {
+            let uploads = self.uploads();
+            let upload = uploads.get(&id).ok_or(StoreError::NoUpload(id))?;
+            let limit = upload.size.unwrap_or(self.limit);
+            if size > limit {
+                return Err(StoreError::OutOfRange {
+                    start: 0,
+                    end: size,
+                    size: limit,
+                });
+            }
+        }
+        let part = self.path(id);
+        tokio::fs::rename(file, &part)
+            .await
+            .map_err(io("cannot move", file))?;
+        let mut uploads = self.uploads();
+        let upload = uploads.get_mut(&id).ok_or(StoreError::NoUpload(id))?;
+        upload.written = if size == 0 {
+            Vec::new()
+        } else {
+            vec![(0, size)]
+        };
+        Ok(())
     }
 
     /// Checks that `scope` may write bytes `start..start + len` of upload `id`.

@@ -162,6 +162,52 @@ pub async fn loopback_forge() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// The forge at `url`, as the daemon gives it to a job: required.
+pub fn forge(url: &str) -> hearth_backend::Reach {
+    hearth_backend::Reach::required(
+        url,
+        "the forge",
+        "set container.network to a network the forge is on, or register the runner with an \
+         address of the forge that containers can reach",
+    )
+}
+
+/// The cache at `url`, as the runner gives it to a job: optional.
+pub fn cache(url: &str) -> hearth_backend::Reach {
+    hearth_backend::Reach::optional(url, "the cache", "set cache.host to where the job reaches")
+}
+
+/// A loopback address where nothing listens (a port just taken and given back).
+pub async fn dead_loopback() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The set-up log's lines with their levels.
+#[derive(Default)]
+pub struct LeveledLines(pub Vec<(hearth_backend::SetupLevel, String)>);
+
+impl hearth_backend::SetupLog for LeveledLines {
+    fn line(&mut self, level: hearth_backend::SetupLevel, text: &str) {
+        self.0.push((level, text.to_owned()));
+    }
+}
+
+impl LeveledLines {
+    /// The warnings among them.
+    pub fn warnings(&self) -> Vec<&String> {
+        self.0
+            .iter()
+            .filter(|(level, _)| *level == hearth_backend::SetupLevel::Warning)
+            .map(|(_, line)| line)
+            .collect()
+    }
+}
+
 /// A client of the second daemon over TCP with TLS, once it answers.
 pub async fn connect_tls(dockerd: &hearth_test_dockerd::TlsDockerd) -> bollard::Docker {
     let settings = hearth_docker::connect::DockerSettings {

@@ -99,10 +99,10 @@ pub struct JobRequest<'a> {
     pub label_image: Option<String>,
     /// Labels that say whose the job's resources are (runner, task), for the backend.
     pub owner: Vec<(String, String)>,
-    /// URLs of the runner's side the job must reach (the forge's address); the runtime may
-    /// give the job another address for each, and the engine puts that one in the job's
-    /// contexts and environment.
-    pub reach: Vec<String>,
+    /// What of the runner's side the job is given and must reach (the forge, the cache); the
+    /// runtime may give the job another address for each, and the engine puts that one in the
+    /// job's contexts and environment.
+    pub reach: Vec<hearth_backend::Reach>,
     /// Where `uses: owner/repo@ref` actions come from; without one they are an error.
     pub actions: Option<Arc<dyn remote::ActionSource>>,
     /// Folders of files the runner hands the job (a `DOCKER_CONFIG` with registry
@@ -506,7 +506,7 @@ impl<'r> JobRun<'r> {
         let moved: Vec<(String, String)> = request
             .reach
             .iter()
-            .map(|url| (url.clone(), runtime.address(url)))
+            .map(|reach| (reach.url.clone(), runtime.address(&reach.url)))
             .filter(|(url, seen)| url != seen)
             .collect();
         let relocate = |text: &str| {

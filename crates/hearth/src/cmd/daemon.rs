@@ -189,7 +189,8 @@ fn is_runner_secret(name: &str) -> bool {
         || name.ends_with("_RUNNER_REGISTRATION_TOKEN_FILE")
 }
 
-/// Logs to stderr at the config's level; `HEARTH_LOG` (`info`, `hearth_forge=debug,warn`)
+/// Logs to stderr at the config's level, coloured only on a terminal (`NO_COLOR` honoured);
+/// `HEARTH_LOG` (`info`, `hearth_forge=debug,warn`)
 /// overrides it. A plain target filter, not `EnvFilter`: its regular expressions would cost
 /// the daemon memory for nothing.
 fn init_logging(level: LogLevel) {
@@ -209,7 +210,11 @@ fn init_logging(level: LogLevel) {
         .and_then(|text| text.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(level));
     let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(hearth_runner::exec::console::color_for_stderr()),
+        )
         .with(filter)
         .try_init();
 }

@@ -176,6 +176,11 @@ pub struct ExecArgs {
     /// Run no cache server: jobs get no ACTIONS_CACHE_URL (act's --no-cache-server)
     #[arg(long)]
     pub no_cache_server: bool,
+
+    /// Keep the run's artifacts (actions/upload-artifact@v4 and later) in DIR, under the run's
+    /// id (act's --artifact-server-path) [default: a temporary folder removed after the run]
+    #[arg(long, value_name = "DIR")]
+    pub artifact_server_path: Option<PathBuf>,
 }
 
 /// Exit 0 when every job succeeded, 1 otherwise (2 for bad usage, from `main`).

@@ -15,6 +15,7 @@ use hearth_runner::actions::GitActions;
 use hearth_runner::config::{CacheConfig, Config, ContainerConfig};
 use hearth_runner::exec::inputs::ValueFlags;
 use hearth_runner::exec::local::{self, ExplainSkips, LocalOptions};
+use hearth_runner::exec::results::RunResults;
 use hearth_runner::exec::schedule::PlannedWorkflow;
 use hearth_runner::exec::{console, json};
 use hearth_runner::labels::Labels;
@@ -76,10 +77,19 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
         let folders = (root.join("docker"), local::externals_dir());
         let host = docker::host_with_docker(host, docker_backend, &container, folders);
         backends = backends.clone().with_host(host);
-        let cache = match hearth_runner::cache::JobCache::start(&cache).await {
-            Ok(cache) => cache,
+        let artifacts = args
+            .artifact_server_path
+            .clone()
+            .unwrap_or_else(|| root.join("artifacts"));
+        let results = match RunResults::start(&cache, &artifacts).await {
+            Ok(results) => {
+                if let Some(e) = results.cache_error() {
+                    eprintln!("hearth: jobs get no cache: {e}");
+                }
+                Some(results)
+            }
             Err(e) => {
-                eprintln!("hearth: jobs get no cache: {e}");
+                eprintln!("hearth: jobs get no cache and no artifacts: {e}");
                 None
             }
         };
@@ -90,12 +100,15 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
             loaded,
             backends,
             actions,
-            cache.as_deref(),
+            results.as_ref(),
             sink.as_ref(),
             &control,
         )
         .await;
         signals.abort();
+        if let Some(results) = results {
+            results.stop().await;
+        }
         outcome
     });
     // In one removal, the folders still set aside for reuse with the rest: their folders are

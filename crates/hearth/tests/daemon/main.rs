@@ -104,6 +104,9 @@ async fn a_job_succeeds_with_every_row_in_order_and_its_steps_states() {
         .await;
 
     assert_eq!(task.status, Status::Success, "{log}");
+    // Its own log goes to a pipe here (as to journald or a file): no colour codes.
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
     assert!(task.log_archived);
     assert_eq!(
         task.output_map().get("answer").map(String::as_str),
@@ -1630,6 +1633,146 @@ jobs:
         lines.iter().any(|l| l == "Cache: missed none"),
         "{lines:#?}"
     );
+    // The check that the container reaches its cache (and its forge) says nothing when it does.
+    assert!(
+        !lines.iter().any(|l| l.starts_with("##[warning]")),
+        "{lines:#?}"
+    );
+}
+
+/// A cache the job container cannot reach (here an external server on this machine's loopback
+/// where nothing listens: the job network's gateway forwards to nothing) is one warning line in
+/// the container job's log, before its steps, naming the address and the fix; the job goes on
+/// and succeeds. A host job is not checked and says nothing.
+#[tokio::test]
+async fn a_cache_a_container_job_cannot_reach_is_one_warning_line_and_the_job_goes_on() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.local_addr().expect("its address").port()
+    };
+    let cache = format!("http://127.0.0.1:{dead}");
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!(
+            "{FAST}  labels: [\"build:host\", \"linux:docker://hearth-test/busybox:1\"]\n\
+             cache:\n  external_server: {cache}\n"
+        ),
+    )
+    .await;
+    let job = |label: &str| {
+        format!(
+            "name: ci\non: push\njobs:\n  build:\n    runs-on: {label}\n    steps:\n      - run: echo first step\n      - run: echo still running\n"
+        )
+    };
+    let (id, task, log) = h.run(TaskSpec::new(job("linux"))).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    let warnings: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("##[warning]"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:#?}");
+    let warning = warnings[0];
+    assert!(
+        warning.starts_with("##[warning]The cache at http://")
+            && warning.contains(&format!(
+                " (forwarded to {cache}, as the runner reaches it) cannot be reached from the job \
+                 container on the network "
+            ))
+            && warning.contains(&format!(
+                "nothing answers at {cache} on the runner's machine"
+            ))
+            && warning.ends_with(
+                "; set cache.external_server to an address the job network reaches. The job \
+                 runs without it."
+            ),
+        "{warning}"
+    );
+    // Before the first step.
+    let first_step = lines
+        .iter()
+        .position(|l| l == "first step")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let warned = lines.iter().position(|l| l == warning).unwrap_or_default();
+    assert!(warned < first_step, "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "still running"), "{lines:#?}");
+
+    let (id, task, log) = h.run(TaskSpec::new(job("build"))).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("##[warning]")),
+        "{lines:#?}"
+    );
+}
+
+/// On a network of the operator's (`container.network`, where act_runner's cache is often out
+/// of reach), a container job saves with GitHub's own client and a later one restores by a
+/// restore key: the toolkit, mounted read-only, runs in the job's image with its node.
+#[tokio::test]
+async fn container_jobs_on_an_operators_network_save_and_restore_with_the_toolkit() {
+    let network = "hearth-test-cache-net";
+    let created = std::process::Command::new("docker")
+        .args(["network", "create", network])
+        .output()
+        .expect("docker runs");
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        created.status.success() || stderr.contains("already exists"),
+        "{stderr}"
+    );
+    let modules = toolkit();
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit");
+    let scripts = scripts.canonicalize().expect("the toolkit scripts' folder");
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!(
+            "{FAST}  labels: [\"deb:docker://hearth-test/debian:1\"]\ncontainer:\n  network: {network}\n  valid_volumes: [\"{}\", \"{}\"]\n",
+            modules.display(),
+            scripts.display()
+        ),
+    )
+    .await;
+    let job = |steps: &str| {
+        format!(
+            "name: ci\non: push\njobs:\n  build:\n    runs-on: deb\n    container:\n      image: hearth-test/debian:1\n      volumes:\n        - {}:/toolkit:ro\n        - {}:/scripts:ro\n    env:\n      NODE_PATH: /toolkit\n      GITHUB_SERVER_URL: http://forge.example\n    steps:\n{steps}",
+            modules.display(),
+            scripts.display()
+        )
+    };
+    let save = job(
+        "      - run: mkdir -p deps .temp && echo saved-in-a-container > deps/file\n      - run: RUNNER_TEMP=$PWD/.temp node /scripts/cache.js save deps-1 deps\n",
+    );
+    let (id, task, log) = h.run(TaskSpec::new(save)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    let saved = lines
+        .iter()
+        .find(|l| l.starts_with("{\"saved\""))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(!saved.contains("-1"), "{saved}");
+    assert!(
+        lines.iter().any(|l| l == "Cache: saved deps-1"),
+        "{lines:#?}"
+    );
+
+    let restore = job(
+        "      - run: mkdir -p .temp && RUNNER_TEMP=$PWD/.temp node /scripts/cache.js restore deps-2 deps- deps\n      - run: cat deps/file\n",
+    );
+    let (id, task, log) = h.run(TaskSpec::new(restore)).await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        lines.iter().any(|l| l == "{\"restored\":\"deps-1\"}"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "saved-in-a-container"),
+        "{lines:#?}"
+    );
+    let _ = std::process::Command::new("docker")
+        .args(["network", "rm", network])
+        .output();
 }
 
 /// A task's job `env` and `defaults.run` are evaluated once the job has started, as GitHub's

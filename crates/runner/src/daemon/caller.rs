@@ -34,7 +34,7 @@ pub(super) struct CallerTask<'a> {
     pub masker: hearth_engine::mask::Masker,
     pub runner_env: Vec<(String, String)>,
     /// The runner's side the jobs must reach besides the forge (the cache).
-    pub reach: Vec<String>,
+    pub reach: Vec<hearth_backend::Reach>,
     pub forge_registry: Option<hearth_backend::ForgeRegistry>,
     pub actions: Arc<crate::actions::GitActions>,
 }
@@ -152,7 +152,7 @@ pub(super) async fn run(
         dry_run: false,
         extras: JobExtras {
             runner_env: caller.runner_env,
-            reach: std::iter::once(runtime.address.clone())
+            reach: std::iter::once(super::task::forge_reach(&runtime.address))
                 .chain(caller.reach)
                 .collect(),
             owner: vec![

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
+use hearth_backend::Reach;
 use hearth_engine::job::{run_job, JobControl, JobRequest, RunnerInfo};
 use hearth_engine::mask::Masker;
 use hearth_events::Conclusion;
@@ -156,7 +157,7 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             label_image: prepared.route.image.clone(),
             // The forge, as the runner reaches it: the job must reach it too (checkout,
             // artifacts, the cache), from a container as well.
-            reach: std::iter::once(runtime.address.clone())
+            reach: std::iter::once(forge_reach(&runtime.address))
                 .chain(prepared.reach)
                 .collect(),
             owner: vec![
@@ -370,7 +371,7 @@ struct PreparedTask {
     /// The job's own `DOCKER_CONFIG`, when it reaches Docker and registries are exposed.
     env_folders: Vec<hearth_engine::job::EnvFolder>,
     /// The runner's side the job must reach besides the forge (the cache server).
-    reach: Vec<String>,
+    reach: Vec<Reach>,
     /// The job's token to the runner's cache, for the line saying what it did there.
     cache_token: Option<String>,
 }
@@ -557,15 +558,26 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
     github
 }
 
+/// The forge, as the runner reaches it: a job must reach it too (checkout, artifacts), from a
+/// container as well, or it cannot run.
+pub(super) fn forge_reach(address: &str) -> Reach {
+    Reach::required(
+        address,
+        "the forge",
+        "set container.network to a network the forge is on, or register the runner with an \
+         address of the forge that containers can reach",
+    )
+}
+
 /// The cache a job is given (`ACTIONS_CACHE_URL`, added to `env`, with a token of the job's
 /// scopes, masked, unless an external server takes none). Returns the runner's side the job
-/// must reach for it, and the job's token.
+/// must reach for it (optional: a job that cannot runs without its cache), and the job's token.
 fn job_cache(
     runtime: &TaskRuntime,
     github: &Object,
     masker: &mut Masker,
     env: &mut Vec<(String, String)>,
-) -> (Vec<String>, Option<String>) {
+) -> (Vec<Reach>, Option<String>) {
     let valid = runtime.timeout + Duration::from_secs(3600);
     let Some(access) = runtime
         .cache
@@ -578,7 +590,7 @@ fn job_cache(
         masker.add(token);
     }
     env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
-    (vec![access.base], access.token)
+    (vec![access.reach], access.token)
 }
 
 /// The variables the reference runners add for every job (§5.1 of the protocol spec), over the

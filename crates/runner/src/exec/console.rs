@@ -52,6 +52,12 @@ pub fn color_for_stdout() -> bool {
     decide_color(io::stdout().is_terminal(), |name| std::env::var_os(name))
 }
 
+/// The same for stderr, where the daemon logs: journald, `docker logs` and files get no colour
+/// codes.
+pub fn color_for_stderr() -> bool {
+    decide_color(io::stderr().is_terminal(), |name| std::env::var_os(name))
+}
+
 /// [`color_for_stdout`] with the terminal test and the environment given, for tests.
 fn decide_color(is_terminal: bool, var: impl Fn(&str) -> Option<OsString>) -> bool {
     let is = |name: &str, value: &str| var(name).is_some_and(|v| v == value);

@@ -156,13 +156,14 @@ fn local_env(flags: super::inputs::Values) -> Vec<(String, String)> {
 }
 
 /// Runs what [`load`] found on `backends`, reporting to `sink`; `actions` fetches actions of
-/// other repositories; the jobs are given `cache` (`ACTIONS_CACHE_URL`), when there is one.
+/// other repositories; the jobs are given `results` (the cache's `ACTIONS_CACHE_URL`, and
+/// `ACTIONS_RESULTS_URL` with the runtime token for cache v2 and artifacts), when there are.
 pub async fn run(
     options: &LocalOptions,
     loaded: Loaded,
     backends: Backends,
     actions: Arc<dyn ActionSource>,
-    cache: Option<&crate::cache::JobCache>,
+    results: Option<&super::results::RunResults>,
     sink: &dyn EventSink,
     control: &JobControl,
 ) -> LocalOutcome {
@@ -188,18 +189,15 @@ pub async fn run(
             }
             github
         });
-    let access = cache
+    let access = results
         .zip(github)
-        .and_then(|(cache, github)| cache.for_job(&github, std::time::Duration::from_secs(86400)));
-    let cache_token = access.as_ref().and_then(|a| a.token.clone());
-    if let Some(access) = access {
-        if let Some(token) = &access.token {
-            masker.add(token);
+        .map(|(results, github)| results.for_run(&github, std::time::Duration::from_secs(86400)));
+    if let Some(access) = &access {
+        for secret in &access.secrets {
+            masker.add(secret);
         }
-        extras
-            .runner_env
-            .push(("ACTIONS_CACHE_URL".to_owned(), access.url));
-        extras.reach.push(access.base);
+        extras.runner_env.extend(access.env.iter().cloned());
+        extras.reach.extend(access.reach.iter().cloned());
     }
     masker.build();
     let secrets: Vec<(String, SecretString)> = loaded
@@ -225,9 +223,9 @@ pub async fn run(
         extras,
     };
     let reports = schedule::run_workflows(&loaded.workflows, &settings, sink, control).await;
-    let cache_activity = cache
-        .zip(cache_token)
-        .and_then(|(cache, token)| cache.activity(&token));
+    let cache_activity = results
+        .zip(access.as_ref())
+        .and_then(|(results, access)| results.activity(access));
     LocalOutcome {
         reports,
         invalid: loaded.invalid,

@@ -8,4 +8,5 @@ pub mod inputs;
 pub mod json;
 pub mod local;
 mod out;
+pub mod results;
 pub mod schedule;

@@ -55,7 +55,7 @@ pub struct NeededJob {
 #[derive(Clone, Debug, Default)]
 pub struct JobExtras {
     pub runner_env: Vec<(String, String)>,
-    pub reach: Vec<String>,
+    pub reach: Vec<hearth_backend::Reach>,
     pub owner: Vec<(String, String)>,
     pub forge_registry: Option<hearth_backend::ForgeRegistry>,
 }

@@ -74,6 +74,22 @@ impl Workflow {
         reader.finish(workflow)
     }
 
+    /// Reads a workflow the forge already accepted and sent as a task: GitHub's whole-tree
+    /// checks (keys that differ only in case, nesting depth) come back as warnings, not
+    /// errors, because Gitea and Forgejo read YAML case-sensitively and run such a job; a
+    /// runner that refused it would fail jobs act_runner runs.
+    pub(crate) fn from_forge_yaml(
+        root: &Node,
+        file: &str,
+    ) -> (Result<Workflow, Diagnostics>, Vec<Diagnostic>) {
+        let mut tree = Reader::new(file, &WORKFLOW, "the workflow");
+        check_tree(&mut tree, root, WORKFLOW_MAX_DEPTH);
+        let warnings = tree.finish(()).err().map(|d| d.0).unwrap_or_default();
+        let mut reader = Reader::new(file, &WORKFLOW, "the workflow");
+        let workflow = read_workflow(&mut reader, root);
+        (reader.finish(workflow), warnings)
+    }
+
     /// The job with id `id`.
     pub fn job(&self, id: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.id.value == id)
