@@ -34,7 +34,7 @@ pub struct DaemonArgs {
 
 pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
     let (config, warnings) = Config::load(config)?;
-    init_logging(config.log.level);
+    init_logging(config.log.level, config.log.json);
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
@@ -189,11 +189,11 @@ fn is_runner_secret(name: &str) -> bool {
         || name.ends_with("_RUNNER_REGISTRATION_TOKEN_FILE")
 }
 
-/// Logs to stderr at the config's level, coloured only on a terminal (`NO_COLOR` honoured);
-/// `HEARTH_LOG` (`info`, `hearth_forge=debug,warn`)
-/// overrides it. A plain target filter, not `EnvFilter`: its regular expressions would cost
+/// Logs to stderr at the config's level, as text coloured only on a terminal (`NO_COLOR`
+/// honoured) or as JSON (`log.format: json`); `HEARTH_LOG` (`info`, `hearth_forge=debug,warn`)
+/// overrides the level. A plain target filter, not `EnvFilter`: its regular expressions would cost
 /// the daemon memory for nothing.
-fn init_logging(level: LogLevel) {
+fn init_logging(level: LogLevel, json: bool) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -209,12 +209,19 @@ fn init_logging(level: LogLevel) {
         .ok()
         .and_then(|text| text.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(level));
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(hearth_runner::exec::console::color_for_stderr())
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
     let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(hearth_runner::exec::console::color_for_stderr()),
-        )
+        .with(text)
+        .with(json)
         .with(filter)
         .try_init();
 }

@@ -1775,6 +1775,22 @@ async fn container_jobs_on_an_operators_network_save_and_restore_with_the_toolki
         .output();
 }
 
+/// `log.format: json`: the daemon's own log is one JSON object per line, for collectors.
+#[tokio::test]
+async fn the_daemons_log_can_be_json_lines() {
+    let h = Harness::ready(Options::gitea(), &format!("log:\n  format: json\n{FAST}")).await;
+    let (_, task, log) = h.run(TaskSpec::new(job("      - run: echo hi\n"))).await;
+    assert_eq!(task.status, Status::Success, "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(object["level"].is_string(), "{line}");
+        assert!(object["fields"].is_object(), "{line}");
+    }
+}
+
 /// A task's job `env` and `defaults.run` are evaluated once the job has started, as GitHub's
 /// runner evaluates them: `github.workspace` is the job's workspace there, not empty.
 #[tokio::test]

@@ -16,6 +16,9 @@ pub const EXAMPLE_CONFIG: &str = r#"# Configuration of the Hearth runner.
 log:
   # How much to log: trace, debug, info, warn, error or fatal.
   level: info
+  # Hearth: how the runner's own log is written: text (coloured only on a
+  # terminal, NO_COLOR honoured) or json (one object per line, for collectors).
+  format: text
 
 runner:
   # The registration file that `register` writes: the runner's id, name,

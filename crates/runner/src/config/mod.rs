@@ -51,6 +51,9 @@ pub struct Config {
 pub struct LogConfig {
     /// `log.level`, default `info`.
     pub level: LogLevel,
+    /// Hearth: `log.format: json`, one JSON object per line (for log collectors), instead of
+    /// text.
+    pub json: bool,
 }
 
 /// How much the runner logs, most to least.
@@ -449,7 +452,10 @@ impl Config {
             },
         };
         let config = Config {
-            log: LogConfig { level },
+            log: LogConfig {
+                level,
+                json: raw.log_json,
+            },
             runner,
             cache,
             container,

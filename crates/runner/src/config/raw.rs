@@ -14,7 +14,7 @@ use crate::labels::Label;
 
 /// The top-level sections.
 pub(super) const SECTIONS: &[&str] = &["log", "runner", "cache", "container", "host"];
-pub(super) const LOG_KEYS: &[&str] = &["level"];
+pub(super) const LOG_KEYS: &[&str] = &["level", "format"];
 pub(super) const RUNNER_KEYS: &[&str] = &[
     "file",
     "capacity",
@@ -79,6 +79,7 @@ pub(super) const HOST_KEYS: &[&str] = &["workdir_parent"];
 #[derive(Debug, Default)]
 pub(super) struct RawConfig {
     pub log_level: String,
+    pub log_json: bool,
     pub runner: RawRunner,
     pub cache: RawCache,
     pub container: RawContainer,
@@ -264,6 +265,7 @@ fn read_log(reader: &mut Reader<'_>, node: &Node, raw: &mut RawConfig) -> Result
     for (key, value) in reader.mapping(node, "log")? {
         match key.as_str() {
             Some("level") => raw.log_level = read_log_level(reader, value)?,
+            Some("format") => raw.log_json = read_log_format(reader, value)?,
             _ => reader.unknown_key(key, "log", LOG_KEYS),
         }
     }
@@ -279,6 +281,22 @@ fn read_log_level(reader: &Reader<'_>, node: &Node) -> Result<String, ConfigErro
         node,
         format!("log.level must be trace, debug, info, warn, error or fatal, found {level:?}"),
     ))
+}
+
+/// `log.format` (Hearth): `text` or `json`; whether it is `json`.
+fn read_log_format(reader: &Reader<'_>, node: &Node) -> Result<bool, ConfigError> {
+    match reader
+        .string(node, "log.format")?
+        .unwrap_or_default()
+        .as_str()
+    {
+        "" | "text" => Ok(false),
+        "json" => Ok(true),
+        other => Err(reader.error(
+            node,
+            format!("log.format must be text or json, found {other:?}"),
+        )),
+    }
 }
 
 fn read_runner(

@@ -285,6 +285,17 @@ fn wrong_types_are_errors_at_the_value() {
         "config.yaml:2:10: log.level must be trace, debug, info, warn, error or fatal, \
          found \"verbose\""
     );
+    assert_eq!(
+        error("log:\n  format: yaml\n"),
+        "config.yaml:2:11: log.format must be text or json, found \"yaml\""
+    );
+}
+
+#[test]
+fn the_log_is_text_unless_json_is_asked_for() {
+    assert!(!defaults().log.json);
+    assert!(!load_clean("log:\n  format: text\n").log.json);
+    assert!(load_clean("log:\n  format: json\n").log.json);
 }
 
 #[test]
