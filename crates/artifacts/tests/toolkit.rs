@@ -3,8 +3,10 @@
 //! lists and downloads, a job of another run sees nothing, bad tokens and links are refused.
 //! Without node or the packages these tests fail, saying so.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../../cache/tests/toolkit/node_modules.rs"]
+mod node_modules;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,25 +14,6 @@ use hearth_artifacts::{Artifacts, RunTokens};
 use hearth_blob::serve::Serving;
 use hearth_cache::auth::{RuntimeClaims, Signer};
 use serde_json::Value;
-
-/// The toolkit's packages: `HEARTH_NODE_MODULES`, or what `scripts/npm-test-env` installs.
-fn node_modules() -> PathBuf {
-    if let Some(folder) = std::env::var_os("HEARTH_NODE_MODULES").filter(|f| !f.is_empty()) {
-        return PathBuf::from(folder);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-test-env");
-    let output = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        output.status.success(),
-        "the toolkit tests need @actions/artifact ({} failed): {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
-}
 
 fn seconds_now() -> u64 {
     SystemTime::now()
@@ -88,7 +71,7 @@ async fn client(server: &Server, token: &str, dir: &Path, args: &[&str]) -> Valu
         .arg(script)
         .args(args)
         .current_dir(dir)
-        .env("NODE_PATH", node_modules())
+        .env("NODE_PATH", node_modules::node_modules())
         .env(
             "ACTIONS_RESULTS_URL",
             format!("http://{}/", server.serving.address()),

@@ -192,6 +192,14 @@ pub(crate) fn refused(status: StatusCode, why: &str, shown: &str) -> Response<Bo
     error(status, why)
 }
 
+/// What a job whose grant reads only (a pull request from a fork) is told when it writes.
+pub(crate) const READ_ONLY: &str = "this job may only read the cache";
+
+/// The refusal (logged) of a write by a job that may only read.
+fn read_only(shown: &str) -> Response<Body> {
+    refused(StatusCode::FORBIDDEN, READ_ONLY, shown)
+}
+
 /// A path without its first segment, the token, for the log.
 fn without_token(path: &str) -> &str {
     path.trim_start_matches('/')
@@ -340,11 +348,7 @@ async fn reserve(
     path: &str,
 ) -> Response<Body> {
     let Some(scope) = grant.write_scope() else {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "this job may only read the cache",
-            path,
-        );
+        return read_only(path);
     };
     let wanted: ReserveRequest = match read_json(request).await {
         Ok(wanted) => wanted,
@@ -381,11 +385,7 @@ async fn upload(
     path: &str,
 ) -> Response<Body> {
     let Some(scope) = grant.write_scope() else {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "this job may only read the cache",
-            path,
-        );
+        return read_only(path);
     };
     let Some((start, end)) = content_range(&request) else {
         return error(
@@ -442,11 +442,7 @@ async fn commit(
     path: &str,
 ) -> Response<Body> {
     let Some(scope) = grant.write_scope() else {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "this job may only read the cache",
-            path,
-        );
+        return read_only(path);
     };
     let wanted: CommitRequest = match read_json(request).await {
         Ok(wanted) => wanted,

@@ -112,7 +112,7 @@ async fn create(
         return denied(
             "CreateCacheEntry",
             Code::PermissionDenied,
-            "this job may only read the cache",
+            crate::server::READ_ONLY,
         );
     };
     let wanted: CreateRequest = match twirp::read_json(request).await {
@@ -156,7 +156,7 @@ async fn finalize(
         return denied(
             "FinalizeCacheEntryUpload",
             Code::PermissionDenied,
-            "this job may only read the cache",
+            crate::server::READ_ONLY,
         );
     };
     let wanted: FinalizeRequest = match twirp::read_json(request).await {

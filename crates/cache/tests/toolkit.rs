@@ -8,8 +8,10 @@
 
 mod common;
 
+#[path = "toolkit/node_modules.rs"]
+mod node_modules;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,25 +19,6 @@ use hearth_cache::auth::{Grant, RuntimeClaims, Signer};
 use hearth_cache::server::{serve, Running};
 use hearth_cache::{S3Options, Store};
 use serde_json::Value;
-
-/// The toolkit's packages: `HEARTH_NODE_MODULES`, or what `scripts/npm-test-env` installs.
-fn node_modules() -> PathBuf {
-    if let Some(folder) = std::env::var_os("HEARTH_NODE_MODULES").filter(|f| !f.is_empty()) {
-        return PathBuf::from(folder);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-test-env");
-    let output = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        output.status.success(),
-        "the toolkit tests need @actions/cache ({} failed): {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
-}
 
 fn seconds_now() -> u64 {
     SystemTime::now()
@@ -149,7 +132,7 @@ async fn client_version(
         .arg(script)
         .args(args)
         .current_dir(dir)
-        .env("NODE_PATH", node_modules())
+        .env("NODE_PATH", node_modules::node_modules())
         .env("RUNNER_TEMP", dir.join(".temp"))
         .env("CACHE_CLIENT", version)
         .env_remove("ACTIONS_CACHE_SERVICE_V2");

@@ -12,32 +12,15 @@ mod action_repos;
 #[path = "../../cache/tests/common/mod.rs"]
 mod s3;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../../cache/tests/toolkit/node_modules.rs"]
+mod node_modules;
 
-/// GitHub's cache client's packages.
-fn toolkit() -> PathBuf {
-    if let Some(folder) = std::env::var_os("HEARTH_NODE_MODULES").filter(|f| !f.is_empty()) {
-        return folder.into();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-test-env");
-    let output = Command::new(&script).output().expect("npm-test-env runs");
-    assert!(
-        output.status.success(),
-        "the cache tests need @actions/cache: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .into()
-}
+use std::path::Path;
+use std::process::Command;
 
 #[test]
 fn jobs_of_a_local_run_save_and_restore_through_the_runs_cache() {
-    let modules = toolkit();
+    let modules = node_modules::node_modules();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit/cache.js");
     let dir = tempfile::tempdir().unwrap();
     let workflow = format!(
@@ -127,7 +110,7 @@ jobs:
 /// `AWS_SECRET_ACCESS_KEY`, is printed nowhere.
 #[test]
 fn runs_on_two_machines_share_the_entries_of_one_bucket() {
-    let modules = toolkit();
+    let modules = node_modules::node_modules();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit/cache.js");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let moto = runtime.block_on(s3::Moto::start());

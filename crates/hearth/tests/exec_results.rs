@@ -8,28 +8,11 @@
 #[allow(dead_code)] // the action repositories are not used here, only `make_repo`
 mod action_repos;
 
+#[path = "../../cache/tests/toolkit/node_modules.rs"]
+mod node_modules;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// GitHub's toolkit packages.
-fn toolkit() -> PathBuf {
-    if let Some(folder) = std::env::var_os("HEARTH_NODE_MODULES").filter(|f| !f.is_empty()) {
-        return folder.into();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-test-env");
-    let output = Command::new(&script).output().expect("npm-test-env runs");
-    assert!(
-        output.status.success(),
-        "these tests need the toolkit's packages: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .into()
-}
 
 /// The toolkit scripts' folder.
 fn scripts() -> PathBuf {
@@ -61,7 +44,7 @@ fn exec(dir: &Path, workflow: &str, flags: &[&str]) -> (String, String) {
 
 #[test]
 fn a_job_downloads_the_artifacts_a_job_it_needs_uploaded() {
-    let modules = toolkit();
+    let modules = node_modules::node_modules();
     let dir = tempfile::tempdir().unwrap();
     let kept = dir.path().join("artifacts");
     let workflow = format!(
@@ -124,7 +107,7 @@ jobs:
 
 #[test]
 fn jobs_save_and_restore_over_cache_v2() {
-    let modules = toolkit();
+    let modules = node_modules::node_modules();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     // GitHub's host (exec's default `github.server_url`) and ACTIONS_CACHE_SERVICE_V2: v2.
@@ -175,7 +158,7 @@ jobs:
 /// image's node is 18, on which the Azure SDK the toolkit uploads with no longer runs.)
 #[test]
 fn a_container_job_downloads_the_artifacts_too() {
-    let modules = toolkit();
+    let modules = node_modules::node_modules();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(

@@ -210,15 +210,7 @@ impl DiskStore {
         scope: &Scope,
         size: u64,
     ) -> Result<EntryInfo, StoreError> {
-        let complete = self.uploads.complete(id, scope, size)?;
-        let info = EntryInfo {
-            id,
-            scope: scope.clone(),
-            key: complete.key,
-            version: complete.version,
-            size,
-            created: now(),
-        };
+        let info = self.uploads.complete(id, scope, size)?;
         let (part, blob, record) = (self.part_path(id), self.blob_path(id), self.record_path(id));
         let (entries, lock, limit) = (self.root.join(ENTRIES), self.root.join(LOCK), self.limit);
         let text = serde_json::to_vec(&info).map_err(|e| StoreError::Io {

@@ -456,15 +456,7 @@ impl S3Store {
         scope: &Scope,
         size: u64,
     ) -> Result<EntryInfo, StoreError> {
-        let complete = self.uploads.complete(id, scope, size)?;
-        let info = EntryInfo {
-            id,
-            scope: scope.clone(),
-            key: complete.key,
-            version: complete.version,
-            size,
-            created: now(),
-        };
+        let info = self.uploads.complete(id, scope, size)?;
         if let Err(e) = self.put_entry(&info).await {
             self.uploads.abandon(id);
             return Err(e);

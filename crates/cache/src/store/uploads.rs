@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::{io, random_id, remove_file, Scope, StoreError};
+use super::{io, now, random_id, remove_file, EntryInfo, Scope, StoreError};
 
 /// The subfolder where protocol v2's blocks are staged.
 const BLOCKS: &str = "blocks";
@@ -25,12 +25,6 @@ struct Upload {
     size: Option<u64>,
     /// The byte ranges written, merged, in order.
     written: Vec<(u64, u64)>,
-}
-
-/// What a complete upload is to become.
-pub(super) struct Complete {
-    pub key: String,
-    pub version: String,
 }
 
 /// The uploads staged in one folder.
@@ -219,14 +213,15 @@ impl Uploads {
         Ok(())
     }
 
-    /// Checks that upload `id` of `scope` has every byte of `size`; what it is to become.
+    /// Checks that upload `id` of `scope` has every byte of `size`; the entry it is to become,
+    /// created now.
     /// It stays in progress until `finished` or `abandon`.
     pub(super) fn complete(
         &self,
         id: u64,
         scope: &Scope,
         size: u64,
-    ) -> Result<Complete, StoreError> {
+    ) -> Result<EntryInfo, StoreError> {
         let uploads = self.uploads();
         let upload = uploads.get(&id).ok_or(StoreError::NoUpload(id))?;
         if &upload.scope != scope {
@@ -249,9 +244,13 @@ impl Uploads {
                 limit: self.limit,
             });
         }
-        Ok(Complete {
+        Ok(EntryInfo {
+            id,
+            scope: scope.clone(),
             key: upload.key.clone(),
             version: upload.version.clone(),
+            size,
+            created: now(),
         })
     }
 

@@ -6,6 +6,9 @@
 mod action_repos;
 mod harness;
 
+#[path = "../../../cache/tests/toolkit/node_modules.rs"]
+mod node_modules;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -1511,34 +1514,13 @@ jobs:
     );
 }
 
-/// GitHub's cache client (`@actions/cache`, installed by `scripts/npm-test-env`).
-fn toolkit() -> std::path::PathBuf {
-    if let Some(folder) = std::env::var_os("HEARTH_NODE_MODULES").filter(|f| !f.is_empty()) {
-        return folder.into();
-    }
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-test-env");
-    let output = std::process::Command::new(&script).output().unwrap();
-    assert!(
-        output.status.success(),
-        "the cache tests need @actions/cache: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .into()
-}
-
 /// The daemon runs a cache server and gives each job its own URL to it: a host job saves with
 /// GitHub's client and a later task restores by a restore key; a container job on its own
 /// network reaches the server (forwarded from the network's gateway), with a token that a
 /// changed one does not pass; the token is masked in the log.
 #[tokio::test]
 async fn jobs_reach_the_runners_cache_from_the_host_and_from_containers() {
-    let modules = toolkit();
+    let modules = node_modules::node_modules();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit/cache.js");
     let h = Harness::ready(
@@ -1721,7 +1703,7 @@ async fn container_jobs_on_an_operators_network_save_and_restore_with_the_toolki
         created.status.success() || stderr.contains("already exists"),
         "{stderr}"
     );
-    let modules = toolkit();
+    let modules = node_modules::node_modules();
     let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/tests/toolkit");
     let scripts = scripts.canonicalize().expect("the toolkit scripts' folder");
     let h = Harness::ready(
