@@ -34,6 +34,8 @@ use super::{
 const ENTRIES: &str = "entries";
 const UPLOADS: &str = "uploads";
 const LOCK: &str = "lock";
+/// The coarsest step of a folder's modification time this store trusts to tell changes apart.
+const MTIME_GRANULARITY: Duration = Duration::from_secs(1);
 /// How old a crash's leftover must be before `open` removes it: a younger one may be another
 /// process's upload or commit.
 const STALE: Duration = Duration::from_secs(3600);
@@ -123,7 +125,11 @@ impl DiskStore {
         let mut state = self.state();
         state.total = index.values().map(|e| e.info.size).sum();
         state.entries = index;
-        state.seen = Some(changed);
+        // A folder's time moves in the kernel's coarse ticks (milliseconds, a second on some
+        // file systems): a change within the tick just seen would leave it as it is. Until
+        // the time seen is older than that, the records are read again at each use.
+        let settled = changed.elapsed().is_ok_and(|age| age > MTIME_GRANULARITY);
+        state.seen = settled.then_some(changed);
         Ok(())
     }
 
