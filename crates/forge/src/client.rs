@@ -14,6 +14,7 @@ use prost::Message;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
 use crate::error::{ClientError, Code, RpcError};
+use crate::observe::Observer;
 use crate::proto::ping::{PingRequest, PingResponse};
 use crate::proto::runner::{
     DeclareRequest, DeclareResponse, FetchTaskRequest, FetchTaskResponse, RegisterRequest,
@@ -63,6 +64,7 @@ pub struct Client {
     base: String,
     credentials: Option<Credentials>,
     version: String,
+    observer: Observer,
 }
 
 impl Client {
@@ -116,7 +118,14 @@ impl Client {
             base: format!("{address}/api/actions"),
             credentials: None,
             version: options.version.clone(),
+            observer: Observer::default(),
         })
+    }
+
+    /// This client, telling `observer` how long each request took and which failed.
+    pub fn with_observer(mut self, observer: Observer) -> Client {
+        self.observer = observer;
+        self
     }
 
     /// This client, calling as the runner `credentials` identify.
@@ -215,8 +224,26 @@ impl Client {
         self.call_with(procedure, request, timeout, &[]).await
     }
 
-    /// One Connect unary call with extra headers.
+    /// One Connect unary call with extra headers, told to the observer.
     async fn call_with<Request: Message, Response: Message + Default>(
+        &self,
+        procedure: &'static str,
+        request: &Request,
+        timeout: Option<Duration>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<(Response, HeaderMap), RpcError> {
+        let started = std::time::Instant::now();
+        let result = self
+            .call_unobserved(procedure, request, timeout, extra_headers)
+            .await;
+        if let Some(observer) = self.observer.get() {
+            let method = procedure.rsplit('/').next().unwrap_or(procedure);
+            observer.request(method, started.elapsed(), result.as_ref().err());
+        }
+        result
+    }
+
+    async fn call_unobserved<Request: Message, Response: Message + Default>(
         &self,
         procedure: &'static str,
         request: &Request,

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod error;
+pub mod observe;
 pub mod poller;
 pub mod proto;
 pub mod reporter;
@@ -16,7 +17,8 @@ mod tls_error;
 
 pub use client::{Client, ClientOptions, Credentials, Declared};
 pub use error::{ClientError, Code, RpcError};
-pub use poller::{poll, PollError, PollerOptions};
+pub use observe::{ForgeObserver, NoHooks, Observer, PollHooks};
+pub use poller::{poll, poll_with, PollError, PollerOptions};
 pub use reporter::{ReportError, ReporterOptions, TaskReporter};
 pub use secret::Secret;
 pub use task::{NeedInfo, TaskInfo};

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{Code, RpcError};
+use crate::observe::{NoHooks, PollHooks};
 use crate::proto::runner::FetchTaskRequest;
 use crate::task::TaskInfo;
 
@@ -49,6 +50,17 @@ pub async fn poll(
     client: &Client,
     options: &PollerOptions,
     shutdown: &CancellationToken,
+    on_task: impl FnMut(TaskInfo, OwnedSemaphorePermit),
+) -> Result<(), PollError> {
+    poll_with(client, options, shutdown, &NoHooks, on_task).await
+}
+
+/// [`poll`], with `hooks` gating each fetch and told of each round.
+pub async fn poll_with(
+    client: &Client,
+    options: &PollerOptions,
+    shutdown: &CancellationToken,
+    hooks: &dyn PollHooks,
     mut on_task: impl FnMut(TaskInfo, OwnedSemaphorePermit),
 ) -> Result<(), PollError> {
     let slots = Arc::new(Semaphore::new(options.capacity.max(1)));
@@ -57,6 +69,7 @@ pub async fn poll(
     let mut empties = 0u32;
     let mut errors = 0u32;
     loop {
+        hooks.waiting(true);
         let slot = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             slot = slots.clone().acquire_owned() => match slot {
@@ -64,11 +77,17 @@ pub async fn poll(
                 Err(_) => return Ok(()),
             },
         };
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            () = hooks.before_fetch() => {}
+        }
+        hooks.waiting(false);
         let request = FetchTaskRequest { tasks_version };
         let fetched = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             fetched = client.fetch_task(&request, options.fetch_timeout, &request_key) => fetched,
         };
+        hooks.round();
         let wait = match fetched {
             Ok(response) => {
                 // Answered: the next fetch is a new request. After an error or a timeout the

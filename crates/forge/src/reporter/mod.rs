@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::RpcError;
+use crate::observe::Observer;
 use crate::proto::runner::{self, LogRow};
 use log_buffer::LogBuffer;
 use state::TaskStateModel;
@@ -53,6 +54,8 @@ pub struct ReporterOptions {
     pub max_backoff: Duration,
     /// How long the final report keeps trying before it gives up.
     pub close_timeout: Duration,
+    /// Told about rows written and acknowledged.
+    pub observer: Observer,
 }
 
 impl Default for ReporterOptions {
@@ -66,6 +69,7 @@ impl Default for ReporterOptions {
             spill_dir: std::env::temp_dir(),
             max_backoff: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3600),
+            observer: Observer::default(),
         }
     }
 }
@@ -94,6 +98,17 @@ struct Shared {
     ended_by_forge: CancellationToken,
     /// The result the forge reported when it ended the task.
     forge_result: AtomicI32,
+    observer: Observer,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Rows no one will send any more are no longer pending.
+        let pending = self.lock().log.pending();
+        if let Some(observer) = self.observer.get().filter(|_| pending > 0) {
+            observer.rows_dropped(pending);
+        }
+    }
 }
 
 struct Inner {
@@ -120,6 +135,9 @@ impl Shared {
             added += 1;
         }
         inner.state.rows_added(added);
+        if let Some(observer) = self.observer.get() {
+            observer.rows_added(added as u64);
+        }
         if inner.log.pending() >= self.batch_rows {
             self.wake.notify_one();
         }
@@ -153,6 +171,7 @@ impl TaskReporter {
             batch_rows: options.batch_rows.max(1) as u64,
             ended_by_forge: CancellationToken::new(),
             forge_result: AtomicI32::new(runner::Result::Unspecified as i32),
+            observer: options.observer.clone(),
         });
         let (finish, finish_rx) = oneshot::channel();
         let sender = tokio::spawn(sender::run(shared.clone(), client, options, finish_rx));

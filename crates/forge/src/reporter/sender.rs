@@ -92,6 +92,9 @@ impl Sender {
                     time: Some(super::state::now()),
                     content: String::new(),
                 });
+                if let Some(observer) = self.shared.observer.get() {
+                    observer.rows_added(1);
+                }
                 continue;
             }
             let sent = rows.len() as u64;
@@ -107,11 +110,18 @@ impl Sender {
                 Err(e) if closing && e.is_already_exists() => total,
                 Err(e) => return Err(e),
             };
-            let pending = {
+            let (pending, newly_acked) = {
                 let mut inner = self.shared.lock();
+                let before = inner.log.acked();
                 inner.log.ack(ack);
-                inner.log.pending()
+                (
+                    inner.log.pending(),
+                    inner.log.acked().saturating_sub(before),
+                )
             };
+            if let Some(observer) = self.shared.observer.get().filter(|_| newly_acked > 0) {
+                observer.rows_acked(newly_acked);
+            }
             if pending == 0 {
                 return Ok(true);
             }
