@@ -179,12 +179,32 @@ host:
   # Where jobs that run on this machine keep their workspaces and actions.
   # Empty means $HOME/.cache/act.
   workdir_parent: ""
+
+metrics:
+  # Serve Prometheus metrics on /metrics, and /healthz (the runner's loops
+  # make progress) and /readyz (taking jobs: not before it has declared
+  # itself to the forge, nor while it shuts down or the disk guard pauses).
+  enabled: false
+  # The address to serve them on. 0.0.0.0:9101 for every interface (for
+  # probes from outside a container).
+  addr: 127.0.0.1:9101
+
+health_check:
+  # The disk guard: when the work folder's disk (host.workdir_parent) or
+  # Docker's data root on this machine has less free space than this (MB),
+  # the runner takes no job, removes what is its own to remove (leftover job
+  # folders, its stopped containers and volumes, unused images it built for
+  # Docker actions) and says so in the log and the metrics. 0 turns it off.
+  min_free_disk_space_mb: 1024
+  # Hearth: jobs are taken again once this much (MB) is free.
+  resume_free_disk_space_mb: 1536
 "#;
 
 #[cfg(test)]
 mod tests {
     use super::super::raw::{
-        CACHE_KEYS, CONTAINER_KEYS, HOST_KEYS, LOG_KEYS, RUNNER_KEYS, SECTIONS,
+        CACHE_KEYS, CONTAINER_KEYS, HEALTH_CHECK_KEYS, HOST_KEYS, LOG_KEYS, METRICS_KEYS,
+        RUNNER_KEYS, SECTIONS,
     };
     use super::super::Config;
     use super::EXAMPLE_CONFIG;
@@ -213,6 +233,8 @@ mod tests {
             ("cache", CACHE_KEYS),
             ("container", CONTAINER_KEYS),
             ("host", HOST_KEYS),
+            ("metrics", METRICS_KEYS),
+            ("health_check", HEALTH_CHECK_KEYS),
         ];
         assert_eq!(sections.map(|(name, _)| name), SECTIONS);
         for (section, keys) in sections {

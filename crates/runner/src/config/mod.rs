@@ -44,6 +44,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub container: ContainerConfig,
     pub host: HostConfig,
+    pub metrics: MetricsConfig,
+    pub health_check: HealthCheckConfig,
 }
 
 /// `log:`.
@@ -264,6 +266,27 @@ pub struct HostConfig {
     pub workdir_parent: PathBuf,
 }
 
+/// `metrics:` (gitea/runner's keys): Prometheus metrics, `/healthz` and `/readyz`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `metrics.enabled`, default false.
+    pub enabled: bool,
+    /// `metrics.addr`, default `127.0.0.1:9101`.
+    pub addr: String,
+}
+
+/// `health_check:`: the disk guard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// `health_check.min_free_disk_space_mb` (gitea/runner's key), Hearth's default 1024:
+    /// below this much free space on the work or Docker disk no job is fetched. 0 turns the
+    /// guard off.
+    pub min_free_disk_space_mb: u64,
+    /// Hearth: `health_check.resume_free_disk_space_mb`, default the minimum + 512: fetching
+    /// resumes once this much is free again (never below the minimum).
+    pub resume_free_disk_space_mb: u64,
+}
+
 /// Where in a file a warning points.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -338,6 +361,10 @@ const DEFAULT_LOG_MEMORY_LIMIT: u64 = 4 << 20;
 /// The spill folder's name, beside the registration file.
 const SPOOL_DIR_NAME: &str = ".hearth-spool";
 const DEFAULT_CONTAINER_WORKDIR_PARENT: &str = "workspace";
+const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9101";
+const DEFAULT_MIN_FREE_DISK_SPACE_MB: u64 = 1024;
+/// The resume threshold's default distance above the minimum.
+const DEFAULT_RESUME_MARGIN_MB: u64 = 512;
 
 impl Config {
     /// Loads `path`, or the defaults (and deprecated `GITEA_*` variables) when `None`.
@@ -460,8 +487,27 @@ impl Config {
             cache,
             container,
             host,
+            metrics: MetricsConfig {
+                enabled: raw.metrics_enabled,
+                addr: non_empty_or(raw.metrics_addr, DEFAULT_METRICS_ADDR),
+            },
+            health_check: health_check(raw.min_free_disk_space_mb, raw.resume_free_disk_space_mb),
         };
         Ok((config, warnings))
+    }
+}
+
+/// The disk guard's thresholds: the resume one never below the minimum.
+fn health_check(min: Option<u64>, resume: Option<u64>) -> HealthCheckConfig {
+    let min = min.unwrap_or(DEFAULT_MIN_FREE_DISK_SPACE_MB);
+    let resume = match resume {
+        Some(resume) => resume.max(min),
+        None if min == 0 => 0,
+        None => min.saturating_add(DEFAULT_RESUME_MARGIN_MB),
+    };
+    HealthCheckConfig {
+        min_free_disk_space_mb: min,
+        resume_free_disk_space_mb: resume,
     }
 }
 

@@ -13,7 +13,15 @@ use super::{ConfigError, LogLevel};
 use crate::labels::Label;
 
 /// The top-level sections.
-pub(super) const SECTIONS: &[&str] = &["log", "runner", "cache", "container", "host"];
+pub(super) const SECTIONS: &[&str] = &[
+    "log",
+    "runner",
+    "cache",
+    "container",
+    "host",
+    "metrics",
+    "health_check",
+];
 pub(super) const LOG_KEYS: &[&str] = &["level", "format"];
 pub(super) const RUNNER_KEYS: &[&str] = &[
     "file",
@@ -74,6 +82,11 @@ pub(super) const CONTAINER_KEYS: &[&str] = &[
     "registry_mirrors",
 ];
 pub(super) const HOST_KEYS: &[&str] = &["workdir_parent"];
+/// gitea/runner's `metrics`: Prometheus metrics and health probes on an opt-in address.
+pub(super) const METRICS_KEYS: &[&str] = &["enabled", "addr"];
+/// gitea/runner's `health_check` (its disk threshold) and Hearth's resume threshold.
+pub(super) const HEALTH_CHECK_KEYS: &[&str] =
+    &["min_free_disk_space_mb", "resume_free_disk_space_mb"];
 
 /// What the file says, Go-zero where it says nothing. Durations are signed nanoseconds.
 #[derive(Debug, Default)]
@@ -84,6 +97,11 @@ pub(super) struct RawConfig {
     pub cache: RawCache,
     pub container: RawContainer,
     pub host_workdir_parent: String,
+    pub metrics_enabled: bool,
+    pub metrics_addr: String,
+    /// `None` when the file does not say (0 is a value: no guard).
+    pub min_free_disk_space_mb: Option<u64>,
+    pub resume_free_disk_space_mb: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -255,6 +273,8 @@ pub(super) fn read_config(reader: &mut Reader<'_>, root: &Node) -> Result<RawCon
             Some("cache") => read_cache(reader, value, &mut raw.cache)?,
             Some("container") => read_container(reader, value, &mut raw.container)?,
             Some("host") => read_host(reader, value, &mut raw)?,
+            Some("metrics") => read_metrics(reader, value, &mut raw)?,
+            Some("health_check") => read_health_check(reader, value, &mut raw)?,
             _ => reader.unknown_key(key, "", SECTIONS),
         }
     }
@@ -598,6 +618,65 @@ fn read_host(reader: &mut Reader<'_>, node: &Node, raw: &mut RawConfig) -> Resul
                     .unwrap_or_default();
             }
             _ => reader.unknown_key(key, "host", HOST_KEYS),
+        }
+    }
+    Ok(())
+}
+
+fn read_metrics(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    raw: &mut RawConfig,
+) -> Result<(), ConfigError> {
+    for (key, value) in reader.mapping(node, "metrics")? {
+        match key.as_str() {
+            Some("enabled") => {
+                raw.metrics_enabled = reader
+                    .boolean(value, "metrics.enabled")?
+                    .unwrap_or_default();
+            }
+            Some("addr") => {
+                let addr = reader.string(value, "metrics.addr")?.unwrap_or_default();
+                if !addr.is_empty() && addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(reader.error(
+                        value,
+                        format!(
+                            "metrics.addr must be an IP address and port such as \
+                             127.0.0.1:9101 or 0.0.0.0:9101, found {addr:?}"
+                        ),
+                    ));
+                }
+                raw.metrics_addr = addr;
+            }
+            _ => reader.unknown_key(key, "metrics", METRICS_KEYS),
+        }
+    }
+    Ok(())
+}
+
+fn read_health_check(
+    reader: &mut Reader<'_>,
+    node: &Node,
+    raw: &mut RawConfig,
+) -> Result<(), ConfigError> {
+    for (key, value) in reader.mapping(node, "health_check")? {
+        let Some(name) = key.as_str().filter(|name| HEALTH_CHECK_KEYS.contains(name)) else {
+            reader.unknown_key(key, "health_check", HEALTH_CHECK_KEYS);
+            continue;
+        };
+        let path = join("health_check", name);
+        let Some(megabytes) = reader.integer(value, &path)? else {
+            continue;
+        };
+        let Ok(megabytes) = u64::try_from(megabytes) else {
+            return Err(reader.error(
+                value,
+                format!("{path} must be a number of megabytes, 0 or more, found {megabytes}"),
+            ));
+        };
+        match name {
+            "min_free_disk_space_mb" => raw.min_free_disk_space_mb = Some(megabytes),
+            _ => raw.resume_free_disk_space_mb = Some(megabytes),
         }
     }
     Ok(())

@@ -683,3 +683,65 @@ fn cache_s3_names_a_bucket_and_takes_keys_from_the_environment() {
         ["config.yaml:2:19: unknown key cache.s3.bukket is ignored; did you mean cache.s3.bucket?"]
     );
 }
+
+#[test]
+fn metrics_are_off_on_the_loopback_by_default_and_read_as_gitea_runner_names_them() {
+    let config = defaults();
+    assert!(!config.metrics.enabled);
+    assert_eq!(config.metrics.addr, "127.0.0.1:9101");
+    let config = load_clean("metrics:\n  enabled: true\n  addr: 0.0.0.0:9200\n");
+    assert!(config.metrics.enabled);
+    assert_eq!(config.metrics.addr, "0.0.0.0:9200");
+    assert_eq!(
+        error("metrics:\n  addr: localhost\n"),
+        "config.yaml:2:9: metrics.addr must be an IP address and port such as 127.0.0.1:9101 \
+         or 0.0.0.0:9101, found \"localhost\""
+    );
+    let (_, warnings) = load("metrics:\n  enable: true\n");
+    assert_eq!(
+        messages(&warnings),
+        ["config.yaml:2:3: unknown key metrics.enable is ignored; did you mean metrics.enabled?"]
+    );
+}
+
+#[test]
+fn the_disk_guard_resumes_above_its_minimum() {
+    // (file, minimum, resume)
+    let cases = [
+        ("", 1024, 1536),
+        (
+            "health_check:\n  min_free_disk_space_mb: 2048\n",
+            2048,
+            2560,
+        ),
+        ("health_check:\n  min_free_disk_space_mb: 0\n", 0, 0),
+        (
+            "health_check:\n  min_free_disk_space_mb: 100\n  resume_free_disk_space_mb: 150\n",
+            100,
+            150,
+        ),
+        // A resume threshold below the minimum would resume into a pause at once.
+        (
+            "health_check:\n  min_free_disk_space_mb: 100\n  resume_free_disk_space_mb: 50\n",
+            100,
+            100,
+        ),
+    ];
+    for (text, min, resume) in cases {
+        let config = if text.is_empty() {
+            defaults()
+        } else {
+            load_clean(text)
+        };
+        assert_eq!(config.health_check.min_free_disk_space_mb, min, "{text}");
+        assert_eq!(
+            config.health_check.resume_free_disk_space_mb, resume,
+            "{text}"
+        );
+    }
+    assert_eq!(
+        error("health_check:\n  min_free_disk_space_mb: -5\n"),
+        "config.yaml:2:27: health_check.min_free_disk_space_mb must be a number of megabytes, \
+         0 or more, found -5"
+    );
+}
