@@ -428,6 +428,22 @@ pub trait Backend: Send + Sync {
         let _ = owner;
         Box::pin(async { Ok(Reaped::default()) })
     }
+
+    /// Frees disk space when it runs short (the runner's disk guard): what [`Backend::reap`]
+    /// removes, and whatever else is this backend's own and can be made again (folders set
+    /// aside for reuse, images it built). Never anything of the user's, never a running job's.
+    fn free_space<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        self.reap(owner)
+    }
+
+    /// Where this backend keeps data on this machine besides the runner's work folder, for
+    /// the disk guard to watch (Docker's data root when the daemon is local); `None` for none.
+    fn data_root(&self) -> BoxFuture<'_, Option<std::path::PathBuf>> {
+        Box::pin(async { None })
+    }
 }
 
 /// How a job runs `node` (see [`JobRuntime::node`]).

@@ -1103,6 +1103,68 @@ impl Backend for DockerBackend {
             Ok(reaped)
         })
     }
+
+    /// Leftovers and spare folders, then the images this backend built for Docker actions
+    /// that no container uses (they carry its label; they are built again when needed).
+    /// Docker's build cache is left alone: its entries carry no label, so the user's cannot be
+    /// told from Hearth's.
+    fn free_space<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        Box::pin(async move {
+            let mut reaped = self.reap_labelled(owner).await?;
+            let folders = self.host.free_space(owner).await?;
+            reaped.removed.extend(folders.removed);
+            reaped.removed.extend(self.prune_action_images().await?);
+            Ok(reaped)
+        })
+    }
+
+    /// Docker's data root (`DockerRootDir`) when the daemon shares this machine's folders
+    /// (bind mode) and the folder is here.
+    fn data_root(&self) -> BoxFuture<'_, Option<PathBuf>> {
+        Box::pin(async move {
+            if self.settings.workdir != Workdir::Bind {
+                return None;
+            }
+            let info = self.docker.info().await.ok()?;
+            let root = PathBuf::from(info.docker_root_dir?);
+            root.is_dir().then_some(root)
+        })
+    }
+}
+
+impl DockerBackend {
+    /// Removes the unused images built for Docker actions (dangling or tagged
+    /// `hearth-action:*`, all labelled as this backend's); returns what went.
+    async fn prune_action_images(&self) -> Result<Vec<String>, BackendError> {
+        let label = format!("{}={}", BACKEND_LABEL.0, BACKEND_LABEL.1);
+        let filters = HashMap::from([
+            ("label".to_owned(), vec![label]),
+            // `false`: tagged images too, not only dangling ones (unused ones only, always).
+            ("dangling".to_owned(), vec!["false".to_owned()]),
+        ]);
+        let pruned = self
+            .docker
+            .prune_images(Some(
+                bollard::query_parameters::PruneImagesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| BackendError::Cleanup(format!("pruning action images: {e}")))?;
+        let mut removed = Vec::new();
+        for deleted in pruned.images_deleted.unwrap_or_default() {
+            if let Some(tag) = deleted.untagged {
+                removed.push(format!("image {tag}"));
+            }
+        }
+        if let Some(bytes) = pruned.space_reclaimed.filter(|b| *b > 0) {
+            removed.push(format!("{} MB of images", bytes / (1 << 20)));
+        }
+        Ok(removed)
+    }
 }
 
 /// The repository a job binds as its workspace (`JobSpec::bind_repository`), checked before

@@ -113,6 +113,13 @@ impl Backend for HostWithDocker {
     ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
         self.host.reap(owner)
     }
+
+    fn free_space<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        self.host.free_space(owner)
+    }
 }
 
 /// A host job whose steps may also run in containers: every other method of the contract is

@@ -315,6 +315,27 @@ impl Backend for HostBackend {
     ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
         Box::pin(self.reap_leftovers(owner))
     }
+
+    /// Leftovers, then the folders set aside for reuse (made again when needed).
+    fn free_space<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        Box::pin(async move {
+            let mut reaped = self.reap_leftovers(owner).await?;
+            if let Some(spares) = self.spares.clone() {
+                let removed = tokio::task::spawn_blocking(move || spares.clear())
+                    .await
+                    .map_err(|e| BackendError::Cleanup(format!("removing spare folders: {e}")))?;
+                reaped.removed.extend(
+                    removed
+                        .into_iter()
+                        .map(|dir| format!("folder set aside {}", dir.display())),
+                );
+            }
+            Ok(reaped)
+        })
+    }
 }
 
 /// The workspace of a job bound to `repository`: its absolute path, which must be a folder.

@@ -147,6 +147,29 @@ impl Spares {
     }
 }
 
+impl Spares {
+    /// Removes every folder set aside (the disk is short); returns those removed.
+    pub fn clear(&self) -> Vec<PathBuf> {
+        let folders = std::mem::take(&mut *lock(&self.folders));
+        remove_spares(folders, &self.live)
+    }
+}
+
+/// Removes `folders` and lets `live` forget them; returns those removed.
+fn remove_spares(folders: Vec<Spare>, live: &Live) -> Vec<PathBuf> {
+    let mut removed = Vec::with_capacity(folders.len());
+    for spare in folders {
+        match remove_tree(&spare.dir) {
+            Ok(()) => removed.push(spare.dir.clone()),
+            Err(e) => {
+                tracing::warn!(folder = %spare.dir.display(), error = %e, "cannot remove a job folder")
+            }
+        }
+        live.remove(&spare.dir);
+    }
+    removed
+}
+
 impl Drop for Spares {
     fn drop(&mut self) {
         let folders = std::mem::take(
@@ -154,12 +177,7 @@ impl Drop for Spares {
                 .get_mut()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        for spare in folders {
-            if let Err(e) = remove_tree(&spare.dir) {
-                tracing::warn!(folder = %spare.dir.display(), error = %e, "cannot remove a job folder");
-            }
-            self.live.remove(&spare.dir);
-        }
+        remove_spares(folders, &self.live);
     }
 }
 

@@ -143,14 +143,22 @@ impl JobCache {
 
     /// The same for a job that used the cache under several tokens (v1's, v2's), in one line.
     pub fn activity_of(&self, tokens: &[&str]) -> Option<String> {
-        let running = self.running.as_ref()?;
+        self.take_activity(tokens).summary()
+    }
+
+    /// What the job that used the cache under `tokens` did there (hits, misses, saves), taken
+    /// (so told once); nothing when the server is not the runner's.
+    pub fn take_activity(&self, tokens: &[&str]) -> hearth_cache::server::JobActivity {
         let mut all = hearth_cache::server::JobActivity::default();
+        let Some(running) = self.running.as_ref() else {
+            return all;
+        };
         for token in tokens {
             if let Some(activity) = running.take_activity(token) {
                 all.merge(activity);
             }
         }
-        all.summary()
+        all
     }
 
     /// Where the runner's own server listens.

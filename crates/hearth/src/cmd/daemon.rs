@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use hearth_engine::job::RunnerInfo;
-use hearth_forge::{Client, ClientOptions, Credentials, PollerOptions, ReporterOptions};
+use hearth_forge::{Client, ClientOptions, Credentials, Observer, PollerOptions, ReporterOptions};
+use hearth_runner::daemon::observe::ForgeMetrics;
 use std::sync::Arc;
 
 use hearth_host::HostBackend;
@@ -59,6 +60,22 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
 
     let version = env!("CARGO_PKG_VERSION").to_owned();
     let address = registration.address.trim_end_matches('/').to_owned();
+    let error_backoff_max = config
+        .runner
+        .fetch_interval_max
+        .max(std::time::Duration::from_secs(10));
+    // A poll round takes at most a fetch and a wait; twice that, and some, is being stuck.
+    let stale_after = (config.runner.fetch_timeout + error_backoff_max) * 2 + STUCK_MARGIN;
+    let metrics = config.metrics.enabled.then(|| {
+        Arc::new(hearth_metrics::Metrics::new(
+            Some(config.runner.log_spill_dir.join("journal")),
+            stale_after,
+        ))
+    });
+    let observer = metrics
+        .clone()
+        .map(|m| Observer::new(Arc::new(ForgeMetrics(m))))
+        .unwrap_or_default();
     let client = Client::new(&ClientOptions {
         address: address.clone(),
         insecure: config.runner.insecure,
@@ -69,27 +86,29 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
     .with_credentials(Credentials {
         uuid: registration.uuid.clone(),
         token: registration.token.clone(),
-    });
+    })
+    .with_observer(observer.clone());
     let options = DaemonOptions {
         poller: PollerOptions {
             capacity: config.runner.capacity,
             fetch_interval: config.runner.fetch_interval,
             fetch_interval_max: config.runner.fetch_interval_max,
-            error_backoff_max: config
-                .runner
-                .fetch_interval_max
-                .max(std::time::Duration::from_secs(10)),
+            error_backoff_max,
             fetch_timeout: config.runner.fetch_timeout,
             once: args.once || registration.ephemeral,
         },
         shutdown_timeout: config.runner.shutdown_timeout,
         label_names: labels.names().map(str::to_owned).collect(),
         version: version.clone(),
+        work_folder: config.host.workdir_parent.clone(),
+        min_free_disk_space_mb: config.health_check.min_free_disk_space_mb,
+        resume_free_disk_space_mb: config.health_check.resume_free_disk_space_mb,
     };
     let reporter = ReporterOptions {
         report_interval: config.runner.report_interval,
         memory_limit: usize::try_from(config.runner.log_memory_limit).unwrap_or(usize::MAX),
         spill_dir: config.runner.log_spill_dir.clone(),
+        observer,
         ..ReporterOptions::default()
     };
     let runner_name = registration.name.clone();
@@ -103,6 +122,13 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         let shutdown = CancellationToken::new();
         let stop = TaskStop::default();
         let signals = daemon::watch_signals(shutdown.clone(), stop.clone());
+        // Served from before the declaration, so that /readyz says the runner is not ready.
+        let _serving = match &metrics {
+            Some(metrics) => {
+                Some(hearth_metrics::serve(&config.metrics.addr, metrics.clone()).await?)
+            }
+            None => None,
+        };
         let forge_capabilities = daemon::declare(&client, &options, &shutdown).await?;
         tracing::info!(
             "runner {runner_name} polling {address} with capacity {}",
@@ -170,6 +196,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             forge_capabilities,
             registries: config.container.registries.clone(),
             cache,
+            metrics,
         };
         let code = daemon::run(client, task_runtime, options, shutdown, stop).await;
         signals.abort();
@@ -182,6 +209,9 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
 /// How long the daemon waits at start for a Docker daemon that does not answer yet, when
 /// `container.docker_timeout` does not say.
 const DOCKER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What `/healthz` allows a poll loop beyond its longest round before calling it stuck.
+const STUCK_MARGIN: Duration = Duration::from_secs(30);
 
 /// Variables of the runner's own set-up that jobs must not see.
 fn is_runner_secret(name: &str) -> bool {

@@ -12,6 +12,8 @@
 //! stops their `always()` steps too.
 
 mod caller;
+pub mod disk_guard;
+pub mod observe;
 mod resident;
 pub mod task;
 
@@ -23,11 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_forge::proto::runner::DeclareRequest;
-use hearth_forge::{poll, Client, PollError, PollerOptions, RpcError};
+use hearth_forge::{poll_with, Client, PollError, PollHooks, PollerOptions, RpcError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::route::Backends;
+use disk_guard::{Disk, DiskGuard};
 
 pub use task::{TaskRuntime, TaskStop, RUNNER_LABEL, TASK_LABEL};
 
@@ -38,6 +41,11 @@ pub struct DaemonOptions {
     /// Label names (the schemes stay here).
     pub label_names: Vec<String>,
     pub version: String,
+    /// The disk guard (`health_check.*`): the work folder whose disk it watches (Docker's data
+    /// root is asked of the backends), and its thresholds in MB; a minimum of 0 turns it off.
+    pub work_folder: std::path::PathBuf,
+    pub min_free_disk_space_mb: u64,
+    pub resume_free_disk_space_mb: u64,
 }
 
 /// What this runner supports beyond the base protocol: `cancelling` means a job cancelled in
@@ -128,6 +136,25 @@ pub async fn run(
         () = reap_leftovers(&runtime.backends, &runtime.runner_uuid) => {}
         () = shutdown.cancelled() => {}
     }
+    let metrics = runtime.metrics.clone();
+    let hooks = DaemonHooks {
+        guard: disk_guard(&runtime, &options).await,
+        metrics: metrics.clone(),
+    };
+    // Readiness ends with the first signal, not when the poll loop notices it.
+    let _draining = metrics.clone().map(|metrics| {
+        let shutdown = shutdown.clone();
+        AbortOnDrop(tokio::task::spawn_local(async move {
+            shutdown.cancelled().await;
+            metrics.health.draining();
+        }))
+    });
+    if let Some(metrics) = &metrics {
+        metrics
+            .capacity
+            .set(i64::try_from(options.poller.capacity).unwrap_or(i64::MAX));
+        metrics.health.declared();
+    }
     let runtime = Arc::new(runtime);
     let mut running = JoinSet::new();
     // And then now and again: leftovers a crash of a job's own cleanup left (the backends
@@ -147,7 +174,7 @@ pub async fn run(
     // The ids of the tasks running now: a forge recovering a lost answer (Forgejo's request
     // key) may hand out a task again, which must not run twice.
     let active: Rc<RefCell<HashSet<i64>>> = Rc::default();
-    let polled = poll(&client, &options.poller, &shutdown, |task, slot| {
+    let polled = poll_with(&client, &options.poller, &shutdown, &hooks, |task, slot| {
         let id = task.id;
         if !active.borrow_mut().insert(id) {
             tracing::warn!("task {id} was handed out again while it runs here; ignored");
@@ -169,6 +196,10 @@ pub async fn run(
         });
     })
     .await;
+    // No more jobs are taken, whatever ended the loop (`--once`, an error).
+    if let Some(metrics) = &metrics {
+        metrics.health.draining();
+    }
 
     if !running.is_empty() {
         if shutdown.is_cancelled() && !stop.cancel.is_cancelled() {
@@ -214,6 +245,72 @@ pub async fn reap_leftovers(backends: &Backends, runner: &str) {
             }
             Err(e) => tracing::warn!("cannot remove what earlier runs left behind: {e}"),
         }
+    }
+}
+
+/// The disk guard of `options`, watching the work folder and the backends' data roots.
+async fn disk_guard(runtime: &TaskRuntime, options: &DaemonOptions) -> Option<DiskGuard> {
+    if options.min_free_disk_space_mb == 0 {
+        return None;
+    }
+    let mut disks = vec![Disk {
+        name: "work",
+        path: options.work_folder.clone(),
+    }];
+    for backend in runtime.backends.all() {
+        if let Some(root) = backend.data_root().await {
+            if !disks.iter().any(|d| d.path == root) {
+                disks.push(Disk {
+                    name: "docker",
+                    path: root,
+                });
+            }
+        }
+    }
+    DiskGuard::new(
+        disks,
+        options.min_free_disk_space_mb,
+        options.resume_free_disk_space_mb,
+        runtime.backends.clone(),
+        vec![(RUNNER_LABEL.to_owned(), runtime.runner_uuid.clone())],
+        runtime.metrics.clone(),
+    )
+}
+
+/// What the poll loop is gated by (the disk guard) and tells (the health's heartbeat).
+struct DaemonHooks {
+    guard: Option<DiskGuard>,
+    metrics: Option<Arc<hearth_metrics::Metrics>>,
+}
+
+impl PollHooks for DaemonHooks {
+    fn before_fetch(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+        Box::pin(async move {
+            if let Some(guard) = &self.guard {
+                guard.wait_for_space().await;
+            }
+        })
+    }
+
+    fn round(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.health.beat();
+        }
+    }
+
+    fn waiting(&self, waiting: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.health.waiting(waiting);
+        }
+    }
+}
+
+/// A spawned task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -27,6 +27,7 @@ use hearth_workflow::plan::{decide_job, expand_job, JobContext, JobPlan};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
 
+use super::observe::JobMeter;
 use crate::actions::GitActions;
 use crate::route::{Backends, Route};
 
@@ -63,6 +64,8 @@ pub struct TaskRuntime {
     pub registries: Vec<crate::config::RegistryConfig>,
     /// The cache jobs are given (`cache.*`), when there is one.
     pub cache: Option<Arc<crate::cache::JobCache>>,
+    /// The daemon's metrics (`metrics.enabled`), when kept.
+    pub metrics: Option<Arc<hearth_metrics::Metrics>>,
 }
 
 /// How the daemon can stop a task: `cancel` as a first Ctrl-C does (`always()` steps still
@@ -73,8 +76,23 @@ pub struct TaskStop {
     pub force: CancellationToken,
 }
 
-/// Runs `task` to its end and reports it; returns its result.
+/// Runs `task` to its end and reports it; returns its result. Counted in the metrics, when
+/// the daemon keeps them, from now (the task was just fetched) to its final state.
 pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop) -> TaskResult {
+    let meter = runtime.metrics.clone().map(JobMeter::start);
+    let result = run_metered(runtime, task, stop, meter.as_ref()).await;
+    if let Some(meter) = meter {
+        meter.finished(result);
+    }
+    result
+}
+
+async fn run_metered(
+    runtime: Arc<TaskRuntime>,
+    task: TaskInfo,
+    stop: TaskStop,
+    meter: Option<&JobMeter>,
+) -> TaskResult {
     let file = match task.context_str("workflow") {
         "" => "workflow payload".to_owned(),
         name => name.to_owned(),
@@ -168,16 +186,21 @@ pub async fn run_task(runtime: Arc<TaskRuntime>, task: TaskInfo, stop: TaskStop)
             env_folders: prepared.env_folders,
             forge_registry: forge_registry(&runtime.address, &task),
         };
-        let outcome = run_job(
-            prepared.route.backend.as_ref(),
-            &request,
-            reporter,
-            &control,
-        )
-        .await;
+        let metered = meter.map(|meter| meter.sink(reporter));
+        let sink: &dyn hearth_events::EventSink = match &metered {
+            Some(metered) => metered,
+            None => reporter,
+        };
+        let outcome = run_job(prepared.route.backend.as_ref(), &request, sink, &control).await;
         let cache = runtime.cache.as_ref().zip(prepared.cache_token.as_deref());
-        if let Some(line) = cache.and_then(|(cache, token)| cache.activity(token)) {
-            log(reporter, &masker, &line);
+        if let Some((cache, token)) = cache {
+            let activity = cache.take_activity(&[token]);
+            if let Some(meter) = meter {
+                meter.cache(activity.hits.len(), activity.misses.len());
+            }
+            if let Some(line) = activity.summary() {
+                log(reporter, &masker, &line);
+            }
         }
         let result = match outcome.result {
             Conclusion::Success => TaskResult::Success,
