@@ -55,6 +55,19 @@ impl Docker {
     }
 }
 
+impl Docker {
+    /// The daemon if it answers now; `None` (quietly) if it does not.
+    async fn answering(&self) -> Option<DockerBackend> {
+        match self.backend().await {
+            Ok(backend) => Some(backend),
+            Err(e) => {
+                tracing::debug!("no Docker leftovers looked for: {e}");
+                None
+            }
+        }
+    }
+}
+
 impl HostWithDocker {
     /// `host`'s jobs, with containers run through the daemon `connect` reaches.
     pub fn new(host: Arc<dyn Backend>, connect: Connect) -> Self {
@@ -104,21 +117,41 @@ impl Backend for HostWithDocker {
         self.host.paths_ahead()
     }
 
-    /// The host's leftovers. Step containers a dead runner left carry its labels and go with
-    /// the Docker backend's own reaping, when the runner has one for its `docker://` labels
-    /// (sharing it here keeps its `reap` off running host jobs' containers).
+    /// The host's leftovers, then the step containers (and their networks and volumes) a dead
+    /// runner's host jobs left, when Docker answers: a runner with host labels only has no
+    /// Docker backend of its own to reap them. The Docker backend is the one the jobs use
+    /// (the runner's, when it has one for its `docker://` labels), so running host jobs' step
+    /// containers, which it holds, are left alone. A Docker that does not answer has nothing
+    /// to reap: asked again at the next sweep.
     fn reap<'a>(
         &'a self,
         owner: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
-        self.host.reap(owner)
+        Box::pin(async move {
+            let mut reaped = self.host.reap(owner).await?;
+            if let Some(docker) = self.docker.answering().await {
+                reaped
+                    .removed
+                    .extend(docker.reap_labelled(owner).await?.removed);
+            }
+            Ok(reaped)
+        })
     }
 
     fn free_space<'a>(
         &'a self,
         owner: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
-        self.host.free_space(owner)
+        Box::pin(async move {
+            let mut reaped = self.host.free_space(owner).await?;
+            if let Some(docker) = self.docker.answering().await {
+                reaped
+                    .removed
+                    .extend(docker.reap_labelled(owner).await?.removed);
+                reaped.removed.extend(docker.prune_action_images().await?);
+            }
+            Ok(reaped)
+        })
     }
 }
 

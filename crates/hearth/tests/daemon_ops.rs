@@ -281,6 +281,49 @@ async fn the_disk_guard_pauses_on_a_nearly_full_work_disk_and_resumes() {
     assert!(work.join("keep-me").exists(), "the user's file is kept");
 }
 
+/// A runner with host labels only has no Docker backend of its own; the step containers its
+/// host jobs ran (a `docker://` step) and a crash left are still its leftovers, reaped at the
+/// next start.
+#[tokio::test]
+async fn a_host_only_runner_reaps_the_step_containers_its_killed_host_job_left() {
+    let h = Harness::ready(Options::gitea(), FAST).await;
+    let uuid = h.runner_uuid();
+    let payload = job(
+        "linux",
+        "      - run: echo started\n      - uses: docker://hearth-test/busybox:1\n        \
+         with:\n          entrypoint: sleep\n          args: '60'\n",
+    );
+    let id = h.forge.queue_task(TaskSpec::new(payload));
+    let daemon = h.daemon(&[]);
+    h.row_appears(id, "started", LONG).await;
+    let deadline = Instant::now() + LONG;
+    while docker_leftovers(&uuid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the step's container never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // No cleanup at all, as after `kill -9` or the OOM killer.
+    daemon.signal(libc::SIGKILL);
+    daemon.exit(Duration::from_secs(15)).await;
+    assert!(!docker_leftovers(&uuid).is_empty());
+
+    // The daemon reaps before its first fetch: once it fetches, the reap is over.
+    let fetches = h.forge.request_count(Method::FetchTask);
+    let daemon = h.daemon(&[]);
+    while h.forge.request_count(Method::FetchTask) == fetches {
+        assert!(Instant::now() < deadline + LONG, "the daemon never fetched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = daemon.stop().await;
+    assert_eq!(docker_leftovers(&uuid), Vec::<String>::new(), "{log}");
+    assert!(
+        log.contains("removed what an earlier run left: container"),
+        "{log}"
+    );
+}
+
 /// A small seeded generator (SplitMix64): the run can be repeated with `HEARTH_TEST_SEED`.
 struct Rng(u64);
 
