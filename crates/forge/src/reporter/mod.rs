@@ -136,7 +136,7 @@ impl Shared {
         }
         inner.state.rows_added(added);
         if let Some(observer) = self.observer.get() {
-            observer.rows_added(added as u64);
+            observer.rows_added(added);
         }
         if inner.log.pending() >= self.batch_rows {
             self.wake.notify_one();
