@@ -1137,13 +1137,15 @@ impl Backend for DockerBackend {
 
 impl DockerBackend {
     /// Removes the unused images built for Docker actions (dangling or tagged
-    /// `hearth-action:*`, all labelled as this backend's); returns what went.
+    /// `hearth-action:*`, all labelled as this backend's) more than an hour old: a younger one
+    /// may have just been built for a step about to start. Returns what went.
     async fn prune_action_images(&self) -> Result<Vec<String>, BackendError> {
         let label = format!("{}={}", BACKEND_LABEL.0, BACKEND_LABEL.1);
         let filters = HashMap::from([
             ("label".to_owned(), vec![label]),
             // `false`: tagged images too, not only dangling ones (unused ones only, always).
             ("dangling".to_owned(), vec!["false".to_owned()]),
+            ("until".to_owned(), vec!["1h".to_owned()]),
         ]);
         let pruned = self
             .docker

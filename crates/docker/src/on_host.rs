@@ -117,23 +117,23 @@ impl Backend for HostWithDocker {
         self.host.paths_ahead()
     }
 
-    /// The host's leftovers, then the step containers (and their networks and volumes) a dead
-    /// runner's host jobs left, when Docker answers: a runner with host labels only has no
-    /// Docker backend of its own to reap them. The Docker backend is the one the jobs use
-    /// (the runner's, when it has one for its `docker://` labels), so running host jobs' step
-    /// containers, which it holds, are left alone. A Docker that does not answer has nothing
-    /// to reap: asked again at the next sweep.
+    /// The step containers (and their networks and volumes) a dead runner's host jobs left,
+    /// when Docker answers: a runner with host labels only has no Docker backend of its own to
+    /// reap them. Then the host's leftovers: the containers go first, since they bind the job
+    /// folders. The Docker backend is the one the jobs use (the runner's, when it has one for
+    /// its `docker://` labels), so running host jobs' step containers, which it holds, are
+    /// left alone. A Docker that does not answer has nothing to reap: asked again at the next
+    /// sweep.
     fn reap<'a>(
         &'a self,
         owner: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
         Box::pin(async move {
-            let mut reaped = self.host.reap(owner).await?;
+            let mut reaped = Reaped::default();
             if let Some(docker) = self.docker.answering().await {
-                reaped
-                    .removed
-                    .extend(docker.reap_labelled(owner).await?.removed);
+                reaped = docker.reap_labelled(owner).await?;
             }
+            reaped.removed.extend(self.host.reap(owner).await?.removed);
             Ok(reaped)
         })
     }
@@ -143,13 +143,14 @@ impl Backend for HostWithDocker {
         owner: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
         Box::pin(async move {
-            let mut reaped = self.host.free_space(owner).await?;
+            let mut reaped = Reaped::default();
             if let Some(docker) = self.docker.answering().await {
-                reaped
-                    .removed
-                    .extend(docker.reap_labelled(owner).await?.removed);
+                reaped = docker.reap_labelled(owner).await?;
                 reaped.removed.extend(docker.prune_action_images().await?);
             }
+            reaped
+                .removed
+                .extend(self.host.free_space(owner).await?.removed);
             Ok(reaped)
         })
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use harness::{Harness, FAST};
-use hearth_fake_forge::{Method, Options, Status, TaskSpec};
+use hearth_fake_forge::{Fault, Method, Options, Status, TaskSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -106,6 +106,8 @@ async fn metrics_count_jobs_requests_and_rows_and_the_probes_answer() {
     assert_eq!(get(port, "/healthz").await.map(|a| a.0), Some(200));
     assert_eq!(get(port, "/readyz").await.map(|a| a.0), Some(200));
 
+    // A fetch the forge fails (a proxy's 503) is counted by method and code.
+    h.forge.fail_next(Fault::http(503).only(Method::FetchTask));
     std::fs::write(&go, "").expect("go");
     let task = h.done(first, LONG).await;
     assert_eq!(task.status, Status::Success);
@@ -114,6 +116,11 @@ async fn metrics_count_jobs_requests_and_rows_and_the_probes_answer() {
         .queue_task(TaskSpec::new(job("linux", "      - run: exit 3\n")));
     assert_eq!(h.done(second, LONG).await.status, Status::Failure);
 
+    // The task journal's folder (beside `.runner`, in the spill folder) is measured at each
+    // scrape, whatever is in it.
+    let journal = h.path(".hearth-spool/journal/planted");
+    std::fs::create_dir_all(&journal).expect("journal folder");
+    std::fs::write(journal.join("rows"), [7u8; 1234]).expect("a journal file");
     let (_, after) = answer_until(port, "/metrics", "both jobs counted", |_, body| {
         value(body, "hearth_jobs_total{result=\"failure\"}") == Some(1.0)
             && value(body, "hearth_running_jobs") == Some(0.0)
@@ -148,7 +155,12 @@ async fn metrics_count_jobs_requests_and_rows_and_the_probes_answer() {
         let sample = format!("hearth_forge_request_duration_seconds_count{{method=\"{method}\"}}");
         assert!(metric(&after, &sample) >= 1.0, "{sample}\n{after}");
     }
-    assert_eq!(metric(&after, "hearth_journal_size_bytes"), 0.0);
+    let errors = "hearth_forge_request_errors_total{method=\"FetchTask\",code=\"unavailable\"}";
+    assert_eq!(metric(&after, errors), 1.0, "{after}");
+    assert!(
+        metric(&after, "hearth_journal_size_bytes") >= 1234.0,
+        "{after}"
+    );
     assert_eq!(metric(&after, "hearth_disk_guard_paused"), 0.0);
     assert!(metric(&after, "hearth_disk_free_bytes{disk=\"work\"}") > 0.0);
 }
