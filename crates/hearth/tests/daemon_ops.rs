@@ -543,5 +543,8 @@ async fn two_hundred_jobs_with_random_cancels_leave_nothing_behind() {
     leaked.extend(job_folders(&h.path("work")));
     leaked.extend(job_processes(h.dir.path()));
     println!("leaked: {}", leaked.len());
+    for thing in &leaked {
+        println!("  {thing}");
+    }
     assert!(leaked.is_empty(), "{leaked:#?}\n{log}");
 }
