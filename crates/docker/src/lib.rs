@@ -19,11 +19,14 @@
 //! `copy` (copy mode, `Workdir::Copy`: the job's folder a volume in the daemon, reached
 //! through the archive API, for daemons that do not share this machine's folders),
 //! `step_container` (steps in containers of their own: Docker actions, `docker://` steps, their
-//! images pulled or built), `on_host` ([`HostWithDocker`]: host jobs given those steps too).
+//! images pulled or built), `on_host` ([`HostWithDocker`]: host jobs given those steps too),
+//! `doctor` (what `hearth doctor` asks: the daemon's version and data root, an image here or
+//! pullable without pulling it).
 
 mod cleanup;
 pub mod connect;
 mod copy;
+pub mod doctor;
 mod job;
 mod mirror;
 mod node;

@@ -17,6 +17,7 @@ pub mod actions;
 pub mod cache;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod exec;
 pub mod git;
 pub mod job_docker_config;

@@ -560,7 +560,7 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
 
 /// The forge, as the runner reaches it: a job must reach it too (checkout, artifacts), from a
 /// container as well, or it cannot run.
-pub(super) fn forge_reach(address: &str) -> Reach {
+pub fn forge_reach(address: &str) -> Reach {
     Reach::required(
         address,
         "the forge",
