@@ -64,11 +64,7 @@ impl DockerBackend {
             }) => (Some(credentials), Some(source)),
             None => (None, None),
         };
-        match self
-            .docker
-            .inspect_registry_image(image, credentials)
-            .await
-        {
+        match self.docker.inspect_registry_image(image, credentials).await {
             Ok(_) => ImageAvailability::Pullable { credentials_from },
             Err(e) => ImageAvailability::Unavailable {
                 registry,

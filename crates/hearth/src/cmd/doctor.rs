@@ -42,8 +42,8 @@ pub fn run(args: DoctorArgs, config: Option<&Path>) -> Result<ExitCode> {
     if args.json {
         println!("{}", report.to_json());
     } else {
-        let color = hearth_runner::exec::console::color_for_stdout()
-            && std::io::stdout().is_terminal();
+        let color =
+            hearth_runner::exec::console::color_for_stdout() && std::io::stdout().is_terminal();
         print!("{}", doctor::render_text(&report, color));
     }
     Ok(if report.ok() {

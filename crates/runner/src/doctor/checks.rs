@@ -52,7 +52,14 @@ pub async fn run(options: DoctorOptions) -> Report {
                 "fix the config file where the error says (hearth generate-config prints a \
                  valid one with every key)",
             ));
-            for name in ["runner-file", "forge", "token", "clock", "docker", "disk:work"] {
+            for name in [
+                "runner-file",
+                "forge",
+                "token",
+                "clock",
+                "docker",
+                "disk:work",
+            ] {
                 report.push(Check::skip(name, "needs a config that can be read"));
             }
             return report;
@@ -77,7 +84,11 @@ pub async fn run(options: DoctorOptions) -> Report {
                             registration.name,
                             registration.uuid,
                             registration.address,
-                            labels.iter().map(|l| l.spec()).collect::<Vec<_>>().join(", ")
+                            labels
+                                .iter()
+                                .map(|l| l.spec())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                     (Some(labels), Some(registration))
@@ -94,18 +105,18 @@ pub async fn run(options: DoctorOptions) -> Report {
         }
         Err(check) => {
             report.push(check);
-            (None, None)
+            // The config's labels still say whether Docker is needed.
+            let labels = (!config.runner.labels.is_empty()).then(|| config.runner.labels.clone());
+            (labels, None)
         }
     };
 
     // 2. The forge, the token, the clock.
-    let mut reached = None;
     match &registration {
         Some(registration) => {
-            let (check, found) =
+            let (check, reached) =
                 forge::reach(registration, &file, &config.runner, &version).await;
             report.push(check);
-            reached = found;
             match (&reached, &labels) {
                 (Some(forge), Some(labels)) => {
                     let names: Vec<String> = labels.names().map(str::to_owned).collect();
@@ -260,7 +271,6 @@ pub async fn run(options: DoctorOptions) -> Report {
             ),
         });
     }
-    drop(reached);
     report
 }
 
@@ -272,13 +282,8 @@ fn registration(file: &Path) -> Result<Registration, Check> {
              the file is)"
         )
     };
-    let loaded = Registration::load(file).map_err(|e| {
-        Check::fail(
-            "runner-file",
-            e.to_string(),
-            advice("register the runner"),
-        )
-    })?;
+    let loaded = Registration::load(file)
+        .map_err(|e| Check::fail("runner-file", e.to_string(), advice("register the runner")))?;
     for (key, empty) in [
         ("uuid", loaded.uuid.trim().is_empty()),
         ("token", loaded.token.expose().trim().is_empty()),
@@ -344,7 +349,7 @@ async fn job_network(
             None
         }
     };
-    let urls: Vec<String> = reach.iter().map(|r: &Reach| r.url.clone()).collect();
+    let wanted: Vec<Reach> = reach.clone();
     let spec = JobSpec {
         name: "doctor".into(),
         container: Some(ContainerSpec {
@@ -354,7 +359,10 @@ async fn job_network(
         owner: vec![
             // The runner's own: a daemon's reap removes what a doctor killed midway left.
             (RUNNER_LABEL.to_owned(), registration.uuid.clone()),
-            (TASK_LABEL.to_owned(), format!("doctor-{}", std::process::id())),
+            (
+                TASK_LABEL.to_owned(),
+                format!("doctor-{}", std::process::id()),
+            ),
         ],
         reach,
         ..Default::default()
@@ -374,9 +382,7 @@ async fn job_network(
             cancel.cancel();
             Check::fail(
                 NAME,
-                format!(
-                    "a job container in {image} did not start within {JOB_START_TIMEOUT:?}"
-                ),
+                format!("a job container in {image} did not start within {JOB_START_TIMEOUT:?}"),
                 "look at the Docker daemon's log; `hearth daemon` would fail such jobs the same \
                  way",
             )
@@ -394,16 +400,27 @@ async fn job_network(
             "`hearth daemon` would fail such jobs the same way: fix what the error names",
         ),
         Ok(Ok(job)) => {
+            // What was reached, and at which address the job is given it (a loopback forge
+            // through the job network's gateway).
+            let reached: Vec<String> = wanted
+                .iter()
+                .filter(|r| !r.optional || warnings.0.is_empty())
+                .map(|r| {
+                    let seen = job.address(&r.url);
+                    if seen == r.url {
+                        format!("{} at {}", r.what, r.url)
+                    } else {
+                        format!("{} at {} (as {seen})", r.what, r.url)
+                    }
+                })
+                .collect();
             let finished = job.finish().await;
-            let reached = if warnings.0.is_empty() { &urls[..] } else { &urls[..1] };
             let mut detail = format!(
                 "a job container in {image} on a job network reaches {}",
                 reached.join(" and ")
             );
             if let Err(e) = finished {
-                detail.push_str(&format!(
-                    "; removing the job's containers failed: {e}"
-                ));
+                detail.push_str(&format!("; removing the job's containers failed: {e}"));
             }
             for note in &noted {
                 detail.push_str(&format!("; {note}"));

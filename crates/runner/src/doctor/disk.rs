@@ -82,7 +82,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let passed = check("disk:work", dir.path(), "the work folder", 1, "free some");
         assert!(passed.passed(), "{passed:?}");
-        let failed = check("disk:work", dir.path(), "the work folder", u64::MAX, "free some");
+        let failed = check(
+            "disk:work",
+            dir.path(),
+            "the work folder",
+            u64::MAX,
+            "free some",
+        );
         assert_eq!(failed.status, super::super::Status::Fail);
         assert!(failed.detail.starts_with("only "), "{failed:?}");
         assert_eq!(failed.advice.as_deref(), Some("free some"));

@@ -115,22 +115,21 @@ pub async fn reach(
                     None,
                 )
             }
-            Err(_) => {
-                return (
-                    Check::fail(
-                        NAME,
-                        format!("no answer resolving the forge's name {host} within {CONNECT_TIMEOUT:?}"),
-                        "check this machine's DNS (/etc/resolv.conf)",
+            Err(_) => return (
+                Check::fail(
+                    NAME,
+                    format!(
+                        "no answer resolving the forge's name {host} within {CONNECT_TIMEOUT:?}"
                     ),
-                    None,
-                )
-            }
+                    "check this machine's DNS (/etc/resolv.conf)",
+                ),
+                None,
+            ),
         };
         let mut refused = Vec::new();
         let mut connected = None;
         for at in &addresses {
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(at)).await
-            {
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(at)).await {
                 Ok(Ok(_)) => {
                     connected = Some(*at);
                     break;
@@ -145,10 +144,7 @@ pub async fn reach(
                 return (
                     Check::fail(
                         NAME,
-                        format!(
-                            "nothing answers at {host}:{port} ({})",
-                            refused.join("; ")
-                        ),
+                        format!("nothing answers at {host}:{port} ({})", refused.join("; ")),
                         unreachable_advice(&address, file),
                     ),
                     None,
@@ -186,10 +182,7 @@ pub async fn reach(
                     "TLS certificate verified".to_owned()
                 });
             }
-            let check = Check::pass(
-                NAME,
-                format!("{address} answers Ping ({})", how.join(", ")),
-            );
+            let check = Check::pass(NAME, format!("{address} answers Ping ({})", how.join(", ")));
             let clocks = date.map(|date| (date, now));
             (check, Some(Reached { client, clocks }))
         }
@@ -300,7 +293,10 @@ mod tests {
     fn addresses_give_their_host_and_port() {
         let cases = [
             ("http://127.0.0.1:3000", Some(("127.0.0.1", 3000))),
-            ("https://git.example.com/gitea", Some(("git.example.com", 443))),
+            (
+                "https://git.example.com/gitea",
+                Some(("git.example.com", 443)),
+            ),
             ("http://forge", Some(("forge", 80))),
             ("http://[::1]:8080/", Some(("::1", 8080))),
             ("https://[::1]", Some(("::1", 443))),

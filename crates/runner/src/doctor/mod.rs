@@ -16,6 +16,8 @@ mod checks;
 mod disk;
 mod forge;
 mod report;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,8 +67,12 @@ pub enum ImageState {
 
 /// Connects to the Docker daemon the config's `container.*` keys name (no waiting: a daemon
 /// that does not answer now is the finding), job folders under the given folder.
-pub type ConnectDocker =
-    Box<dyn FnOnce(ContainerConfig, PathBuf) -> BoxFuture<'static, Result<Box<dyn DockerProbe>, String>>>;
+pub type ConnectDocker = Box<
+    dyn FnOnce(
+        ContainerConfig,
+        PathBuf,
+    ) -> BoxFuture<'static, Result<Box<dyn DockerProbe>, String>>,
+>;
 
 /// What the doctor is given.
 pub struct DoctorOptions {

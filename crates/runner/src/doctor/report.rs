@@ -140,10 +140,7 @@ pub fn render_text(report: &Report, color: bool) -> String {
             check.detail.replace('\n', "\n        ")
         ));
         if let Some(advice) = &check.advice {
-            out.push_str(&format!(
-                "      {:<width$}  fix: {advice}\n",
-                ""
-            ));
+            out.push_str(&format!("      {:<width$}  fix: {advice}\n", ""));
         }
     }
     let count = |status| report.checks.iter().filter(|c| c.status == status).count();
@@ -186,7 +183,10 @@ mod tests {
         assert!(text.contains("FAIL  forge   nothing answers\n"), "{text}");
         assert!(text.contains("fix: start the forge\n"), "{text}");
         assert!(text.contains("skip  token   needs the forge\n"), "{text}");
-        assert!(text.ends_with("1 passed, 1 warning(s), 1 failed, 1 skipped\n"), "{text}");
+        assert!(
+            text.ends_with("1 passed, 1 warning(s), 1 failed, 1 skipped\n"),
+            "{text}"
+        );
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(render_text(&report(), true).contains('\u{1b}'));
     }

@@ -1,0 +1,212 @@
+//! The doctor in-process: the fake forge, and the fake backend standing for Docker (its
+//! `with_unreachable` says what a job network cannot reach, as the Docker backend would).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_backend::{Backend, BoxFuture};
+use hearth_fake_backend::FakeBackend;
+use hearth_fake_forge::{FakeForge, Options};
+use hearth_forge::{Client, ClientOptions, Secret};
+
+use super::*;
+use crate::labels::Labels;
+use crate::register::{register, RegisterInput};
+
+const TOKEN: &str = "doctor-registration-token";
+
+/// A Docker daemon that has every image, and jobs on the fake backend.
+struct FakeDocker {
+    backend: Arc<FakeBackend>,
+}
+
+impl DockerProbe for FakeDocker {
+    fn address(&self) -> String {
+        "fake://docker".into()
+    }
+
+    fn facts(&self) -> BoxFuture<'_, Result<DockerFacts, String>> {
+        Box::pin(async {
+            Ok(DockerFacts {
+                version: "0.0-fake".into(),
+                api_version: "1.41".into(),
+                data_root: None,
+            })
+        })
+    }
+
+    fn image(&self, _: &str) -> BoxFuture<'_, ImageState> {
+        Box::pin(async { ImageState::Local })
+    }
+
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+}
+
+/// A runner registered with `forge` (labels `specs`) in `dir`, its config `yaml` plus its
+/// folders; returns the config's path.
+async fn registered(forge: &FakeForge, dir: &Path, yaml: &str, specs: &[&str]) -> PathBuf {
+    let file = dir.join(".runner");
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{yaml}runner:\n  file: {}\nhost:\n  workdir_parent: {}\n",
+            file.display(),
+            dir.join("work").display()
+        ),
+    )
+    .unwrap();
+    let client = Client::new(&ClientOptions {
+        address: forge.url(),
+        insecure: false,
+        ca_file: None,
+        request_timeout: std::time::Duration::from_secs(10),
+        version: "test".into(),
+    })
+    .unwrap();
+    let specs: Vec<String> = specs.iter().map(|s| (*s).to_owned()).collect();
+    let labels = Labels::parse(&specs).unwrap();
+    let token = Secret::from(TOKEN);
+    let input = RegisterInput {
+        instance: &forge.url(),
+        token: &token,
+        name: "doctor-test",
+        labels: &labels,
+        ephemeral: false,
+        version: "test",
+    };
+    let done = register(&client, &input, |_| {}).await.unwrap();
+    done.registration.save(&file).unwrap();
+    config
+}
+
+fn options(config: PathBuf, docker: Option<FakeBackend>) -> DoctorOptions {
+    DoctorOptions {
+        config: Some(config),
+        version: "test".into(),
+        connect_docker: Box::new(move |_, _| {
+            Box::pin(async move {
+                let backend = docker.ok_or("no Docker here")?;
+                let probe: Box<dyn DockerProbe> = Box::new(FakeDocker {
+                    backend: Arc::new(backend),
+                });
+                Ok(probe)
+            })
+        }),
+        min_free: 1,
+    }
+}
+
+fn status(report: &Report, name: &str) -> Status {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report:#?}"))
+        .status
+}
+
+async fn forge() -> FakeForge {
+    FakeForge::start(Options::gitea().with_registration_token(TOKEN))
+        .await
+        .unwrap()
+}
+
+/// A cache the job network cannot reach is a warning (jobs run without it), which does not
+/// fail the run; a forge it cannot reach is a failure naming `container.network`.
+#[tokio::test]
+async fn the_job_network_fails_for_the_forge_and_warns_for_the_cache() {
+    let forge = forge().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = "cache:\n  external_server: http://cache.invalid:9000/\n";
+    let config = registered(&forge, dir.path(), cache, &["box:docker://busybox"]).await;
+
+    let backend = FakeBackend::new(dir.path().join("jobs"));
+    let report = run(options(config.clone(), Some(backend))).await;
+    assert_eq!(status(&report, "job-network"), Status::Pass, "{report:#?}");
+    assert!(report.ok());
+
+    let backend =
+        FakeBackend::new(dir.path().join("jobs")).with_unreachable(&["http://cache.invalid:9000"]);
+    let report = run(options(config.clone(), Some(backend))).await;
+    let network = report
+        .checks
+        .iter()
+        .find(|c| c.name == "job-network")
+        .unwrap();
+    assert_eq!(network.status, Status::Warn, "{report:#?}");
+    assert!(network.detail.contains("cache.invalid"), "{network:?}");
+    assert!(network.advice.as_deref().unwrap().contains("cache.host"));
+    assert!(report.ok(), "a warning does not fail the run: {report:#?}");
+
+    let backend = FakeBackend::new(dir.path().join("jobs")).with_unreachable(&[&forge.url()]);
+    let report = run(options(config, Some(backend))).await;
+    let network = report
+        .checks
+        .iter()
+        .find(|c| c.name == "job-network")
+        .unwrap();
+    assert_eq!(network.status, Status::Fail, "{report:#?}");
+    assert!(network
+        .advice
+        .as_deref()
+        .unwrap()
+        .contains("container.network"));
+    assert!(!report.ok());
+}
+
+/// A host-only runner needs no Docker: its checks are skipped, saying why.
+#[tokio::test]
+async fn a_host_only_runner_skips_docker() {
+    let forge = forge().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = registered(&forge, dir.path(), "", &["linux:host"]).await;
+    let report = run(options(config, None)).await;
+    assert_eq!(status(&report, "docker"), Status::Skip);
+    assert!(report.checks.iter().all(|c| c.name != "job-network"));
+    assert!(report.ok(), "{report:#?}");
+}
+
+/// Config warnings are shown and do not fail; a config that cannot be read fails and skips
+/// everything else.
+#[tokio::test]
+async fn config_warnings_warn_and_a_broken_config_skips_the_rest() {
+    let forge = forge().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = registered(
+        &forge,
+        dir.path(),
+        "runnr:\n  capacity: 2\n",
+        &["linux:host"],
+    )
+    .await;
+    let report = run(options(config.clone(), None)).await;
+    let check = &report.checks[0];
+    assert_eq!(check.status, Status::Warn, "{report:#?}");
+    assert!(check.detail.contains("runnr"), "{check:?}");
+    assert!(report.ok());
+
+    std::fs::write(&config, "runner:\n  capacity: many\n").unwrap();
+    let report = run(options(config, None)).await;
+    assert_eq!(report.checks[0].status, Status::Fail, "{report:#?}");
+    assert!(report.checks[1..].iter().all(|c| c.status == Status::Skip));
+}
+
+/// A forge without Declare cannot have the token checked: a warning, not a failure.
+#[tokio::test]
+async fn a_forge_without_declare_is_a_warning() {
+    let forge = forge().await;
+    forge.set_declare_unimplemented(true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = registered(&forge, dir.path(), "", &["linux:host"]).await;
+    let report = run(options(config, None)).await;
+    assert_eq!(status(&report, "token"), Status::Warn, "{report:#?}");
+    assert_eq!(status(&report, "clock"), Status::Pass, "{report:#?}");
+    assert!(report.ok());
+}
