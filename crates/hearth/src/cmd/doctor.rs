@@ -1,7 +1,6 @@
 //! `hearth doctor`: checks what the runner needs and says what to fix (the checks are
 //! `hearth_runner::doctor`'s; Docker is reached here, through `hearth-docker`).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,8 +41,8 @@ pub fn run(args: DoctorArgs, config: Option<&Path>) -> Result<ExitCode> {
     if args.json {
         println!("{}", report.to_json());
     } else {
-        let color =
-            hearth_runner::exec::console::color_for_stdout() && std::io::stdout().is_terminal();
+        // As the console's: only on a terminal, `NO_COLOR` honoured.
+        let color = hearth_runner::exec::console::color_for_stdout();
         print!("{}", doctor::render_text(&report, color));
     }
     Ok(if report.ok() {

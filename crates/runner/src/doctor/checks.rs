@@ -112,11 +112,13 @@ pub async fn run(options: DoctorOptions) -> Report {
     };
 
     // 2. The forge, the token, the clock.
+    let mut forge_answers = false;
     match &registration {
         Some(registration) => {
             let (check, reached) =
                 forge::reach(registration, &file, &config.runner, &version).await;
             report.push(check);
+            forge_answers = reached.is_some();
             match (&reached, &labels) {
                 (Some(forge), Some(labels)) => {
                     let names: Vec<String> = labels.names().map(str::to_owned).collect();
@@ -227,6 +229,8 @@ pub async fn run(options: DoctorOptions) -> Report {
         report.push(match (&docker, &registration) {
             (None, _) => Check::skip("job-network", "needs Docker"),
             (Some(_), None) => Check::skip("job-network", "needs the .runner file"),
+            // What a job cannot reach from here, it cannot reach from its network either.
+            (Some(_), Some(_)) if !forge_answers => Check::skip("job-network", "needs the forge"),
             (Some(probe), Some(registration)) => {
                 // An image that is here first: no pull for a check.
                 usable_images.sort_by_key(|(local, _)| !local);

@@ -115,16 +115,18 @@ pub async fn reach(
                     None,
                 )
             }
-            Err(_) => return (
-                Check::fail(
-                    NAME,
-                    format!(
+            Err(_) => {
+                return (
+                    Check::fail(
+                        NAME,
+                        format!(
                         "no answer resolving the forge's name {host} within {CONNECT_TIMEOUT:?}"
                     ),
-                    "check this machine's DNS (/etc/resolv.conf)",
-                ),
-                None,
-            ),
+                        "check this machine's DNS (/etc/resolv.conf)",
+                    ),
+                    None,
+                )
+            }
         };
         let mut refused = Vec::new();
         let mut connected = None;

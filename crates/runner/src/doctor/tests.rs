@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hearth_backend::{Backend, BoxFuture};
 use hearth_fake_backend::FakeBackend;
-use hearth_fake_forge::{FakeForge, Options};
+use hearth_fake_forge::{FakeForge, Options, Tls};
 use hearth_forge::{Client, ClientOptions, Secret};
 
 use super::*;
@@ -51,21 +51,30 @@ impl DockerProbe for FakeDocker {
 /// A runner registered with `forge` (labels `specs`) in `dir`, its config `yaml` plus its
 /// folders; returns the config's path.
 async fn registered(forge: &FakeForge, dir: &Path, yaml: &str, specs: &[&str]) -> PathBuf {
-    let file = dir.join(".runner");
     let config = dir.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{yaml}runner:\n  file: {}\nhost:\n  workdir_parent: {}\n",
-            file.display(),
-            dir.join("work").display()
-        ),
-    )
-    .unwrap();
+    write_config(&config, dir, yaml, "");
+    register_in(forge, dir, specs, None).await;
+    config
+}
+
+/// `config.yaml`: `yaml`, then `runner:` with `runner_keys` (indented lines) and the
+/// registration file, and the work folder, all in `dir`.
+fn write_config(config: &Path, dir: &Path, yaml: &str, runner_keys: &str) {
+    let text = format!(
+        "{yaml}runner:\n{runner_keys}  file: {}\nhost:\n  workdir_parent: {}\n",
+        dir.join(".runner").display(),
+        dir.join("work").display()
+    );
+    std::fs::write(config, text).unwrap();
+}
+
+/// Registers with `forge`, trusting `ca_file`, and writes `dir/.runner`.
+async fn register_in(forge: &FakeForge, dir: &Path, specs: &[&str], ca_file: Option<PathBuf>) {
+    let file = dir.join(".runner");
     let client = Client::new(&ClientOptions {
         address: forge.url(),
         insecure: false,
-        ca_file: None,
+        ca_file,
         request_timeout: std::time::Duration::from_secs(10),
         version: "test".into(),
     })
@@ -83,7 +92,6 @@ async fn registered(forge: &FakeForge, dir: &Path, yaml: &str, specs: &[&str]) -
     };
     let done = register(&client, &input, |_| {}).await.unwrap();
     done.registration.save(&file).unwrap();
-    config
 }
 
 fn options(config: PathBuf, docker: Option<FakeBackend>) -> DoctorOptions {
@@ -209,4 +217,55 @@ async fn a_forge_without_declare_is_a_warning() {
     assert_eq!(status(&report, "token"), Status::Warn, "{report:#?}");
     assert_eq!(status(&report, "clock"), Status::Pass, "{report:#?}");
     assert!(report.ok());
+}
+
+/// A forge whose certificate this machine does not trust fails, naming `runner.ca_file`; with
+/// the CA there (or `runner.insecure`) it passes, saying how TLS went (pain point #12).
+#[tokio::test]
+async fn a_certificate_not_trusted_names_runner_ca_file() {
+    let forge = FakeForge::start(
+        Options::gitea()
+            .with_registration_token(TOKEN)
+            .with_tls(Tls::SelfSigned),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, forge.certificate_pem().unwrap()).unwrap();
+    register_in(&forge, dir.path(), &["linux:host"], Some(ca.clone())).await;
+    let config = dir.path().join("config.yaml");
+    // What the forge check says, and its advice, for the runner keys given.
+    let cases = [
+        ("", Status::Fail, "Ping to", Some("runner.ca_file")),
+        (
+            &format!("  ca_file: {}\n", ca.display())[..],
+            Status::Pass,
+            "TLS certificate verified",
+            None,
+        ),
+        (
+            "  insecure: true\n",
+            Status::Pass,
+            "without certificate checks",
+            None,
+        ),
+    ];
+    for (keys, expected, detail, advice) in cases {
+        write_config(&config, dir.path(), "", keys);
+        let report = run(options(config.clone(), None)).await;
+        let forge_check = report.checks.iter().find(|c| c.name == "forge").unwrap();
+        assert_eq!(forge_check.status, expected, "{keys}: {report:#?}");
+        assert!(
+            forge_check.detail.contains(detail),
+            "{keys}: {forge_check:?}"
+        );
+        match advice {
+            Some(advice) => assert!(
+                forge_check.advice.as_deref().unwrap().contains(advice),
+                "{forge_check:?}"
+            ),
+            None => assert_eq!(status(&report, "token"), Status::Pass, "{report:#?}"),
+        }
+    }
 }
