@@ -2,6 +2,7 @@
 //! label's image is there or could be pulled with the credentials a job would use, without
 //! pulling it (the registry's manifest through the Engine API's distribution inspect).
 
+use crate::mirror::mirrored;
 use crate::registry::{registry_host, Found};
 use crate::DockerBackend;
 
@@ -23,7 +24,9 @@ pub enum ImageAvailability {
     Local,
     /// Not here, but its registry has it for the credentials a job would use.
     Pullable {
-        /// Where the credentials come from; `None`: none were needed.
+        /// The registry's host, or `the mirror HOST`.
+        from: String,
+        /// Where the credentials come from; `None`: none were sent.
         credentials_from: Option<String>,
     },
     /// Neither: what the registry (or the daemon) said, and the credential sources looked at.
@@ -48,12 +51,35 @@ impl DockerBackend {
         })
     }
 
-    /// Whether `image` is here or pullable with the credentials a job's pull would take
-    /// (`container.registries`, `container.docker_config`, the user's Docker config; not a
-    /// task's token, which only a task has).
+    /// Whether `image` is here or pullable as a job's pull would pull it: from its
+    /// registry's mirror first (`container.registry_mirrors`), then from the registry with
+    /// the credentials found for it (`container.registries`, `container.docker_config`, the
+    /// user's Docker config; not a task's token, which only a task has). With
+    /// `container.force_pull` an image that is here is pulled anyway, so its registry counts.
     pub async fn image_availability(&self, image: &str) -> ImageAvailability {
-        if self.docker.inspect_image(image).await.is_ok() {
+        if !self.settings.force_pull && self.docker.inspect_image(image).await.is_ok() {
             return ImageAvailability::Local;
+        }
+        let mut answers = Vec::new();
+        if let Some(mirrored) = mirrored(image, &self.settings.registry_mirrors) {
+            // As a pull from the mirror: without the registry's credentials.
+            match self
+                .docker
+                .inspect_registry_image(&mirrored.reference, None)
+                .await
+            {
+                Ok(_) => {
+                    return ImageAvailability::Pullable {
+                        from: format!("the mirror {}", mirrored.mirror),
+                        credentials_from: None,
+                    }
+                }
+                Err(e) => answers.push(format!(
+                    "the mirror {} said: {}",
+                    mirrored.mirror,
+                    engine_message(&e)
+                )),
+            }
         }
         let registry = registry_host(image);
         let (found, tried) = self.registries.resolve(&registry, None, None).await;
@@ -65,12 +91,18 @@ impl DockerBackend {
             None => (None, None),
         };
         match self.docker.inspect_registry_image(image, credentials).await {
-            Ok(_) => ImageAvailability::Pullable { credentials_from },
-            Err(e) => ImageAvailability::Unavailable {
-                registry,
-                answer: engine_message(&e),
-                tried,
+            Ok(_) => ImageAvailability::Pullable {
+                from: registry,
+                credentials_from,
             },
+            Err(e) => {
+                answers.push(engine_message(&e));
+                ImageAvailability::Unavailable {
+                    registry,
+                    answer: answers.join("; "),
+                    tried,
+                }
+            }
         }
     }
 }

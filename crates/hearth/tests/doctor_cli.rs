@@ -268,3 +268,42 @@ async fn a_nearly_full_work_disk_fails_naming_host_workdir_parent() {
     );
     assert!(unmounted.expect("umount runs").success());
 }
+
+/// The test registry of `scripts/docker-test-env` (basic auth), holding the busybox image.
+const PRIVATE_IMAGE: &str = "127.0.0.1:5999/private/busybox:1";
+
+/// A private image is pullable with the configured credentials and not without, asked of the
+/// registry without a pull (`force_pull` makes the registry count even where the image is
+/// here, as a job's pull would).
+#[tokio::test]
+async fn a_private_image_is_pullable_only_with_the_configured_credentials() {
+    let with_credentials = "container:\n  force_pull: true\n  registries:\n    \
+         - host: 127.0.0.1:5999\n      username: hearth\n      password_env: HEARTH_TEST_REGISTRY_PASSWORD\n";
+    let h = registered(
+        with_credentials,
+        &format!("private:docker://{PRIVATE_IMAGE}"),
+    )
+    .await;
+    h.env("HEARTH_TEST_REGISTRY_PASSWORD", "hearth-registry-test");
+    let (checks, _) = report(&doctor(&h).await);
+    let image = check(&checks, "image:private");
+    assert_eq!(image["status"], "pass", "{checks:#?}");
+    let detail = image["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("127.0.0.1:5999 has it with credentials from container.registries"),
+        "{detail}"
+    );
+
+    h.config("container:\n  force_pull: true\n");
+    let output = doctor(&h).await;
+    assert_failed(
+        &output,
+        "image:private",
+        &format!(
+            "{PRIVATE_IMAGE} (pulled at every job: container.force_pull) cannot be pulled from \
+             127.0.0.1:5999: "
+        ),
+        "add credentials for 127.0.0.1:5999 (container.registries",
+        &[],
+    );
+}

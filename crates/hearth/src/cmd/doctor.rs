@@ -105,9 +105,13 @@ impl DockerProbe for Probe {
         Box::pin(async move {
             match self.backend.image_availability(&image).await {
                 ImageAvailability::Local => ImageState::Local,
-                ImageAvailability::Pullable { credentials_from } => {
-                    ImageState::Pullable { credentials_from }
-                }
+                ImageAvailability::Pullable {
+                    from,
+                    credentials_from,
+                } => ImageState::Pullable {
+                    from,
+                    credentials_from,
+                },
                 ImageAvailability::Unavailable {
                     registry,
                     answer,

@@ -186,14 +186,17 @@ pub async fn run(options: DoctorOptions) -> Report {
                 ImageState::Local => {
                     report.push(Check::pass(name, format!("{image} is here")));
                 }
-                ImageState::Pullable { credentials_from } => {
+                ImageState::Pullable {
+                    from,
+                    credentials_from,
+                } => {
                     let with = credentials_from
                         .as_deref()
                         .map(|from| format!(" with credentials from {from}"))
                         .unwrap_or_else(|| " without credentials".to_owned());
                     report.push(Check::pass(
                         name,
-                        format!("{image} is not here; its registry has it{with}"),
+                        format!("{image} is not here; {from} has it{with}"),
                     ));
                 }
                 ImageState::Unavailable {
@@ -209,8 +212,12 @@ pub async fn run(options: DoctorOptions) -> Report {
                     report.push(Check::fail(
                         name,
                         format!(
-                            "{image} is not here and cannot be pulled from {registry}: \
-                             {answer}; {tried}"
+                            "{image} {} cannot be pulled from {registry}: {answer}; {tried}",
+                            if config.container.force_pull {
+                                "(pulled at every job: container.force_pull)"
+                            } else {
+                                "is not here and"
+                            }
                         ),
                         format!(
                             "pull or load the image on the Docker host (docker pull {image}), \

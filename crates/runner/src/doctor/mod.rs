@@ -55,7 +55,9 @@ pub struct DockerFacts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageState {
     Local,
+    /// Not here; `from` (a registry's host, or `the mirror HOST`) has it.
     Pullable {
+        from: String,
         credentials_from: Option<String>,
     },
     Unavailable {
