@@ -7,7 +7,7 @@ use hearth_backend::{ContainerSpec, ErrorKind, JobSpec, Reach, SetupLevel, Setup
 use tokio_util::sync::CancellationToken;
 
 use super::{disk, forge, Check, DockerProbe, DoctorOptions, ImageState, Report};
-use crate::cache::JobCache;
+use crate::cache::{CacheError, JobCache};
 use crate::config::Config;
 use crate::daemon::task::forge_reach;
 use crate::daemon::{RUNNER_LABEL, TASK_LABEL};
@@ -353,6 +353,22 @@ async fn job_network(
         }
         Ok(None) => {
             noted.push("the cache is off (cache.enabled)".to_owned());
+            None
+        }
+        // A fixed `cache.port` a running daemon's cache holds: that cache is the one to check.
+        Err(CacheError::Listen { address, source })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            noted.push(format!(
+                "the cache's address {address} is taken (a running daemon's cache?): checked \
+                 there"
+            ));
+            let address = address.replace("0.0.0.0", "127.0.0.1");
+            reach.push(Reach::optional(
+                format!("http://{address}"),
+                "the cache",
+                "set cache.host to an address of this machine that the job network reaches",
+            ));
             None
         }
         Err(e) => {

@@ -269,3 +269,29 @@ async fn a_certificate_not_trusted_names_runner_ca_file() {
         }
     }
 }
+
+/// A fixed `cache.port` that a running daemon's cache holds: the doctor checks that cache
+/// rather than failing to start its own.
+#[tokio::test]
+async fn a_cache_port_in_use_is_checked_where_it_is() {
+    let forge = forge().await;
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cache = format!(
+        "cache:\n  host: 127.0.0.1\n  port: {port}\n  dir: {}\n",
+        dir.path().join("cache").display()
+    );
+    let config = registered(&forge, dir.path(), &cache, &["box:docker://busybox"]).await;
+    let address = format!("http://127.0.0.1:{port}");
+    let backend = FakeBackend::new(dir.path().join("jobs")).with_unreachable(&[&address]);
+    let report = run(options(config, Some(backend))).await;
+    let network = report
+        .checks
+        .iter()
+        .find(|c| c.name == "job-network")
+        .unwrap();
+    assert_eq!(network.status, Status::Warn, "{report:#?}");
+    assert!(network.detail.contains("is taken"), "{network:?}");
+    assert!(network.detail.contains(&address), "{network:?}");
+}
