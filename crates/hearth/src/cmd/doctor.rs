@@ -17,12 +17,17 @@ use hearth_runner::doctor::{
 };
 
 use crate::cmd::docker;
+use crate::cmd::register::parse_labels;
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
     /// Print one JSON document (an array of {name, status, detail, advice}) instead of text.
     #[arg(long)]
     json: bool,
+    /// Labels, comma-separated, over those of the config and the .runner file, as the daemon
+    /// takes them (also GITEA_RUNNER_LABELS).
+    #[arg(long, env = "GITEA_RUNNER_LABELS")]
+    labels: Option<String>,
 }
 
 /// Exit codes: 0 when no check failed (warnings allowed), 1 when one did.
@@ -31,8 +36,13 @@ pub fn run(args: DoctorArgs, config: Option<&Path>) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let labels = match args.labels.as_deref().filter(|l| !l.trim().is_empty()) {
+        Some(specs) => Some(parse_labels(specs)?),
+        None => None,
+    };
     let options = DoctorOptions {
         config: config.map(Path::to_path_buf),
+        labels,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         connect_docker: Box::new(connect),
         min_free: DEFAULT_MIN_FREE,

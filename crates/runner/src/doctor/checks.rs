@@ -21,6 +21,7 @@ pub async fn run(options: DoctorOptions) -> Report {
     let mut report = Report::default();
     let DoctorOptions {
         config: config_path,
+        labels: given_labels,
         version,
         connect_docker,
         min_free,
@@ -69,10 +70,11 @@ pub async fn run(options: DoctorOptions) -> Report {
     let registered = registration(&file);
     let (labels, registration) = match registered {
         Ok(registration) => {
-            let labels = if config.runner.labels.is_empty() {
-                registration.parsed_labels().map_err(|e| e.to_string())
-            } else {
-                Ok(config.runner.labels.clone())
+            // As the daemon picks them: the command line, the config, the registration.
+            let labels = match (&given_labels, config.runner.labels.is_empty()) {
+                (Some(given), _) => Ok(given.clone()),
+                (None, false) => Ok(config.runner.labels.clone()),
+                (None, true) => registration.parsed_labels().map_err(|e| e.to_string()),
             };
             match labels {
                 Ok(labels) => {
@@ -106,7 +108,9 @@ pub async fn run(options: DoctorOptions) -> Report {
         Err(check) => {
             report.push(check);
             // The config's labels still say whether Docker is needed.
-            let labels = (!config.runner.labels.is_empty()).then(|| config.runner.labels.clone());
+            let labels = given_labels.or_else(|| {
+                (!config.runner.labels.is_empty()).then(|| config.runner.labels.clone())
+            });
             (labels, None)
         }
     };

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use hearth_backend::{Backend, BoxFuture};
 
 use crate::config::ContainerConfig;
+use crate::labels::Labels;
 
 pub use disk::DEFAULT_MIN_FREE;
 pub use report::{render_text, Check, Report, Status};
@@ -80,6 +81,9 @@ pub type ConnectDocker = Box<
 pub struct DoctorOptions {
     /// The config file (`-c`); `None` for the defaults.
     pub config: Option<PathBuf>,
+    /// Labels given on the command line (the daemon's `--labels`), over the config's and the
+    /// registration's.
+    pub labels: Option<Labels>,
     /// Hearth's version, as the daemon declares it.
     pub version: String,
     pub connect_docker: ConnectDocker,

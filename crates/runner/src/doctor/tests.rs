@@ -97,6 +97,7 @@ async fn register_in(forge: &FakeForge, dir: &Path, specs: &[&str], ca_file: Opt
 fn options(config: PathBuf, docker: Option<FakeBackend>) -> DoctorOptions {
     DoctorOptions {
         config: Some(config),
+        labels: None,
         version: "test".into(),
         connect_docker: Box::new(move |_, _| {
             Box::pin(async move {
