@@ -62,7 +62,14 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
             let patience = container.docker_timeout;
             let warn = |m: &str| eprintln!("hearth: {m}");
             let externals = local::externals_dir();
-            let made = docker::backend(&container, root.join("docker"), externals, patience, warn);
+            let made = docker::backend(
+                &container,
+                None,
+                root.join("docker"),
+                externals,
+                patience,
+                warn,
+            );
             match made.await {
                 Ok((docker, socket_in_jobs)) => {
                     docker_backend = Some(docker.clone());
@@ -75,7 +82,7 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
             }
         }
         let folders = (root.join("docker"), local::externals_dir());
-        let host = docker::host_with_docker(host, docker_backend, &container, folders);
+        let host = docker::host_with_docker(host, docker_backend, &container, None, folders);
         backends = backends.clone().with_host(host);
         let artifacts = args
             .artifact_server_path
