@@ -72,9 +72,9 @@ fn connect(
         let externals = root.with_file_name("_externals");
         let settings = hearth_docker::connect::DockerSettings::from_env(&container.docker_host);
         let quiet = |m: &str| tracing::debug!("{m}");
-        let (backend, _) = docker::backend(&container, root, externals, Duration::ZERO, quiet)
-            .await
-            .map_err(|e| e.to_string())?;
+        // No CA bundle: the throw-away job runs no step that would use it.
+        let made = docker::backend(&container, None, root, externals, Duration::ZERO, quiet);
+        let (backend, _) = made.await.map_err(|e| e.to_string())?;
         let probe: Box<dyn DockerProbe> = Box::new(Probe {
             backend,
             address: settings.describe(),
