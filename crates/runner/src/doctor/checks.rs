@@ -459,11 +459,18 @@ async fn job_network(
             if warnings.0.is_empty() {
                 Check::pass(NAME, detail)
             } else {
+                // The cache is what a job most often misses; any other warning (a proxy
+                // jobs cannot reach) names its own fix.
+                let advice = if warnings.0.iter().any(|w| w.contains("the cache")) {
+                    "set cache.host to an address of this machine that containers can reach, \
+                     or cache.external_server to a cache they can reach"
+                } else {
+                    "change what the warning names"
+                };
                 Check::warn(
                     NAME,
                     format!("{detail}, but: {}", warnings.0.join("; ")),
-                    "set cache.host to an address of this machine that containers can reach, \
-                     or cache.external_server to a cache they can reach",
+                    advice,
                 )
             }
         }
