@@ -209,6 +209,41 @@ async fn readyz_waits_for_the_declaration_and_turns_unready_at_the_first_sigterm
     );
 }
 
+/// A container job's lookups in the runner's cache are counted: one that finds nothing is a
+/// miss (hits go the same way, from the activity the cache server records per job).
+#[tokio::test]
+async fn cache_lookups_of_jobs_are_counted() {
+    let port = free_port();
+    let h = Harness::ready(
+        Options::gitea(),
+        &format!(
+            "{FAST}  labels: [\"linux:docker://hearth-test/busybox:1\"]\n{}",
+            metrics_config(port)
+        ),
+    )
+    .await;
+    let probe = job(
+        "linux",
+        "      - run: wget -q -O /dev/null \"${ACTIONS_CACHE_URL}_apis/artifactcache/cache?keys=none&version=v\"\n",
+    );
+    let id = h.forge.queue_task(TaskSpec::new(probe));
+    let daemon = h.daemon(&[]);
+    let task = h.done(id, LONG).await;
+    let (_, text) = answer_until(port, "/metrics", "the job counted", |_, body| {
+        value(body, "hearth_jobs_total{result=\"success\"}") == Some(1.0)
+    })
+    .await;
+    let log = daemon.stop().await;
+    let lines = h.forge.log_lines(id);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{log}");
+    assert!(
+        lines.iter().any(|l| l == "Cache: missed none"),
+        "{lines:#?}"
+    );
+    assert_eq!(metric(&text, "hearth_cache_misses_total"), 1.0, "{text}");
+    assert_eq!(metric(&text, "hearth_cache_hits_total"), 0.0, "{text}");
+}
+
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
 
