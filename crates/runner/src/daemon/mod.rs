@@ -52,6 +52,9 @@ pub struct DaemonOptions {
 /// the UI gets to run its post steps before it reports (new Gitea).
 const CAPABILITIES: &[&str] = &["cancelling"];
 
+/// How long the disk guard waits, at start, for a backend to say where its data is.
+const DATA_ROOT_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How often the daemon looks for leftovers of its jobs besides at start.
 const REAP_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
@@ -264,7 +267,9 @@ async fn disk_guard(runtime: &TaskRuntime, options: &DaemonOptions) -> Option<Di
         path: options.work_folder.clone(),
     }];
     for backend in runtime.backends.all() {
-        if let Some(root) = backend.data_root().await {
+        // A Docker that does not answer soon is not watched, rather than holding up the start.
+        let root = tokio::time::timeout(DATA_ROOT_PATIENCE, backend.data_root()).await;
+        if let Ok(Some(root)) = root {
             if !disks.iter().any(|d| d.path == root) {
                 disks.push(Disk {
                     name: "docker",
