@@ -172,8 +172,10 @@ async fn a_job_with_a_private_image_runs_on_the_compose_deployments_dind_daemon(
 
     // What the deployment needs: docker-compose, the test images, Hearth's image.
     if !succeeds(Command::new("docker-compose").arg("version")) {
-        run(&mut sh("apt-get install -y -qq docker-compose >/dev/null 2>&1 \
-             || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }"));
+        run(&mut sh(
+            "apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+             || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }",
+        ));
     }
     if !succeeds(Command::new("docker").args(["image", "inspect", "hearth-test/busybox:1"])) {
         run(&mut Command::new(repo().join("scripts/docker-test-env")));
@@ -226,7 +228,10 @@ async fn a_job_with_a_private_image_runs_on_the_compose_deployments_dind_daemon(
                 "DOCKER_CONFIG_JSON".into(),
                 docker_config.display().to_string(),
             ),
-            ("GITEA_RUNNER_LABELS".into(), format!("dind:docker://{PRIVATE}")),
+            (
+                "GITEA_RUNNER_LABELS".into(),
+                format!("dind:docker://{PRIVATE}"),
+            ),
             ("REGISTRY_PORT".into(), registry_port.to_string()),
         ],
     };
@@ -250,9 +255,7 @@ async fn a_job_with_a_private_image_runs_on_the_compose_deployments_dind_daemon(
     })
     .await
     .expect("the fake forge");
-    project
-        .env
-        .push(("GITEA_INSTANCE_URL".into(), forge.url()));
+    project.env.push(("GITEA_INSTANCE_URL".into(), forge.url()));
     clock.lap("DinD and registry started");
 
     // The private image, pushed from this machine's daemon through the published port; the
@@ -298,14 +301,11 @@ jobs:
 "#
     );
     let job = forge.queue_task(TaskSpec::new(payload));
-    let done = forge.wait_for_task_done(job, Duration::from_secs(240)).await;
+    let done = forge
+        .wait_for_task_done(job, Duration::from_secs(240))
+        .await;
     let lines = forge.log_lines(job);
-    let task = done.unwrap_or_else(|e| {
-        panic!(
-            "{e}\n{lines:#?}\n{}",
-            project.logs()
-        )
-    });
+    let task = done.unwrap_or_else(|e| panic!("{e}\n{lines:#?}\n{}", project.logs()));
     clock.lap("job ran");
     assert_eq!(
         task.status,
@@ -351,7 +351,10 @@ jobs:
         "ps",
         "-a",
         "--filter",
-        &format!("label=com.docker.compose.project=hearthdeploy{}", std::process::id()),
+        &format!(
+            "label=com.docker.compose.project=hearthdeploy{}",
+            std::process::id()
+        ),
         "-q",
     ]));
     assert!(left.trim().is_empty(), "containers left: {left}");
@@ -360,7 +363,10 @@ jobs:
         "ls",
         "-q",
         "--filter",
-        &format!("label=com.docker.compose.project=hearthdeploy{}", std::process::id()),
+        &format!(
+            "label=com.docker.compose.project=hearthdeploy{}",
+            std::process::id()
+        ),
     ]));
     assert!(volumes.trim().is_empty(), "volumes left: {volumes}");
 }

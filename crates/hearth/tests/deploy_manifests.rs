@@ -145,7 +145,10 @@ fn the_kubernetes_manifests_are_all_listed_and_name_what_exists() {
     );
 
     // The set, its pods, and its governing Service agree on names and labels.
-    assert_eq!(text(&set, "spec/serviceName"), text(&service, "metadata/name"));
+    assert_eq!(
+        text(&set, "spec/serviceName"),
+        text(&service, "metadata/name")
+    );
     let pod_labels = at(&set, "spec/template/metadata/labels");
     for (key, value) in at(&set, "spec/selector/matchLabels")
         .as_object()
@@ -226,7 +229,12 @@ fn the_kubernetes_manifests_are_all_listed_and_name_what_exists() {
         items(runner, "env")
             .iter()
             .find(|e| text(e, "name") == name)
-            .map(|e| e.get("value").and_then(Value::as_str).unwrap_or("").to_owned())
+            .map(|e| {
+                e.get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            })
             .unwrap_or_else(|| panic!("no {name} in the runner's env"))
     };
     let config_volume = items(runner, "volumeMounts")
@@ -251,7 +259,10 @@ fn the_kubernetes_manifests_are_all_listed_and_name_what_exists() {
         }
     }
     assert_eq!(
-        text(&env_entry(runner, "GITEA_RUNNER_REGISTRATION_TOKEN"), "valueFrom/secretKeyRef/name"),
+        text(
+            &env_entry(runner, "GITEA_RUNNER_REGISTRATION_TOKEN"),
+            "valueFrom/secretKeyRef/name"
+        ),
         "hearth-registration"
     );
     let credentials = items(pod, "volumes")
@@ -268,7 +279,10 @@ fn the_kubernetes_manifests_are_all_listed_and_name_what_exists() {
         );
     }
     let key = text(credentials, "secret/items/0/key");
-    assert_eq!(key, ".dockerconfigjson", "a kubernetes.io/dockerconfigjson key");
+    assert_eq!(
+        key, ".dockerconfigjson",
+        "a kubernetes.io/dockerconfigjson key"
+    );
     let credentials_file = Path::new(&mount_of(runner, text(credentials, "name")))
         .join(text(credentials, "secret/items/0/path"));
     assert_eq!(config.container.docker_config, vec![credentials_file]);
