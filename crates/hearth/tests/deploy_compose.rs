@@ -139,8 +139,18 @@ fn registry_status(port: u16, path: &str) -> Option<u16> {
     answer.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Hearth's image with this test's binary, built again only when the binary changed.
+/// Hearth's image with this test's binary, built again only when the binary changed (once
+/// for the tests of this file, which run side by side).
 fn hearth_image() {
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
+        build_hearth_image();
+        *built = true;
+    }
+}
+
+fn build_hearth_image() {
     let binary = env!("CARGO_BIN_EXE_hearth");
     let sha = format!(
         "{:x}",
@@ -369,4 +379,109 @@ jobs:
         ),
     ]));
     assert!(volumes.trim().is_empty(), "volumes left: {volumes}");
+}
+
+/// The image's entrypoint on its own (the forge on this machine's loopback, reached through the
+/// host's network): forgejo-runner's variable spellings, a token file, registration and one
+/// job with `--once` on the host label, inside the runner's container, which does not see the
+/// registration token; and with a token the forge refuses, `GITEA_MAX_REG_ATTEMPTS` attempts
+/// and a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entrypoint_registers_from_forgejo_variables_then_runs_one_job_without_the_token() {
+    if !succeeds(Command::new("docker").args(["image", "inspect", "hearth-test/busybox:1"])) {
+        run(&mut Command::new(repo().join("scripts/docker-test-env")));
+    }
+    tokio::task::spawn_blocking(hearth_image)
+        .await
+        .expect("the image build");
+    let forge = FakeForge::start(Options::forgejo().with_registration_token(TOKEN))
+        .await
+        .expect("the fake forge");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("token written");
+    let job = forge.queue_task(TaskSpec::new(
+        r#"name: entry
+on: push
+jobs:
+  env:
+    runs-on: here
+    steps:
+      - run: |
+          echo "state: $(ls -a /data | grep -c '^.runner$') runner file"
+          env | grep -ci registration || echo "no registration variable"
+"#
+        .to_owned(),
+    ));
+    let container = |token_file: &str, extra: &[&str]| {
+        let mut command = Command::new("docker");
+        command
+            .args(["run", "--rm", "--network", "host", "-v"])
+            .arg(format!("{}:/secrets:ro", dir.path().display()))
+            .args(["-e", &format!("FORGEJO_INSTANCE_URL={}", forge.url())])
+            .args([
+                "-e",
+                &format!("FORGEJO_RUNNER_REGISTRATION_TOKEN_FILE=/secrets/{token_file}"),
+            ])
+            .args(["-e", "FORGEJO_RUNNER_NAME=entrypoint-test"])
+            .args(["-e", "FORGEJO_RUNNER_LABELS=here:host"])
+            .args(extra)
+            .arg(HEARTH_IMAGE);
+        command
+    };
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking({
+        let mut command = container("token", &["-e", "FORGEJO_RUNNER_ONCE=true"]);
+        move || command.output()
+    })
+    .await
+    .expect("docker run")
+    .expect("docker run");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains("Runner registered successfully."), "{shown}");
+    let task = forge
+        .wait_for_task_done(job, Duration::from_secs(10))
+        .await
+        .expect("the job is done");
+    let lines = forge.log_lines(job);
+    assert_eq!(task.status, Status::Success, "{lines:#?}\n{shown}");
+    for expected in ["state: 1 runner file", "no registration variable"] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected}: {lines:#?}"
+        );
+    }
+    let runners = forge.runners();
+    assert_eq!(runners.len(), 1, "{runners:?}");
+    assert_eq!(runners[0].name, "entrypoint-test");
+    eprintln!(
+        "deploy_compose: register and one job with --once: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    std::fs::write(dir.path().join("wrong"), "not-a-token\n").expect("token written");
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking({
+        let mut command = container("wrong", &["-e", "GITEA_MAX_REG_ATTEMPTS=2"]);
+        move || command.output()
+    })
+    .await
+    .expect("docker run")
+    .expect("docker run");
+    let shown = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{shown}");
+    assert!(
+        shown.contains("registration failed (attempt 1 of 2)")
+            && shown.contains("registration failed 2 times; giving up"),
+        "{shown}"
+    );
+    assert_eq!(forge.runners().len(), 1);
+    eprintln!(
+        "deploy_compose: two refused registrations: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
