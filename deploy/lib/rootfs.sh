@@ -59,9 +59,10 @@ busybox_rootfs() {
   cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 }
 
-# file_is_static FILE: true when FILE needs no dynamic loader.
+# file_is_static FILE: true when FILE needs no dynamic loader (`ldd` names no file: it says
+# "not a dynamic executable", or "statically linked" for a static PIE).
 file_is_static() {
-  ! ldd "$1" >/dev/null 2>&1
+  ! ldd "$1" 2>/dev/null | grep -q /
 }
 
 # import_rootfs ROOT TAG CHANGE...: the folder as an image (`docker import -c CHANGE`).
