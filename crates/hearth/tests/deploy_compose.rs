@@ -151,7 +151,11 @@ fn hearth_image() {
 }
 
 fn build_hearth_image() {
-    let binary = env!("CARGO_BIN_EXE_hearth");
+    // HEARTH_DEPLOY_TEST_BINARY: another build to package, such as deploy/image/build's
+    // static release binary.
+    let binary = std::env::var("HEARTH_DEPLOY_TEST_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hearth").to_owned());
+    let binary = binary.as_str();
     let sha = format!(
         "{:x}",
         sha2::Sha256::digest(std::fs::read(binary).expect("the hearth binary"))
@@ -430,7 +434,7 @@ jobs:
     };
     let started = Instant::now();
     let output = tokio::task::spawn_blocking({
-        let mut command = container("token", &["-e", "FORGEJO_RUNNER_ONCE=true"]);
+        let mut command = container("token", &["-e", "FORGEJO_RUNNER_ONCE=1"]);
         move || command.output()
     })
     .await
