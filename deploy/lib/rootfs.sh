@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions that lay out a container's root file system from this machine's own files,
 # for images built offline (no registry is reachable): sourced by deploy/image/build and
 # deploy/test/images. Needs bash.

@@ -383,6 +383,14 @@ jobs:
         ),
     ]));
     assert!(volumes.trim().is_empty(), "volumes left: {volumes}");
+    let networks = run(Command::new("docker").args([
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={network}"),
+    ]));
+    assert!(networks.trim().is_empty(), "network left: {networks}");
 }
 
 /// The image's entrypoint on its own (the forge on this machine's loopback, reached through the
