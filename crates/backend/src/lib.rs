@@ -36,6 +36,16 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use paths::{HostPath, JobPath};
+
+/// The variables that name a bundle of CA certificates for the tools jobs run: OpenSSL (curl,
+/// wget, Python's `ssl`, Ruby), Node.js (added to its own store), git, and Python's `requests`.
+/// A runner with `runner.ca_file` sets them in every job's environment, host or container.
+pub const CA_BUNDLE_VARIABLES: [&str; 4] = [
+    "SSL_CERT_FILE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "REQUESTS_CA_BUNDLE",
+];
 pub use secrecy::{ExposeSecret, SecretString};
 pub use tokio_util::sync::CancellationToken;
 

@@ -19,11 +19,14 @@
 //! `copy` (copy mode, `Workdir::Copy`: the job's folder a volume in the daemon, reached
 //! through the archive API, for daemons that do not share this machine's folders),
 //! `step_container` (steps in containers of their own: Docker actions, `docker://` steps, their
-//! images pulled or built), `on_host` ([`HostWithDocker`]: host jobs given those steps too).
+//! images pulled or built), `on_host` ([`HostWithDocker`]: host jobs given those steps too),
+//! `doctor` (what `hearth doctor` asks: the daemon's version and data root, an image here or
+//! pullable without pulling it).
 
 mod cleanup;
 pub mod connect;
 mod copy;
+pub mod doctor;
 mod job;
 mod mirror;
 mod node;
@@ -34,6 +37,7 @@ pub mod registry;
 mod services;
 mod sleeper;
 pub mod step_container;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -130,6 +134,9 @@ pub struct ContainerSettings {
     /// `container.bind_workdir`: the job's folder bound from this machine or copied into a
     /// volume in the daemon.
     pub workdir: Workdir,
+    /// The runner's CA bundle (`runner.ca_file` over its system store), copied into every
+    /// job, service and step container and named by [`hearth_backend::CA_BUNDLE_VARIABLES`].
+    pub ca_bundle: Option<trust::CaBundle>,
 }
 
 /// A container as the workflow wants it, checked: its spec, `options:`, allowed volumes and
@@ -682,6 +689,21 @@ impl DockerBackend {
                 None => Ok(Vec::new()),
             }
         };
+        if let Some(bundle) = &self.settings.ca_bundle {
+            let installed = join_all(
+                std::iter::once(("the job container".to_owned(), id.as_str()))
+                    .chain(
+                        job.services
+                            .iter()
+                            .map(|s| (format!("the service `{}`", s.id), s.container.as_str())),
+                    )
+                    .map(|(what, id)| async move { bundle.install(docker, id, &what).await }),
+            );
+            installed
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, _>>()?;
+        }
         let started = join_all(
             std::iter::once(("the job container".to_owned(), id.as_str()))
                 .chain(
@@ -871,12 +893,7 @@ impl DockerBackend {
         }
         let mut extra_hosts = extra_hosts;
         extra_hosts.extend(options.extra_hosts.iter().cloned());
-        let env: Vec<String> = spec
-            .env
-            .iter()
-            .chain(&options.env)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let env = self.container_env(spec, options);
         ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(sleeper::entrypoint()),
@@ -899,6 +916,28 @@ impl DockerBackend {
             }),
             ..Default::default()
         }
+    }
+
+    /// A job or service container's environment: the variables naming the runner's CA bundle,
+    /// then the workflow's `env` and `--env` options, which win.
+    fn container_env(
+        &self,
+        spec: &hearth_backend::ContainerSpec,
+        options: &options::ContainerOptions,
+    ) -> Vec<String> {
+        let trust = self
+            .settings
+            .ca_bundle
+            .iter()
+            .flat_map(trust::CaBundle::env);
+        trust
+            .chain(
+                spec.env
+                    .iter()
+                    .chain(&options.env)
+                    .map(|(k, v)| format!("{k}={v}")),
+            )
+            .collect()
     }
 
     /// A container's `volumes:`, each allowed by `container.valid_volumes`, as binds.
@@ -940,12 +979,7 @@ impl DockerBackend {
         } = wanted;
         // Aliases exist on user-defined networks only.
         let aliased = !matches!(network, "host" | "bridge" | "none");
-        let env: Vec<String> = spec
-            .env
-            .iter()
-            .chain(&options.env)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let env = self.container_env(spec, options);
         let mut aliases = vec![id.to_owned()];
         aliases.extend(options.aliases.iter().cloned());
         ContainerCreateBody {

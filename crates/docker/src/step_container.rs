@@ -165,7 +165,7 @@ impl StepContainers {
             image: Some(image.clone()),
             entrypoint: run.entrypoint.clone().map(|e| vec![e]),
             cmd: (!run.args.is_empty()).then(|| run.args.clone()),
-            env: Some(run.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(step_env(&run.env, settings.ca_bundle.as_ref())),
             working_dir: Some(run.working_dir.clone()),
             labels: Some(self.labels.clone()),
             attach_stdout: Some(true),
@@ -191,6 +191,12 @@ impl StepContainers {
             })?
             .id;
         let removal = Removal::new(docker.clone(), id.clone(), self.left.clone());
+        if let Some(bundle) = &settings.ca_bundle {
+            if let Err(e) = bundle.install(docker, &id, "the step's container").await {
+                removal.now().await?;
+                return Err(e);
+            }
+        }
         let ended = self.attach_and_wait(&id, sink, cancel, deadline).await;
         let removed = removal.now().await;
         let ended = ended?;
@@ -601,6 +607,17 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error>
 }
 
 /// A container's output chunk to the step's sink.
+/// A step container's environment: the step's, with the variables naming the runner's CA
+/// bundle pointing at the container's copy (a host job's name the runner's own file).
+fn step_env(env: &[(String, String)], bundle: Option<&crate::trust::CaBundle>) -> Vec<String> {
+    let names = hearth_backend::CA_BUNDLE_VARIABLES;
+    env.iter()
+        .filter(|(k, _)| bundle.is_none() || !names.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(bundle.into_iter().flat_map(crate::trust::CaBundle::env))
+        .collect()
+}
+
 fn pass(sink: &mut dyn OutputSink, output: LogOutput) {
     match output {
         LogOutput::StdErr { message } => sink.output(Stream::Stderr, &message),
@@ -788,5 +805,33 @@ pub(crate) mod context {
             std::fs::write(dir.path().join("sub/a"), "b").unwrap();
             assert_ne!(pack(dir.path(), "Dockerfile").unwrap().digest, first);
         }
+    }
+}
+
+#[cfg(test)]
+mod step_env_tests {
+    use super::step_env;
+    use crate::trust::CaBundle;
+
+    #[test]
+    fn a_step_container_names_its_own_copy_of_the_ca_bundle() {
+        let env = vec![
+            (
+                "SSL_CERT_FILE".to_owned(),
+                "/runner/_externals/ca.crt".to_owned(),
+            ),
+            ("KEEP".to_owned(), "1".to_owned()),
+        ];
+        let bundle = CaBundle::new(b"PEM".to_vec());
+        let with = step_env(&env, Some(&bundle));
+        assert!(with.contains(&"KEEP=1".to_owned()));
+        assert!(with.contains(&"SSL_CERT_FILE=/__e/ca-certificates.crt".to_owned()));
+        assert!(with.contains(&"GIT_SSL_CAINFO=/__e/ca-certificates.crt".to_owned()));
+        assert!(!with.iter().any(|v| v.contains("/runner/")), "{with:?}");
+        let without = step_env(&env, None);
+        assert_eq!(
+            without,
+            ["SSL_CERT_FILE=/runner/_externals/ca.crt", "KEEP=1"]
+        );
     }
 }

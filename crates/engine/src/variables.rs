@@ -120,3 +120,69 @@ mod tests {
         assert_eq!(get("RUNNER_TEMP"), Some("/tmp/job/temp"));
     }
 }
+
+/// Adds `hosts` to the runner's `NO_PROXY`/`no_proxy`, where it gives the job one (a runner
+/// passing its proxy on): the addresses the job reaches the runner's side at (a container
+/// job's network gateway, known only once the job started) and its service names are on the
+/// job's side of any proxy. A runner that gives no `NO_PROXY` gets none.
+pub fn extend_no_proxy(env: &mut [(String, String)], hosts: &[String]) {
+    for (name, value) in env.iter_mut() {
+        if name != "NO_PROXY" && name != "no_proxy" {
+            continue;
+        }
+        let mut list: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for host in hosts {
+            if !list.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+                list.push(host.clone());
+            }
+        }
+        *value = list.join(",");
+    }
+}
+
+/// The host of `url` (`http://172.17.0.1:40001/x` → `172.17.0.1`, `http://[::1]:8/` → `::1`).
+pub fn url_host(url: &str) -> Option<&str> {
+    let after = url.split_once("://")?.1;
+    let authority = after.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+#[cfg(test)]
+mod no_proxy_tests {
+    use super::*;
+
+    #[test]
+    fn hosts_join_the_no_proxy_list_once_and_only_where_there_is_one() {
+        let mut env = vec![
+            ("NO_PROXY".to_owned(), "localhost, 10.0.0.1".to_owned()),
+            ("no_proxy".to_owned(), String::new()),
+            ("HTTP_PROXY".to_owned(), "http://p:1".to_owned()),
+        ];
+        extend_no_proxy(&mut env, &["10.0.0.1".to_owned(), "redis".to_owned()]);
+        assert_eq!(env[0].1, "localhost,10.0.0.1,redis");
+        assert_eq!(env[1].1, "10.0.0.1,redis");
+        assert_eq!(env[2].1, "http://p:1");
+    }
+
+    #[test]
+    fn a_urls_host_is_found_in_its_forms() {
+        assert_eq!(url_host("http://172.17.0.1:40001/x"), Some("172.17.0.1"));
+        assert_eq!(
+            url_host("https://user:pw@git.example.com/"),
+            Some("git.example.com")
+        );
+        assert_eq!(url_host("http://[::1]:8080/"), Some("::1"));
+        assert_eq!(url_host("http://cache?x"), Some("cache"));
+        assert_eq!(url_host("not a url"), None);
+    }
+}

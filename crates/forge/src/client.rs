@@ -133,6 +133,24 @@ impl Client {
         Ok(response)
     }
 
+    /// [`ping`](Self::ping), with the forge's clock as its answer's `Date` header gives it
+    /// (`None` when it sends none or one that is not an HTTP date): `hearth doctor` compares
+    /// it with this machine's, since JWTs and signed URLs depend on both agreeing.
+    pub async fn ping_dated(
+        &self,
+        data: &str,
+    ) -> Result<(PingResponse, Option<std::time::SystemTime>), RpcError> {
+        let request = PingRequest { data: data.into() };
+        let (response, headers) = self
+            .call("ping.v1.PingService/Ping", &request, None)
+            .await?;
+        let date = headers
+            .get(reqwest::header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| httpdate::parse_http_date(text).ok());
+        Ok((response, date))
+    }
+
     pub async fn register(&self, request: &RegisterRequest) -> Result<RegisterResponse, RpcError> {
         let (response, _) = self
             .call("runner.v1.RunnerService/Register", request, None)

@@ -39,6 +39,9 @@ enum Command {
     Register(cmd::register::RegisterArgs),
     /// Run jobs from the forge the runner is registered with.
     Daemon(cmd::daemon::DaemonArgs),
+    /// Check the config, the forge, the token, Docker, the images, the job network, the clock
+    /// and the disks, and say what to fix.
+    Doctor(cmd::doctor::DoctorArgs),
     /// Print a commented config file with the default settings.
     GenerateConfig(cmd::generate_config::GenerateConfigArgs),
     /// Manage the action cache (`pull`: fetch the actions workflows use, for offline runs).
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => cmd::exec::run(*args, cli.config.as_deref()),
         Command::Register(args) => cmd::register::run(args, cli.config.as_deref()),
         Command::Daemon(args) => cmd::daemon::run(args, cli.config.as_deref()),
+        Command::Doctor(args) => cmd::doctor::run(args, cli.config.as_deref()),
         Command::GenerateConfig(args) => cmd::generate_config::run(args),
         Command::Actions(args) => cmd::actions::run(args, cli.config.as_deref()),
         Command::CacheServer(args) => cmd::cache_server::run(args),

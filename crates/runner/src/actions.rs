@@ -53,6 +53,8 @@ pub struct GitActions {
     program: PathBuf,
     /// How long each git command may take before it is killed.
     time_limit: Duration,
+    /// Variables that set git's certificate checks (`runner.ca_file`, `runner.insecure`).
+    tls_env: Vec<(String, String)>,
 }
 
 /// A lock per repository folder, whichever job (and so whichever `GitActions`) asks: fetches
@@ -81,7 +83,24 @@ impl GitActions {
             offline: false,
             program: PathBuf::from("git"),
             time_limit: GIT_TIME_LIMIT,
+            tls_env: Vec::new(),
         }
+    }
+
+    /// Checks the certificates of HTTPS remotes against `ca_bundle` (the runner's system
+    /// store with `runner.ca_file`) when given; with `insecure` (`runner.insecure`), not at
+    /// all, as the runner's own requests to the forge.
+    pub fn with_tls(mut self, ca_bundle: Option<PathBuf>, insecure: bool) -> GitActions {
+        self.tls_env.clear();
+        if let Some(bundle) = ca_bundle {
+            let bundle = bundle.display().to_string();
+            self.tls_env.push(("GIT_SSL_CAINFO".to_owned(), bundle));
+        }
+        if insecure {
+            self.tls_env
+                .push(("GIT_SSL_NO_VERIFY".to_owned(), "true".to_owned()));
+        }
+        self
     }
 
     #[cfg(test)]
@@ -303,7 +322,7 @@ impl GitActions {
         }
         command
             .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(self.tls_env.iter().chain(env).map(|(k, v)| (k, v)))
             .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -187,7 +187,9 @@ impl JobCache {
         })
     }
 
-    fn reach(&self) -> Reach {
+    /// The server's address as a job is given it, without a job's token: what a job must
+    /// reach (`hearth doctor` checks it from a job network).
+    pub fn reach(&self) -> Reach {
         let fix = match self.running {
             Some(_) => FIX_OWN,
             None => FIX_EXTERNAL,

@@ -447,6 +447,7 @@ impl<'r> JobRun<'r> {
         let container =
             containers::job_container(&scope, request.job, request.label_image.as_deref())?;
         let services = containers::services(&scope, request.job)?;
+        let service_names: Vec<String> = services.iter().map(|(id, _)| id.clone()).collect();
         // Credentials are secrets: a registry's error may quote them.
         for spec in container.iter().chain(services.iter().map(|(_, s)| s)) {
             if let Some(credentials) = &spec.credentials {
@@ -523,6 +524,12 @@ impl<'r> JobRun<'r> {
             .iter()
             .map(|(k, v)| (k.clone(), relocate(v)))
             .collect();
+        let job_side: Vec<String> = moved
+            .iter()
+            .filter_map(|(_, seen)| crate::variables::url_host(seen).map(str::to_owned))
+            .chain(service_names)
+            .collect();
+        crate::variables::extend_no_proxy(&mut runner_env, &job_side);
         let mut github = request.github.clone();
         if !moved.is_empty() {
             for key in ["server_url", "api_url"] {

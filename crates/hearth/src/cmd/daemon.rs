@@ -109,14 +109,31 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             options.poller.capacity
         );
         let wants_docker = labels.any_docker();
-        let host: Arc<dyn hearth_backend::Backend> = Arc::new(
-            HostBackend::new(config.host.workdir_parent.clone()).with_base_env(
-                hearth_host::runner_env()
-                    .into_iter()
-                    .filter(|(name, _)| !is_runner_secret(name))
-                    .collect(),
-            ),
-        );
+        let externals = config.host.workdir_parent.join("_externals");
+        // `runner.ca_file` reaches jobs too: host jobs through these variables, containers
+        // through the Docker backend, git through `GitActions`.
+        let trust = match &config.runner.ca_file {
+            Some(ca_file) => {
+                let system = hearth_runner::trust::system_store();
+                Some(hearth_runner::trust::bundle(
+                    ca_file,
+                    system.as_deref(),
+                    &externals,
+                )?)
+            }
+            None => None,
+        };
+        let host_env = hearth_host::runner_env()
+            .into_iter()
+            .filter(|(name, _)| !is_runner_secret(name))
+            .chain(
+                trust
+                    .iter()
+                    .flat_map(hearth_runner::trust::CaBundle::host_env),
+            )
+            .collect();
+        let host: Arc<dyn hearth_backend::Backend> =
+            Arc::new(HostBackend::new(config.host.workdir_parent.clone()).with_base_env(host_env));
         let mut backends = Backends::new(labels);
         let mut docker_backend = None;
         if wants_docker || config.container.require_docker {
@@ -130,9 +147,17 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                 configured => configured,
             };
             let root = config.host.workdir_parent.join("docker");
-            let externals = config.host.workdir_parent.join("_externals");
+            let externals = externals.clone();
             let warn = |m: &str| tracing::warn!("{m}");
-            match docker::backend(&config.container, root, externals, patience, warn).await {
+            let made = docker::backend(
+                &config.container,
+                trust.as_ref(),
+                root,
+                externals,
+                patience,
+                warn,
+            );
+            match made.await {
                 Ok((docker, socket_in_jobs)) => {
                     docker_backend = Some(docker.clone());
                     backends = backends
@@ -144,9 +169,14 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             }
         }
         let docker_root = config.host.workdir_parent.join("docker");
-        let externals = config.host.workdir_parent.join("_externals");
         let folders = (docker_root, externals);
-        let host = docker::host_with_docker(host, docker_backend, &config.container, folders);
+        let host = docker::host_with_docker(
+            host,
+            docker_backend,
+            &config.container,
+            trust.as_ref(),
+            folders,
+        );
         let backends = backends.with_host(host);
         let cache = match hearth_runner::cache::JobCache::start(&config.cache).await {
             Ok(cache) => cache,
@@ -170,6 +200,9 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             forge_capabilities,
             registries: config.container.registries.clone(),
             cache,
+            proxy: hearth_runner::proxy::JobProxy::from_process(),
+            ca_bundle: trust.map(|bundle| bundle.path),
+            insecure: config.runner.insecure,
         };
         let code = daemon::run(client, task_runtime, options, shutdown, stop).await;
         signals.abort();

@@ -11,6 +11,7 @@ use hearth_docker::connect::DockerSettings;
 use hearth_docker::registry::{PasswordSource, Registries, RegistryEntry};
 use hearth_docker::{ContainerSettings, DockerBackend, HostWithDocker};
 use hearth_runner::config::{ContainerConfig, RegistryPassword};
+use hearth_runner::trust::CaBundle;
 
 /// Connects to the Docker daemon `container.docker_host` (else `DOCKER_HOST`) names, waiting
 /// up to `patience` for one that does not answer yet, and sets the backend up from the
@@ -19,6 +20,7 @@ use hearth_runner::config::{ContainerConfig, RegistryPassword};
 /// containers get the Docker socket.
 pub async fn backend(
     container: &ContainerConfig,
+    trust: Option<&CaBundle>,
     root: PathBuf,
     externals: PathBuf,
     patience: Duration,
@@ -43,6 +45,7 @@ pub async fn backend(
             memory: container.memory,
             registry_mirrors: container.registry_mirrors.clone(),
             workdir: settings.workdir(container.bind_workdir),
+            ca_bundle: trust.map(|bundle| hearth_docker::trust::CaBundle::new(bundle.pem.clone())),
         });
     Ok((backend, in_jobs))
 }
@@ -99,18 +102,28 @@ pub fn host_with_docker(
     host: Arc<dyn Backend>,
     docker: Option<DockerBackend>,
     container: &ContainerConfig,
+    trust: Option<&CaBundle>,
     folders: (PathBuf, PathBuf),
 ) -> Arc<dyn Backend> {
     let container = container.clone();
+    let trust = trust.cloned();
     let connect: hearth_docker::Connect = Arc::new(move || {
-        let (docker, container) = (docker.clone(), container.clone());
+        let (docker, container, trust) = (docker.clone(), container.clone(), trust.clone());
         let (root, externals) = folders.clone();
         Box::pin(async move {
             if let Some(docker) = docker {
                 return Ok(docker);
             }
             let quiet = |m: &str| tracing::debug!("{m}");
-            let connected = backend(&container, root, externals, Duration::ZERO, quiet).await;
+            let connected = backend(
+                &container,
+                trust.as_ref(),
+                root,
+                externals,
+                Duration::ZERO,
+                quiet,
+            )
+            .await;
             connected
                 .map(|(backend, _)| backend)
                 .map_err(|e| e.to_string())

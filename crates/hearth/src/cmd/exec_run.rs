@@ -27,7 +27,12 @@ use crate::cmd::exec::ExecArgs;
 
 /// Runs `hearth exec`.
 pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
-    let (container, cache) = exec_config(&args, config_file)?;
+    let ExecConfig {
+        container,
+        cache,
+        trust,
+        insecure,
+    } = exec_config(&args, config_file)?;
     let (options, labels) = local_options(&args)?;
     let loaded = local::load(&options)?;
     if args.list {
@@ -43,10 +48,18 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
     let root = std::env::temp_dir().join(format!("hearth-exec-{}", std::process::id()));
     // One run's jobs share the repository: a finished job's folder is refreshed for the next
     // rather than removed and copied anew (see hearth_host's `spares`).
-    let host: Arc<dyn Backend> = Arc::new(HostBackend::new(root.clone()).with_folder_reuse());
+    let mut host = HostBackend::new(root.clone()).with_folder_reuse();
+    if let Some(bundle) = &trust {
+        let env = hearth_host::runner_env()
+            .into_iter()
+            .chain(bundle.host_env());
+        host = host.with_base_env(env.collect());
+    }
+    let host: Arc<dyn Backend> = Arc::new(host);
     let wants_docker = labels.any_docker();
     let mut backends = Backends::new(labels);
-    let actions = Arc::new(action_source(&args)?);
+    let ca_bundle = trust.as_ref().map(|bundle| bundle.path.clone());
+    let actions = Arc::new(action_source(&args)?.with_tls(ca_bundle, insecure));
 
     // One thread: every job's future is polled from `block_on` on this thread anyway (they are
     // joined, not spawned), so worker threads would only wait for the processes' pipes and
@@ -62,7 +75,14 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
             let patience = container.docker_timeout;
             let warn = |m: &str| eprintln!("hearth: {m}");
             let externals = local::externals_dir();
-            let made = docker::backend(&container, root.join("docker"), externals, patience, warn);
+            let made = docker::backend(
+                &container,
+                trust.as_ref(),
+                root.join("docker"),
+                externals,
+                patience,
+                warn,
+            );
             match made.await {
                 Ok((docker, socket_in_jobs)) => {
                     docker_backend = Some(docker.clone());
@@ -75,7 +95,8 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
             }
         }
         let folders = (root.join("docker"), local::externals_dir());
-        let host = docker::host_with_docker(host, docker_backend, &container, folders);
+        let host =
+            docker::host_with_docker(host, docker_backend, &container, trust.as_ref(), folders);
         backends = backends.clone().with_host(host);
         let artifacts = args
             .artifact_server_path
@@ -192,7 +213,7 @@ fn action_source(args: &ExecArgs) -> Result<GitActions> {
 /// The config's `container.*` and `cache.*` keys (the defaults without `-c FILE`), with the
 /// flags over them: `--pull` and `--container-options` (after the config's options, so they
 /// win), and the `--cache-server-*` flags.
-fn exec_config(args: &ExecArgs, file: Option<&Path>) -> Result<(ContainerConfig, CacheConfig)> {
+fn exec_config(args: &ExecArgs, file: Option<&Path>) -> Result<ExecConfig> {
     let (config, warnings) = match file {
         Some(_) => Config::load(file)?,
         // No config file: the defaults, not the deprecated GITEA_* variables the daemon reads.
@@ -227,7 +248,33 @@ fn exec_config(args: &ExecArgs, file: Option<&Path>) -> Result<(ContainerConfig,
     // Refused here, before any job starts, rather than by every container job.
     hearth_docker::options::parse(&container.options, container.privileged)
         .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
-    Ok((container, cache))
+    // `runner.ca_file` reaches a local run's jobs as the daemon's.
+    let trust = match &config.runner.ca_file {
+        Some(ca_file) => {
+            let system = hearth_runner::trust::system_store();
+            let folder = local::externals_dir();
+            Some(hearth_runner::trust::bundle(
+                ca_file,
+                system.as_deref(),
+                &folder,
+            )?)
+        }
+        None => None,
+    };
+    Ok(ExecConfig {
+        container,
+        cache,
+        trust,
+        insecure: config.runner.insecure,
+    })
+}
+
+/// What of the config file a local run uses.
+struct ExecConfig {
+    container: ContainerConfig,
+    cache: CacheConfig,
+    trust: Option<hearth_runner::trust::CaBundle>,
+    insecure: bool,
 }
 
 fn exit_code(failed: bool) -> ExitCode {

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod cache_server;
 pub mod daemon;
 pub mod docker;
+pub mod doctor;
 pub mod exec;
 pub mod exec_run;
 pub mod expr;

@@ -70,11 +70,7 @@ pub async fn declare(
     options: &DaemonOptions,
     shutdown: &CancellationToken,
 ) -> Result<Vec<String>, DaemonError> {
-    let request = DeclareRequest {
-        version: options.version.clone(),
-        labels: options.label_names.clone(),
-        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-    };
+    let request = declare_request(&options.label_names, &options.version);
     let mut attempt = 0u32;
     loop {
         match client.declare(&request).await {
@@ -109,6 +105,16 @@ pub async fn declare(
             }
             Err(e) => return Err(DaemonError::Declare(e)),
         }
+    }
+}
+
+/// What the daemon declares: its version, its label names and [`CAPABILITIES`]. `hearth doctor`
+/// sends the same, so that its check changes nothing on the forge.
+pub fn declare_request(label_names: &[String], version: &str) -> DeclareRequest {
+    DeclareRequest {
+        version: version.to_owned(),
+        labels: label_names.to_vec(),
+        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
     }
 }
 

@@ -63,6 +63,12 @@ pub struct TaskRuntime {
     pub registries: Vec<crate::config::RegistryConfig>,
     /// The cache jobs are given (`cache.*`), when there is one.
     pub cache: Option<Arc<crate::cache::JobCache>>,
+    /// The runner's proxy, passed on to its jobs (see `proxy`).
+    pub proxy: Option<crate::proxy::JobProxy>,
+    /// `runner.ca_file` over the system store, for git (jobs get it from their backend).
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// `runner.insecure`: git fetches actions without checking certificates too.
+    pub insecure: bool,
 }
 
 /// How the daemon can stop a task: `cancel` as a first Ctrl-C does (`always()` steps still
@@ -334,6 +340,7 @@ fn action_source(runtime: &TaskRuntime, task: &TaskInfo) -> GitActions {
     };
     GitActions::new(base, runtime.actions_cache.clone())
         .with_forge_token(task.context_str("token"), &runtime.address)
+        .with_tls(runtime.ca_bundle.clone(), runtime.insecure)
 }
 
 fn start_reporter(runtime: &TaskRuntime, task: &TaskInfo, steps: usize) -> TaskReporter {
@@ -560,7 +567,7 @@ fn github_context(task: &TaskInfo, address: &str) -> Object {
 
 /// The forge, as the runner reaches it: a job must reach it too (checkout, artifacts), from a
 /// container as well, or it cannot run.
-pub(super) fn forge_reach(address: &str) -> Reach {
+pub fn forge_reach(address: &str) -> Reach {
     Reach::required(
         address,
         "the forge",
@@ -579,18 +586,30 @@ fn job_cache(
     env: &mut Vec<(String, String)>,
 ) -> (Vec<Reach>, Option<String>) {
     let valid = runtime.timeout + Duration::from_secs(3600);
-    let Some(access) = runtime
+    let access = runtime
         .cache
         .as_ref()
-        .and_then(|cache| cache.for_job(github, valid))
-    else {
-        return (Vec::new(), None);
-    };
-    if let Some(token) = &access.token {
-        masker.add(token);
+        .and_then(|cache| cache.for_job(github, valid));
+    let mut reach = Vec::new();
+    let mut token = None;
+    if let Some(access) = access {
+        if let Some(secret) = &access.token {
+            masker.add(secret);
+        }
+        env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
+        reach.push(access.reach);
+        token = access.token;
     }
-    env.push(("ACTIONS_CACHE_URL".to_owned(), access.url));
-    (vec![access.reach], access.token)
+    if let Some(proxy) = &runtime.proxy {
+        let cache = reach.first().map(|r| r.url.clone()).unwrap_or_default();
+        let (variables, proxies) = proxy.for_job(&[&runtime.address, &cache]);
+        env.extend(variables);
+        reach.extend(proxies);
+        for secret in proxy.secrets() {
+            masker.add(&secret);
+        }
+    }
+    (reach, token)
 }
 
 /// The variables the reference runners add for every job (§5.1 of the protocol spec), over the

@@ -199,6 +199,17 @@ pub async fn run(
         extras.runner_env.extend(access.env.iter().cloned());
         extras.reach.extend(access.reach.iter().cloned());
     }
+    // The proxy this process is given, for container jobs too (host jobs inherit it anyway).
+    if let Some(proxy) = crate::proxy::JobProxy::from_process() {
+        let own: Vec<String> = extras.reach.iter().map(|r| r.url.clone()).collect();
+        let own: Vec<&str> = own.iter().map(String::as_str).collect();
+        let (env, reach) = proxy.for_job(&own);
+        extras.runner_env.extend(env);
+        extras.reach.extend(reach);
+        for secret in proxy.secrets() {
+            masker.add(&secret);
+        }
+    }
     masker.build();
     let secrets: Vec<(String, SecretString)> = loaded
         .secrets
