@@ -685,7 +685,7 @@ impl DockerBackend {
                 .and_then(|configs| configs.into_iter().find_map(|c| c.gateway))
                 .and_then(|gateway| gateway.parse().ok());
             match gateway {
-                Some(gateway) => reach::forward(reach_urls, gateway).await,
+                Some(gateway) => reach::forward(reach, gateway).await,
                 None => Ok(Vec::new()),
             }
         };

@@ -585,22 +585,33 @@ impl Drop for Forwarder {
 /// Forwarders for the loopback URLs, listening on `gateway` (an address of this machine on
 /// the job's network).
 pub(crate) async fn forward(
-    urls: &[String],
+    reach: &[Reach],
     gateway: IpAddr,
 ) -> Result<Vec<Forwarder>, BackendError> {
     let mut forwarders = Vec::new();
-    for original in urls {
+    for wanted in reach {
+        let original = &wanted.url;
         let Some(url) = split(original) else { continue };
         if !is_loopback(url.host) {
             continue;
         }
-        let listener = TcpListener::bind((gateway, 0)).await.map_err(|e| {
-            BackendError::Unsupported(format!(
-                "{original} is on this machine's loopback, which a job container cannot \
-                 reach, and forwarding to it from the job network's gateway {gateway} failed: \
-                 {e}"
-            ))
-        })?;
+        let listener = match TcpListener::bind((gateway, 0)).await {
+            Ok(listener) => listener,
+            // The gateway is not this machine's (a daemon in another network namespace, a
+            // runner in a container beside it): what the job can do without is left as it
+            // is, and the check before the first step says it is unreachable, with its fix.
+            Err(e) if wanted.optional => {
+                tracing::debug!("cannot forward {original} from {gateway}: {e}");
+                continue;
+            }
+            Err(e) => {
+                return Err(BackendError::Unsupported(format!(
+                    "{original} is on this machine's loopback, which a job container cannot \
+                     reach, and forwarding to it from the job network's gateway {gateway} \
+                     failed: {e}"
+                )))
+            }
+        };
         let port = listener
             .local_addr()
             .map_err(|e| BackendError::Unsupported(format!("forwarding to {original}: {e}")))?
@@ -634,6 +645,21 @@ pub(crate) async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_gateway_that_is_not_this_machines_leaves_an_optional_url_unforwarded() {
+        // TEST-NET-1: no interface of this machine has it, so nothing can listen there.
+        let elsewhere: IpAddr = "192.0.2.1".parse().unwrap();
+        let cache = Reach::optional("http://127.0.0.1:9/", "the cache", "set cache.host");
+        let forwarded = forward(std::slice::from_ref(&cache), elsewhere).await;
+        assert!(forwarded.is_ok_and(|f| f.is_empty()));
+        let forge = Reach::required("http://127.0.0.1:9/", "the forge", "");
+        let refused = forward(&[forge], elsewhere).await.err().expect("refused");
+        assert!(
+            refused.to_string().contains("forwarding to it"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn urls_are_split_with_their_default_ports() {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,7 +55,8 @@ impl FakeForge {
     /// Starts serving. Must be called inside a tokio runtime. Fails if the port is taken or
     /// the TLS certificate or key of [`Options::tls`] is unusable.
     pub async fn start(options: Options) -> io::Result<FakeForge> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port.unwrap_or(0)));
+        let host = options.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let addr = SocketAddr::from((host, options.port.unwrap_or(0)));
         let tls = options.tls.as_ref().map(ServerTls::new).transpose()?;
         // The URL is only known once bound; the state is filled in right after.
         let shared = Arc::new(Shared::new(State::new(&options, String::new())));

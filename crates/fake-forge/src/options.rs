@@ -57,6 +57,9 @@ pub enum Tls {
 pub struct Options {
     /// The port on 127.0.0.1; `None` (or 0) takes a free one.
     pub port: Option<u16>,
+    /// Listen on this address instead of 127.0.0.1: one of a network the test made itself
+    /// (a Compose network's gateway), so that containers on it reach the forge.
+    pub host: Option<std::net::IpAddr>,
     pub flavour: Flavour,
     pub log_rules: LogRules,
     /// Registration tokens accepted from the start (more with `add_registration_token`).

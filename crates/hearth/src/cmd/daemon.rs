@@ -25,7 +25,7 @@ use hearth_runner::runner_file::Registration;
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
     /// Take one job, run it, and exit (also GITEA_RUNNER_ONCE).
-    #[arg(long, env = "GITEA_RUNNER_ONCE")]
+    #[arg(long, env = "GITEA_RUNNER_ONCE", value_parser = clap::builder::BoolishValueParser::new())]
     once: bool,
     /// Labels, comma-separated, over those of the config and the .runner file (also
     /// GITEA_RUNNER_LABELS).

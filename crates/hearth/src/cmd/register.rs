@@ -55,7 +55,7 @@ pub struct RegisterArgs {
     #[arg(long, env = "GITEA_RUNNER_LABELS")]
     labels: Option<String>,
     /// Take one job, then let the forge remove the runner (also GITEA_RUNNER_EPHEMERAL).
-    #[arg(long, env = "GITEA_RUNNER_EPHEMERAL")]
+    #[arg(long, env = "GITEA_RUNNER_EPHEMERAL", value_parser = clap::builder::BoolishValueParser::new())]
     ephemeral: bool,
 }
 
