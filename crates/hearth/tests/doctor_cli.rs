@@ -254,7 +254,7 @@ async fn a_forge_the_job_network_cannot_reach_fails_with_container_network_advic
 #[tokio::test]
 async fn a_nearly_full_work_disk_fails_naming_host_workdir_parent() {
     let h = registered("", "linux:host").await;
-    // A 16 MiB filesystem as the work folder: under the 1 GiB the doctor asks for.
+    // A 16 MiB filesystem as the work folder: under the daemon's default guard, 1 GiB.
     let work = h.path("work");
     std::fs::create_dir_all(&work).unwrap();
     let mounted = std::process::Command::new("mount")
@@ -264,6 +264,9 @@ async fn a_nearly_full_work_disk_fails_naming_host_workdir_parent() {
         .expect("mount runs");
     assert!(mounted.success(), "mounting a tmpfs needs root");
     let output = doctor(&h).await;
+    // The daemon's own threshold, where the config sets one: 16 MiB is then enough.
+    h.config("health_check:\n  min_free_disk_space_mb: 8\n");
+    let guarded = doctor(&h).await;
     let unmounted = std::process::Command::new("umount").arg(&work).status();
     assert_failed(
         &output,
@@ -272,6 +275,8 @@ async fn a_nearly_full_work_disk_fails_naming_host_workdir_parent() {
         "set host.workdir_parent to a folder on a larger disk",
         &[],
     );
+    let (checks, _) = report(&guarded);
+    assert_eq!(check(&checks, "disk:work")["status"], "pass", "{checks:#?}");
     assert!(unmounted.expect("umount runs").success());
 }
 

@@ -12,9 +12,7 @@ use hearth_backend::{Backend, BoxFuture};
 use hearth_docker::doctor::ImageAvailability;
 use hearth_docker::DockerBackend;
 use hearth_runner::config::ContainerConfig;
-use hearth_runner::doctor::{
-    self, DockerFacts, DockerProbe, DoctorOptions, ImageState, DEFAULT_MIN_FREE,
-};
+use hearth_runner::doctor::{self, DockerFacts, DockerProbe, DoctorOptions, ImageState};
 
 use crate::cmd::docker;
 use crate::cmd::register::parse_labels;
@@ -45,7 +43,7 @@ pub fn run(args: DoctorArgs, config: Option<&Path>) -> Result<ExitCode> {
         labels,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         connect_docker: Box::new(connect),
-        min_free: DEFAULT_MIN_FREE,
+        min_free: None,
     };
     let report = runtime.block_on(doctor::run(options));
     if args.json {

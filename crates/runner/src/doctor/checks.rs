@@ -255,7 +255,11 @@ pub async fn run(options: DoctorOptions) -> Report {
         });
     }
 
-    // 4. Disks.
+    // 4. Disks: below what makes the daemon stop fetching.
+    let min_free = min_free.unwrap_or(match config.health_check.min_free_disk_space_mb {
+        0 => disk::DEFAULT_MIN_FREE,
+        mb => mb.saturating_mul(1 << 20),
+    });
     report.push(disk::check(
         "disk:work",
         &config.host.workdir_parent,

@@ -87,8 +87,10 @@ pub struct DoctorOptions {
     /// Hearth's version, as the daemon declares it.
     pub version: String,
     pub connect_docker: ConnectDocker,
-    /// Free bytes below which a disk check fails.
-    pub min_free: u64,
+    /// Free bytes below which a disk check fails; `None` for the config's disk guard
+    /// threshold (`health_check.min_free_disk_space_mb`), or [`DEFAULT_MIN_FREE`] when the
+    /// guard is off.
+    pub min_free: Option<u64>,
 }
 
 /// Runs every check in order.

@@ -108,7 +108,7 @@ fn options(config: PathBuf, docker: Option<FakeBackend>) -> DoctorOptions {
                 Ok(probe)
             })
         }),
-        min_free: 1,
+        min_free: Some(1),
     }
 }
 
