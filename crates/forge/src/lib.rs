@@ -17,6 +17,8 @@ mod tls_error;
 pub use client::{Client, ClientOptions, Credentials, Declared};
 pub use error::{ClientError, Code, RpcError};
 pub use poller::{poll, PollError, PollerOptions};
+pub use reporter::journal::JOURNAL_DIR;
+pub use reporter::recover::{finalize_journals, Finalized};
 pub use reporter::{ReportError, ReporterOptions, TaskReporter};
 pub use secret::Secret;
 pub use task::{NeedInfo, TaskInfo};

@@ -9,10 +9,16 @@
 //! cuts a report short. [`TaskReporter::finish`] delivers the last rows with `no_more`, then the
 //! final state, and retries each until the forge has acknowledged it.
 //!
+//! With [`ReporterOptions::journal`] every row and step state is also written to the task's
+//! [`journal`] before the sink returns, and the journal goes once the forge has the final
+//! state; a runner that died mid-job finalizes what it finds there at start ([`recover`]).
+//!
 //! A reply to `UpdateTask` whose result is set while the job runs means the forge has ended
 //! the task (a user cancelled it, or it was reaped): [`TaskReporter::ended_by_forge`] fires.
 
+pub mod journal;
 mod log_buffer;
+pub mod recover;
 mod rows;
 mod sender;
 mod state;
@@ -30,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::error::RpcError;
 use crate::proto::runner::{self, LogRow};
+use journal::Journal;
 use log_buffer::LogBuffer;
 use state::TaskStateModel;
 
@@ -53,6 +60,8 @@ pub struct ReporterOptions {
     pub max_backoff: Duration,
     /// How long the final report keeps trying before it gives up.
     pub close_timeout: Duration,
+    /// Where task journals go (`<spool>/journal`), or none.
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for ReporterOptions {
@@ -66,6 +75,7 @@ impl Default for ReporterOptions {
             spill_dir: std::env::temp_dir(),
             max_backoff: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3600),
+            journal: None,
         }
     }
 }
@@ -99,6 +109,31 @@ struct Shared {
 struct Inner {
     log: LogBuffer,
     state: TaskStateModel,
+    /// The task's journal, when there is one.
+    journal: Option<Journal>,
+}
+
+impl Inner {
+    /// Adds a row to the log, and to the journal first.
+    fn push_row(&mut self, row: LogRow) {
+        if let Some(journal) = &mut self.journal {
+            journal.row(self.log.total(), &row);
+        }
+        self.log.push(row);
+    }
+
+    /// Writes step `index`'s state to the journal, and the job's start once it is known.
+    fn journal_step(&mut self, index: usize) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        if let Some(at) = self.state.started_at() {
+            journal.started(at);
+        }
+        if let Some(step) = self.state.step(index) {
+            journal.step(step);
+        }
+    }
 }
 
 impl Shared {
@@ -113,13 +148,16 @@ impl Shared {
         let time = state::now();
         let mut added = 0;
         for piece in rows::split_row(text) {
-            inner.log.push(LogRow {
+            inner.push_row(LogRow {
                 time: Some(time),
                 content: piece.to_owned(),
             });
             added += 1;
         }
         inner.state.rows_added(added);
+        if let (Some(journal), Some(at)) = (&mut inner.journal, inner.state.started_at()) {
+            journal.started(at);
+        }
         if inner.log.pending() >= self.batch_rows {
             self.wake.notify_one();
         }
@@ -143,11 +181,23 @@ impl TaskReporter {
         step_count: usize,
         options: ReporterOptions,
     ) -> TaskReporter {
+        let journal = options.journal.as_deref().and_then(|root| {
+            Journal::create(root, task_id, step_count)
+                .map_err(|e| {
+                    tracing::warn!(
+                        "task {task_id} runs without a journal (a crash would leave it running \
+                         in the forge until it times out): cannot write in {}: {e}",
+                        root.display()
+                    )
+                })
+                .ok()
+        });
         let shared = Arc::new(Shared {
             task_id,
             inner: Mutex::new(Inner {
                 log: LogBuffer::new(options.memory_limit, &options.spill_dir),
                 state: TaskStateModel::new(task_id, step_count),
+                journal,
             }),
             wake: Notify::new(),
             batch_rows: options.batch_rows.max(1) as u64,
@@ -245,6 +295,7 @@ impl EventSink for TaskReporter {
             Event::StepStarted { step, .. } => {
                 let index = inner.log.total();
                 inner.state.step_started(step.index, index);
+                inner.journal_step(step.index);
             }
             Event::Log { line, .. } => {
                 let text = rows::row_text(line);
@@ -256,6 +307,7 @@ impl EventSink for TaskReporter {
             } => {
                 let end = inner.log.total();
                 inner.state.step_finished(step.index, *conclusion, end);
+                inner.journal_step(step.index);
             }
             Event::JobFinished { reason, .. } => {
                 if let Some(reason) = reason {

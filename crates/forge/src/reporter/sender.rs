@@ -42,6 +42,7 @@ pub(super) async fn run(
             }
         }
         let state_due = sender.failures > 0 || Instant::now() >= next_state;
+        sender.sync_journal().await;
         let mut round = sender.send_logs(false).await.map(|_| ());
         if round.is_ok() && state_due {
             round = sender.send_state().await;
@@ -88,7 +89,7 @@ impl Sender {
                 }
                 // The last request must add a row: Gitea before 1.26.2 archives the log only
                 // with a `no_more` request that does.
-                self.shared.lock().log.push(LogRow {
+                self.shared.lock().push_row(LogRow {
                     time: Some(super::state::now()),
                     content: String::new(),
                 });
@@ -110,6 +111,10 @@ impl Sender {
             let pending = {
                 let mut inner = self.shared.lock();
                 inner.log.ack(ack);
+                let acked = inner.log.acked();
+                if let Some(journal) = &mut inner.journal {
+                    journal.acked(acked);
+                }
                 inner.log.pending()
             };
             if pending == 0 {
@@ -148,6 +153,7 @@ impl Sender {
         self.failures = 0;
         let mut logs_done = false;
         loop {
+            self.sync_journal().await;
             let attempt = async {
                 if !logs_done {
                     logs_done = self.send_logs(true).await?;
@@ -160,7 +166,13 @@ impl Sender {
             }
             .await;
             match attempt {
-                Ok(true) => return Ok(()),
+                Ok(true) => {
+                    // The forge has everything: the journal has done its work.
+                    if let Some(journal) = self.shared.lock().journal.take() {
+                        journal.remove();
+                    }
+                    return Ok(());
+                }
                 Ok(false) => self.failures += 1,
                 Err(e) if !e.is_transient() => {
                     return Err(ReportError::Final { task_id, source: e })
@@ -175,6 +187,27 @@ impl Sender {
                 });
             }
             tokio::time::sleep_until(retry_at).await;
+        }
+    }
+
+    /// Makes what the journal holds durable (a power loss then loses none of it), on the
+    /// blocking pool: `fsync` may take a while on a busy disk.
+    async fn sync_journal(&self) {
+        let sync = match &mut self.shared.lock().journal {
+            Some(journal) => journal.to_sync(),
+            None => return,
+        };
+        if sync.is_empty() {
+            return;
+        }
+        let synced = tokio::task::spawn_blocking(move || sync.run()).await;
+        match synced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                task = self.shared.task_id,
+                "cannot flush the task journal to disk: {e}"
+            ),
+            Err(e) => tracing::warn!(task = self.shared.task_id, "the journal's flush: {e}"),
         }
     }
 
