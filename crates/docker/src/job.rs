@@ -348,7 +348,7 @@ impl DockerJob {
         argv.extend(spec.argv.iter().cloned());
         let lost = |e: bollard::errors::Error| BackendError::Wait {
             program: program.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(docker_lost(e)),
         };
         let options = CreateExecOptions {
             attach_stdout: Some(true),
@@ -593,6 +593,20 @@ impl RuntimeSaid {
 }
 
 /// Problems met while cleaning up, as one error.
+/// What an error of a running step's exec says: that the Docker daemon went away (stopped
+/// or restarted, taking the job's containers with it), when that is what happened.
+pub(crate) fn docker_lost(error: bollard::errors::Error) -> String {
+    match error {
+        bollard::errors::Error::HyperLegacyError { .. } | bollard::errors::Error::IOError { .. } => {
+            format!(
+                "the Docker daemon stopped answering while it ran (was it stopped or \
+                 restarted?): {error}"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 fn cleaned(problems: Vec<String>) -> Result<(), BackendError> {
     if problems.is_empty() {
         Ok(())
@@ -804,8 +818,12 @@ impl JobRuntime for DockerJob {
                 }
             };
             let made = self.take_made();
-            let (problems, folder) = cleanup::remove(&self.docker, made, folder).await;
+            let (problems, folder) = cleanup::remove(&self.docker, made.clone(), folder).await;
             self.live.remove(&self.name);
+            if !problems.is_empty() && self.docker.ping().await.is_err() {
+                // Docker is away (restarting?): tried again until it is back.
+                tokio::spawn(cleanup::retry_while_unavailable(self.docker.clone(), made));
+            }
             cleaned(problems).and(folder)
         })
     }

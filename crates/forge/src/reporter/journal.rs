@@ -64,6 +64,11 @@ struct TaskRecord {
     steps: u32,
     #[prost(message, optional, tag = "3")]
     started_at: Option<Timestamp>,
+    /// The job's result once it ended (`runner::Result`), 0 while it runs.
+    #[prost(int32, tag = "4")]
+    result: i32,
+    #[prost(message, optional, tag = "5")]
+    stopped_at: Option<Timestamp>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -119,6 +124,8 @@ impl Journal {
                 id: task_id,
                 steps: u32::try_from(step_count).unwrap_or(u32::MAX),
                 started_at: None,
+                result: 0,
+                stopped_at: None,
             },
             steps: Vec::new(),
             failed: false,
@@ -134,6 +141,18 @@ impl Journal {
             self.task.started_at = Some(at);
             self.append(Entry::Task(self.task.clone()));
         }
+    }
+
+    /// The job ended with `state` (its result, every step's): what the final report will
+    /// say, should the runner stop before the forge has it.
+    pub(crate) fn ended(&mut self, state: &crate::proto::runner::TaskState) {
+        for step in &state.steps {
+            self.step(step);
+        }
+        self.task.started_at = state.started_at.or(self.task.started_at);
+        self.task.result = state.result;
+        self.task.stopped_at = state.stopped_at;
+        self.append(Entry::Task(self.task.clone()));
     }
 
     /// Row `index` of the log. Rows come in order; the journal keeps them from its first.
@@ -397,6 +416,10 @@ pub struct JournalContents {
     /// How many steps the forge's job has (0 when the journal lost it).
     pub step_count: usize,
     pub started_at: Option<Timestamp>,
+    /// The job's result (`runner::Result`) when it had ended, its final report not yet
+    /// delivered; 0 when it was still running.
+    pub result: i32,
+    pub stopped_at: Option<Timestamp>,
     /// Each step's last known state.
     pub steps: Vec<StepState>,
     /// The index of the first row held.
@@ -480,6 +503,10 @@ fn read_segment(bytes: &[u8], contents: &mut JournalContents) -> Result<(), Stri
                 contents.step_count = task.steps as usize;
                 if task.started_at.is_some() {
                     contents.started_at = task.started_at;
+                }
+                if task.result != 0 {
+                    contents.result = task.result;
+                    contents.stopped_at = task.stopped_at;
                 }
             }
             Entry::Row(RowRecord { index, row }) => {

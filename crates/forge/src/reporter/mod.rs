@@ -260,6 +260,10 @@ impl TaskReporter {
             }
             let end = inner.log.total();
             inner.state.finish(result, end);
+            let (state, _) = inner.state.snapshot();
+            if let Some(journal) = &mut inner.journal {
+                journal.ended(&state);
+            }
         }
         if let Some(finish) = self.finish.take() {
             let _ = finish.send(());

@@ -32,6 +32,12 @@ pub const STOPPED_ROW: &str = "The runner stopped while the job ran (it was kill
      lost power); it finalized the task from its journal when it started again. Steps that had \
      not ended are marked failed or cancelled.";
 
+/// The row that ends the log of a task whose job had ended when the runner stopped, its
+/// final report not yet delivered.
+pub const ENDED_ROW: &str = "The runner stopped after the job ended, before the forge had its \
+     final report; it delivered the report from its journal when it started again (without \
+     the job's outputs).";
+
 /// Folder beside the journals where damaged ones are set aside.
 pub const DAMAGED_DIR: &str = "journal-damaged";
 
@@ -170,7 +176,11 @@ async fn finalize(
             "The runner's journal of this task was damaged; rows after the damage are lost.",
         )));
     }
-    last_rows.push(rows::row_text(&hearth_events::LogLine::Error(STOPPED_ROW)));
+    last_rows.push(if contents.result != 0 {
+        rows::row_text(&hearth_events::LogLine::Warning(ENDED_ROW))
+    } else {
+        rows::row_text(&hearth_events::LogLine::Error(STOPPED_ROW))
+    });
     let time = now();
     let last = UpdateLogRequest {
         task_id,
@@ -275,6 +285,16 @@ async fn send_rows(
 /// The task's final state: failed, the steps as the journal last saw them, the one that
 /// was running failed with every row up to `log_end`, the others cancelled.
 fn final_state(contents: &JournalContents, log_end: u64) -> TaskState {
+    if contents.result != 0 {
+        // The job had ended: its own result and steps, as the final report would have had.
+        return TaskState {
+            id: contents.task_id,
+            result: contents.result,
+            started_at: contents.started_at.or(contents.stopped_at),
+            stopped_at: contents.stopped_at.or(Some(now())),
+            steps: contents.steps.clone(),
+        };
+    }
     let stopped_at = now();
     let steps = (0..contents.step_count.max(contents.steps.len()))
         .map(|index| {
@@ -429,5 +449,25 @@ mod tests {
         assert_eq!(state.steps[2].result, runner::Result::Cancelled as i32);
         assert_eq!((state.steps[2].log_index, state.steps[2].log_length), (10, 0));
         assert!(state.stopped_at.is_some() && state.started_at.is_some());
+    }
+
+    #[test]
+    fn a_job_that_had_ended_keeps_its_own_result() {
+        let contents = JournalContents {
+            task_id: 3,
+            step_count: 1,
+            result: runner::Result::Success as i32,
+            stopped_at: Some(now()),
+            steps: vec![StepState {
+                id: 0,
+                result: runner::Result::Success as i32,
+                ..StepState::default()
+            }],
+            ..JournalContents::default()
+        };
+        let state = final_state(&contents, 10);
+        assert_eq!(state.result, runner::Result::Success as i32);
+        assert_eq!(state.steps, contents.steps);
+        assert_eq!(state.stopped_at, contents.stopped_at);
     }
 }

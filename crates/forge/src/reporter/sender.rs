@@ -25,6 +25,7 @@ pub(super) async fn run(
         options,
         failures: 0,
         last_failure: None,
+        failed_before: false,
     };
     let mut next_state = Instant::now();
     loop {
@@ -68,6 +69,9 @@ struct Sender {
     /// Consecutive failed rounds, for the backoff.
     failures: u32,
     last_failure: Option<Instant>,
+    /// A request failed during the task: the forge may hold rows whose acknowledgement was
+    /// lost.
+    failed_before: bool,
 }
 
 impl Sender {
@@ -152,9 +156,20 @@ impl Sender {
         let deadline = Instant::now() + self.options.close_timeout;
         self.failures = 0;
         let mut logs_done = false;
+        // After a lost reply the forge may already hold every row still pending here; a final
+        // request of only those brings it nothing new, and Gitea before 1.26.2 then ignores
+        // its `no_more` (the log is never archived). Catching up first leaves the final
+        // request the one empty row the forge cannot have.
+        let mut caught_up = !self.failed_before;
         loop {
             self.sync_journal().await;
             let attempt = async {
+                if !caught_up {
+                    caught_up = self.send_logs(false).await?;
+                    if !caught_up {
+                        return Ok(false);
+                    }
+                }
                 if !logs_done {
                     logs_done = self.send_logs(true).await?;
                     if !logs_done {
@@ -213,6 +228,7 @@ impl Sender {
 
     fn failed(&mut self, error: &RpcError) {
         self.failures += 1;
+        self.failed_before = true;
         if self.failures == 1 || self.failures.is_power_of_two() {
             tracing::warn!(
                 task = self.shared.task_id,
