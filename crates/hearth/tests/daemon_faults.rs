@@ -410,7 +410,11 @@ async fn a_docker_restart_mid_job_fails_the_job_cleanly_and_the_next_job_runs() 
     let log = daemon.stop().await;
     assert!(log.contains("removed what a job left while Docker was away"), "{log}");
     assert_eq!(next_task.status, Status::Success, "{:#?}\n{log}", h.forge.log_lines(next));
-    assert!(h.forge.log_lines(next).iter().any(|l| l == "next job ran"));
+    let next_lines = h.forge.log_lines(next);
+    assert!(
+        next_lines.iter().any(|l| l == "next job ran"),
+        "{next_lines:#?}\n{log}"
+    );
     // The failed job's log says what happened.
     assert!(
         lines.iter().any(|l| l.starts_with("##[error]")
