@@ -597,7 +597,8 @@ impl RuntimeSaid {
 /// or restarted, taking the job's containers with it), when that is what happened.
 pub(crate) fn docker_lost(error: bollard::errors::Error) -> String {
     match error {
-        bollard::errors::Error::HyperLegacyError { .. } | bollard::errors::Error::IOError { .. } => {
+        bollard::errors::Error::HyperLegacyError { .. }
+        | bollard::errors::Error::IOError { .. } => {
             format!(
                 "the Docker daemon stopped answering while it ran (was it stopped or \
                  restarted?): {error}"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hearth_events::{Conclusion, Event, EventSink, JobLabel, LogLine, StepLabel};
-use hearth_fake_forge::{Fault, FakeForge, JobId, Method, Status};
+use hearth_fake_forge::{FakeForge, Fault, JobId, Method, Status};
 use hearth_forge::proto::runner::Result as TaskResult;
 use hearth_forge::reporter::recover::STOPPED_ROW;
 use hearth_forge::{finalize_journals, Client, Finalized, ReporterOptions, TaskReporter};
@@ -65,7 +65,10 @@ fn journals(spool: &Path) -> Vec<PathBuf> {
 fn tally(rows: &[String], printed: u32) -> (usize, usize) {
     let mut seen = vec![0usize; printed as usize];
     for row in rows {
-        if let Some(n) = row.strip_prefix("line ").and_then(|n| n.parse::<usize>().ok()) {
+        if let Some(n) = row
+            .strip_prefix("line ")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             seen[n] += 1;
         }
     }
@@ -86,7 +89,10 @@ async fn the_journal_is_there_while_the_task_runs_and_gone_once_the_forge_has_ev
         options(spool.path(), Duration::from_millis(100)),
     );
     lines(&reporter, &step(0), 0..10);
-    assert_eq!(journals(spool.path()), vec![spool.path().join("journal").join(task_id.to_string())]);
+    assert_eq!(
+        journals(spool.path()),
+        vec![spool.path().join("journal").join(task_id.to_string())]
+    );
     reporter
         .finish(TaskResult::Success, Vec::new())
         .await
@@ -163,14 +169,23 @@ async fn a_task_left_running_is_finalized_from_its_journal_every_row_once() {
     assert_eq!(journals(spool.path()).len(), 1);
     forge.come_up().await.expect("up");
 
-    let done = finalize_journals(&client, &spool.path().join("journal"), &CancellationToken::new()).await;
+    let done = finalize_journals(
+        &client,
+        &spool.path().join("journal"),
+        &CancellationToken::new(),
+    )
+    .await;
     assert!(
         matches!(done.as_slice(), [Finalized::Reported { task_id: id, damaged: false, .. }] if *id == task_id),
         "{done:?}"
     );
     let rows = forge.log_lines(job);
     assert_eq!(tally(&rows, 5000), (0, 0), "rows lost and doubled");
-    assert!(rows.last().is_some_and(|r| r.contains(STOPPED_ROW)), "{:?}", rows.last());
+    assert!(
+        rows.last().is_some_and(|r| r.contains(STOPPED_ROW)),
+        "{:?}",
+        rows.last()
+    );
     let task = forge.task(job).expect("task");
     assert!(task.log_archived);
     assert_eq!(task.status, Status::Failure);
@@ -196,7 +211,12 @@ async fn a_task_the_forge_ended_meanwhile_just_loses_its_journal() {
     lines(&reporter, &step(0), 0..5);
     drop(reporter);
     assert!(forge.cancel_task(job));
-    let done = finalize_journals(&client, &spool.path().join("journal"), &CancellationToken::new()).await;
+    let done = finalize_journals(
+        &client,
+        &spool.path().join("journal"),
+        &CancellationToken::new(),
+    )
+    .await;
     assert_eq!(done, vec![Finalized::EndedByForge { task_id }]);
     assert!(journals(spool.path()).is_empty());
     assert_eq!(forge.task(job).expect("task").status, Status::Cancelled);
@@ -229,16 +249,26 @@ async fn a_damaged_journal_is_finalized_with_what_it_holds_and_set_aside() {
     bytes[written / 2] ^= 0x5a;
     std::fs::write(&segment, &bytes).expect("write");
 
-    let done = finalize_journals(&client, &spool.path().join("journal"), &CancellationToken::new()).await;
+    let done = finalize_journals(
+        &client,
+        &spool.path().join("journal"),
+        &CancellationToken::new(),
+    )
+    .await;
     assert!(
         matches!(done.as_slice(), [Finalized::Reported { damaged: true, .. }]),
         "{done:?}"
     );
     let rows = forge.log_lines(job);
     let (missing, doubled) = tally(&rows, 50);
-    assert!(missing > 0 && missing < 50, "rows after the damage are lost: {missing}");
+    assert!(
+        missing > 0 && missing < 50,
+        "rows after the damage are lost: {missing}"
+    );
     assert_eq!(doubled, 0);
-    assert!(rows.iter().any(|r| r.contains("journal of this task was damaged")));
+    assert!(rows
+        .iter()
+        .any(|r| r.contains("journal of this task was damaged")));
     assert_eq!(forge.task(job).expect("task").status, Status::Failure);
     assert!(journals(spool.path()).is_empty());
     let aside = std::fs::read_dir(spool.path().join("journal-damaged"))

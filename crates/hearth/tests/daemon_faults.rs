@@ -54,7 +54,10 @@ fn leftovers(docker: &dyn Fn() -> Command, uuid: &str, work: &Path, tracking: &s
             command.arg("-a");
         }
         let output = command.output().expect("docker ls");
-        assert!(output.status.success(), "docker {kind} ls failed: {output:?}");
+        assert!(
+            output.status.success(),
+            "docker {kind} ls failed: {output:?}"
+        );
         left.extend(
             String::from_utf8_lossy(&output.stdout)
                 .lines()
@@ -81,7 +84,12 @@ fn job_folders(work: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let children = |dir: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(dir)
-            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     for first in children(work) {
@@ -104,10 +112,8 @@ fn tracked_processes(tracking: &str) -> Vec<i32> {
             d.flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
                 .filter(|pid| {
-                    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                        env.split(|&b| b == 0)
-                            .any(|var| var == needle.as_bytes())
-                    })
+                    std::fs::read(format!("/proc/{pid}/environ"))
+                        .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
                 })
                 .filter(|pid| {
                     // A zombie holds nothing.
@@ -167,7 +173,10 @@ async fn journaled(h: &Harness, row: &str) {
         if held {
             return;
         }
-        assert!(Instant::now() < deadline, "{row:?} never reached the journal");
+        assert!(
+            Instant::now() < deadline,
+            "{row:?} never reached the journal"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -254,7 +263,11 @@ async fn killed_mid_job(labels: &str, runs_on: &str, docker_job: bool) {
     let (lost, duplicated) = tally(&lines, PRINTED);
     // Report before stopping: the reap runs at start, before the first fetch.
     report(
-        if docker_job { "killed mid container job" } else { "killed mid host job" },
+        if docker_job {
+            "killed mid container job"
+        } else {
+            "killed mid host job"
+        },
         lost,
         duplicated,
         left,
@@ -266,7 +279,11 @@ async fn killed_mid_job(labels: &str, runs_on: &str, docker_job: bool) {
 
     assert_eq!(task.status, Status::Failure, "{log}");
     assert!(task.log_archived, "{log}");
-    let last = lines.iter().rev().find(|l| !l.trim().is_empty()).expect("rows");
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("rows");
     assert!(
         last.contains(hearth_forge::reporter::recover::STOPPED_ROW),
         "{last}\n{log}"
@@ -279,7 +296,11 @@ async fn killed_mid_job(labels: &str, runs_on: &str, docker_job: bool) {
     );
     // The running step's range holds its rows, the stopped row after it.
     let step_rows = h.step_rows(id, 1);
-    assert_eq!(step_rows.first().map(String::as_str), Some("line 101"), "{step_rows:?}");
+    assert_eq!(
+        step_rows.first().map(String::as_str),
+        Some("line 101"),
+        "{step_rows:?}"
+    );
     assert_eq!(
         step_rows.last().map(String::as_str),
         Some(format!("line {PRINTED}").as_str())
@@ -294,12 +315,7 @@ async fn a_host_job_killed_with_its_runner_is_finalized_with_every_row_when_it_r
 
 #[tokio::test]
 async fn a_container_job_killed_with_its_runner_is_finalized_with_every_row_when_it_restarts() {
-    killed_mid_job(
-        "\"linux:docker://hearth-test/busybox:1\"",
-        "linux",
-        true,
-    )
-    .await;
+    killed_mid_job("\"linux:docker://hearth-test/busybox:1\"", "linux", true).await;
 }
 
 /// The forge is down for a minute while a job prints: every row arrives once, the journal
@@ -362,7 +378,10 @@ async fn a_docker_restart_mid_job_fails_the_job_cleanly_and_the_next_job_runs() 
     let mut dockerd = hearth_test_dockerd::TlsDockerd::start();
     let h = Harness::start(Options::gitea()).await;
     h.env("DOCKER_TLS_VERIFY", "1");
-    h.env("DOCKER_CERT_PATH", &dockerd.client_certs.display().to_string());
+    h.env(
+        "DOCKER_CERT_PATH",
+        &dockerd.client_certs.display().to_string(),
+    );
     h.config(&format!(
         "{FAST}  labels: [\"linux:docker://hearth-test/busybox:1\"]\ncontainer:\n  docker_host: {}\n",
         dockerd.address
@@ -408,8 +427,16 @@ async fn a_docker_restart_mid_job_fails_the_job_cleanly_and_the_next_job_runs() 
     )
     .await;
     let log = daemon.stop().await;
-    assert!(log.contains("removed what a job left while Docker was away"), "{log}");
-    assert_eq!(next_task.status, Status::Success, "{:#?}\n{log}", h.forge.log_lines(next));
+    assert!(
+        log.contains("removed what a job left while Docker was away"),
+        "{log}"
+    );
+    assert_eq!(
+        next_task.status,
+        Status::Success,
+        "{:#?}\n{log}",
+        h.forge.log_lines(next)
+    );
     let next_lines = h.forge.log_lines(next);
     assert!(
         next_lines.iter().any(|l| l == "next job ran"),
@@ -431,7 +458,11 @@ async fn wait_for_docker(dockerd: &hearth_test_dockerd::TlsDockerd) {
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        assert!(Instant::now() < deadline, "dockerd never answered: {}", dockerd.log());
+        assert!(
+            Instant::now() < deadline,
+            "dockerd never answered: {}",
+            dockerd.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -506,7 +537,12 @@ async fn a_full_work_disk_fails_the_job_cleanly_and_the_next_job_runs() {
     )
     .await;
     let log = daemon.stop().await;
-    assert_eq!(next_task.status, Status::Success, "{:#?}\n{log}", h.forge.log_lines(next));
+    assert_eq!(
+        next_task.status,
+        Status::Success,
+        "{:#?}\n{log}",
+        h.forge.log_lines(next)
+    );
     // The journal's segment was allocated before the disk filled: it went on writing, and
     // nothing met the full disk through a mapping (which would be a SIGBUS).
     assert!(!log.contains("panicked"), "{log}");

@@ -242,7 +242,11 @@ impl Journal {
             )));
         }
         self.current.put(&self.buffer);
-        if !self.unsynced.iter().any(|f| Arc::ptr_eq(f, &self.current.file)) {
+        if !self
+            .unsynced
+            .iter()
+            .any(|f| Arc::ptr_eq(f, &self.current.file))
+        {
             self.unsynced.push(self.current.file.clone());
         }
         Ok(())
@@ -559,7 +563,11 @@ fn decode_at(bytes: &[u8], at: usize) -> Result<(Entry, usize), String> {
 /// (the room never written), or a record cut short by a kill or a power loss (whatever it
 /// claims to hold ends where the file does, or is followed by nothing but zeros).
 fn torn_tail(bytes: &[u8], at: usize) -> bool {
-    let zeros = |from: usize| bytes.get(from..).is_none_or(|rest| rest.iter().all(|&b| b == 0));
+    let zeros = |from: usize| {
+        bytes
+            .get(from..)
+            .is_none_or(|rest| rest.iter().all(|&b| b == 0))
+    };
     if zeros(at) {
         return true;
     }
@@ -581,7 +589,11 @@ fn crc32(bytes: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             table[i] = c;
@@ -655,7 +667,10 @@ mod tests {
         assert_eq!(read.started_at.map(|t| t.seconds), Some(7));
         assert_eq!(read.steps, vec![step(0, 1)]);
         assert_eq!(read.first_row, 0);
-        assert_eq!(contents(&read.rows), (0..5).map(|i| format!("line {i}")).collect::<Vec<_>>());
+        assert_eq!(
+            contents(&read.rows),
+            (0..5).map(|i| format!("line {i}")).collect::<Vec<_>>()
+        );
         assert!(read.damage.is_none());
         journal.remove();
         assert_eq!(fs::read_dir(root.path()).expect("dir").count(), 0);
@@ -678,7 +693,11 @@ mod tests {
         let segments = || fs::read_dir(&dir).expect("dir").count();
         assert!(segments() >= 3, "{}", segments());
         journal.acked(count - 1);
-        assert_eq!(segments(), 1, "only the segment holding unacknowledged rows stays");
+        assert_eq!(
+            segments(),
+            1,
+            "only the segment holding unacknowledged rows stays"
+        );
         let read = read_journal(&dir).expect("read");
         assert!(read.first_row > 0 && read.first_row < count);
         assert_eq!(read.first_row + read.rows.len() as u64, count);

@@ -28,7 +28,8 @@ use crate::proto::runner::{
 };
 
 /// The row that ends the log of a task finalized from its journal.
-pub const STOPPED_ROW: &str = "The runner stopped while the job ran (it was killed, or its machine \
+pub const STOPPED_ROW: &str =
+    "The runner stopped while the job ran (it was killed, or its machine \
      lost power); it finalized the task from its journal when it started again. Steps that had \
      not ended are marked failed or cancelled.";
 
@@ -171,7 +172,10 @@ async fn finalize(
     };
     let mut last_rows = Vec::new();
     if let Some(damage) = &contents.damage {
-        tracing::error!(task = task_id, "the journal of task {task_id} is damaged: {damage}");
+        tracing::error!(
+            task = task_id,
+            "the journal of task {task_id} is damaged: {damage}"
+        );
         last_rows.push(rows::row_text(&hearth_events::LogLine::Warning(
             "The runner's journal of this task was damaged; rows after the damage are lost.",
         )));
@@ -360,9 +364,7 @@ impl<'a> Retry<'a> {
             }
             let error = match call().await {
                 Ok(answer) => return Ok(answer),
-                Err(e) if gone_for_good(&e) || !e.is_transient() => {
-                    return Err(Stop::Refused(e))
-                }
+                Err(e) if gone_for_good(&e) || !e.is_transient() => return Err(Stop::Refused(e)),
                 Err(e) => e,
             };
             if Instant::now() + wait > self.deadline {
@@ -409,7 +411,10 @@ fn set_aside(root: &Path, dir: &Path, task_id: i64) {
             target.display()
         ),
         Err(e) => {
-            tracing::warn!("cannot set the damaged journal {} aside: {e}", dir.display());
+            tracing::warn!(
+                "cannot set the damaged journal {} aside: {e}",
+                dir.display()
+            );
             remove(dir);
         }
     }
@@ -445,9 +450,15 @@ mod tests {
         assert_eq!(state.result, runner::Result::Failure as i32);
         assert_eq!(state.steps[0], done);
         assert_eq!(state.steps[1].result, runner::Result::Failure as i32);
-        assert_eq!((state.steps[1].log_index, state.steps[1].log_length), (4, 6));
+        assert_eq!(
+            (state.steps[1].log_index, state.steps[1].log_length),
+            (4, 6)
+        );
         assert_eq!(state.steps[2].result, runner::Result::Cancelled as i32);
-        assert_eq!((state.steps[2].log_index, state.steps[2].log_length), (10, 0));
+        assert_eq!(
+            (state.steps[2].log_index, state.steps[2].log_length),
+            (10, 0)
+        );
         assert!(state.stopped_at.is_some() && state.started_at.is_some());
     }
 

@@ -240,7 +240,11 @@ async fn every_row_arrives_once_after_the_forge_was_down_for_30_seconds() {
                 .count()
         })
     };
-    assert_eq!(spill_files(), 1, "rows past the budget wait in one spill file");
+    assert_eq!(
+        spill_files(),
+        1,
+        "rows past the budget wait in one spill file"
+    );
     tokio::time::sleep(Duration::from_secs(20)).await;
     h.forge.come_up().await.expect("the forge comes back");
     let task = h.done(id, Duration::from_secs(120)).await;
