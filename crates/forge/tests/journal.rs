@@ -240,9 +240,9 @@ async fn a_damaged_journal_is_finalized_with_what_it_holds_and_set_aside() {
     let segment = std::fs::read_dir(&dir)
         .expect("dir")
         .flatten()
-        .next()
-        .expect("a segment")
-        .path();
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment");
     let mut bytes = std::fs::read(&segment).expect("read");
     // A byte in the middle of the rows (well before the end of what was written).
     let written = bytes.iter().rposition(|&b| b != 0).expect("written");
@@ -275,4 +275,33 @@ async fn a_damaged_journal_is_finalized_with_what_it_holds_and_set_aside() {
         .expect("set aside")
         .count();
     assert_eq!(aside, 1);
+}
+
+/// The same runner started twice (its folder shared): the second leaves the first one's
+/// running task alone.
+#[tokio::test]
+async fn a_journal_a_live_reporter_holds_is_left_alone() {
+    let spool = tempfile::tempdir().expect("dir");
+    let (forge, client, job, task_id) = task_in_hand(1).await;
+    let reporter = TaskReporter::start(
+        client.clone(),
+        task_id,
+        1,
+        options(spool.path(), Duration::from_millis(50)),
+    );
+    lines(&reporter, &step(0), 0..5);
+    let done = finalize_journals(
+        &client,
+        &spool.path().join("journal"),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert!(done.is_empty(), "{done:?}");
+    assert_eq!(journals(spool.path()).len(), 1);
+    assert_eq!(forge.task(job).expect("task").status, Status::Running);
+    reporter
+        .finish(TaskResult::Success, Vec::new())
+        .await
+        .expect("final report");
+    assert_eq!(forge.task(job).expect("task").status, Status::Success);
 }

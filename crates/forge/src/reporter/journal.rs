@@ -88,6 +88,9 @@ struct Sealed {
 /// The journal of one running task.
 pub(crate) struct Journal {
     dir: PathBuf,
+    /// Holds the folder's lock while the task runs: a runner starting beside a live one
+    /// (the same `.runner` started twice) leaves this journal alone.
+    _lock: File,
     current: Segment,
     current_number: u64,
     sealed: VecDeque<Sealed>,
@@ -111,8 +114,12 @@ impl Journal {
             fs::remove_dir_all(&dir)?;
         }
         fs::create_dir_all(&dir)?;
+        let lock = lock(&dir)?.ok_or_else(|| {
+            io::Error::other(format!("{} is in use by another process", dir.display()))
+        })?;
         let current = Segment::create(&segment_path(&dir, 0))?;
         let mut journal = Journal {
+            _lock: lock,
             unsynced: vec![current.file.clone()],
             unsynced_dirs: vec![dir.clone(), root.to_owned()],
             dir,
@@ -396,6 +403,27 @@ impl Sync {
     }
 }
 
+/// Takes the journal folder's lock (`<dir>/lock`, `flock`): `None` when a live process holds
+/// it. The kernel lets it go when the holder dies, however it dies.
+pub(crate) fn lock(dir: &Path) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    // SAFETY: flock(2) on an open file of ours.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked == 0 {
+        return Ok(Some(file));
+    }
+    let error = io::Error::last_os_error();
+    if error.kind() == io::ErrorKind::WouldBlock {
+        Ok(None)
+    } else {
+        Err(error)
+    }
+}
+
 fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:08}.seg"))
 }
@@ -633,11 +661,16 @@ mod tests {
         }
     }
 
-    fn only_segment(dir: &Path) -> PathBuf {
-        let mut files: Vec<_> = fs::read_dir(dir)
+    fn segments(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
             .expect("dir")
             .map(|e| e.expect("entry").path())
-            .collect();
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect()
+    }
+
+    fn only_segment(dir: &Path) -> PathBuf {
+        let mut files = segments(dir);
         assert_eq!(files.len(), 1, "{files:?}");
         files.remove(0)
     }
@@ -690,7 +723,7 @@ mod tests {
             journal.row(i, &big);
         }
         let dir = root.path().join("1");
-        let segments = || fs::read_dir(&dir).expect("dir").count();
+        let segments = || segments(&dir).len();
         assert!(segments() >= 3, "{}", segments());
         journal.acked(count - 1);
         assert_eq!(

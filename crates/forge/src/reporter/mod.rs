@@ -287,6 +287,9 @@ impl Drop for TaskReporter {
         // Dropped without `finish` (the daemon is going away): stop the sender.
         if let Some(sender) = self.sender.take() {
             sender.abort();
+            // The journal stays on disk for the next start, its lock let go now (the aborted
+            // sender may hold the rest a moment longer).
+            drop(self.shared.lock().journal.take());
         }
     }
 }

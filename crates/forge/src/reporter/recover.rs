@@ -91,6 +91,25 @@ pub async fn finalize_journals(
         .collect();
     dirs.sort();
     for dir in dirs {
+        // Held while finalizing; a journal whose lock a live process holds is its task's.
+        let _lock = match super::journal::lock(&dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::warn!(
+                    "{} belongs to a runner process that is running (is this runner started \
+                     twice?); left alone",
+                    dir.display()
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot lock the task journal {}: {e}; left alone",
+                    dir.display()
+                );
+                continue;
+            }
+        };
         let contents = match read_journal(&dir) {
             Ok(contents) => contents,
             Err(e) => {
