@@ -174,10 +174,14 @@ impl Journal {
             return;
         }
         self.next_row = index + 1;
-        self.append(Entry::Row(RowRecord {
-            index,
-            row: Some(row.clone()),
-        }));
+        if self.failed {
+            return;
+        }
+        // Encoded from the borrowed row: a clone per row would cost more than the copy.
+        encode_row(index, row, &mut self.buffer);
+        if let Err(e) = self.write_buffer() {
+            self.fail(&e);
+        }
     }
 
     /// A step's state as it is now (started, or ended).
@@ -239,6 +243,11 @@ impl Journal {
 
     fn write(&mut self, entry: Entry) -> io::Result<()> {
         encode(entry, &mut self.buffer);
+        self.write_buffer()
+    }
+
+    /// Writes the record in `self.buffer`.
+    fn write_buffer(&mut self) -> io::Result<()> {
         if self.buffer.len() > self.current.room() {
             self.seal()?;
         }
@@ -435,6 +444,25 @@ fn encode(entry: Entry, buffer: &mut Vec<u8>) {
     record
         .encode(buffer)
         .unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
+    header(buffer);
+}
+
+/// The record `Record { Row(RowRecord { index, row }) }`, encoded as prost would, from a
+/// borrowed row.
+fn encode_row(index: u64, row: &LogRow, buffer: &mut Vec<u8>) {
+    use prost::encoding::{encode_key, encode_varint, message, uint64, WireType};
+    let inner = uint64::encoded_len(1, &index) + message::encoded_len(2, row);
+    buffer.clear();
+    buffer.resize(HEADER, 0);
+    encode_key(2, WireType::LengthDelimited, buffer);
+    encode_varint(inner as u64, buffer);
+    uint64::encode(1, &index, buffer);
+    message::encode(2, row, buffer);
+    header(buffer);
+}
+
+/// Fills in the length and CRC of the record after the header in `buffer`.
+fn header(buffer: &mut [u8]) {
     let length = (buffer.len() - HEADER) as u32;
     let crc = crc32(&buffer[HEADER..]);
     buffer[..4].copy_from_slice(&length.to_le_bytes());
@@ -608,10 +636,11 @@ fn torn_tail(bytes: &[u8], at: usize) -> bool {
     }
 }
 
-/// CRC-32 (IEEE), table-driven.
+/// CRC-32 (IEEE), eight bytes at a time (slicing-by-8): a row's checksum costs less than
+/// its copy.
 fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
+    const TABLES: [[u32; 256]; 8] = {
+        let mut tables = [[0u32; 256]; 8];
         let mut i = 0;
         while i < 256 {
             let mut c = i as u32;
@@ -624,14 +653,38 @@ fn crc32(bytes: &[u8]) -> u32 {
                 };
                 k += 1;
             }
-            table[i] = c;
+            tables[0][i] = c;
             i += 1;
         }
-        table
+        let mut i = 0;
+        while i < 256 {
+            let mut k = 1;
+            while k < 8 {
+                let previous = tables[k - 1][i];
+                tables[k][i] = (previous >> 8) ^ tables[0][(previous & 0xff) as usize];
+                k += 1;
+            }
+            i += 1;
+        }
+        tables
     };
+    let t = &TABLES;
     let mut crc = !0u32;
-    for &b in bytes {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
+        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        crc = t[7][(lo & 0xff) as usize]
+            ^ t[6][((lo >> 8) & 0xff) as usize]
+            ^ t[5][((lo >> 16) & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize]
+            ^ t[2][((hi >> 8) & 0xff) as usize]
+            ^ t[1][((hi >> 16) & 0xff) as usize]
+            ^ t[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = t[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
     }
     !crc
 }
@@ -678,6 +731,61 @@ mod tests {
     #[test]
     fn the_crc_is_ieees() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        // Eight bytes at a time gives what one at a time does, whatever the length.
+        let bitwise = |bytes: &[u8]| {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 != 0 {
+                        0xEDB8_8320 ^ (crc >> 1)
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        };
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + i / 3) as u8).collect();
+        for len in 0..data.len() {
+            assert_eq!(crc32(&data[..len]), bitwise(&data[..len]), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_row_encoded_from_a_borrow_is_what_prost_encodes() {
+        for index in [0, 1, 300, u64::MAX] {
+            let row = LogRow {
+                time: Some(Timestamp {
+                    seconds: 5,
+                    nanos: 6,
+                }),
+                content: "é".repeat(100),
+            };
+            let mut by_hand = Vec::new();
+            encode_row(index, &row, &mut by_hand);
+            let mut by_prost = Vec::new();
+            encode(
+                Entry::Row(RowRecord {
+                    index,
+                    row: Some(row.clone()),
+                }),
+                &mut by_prost,
+            );
+            let (decoded, end) = decode_at(&by_hand, 0).expect("decodes");
+            assert_eq!(end, by_hand.len());
+            assert_eq!(
+                decoded,
+                Entry::Row(RowRecord {
+                    index,
+                    row: Some(row)
+                })
+            );
+            if index != 0 {
+                // prost leaves a zero index out; otherwise the bytes are the same.
+                assert_eq!(by_hand, by_prost);
+            }
+        }
     }
 
     #[test]

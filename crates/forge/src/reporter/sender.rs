@@ -26,6 +26,8 @@ pub(super) async fn run(
         failures: 0,
         last_failure: None,
         failed_before: false,
+        syncing: None,
+        last_sync: None,
     };
     let mut next_state = Instant::now();
     loop {
@@ -43,7 +45,7 @@ pub(super) async fn run(
             }
         }
         let state_due = sender.failures > 0 || Instant::now() >= next_state;
-        sender.sync_journal().await;
+        sender.sync_journal();
         let mut round = sender.send_logs(false).await.map(|_| ());
         if round.is_ok() && state_due {
             round = sender.send_state().await;
@@ -72,6 +74,9 @@ struct Sender {
     /// A request failed during the task: the forge may hold rows whose acknowledgement was
     /// lost.
     failed_before: bool,
+    /// The journal's `fsync` under way, and when the last one started.
+    syncing: Option<tokio::task::JoinHandle<()>>,
+    last_sync: Option<Instant>,
 }
 
 impl Sender {
@@ -162,7 +167,7 @@ impl Sender {
         // request the one empty row the forge cannot have.
         let mut caught_up = !self.failed_before;
         loop {
-            self.sync_journal().await;
+            self.sync_journal();
             let attempt = async {
                 if !caught_up {
                     caught_up = self.send_logs(false).await?;
@@ -205,9 +210,20 @@ impl Sender {
         }
     }
 
-    /// Makes what the journal holds durable (a power loss then loses none of it), on the
-    /// blocking pool: `fsync` may take a while on a busy disk.
-    async fn sync_journal(&self) {
+    /// Makes what the journal holds durable (a power loss then loses none of it), at most
+    /// once per report interval and off the sender's way: an `fsync` takes milliseconds on a
+    /// busy disk, and waiting for one per batch of rows would slow the rows down. One runs at
+    /// a time, on the blocking pool.
+    fn sync_journal(&mut self) {
+        if self.syncing.as_ref().is_some_and(|s| !s.is_finished()) {
+            return;
+        }
+        if self
+            .last_sync
+            .is_some_and(|at| at.elapsed() < self.options.report_interval)
+        {
+            return;
+        }
         let sync = match &mut self.shared.lock().journal {
             Some(journal) => journal.to_sync(),
             None => return,
@@ -215,15 +231,13 @@ impl Sender {
         if sync.is_empty() {
             return;
         }
-        let synced = tokio::task::spawn_blocking(move || sync.run()).await;
-        match synced {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(
-                task = self.shared.task_id,
-                "cannot flush the task journal to disk: {e}"
-            ),
-            Err(e) => tracing::warn!(task = self.shared.task_id, "the journal's flush: {e}"),
-        }
+        self.last_sync = Some(Instant::now());
+        let task = self.shared.task_id;
+        self.syncing = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = sync.run() {
+                tracing::warn!(task, "cannot flush the task journal to disk: {e}");
+            }
+        }));
     }
 
     fn failed(&mut self, error: &RpcError) {
