@@ -187,10 +187,10 @@ impl Journal {
     /// A step's state as it is now (started, or ended).
     pub(crate) fn step(&mut self, state: &StepState) {
         match self.steps.iter_mut().find(|s| s.id == state.id) {
-            Some(kept) => *kept = state.clone(),
-            None => self.steps.push(state.clone()),
+            Some(kept) => *kept = *state,
+            None => self.steps.push(*state),
         }
-        self.append(Entry::Step(state.clone()));
+        self.append(Entry::Step(*state));
     }
 
     /// The forge holds every row before `acked`: sealed segments with no other rows go.
@@ -206,8 +206,8 @@ impl Journal {
     }
 
     /// What to `fsync` for everything written so far to be durable; run it off the job's
-    /// thread ([`Sync::run`]).
-    pub(crate) fn to_sync(&mut self) -> Sync {
+    /// thread ([`Sync::run`]); taken, they are not given again.
+    pub(crate) fn take_unsynced(&mut self) -> Sync {
         let mut dirs = std::mem::take(&mut self.unsynced_dirs);
         dirs.dedup();
         Sync {
@@ -801,7 +801,7 @@ mod tests {
             journal.row(i, &row(i));
         }
         journal.step(&step(0, 1));
-        journal.to_sync().run().expect("sync");
+        journal.take_unsynced().run().expect("sync");
         let read = read_journal(&root.path().join("42")).expect("read");
         assert_eq!(read.task_id, 42);
         assert_eq!(read.step_count, 3);
@@ -955,7 +955,7 @@ mod tests {
         }
         let written = started.elapsed();
         let sync = std::time::Instant::now();
-        journal.to_sync().run().expect("sync");
+        journal.take_unsynced().run().expect("sync");
         println!(
             "journal: {:.0} ns per row written ({} rows), final fsync {:?}",
             written.as_nanos() as f64 / rows.len() as f64,

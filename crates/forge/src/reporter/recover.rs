@@ -462,7 +462,7 @@ mod tests {
         let contents = JournalContents {
             task_id: 3,
             step_count: 3,
-            steps: vec![done.clone(), running],
+            steps: vec![done, running],
             ..JournalContents::default()
         };
         let state = final_state(&contents, 10);

@@ -225,7 +225,7 @@ impl Sender {
             return;
         }
         let sync = match &mut self.shared.lock().journal {
-            Some(journal) => journal.to_sync(),
+            Some(journal) => journal.take_unsynced(),
             None => return,
         };
         if sync.is_empty() {
