@@ -332,11 +332,7 @@ impl Segment {
         let fd = file.as_raw_fd();
         // Every block allocated now: writing into the mapping later cannot meet a full disk
         // (which would be a SIGBUS, not an error).
-        // SAFETY: `fd` is an open file of ours.
-        let allocated = unsafe { libc::posix_fallocate(fd, 0, len as libc::off_t) };
-        if allocated != 0 {
-            return Err(io::Error::from_raw_os_error(allocated));
-        }
+        allocate(&file, len)?;
         // SAFETY: a fresh shared mapping of `len` bytes of a file at least that long, which
         // no one truncates while it is mapped; unmapped in `Drop`.
         let map = unsafe {
@@ -373,6 +369,32 @@ impl Segment {
         }
         self.used += bytes.len();
     }
+}
+
+/// Allocates `len` bytes of `file` on the disk.
+#[cfg(target_os = "linux")]
+fn allocate(file: &File, len: usize) -> io::Result<()> {
+    // SAFETY: posix_fallocate(3) on an open file of ours.
+    let allocated = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match allocated {
+        0 => Ok(()),
+        error => Err(io::Error::from_raw_os_error(error)),
+    }
+}
+
+/// Allocates `len` bytes of `file` on the disk: zeros written (no `posix_fallocate` here).
+#[cfg(not(target_os = "linux"))]
+fn allocate(file: &File, len: usize) -> io::Result<()> {
+    use std::io::Write as _;
+    let zeros = vec![0u8; 64 << 10];
+    let mut left = len;
+    let mut writer = file;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        writer.write_all(&zeros[..n])?;
+        left -= n;
+    }
+    Ok(())
 }
 
 impl Drop for Segment {
