@@ -9,6 +9,7 @@
 //! then the network goes while the containers are being removed.
 
 use std::future::Future;
+use std::time::Duration;
 
 use bollard::models::NetworkDisconnectRequest;
 use bollard::query_parameters::{RemoveContainerOptionsBuilder, RemoveVolumeOptions};
@@ -16,7 +17,7 @@ use bollard::Docker;
 use futures_util::future::join_all;
 
 /// What a job made that has to go.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Made {
     /// Each container as messages name it (`the container hearth-…`), and its id.
     pub containers: Vec<(String, String)>,
@@ -62,6 +63,7 @@ pub(crate) async fn remove<T>(
             docker
                 .remove_container(id, Some(options))
                 .await
+                .or_else(already_gone)
                 .map_err(|e| format!("cannot remove {what}: {e}"))
         }))
         .await;
@@ -69,6 +71,7 @@ pub(crate) async fn remove<T>(
             Some(volume) => docker
                 .remove_volume(&volume, None::<RemoveVolumeOptions>)
                 .await
+                .or_else(already_gone)
                 .err()
                 .map(|e| format!("cannot remove the volume {volume}: {e}")),
             None => None,
@@ -83,7 +86,7 @@ pub(crate) async fn remove<T>(
     };
     let network = async {
         let network = network?;
-        let removed = docker.remove_network(&network).await;
+        let removed = docker.remove_network(&network).await.or_else(already_gone);
         removed
             .err()
             .map(|e| format!("cannot remove the network {network}: {e}"))
@@ -98,4 +101,41 @@ pub(crate) async fn remove<T>(
     };
     problems.extend(network);
     (problems, after)
+}
+
+/// A removal that finds nothing to remove (a second try, after a first one the reply of which
+/// was lost) has what it wanted.
+fn already_gone(error: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
+    match error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// How often, and how long, the removal is tried again while Docker does not answer.
+const RETRY_EVERY: Duration = Duration::from_secs(5);
+const RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// Removes `made` again, now and again, while the cleanup of a job met a Docker daemon that
+/// did not answer (stopped, or restarting): once it is back, the job leaves nothing. Gives up
+/// after [`RETRY_FOR`]; the runner's periodic reap takes what is left then.
+pub(crate) async fn retry_while_unavailable(docker: Docker, made: Made) {
+    let started = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(RETRY_EVERY).await;
+        let (problems, ()) = remove(&docker, made.clone(), async {}).await;
+        if problems.is_empty() {
+            tracing::info!("removed what a job left while Docker was away: {made:?}");
+            return;
+        }
+        if started.elapsed() >= RETRY_FOR {
+            tracing::warn!(
+                "still cannot remove what a job left; the runner's reap will: {}",
+                problems.join("; ")
+            );
+            return;
+        }
+    }
 }

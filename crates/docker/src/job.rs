@@ -23,8 +23,13 @@ use crate::{job_paths, JOB_ROOT, TOOL_CACHE};
 /// How often a running step is asked whether its main process ended (its output may stay
 /// open: a background process holding it).
 const POLL: Duration = Duration::from_millis(100);
-/// How long output is still read after the main process ended.
-const DRAIN: Duration = Duration::from_millis(100);
+/// How long output is still waited for after the main process ended, and after each piece
+/// that comes then: Docker may hand the last output over well after the process ended on a
+/// loaded machine (100 ms lost a step's only line under load), while a background process
+/// holding the output open must not hold the step for long ...
+const DRAIN: Duration = Duration::from_millis(500);
+/// ... so the wait ends this long after the main process ended, whatever still comes.
+const DRAIN_MAX: Duration = Duration::from_secs(3);
 /// Between interrupting a stopped step's process group and killing it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
@@ -348,7 +353,7 @@ impl DockerJob {
         argv.extend(spec.argv.iter().cloned());
         let lost = |e: bollard::errors::Error| BackendError::Wait {
             program: program.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(docker_lost(e)),
         };
         let options = CreateExecOptions {
             attach_stdout: Some(true),
@@ -382,6 +387,13 @@ impl DockerJob {
         let deadline = spec.timeout.map(|t| Instant::now() + t);
         let mut poll_at = Instant::now() + POLL;
         let mut drain_until: Option<Instant> = None;
+        let mut drain_end = None;
+        // Output that comes while draining holds the drain open a little longer.
+        let more_output = |drain_until: &mut Option<Instant>, drain_end: Option<Instant>| {
+            if let (Some(until), Some(end)) = (drain_until.as_mut(), drain_end) {
+                *until = (Instant::now() + DRAIN).min(end);
+            }
+        };
         let mut stopping: Option<(ExecEnd, Instant, bool)> = None;
         loop {
             let wake = [
@@ -398,10 +410,12 @@ impl DockerJob {
                 chunk = output.next() => match chunk {
                     Some(Ok(bollard::container::LogOutput::StdOut { message }))
                     | Some(Ok(bollard::container::LogOutput::Console { message })) => {
-                        runtime_said.pass(sink, Stream::Stdout, message)
+                        runtime_said.pass(sink, Stream::Stdout, message);
+                        more_output(&mut drain_until, drain_end);
                     }
                     Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
-                        runtime_said.pass(sink, Stream::Stderr, message)
+                        runtime_said.pass(sink, Stream::Stderr, message);
+                        more_output(&mut drain_until, drain_end);
                     }
                     Some(Ok(bollard::container::LogOutput::StdIn { .. })) => {}
                     Some(Err(e)) => return Err(lost(e)),
@@ -434,6 +448,7 @@ impl DockerJob {
                         let running = self.docker.inspect_exec(&created.id).await.map_err(lost)?.running;
                         if running == Some(false) {
                             drain_until = Some(now + DRAIN);
+                            drain_end = Some(now + DRAIN_MAX);
                         }
                     }
                 }
@@ -593,6 +608,21 @@ impl RuntimeSaid {
 }
 
 /// Problems met while cleaning up, as one error.
+/// What an error of a running step's exec says: that the Docker daemon went away (stopped
+/// or restarted, taking the job's containers with it), when that is what happened.
+pub(crate) fn docker_lost(error: bollard::errors::Error) -> String {
+    match error {
+        bollard::errors::Error::HyperLegacyError { .. }
+        | bollard::errors::Error::IOError { .. } => {
+            format!(
+                "the Docker daemon stopped answering while it ran (was it stopped or \
+                 restarted?): {error}"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 fn cleaned(problems: Vec<String>) -> Result<(), BackendError> {
     if problems.is_empty() {
         Ok(())
@@ -804,8 +834,12 @@ impl JobRuntime for DockerJob {
                 }
             };
             let made = self.take_made();
-            let (problems, folder) = cleanup::remove(&self.docker, made, folder).await;
+            let (problems, folder) = cleanup::remove(&self.docker, made.clone(), folder).await;
             self.live.remove(&self.name);
+            if !problems.is_empty() && self.docker.ping().await.is_err() {
+                // Docker is away (restarting?): tried again until it is back.
+                tokio::spawn(cleanup::retry_while_unavailable(self.docker.clone(), made));
+            }
             cleaned(problems).and(folder)
         })
     }

@@ -216,7 +216,7 @@ impl StepContainers {
         let docker = &self.backend.docker;
         let lost = |e: bollard::errors::Error| BackendError::Wait {
             program: format!("the step's container {id}"),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(crate::job::docker_lost(e)),
         };
         let options = AttachContainerOptionsBuilder::default()
             .stream(true)

@@ -19,6 +19,8 @@ pub use client::{Client, ClientOptions, Credentials, Declared};
 pub use error::{ClientError, Code, RpcError};
 pub use observe::{ForgeObserver, NoHooks, Observer, PollHooks};
 pub use poller::{poll, poll_with, PollError, PollerOptions};
+pub use reporter::journal::JOURNAL_DIR;
+pub use reporter::recover::{finalize_journals, Finalized};
 pub use reporter::{ReportError, ReporterOptions, TaskReporter};
 pub use secret::Secret;
 pub use task::{NeedInfo, TaskInfo};

@@ -7,7 +7,10 @@
 //! - log: one job printing 200,000 lines of ~80 characters, until the forge holds every row
 //!   (archived), rows per second and the daemon's peak RSS.
 //!
-//! `cargo bench -p hearth --bench daemon [-- idle|queue|log]`; `IDLE_SECONDS=` shortens the idle
+//! - journal (only when named): one job printing 100,000 lines, with the task journal (the
+//!   default) and without it, five times each, alternating; the ratio of the medians.
+//!
+//! `cargo bench -p hearth --bench daemon [-- idle|queue|log|journal]`; `IDLE_SECONDS=` shortens the idle
 //! window for a quick look (the target needs the full 60). Prints one line per figure and
 //! exits 1 when a target is missed.
 
@@ -294,6 +297,63 @@ async fn log(verdict: &mut Verdict) {
     let _ = daemon.kill().await;
 }
 
+/// What the task journal costs a job that prints: 100,000 lines of 80 characters, from the
+/// runner holding the task until the forge has its final state, with the journal (the default)
+/// and without it (a spool folder that cannot be made: the reporter then runs without a
+/// journal, saying so), five runs each, alternating, medians compared.
+async fn journal(verdict: &mut Verdict) {
+    let step = "      - run: awk 'BEGIN { for (i = 0; i < 100000; i++) printf \"line %07d %s\\n\", i, \"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghij\" }'\n";
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for _ in 0..5 {
+        for journaled in [true, false] {
+            let config = if journaled {
+                String::new()
+            } else {
+                "runner:\n  log_spill_dir: /proc/hearth-bench-no-journal\n".to_owned()
+            };
+            let runner = Runner::new(&config).await;
+            let job = runner.forge.queue_task(TaskSpec::new(payload(step)));
+            let mut daemon = runner.daemon();
+            runner
+                .forge
+                .wait_for_task_picked(job, Duration::from_secs(60))
+                .await
+                .expect("picked");
+            let picked_at = Instant::now();
+            runner.done(job).await;
+            let took = picked_at.elapsed().as_secs_f64();
+            let rows = runner
+                .forge
+                .log_lines(job)
+                .iter()
+                .filter(|l| l.starts_with("line "))
+                .count();
+            assert_eq!(rows, 100_000, "every row arrived");
+            let _ = daemon.kill().await;
+            if journaled {
+                with.push(took);
+            } else {
+                without.push(took);
+            }
+        }
+    }
+    let median = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (with, without) = (median(&mut with), median(&mut without));
+    println!("journal: 100,000-line job {with:.3} s with the journal, {without:.3} s without (medians of 5)");
+    let ratio = with / without;
+    verdict.check(
+        "journal: time with / without",
+        ratio,
+        "x",
+        ratio <= 1.2,
+        "<= 1.2",
+    );
+}
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
@@ -325,6 +385,10 @@ fn main() {
         }
         if wanted("idle") {
             idle(&mut verdict).await;
+        }
+        // Ten jobs: only when asked for by name.
+        if which.iter().any(|w| w == "journal") {
+            journal(&mut verdict).await;
         }
     });
     if verdict.missed {

@@ -41,33 +41,7 @@ impl TlsDockerd {
         certificates(&client, &server);
         let address = format!("tcp://127.0.0.1:{}", free_port());
         let bridge = make_bridge();
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("a log file");
-        let child = Command::new("dockerd")
-            .args([
-                "--tlsverify",
-                "-H",
-                &address,
-                "--bridge",
-                &bridge,
-                "--iptables=false",
-            ])
-            .arg("--tlscacert")
-            .arg(server.join("ca.pem"))
-            .arg("--tlscert")
-            .arg(server.join("cert.pem"))
-            .arg("--tlskey")
-            .arg(server.join("key.pem"))
-            .arg("--data-root")
-            .arg(data.join("data"))
-            .arg("--exec-root")
-            .arg(data.join("exec"))
-            .arg("--pidfile")
-            .arg(data.join("pid"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("a log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("this test needs dockerd (scripts/docker-test-env): {e}"));
+        let child = spawn(dir.path(), &address, &bridge);
         TlsDockerd {
             child,
             bridge,
@@ -75,6 +49,17 @@ impl TlsDockerd {
             address,
             client_certs: client,
         }
+    }
+
+    /// Stops the daemon as a service manager restarts it (SIGTERM: its containers are
+    /// stopped), waits for it to exit, and starts it again on the same address, folders and
+    /// certificates. Like [`start`](Self::start), it answers some seconds later.
+    pub fn restart(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.child = spawn(self.dir.path(), &self.address, &self.bridge);
     }
 
     /// What the daemon logged so far, for a failing test's message.
@@ -126,6 +111,46 @@ impl Drop for TlsDockerd {
             .args(["link", "delete", &self.bridge])
             .status();
     }
+}
+
+/// Starts `dockerd` over the folders in `dir`, logging to `dir/dockerd.log`.
+fn spawn(dir: &Path, address: &str, bridge: &str) -> Child {
+    let (server, data) = (dir.join("server"), dir.join("d"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("dockerd.log"))
+        .expect("a log file");
+    Command::new("dockerd")
+        .args([
+            "--tlsverify",
+            "-H",
+            address,
+            "--bridge",
+            bridge,
+            "--iptables=false",
+            // A job container's `tail -f /dev/null` ignores SIGTERM: a restart need not
+            // wait Docker's 15 s for it.
+            "--shutdown-timeout",
+            "2",
+        ])
+        .arg("--tlscacert")
+        .arg(server.join("ca.pem"))
+        .arg("--tlscert")
+        .arg(server.join("cert.pem"))
+        .arg("--tlskey")
+        .arg(server.join("key.pem"))
+        .arg("--data-root")
+        .arg(data.join("data"))
+        .arg("--exec-root")
+        .arg(data.join("exec"))
+        .arg("--pidfile")
+        .arg(data.join("pid"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("a log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("this test needs dockerd (scripts/docker-test-env): {e}"))
 }
 
 /// A bridge for one second daemon, named after this process and a counter (interface names

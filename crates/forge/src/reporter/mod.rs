@@ -9,10 +9,16 @@
 //! cuts a report short. [`TaskReporter::finish`] delivers the last rows with `no_more`, then the
 //! final state, and retries each until the forge has acknowledged it.
 //!
+//! With [`ReporterOptions::journal`] every row and step state is also written to the task's
+//! [`journal`] before the sink returns, and the journal goes once the forge has the final
+//! state; a runner that died mid-job finalizes what it finds there at start ([`recover`]).
+//!
 //! A reply to `UpdateTask` whose result is set while the job runs means the forge has ended
 //! the task (a user cancelled it, or it was reaped): [`TaskReporter::ended_by_forge`] fires.
 
+pub mod journal;
 mod log_buffer;
+pub mod recover;
 mod rows;
 mod sender;
 mod state;
@@ -31,6 +37,7 @@ use crate::client::Client;
 use crate::error::RpcError;
 use crate::observe::Observer;
 use crate::proto::runner::{self, LogRow};
+use journal::Journal;
 use log_buffer::LogBuffer;
 use state::TaskStateModel;
 
@@ -56,6 +63,8 @@ pub struct ReporterOptions {
     pub close_timeout: Duration,
     /// Told about rows written and acknowledged.
     pub observer: Observer,
+    /// Where task journals go (`<spool>/journal`), or none.
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for ReporterOptions {
@@ -70,6 +79,7 @@ impl Default for ReporterOptions {
             max_backoff: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3600),
             observer: Observer::default(),
+            journal: None,
         }
     }
 }
@@ -114,6 +124,31 @@ impl Drop for Shared {
 struct Inner {
     log: LogBuffer,
     state: TaskStateModel,
+    /// The task's journal, when there is one.
+    journal: Option<Journal>,
+}
+
+impl Inner {
+    /// Adds a row to the log, and to the journal first.
+    fn push_row(&mut self, row: LogRow) {
+        if let Some(journal) = &mut self.journal {
+            journal.row(self.log.total(), &row);
+        }
+        self.log.push(row);
+    }
+
+    /// Writes step `index`'s state to the journal, and the job's start once it is known.
+    fn journal_step(&mut self, index: usize) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        if let Some(at) = self.state.started_at() {
+            journal.started(at);
+        }
+        if let Some(step) = self.state.step(index) {
+            journal.step(step);
+        }
+    }
 }
 
 impl Shared {
@@ -128,7 +163,7 @@ impl Shared {
         let time = state::now();
         let mut added = 0;
         for piece in rows::split_row(text) {
-            inner.log.push(LogRow {
+            inner.push_row(LogRow {
                 time: Some(time),
                 content: piece.to_owned(),
             });
@@ -137,6 +172,9 @@ impl Shared {
         inner.state.rows_added(added);
         if let Some(observer) = self.observer.get() {
             observer.rows_added(added);
+        }
+        if let (Some(journal), Some(at)) = (&mut inner.journal, inner.state.started_at()) {
+            journal.started(at);
         }
         if inner.log.pending() >= self.batch_rows {
             self.wake.notify_one();
@@ -161,11 +199,23 @@ impl TaskReporter {
         step_count: usize,
         options: ReporterOptions,
     ) -> TaskReporter {
+        let journal = options.journal.as_deref().and_then(|root| {
+            Journal::create(root, task_id, step_count)
+                .map_err(|e| {
+                    tracing::warn!(
+                        "task {task_id} runs without a journal (a crash would leave it running \
+                         in the forge until it times out): cannot write in {}: {e}",
+                        root.display()
+                    )
+                })
+                .ok()
+        });
         let shared = Arc::new(Shared {
             task_id,
             inner: Mutex::new(Inner {
                 log: LogBuffer::new(options.memory_limit, &options.spill_dir),
                 state: TaskStateModel::new(task_id, step_count),
+                journal,
             }),
             wake: Notify::new(),
             batch_rows: options.batch_rows.max(1) as u64,
@@ -229,6 +279,10 @@ impl TaskReporter {
             }
             let end = inner.log.total();
             inner.state.finish(result, end);
+            let (state, _) = inner.state.snapshot();
+            if let Some(journal) = &mut inner.journal {
+                journal.ended(&state);
+            }
         }
         if let Some(finish) = self.finish.take() {
             let _ = finish.send(());
@@ -252,6 +306,9 @@ impl Drop for TaskReporter {
         // Dropped without `finish` (the daemon is going away): stop the sender.
         if let Some(sender) = self.sender.take() {
             sender.abort();
+            // The journal stays on disk for the next start, its lock let go now (the aborted
+            // sender may hold the rest a moment longer).
+            drop(self.shared.lock().journal.take());
         }
     }
 }
@@ -264,6 +321,7 @@ impl EventSink for TaskReporter {
             Event::StepStarted { step, .. } => {
                 let index = inner.log.total();
                 inner.state.step_started(step.index, index);
+                inner.journal_step(step.index);
             }
             Event::Log { line, .. } => {
                 let text = rows::row_text(line);
@@ -275,6 +333,7 @@ impl EventSink for TaskReporter {
             } => {
                 let end = inner.log.total();
                 inner.state.step_finished(step.index, *conclusion, end);
+                inner.journal_step(step.index);
             }
             Event::JobFinished { reason, .. } => {
                 if let Some(reason) = reason {

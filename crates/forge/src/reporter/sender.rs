@@ -25,6 +25,9 @@ pub(super) async fn run(
         options,
         failures: 0,
         last_failure: None,
+        failed_before: false,
+        syncing: None,
+        last_sync: None,
     };
     let mut next_state = Instant::now();
     loop {
@@ -42,6 +45,7 @@ pub(super) async fn run(
             }
         }
         let state_due = sender.failures > 0 || Instant::now() >= next_state;
+        sender.sync_journal();
         let mut round = sender.send_logs(false).await.map(|_| ());
         if round.is_ok() && state_due {
             round = sender.send_state().await;
@@ -67,6 +71,12 @@ struct Sender {
     /// Consecutive failed rounds, for the backoff.
     failures: u32,
     last_failure: Option<Instant>,
+    /// A request failed during the task: the forge may hold rows whose acknowledgement was
+    /// lost.
+    failed_before: bool,
+    /// The journal's `fsync` under way, and when the last one started.
+    syncing: Option<tokio::task::JoinHandle<()>>,
+    last_sync: Option<Instant>,
 }
 
 impl Sender {
@@ -88,7 +98,7 @@ impl Sender {
                 }
                 // The last request must add a row: Gitea before 1.26.2 archives the log only
                 // with a `no_more` request that does.
-                self.shared.lock().log.push(LogRow {
+                self.shared.lock().push_row(LogRow {
                     time: Some(super::state::now()),
                     content: String::new(),
                 });
@@ -114,10 +124,11 @@ impl Sender {
                 let mut inner = self.shared.lock();
                 let before = inner.log.acked();
                 inner.log.ack(ack);
-                (
-                    inner.log.pending(),
-                    inner.log.acked().saturating_sub(before),
-                )
+                let acked = inner.log.acked();
+                if let Some(journal) = &mut inner.journal {
+                    journal.acked(acked);
+                }
+                (inner.log.pending(), acked.saturating_sub(before))
             };
             if let Some(observer) = self.shared.observer.get().filter(|_| newly_acked > 0) {
                 observer.rows_acked(newly_acked);
@@ -157,8 +168,20 @@ impl Sender {
         let deadline = Instant::now() + self.options.close_timeout;
         self.failures = 0;
         let mut logs_done = false;
+        // After a lost reply the forge may already hold every row still pending here; a final
+        // request of only those brings it nothing new, and Gitea before 1.26.2 then ignores
+        // its `no_more` (the log is never archived). Catching up first leaves the final
+        // request the one empty row the forge cannot have.
+        let mut caught_up = !self.failed_before;
         loop {
+            self.sync_journal();
             let attempt = async {
+                if !caught_up {
+                    caught_up = self.send_logs(false).await?;
+                    if !caught_up {
+                        return Ok(false);
+                    }
+                }
                 if !logs_done {
                     logs_done = self.send_logs(true).await?;
                     if !logs_done {
@@ -170,7 +193,13 @@ impl Sender {
             }
             .await;
             match attempt {
-                Ok(true) => return Ok(()),
+                Ok(true) => {
+                    // The forge has everything: the journal has done its work.
+                    if let Some(journal) = self.shared.lock().journal.take() {
+                        journal.remove();
+                    }
+                    return Ok(());
+                }
                 Ok(false) => self.failures += 1,
                 Err(e) if !e.is_transient() => {
                     return Err(ReportError::Final { task_id, source: e })
@@ -188,8 +217,39 @@ impl Sender {
         }
     }
 
+    /// Makes what the journal holds durable (a power loss then loses none of it), at most
+    /// once per report interval and off the sender's way: an `fsync` takes milliseconds on a
+    /// busy disk, and waiting for one per batch of rows would slow the rows down. One runs at
+    /// a time, on the blocking pool.
+    fn sync_journal(&mut self) {
+        if self.syncing.as_ref().is_some_and(|s| !s.is_finished()) {
+            return;
+        }
+        if self
+            .last_sync
+            .is_some_and(|at| at.elapsed() < self.options.report_interval)
+        {
+            return;
+        }
+        let sync = match &mut self.shared.lock().journal {
+            Some(journal) => journal.take_unsynced(),
+            None => return,
+        };
+        if sync.is_empty() {
+            return;
+        }
+        self.last_sync = Some(Instant::now());
+        let task = self.shared.task_id;
+        self.syncing = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = sync.run() {
+                tracing::warn!(task, "cannot flush the task journal to disk: {e}");
+            }
+        }));
+    }
+
     fn failed(&mut self, error: &RpcError) {
         self.failures += 1;
+        self.failed_before = true;
         if self.failures == 1 || self.failures.is_power_of_two() {
             tracing::warn!(
                 task = self.shared.task_id,

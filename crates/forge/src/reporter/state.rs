@@ -42,6 +42,16 @@ impl TaskStateModel {
         }
     }
 
+    /// When the job started, once it has.
+    pub(crate) fn started_at(&self) -> Option<prost_types::Timestamp> {
+        self.state.started_at
+    }
+
+    /// Step `index`'s state, if the forge's job has it.
+    pub(crate) fn step(&self, index: usize) -> Option<&StepState> {
+        self.state.steps.get(index)
+    }
+
     pub(crate) fn job_started(&mut self) {
         if self.state.started_at.is_none() {
             self.state.started_at = Some(now());

@@ -109,6 +109,8 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         memory_limit: usize::try_from(config.runner.log_memory_limit).unwrap_or(usize::MAX),
         spill_dir: config.runner.log_spill_dir.clone(),
         observer,
+        // Running tasks' journals, finalized at the next start after a crash.
+        journal: Some(config.runner.log_spill_dir.join(hearth_forge::JOURNAL_DIR)),
         ..ReporterOptions::default()
     };
     let runner_name = registration.name.clone();

@@ -4,7 +4,9 @@
 //! Start-up: before the first task is fetched, every backend removes what this runner's jobs
 //! left when it last stopped without cleaning up (killed with SIGKILL, a power loss): job
 //! folders and their processes, found by the runner's name among the jobs' owner labels
-//! ([`reap_leftovers`]).
+//! ([`reap_leftovers`]). Before that, the tasks it was running then are finalized with the
+//! forge from their journals (`hearth_forge::finalize_journals`): their rows, the steps that
+//! ended, and a failure saying the runner stopped.
 //!
 //! Shutdown: the first SIGINT/SIGTERM stops fetching and lets running jobs go on for
 //! `runner.shutdown_timeout`; then they are cancelled (their `always()` and post steps still run
@@ -141,6 +143,9 @@ pub async fn run(
 ) -> Result<ExitCode, DaemonError> {
     // A signal during the reap stops it (a folder half done is finished next time) and the
     // poll below returns at once.
+    if let Some(journals) = &runtime.reporter.journal {
+        hearth_forge::finalize_journals(&client, journals, &shutdown).await;
+    }
     tokio::select! {
         () = reap_leftovers(&runtime.backends, &runtime.runner_uuid) => {}
         () = shutdown.cancelled() => {}
