@@ -474,7 +474,10 @@ async fn two_hundred_jobs_with_random_cancels_leave_nothing_behind() {
     let mut jobs = Vec::with_capacity(JOBS);
     for _ in 0..JOBS {
         let pause = format!("0.{}", rng.below(4));
-        let payload = match rng.below(10) {
+        let kind = rng.below(10);
+        // Every job prints `start`; all but the service jobs print `end` too.
+        let ends = kind < 9;
+        let payload = match kind {
             0..=6 => job(
                 "linux",
                 &format!("      - run: |\n          echo start\n          sleep {pause}\n          echo end\n"),
@@ -499,7 +502,7 @@ async fn two_hundred_jobs_with_random_cancels_leave_nothing_behind() {
             _ => None,
         };
         let id = h.forge.queue_task(TaskSpec::new(payload));
-        jobs.push((id, cancel, None::<Instant>));
+        jobs.push((id, cancel, None::<Instant>, ends));
     }
     let started = Instant::now();
     let daemon = h.daemon(&[]);
@@ -507,7 +510,7 @@ async fn two_hundred_jobs_with_random_cancels_leave_nothing_behind() {
     let mut cancelled = 0;
     loop {
         let mut all_done = true;
-        for (id, cancel, picked) in jobs.iter_mut() {
+        for (id, cancel, picked, _) in jobs.iter_mut() {
             let view = h.forge.job(*id).expect("a queued job");
             let reported = view
                 .task
@@ -542,7 +545,7 @@ async fn two_hundred_jobs_with_random_cancels_leave_nothing_behind() {
     let took = started.elapsed();
     let views: Vec<_> = jobs
         .iter()
-        .map(|(id, _, _)| h.forge.job(*id).expect("job"))
+        .map(|(id, _, _, _)| h.forge.job(*id).expect("job"))
         .collect();
     // The daemon counts a task once the forge has taken its final report: a moment after.
     let picked = views.iter().filter(|v| v.task.is_some()).count() as f64;
@@ -574,6 +577,23 @@ async fn two_hundred_jobs_with_random_cancels_leave_nothing_behind() {
         metric(&text, "hearth_disk_free_bytes{disk=\"docker\"}") > 0.0,
         "{text}"
     );
+
+    // Rows: a job that succeeded has each of its rows once; a cancelled one none twice.
+    let (mut lost, mut duplicated) = (0, 0);
+    for ((id, _, _, ends), view) in jobs.iter().zip(&views) {
+        let lines = h.forge.log_lines(*id);
+        let times = |row: &str| lines.iter().filter(|l| l.as_str() == row).count();
+        let expected: &[&str] = if *ends { &["start", "end"] } else { &["start"] };
+        for row in expected {
+            let n = times(row);
+            duplicated += n.saturating_sub(1);
+            if view.status == Status::Success && n == 0 {
+                lost += 1;
+            }
+        }
+    }
+    println!("rows lost: {lost}, rows duplicated: {duplicated}");
+    assert_eq!((lost, duplicated), (0, 0), "{log}");
 
     let mut leaked = docker_leftovers(&uuid);
     leaked.extend(job_folders(&h.path("work")));
