@@ -19,7 +19,6 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -305,14 +304,9 @@ impl Journal {
 /// the page cache, the file's, at once.
 struct Segment {
     file: Arc<File>,
-    map: *mut u8,
-    len: usize,
+    map: memmap2::MmapMut,
     used: usize,
 }
-
-// SAFETY: the mapping is owned by the segment alone (no other pointer to it is handed out),
-// so moving it to another thread is as safe as moving a `Vec<u8>`.
-unsafe impl Send for Segment {}
 
 impl Segment {
     fn create(path: &Path) -> io::Result<Segment> {
@@ -321,73 +315,56 @@ impl Segment {
             .write(true)
             .create_new(true)
             .open(path)?;
-        let made = Segment::map(file, SEGMENT_BYTES as usize);
+        let made = Segment::map(file, SEGMENT_BYTES);
         if made.is_err() {
             let _ = fs::remove_file(path);
         }
         made
     }
 
-    fn map(file: File, len: usize) -> io::Result<Segment> {
-        let fd = file.as_raw_fd();
+    fn map(file: File, len: u64) -> io::Result<Segment> {
         // Every block allocated now: writing into the mapping later cannot meet a full disk
         // (which would be a SIGBUS, not an error).
         allocate(&file, len)?;
-        // SAFETY: a fresh shared mapping of `len` bytes of a file at least that long, which
-        // no one truncates while it is mapped; unmapped in `Drop`.
+        // SAFETY: the file is the journal's own (created here, never truncated while it is
+        // mapped, and a second runner cannot take the task's folder: its `lock`), so nothing
+        // changes the mapped bytes behind the mapping's back.
         let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
+            memmap2::MmapOptions::new()
+                .len(len as usize)
+                .map_mut(&file)?
         };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Segment {
             file: Arc::new(file),
-            map: map.cast(),
-            len,
+            map,
             used: 0,
         })
     }
 
     fn room(&self) -> usize {
-        self.len - self.used
+        self.map.len() - self.used
     }
 
     fn put(&mut self, bytes: &[u8]) {
         assert!(bytes.len() <= self.room(), "the caller checks the room");
-        // SAFETY: `used + bytes.len() <= len`, within the mapping, which nothing else
-        // references.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.add(self.used), bytes.len());
-        }
+        self.map[self.used..self.used + bytes.len()].copy_from_slice(bytes);
         self.used += bytes.len();
     }
 }
 
-/// Allocates `len` bytes of `file` on the disk.
+/// Allocates `len` bytes of `file` on the disk (`posix_fallocate`: a full disk says so here).
 #[cfg(target_os = "linux")]
-fn allocate(file: &File, len: usize) -> io::Result<()> {
-    // SAFETY: posix_fallocate(3) on an open file of ours.
-    let allocated = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-    match allocated {
-        0 => Ok(()),
-        error => Err(io::Error::from_raw_os_error(error)),
-    }
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len)
+        .map_err(io::Error::from)
 }
 
-/// Allocates `len` bytes of `file` on the disk: zeros written (no `posix_fallocate` here).
+/// Allocates `len` bytes of `file` on the disk: zeros written (no `fallocate` here).
 #[cfg(not(target_os = "linux"))]
-fn allocate(file: &File, len: usize) -> io::Result<()> {
+fn allocate(file: &File, len: u64) -> io::Result<()> {
     use std::io::Write as _;
     let zeros = vec![0u8; 64 << 10];
-    let mut left = len;
+    let mut left = len as usize;
     let mut writer = file;
     while left > 0 {
         let n = left.min(zeros.len());
@@ -395,15 +372,6 @@ fn allocate(file: &File, len: usize) -> io::Result<()> {
         left -= n;
     }
     Ok(())
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once. Its pages stay in the page cache.
-        unsafe {
-            libc::munmap(self.map.cast(), self.len);
-        }
-    }
 }
 
 /// Files and folders to `fsync`.
@@ -434,24 +402,18 @@ impl Sync {
     }
 }
 
-/// Takes the journal folder's lock (`<dir>/lock`, `flock`): `None` when a live process holds
-/// it. The kernel lets it go when the holder dies, however it dies.
+/// Takes the journal folder's lock (`<dir>/lock`, an `flock`): `None` when a live process
+/// holds it. The kernel lets it go when the holder dies, however it dies.
 pub(crate) fn lock(dir: &Path) -> io::Result<Option<File>> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(dir.join("lock"))?;
-    // SAFETY: flock(2) on an open file of ours.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if locked == 0 {
-        return Ok(Some(file));
-    }
-    let error = io::Error::last_os_error();
-    if error.kind() == io::ErrorKind::WouldBlock {
-        Ok(None)
-    } else {
-        Err(error)
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
