@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{Harness, FAST};
+use harness::{docker_leftovers_in, Harness, FAST};
 use hearth_fake_forge::{Options, Status, TaskSpec};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -45,25 +45,7 @@ fn tally(lines: &[String], printed: u32) -> (usize, usize) {
 /// job folders under `work` (those holding a `.hearth-job` record), processes carrying
 /// `tracking` in their environment.
 fn leftovers(docker: &dyn Fn() -> Command, uuid: &str, work: &Path, tracking: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    let owner = format!("label=hearth.runner={uuid}");
-    for (kind, all) in [("container", true), ("network", false), ("volume", false)] {
-        let mut command = docker();
-        command.args([kind, "ls", "-q", "--filter", &owner]);
-        if all {
-            command.arg("-a");
-        }
-        let output = command.output().expect("docker ls");
-        assert!(
-            output.status.success(),
-            "docker {kind} ls failed: {output:?}"
-        );
-        left.extend(
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .map(|id| format!("{kind} {id}")),
-        );
-    }
+    let mut left = docker_leftovers_in(docker, uuid);
     left.extend(
         job_folders(work)
             .into_iter()

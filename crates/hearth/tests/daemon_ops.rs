@@ -10,7 +10,7 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness::{Harness, FAST};
+use harness::{docker_leftovers, Harness, FAST};
 use hearth_fake_forge::{Fault, Method, Options, Status, TaskSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -386,27 +386,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// What the runner `uuid` has in Docker: containers (running or not), networks, volumes.
-fn docker_leftovers(uuid: &str) -> Vec<String> {
-    let owner = format!("label=hearth.runner={uuid}");
-    let mut left = Vec::new();
-    for kind in ["container", "network", "volume"] {
-        let mut command = std::process::Command::new("docker");
-        command.args([kind, "ls", "-q", "--filter", &owner]);
-        if kind == "container" {
-            command.arg("-a");
-        }
-        let output = command.output().expect("docker ls");
-        assert!(output.status.success(), "docker {kind} ls failed");
-        left.extend(
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .map(|id| format!("{kind} {id}")),
-        );
-    }
-    left
 }
 
 /// Job folders (`<name>-<16 hex digits>`) under the host's and Docker's roots.

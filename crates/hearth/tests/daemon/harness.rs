@@ -253,3 +253,33 @@ pub fn nonblank(lines: &[String]) -> Vec<&str> {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// What the runner `uuid` left in the Docker that `docker()` talks to: containers (running or
+/// not), networks and volumes, as `kind id`.
+pub fn docker_leftovers_in(docker: &dyn Fn() -> std::process::Command, uuid: &str) -> Vec<String> {
+    let owner = format!("label=hearth.runner={uuid}");
+    let mut left = Vec::new();
+    for kind in ["container", "network", "volume"] {
+        let mut command = docker();
+        command.args([kind, "ls", "-q", "--filter", &owner]);
+        if kind == "container" {
+            command.arg("-a");
+        }
+        let output = command.output().expect("docker ls");
+        assert!(
+            output.status.success(),
+            "docker {kind} ls failed: {output:?}"
+        );
+        left.extend(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(|id| format!("{kind} {id}")),
+        );
+    }
+    left
+}
+
+/// [`docker_leftovers_in`] the machine's own Docker.
+pub fn docker_leftovers(uuid: &str) -> Vec<String> {
+    docker_leftovers_in(&|| std::process::Command::new("docker"), uuid)
+}

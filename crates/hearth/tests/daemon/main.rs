@@ -12,7 +12,7 @@ mod node_modules;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{nonblank, Harness, FAST};
+use harness::{docker_leftovers, docker_leftovers_in, nonblank, Harness, FAST};
 use hearth_fake_forge::{FakeForge, Options, Status, TaskSpec};
 use hearth_forge::proto::runner::Result as TaskResult;
 
@@ -957,27 +957,6 @@ async fn the_runners_container_options_apply_and_refused_ones_stop_it_at_start()
     );
 }
 
-/// What the runner `uuid` has in Docker: containers (running or not), networks.
-fn docker_leftovers(uuid: &str) -> Vec<String> {
-    let owner = format!("label=hearth.runner={uuid}");
-    let mut left = Vec::new();
-    for (kind, all) in [("container", true), ("network", false)] {
-        let mut command = std::process::Command::new("docker");
-        command.args([kind, "ls", "-q", "--filter", &owner]);
-        if all {
-            command.arg("-a");
-        }
-        let output = command.output().expect("docker ls");
-        assert!(output.status.success(), "docker {kind} ls failed");
-        left.extend(
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .map(|id| format!("{kind} {id}")),
-        );
-    }
-    left
-}
-
 #[tokio::test]
 async fn a_runner_killed_mid_container_job_removes_its_containers_and_network_when_it_starts_again()
 {
@@ -1243,25 +1222,10 @@ jobs:
     );
     forget_images();
     // Nothing of the runner's is left in its Docker.
-    let owner = format!("label=hearth.runner={}", h.runner_uuid());
-    for kind in ["container", "network", "volume"] {
-        let left = dockerd
-            .cli()
-            .args([kind, "ls", "-q", "--filter", &owner])
-            .args(if kind == "container" {
-                &["-a"][..]
-            } else {
-                &[][..]
-            })
-            .output()
-            .expect("docker ls");
-        assert!(left.status.success());
-        assert!(
-            left.stdout.is_empty(),
-            "{kind}s left: {}",
-            String::from_utf8_lossy(&left.stdout)
-        );
-    }
+    assert_eq!(
+        docker_leftovers_in(&|| dockerd.cli(), &h.runner_uuid()),
+        Vec::<String>::new()
+    );
 }
 
 /// Tasks whose steps run in containers of their own (`uses: docker://`), in a container job
