@@ -9,10 +9,26 @@
 //! labelled `hearth.backend=kubernetes` plus the job's owner labels, deleted when the job ends,
 //! and swept by [`hearth_backend::Backend::reap`] when a runner died.
 
+mod capability;
+mod cleanup;
+mod exec;
+mod files;
+mod options;
+mod pod;
 pub mod runner_secret;
+mod runtime;
+mod start;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use hearth_backend::{
+    Backend, BackendError, BoxFuture, CancellationToken, JobPath, JobPaths, JobRuntime, JobSpec,
+    Reaped, SetupLog,
+};
+
+pub use start::{registry_host, verdict, Verdict};
 
 /// The label every Pod and Secret of this backend carries.
 pub const BACKEND_LABEL: (&str, &str) = ("hearth.backend", "kubernetes");
@@ -144,7 +160,12 @@ pub async fn connect(
 pub struct KubernetesBackend {
     client: kube::Client,
     namespace: String,
-    settings: std::sync::Arc<KubernetesSettings>,
+    settings: Arc<KubernetesSettings>,
+    /// The Pods of jobs running now, which `reap` leaves alone.
+    live: cleanup::Live,
+    /// Checked once, at the first job: the job ServiceAccount is there, and whether the
+    /// cluster keeps `hostUsers: false`.
+    prepared: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl KubernetesBackend {
@@ -163,7 +184,9 @@ impl KubernetesBackend {
         KubernetesBackend {
             client,
             namespace,
-            settings: std::sync::Arc::new(settings),
+            settings: Arc::new(settings),
+            live: Default::default(),
+            prepared: Default::default(),
         }
     }
 
@@ -171,23 +194,85 @@ impl KubernetesBackend {
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
+
+    /// Whether job Pods get `hostUsers: false` (a user namespace of their own): the cluster
+    /// keeps the field (Kubernetes 1.25 and later with user namespaces on). Asked once.
+    pub async fn user_namespaces(&self) -> Result<bool, hearth_backend::BackendError> {
+        self.prepare(&mut hearth_backend::NoSetupLog).await
+    }
+
+    /// What is checked once per backend, before its first job.
+    async fn prepare(
+        &self,
+        log: &mut dyn hearth_backend::SetupLog,
+    ) -> Result<bool, hearth_backend::BackendError> {
+        let first = !self.prepared.initialized();
+        let host_users = *self
+            .prepared
+            .get_or_try_init(|| capability::prepare(&self.client, &self.namespace, &self.settings))
+            .await?;
+        if first && !host_users {
+            log.line(
+                hearth_backend::SetupLevel::Info,
+                "This cluster does not run Pods in user namespaces of their own (hostUsers: \
+                 false needs Kubernetes 1.25 or later with user namespaces on); job Pods run \
+                 without one",
+            );
+        }
+        Ok(host_users)
+    }
 }
 
-impl hearth_backend::Backend for KubernetesBackend {
+/// The job paths every job Pod has, as a Docker job's.
+fn job_paths() -> JobPaths {
+    JobPaths {
+        workspace: JobPath::new(format!("{}/workspace", pod::WORK_DIR)),
+        temp: JobPath::new(format!("{}/temp", pod::WORK_DIR)),
+        tool_cache: JobPath::new(pod::TOOL_CACHE),
+    }
+}
+
+/// Eight hex digits that differ from one call to the next, for names.
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:08x}", hasher.finish() as u32)
+}
+
+impl Backend for KubernetesBackend {
     fn start<'a>(
         &'a self,
-        spec: hearth_backend::JobSpec,
-        log: &'a mut dyn hearth_backend::SetupLog,
-        cancel: &'a hearth_backend::CancellationToken,
-    ) -> hearth_backend::BoxFuture<
-        'a,
-        Result<Box<dyn hearth_backend::JobRuntime>, hearth_backend::BackendError>,
-    > {
-        let _ = (spec, log, cancel, &self.client, &self.settings);
-        Box::pin(async {
-            Err(hearth_backend::BackendError::Unsupported(
-                "the Kubernetes backend is being built".to_owned(),
-            ))
+        spec: JobSpec,
+        log: &'a mut dyn SetupLog,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<Box<dyn JobRuntime>, BackendError>> {
+        Box::pin(start::start(self, spec, log, cancel))
+    }
+
+    fn paths_ahead(&self) -> Option<JobPaths> {
+        Some(job_paths())
+    }
+
+    fn reap<'a>(
+        &'a self,
+        owner: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Reaped, BackendError>> {
+        Box::pin(async move {
+            let pods = kube::Api::namespaced(self.client.clone(), &self.namespace);
+            let secrets = kube::Api::namespaced(self.client.clone(), &self.namespace);
+            cleanup::reap(&pods, &secrets, owner, &self.live)
+                .await
+                .map_err(|e| {
+                    start::api_error("sweep the Pods of jobs that ended", &self.namespace, e)
+                })
         })
     }
 }

@@ -1,0 +1,274 @@
+//! A started job: its Pod, the steps run in the job container through exec, its files reached
+//! through [`PodFiles`], and the Pod and its Secret deleted at the end.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hearth_backend::{
+    BackendError, BoxFuture, CancellationToken, ContainerInfo, ExecEnd, ExecSpec, FileDigest,
+    HostPath, JobContainers, JobPath, JobPaths, JobRuntime, OutputSink,
+};
+
+use crate::cleanup::JobObjects;
+use crate::exec::{self, Ended, ExecError};
+use crate::files::PodFiles;
+use crate::pod::JOB_CONTAINER;
+
+/// Where pid files of running steps go, so that a second exec can signal them.
+pub const PID_DIR: &str = "/__w/.hearth";
+
+/// Exit codes of the step wrapper that say it did not get to run the step.
+const NO_PID_FILE: i32 = 198;
+const NO_WORKDIR: i32 = 199;
+
+/// How long a stopped step's output is still read while it is signalled.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+pub struct PodRuntime {
+    pub files: PodFiles,
+    pub paths: JobPaths,
+    pub base_env: Vec<(String, String)>,
+    pub containers: JobContainers,
+    /// Deleted in `finish`, or in the background when the runtime is dropped without it.
+    pub objects: Option<JobObjects>,
+    pub steps: AtomicUsize,
+    /// Host folders already copied into the Pod, and where.
+    pub exposed: Mutex<HashMap<std::path::PathBuf, JobPath>>,
+}
+
+impl PodRuntime {
+    async fn run(
+        &self,
+        spec: ExecSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancellationToken,
+    ) -> Result<ExecEnd, BackendError> {
+        if spec.argv.is_empty() {
+            return Err(BackendError::EmptyCommand);
+        }
+        let program = spec.argv[0].clone();
+        let step = self.steps.fetch_add(1, Ordering::Relaxed);
+        let pid_file = format!("{PID_DIR}/step-{step}.pid");
+        // `env -i` gives the step exactly the environment the engine made.
+        let mut argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!(
+                r#"echo $$ > "$1" || exit {NO_PID_FILE}; cd "$2" 2>/dev/null || exit {NO_WORKDIR}; shift 2; exec "$@""#
+            ),
+            "hearth-step".to_owned(),
+            pid_file.clone(),
+            spec.working_dir.as_str().to_owned(),
+            "env".to_owned(),
+            "-i".to_owned(),
+        ];
+        argv.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+        argv.extend(spec.argv.iter().cloned());
+        let process = exec::start(
+            &self.files.api,
+            &self.files.pod,
+            JOB_CONTAINER,
+            &argv,
+            false,
+        )
+        .await
+        .map_err(|e| lost(&program, e))?;
+        let timed_out = AtomicBool::new(false);
+        let stop = async {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = sleep_or_never(spec.timeout) => timed_out.store(true, Ordering::Relaxed),
+            }
+        };
+        let signal = self.signal(&pid_file);
+        let mut forward = |stream, chunk: &[u8]| sink.output(stream, chunk);
+        let ended = exec::stream(process, None, &mut forward, stop, signal, STOP_GRACE)
+            .await
+            .map_err(|e| lost(&program, e))?;
+        match ended {
+            Ended::Stopped if timed_out.load(Ordering::Relaxed) => Ok(ExecEnd::TimedOut),
+            Ended::Stopped => Ok(ExecEnd::Cancelled),
+            Ended::Exited(NO_WORKDIR) if !self.is_dir(&spec.working_dir).await => {
+                Err(BackendError::WorkingDirectory(spec.working_dir))
+            }
+            Ended::Exited(NO_PID_FILE) => Err(lost(
+                &program,
+                ExecError::Stream(format!("cannot write {pid_file} in the job container")),
+            )),
+            Ended::Exited(code) => Ok(ExecEnd::Exited(code)),
+        }
+    }
+
+    /// Stops the step whose pid is in `pid_file` and its process group: SIGINT, then SIGKILL
+    /// once a second has passed with it still there.
+    async fn signal(&self, pid_file: &str) {
+        let script = r#"p=$(cat "$1" 2>/dev/null) || exit 0
+sig() { kill -"$1" -- -"$p" 2>/dev/null || kill -"$1" "$p" 2>/dev/null; pkill -"$1" -P "$p" 2>/dev/null; }
+sig INT
+i=0
+while kill -0 "$p" 2>/dev/null && [ $i -lt 10 ]; do sleep 0.1; i=$((i+1)); done
+sig KILL
+exit 0"#;
+        let argv = [
+            "sh".to_owned(),
+            "-c".to_owned(),
+            script.to_owned(),
+            "hearth-stop".to_owned(),
+            pid_file.to_owned(),
+        ];
+        let api = &self.files.api;
+        if let Err(e) = exec::capture(api, &self.files.pod, JOB_CONTAINER, &argv, None, 0).await {
+            tracing::warn!(pod = %self.files.pod, "cannot signal a step: {e}");
+        }
+    }
+
+    async fn is_dir(&self, path: &JobPath) -> bool {
+        let argv = ["test".to_owned(), "-d".to_owned(), path.as_str().to_owned()];
+        let api = &self.files.api;
+        matches!(
+            exec::capture(api, &self.files.pod, JOB_CONTAINER, &argv, None, 0).await,
+            Ok(c) if c.code == 0
+        )
+    }
+}
+
+fn lost(program: &str, error: ExecError) -> BackendError {
+    BackendError::Wait {
+        program: program.to_owned(),
+        source: std::io::Error::other(format!("in the job's Pod: {error}")),
+    }
+}
+
+async fn sleep_or_never(timeout: Option<Duration>) {
+    match timeout {
+        Some(timeout) => tokio::time::sleep(timeout).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl JobRuntime for PodRuntime {
+    fn paths(&self) -> &JobPaths {
+        &self.paths
+    }
+
+    fn base_env(&self) -> &[(String, String)] {
+        &self.base_env
+    }
+
+    fn containers(&self) -> JobContainers {
+        self.containers.clone()
+    }
+
+    fn exec<'a>(
+        &'a self,
+        spec: ExecSpec,
+        sink: &'a mut dyn OutputSink,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        Box::pin(self.run(spec, sink, cancel))
+    }
+
+    fn write_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        contents: &'a [u8],
+        _replaces: Option<&'a JobPath>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(self.files.write(path, contents))
+    }
+
+    fn read_file<'a>(
+        &'a self,
+        path: &'a JobPath,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(self.files.read(path, limit))
+    }
+
+    fn empty_files<'a>(&'a self, paths: &'a [JobPath]) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(self.files.empty(paths))
+    }
+
+    fn host_view(&self, _path: &JobPath) -> Option<HostPath> {
+        None
+    }
+
+    fn file_digests<'a>(
+        &'a self,
+        path: &'a JobPath,
+    ) -> BoxFuture<'a, Result<Option<Vec<FileDigest>>, BackendError>> {
+        Box::pin(async move { self.files.digests(path).await.map(Some) })
+    }
+
+    fn expose<'a>(&'a self, folder: &'a HostPath) -> BoxFuture<'a, Result<JobPath, BackendError>> {
+        Box::pin(async move {
+            let known = self
+                .exposed
+                .lock()
+                .map_err(|_| BackendError::Cleanup("a lock was poisoned".to_owned()))?
+                .get(folder.as_path())
+                .cloned();
+            if let Some(path) = known {
+                return Ok(path);
+            }
+            let n = self
+                .exposed
+                .lock()
+                .map(|m| m.len())
+                .map_err(|_| BackendError::Cleanup("a lock was poisoned".to_owned()))?;
+            let target = JobPath::new(format!("{}/_actions/{n}", crate::pod::WORK_DIR));
+            self.files.upload(folder, &target).await?;
+            if let Ok(mut exposed) = self.exposed.lock() {
+                exposed.insert(folder.as_path().to_owned(), target.clone());
+            }
+            Ok(target)
+        })
+    }
+
+    fn finish(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
+        let objects = self.objects.take();
+        Box::pin(async move {
+            match objects {
+                Some(objects) => objects.delete().await.map_err(BackendError::Cleanup),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+impl Drop for PodRuntime {
+    fn drop(&mut self) {
+        if let Some(objects) = self.objects.take() {
+            objects.delete_in_background();
+        }
+    }
+}
+
+/// The `job` context's view of a job Pod.
+pub fn containers(
+    pod: &str,
+    services: &[(String, hearth_backend::ContainerSpec)],
+) -> JobContainers {
+    JobContainers {
+        container: Some(ContainerInfo {
+            id: pod.to_owned(),
+            network: String::new(),
+            ports: Vec::new(),
+        }),
+        services: services
+            .iter()
+            .map(|(id, spec)| {
+                (
+                    id.clone(),
+                    ContainerInfo {
+                        id: format!("{pod}/{}", crate::pod::service_container_name(id)),
+                        network: String::new(),
+                        ports: crate::pod::service_ports(spec),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
