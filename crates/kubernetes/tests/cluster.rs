@@ -1,0 +1,451 @@
+//! The Kubernetes backend against a real cluster (`scripts/k8s-test-env`: Kubernetes 1.20 built
+//! from Debian's source, the test images loaded into its node, the test registry on
+//! 127.0.0.1:5999). Each test works in a namespace of its own, deleted after.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_backend::{
+    Backend, BackendError, CancellationToken, ContainerSpec, Credentials, ExecEnd, ExecSpec,
+    JobPath, JobRuntime, JobSpec, SecretString, SetupLevel, SetupLog, Stream,
+};
+use hearth_kubernetes::{KubernetesBackend, KubernetesSettings};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::Api;
+use serde_json::json;
+
+const BUSYBOX: &str = "hearth-test/busybox:1";
+const PRIVATE: &str = "127.0.0.1:5999/private/busybox:1";
+const REGISTRY_USER: &str = "hearth";
+/// The test registry's password (test data made by scripts/docker-test-env, not a secret).
+const REGISTRY_PASSWORD: &str = "hearth-registry-test";
+
+fn kubeconfig() -> std::path::PathBuf {
+    std::env::var_os("KUBECONFIG")
+        .map(Into::into)
+        .unwrap_or_else(|| "/var/cache/hearth-k8s/run/admin.kubeconfig".into())
+}
+
+/// A namespace of the test's own, deleted when dropped.
+struct TestNamespace {
+    client: kube::Client,
+    name: String,
+}
+
+impl TestNamespace {
+    async fn new(test: &str) -> TestNamespace {
+        let settings = KubernetesSettings {
+            kubeconfig: Some(kubeconfig()),
+            ..Default::default()
+        };
+        let (client, _) = hearth_kubernetes::connect(&settings)
+            .await
+            .expect("the test cluster answers (scripts/k8s-test-env)");
+        let name = format!("hearth-t-{test}-{}", std::process::id());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create the test namespace");
+        TestNamespace { client, name }
+    }
+
+    fn backend(&self, settings: KubernetesSettings) -> KubernetesBackend {
+        KubernetesBackend::with_client(self.client.clone(), self.name.clone(), settings)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// The names of the Pods and Secrets Hearth made that are still there.
+    async fn leftovers(&self) -> Vec<String> {
+        let params = ListParams::default().labels("hearth.backend=kubernetes");
+        let mut names = Vec::new();
+        for pod in self.pods().list_metadata(&params).await.unwrap() {
+            names.push(format!("pod {}", pod.metadata.name.unwrap_or_default()));
+        }
+        for secret in self.secrets().list_metadata(&params).await.unwrap() {
+            names.push(format!("secret {}", secret.metadata.name.unwrap_or_default()));
+        }
+        names
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // The test's runtime is ending: delete on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let namespaces: Api<Namespace> = Api::all(client);
+                let _ = namespaces.delete(&name, &DeleteParams::default()).await;
+            });
+        })
+        .join();
+    }
+}
+
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<(SetupLevel, String)>>>);
+
+impl SetupLog for Lines {
+    fn line(&mut self, level: SetupLevel, text: &str) {
+        self.0.lock().unwrap().push((level, text.to_owned()));
+    }
+}
+
+impl Lines {
+    fn text(&self) -> String {
+        let lines = self.0.lock().unwrap();
+        lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn job(image: &str, owner: &str) -> JobSpec {
+    JobSpec {
+        name: "build".into(),
+        container: Some(ContainerSpec {
+            image: image.into(),
+            env: vec![("FROM_SPEC".into(), "yes".into())],
+            ..Default::default()
+        }),
+        owner: vec![
+            ("hearth.runner".into(), owner.into()),
+            ("hearth.task".into(), "1".into()),
+        ],
+        ..Default::default()
+    }
+}
+
+async fn run(
+    runtime: &dyn JobRuntime,
+    script: &str,
+    timeout: Option<Duration>,
+    cancel: &CancellationToken,
+) -> (Result<ExecEnd, BackendError>, String) {
+    let mut out = Vec::new();
+    let mut sink = |_: Stream, chunk: &[u8]| out.extend_from_slice(chunk);
+    let mut env = runtime.base_env().to_vec();
+    env.push(("STEP_VAR".into(), "step value".into()));
+    let spec = ExecSpec {
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env,
+        working_dir: runtime.paths().workspace.clone(),
+        timeout,
+    };
+    let end = runtime.exec(spec, &mut sink, cancel).await;
+    (end, String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_files_and_stops_run_in_the_jobs_pod() {
+    let ns = TestNamespace::new("steps").await;
+    let backend = ns.backend(KubernetesSettings::default());
+    let cancel = CancellationToken::new();
+    let repository = tempfile::tempdir().unwrap();
+    std::fs::write(repository.path().join("README"), "hello from the repository\n").unwrap();
+    let mut spec = job(BUSYBOX, "steps-runner");
+    spec.repository = Some(hearth_backend::HostPath::new(repository.path()));
+    let log = Lines::default();
+    let runtime = backend
+        .start(spec, &mut log.clone(), &cancel)
+        .await
+        .expect("the job's Pod starts");
+    assert!(log.text().contains("Creating Pod hearth-build-"), "{}", log.text());
+    assert!(log.text().contains("is running on node"), "{}", log.text());
+    assert!(
+        runtime.base_env().iter().any(|(k, v)| k == "FROM_SPEC" && v == "yes"),
+        "the container's environment is the steps' base: {:?}",
+        runtime.base_env()
+    );
+
+    // Output of both streams, the exit code, the environment given and the working directory.
+    let (end, out) = run(
+        &*runtime,
+        "cat README; echo \"$STEP_VAR\" >&2; pwd; exit 3",
+        None,
+        &cancel,
+    )
+    .await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(3));
+    assert!(out.contains("hello from the repository"), "{out}");
+    assert!(out.contains("step value") && out.contains("/__w/workspace"), "{out}");
+
+    // Files: written, read, emptied, hashed; the bound is kept.
+    let file = JobPath::new("/__w/temp/cmd/out");
+    runtime.write_file(&file, b"a=1\nb=2\n", None).await.unwrap();
+    let read = runtime.read_file(&file, 1024).await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"a=1\nb=2\n"[..]));
+    assert!(matches!(
+        runtime.read_file(&file, 3).await,
+        Err(BackendError::FileTooLarge { .. })
+    ));
+    let missing = JobPath::new("/__w/temp/none");
+    assert_eq!(runtime.read_file(&missing, 10).await.unwrap(), None);
+    runtime
+        .empty_files(&[file.clone(), JobPath::new("/__w/temp/cmd/new")])
+        .await
+        .unwrap();
+    assert_eq!(runtime.read_file(&file, 10).await.unwrap().as_deref(), Some(&b""[..]));
+    let digests = runtime
+        .file_digests(&runtime.paths().workspace)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(digests[0].path, "README");
+    let big = vec![b'x'; 300_000];
+    runtime.write_file(&file, &big, None).await.unwrap();
+    assert_eq!(runtime.read_file(&file, 1 << 20).await.unwrap().unwrap().len(), 300_000);
+
+    // A folder of the runner's machine (an action) is copied in, once.
+    let action = tempfile::tempdir().unwrap();
+    std::fs::write(action.path().join("action.yml"), "name: a\n").unwrap();
+    let host = hearth_backend::HostPath::new(action.path());
+    let exposed = runtime.expose(&host).await.unwrap();
+    assert_eq!(runtime.expose(&host).await.unwrap(), exposed);
+    let (end, out) = run(&*runtime, &format!("cat {exposed}/action.yml"), None, &cancel).await;
+    assert_eq!((end.unwrap(), out.trim()), (ExecEnd::Exited(0), "name: a"));
+
+    // A working directory that is not there.
+    let spec = ExecSpec {
+        argv: vec!["true".into()],
+        env: vec![],
+        working_dir: JobPath::new("/__w/workspace/nope"),
+        timeout: None,
+    };
+    let mut sink = |_: Stream, _: &[u8]| {};
+    assert!(matches!(
+        runtime.exec(spec, &mut sink, &cancel).await,
+        Err(BackendError::WorkingDirectory(_))
+    ));
+
+    // A timeout stops the step and what it started, within about two seconds.
+    let started = Instant::now();
+    let (end, _) = run(
+        &*runtime,
+        "sleep 300 & echo started; wait",
+        Some(Duration::from_millis(500)),
+        &cancel,
+    )
+    .await;
+    assert_eq!(end.unwrap(), ExecEnd::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let (_, ps) = run(&*runtime, "ps -o args | grep 'sleep 300' | grep -v grep || true", None, &cancel).await;
+    assert!(!ps.contains("sleep 300"), "the step's background process is left: {ps}");
+
+    // A cancel, likewise.
+    let step_cancel = CancellationToken::new();
+    let trigger = step_cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger.cancel();
+    });
+    let (end, _) = run(&*runtime, "sleep 300", None, &step_cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Cancelled);
+
+    // No API token in the Pod, and no privilege.
+    let (end, out) = run(
+        &*runtime,
+        "ls /var/run/secrets/kubernetes.io/serviceaccount 2>&1; grep CapEff /proc/self/status",
+        None,
+        &cancel,
+    )
+    .await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    assert!(out.contains("No such file"), "a token is mounted: {out}");
+    assert!(!out.contains("0000003fffffffff") && !out.contains("000001ffffffffff"), "{out}");
+    let pods = ns.pods().list(&ListParams::default()).await.unwrap();
+    let pod = &pods.items[0];
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    assert_eq!(spec.service_account_name.as_deref(), Some("hearth-job"));
+    let security = spec.containers[0].security_context.as_ref().unwrap();
+    assert_eq!(security.privileged, Some(false));
+    assert!(spec.volumes.iter().flatten().all(|v| v.host_path.is_none()));
+    // Kubernetes 1.20 does not know hostUsers: the backend saw so and left it out.
+    assert!(!backend.user_namespaces().await.unwrap());
+    assert_eq!(spec.host_users, None);
+
+    let started = Instant::now();
+    runtime.finish().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(ns.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_reached_by_its_id_once_ready() {
+    let ns = TestNamespace::new("services").await;
+    let backend = ns.backend(KubernetesSettings::default());
+    let cancel = CancellationToken::new();
+    let mut spec = job(BUSYBOX, "services-runner");
+    spec.services = vec![(
+        "web_db".into(),
+        ContainerSpec {
+            image: BUSYBOX.into(),
+            entrypoint: Some("sh".into()),
+            command: Some(
+                "-c 'sleep 2; mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www'"
+                    .into(),
+            ),
+            ports: vec!["8080".into()],
+            options: "--health-cmd 'wget -qO- http://127.0.0.1:8080/' --health-interval 1s".into(),
+            ..Default::default()
+        },
+    )];
+    let runtime = backend
+        .start(spec, &mut Lines::default(), &cancel)
+        .await
+        .expect("the job's Pod starts once its service is ready");
+    let (end, out) = run(&*runtime, "wget -qO- http://web_db:8080/", None, &cancel).await;
+    assert_eq!((end.unwrap(), out.trim()), (ExecEnd::Exited(0), "served"));
+    let containers = runtime.containers();
+    assert_eq!(containers.services[0].0, "web_db");
+    assert_eq!(containers.services[0].1.ports, vec![("8080".into(), "8080".into())]);
+    runtime.finish().await.unwrap();
+    assert_eq!(ns.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_images_pull_with_the_clusters_secrets_or_the_jobs_credentials() {
+    let ns = TestNamespace::new("registry").await;
+    let cancel = CancellationToken::new();
+
+    // Without credentials the registry refuses, and the start says which image and why.
+    let backend = ns.backend(KubernetesSettings::default());
+    let refused = backend
+        .start(job(PRIVATE, "registry-runner"), &mut Lines::default(), &cancel)
+        .await
+        .err()
+        .expect("the pull is refused");
+    assert_eq!(refused.kind(), hearth_backend::ErrorKind::RegistryDenied, "{refused}");
+    assert!(refused.to_string().contains(PRIVATE), "{refused}");
+    assert_eq!(ns.leftovers().await, Vec::<String>::new());
+
+    // A Secret of the cluster's, named in kubernetes.image_pull_secrets.
+    let auth = base64_auth();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "regcred"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": json!({"auths": {"127.0.0.1:5999": {"auth": auth}}}).to_string()},
+    }))
+    .unwrap();
+    ns.secrets().create(&PostParams::default(), &secret).await.unwrap();
+    let backend = ns.backend(KubernetesSettings {
+        image_pull_secrets: vec!["regcred".into()],
+        pull_policy: Some("Always".into()),
+        ..Default::default()
+    });
+    let runtime = backend
+        .start(job(PRIVATE, "registry-runner"), &mut Lines::default(), &cancel)
+        .await
+        .expect("the private image pulls with the cluster's Secret");
+    let (end, _) = run(&*runtime, "true", None, &cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    runtime.finish().await.unwrap();
+
+    // The job's own `credentials:` become a Secret the Pod owns, gone after the job.
+    let backend = ns.backend(KubernetesSettings {
+        pull_policy: Some("Always".into()),
+        ..Default::default()
+    });
+    let mut spec = job(PRIVATE, "registry-runner");
+    spec.container.as_mut().unwrap().credentials = Some(Credentials {
+        username: REGISTRY_USER.into(),
+        password: SecretString::from(REGISTRY_PASSWORD),
+    });
+    let runtime = backend
+        .start(spec, &mut Lines::default(), &cancel)
+        .await
+        .expect("the private image pulls with the job's credentials");
+    let secrets = ns.leftovers().await;
+    assert!(
+        secrets.iter().any(|s| s.starts_with("secret hearth-build-") && s.ends_with("-registry")),
+        "{secrets:?}"
+    );
+    let params = ListParams::default().labels("hearth.backend=kubernetes");
+    let made = ns.secrets().list(&params).await.unwrap();
+    let owners = made.items[0].metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owners.len(), 1, "the Pod owns its Secret");
+    assert_eq!(owners[0].kind, "Pod");
+    runtime.finish().await.unwrap();
+    assert_eq!(ns.leftovers().await, Vec::<String>::new());
+}
+
+fn base64_auth() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{REGISTRY_USER}:{REGISTRY_PASSWORD}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_no_node_takes_is_reported_and_deleted_on_cancel() {
+    let ns = TestNamespace::new("pending").await;
+    let backend = ns.backend(KubernetesSettings {
+        node_selector: [("hearth-test/no-such-pool".to_owned(), "x".to_owned())].into(),
+        ..Default::default()
+    });
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let log = Lines::default();
+    let watcher = log.clone();
+    tokio::spawn(async move {
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if watcher.text().contains("waits for a node") {
+                break;
+            }
+        }
+        trigger.cancel();
+    });
+    let started = backend
+        .start(job(BUSYBOX, "pending-runner"), &mut log.clone(), &cancel)
+        .await;
+    assert!(matches!(started, Err(BackendError::Cancelled(_))), "{:?}", started.err());
+    let text = log.text();
+    assert!(text.contains("waits for a node") && text.contains("node selector"), "{text}");
+    assert_eq!(ns.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_runner_sweeps_what_its_killed_predecessor_left() {
+    let ns = TestNamespace::new("reap").await;
+    let cancel = CancellationToken::new();
+    let first = ns.backend(KubernetesSettings::default());
+    let mut spec = job(BUSYBOX, "reap-runner");
+    spec.container.as_mut().unwrap().credentials = Some(Credentials {
+        username: "u".into(),
+        password: SecretString::from("p"),
+    });
+    let runtime = first.start(spec, &mut Lines::default(), &cancel).await.unwrap();
+    // The runner dies: its runtime is never finished nor dropped.
+    std::mem::forget(runtime);
+    // A job of another runner in the same namespace is not touched.
+    let other = first
+        .start(job(BUSYBOX, "another-runner"), &mut Lines::default(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(ns.leftovers().await.len(), 3);
+
+    // While the first backend lives, its job is live and is spared.
+    let owner = vec![("hearth.runner".to_owned(), "reap-runner".to_owned())];
+    assert!(first.reap(&owner).await.unwrap().removed.is_empty());
+    let restarted = ns.backend(KubernetesSettings::default());
+    let reaped = restarted.reap(&owner).await.unwrap();
+    assert_eq!(reaped.removed.len(), 2, "{:?}", reaped.removed);
+    let left = ns.leftovers().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    other.finish().await.unwrap();
+    assert_eq!(ns.leftovers().await, Vec::<String>::new());
+}
