@@ -73,7 +73,10 @@ impl TestNamespace {
             names.push(format!("pod {}", pod.metadata.name.unwrap_or_default()));
         }
         for secret in self.secrets().list_metadata(&params).await.unwrap() {
-            names.push(format!("secret {}", secret.metadata.name.unwrap_or_default()));
+            names.push(format!(
+                "secret {}",
+                secret.metadata.name.unwrap_or_default()
+            ));
         }
         names
     }
@@ -109,7 +112,11 @@ impl SetupLog for Lines {
 impl Lines {
     fn text(&self) -> String {
         let lines = self.0.lock().unwrap();
-        lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+        lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -155,7 +162,11 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
     let backend = ns.backend(KubernetesSettings::default());
     let cancel = CancellationToken::new();
     let repository = tempfile::tempdir().unwrap();
-    std::fs::write(repository.path().join("README"), "hello from the repository\n").unwrap();
+    std::fs::write(
+        repository.path().join("README"),
+        "hello from the repository\n",
+    )
+    .unwrap();
     let mut spec = job(BUSYBOX, "steps-runner");
     spec.repository = Some(hearth_backend::HostPath::new(repository.path()));
     let log = Lines::default();
@@ -163,10 +174,17 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
         .start(spec, &mut log.clone(), &cancel)
         .await
         .expect("the job's Pod starts");
-    assert!(log.text().contains("Creating Pod hearth-build-"), "{}", log.text());
+    assert!(
+        log.text().contains("Creating Pod hearth-build-"),
+        "{}",
+        log.text()
+    );
     assert!(log.text().contains("is running on node"), "{}", log.text());
     assert!(
-        runtime.base_env().iter().any(|(k, v)| k == "FROM_SPEC" && v == "yes"),
+        runtime
+            .base_env()
+            .iter()
+            .any(|(k, v)| k == "FROM_SPEC" && v == "yes"),
         "the container's environment is the steps' base: {:?}",
         runtime.base_env()
     );
@@ -181,11 +199,17 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
     .await;
     assert_eq!(end.unwrap(), ExecEnd::Exited(3));
     assert!(out.contains("hello from the repository"), "{out}");
-    assert!(out.contains("step value") && out.contains("/__w/workspace"), "{out}");
+    assert!(
+        out.contains("step value") && out.contains("/__w/workspace"),
+        "{out}"
+    );
 
     // Files: written, read, emptied, hashed; the bound is kept.
     let file = JobPath::new("/__w/temp/cmd/out");
-    runtime.write_file(&file, b"a=1\nb=2\n", None).await.unwrap();
+    runtime
+        .write_file(&file, b"a=1\nb=2\n", None)
+        .await
+        .unwrap();
     let read = runtime.read_file(&file, 1024).await.unwrap();
     assert_eq!(read.as_deref(), Some(&b"a=1\nb=2\n"[..]));
     assert!(matches!(
@@ -198,7 +222,10 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
         .empty_files(&[file.clone(), JobPath::new("/__w/temp/cmd/new")])
         .await
         .unwrap();
-    assert_eq!(runtime.read_file(&file, 10).await.unwrap().as_deref(), Some(&b""[..]));
+    assert_eq!(
+        runtime.read_file(&file, 10).await.unwrap().as_deref(),
+        Some(&b""[..])
+    );
     let digests = runtime
         .file_digests(&runtime.paths().workspace)
         .await
@@ -208,7 +235,15 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
     assert_eq!(digests[0].path, "README");
     let big = vec![b'x'; 300_000];
     runtime.write_file(&file, &big, None).await.unwrap();
-    assert_eq!(runtime.read_file(&file, 1 << 20).await.unwrap().unwrap().len(), 300_000);
+    assert_eq!(
+        runtime
+            .read_file(&file, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap()
+            .len(),
+        300_000
+    );
 
     // A folder of the runner's machine (an action) is copied in, once.
     let action = tempfile::tempdir().unwrap();
@@ -216,7 +251,13 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
     let host = hearth_backend::HostPath::new(action.path());
     let exposed = runtime.expose(&host).await.unwrap();
     assert_eq!(runtime.expose(&host).await.unwrap(), exposed);
-    let (end, out) = run(&*runtime, &format!("cat {exposed}/action.yml"), None, &cancel).await;
+    let (end, out) = run(
+        &*runtime,
+        &format!("cat {exposed}/action.yml"),
+        None,
+        &cancel,
+    )
+    .await;
     assert_eq!((end.unwrap(), out.trim()), (ExecEnd::Exited(0), "name: a"));
 
     // A working directory that is not there.
@@ -242,9 +283,22 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
     )
     .await;
     assert_eq!(end.unwrap(), ExecEnd::TimedOut);
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
-    let (_, ps) = run(&*runtime, "ps -o args | grep 'sleep 300' | grep -v grep || true", None, &cancel).await;
-    assert!(!ps.contains("sleep 300"), "the step's background process is left: {ps}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_, ps) = run(
+        &*runtime,
+        "ps -o args | grep 'sleep 300' | grep -v grep || true",
+        None,
+        &cancel,
+    )
+    .await;
+    assert!(
+        !ps.contains("sleep 300"),
+        "the step's background process is left: {ps}"
+    );
 
     // A cancel, likewise.
     let step_cancel = CancellationToken::new();
@@ -266,7 +320,10 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
     .await;
     assert_eq!(end.unwrap(), ExecEnd::Exited(0));
     assert!(out.contains("No such file"), "a token is mounted: {out}");
-    assert!(!out.contains("0000003fffffffff") && !out.contains("000001ffffffffff"), "{out}");
+    assert!(
+        !out.contains("0000003fffffffff") && !out.contains("000001ffffffffff"),
+        "{out}"
+    );
     let pods = ns.pods().list(&ListParams::default()).await.unwrap();
     let pod = &pods.items[0];
     let spec = pod.spec.as_ref().unwrap();
@@ -281,7 +338,11 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
 
     let started = Instant::now();
     runtime.finish().await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(ns.leftovers().await, Vec::<String>::new());
 }
 
@@ -313,7 +374,10 @@ async fn a_service_is_reached_by_its_id_once_ready() {
     assert_eq!((end.unwrap(), out.trim()), (ExecEnd::Exited(0), "served"));
     let containers = runtime.containers();
     assert_eq!(containers.services[0].0, "web_db");
-    assert_eq!(containers.services[0].1.ports, vec![("8080".into(), "8080".into())]);
+    assert_eq!(
+        containers.services[0].1.ports,
+        vec![("8080".into(), "8080".into())]
+    );
     runtime.finish().await.unwrap();
     assert_eq!(ns.leftovers().await, Vec::<String>::new());
 }
@@ -326,11 +390,19 @@ async fn private_images_pull_with_the_clusters_secrets_or_the_jobs_credentials()
     // Without credentials the registry refuses, and the start says which image and why.
     let backend = ns.backend(KubernetesSettings::default());
     let refused = backend
-        .start(job(PRIVATE, "registry-runner"), &mut Lines::default(), &cancel)
+        .start(
+            job(PRIVATE, "registry-runner"),
+            &mut Lines::default(),
+            &cancel,
+        )
         .await
         .err()
         .expect("the pull is refused");
-    assert_eq!(refused.kind(), hearth_backend::ErrorKind::RegistryDenied, "{refused}");
+    assert_eq!(
+        refused.kind(),
+        hearth_backend::ErrorKind::RegistryDenied,
+        "{refused}"
+    );
     assert!(refused.to_string().contains(PRIVATE), "{refused}");
     assert_eq!(ns.leftovers().await, Vec::<String>::new());
 
@@ -342,14 +414,21 @@ async fn private_images_pull_with_the_clusters_secrets_or_the_jobs_credentials()
         "stringData": {".dockerconfigjson": json!({"auths": {"127.0.0.1:5999": {"auth": auth}}}).to_string()},
     }))
     .unwrap();
-    ns.secrets().create(&PostParams::default(), &secret).await.unwrap();
+    ns.secrets()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     let backend = ns.backend(KubernetesSettings {
         image_pull_secrets: vec!["regcred".into()],
         pull_policy: Some("Always".into()),
         ..Default::default()
     });
     let runtime = backend
-        .start(job(PRIVATE, "registry-runner"), &mut Lines::default(), &cancel)
+        .start(
+            job(PRIVATE, "registry-runner"),
+            &mut Lines::default(),
+            &cancel,
+        )
         .await
         .expect("the private image pulls with the cluster's Secret");
     let (end, _) = run(&*runtime, "true", None, &cancel).await;
@@ -372,12 +451,18 @@ async fn private_images_pull_with_the_clusters_secrets_or_the_jobs_credentials()
         .expect("the private image pulls with the job's credentials");
     let secrets = ns.leftovers().await;
     assert!(
-        secrets.iter().any(|s| s.starts_with("secret hearth-build-") && s.ends_with("-registry")),
+        secrets
+            .iter()
+            .any(|s| s.starts_with("secret hearth-build-") && s.ends_with("-registry")),
         "{secrets:?}"
     );
     let params = ListParams::default().labels("hearth.backend=kubernetes");
     let made = ns.secrets().list(&params).await.unwrap();
-    let owners = made.items[0].metadata.owner_references.clone().unwrap_or_default();
+    let owners = made.items[0]
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default();
     assert_eq!(owners.len(), 1, "the Pod owns its Secret");
     assert_eq!(owners[0].kind, "Pod");
     runtime.finish().await.unwrap();
@@ -412,9 +497,16 @@ async fn a_pod_no_node_takes_is_reported_and_deleted_on_cancel() {
     let started = backend
         .start(job(BUSYBOX, "pending-runner"), &mut log.clone(), &cancel)
         .await;
-    assert!(matches!(started, Err(BackendError::Cancelled(_))), "{:?}", started.err());
+    assert!(
+        matches!(started, Err(BackendError::Cancelled(_))),
+        "{:?}",
+        started.err()
+    );
     let text = log.text();
-    assert!(text.contains("waits for a node") && text.contains("node selector"), "{text}");
+    assert!(
+        text.contains("waits for a node") && text.contains("node selector"),
+        "{text}"
+    );
     assert_eq!(ns.leftovers().await, Vec::<String>::new());
 }
 
@@ -428,12 +520,19 @@ async fn a_restarted_runner_sweeps_what_its_killed_predecessor_left() {
         username: "u".into(),
         password: SecretString::from("p"),
     });
-    let runtime = first.start(spec, &mut Lines::default(), &cancel).await.unwrap();
+    let runtime = first
+        .start(spec, &mut Lines::default(), &cancel)
+        .await
+        .unwrap();
     // The runner dies: its runtime is never finished nor dropped.
     std::mem::forget(runtime);
     // A job of another runner in the same namespace is not touched.
     let other = first
-        .start(job(BUSYBOX, "another-runner"), &mut Lines::default(), &cancel)
+        .start(
+            job(BUSYBOX, "another-runner"),
+            &mut Lines::default(),
+            &cancel,
+        )
         .await
         .unwrap();
     assert_eq!(ns.leftovers().await.len(), 3);
