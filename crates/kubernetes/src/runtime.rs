@@ -30,6 +30,8 @@ pub struct PodRuntime {
     pub files: PodFiles,
     pub paths: JobPaths,
     pub base_env: Vec<(String, String)>,
+    /// Whether the image has bash (`run:` steps' default shell then).
+    pub has_bash: bool,
     pub containers: JobContainers,
     /// Deleted in `finish`, or in the background when the runtime is dropped without it.
     pub objects: Option<JobObjects>,
@@ -159,6 +161,10 @@ impl JobRuntime for PodRuntime {
 
     fn containers(&self) -> JobContainers {
         self.containers.clone()
+    }
+
+    fn has_program(&self, program: &str, _path: &str) -> Option<bool> {
+        (program == "bash").then_some(self.has_bash)
     }
 
     fn exec<'a>(

@@ -148,15 +148,17 @@ pub async fn start(
         files: files.clone(),
         paths: crate::job_paths(),
         base_env: Vec::new(),
+        has_bash: false,
         containers: crate::runtime::containers(&name, &spec.services),
         objects,
         steps: Default::default(),
         exposed: Default::default(),
     };
     // Dropping `runtime` on an error below deletes the Pod in the background.
-    let base_env = prepare_folders(&files, &job.image).await?;
+    let prepared = prepare_folders(&files, &job.image).await?;
     let mut runtime = runtime;
-    runtime.base_env = base_env;
+    runtime.base_env = prepared.base_env;
+    runtime.has_bash = prepared.has_bash;
     if let Some(repository) = &spec.repository {
         files.upload(repository, &runtime.paths.workspace).await?;
     }
@@ -505,22 +507,35 @@ async fn service_log(
     detail
 }
 
-/// Makes the job's folders (open to any user, as in a Docker job) and reads the container's
-/// environment, the steps' base.
-async fn prepare_folders(
-    files: &PodFiles,
-    image: &str,
-) -> Result<Vec<(String, String)>, BackendError> {
+/// Said first by the set-up exec when the image has bash (the default shell then).
+const HAS_BASH: &str = "HEARTH_IMAGE_HAS_BASH";
+
+/// What the set-up exec learnt of the job container.
+struct Prepared {
+    base_env: Vec<(String, String)>,
+    has_bash: bool,
+}
+
+/// Makes the job's folders (open to any user, as in a Docker job), reads the container's
+/// environment (the steps' base) and whether its image has bash.
+async fn prepare_folders(files: &PodFiles, image: &str) -> Result<Prepared, BackendError> {
     let script = format!(
         "mkdir -p /__w/workspace /__w/temp /__w/_actions {PID_DIR} /__t && \
          chmod 0777 /__w /__w/workspace /__w/temp /__w/_actions {PID_DIR} /__t && \
-         cat /proc/self/environ"
+         {{ command -v bash >/dev/null 2>&1 && printf '{HAS_BASH}=1\\0'; cat /proc/self/environ; }}"
     );
     let argv = ["sh".to_owned(), "-c".to_owned(), script];
     let done =
         crate::exec::capture(&files.api, &files.pod, JOB_CONTAINER, &argv, None, 1 << 20).await;
     match done {
-        Ok(c) if c.code == 0 => Ok(parse_environ(&c.stdout)),
+        Ok(c) if c.code == 0 => {
+            let mut base_env = parse_environ(&c.stdout);
+            let has_bash = base_env.first().is_some_and(|(name, _)| name == HAS_BASH);
+            if has_bash {
+                base_env.remove(0);
+            }
+            Ok(Prepared { base_env, has_bash })
+        }
         Ok(c) => Err(BackendError::Prepare {
             what: "folders",
             path: "/__w".into(),
