@@ -103,8 +103,13 @@ pub fn pod(plan: &PodPlan<'_>, settings: &KubernetesSettings) -> Result<Value, S
         pull_secrets.push(json!({ "name": name }));
     }
 
-    if !plan.services.is_empty() {
-        let hostnames: Vec<String> = plan.services.iter().map(|(id, _)| id.clone()).collect();
+    let hostnames: Vec<String> = plan
+        .services
+        .iter()
+        .map(|(id, _)| id.to_ascii_lowercase())
+        .filter(|id| is_hostname(id))
+        .collect();
+    if !hostnames.is_empty() {
         array(spec, "hostAliases").push(json!({"ip": "127.0.0.1", "hostnames": hostnames}));
     }
     if !settings.node_selector.is_empty() {
@@ -289,6 +294,31 @@ fn take_template_job(spec: &mut Map<String, Value>) -> Option<Value> {
         .find(|c| c.get("name").and_then(Value::as_str) == Some(JOB_CONTAINER))
 }
 
+/// Whether `name` may be a host alias (an RFC 1123 subdomain, as the API checks): a service id
+/// with `_` is not, and is added to the job container's hosts file instead.
+pub fn is_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Service ids the API refuses as host aliases: the set-up exec adds them to the job
+/// container's hosts file.
+pub fn extra_hosts(services: &[(String, ContainerSpec)]) -> Vec<String> {
+    services
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| !is_hostname(&id.to_ascii_lowercase()))
+        .collect()
+}
+
 /// A valid label value or DNS label from `text`: lowercase letters, digits and `-`, at most
 /// `max` long, starting and ending with a letter or digit.
 pub fn dns_label(text: &str, max: usize) -> String {
@@ -438,10 +468,20 @@ mod tests {
             json!({"containerPort": 53, "protocol": "UDP"})
         );
         assert_eq!(service["readinessProbe"]["periodSeconds"], 2);
+        // `redis_db` is no host name the API takes: the hosts file gets it instead.
+        assert!(pod["spec"].get("hostAliases").is_none());
+        assert_eq!(extra_hosts(&services), vec!["redis_db".to_owned()]);
+        let both = vec![
+            ("Cache".to_owned(), spec("redis:7")),
+            ("db.primary".to_owned(), spec("pg")),
+        ];
+        let job = spec("debian:12");
+        let pod = super::pod(&plan(&job, &both, &[]), &KubernetesSettings::default()).unwrap();
         assert_eq!(
             pod["spec"]["hostAliases"],
-            json!([{"ip": "127.0.0.1", "hostnames": ["redis_db"]}])
+            json!([{"ip": "127.0.0.1", "hostnames": ["cache", "db.primary"]}])
         );
+        assert!(extra_hosts(&both).is_empty());
         assert_eq!(
             service_ports(&redis),
             vec![("6379".into(), "6379".into()), ("53".into(), "53".into())]

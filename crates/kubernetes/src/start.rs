@@ -155,7 +155,19 @@ pub async fn start(
         exposed: Default::default(),
     };
     // Dropping `runtime` on an error below deletes the Pod in the background.
-    let prepared = prepare_folders(&files, &job.image).await?;
+    let extra_hosts = pod::extra_hosts(&spec.services);
+    let prepared = prepare_folders(&files, &job.image, &extra_hosts).await?;
+    if !prepared.hosts_written {
+        log.line(
+            SetupLevel::Warning,
+            &format!(
+                "The services {} cannot be reached by name: a Pod's host aliases must be \
+                 lowercase DNS names, and the job container's /etc/hosts is not writable; \
+                 reach them at 127.0.0.1",
+                extra_hosts.join(", ")
+            ),
+        );
+    }
     let mut runtime = runtime;
     runtime.base_env = prepared.base_env;
     runtime.has_bash = prepared.has_bash;
@@ -509,20 +521,42 @@ async fn service_log(
 
 /// Said first by the set-up exec when the image has bash (the default shell then).
 const HAS_BASH: &str = "HEARTH_IMAGE_HAS_BASH";
+/// Said first by the set-up exec when the hosts file could not take the services' names.
+const NO_HOSTS: &str = "HEARTH_HOSTS_NOT_WRITTEN";
 
 /// What the set-up exec learnt of the job container.
 struct Prepared {
     base_env: Vec<(String, String)>,
     has_bash: bool,
+    /// Whether the names `extra_hosts` asked for are in the hosts file.
+    hosts_written: bool,
 }
 
 /// Makes the job's folders (open to any user, as in a Docker job), reads the container's
 /// environment (the steps' base) and whether its image has bash.
-async fn prepare_folders(files: &PodFiles, image: &str) -> Result<Prepared, BackendError> {
+async fn prepare_folders(
+    files: &PodFiles,
+    image: &str,
+    extra_hosts: &[String],
+) -> Result<Prepared, BackendError> {
+    // Names the API refuses as host aliases go into the hosts file (the kubelet's, writable
+    // by root); a failure there is reported, not fatal.
+    let hosts = if extra_hosts.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = extra_hosts
+            .iter()
+            .map(|h| shell_words::quote(h).into_owned())
+            .collect();
+        format!(
+            "{{ printf '127.0.0.1 %s\\n' {} >> /etc/hosts 2>/dev/null || printf '{NO_HOSTS}=1\\0'; }}; ",
+            names.join(" ")
+        )
+    };
     let script = format!(
         "mkdir -p /__w/workspace /__w/temp /__w/_actions {PID_DIR} /__t && \
          chmod 0777 /__w /__w/workspace /__w/temp /__w/_actions {PID_DIR} /__t && \
-         {{ command -v bash >/dev/null 2>&1 && printf '{HAS_BASH}=1\\0'; cat /proc/self/environ; }}"
+         {hosts}{{ command -v bash >/dev/null 2>&1 && printf '{HAS_BASH}=1\\0'; cat /proc/self/environ; }}"
     );
     let argv = ["sh".to_owned(), "-c".to_owned(), script];
     let done =
@@ -530,11 +564,20 @@ async fn prepare_folders(files: &PodFiles, image: &str) -> Result<Prepared, Back
     match done {
         Ok(c) if c.code == 0 => {
             let mut base_env = parse_environ(&c.stdout);
-            let has_bash = base_env.first().is_some_and(|(name, _)| name == HAS_BASH);
-            if has_bash {
-                base_env.remove(0);
-            }
-            Ok(Prepared { base_env, has_bash })
+            let mut flag = |flag: &str| match base_env.first() {
+                Some((name, _)) if name == flag => {
+                    base_env.remove(0);
+                    true
+                }
+                _ => false,
+            };
+            let hosts_written = !flag(NO_HOSTS);
+            let has_bash = flag(HAS_BASH);
+            Ok(Prepared {
+                base_env,
+                has_bash,
+                hosts_written,
+            })
         }
         Ok(c) => Err(BackendError::Prepare {
             what: "folders",

@@ -388,7 +388,11 @@ async fn private_images_pull_with_the_clusters_secrets_or_the_jobs_credentials()
     let cancel = CancellationToken::new();
 
     // Without credentials the registry refuses, and the start says which image and why.
-    let backend = ns.backend(KubernetesSettings::default());
+    // Always pulled: the node may have the image from an earlier run.
+    let backend = ns.backend(KubernetesSettings {
+        pull_policy: Some("Always".into()),
+        ..Default::default()
+    });
     let refused = backend
         .start(
             job(PRIVATE, "registry-runner"),
@@ -478,7 +482,8 @@ fn base64_auth() -> String {
 async fn a_pod_no_node_takes_is_reported_and_deleted_on_cancel() {
     let ns = TestNamespace::new("pending").await;
     let backend = ns.backend(KubernetesSettings {
-        node_selector: [("hearth-test/no-such-pool".to_owned(), "x".to_owned())].into(),
+        // More than any node has: the scheduler keeps the Pod pending and says why.
+        requests: [("cpu".to_owned(), "1000".to_owned())].into(),
         ..Default::default()
     });
     let cancel = CancellationToken::new();
@@ -504,7 +509,7 @@ async fn a_pod_no_node_takes_is_reported_and_deleted_on_cancel() {
     );
     let text = log.text();
     assert!(
-        text.contains("waits for a node") && text.contains("node selector"),
+        text.contains("waits for a node") && text.contains("Insufficient cpu"),
         "{text}"
     );
     assert_eq!(ns.leftovers().await, Vec::<String>::new());
