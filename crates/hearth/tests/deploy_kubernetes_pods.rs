@@ -270,7 +270,36 @@ fn the_manifests_are_listed_name_what_exists_and_give_no_more_than_needed() {
     // The config and the Deployment agree: the registration's Secret, the job account, the
     // labels' backend, the metrics port, and a grace that covers the drain.
     let runner_secret = text(&config, "kubernetes/runner_secret");
-    assert_eq!(text(env("RUNNER_STATE_SECRET"), "value"), runner_secret);
+    // The entrypoint registers when RUNNER_STATE_FILE is missing: there, that Secret's key.
+    let registration = volumes
+        .iter()
+        .find(|v| v.pointer("/secret/secretName") == Some(&Value::from(runner_secret)))
+        .expect("the registration Secret mounted, for the entrypoint to look into");
+    assert_eq!(
+        at(registration, "secret/optional"),
+        &Value::Bool(true),
+        "the Secret is missing until the first registration"
+    );
+    let key = items(registration, "secret/items")
+        .iter()
+        .find(|item| text(item, "key") == ".runner")
+        .expect("the .runner key");
+    let registration_mount = items(runner, "volumeMounts")
+        .iter()
+        .find(|m| text(m, "name") == text(registration, "name"))
+        .expect("the registration mounted");
+    assert!(
+        registration_mount.get("subPath").is_none(),
+        "a subPath is never updated"
+    );
+    assert_eq!(
+        text(env("RUNNER_STATE_FILE"), "value"),
+        format!(
+            "{}/{}",
+            text(registration_mount, "mountPath"),
+            text(key, "path")
+        )
+    );
     assert!(
         !all.contains_key(&("Secret".to_owned(), runner_secret.to_owned())),
         "the registration's Secret is the runner's to write, not a manifest"
@@ -532,11 +561,12 @@ fn on_a_real_cluster_the_manifests_apply_and_the_runner_gets_least_privilege() {
     }
 }
 
-// ---- the image's entrypoint in the Secret mode ----
+// ---- the image's entrypoint, as these manifests use it ----
 
 /// Runs deploy/image/entrypoint with `env` only, a `hearth` on PATH that prints what it was
-/// asked and the token it saw (and succeeds), and no state file; returns its output.
-fn entrypoint_with(env: &[(&str, &str)]) -> (bool, String) {
+/// asked and the token it saw (and succeeds), and RUNNER_STATE_FILE in a folder standing for
+/// the mounted registration Secret, holding `.runner` when `registered`; returns its output.
+fn entrypoint_with(registered: bool, env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).expect("bin");
@@ -547,6 +577,11 @@ fn entrypoint_with(env: &[(&str, &str)]) -> (bool, String) {
     )
     .expect("the stand-in");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("executable");
+    let mounted = dir.path().join("registration");
+    std::fs::create_dir(&mounted).expect("the mount");
+    if registered {
+        std::fs::write(mounted.join(".runner"), r#"{"id": 1}"#).expect(".runner");
+    }
     let entrypoint = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/image/entrypoint");
     let out = Command::new("sh")
         .arg(&entrypoint)
@@ -554,8 +589,9 @@ fn entrypoint_with(env: &[(&str, &str)]) -> (bool, String) {
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env(
             "RUNNER_STATE_FILE",
-            dir.path().join(".runner").display().to_string(),
+            mounted.join(".runner").display().to_string(),
         )
+        .env("CONFIG_FILE", "/etc/hearth/config.yaml")
         .envs(env.iter().copied())
         .output()
         .expect("sh ran the entrypoint");
@@ -565,22 +601,20 @@ fn entrypoint_with(env: &[(&str, &str)]) -> (bool, String) {
 }
 
 #[test]
-fn the_entrypoint_leaves_registering_to_the_daemon_when_the_registration_is_in_a_secret() {
-    let forge = ("GITEA_INSTANCE_URL", "https://git.example.com");
-    let token = ("GITEA_RUNNER_REGISTRATION_TOKEN", "t0ken");
-    let (ok, printed) = entrypoint_with(&[forge, token, ("RUNNER_STATE_SECRET", "hearth-runner")]);
+fn the_entrypoint_registers_only_when_the_mounted_secret_holds_no_registration() {
+    let env = [
+        ("GITEA_INSTANCE_URL", "https://git.example.com"),
+        ("GITEA_RUNNER_REGISTRATION_TOKEN", "t0ken"),
+    ];
+    // The first Pod: the Secret is not there, so its optional mount is empty.
+    let (ok, printed) = entrypoint_with(false, &env);
     assert!(ok, "{printed}");
     assert_eq!(
-        printed, "hearth daemon token=t0ken\n",
-        "no register; the daemon keeps the token to register with"
+        printed, "hearth register --no-interactive token=t0ken\nhearth daemon token=unset\n",
+        "registers (into the Secret, as the config says), then the daemon without the token"
     );
-
-    // Without it, as before: the entrypoint registers (no .runner file) and hides the token
-    // from the daemon.
-    let (ok, printed) = entrypoint_with(&[forge, token]);
+    // A later Pod: the registration is there.
+    let (ok, printed) = entrypoint_with(true, &env);
     assert!(ok, "{printed}");
-    assert_eq!(
-        printed,
-        "hearth register --no-interactive token=t0ken\nhearth daemon token=unset\n"
-    );
+    assert_eq!(printed, "hearth daemon token=unset\n");
 }
