@@ -106,7 +106,7 @@ impl Function {
             Err(format!("Too few parameters supplied: '{name}'"))
         } else if count > max {
             Err(format!("Too many parameters supplied: '{name}'"))
-        } else if self == Function::Case && count % 2 == 0 {
+        } else if self == Function::Case && count.is_multiple_of(2) {
             Err(format!(
                 "Even number of parameters supplied, requires an odd number of parameters: '{name}'"
             ))

@@ -67,7 +67,7 @@ pub fn parse_docker_size(text: &str) -> Option<i64> {
 /// Writes `bytes` with the largest binary unit that divides it (`4MiB`, `1536KiB`, `10B`).
 pub fn format_size(bytes: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes != 0 && bytes % size == 0 {
+        if bytes != 0 && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
