@@ -682,13 +682,27 @@ mod tests {
 
     #[test]
     fn kubernetes_without_image_is_an_error_naming_its_scheme() {
-        for spec in ["k:kubernetes", "k:kubernetes:", "k:kubernetes://", "k:kubernetes:// "] {
+        for spec in [
+            "k:kubernetes",
+            "k:kubernetes:",
+            "k:kubernetes://",
+            "k:kubernetes:// ",
+        ] {
             let error = Label::parse(spec).unwrap_err();
             assert!(
-                matches!(error, LabelError::MissingImage { scheme: "kubernetes", .. }),
+                matches!(
+                    error,
+                    LabelError::MissingImage {
+                        scheme: "kubernetes",
+                        ..
+                    }
+                ),
                 "{spec:?}: {error}"
             );
-            assert!(error.to_string().contains("k:kubernetes://IMAGE"), "{error}");
+            assert!(
+                error.to_string().contains("k:kubernetes://IMAGE"),
+                "{error}"
+            );
         }
     }
 
