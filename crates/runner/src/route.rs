@@ -59,10 +59,10 @@ pub enum RouteError {
     /// The label runs jobs in Kubernetes, and this runner has no Kubernetes backend.
     #[error(
         "label `{label}` runs jobs in Kubernetes (image {image}), but this runner has no \
-         Kubernetes backend (the cluster could not be reached when it started; see the log \
-         of its start); set kubernetes.kubeconfig (or KUBECONFIG) and kubernetes.context to \
-         a cluster it can reach, or use the label `{label}:docker://{image}` to run them in \
-         Docker"
+         Kubernetes backend (it could not use the cluster its configuration names when it \
+         started, and said why then); set kubernetes.kubeconfig (or KUBECONFIG), \
+         kubernetes.context and kubernetes.namespace to a cluster it can use, or use the label \
+         `{label}:docker://{image}` to run them in Docker"
     )]
     NoKubernetes { label: String, image: String },
     /// The label runs jobs on the host, and this runner does not.

@@ -37,8 +37,8 @@ pub fn describe(config: &KubernetesConfig) -> String {
                 "KUBECONFIG {} (kubernetes.kubeconfig is not set)",
                 value.to_string_lossy()
             ),
-            None => "no kubeconfig (kubernetes.kubeconfig and KUBECONFIG are not set: \
-                     ~/.kube/config, else the ServiceAccount of the Pod the runner runs in)"
+            None => "the default kubeconfig (~/.kube/config, else the ServiceAccount of the \
+                     Pod the runner runs in; kubernetes.kubeconfig and KUBECONFIG are not set)"
                 .to_owned(),
         },
     };

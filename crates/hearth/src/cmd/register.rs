@@ -52,8 +52,8 @@ pub struct RegisterArgs {
     /// The runner's name (default: the host name; also GITEA_RUNNER_NAME).
     #[arg(long, env = "GITEA_RUNNER_NAME")]
     name: Option<String>,
-    /// Labels, comma-separated, as NAME[:host|:docker://IMAGE] (also GITEA_RUNNER_LABELS);
-    /// ignored when the config file sets runner.labels.
+    /// Labels, comma-separated, as NAME[:host|:docker://IMAGE|:kubernetes://IMAGE] (also
+    /// GITEA_RUNNER_LABELS); ignored when the config file sets runner.labels.
     #[arg(long, env = "GITEA_RUNNER_LABELS")]
     labels: Option<String>,
     /// Take one job, then let the forge remove the runner (also GITEA_RUNNER_EPHEMERAL).
