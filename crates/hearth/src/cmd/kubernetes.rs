@@ -65,7 +65,8 @@ pub async fn backend(config: &KubernetesConfig) -> Result<KubernetesBackend> {
 pub enum RegistrationStore {
     File(PathBuf),
     Secret {
-        secret: RunnerSecret,
+        /// Boxed: the client is large, and the store is moved around once.
+        secret: Box<RunnerSecret>,
         name: String,
         file: PathBuf,
     },
@@ -89,7 +90,7 @@ impl RegistrationStore {
                 )
             })?;
         Ok(RegistrationStore::Secret {
-            secret,
+            secret: Box::new(secret),
             name: name.clone(),
             file,
         })
