@@ -8,11 +8,14 @@
 //! scheme and its argument stay on the runner and say how a job with that label runs:
 //!
 //! * `name` or `name:host`: directly on this machine;
-//! * `name:docker://image` (or `name:docker:image`): in a container of `image`.
+//! * `name:docker://image` (or `name:docker:image`): in a container of `image`;
+//! * `name:kubernetes://image` (or `name:kubernetes:image`): in a Pod of the cluster the
+//!   config's `kubernetes:` section names, its job container made from `image` (Hearth's
+//!   own scheme; act_runner has none for Kubernetes).
 //!
 //! `hearth exec` also takes act's `-P name=image` form, where the image `-self-hosted` means
-//! the host; as in act, `-P` adds to the labels there are (the defaults, or `--label`'s)
-//! rather than replacing them.
+//! the host and `kubernetes://image` a Pod; as in act, `-P` adds to the labels there are (the
+//! defaults, or `--label`'s) rather than replacing them.
 //!
 //! Which label a job gets follows Gitea and act_runner: the job is eligible only when *every*
 //! `runs-on` value is a label name (Gitea `CanMatchLabels`, exact string match), and then it
@@ -27,6 +30,10 @@ use thiserror::Error;
 const SCHEME_HOST: &str = "host";
 /// The scheme of a label that runs jobs in a container.
 const SCHEME_DOCKER: &str = "docker";
+/// The scheme of a label that runs jobs in a Kubernetes Pod.
+const SCHEME_KUBERNETES: &str = "kubernetes";
+/// What starts a `-P` image that names a Pod rather than a Docker container.
+const KUBERNETES_PLATFORM_PREFIX: &str = "kubernetes://";
 /// act's `-P` value that means "run on the host" instead of an image.
 const SELF_HOSTED_IMAGE: &str = "-self-hosted";
 
@@ -37,6 +44,8 @@ pub enum Platform {
     Host,
     /// In a container made from `image`.
     Docker { image: String },
+    /// In a Pod of the configured Kubernetes cluster, its job container made from `image`.
+    Kubernetes { image: String },
 }
 
 /// One runner label: the name the forge matches and where its jobs run.
@@ -49,24 +58,39 @@ pub struct Label {
 /// Why a label (from `--label` or `-P`) cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum LabelError {
-    #[error("empty label: expected NAME[:host] or NAME:docker://IMAGE")]
+    #[error("empty label: expected NAME[:host], NAME:docker://IMAGE or NAME:kubernetes://IMAGE")]
     Empty,
-    #[error("label {spec:?} has an empty name: expected NAME[:host] or NAME:docker://IMAGE")]
+    #[error(
+        "label {spec:?} has an empty name: expected NAME[:host], NAME:docker://IMAGE or \
+         NAME:kubernetes://IMAGE"
+    )]
     EmptyName { spec: String },
     #[error(
-        "label {spec:?} has the unknown scheme {scheme:?}: expected \"host\" or \"docker\", \
-         as in NAME:host or NAME:docker://IMAGE"
+        "label {spec:?} has the unknown scheme {scheme:?}: expected \"host\", \"docker\" or \
+         \"kubernetes\", as in NAME:host, NAME:docker://IMAGE or NAME:kubernetes://IMAGE"
     )]
     UnknownScheme { spec: String, scheme: String },
-    #[error("label {spec:?} uses the docker scheme without an image: write {name}:docker://IMAGE")]
-    MissingImage { spec: String, name: String },
+    #[error(
+        "label {spec:?} uses the {scheme} scheme without an image: write {name}:{scheme}://IMAGE"
+    )]
+    MissingImage {
+        spec: String,
+        name: String,
+        scheme: &'static str,
+    },
     #[error("label {spec:?}: the host scheme takes no argument, write {name}:host")]
     HostArgument { spec: String, name: String },
-    #[error("-P {spec:?}: expected NAME=IMAGE, or NAME=-self-hosted to run on the host")]
+    #[error(
+        "-P {spec:?}: expected NAME=IMAGE, NAME=kubernetes://IMAGE to run in a Kubernetes Pod, \
+         or NAME=-self-hosted to run on the host"
+    )]
     PlatformSyntax { spec: String },
     #[error("-P {spec:?} has an empty label name: expected NAME=IMAGE")]
     PlatformEmptyName { spec: String },
-    #[error("-P {spec:?} has an empty image: expected NAME=IMAGE, or NAME=-self-hosted")]
+    #[error(
+        "-P {spec:?} has an empty image: expected NAME=IMAGE, NAME=kubernetes://IMAGE, or \
+         NAME=-self-hosted"
+    )]
     PlatformEmptyImage { spec: String },
 }
 
@@ -89,13 +113,24 @@ impl Label {
         }
     }
 
+    /// A label that runs its jobs in Kubernetes Pods, the job container made from `image`.
+    pub fn kubernetes(name: impl Into<String>, image: impl Into<String>) -> Self {
+        Label {
+            name: name.into(),
+            platform: Platform::Kubernetes {
+                image: image.into(),
+            },
+        }
+    }
+
     /// Parses act_runner's `name[:scheme[:arg]]`.
     ///
     /// Like act_runner, the text is cut at the first two colons only, so an image keeps its
     /// tag (`ubuntu:docker://node:20` is image `node:20`), the scheme defaults to `host` (as
-    /// in Gitea's runner), and a leading `//` of the docker argument is dropped. Stricter than
-    /// act_runner, which would silently run an empty image or ignore the argument: an empty
-    /// name, a docker label without an image and a host label with an argument are errors.
+    /// in Gitea's runner), and a leading `//` of the docker argument is dropped; the
+    /// `kubernetes` scheme reads its argument the same way. Stricter than act_runner, which
+    /// would silently run an empty image or ignore the argument: an empty name, a docker or
+    /// kubernetes label without an image and a host label with an argument are errors.
     pub fn parse(spec: &str) -> Result<Self, LabelError> {
         if spec.is_empty() {
             return Err(LabelError::Empty);
@@ -107,7 +142,11 @@ impl Label {
         check_name(name, spec)?;
         match scheme {
             SCHEME_HOST => host_label(name, arg, spec),
-            SCHEME_DOCKER => docker_label(name, arg, spec),
+            SCHEME_DOCKER => {
+                image_arg(name, arg, spec, SCHEME_DOCKER).map(|image| Label::docker(name, image))
+            }
+            SCHEME_KUBERNETES => image_arg(name, arg, spec, SCHEME_KUBERNETES)
+                .map(|image| Label::kubernetes(name, image)),
             other => Err(LabelError::UnknownScheme {
                 spec: spec.to_owned(),
                 scheme: other.to_owned(),
@@ -115,7 +154,8 @@ impl Label {
         }
     }
 
-    /// Parses act's `-P name=image`, where the image `-self-hosted` means the host.
+    /// Parses act's `-P name=image`, where the image `-self-hosted` means the host, and
+    /// (Hearth's) `kubernetes://image` a Kubernetes Pod.
     ///
     /// The text is cut at the first `=`. act lower-cases the name because it matches
     /// `runs-on` case-insensitively; Hearth keeps it as written, since the forges match label
@@ -136,7 +176,13 @@ impl Label {
             "" => Err(LabelError::PlatformEmptyImage {
                 spec: spec.to_owned(),
             }),
-            image => Ok(Label::docker(name, image)),
+            image => match image.strip_prefix(KUBERNETES_PLATFORM_PREFIX) {
+                Some(image) if image.trim().is_empty() => Err(LabelError::PlatformEmptyImage {
+                    spec: spec.to_owned(),
+                }),
+                Some(image) => Ok(Label::kubernetes(name, image)),
+                None => Ok(Label::docker(name, image)),
+            },
         }
     }
 
@@ -150,19 +196,26 @@ impl Label {
         &self.platform
     }
 
-    /// The label as the `.runner` file keeps it: `name:host` or `name:docker://image`.
+    /// The label as the `.runner` file keeps it: `name:host`, `name:docker://image` or
+    /// `name:kubernetes://image`.
     pub fn spec(&self) -> String {
-        match &self.platform {
-            Platform::Host => format!("{}:{SCHEME_HOST}", self.name),
-            Platform::Docker { image } => format!("{}:{SCHEME_DOCKER}://{image}", self.name),
-        }
+        self.to_string()
     }
 
-    /// The container image, or `None` for a host label.
+    /// The job container's image (of a Docker container or a Kubernetes Pod), or `None` for
+    /// a host label.
     pub fn image(&self) -> Option<&str> {
         match &self.platform {
             Platform::Host => None,
+            Platform::Docker { image } | Platform::Kubernetes { image } => Some(image),
+        }
+    }
+
+    /// The Docker image of a `docker://` label; `None` for the others.
+    pub fn docker_image(&self) -> Option<&str> {
+        match &self.platform {
             Platform::Docker { image } => Some(image),
+            Platform::Host | Platform::Kubernetes { .. } => None,
         }
     }
 }
@@ -188,17 +241,24 @@ fn host_label(name: &str, arg: Option<&str>, spec: &str) -> Result<Label, LabelE
     }
 }
 
-/// `name:docker:arg`, the image being `arg` without a leading `//` (act_runner `PickPlatform`).
-fn docker_label(name: &str, arg: Option<&str>, spec: &str) -> Result<Label, LabelError> {
+/// The image of `name:docker:arg` (or `name:kubernetes:arg`): `arg` without a leading `//`
+/// (act_runner `PickPlatform`).
+fn image_arg<'s>(
+    name: &str,
+    arg: Option<&'s str>,
+    spec: &str,
+    scheme: &'static str,
+) -> Result<&'s str, LabelError> {
     let arg = arg.unwrap_or_default();
     let image = arg.strip_prefix("//").unwrap_or(arg);
     if image.trim().is_empty() {
         return Err(LabelError::MissingImage {
             spec: spec.to_owned(),
             name: name.to_owned(),
+            scheme,
         });
     }
-    Ok(Label::docker(name, image))
+    Ok(image)
 }
 
 impl FromStr for Label {
@@ -209,13 +269,16 @@ impl FromStr for Label {
     }
 }
 
-/// The canonical act_runner form, as a `.runner` file stores it: `name:host` or
-/// `name:docker://image`. It parses back to the same label.
+/// The canonical act_runner form, as a `.runner` file stores it: `name:host`,
+/// `name:docker://image` or `name:kubernetes://image`. It parses back to the same label.
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.platform {
             Platform::Host => write!(f, "{}:{SCHEME_HOST}", self.name),
             Platform::Docker { image } => write!(f, "{}:{SCHEME_DOCKER}://{image}", self.name),
+            Platform::Kubernetes { image } => {
+                write!(f, "{}:{SCHEME_KUBERNETES}://{image}", self.name)
+            }
         }
     }
 }
@@ -281,7 +344,6 @@ impl Labels {
         self.labels.iter()
     }
 
-    /// The label names, as a runner declares them to the forge.
     /// Whether a label runs jobs in Docker (the runner then needs a Docker backend).
     pub fn any_docker(&self) -> bool {
         self.labels
@@ -289,6 +351,14 @@ impl Labels {
             .any(|label| matches!(label.platform(), Platform::Docker { .. }))
     }
 
+    /// Whether a label runs jobs in Kubernetes (the runner then needs a Kubernetes backend).
+    pub fn any_kubernetes(&self) -> bool {
+        self.labels
+            .iter()
+            .any(|label| matches!(label.platform(), Platform::Kubernetes { .. }))
+    }
+
+    /// The label names, as a runner declares them to the forge.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.labels.iter().map(Label::name)
     }
@@ -301,9 +371,10 @@ impl Labels {
         self.labels.is_empty()
     }
 
-    /// Whether some label runs its jobs in containers, so a container engine is needed.
+    /// Whether some label runs its jobs in Docker containers, so a container engine is
+    /// needed (a Kubernetes label needs a cluster, not Docker).
     pub fn requires_docker(&self) -> bool {
-        self.labels.iter().any(|label| label.image().is_some())
+        self.any_docker()
     }
 
     /// The label a job with `runs_on` runs as.
@@ -580,6 +651,90 @@ mod tests {
         assert_eq!(parse("u:docker:node:20").to_string(), "u:docker://node:20");
     }
 
+    #[test]
+    fn kubernetes_scheme_strips_slashes_and_keeps_tag() {
+        let label = parse("ubuntu-latest:kubernetes://hearth-test/debian:1");
+        assert_eq!(label.name(), "ubuntu-latest");
+        assert_eq!(
+            label.platform(),
+            &Platform::Kubernetes {
+                image: "hearth-test/debian:1".to_owned()
+            }
+        );
+        assert_eq!(label.image(), Some("hearth-test/debian:1"));
+        assert_eq!(label.docker_image(), None);
+        assert_eq!(
+            parse("k:kubernetes:registry.local:5000/img:1.2@sha256:abc").image(),
+            Some("registry.local:5000/img:1.2@sha256:abc")
+        );
+        assert_eq!(parse("k:kubernetes:////img").image(), Some("//img"));
+    }
+
+    #[test]
+    fn kubernetes_written_back_in_the_runner_file_form() {
+        for spec in ["k:kubernetes:busybox:1", "k:kubernetes://busybox:1"] {
+            let label = parse(spec);
+            assert_eq!(label.spec(), "k:kubernetes://busybox:1", "{spec:?}");
+            assert_eq!(label.to_string(), label.spec());
+            assert_eq!(parse(&label.spec()), label);
+        }
+    }
+
+    #[test]
+    fn kubernetes_without_image_is_an_error_naming_its_scheme() {
+        for spec in [
+            "k:kubernetes",
+            "k:kubernetes:",
+            "k:kubernetes://",
+            "k:kubernetes:// ",
+        ] {
+            let error = Label::parse(spec).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    LabelError::MissingImage {
+                        scheme: "kubernetes",
+                        ..
+                    }
+                ),
+                "{spec:?}: {error}"
+            );
+            assert!(
+                error.to_string().contains("k:kubernetes://IMAGE"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn scheme_errors_list_every_scheme() {
+        for error in [
+            Label::parse("pool:lxc://debian").unwrap_err(),
+            Label::parse(":host").unwrap_err(),
+            Label::parse("").unwrap_err(),
+        ] {
+            let message = error.to_string();
+            for form in [":host", "NAME:docker://IMAGE", "NAME:kubernetes://IMAGE"] {
+                assert!(message.contains(form), "{message}");
+            }
+        }
+        assert!(matches!(
+            Label::parse("k:Kubernetes://img"),
+            Err(LabelError::UnknownScheme { .. })
+        ));
+    }
+
+    #[test]
+    fn kubernetes_labels_need_no_docker() {
+        let labels = set(&["linux", "k:kubernetes://busybox:1"]);
+        assert!(labels.any_kubernetes());
+        assert!(!labels.any_docker());
+        assert!(!labels.requires_docker());
+        let both = set(&["d:docker://node:20", "k:kubernetes://busybox:1"]);
+        assert!(both.any_kubernetes() && both.requires_docker());
+        assert!(!default_labels().any_kubernetes());
+    }
+
     // --- Label::parse_platform ----------------------------------------------------------
 
     #[test]
@@ -587,6 +742,38 @@ mod tests {
         assert_eq!(
             Label::parse_platform("ubuntu-latest=node:20"),
             Ok(Label::docker("ubuntu-latest", "node:20"))
+        );
+    }
+
+    #[test]
+    fn platform_flag_kubernetes_gives_a_pod() {
+        assert_eq!(
+            Label::parse_platform("ubuntu-latest=kubernetes://hearth-test/debian:1"),
+            Ok(Label::kubernetes("ubuntu-latest", "hearth-test/debian:1"))
+        );
+        // Only the `//` form: `kubernetes:tag` is a Docker image of that name and tag.
+        assert_eq!(
+            Label::parse_platform("u=kubernetes:1.30"),
+            Ok(Label::docker("u", "kubernetes:1.30"))
+        );
+        for spec in ["u=kubernetes://", "u=kubernetes:// "] {
+            assert!(
+                matches!(
+                    Label::parse_platform(spec),
+                    Err(LabelError::PlatformEmptyImage { .. })
+                ),
+                "{spec:?}"
+            );
+        }
+        let labels =
+            Labels::from_flags(&[], &strings(&["ubuntu-latest=kubernetes://busybox:1"])).unwrap();
+        assert_eq!(
+            labels.names().collect::<Vec<_>>(),
+            ["self-hosted", "linux", "ubuntu-latest"]
+        );
+        assert_eq!(
+            labels.get("ubuntu-latest").map(Label::spec).as_deref(),
+            Some("ubuntu-latest:kubernetes://busybox:1")
         );
     }
 

@@ -109,12 +109,18 @@ impl Registration {
                 source,
             },
         })?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Reads the file's text `bytes`, from the file `path` or kept elsewhere (a Kubernetes
+    /// Secret, which `path` then names in messages).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Registration, RunnerFileError> {
         let malformed = |source| RunnerFileError::Malformed {
             path: path.to_owned(),
             source,
         };
         // Read as a value first: serde would also take a JSON array as the struct.
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(malformed)?;
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(malformed)?;
         if !value.is_object() {
             return Err(malformed(serde::de::Error::custom(
                 "expected a JSON object",
@@ -144,20 +150,27 @@ impl Registration {
             path: path.to_owned(),
             source,
         };
-        let mut text = serde_json::to_vec_pretty(&RegistrationFile {
-            warning: WARNING_TEXT,
-            registration: self,
-        })
-        .map_err(|error| write_error(io::Error::other(error)))?;
-        text.push(b'\n');
+        let text = self.to_text().map_err(write_error)?;
         let temp = temp_path(path);
-        let written = write_private(&temp, &text).and_then(|()| fs::rename(&temp, path));
+        let written = write_private(&temp, text.as_bytes()).and_then(|()| fs::rename(&temp, path));
         if let Err(source) = written {
             // Best effort: a leftover temporary file must not hold the token.
             let _ = fs::remove_file(&temp);
             return Err(write_error(source));
         }
         Ok(())
+    }
+
+    /// The file's text, as [`save`](Self::save) writes it (and a Secret keeps it): it holds
+    /// the token.
+    pub fn to_text(&self) -> Result<String, io::Error> {
+        let mut text = serde_json::to_string_pretty(&RegistrationFile {
+            warning: WARNING_TEXT,
+            registration: self,
+        })
+        .map_err(io::Error::other)?;
+        text.push('\n');
+        Ok(text)
     }
 
     /// The labels, parsed.
@@ -364,6 +377,30 @@ mod tests {
                 "{text}: {error}"
             );
         }
+    }
+
+    /// What a Secret keeps is the file's text, and it reads back the same.
+    #[test]
+    fn text_is_the_files_and_parses_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".runner");
+        let mut registration = sample();
+        registration
+            .labels
+            .push("k8s:kubernetes://hearth-test/debian:1".to_owned());
+        registration.save(&path).unwrap();
+        let text = registration.to_text().unwrap();
+        assert_eq!(text, std::fs::read_to_string(&path).unwrap());
+        let origin = Path::new("secret/hearth-runner");
+        assert_eq!(
+            Registration::parse(text.as_bytes(), origin).unwrap(),
+            registration
+        );
+        let error = Registration::parse(b"[]", origin).unwrap_err();
+        assert!(
+            error.to_string().contains("secret/hearth-runner"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -16,11 +16,11 @@ use hearth_runner::route::Backends;
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::docker;
+use crate::cmd::kubernetes::{self, RegistrationStore};
 use crate::cmd::register::parse_labels;
 use hearth_runner::config::{Config, LogLevel};
 use hearth_runner::daemon::{self, DaemonOptions, TaskRuntime, TaskStop};
 use hearth_runner::labels::Label;
-use hearth_runner::runner_file::Registration;
 
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
@@ -39,24 +39,32 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let file = &config.runner.file;
-    let mut registration = Registration::load(file)?;
+    // Made first: a registration kept in a Secret is read through the Kubernetes client,
+    // which runs on it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // `runner.file`, or the Secret `kubernetes.runner_secret`.
+    let store = runtime.block_on(RegistrationStore::open(&config))?;
+    let mut registration = runtime.block_on(store.load())?;
 
-    // Labels: the flag, then the config, then the registration; the file follows.
+    // Labels: the flag, then the config, then the registration; the registration follows.
     let labels = match args.labels.as_deref().filter(|l| !l.trim().is_empty()) {
         Some(specs) => parse_labels(specs)?,
         None if !config.runner.labels.is_empty() => config.runner.labels.clone(),
         None => registration
             .parsed_labels()
-            .with_context(|| format!("{}: a label is not valid", file.display()))?,
+            .with_context(|| format!("{}: a label is not valid", store.origin().display()))?,
     };
     let specs: Vec<String> = labels.iter().map(Label::spec).collect();
     if specs != registration.labels {
         registration.labels = specs;
-        registration
-            .save(file)
-            .context("cannot record the new labels in the registration file")?;
+        runtime
+            .block_on(store.save(&registration))
+            .context("cannot record the new labels in the registration")?;
     }
+    drop(store);
 
     let version = env!("CARGO_PKG_VERSION").to_owned();
     let address = registration.address.trim_end_matches('/').to_owned();
@@ -115,10 +123,6 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
     };
     let runner_name = registration.name.clone();
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let shutdown = CancellationToken::new();
@@ -137,6 +141,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
             options.poller.capacity
         );
         let wants_docker = labels.any_docker();
+        let wants_kubernetes = labels.any_kubernetes();
         let externals = config.host.workdir_parent.join("_externals");
         // `runner.ca_file` reaches jobs too: host jobs through these variables, containers
         // through the Docker backend, git through `GitActions`.
@@ -194,6 +199,20 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
                 }
                 Err(e) if config.container.require_docker => return Err(e.into()),
                 Err(e) => tracing::warn!("jobs with a docker label will fail: {e}"),
+            }
+        }
+        if wants_kubernetes {
+            // As with Docker: a cluster the runner cannot use fails its labels' jobs, each
+            // with a message saying so, and the runner's other labels still run.
+            match kubernetes::backend(&config.kubernetes).await {
+                Ok(backend) => {
+                    tracing::info!(
+                        "jobs with a kubernetes label run as Pods in the namespace {}",
+                        backend.namespace()
+                    );
+                    backends = backends.with_kubernetes(Arc::new(backend));
+                }
+                Err(e) => tracing::warn!("jobs with a kubernetes label will fail: {e:#}"),
             }
         }
         let docker_root = config.host.workdir_parent.join("docker");

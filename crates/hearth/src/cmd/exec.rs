@@ -76,12 +76,14 @@ pub struct ExecArgs {
     #[arg(long = "matrix", value_name = "KEY:VALUE")]
     pub matrix: Vec<String>,
 
-    /// act's platform mapping: LABEL=IMAGE, or LABEL=-self-hosted to run on this machine;
-    /// repeatable. Each adds a label or overrides the one of its name; the others stay.
+    /// act's platform mapping: LABEL=IMAGE, LABEL=kubernetes://IMAGE to run in a Kubernetes
+    /// Pod (the config's kubernetes: section, else KUBECONFIG's cluster), or
+    /// LABEL=-self-hosted to run on this machine; repeatable. Each adds a label or overrides the one of its name; the others stay.
     #[arg(short = 'P', long = "platform", value_name = "LABEL=IMAGE")]
     pub platforms: Vec<String>,
 
-    /// A runner label in the forges' syntax, NAME:host or NAME:docker://IMAGE; repeatable.
+    /// A runner label in the forges' syntax, NAME:host, NAME:docker://IMAGE or
+    /// NAME:kubernetes://IMAGE; repeatable.
     /// The labels given replace the defaults (self-hosted:host and linux:host); -P applies
     /// over them.
     #[arg(long = "label", value_name = "NAME:SCHEME[:ARGS]")]

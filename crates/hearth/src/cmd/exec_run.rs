@@ -12,7 +12,7 @@ use hearth_engine::job::JobControl;
 use hearth_events::EventSink;
 use hearth_host::HostBackend;
 use hearth_runner::actions::GitActions;
-use hearth_runner::config::{CacheConfig, Config, ContainerConfig};
+use hearth_runner::config::{CacheConfig, Config, ContainerConfig, KubernetesConfig};
 use hearth_runner::exec::inputs::ValueFlags;
 use hearth_runner::exec::local::{self, ExplainSkips, LocalOptions};
 use hearth_runner::exec::results::RunResults;
@@ -24,6 +24,7 @@ use hearth_workflow::plan::{self, JobPlan};
 
 use crate::cmd::docker;
 use crate::cmd::exec::ExecArgs;
+use crate::cmd::kubernetes;
 
 /// Runs `hearth exec`.
 pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
@@ -32,6 +33,7 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
         cache,
         trust,
         insecure,
+        kubernetes: kubernetes_config,
     } = exec_config(&args, config_file)?;
     let (options, labels) = local_options(&args)?;
     let loaded = local::load(&options)?;
@@ -57,6 +59,7 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
     }
     let host: Arc<dyn Backend> = Arc::new(host);
     let wants_docker = labels.any_docker();
+    let wants_kubernetes = labels.any_kubernetes();
     let mut backends = Backends::new(labels);
     let ca_bundle = trust.as_ref().map(|bundle| bundle.path.clone());
     let actions = Arc::new(action_source(&args)?.with_tls(ca_bundle, insecure));
@@ -92,6 +95,14 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
                         .with_docker(Arc::new(docker));
                 }
                 Err(e) => eprintln!("hearth: jobs with a docker label will not run: {e}"),
+            }
+        }
+        // A cluster that cannot be used is said once here; its labels' jobs then fail, each
+        // saying so, and the other labels' jobs run (as without Docker).
+        if wants_kubernetes {
+            match kubernetes::backend(&kubernetes_config).await {
+                Ok(backend) => backends = backends.clone().with_kubernetes(Arc::new(backend)),
+                Err(e) => eprintln!("hearth: jobs with a kubernetes label will not run: {e:#}"),
             }
         }
         let folders = (root.join("docker"), local::externals_dir());
@@ -210,9 +221,10 @@ fn action_source(args: &ExecArgs) -> Result<GitActions> {
     Ok(source)
 }
 
-/// The config's `container.*` and `cache.*` keys (the defaults without `-c FILE`), with the
-/// flags over them: `--pull` and `--container-options` (after the config's options, so they
-/// win), and the `--cache-server-*` flags.
+/// The config's `container.*`, `cache.*` and `kubernetes.*` keys (the defaults without
+/// `-c FILE`: the cluster of `KUBECONFIG` or `~/.kube/config`), with the flags over them:
+/// `--pull` and `--container-options` (after the config's options, so they win), and the
+/// `--cache-server-*` flags.
 fn exec_config(args: &ExecArgs, file: Option<&Path>) -> Result<ExecConfig> {
     let (config, warnings) = match file {
         Some(_) => Config::load(file)?,
@@ -266,6 +278,7 @@ fn exec_config(args: &ExecArgs, file: Option<&Path>) -> Result<ExecConfig> {
         cache,
         trust,
         insecure: config.runner.insecure,
+        kubernetes: config.kubernetes,
     })
 }
 
@@ -275,6 +288,7 @@ struct ExecConfig {
     cache: CacheConfig,
     trust: Option<hearth_runner::trust::CaBundle>,
     insecure: bool,
+    kubernetes: KubernetesConfig,
 }
 
 fn exit_code(failed: bool) -> ExitCode {

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod exec_run;
 pub mod expr;
 pub mod generate_config;
+pub mod kubernetes;
 pub mod plan;
 pub mod register;
 pub mod validate;

@@ -1,4 +1,5 @@
-//! `hearth register`: registers this runner with a forge and writes the `.runner` file.
+//! `hearth register`: registers this runner with a forge and writes the `.runner` file (or,
+//! with `kubernetes.runner_secret`, keeps the same text in that Secret instead).
 //!
 //! The flags and variables are act_runner's (and forgejo-runner's `FORGEJO_*` spellings), so
 //! the scripts and container entrypoints written for them work unchanged, including the
@@ -12,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hearth_forge::{Client, ClientOptions, Secret};
 
+use crate::cmd::kubernetes::RegistrationStore;
 use hearth_runner::config::Config;
 use hearth_runner::labels::Labels;
 use hearth_runner::register::{register, RegisterInput};
@@ -50,8 +52,8 @@ pub struct RegisterArgs {
     /// The runner's name (default: the host name; also GITEA_RUNNER_NAME).
     #[arg(long, env = "GITEA_RUNNER_NAME")]
     name: Option<String>,
-    /// Labels, comma-separated, as NAME[:host|:docker://IMAGE] (also GITEA_RUNNER_LABELS);
-    /// ignored when the config file sets runner.labels.
+    /// Labels, comma-separated, as NAME[:host|:docker://IMAGE|:kubernetes://IMAGE] (also
+    /// GITEA_RUNNER_LABELS); ignored when the config file sets runner.labels.
     #[arg(long, env = "GITEA_RUNNER_LABELS")]
     labels: Option<String>,
     /// Take one job, then let the forge remove the runner (also GITEA_RUNNER_EPHEMERAL).
@@ -136,16 +138,23 @@ pub fn run(args: RegisterArgs, config: Option<&Path>) -> Result<ExitCode> {
         ephemeral,
         version: env!("CARGO_PKG_VERSION"),
     };
+    // Reached before registering: a registration that could not be kept would be a runner
+    // the forge lists and nothing can run as.
+    let store = runtime.block_on(RegistrationStore::open(&config))?;
+    runtime.block_on(store.check())?;
     let registered = runtime.block_on(register(&client, &input, |e| {
         eprintln!("hearth: cannot reach the forge yet ({e}); trying again");
     }))?;
     for warning in &registered.warnings {
         eprintln!("hearth: warning: {warning}");
     }
-    registered
-        .registration
-        .save(&config.runner.file)
-        .context("cannot save the registration")?;
+    runtime.block_on(store.save(&registered.registration))?;
+    if let RegistrationStore::Secret { .. } = store {
+        eprintln!(
+            "hearth: the registration is kept in {} (kubernetes.runner_secret)",
+            store.origin().display()
+        );
+    }
     println!("Runner registered successfully.");
     Ok(ExitCode::SUCCESS)
 }

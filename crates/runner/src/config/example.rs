@@ -68,6 +68,8 @@ runner:
   # The labels jobs can ask for in runs-on, and where their jobs run:
   #   NAME or NAME:host         on this machine
   #   NAME:docker://IMAGE       in a container of IMAGE
+  #   NAME:kubernetes://IMAGE   Hearth: in a Pod of the cluster below, its
+  #                             job container made from IMAGE
   # They are sent to the forge at each start and replace the labels given
   # at registration; empty keeps those. For example:
   #   labels:
@@ -198,10 +200,56 @@ health_check:
   min_free_disk_space_mb: 1024
   # Hearth: jobs are taken again once this much (MB) is free.
   resume_free_disk_space_mb: 1536
+
+# Hearth: the Kubernetes cluster that NAME:kubernetes://IMAGE labels run their
+# jobs in, each job a Pod of its own (its services containers of the same Pod).
+# Unused without such a label (or runner_secret).
+kubernetes:
+  # The namespace job Pods run in. Empty means the runner's own namespace when
+  # it runs in the cluster, else the kubeconfig context's, else default.
+  namespace: ""
+  # A kubeconfig file. Empty means KUBECONFIG, then ~/.kube/config, then the
+  # ServiceAccount of the Pod the runner runs in.
+  kubeconfig: ""
+  # The kubeconfig context to use. Empty means its current one.
+  context: ""
+  # The ServiceAccount job Pods run as: by default one without any rights, so
+  # that jobs cannot use the cluster's API.
+  service_account: hearth-job
+  # Secrets (of type kubernetes.io/dockerconfigjson, in the namespace) every
+  # job Pod pulls its images with.
+  image_pull_secrets: []
+  # imagePullPolicy of every container: IfNotPresent, Always or Never.
+  pull_policy: IfNotPresent
+  # Resource requests and limits of each job container, as the API writes
+  # them, for example requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 2Gi}.
+  resources:
+    requests: {}
+    limits: {}
+  # nodeSelector of every job Pod, for example kubernetes.io/arch: amd64.
+  node_selector: {}
+  # tolerations of every job Pod, as the Pod spec writes them, for example
+  # `- {key: ci, operator: Equal, value: "true", effect: NoSchedule}`.
+  tolerations: []
+  # A Pod, as the API writes it, that job Pods start from: its labels,
+  # annotations and spec fields (affinity, priorityClassName, runtimeClassName,
+  # ...) are kept, and a container of it named `job` is the base of the job
+  # container; Hearth sets its own fields over it. Empty for none. For example:
+  pod_template:
+  #   metadata:
+  #     labels: {team: ci}
+  #   spec:
+  #     priorityClassName: ci-low
+  # The name of a Secret (in the runner's namespace) that keeps the
+  # registration instead of runner.file: `register` writes it there, and
+  # `daemon` reads it there (a runner Pod that is replaced keeps its identity).
+  # Empty keeps it in runner.file.
+  runner_secret: ""
 "#;
 
 #[cfg(test)]
 mod tests {
+    use super::super::kubernetes::{KUBERNETES_KEYS, RESOURCES_KEYS};
     use super::super::raw::{
         CACHE_KEYS, CONTAINER_KEYS, HEALTH_CHECK_KEYS, HOST_KEYS, LOG_KEYS, METRICS_KEYS,
         RUNNER_KEYS, SECTIONS,
@@ -235,6 +283,7 @@ mod tests {
             ("host", HOST_KEYS),
             ("metrics", METRICS_KEYS),
             ("health_check", HEALTH_CHECK_KEYS),
+            ("kubernetes", KUBERNETES_KEYS),
         ];
         assert_eq!(sections.map(|(name, _)| name), SECTIONS);
         for (section, keys) in sections {
@@ -242,6 +291,13 @@ mod tests {
             for key in keys.iter().filter(|key| **key != "network_mode") {
                 assert!(node.get(key).is_some(), "{section}.{key} is missing");
             }
+        }
+        let resources = root.get("kubernetes").and_then(|k| k.get("resources"));
+        for key in RESOURCES_KEYS {
+            assert!(
+                resources.and_then(|r| r.get(key)).is_some(),
+                "kubernetes.resources.{key} is missing"
+            );
         }
     }
 }

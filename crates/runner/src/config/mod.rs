@@ -12,6 +12,7 @@
 
 mod duration;
 pub mod example;
+mod kubernetes;
 mod legacy_env;
 mod raw;
 mod reader;
@@ -33,6 +34,8 @@ use crate::labels::Labels;
 use raw::RawConfig;
 use reader::Reader;
 
+pub use kubernetes::{KubernetesConfig, PullPolicy, DEFAULT_SERVICE_ACCOUNT};
+
 /// Looks up an environment variable; the process environment in real runs, a table in tests.
 pub type Environment<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -46,6 +49,8 @@ pub struct Config {
     pub host: HostConfig,
     pub metrics: MetricsConfig,
     pub health_check: HealthCheckConfig,
+    /// Hearth's `kubernetes:`: the cluster of `kubernetes://` labels.
+    pub kubernetes: KubernetesConfig,
 }
 
 /// `log:`.
@@ -492,6 +497,7 @@ impl Config {
                 addr: non_empty_or(raw.metrics_addr, DEFAULT_METRICS_ADDR),
             },
             health_check: health_check(raw.min_free_disk_space_mb, raw.resume_free_disk_space_mb),
+            kubernetes: kubernetes::resolve(raw.kubernetes),
         };
         Ok((config, warnings))
     }

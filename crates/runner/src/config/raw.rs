@@ -21,6 +21,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "host",
     "metrics",
     "health_check",
+    "kubernetes",
 ];
 pub(super) const LOG_KEYS: &[&str] = &["level", "format"];
 pub(super) const RUNNER_KEYS: &[&str] = &[
@@ -102,6 +103,8 @@ pub(super) struct RawConfig {
     /// `None` when the file does not say (0 is a value: no guard).
     pub min_free_disk_space_mb: Option<u64>,
     pub resume_free_disk_space_mb: Option<u64>,
+    /// Hearth's `kubernetes:`.
+    pub kubernetes: super::kubernetes::RawKubernetes,
 }
 
 #[derive(Debug, Default)]
@@ -275,6 +278,9 @@ pub(super) fn read_config(reader: &mut Reader<'_>, root: &Node) -> Result<RawCon
             Some("host") => read_host(reader, value, &mut raw)?,
             Some("metrics") => read_metrics(reader, value, &mut raw)?,
             Some("health_check") => read_health_check(reader, value, &mut raw)?,
+            Some("kubernetes") => {
+                super::kubernetes::read_kubernetes(reader, value, &mut raw.kubernetes)?;
+            }
             _ => reader.unknown_key(key, "", SECTIONS),
         }
     }

@@ -745,3 +745,232 @@ fn the_disk_guard_resumes_above_its_minimum() {
          0 or more, found -5"
     );
 }
+
+#[test]
+fn kubernetes_defaults_name_nothing_but_the_job_service_account() {
+    let kubernetes = defaults().kubernetes;
+    assert_eq!(
+        kubernetes,
+        super::KubernetesConfig {
+            service_account: "hearth-job".to_owned(),
+            pull_policy: super::PullPolicy::IfNotPresent,
+            ..Default::default()
+        }
+    );
+    assert_eq!(kubernetes.pull_policy.as_str(), "IfNotPresent");
+    // Empty values and an empty template are the defaults too.
+    let empty = load_clean(
+        "kubernetes:\n  namespace: ''\n  service_account: ''\n  pull_policy: ''\n  \
+         pod_template: {}\n  resources: {requests: , limits: {}}\n  runner_secret:\n",
+    );
+    assert_eq!(empty.kubernetes, kubernetes);
+}
+
+#[test]
+fn kubernetes_values_are_read() {
+    let config = load_clean(
+        r#"
+kubernetes:
+  namespace: ci-jobs
+  kubeconfig: /etc/hearth/kubeconfig
+  context: ci
+  service_account: runner-jobs
+  image_pull_secrets: [registry-a, registry.b]
+  pull_policy: Always
+  resources:
+    requests: {cpu: 500m, memory: 1Gi}
+    limits:
+      cpu: 2
+      memory: 1.5Gi
+      nvidia.com/gpu: 1
+  node_selector:
+    kubernetes.io/arch: amd64
+    ci: "true"
+  tolerations:
+    - {key: ci, operator: Equal, value: true, effect: NoSchedule}
+    - operator: Exists
+      tolerationSeconds: 30
+  pod_template:
+    metadata:
+      labels: {team: ci}
+      annotations: {note: "1.10"}
+    spec:
+      priorityClassName: ci-low
+      containers:
+        - name: job
+          env: [{name: A, value: "1"}]
+      terminationGracePeriodSeconds: 5
+  runner_secret: hearth-runner
+"#,
+    );
+    let k = &config.kubernetes;
+    assert_eq!(k.namespace.as_deref(), Some("ci-jobs"));
+    assert_eq!(
+        k.kubeconfig.as_deref(),
+        Some(Path::new("/etc/hearth/kubeconfig"))
+    );
+    assert_eq!(k.context.as_deref(), Some("ci"));
+    assert_eq!(k.service_account, "runner-jobs");
+    assert_eq!(k.image_pull_secrets, ["registry-a", "registry.b"]);
+    assert_eq!(k.pull_policy, super::PullPolicy::Always);
+    let map = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(k.requests, map(&[("cpu", "500m"), ("memory", "1Gi")]));
+    assert_eq!(
+        k.limits,
+        map(&[("cpu", "2"), ("memory", "1.5Gi"), ("nvidia.com/gpu", "1")])
+    );
+    assert_eq!(
+        k.node_selector,
+        map(&[("kubernetes.io/arch", "amd64"), ("ci", "true")])
+    );
+    // A toleration's fields get the API's types: `value: true` is the string "true".
+    assert_eq!(
+        k.tolerations,
+        [
+            serde_json::json!({"key": "ci", "operator": "Equal", "value": "true", "effect": "NoSchedule"}),
+            serde_json::json!({"operator": "Exists", "tolerationSeconds": 30}),
+        ]
+    );
+    assert_eq!(
+        k.pod_template,
+        Some(serde_json::json!({
+            "metadata": {"labels": {"team": "ci"}, "annotations": {"note": "1.10"}},
+            "spec": {
+                "priorityClassName": "ci-low",
+                "containers": [{"name": "job", "env": [{"name": "A", "value": "1"}]}],
+                "terminationGracePeriodSeconds": 5
+            }
+        }))
+    );
+    assert_eq!(k.runner_secret.as_deref(), Some("hearth-runner"));
+}
+
+#[test]
+fn kubernetes_values_the_api_would_refuse_are_errors_at_the_value() {
+    let cases = [
+        (
+            "kubernetes:\n  pull_policy: always\n",
+            "config.yaml:2:16: kubernetes.pull_policy must be IfNotPresent, Always or Never, \
+             found \"always\"",
+        ),
+        (
+            "kubernetes:\n  pull_policy: [Always]\n",
+            "config.yaml:2:16: kubernetes.pull_policy must be a string, found a sequence",
+        ),
+        (
+            "kubernetes:\n  resources:\n    limits: {memory: 2GB}\n",
+            "config.yaml:3:22: kubernetes.resources.limits.memory must be a Kubernetes quantity \
+             such as 500m, 2, 1.5 or 512Mi, found \"2GB\"",
+        ),
+        (
+            "kubernetes:\n  resources:\n    requests: [cpu]\n",
+            "config.yaml:3:15: kubernetes.resources.requests must be a mapping of resource names \
+             to quantities (cpu: 500m), found a sequence",
+        ),
+        (
+            "kubernetes:\n  namespace: CI_Jobs\n",
+            "config.yaml:2:14: kubernetes.namespace must be a Kubernetes name, a DNS label: \
+             lower-case letters, digits and `-`, starting and ending with a letter or digit, at \
+             most 63 characters; found \"CI_Jobs\"",
+        ),
+        (
+            "kubernetes:\n  image_pull_secrets: [ok, Not-OK]\n",
+            "config.yaml:2:28: kubernetes.image_pull_secrets[1] must be a Kubernetes name",
+        ),
+        (
+            "kubernetes:\n  runner_secret: hearth/runner\n",
+            "config.yaml:2:18: kubernetes.runner_secret must be a Kubernetes name",
+        ),
+        (
+            "kubernetes:\n  node_selector: [a]\n",
+            "config.yaml:2:18: kubernetes.node_selector must be a mapping of names to strings",
+        ),
+        (
+            "kubernetes:\n  tolerations: {key: ci}\n",
+            "config.yaml:2:16: kubernetes.tolerations must be a list of tolerations, found a \
+             mapping",
+        ),
+        (
+            "kubernetes:\n  tolerations:\n    - {operator: exists}\n",
+            "config.yaml:3:18: kubernetes.tolerations[0].operator must be one of Exists, Equal, \
+             found \"exists\"",
+        ),
+        (
+            "kubernetes:\n  tolerations:\n    - {effect: NoSchedule, tolerationSeconds: 1m}\n",
+            "config.yaml:3:47: kubernetes.tolerations[0].tolerationSeconds must be an integer",
+        ),
+        (
+            "kubernetes:\n  pod_template: [a]\n",
+            "config.yaml:2:17: kubernetes.pod_template must be a mapping, found a sequence",
+        ),
+        (
+            "kubernetes:\n  pod_template:\n    kind: Deployment\n",
+            "config.yaml:3:11: kubernetes.pod_template.kind must be Pod (the template is a Pod), \
+             found \"Deployment\"",
+        ),
+        (
+            "kubernetes:\n  pod_template:\n    spec: [a]\n",
+            "config.yaml:3:11: kubernetes.pod_template.spec must be a mapping, found a sequence",
+        ),
+        (
+            "kubernetes:\n  pod_template:\n    spec:\n      activeDeadlineSeconds: .nan\n",
+            "config.yaml:4:30: kubernetes.pod_template.spec.activeDeadlineSeconds: NaN cannot be \
+             written in JSON; quote it to make it a string",
+        ),
+        (
+            "kubernetes:\n  pod_template:\n    metadata:\n      labels:\n        ? [a]\n        : b\n",
+            "config.yaml:5:11: a key of kubernetes.pod_template.metadata.labels must be a string, \
+             found a sequence",
+        ),
+        (
+            "kubernetes: [namespace]\n",
+            "config.yaml:1:13: kubernetes must be a mapping, found a sequence",
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .map(|(text, expected)| (text, expected, error(text)))
+        .filter(|(_, expected, message)| !message.starts_with(*expected))
+        .map(|(text, expected, message)| {
+            format!("{text}\nexpected: {expected}\n   found: {message}")
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn kubernetes_unknown_keys_are_warnings_with_suggestions() {
+    let (config, warnings) = load(
+        "kubernetes:\n  namespce: ci\n  resources:\n    request: {cpu: 1}\n  tolerations:\n    \
+         - {key: a, tolerationSecond: 3}\n  pod_template:\n    containers: []\n    metadata: {}\n",
+    );
+    assert_eq!(
+        messages(&warnings),
+        [
+            "config.yaml:2:3: unknown key kubernetes.namespce is ignored; did you mean \
+             kubernetes.namespace?",
+            "config.yaml:4:5: unknown key kubernetes.resources.request is ignored; did you mean \
+             kubernetes.resources.requests?",
+            "config.yaml:6:16: unknown key kubernetes.tolerations[0].tolerationSecond is \
+             ignored; did you mean kubernetes.tolerations[0].tolerationSeconds?",
+            "config.yaml:8:5: unknown key kubernetes.pod_template.containers is ignored: the \
+             template is a Pod (apiVersion, kind, metadata, spec); a Pod spec's fields go under \
+             kubernetes.pod_template.spec",
+        ]
+    );
+    assert_eq!(config.kubernetes.namespace, None);
+    assert!(config.kubernetes.requests.is_empty());
+    assert_eq!(
+        config.kubernetes.tolerations,
+        [serde_json::json!({"key": "a"})]
+    );
+    assert_eq!(
+        config.kubernetes.pod_template,
+        Some(serde_json::json!({"metadata": {}}))
+    );
+}

@@ -179,7 +179,9 @@ pub async fn run(options: DoctorOptions) -> Report {
     let mut usable_images = Vec::new();
     if let Some(labels) = labels.as_ref().filter(|_| needs_docker) {
         for label in labels.iter() {
-            let Some(image) = label.image() else { continue };
+            let Some(image) = label.docker_image() else {
+                continue;
+            };
             let name = format!("image:{}", label.name());
             let Some(probe) = &docker else {
                 report.push(Check::skip(name, "needs Docker"));
