@@ -440,3 +440,38 @@ async fn a_step_image_pulls_with_the_job_pods_credentials() {
     runtime.finish().await.unwrap();
     assert_eq!(ns.leftovers().await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_reaches_the_jobs_services_by_name() {
+    let ns = TestNamespace::new("stepservices").await;
+    let backend = ns.backend(KubernetesSettings::default());
+    let cancel = CancellationToken::new();
+    let mut spec = job(BUSYBOX, "stepservices-runner");
+    spec.services = vec![(
+        "web".into(),
+        ContainerSpec {
+            image: BUSYBOX.into(),
+            entrypoint: Some("sh".into()),
+            command: Some(
+                "-c 'mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www'"
+                    .into(),
+            ),
+            ports: vec!["8080".into()],
+            options: "--health-cmd 'wget -qO- http://127.0.0.1:8080/' --health-interval 1s"
+                .into(),
+            ..Default::default()
+        },
+    )];
+    let runtime = backend
+        .start(spec, &mut Lines::default(), &cancel)
+        .await
+        .expect("the job's Pod starts once its service is ready");
+    // The service listens in the job's Pod: the step's Pod reaches it at that Pod's address.
+    let output = Output::default();
+    let run = step(BUSYBOX, "wget -T 10 -qO- http://web:8080/", None);
+    let end = run_step(&*runtime, run, &output, &cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", output.text());
+    assert_eq!(output.text(), "served\n");
+    runtime.finish().await.unwrap();
+    assert_eq!(ns.leftovers().await, Vec::<String>::new());
+}
