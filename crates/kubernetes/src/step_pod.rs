@@ -193,7 +193,8 @@ async fn drive(
         State::Running => Some(Ok(())),
         State::Waiting => None,
         State::Ended(code) => Some(Err(BackendError::Container(format!(
-            "the step's Pod {name} ended its copy before it was made (exit code {code})"
+            "the step's Pod {name}: its container {INIT} ended (exit code {code}) before the \
+             job's folders were copied in"
         )))),
         State::Failed { why, pull } => Some(Err(failed(why, pull))),
     })
