@@ -12,7 +12,7 @@ use kube::Api;
 /// The names of the Pods this backend runs now, which `reap` leaves alone.
 pub type Live = Arc<Mutex<HashSet<String>>>;
 
-/// The label that ties a job's Secret to its Pod.
+/// The label that ties a job's Secret and its step Pods to its Pod.
 pub const POD_LABEL: &str = "hearth.pod";
 
 /// A job's objects, deleted together.
@@ -25,7 +25,7 @@ pub struct JobObjects {
 }
 
 /// Deleted at once: a job's Pod holds nothing that needs a graceful end.
-fn now() -> DeleteParams {
+pub(crate) fn now() -> DeleteParams {
     DeleteParams::background().grace_period(0)
 }
 
@@ -33,6 +33,11 @@ impl JobObjects {
     /// Deletes the Pod and the Secret; one already gone counts as deleted.
     pub async fn delete(self) -> Result<(), String> {
         let mut errors = Vec::new();
+        // Step Pods (`step_pod`) are deleted by their steps; one is left when a step's future
+        // was dropped while its deletion was on its way.
+        if let Err(e) = delete_steps(&self.pods, &self.pod).await {
+            errors.push(format!("the step Pods of {}: {e}", self.pod));
+        }
         if let Err(e) = gone(self.pods.delete(&self.pod, &now()).await) {
             errors.push(format!("Pod {}: {e}", self.pod));
         }
@@ -67,8 +72,20 @@ impl JobObjects {
     }
 }
 
+/// Deletes the step Pods of the job Pod `pod`.
+async fn delete_steps(pods: &Api<Pod>, pod: &str) -> Result<(), kube::Error> {
+    let (key, value) = crate::BACKEND_LABEL;
+    let params = ListParams::default().labels(&format!("{key}={value},{POD_LABEL}={pod}"));
+    for step in pods.list_metadata(&params).await? {
+        if let Some(name) = step.metadata.name {
+            gone(pods.delete(&name, &now()).await)?;
+        }
+    }
+    Ok(())
+}
+
 /// `Ok` for a deletion done or one that found nothing.
-fn gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+pub(crate) fn gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match result {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
@@ -100,7 +117,9 @@ pub async fn reap(
         let Some(name) = pod.metadata.name else {
             continue;
         };
-        if is_live(&name) {
+        // A live job's step Pods are named after it and labelled with its name.
+        let job_pod = pod.metadata.labels.as_ref().and_then(|l| l.get(POD_LABEL));
+        if is_live(&name) || job_pod.is_some_and(|job| is_live(job)) {
             continue;
         }
         gone(pods.delete(&name, &now()).await)?;

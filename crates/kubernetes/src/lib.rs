@@ -18,6 +18,7 @@ mod pod;
 pub mod runner_secret;
 mod runtime;
 mod start;
+mod step_pod;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -15,7 +15,7 @@ pub const JOB_CONTAINER: &str = "job";
 
 /// The job container's main process: it only waits, and ends at once when the Pod is deleted
 /// (a PID 1 without a handler would ignore SIGTERM and hold the Pod for its grace period).
-const SLEEPER: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
+pub(crate) const SLEEPER: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
 /// What differs from one job Pod to the next.
 pub struct PodPlan<'a> {

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hearth_backend::{
-    BackendError, BoxFuture, CancellationToken, ContainerInfo, ExecEnd, ExecSpec, FileDigest,
-    HostPath, JobContainers, JobPath, JobPaths, JobRuntime, OutputSink,
+    BackendError, BoxFuture, CancellationToken, ContainerInfo, ContainerRun, ExecEnd, ExecSpec,
+    FileDigest, HostPath, JobContainers, JobPath, JobPaths, JobRuntime, OutputSink,
 };
 
 use crate::cleanup::JobObjects;
@@ -174,6 +174,16 @@ impl JobRuntime for PodRuntime {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
         Box::pin(self.run(spec, sink, cancel))
+    }
+
+    fn run_container<'a>(
+        &'a self,
+        run: ContainerRun,
+        sink: &'a mut dyn OutputSink,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        let n = self.steps.fetch_add(1, Ordering::Relaxed);
+        Box::pin(crate::step_pod::run(&self.files, n, run, sink, cancel))
     }
 
     fn write_file<'a>(

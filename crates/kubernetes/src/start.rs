@@ -24,7 +24,7 @@ use crate::KubernetesBackend;
 const READY_BOUND: Duration = Duration::from_secs(300);
 
 /// Waiting reasons that will not resolve by waiting.
-const FATAL_WAITING: [&str; 7] = [
+pub(crate) const FATAL_WAITING: [&str; 7] = [
     "ErrImagePull",
     "ImagePullBackOff",
     "InvalidImageName",
