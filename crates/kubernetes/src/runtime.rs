@@ -36,6 +36,8 @@ pub struct PodRuntime {
     pub steps: AtomicUsize,
     /// Host folders already copied into the Pod, and where.
     pub exposed: Mutex<HashMap<std::path::PathBuf, JobPath>>,
+    /// The job's node for JavaScript actions: the image's, or the one the runner lends.
+    pub node: crate::node::JobNode,
 }
 
 impl PodRuntime {
@@ -168,6 +170,10 @@ impl JobRuntime for PodRuntime {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
         Box::pin(self.run(spec, sink, cancel))
+    }
+
+    fn node(&self, major: u32) -> BoxFuture<'_, Result<hearth_backend::NodeCommand, BackendError>> {
+        Box::pin(self.node.command(&self.files, major))
     }
 
     fn write_file<'a>(

@@ -152,6 +152,7 @@ pub async fn start(
         objects,
         steps: Default::default(),
         exposed: Default::default(),
+        node: crate::node::JobNode::new(backend.lent_node.clone()),
     };
     // Dropping `runtime` on an error below deletes the Pod in the background.
     let base_env = prepare_folders(&files, &job.image).await?;
