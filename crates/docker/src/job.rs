@@ -651,11 +651,7 @@ impl JobRuntime for DockerJob {
             let lent = self.lent_node.as_ref();
             let chosen = crate::node::choose(major, image, lent.and_then(|b| b.major()));
             let (choice, notice) = chosen.ok_or_else(|| {
-                BackendError::Unsupported(format!(
-                    "the job's image has no `node` on its PATH, and the runner has none to \
-                     lend (it lends the `node` on its own PATH): {}",
-                    self.no_lent_node
-                ))
+                BackendError::Unsupported(crate::node::no_node(&self.no_lent_node))
             })?;
             let argv = match (choice, lent) {
                 (crate::node::Choice::Lent, Some(bundle)) if self.copy => {

@@ -165,11 +165,9 @@ pub struct DockerBackend {
     settings: ContainerSettings,
     /// The names of the jobs this backend (and its clones) runs now: `reap` leaves them be.
     live: job::Live,
-    /// Where the node lent to images without one is kept (see `node`); `None` lends none.
-    externals: Option<PathBuf>,
-    /// The node lent to job containers, found and bundled at the first job that could use it.
-    /// Or why there is none, to say when an action needs it.
-    lent_node: std::sync::Arc<tokio::sync::OnceCell<Result<node::NodeBundle, String>>>,
+    /// The node lent to job containers, found and bundled at the first job that could use it
+    /// (see `node`), or why there is none, to say when an action needs it.
+    lent_node: hearth_host::NodeLender,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -198,8 +196,7 @@ impl DockerBackend {
             },
             settings: ContainerSettings::default(),
             live: job::Live::default(),
-            externals: None,
-            lent_node: std::sync::Arc::default(),
+            lent_node: hearth_host::NodeLender::default(),
         }
     }
 
@@ -209,34 +206,8 @@ impl DockerBackend {
     /// share this machine's folders (`container.bind_workdir: false`), copied into the job
     /// when an action first needs it.
     pub fn with_node_lending(mut self, externals: PathBuf) -> Self {
-        self.externals = Some(externals);
+        self.lent_node = hearth_host::NodeLender::new(externals);
         self
-    }
-
-    /// The node to lend, bundled at the first call, or why there is none (a missing or
-    /// unusable one is also said once, as a warning).
-    async fn lendable_node(&self) -> Result<node::NodeBundle, String> {
-        let Some(externals) = self.externals.as_ref() else {
-            return Err("this runner is set to lend none".to_owned());
-        };
-        let bundled = self
-            .lent_node
-            .get_or_init(|| async {
-                let path = std::env::var("PATH").unwrap_or_default();
-                let made = match node::find_on_path(&path) {
-                    Some(found) => node::bundle(&found, externals).await,
-                    None => Err(node::LendError::NoNode),
-                };
-                made.map_err(|e| {
-                    tracing::warn!(
-                        "JavaScript actions in images without node will fail: no node to lend \
-                         them: {e}"
-                    );
-                    e.to_string()
-                })
-            })
-            .await;
-        bundled.clone()
     }
 
     /// Applies the runner's `container.*` settings.
@@ -444,7 +415,7 @@ impl DockerBackend {
         let (images, host_job, lent_node) = tokio::join!(
             images,
             self.host.start_job(folders, cancel),
-            self.lendable_node()
+            self.lent_node.bundle()
         );
         let host_job = host_job?;
         if let Err(e) = images {
@@ -885,7 +856,7 @@ impl DockerBackend {
         };
         binds.extend(job.workspace_bind());
         if job.volume.is_none() {
-            binds.extend(job.lent_node.as_ref().map(node::NodeBundle::bind));
+            binds.extend(job.lent_node.as_ref().map(node::bind));
         }
         binds.extend(volumes.iter().cloned());
         if let Some(socket) = &self.settings.docker_socket {

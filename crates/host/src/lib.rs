@@ -35,12 +35,15 @@ mod copy;
 mod exec;
 pub mod files;
 mod ids;
+pub mod node_bundle;
 mod procs;
 mod reap;
 mod record;
 mod refresh;
 mod remove;
 mod spares;
+
+pub use node_bundle::{NodeBundle, NodeLender};
 
 use std::collections::HashSet;
 use std::io;

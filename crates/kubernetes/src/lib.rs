@@ -13,6 +13,7 @@ mod capability;
 mod cleanup;
 mod exec;
 mod files;
+mod node;
 mod options;
 mod pod;
 pub mod runner_secret;
@@ -167,6 +168,8 @@ pub struct KubernetesBackend {
     /// Checked once, at the first job: the job ServiceAccount is there, and whether the
     /// cluster keeps `hostUsers: false`.
     prepared: Arc<tokio::sync::OnceCell<bool>>,
+    /// The node lent to job Pods whose image has none (see `node`); lends none by default.
+    lent_node: hearth_host::NodeLender,
 }
 
 impl KubernetesBackend {
@@ -188,6 +191,7 @@ impl KubernetesBackend {
             settings: Arc::new(settings),
             live: Default::default(),
             prepared: Default::default(),
+            lent_node: Default::default(),
         }
     }
 

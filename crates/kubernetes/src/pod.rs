@@ -10,6 +10,8 @@ use crate::KubernetesSettings;
 /// Where the job's folders are mounted, as in a Docker job (`/__w`, `/__t`).
 pub const WORK_DIR: &str = "/__w";
 pub const TOOL_CACHE: &str = "/__t";
+/// Where the runner's externals go (the node it lends, copied in when an action needs it).
+pub const EXTERNALS: &str = "/__e";
 /// The container the steps run in.
 pub const JOB_CONTAINER: &str = "job";
 
@@ -92,6 +94,7 @@ pub fn pod(plan: &PodPlan<'_>, settings: &KubernetesSettings) -> Result<Value, S
     volumes.retain(|v| v.get("hostPath").is_none_or(Value::is_null));
     volumes.push(json!({"name": "hearth-work", "emptyDir": {}}));
     volumes.push(json!({"name": "hearth-toolcache", "emptyDir": {}}));
+    volumes.push(json!({"name": "hearth-externals", "emptyDir": {}}));
 
     let pull_secrets = array(spec, "imagePullSecrets");
     for name in settings
@@ -143,6 +146,7 @@ fn job_container(
     let mounts = json!([
         {"name": "hearth-work", "mountPath": WORK_DIR},
         {"name": "hearth-toolcache", "mountPath": TOOL_CACHE},
+        {"name": "hearth-externals", "mountPath": EXTERNALS},
     ]);
     let fields = json!({
         "name": JOB_CONTAINER,

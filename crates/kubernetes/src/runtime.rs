@@ -38,6 +38,8 @@ pub struct PodRuntime {
     pub steps: AtomicUsize,
     /// Host folders already copied into the Pod, and where.
     pub exposed: Mutex<HashMap<std::path::PathBuf, JobPath>>,
+    /// The job's node for JavaScript actions: the image's, or the one the runner lends.
+    pub node: crate::node::JobNode,
 }
 
 impl PodRuntime {
@@ -184,6 +186,10 @@ impl JobRuntime for PodRuntime {
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
         let n = self.steps.fetch_add(1, Ordering::Relaxed);
         Box::pin(crate::step_pod::run(&self.files, n, run, sink, cancel))
+    }
+
+    fn node(&self, major: u32) -> BoxFuture<'_, Result<hearth_backend::NodeCommand, BackendError>> {
+        Box::pin(self.node.command(&self.files, major))
     }
 
     fn write_file<'a>(

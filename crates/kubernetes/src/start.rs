@@ -153,6 +153,7 @@ pub async fn start(
         objects,
         steps: Default::default(),
         exposed: Default::default(),
+        node: crate::node::JobNode::new(backend.lent_node.clone()),
     };
     // Dropping `runtime` on an error below deletes the Pod in the background.
     let extra_hosts = pod::extra_hosts(&spec.services);

@@ -204,7 +204,7 @@ pub fn run(args: DaemonArgs, config: Option<&Path>) -> Result<ExitCode> {
         if wants_kubernetes {
             // As with Docker: a cluster the runner cannot use fails its labels' jobs, each
             // with a message saying so, and the runner's other labels still run.
-            match kubernetes::backend(&config.kubernetes).await {
+            match kubernetes::backend(&config.kubernetes, externals.clone()).await {
                 Ok(backend) => {
                     tracing::info!(
                         "jobs with a kubernetes label run as Pods in the namespace {}",

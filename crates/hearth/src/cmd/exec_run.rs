@@ -100,7 +100,7 @@ pub fn run(args: ExecArgs, config_file: Option<&Path>) -> Result<ExitCode> {
         // A cluster that cannot be used is said once here; its labels' jobs then fail, each
         // saying so, and the other labels' jobs run (as without Docker).
         if wants_kubernetes {
-            match kubernetes::backend(&kubernetes_config).await {
+            match kubernetes::backend(&kubernetes_config, local::externals_dir()).await {
                 Ok(backend) => backends = backends.clone().with_kubernetes(Arc::new(backend)),
                 Err(e) => eprintln!("hearth: jobs with a kubernetes label will not run: {e:#}"),
             }

@@ -53,11 +53,16 @@ pub fn describe(config: &KubernetesConfig) -> String {
     format!("{kubeconfig}, {context}, {namespace}")
 }
 
-/// The backend, or why the runner cannot use the cluster, naming where it looked.
-pub async fn backend(config: &KubernetesConfig) -> Result<KubernetesBackend> {
-    KubernetesBackend::connect(settings(config))
+/// The backend, or why the runner cannot use the cluster, naming where it looked; it lends
+/// the runner's node (bundled under `externals`, as for Docker) to images without one.
+pub async fn backend(
+    config: &KubernetesConfig,
+    externals: std::path::PathBuf,
+) -> Result<KubernetesBackend> {
+    let backend = KubernetesBackend::connect(settings(config))
         .await
-        .with_context(|| format!("cannot use Kubernetes through {}", describe(config)))
+        .with_context(|| format!("cannot use Kubernetes through {}", describe(config)))?;
+    Ok(backend.with_node_lending(externals))
 }
 
 /// Where the registration is kept: `runner.file`, or the Secret `kubernetes.runner_secret`
