@@ -33,8 +33,9 @@
 //! `cancelling` state, server timers (use [`FakeForge::fail_as_zombie`]).
 //!
 //! The `fake-forge` binary (for shell benchmarks) serves until SIGINT/SIGTERM:
-//! `fake-forge --port P --token REG [--flavour gitea|forgejo] [--tasks N --payload FILE]
-//! [--stats-file F]`. It prints `listening on http://127.0.0.1:P` once ready. Its stats (also
+//! `fake-forge [--host ADDR] --port P --token REG [--flavour gitea|forgejo] [--tasks N --payload FILE]
+//! [--stats-file F]`. It prints `listening on http://127.0.0.1:P` (or the `--host`
+//! address) once ready. Its stats (also
 //! served at any time as `GET /_fake/stats`, and written to `--stats-file` on exit) are JSON:
 //! `{"requests": {"FetchTask": n, ...}, "jobs_total", "jobs_done", "jobs": [{"job_id",
 //! "status", "task_id", "runner_id", "final_result_reported", "log_rows", "log_archived",

@@ -13,6 +13,10 @@ struct Args {
     /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Listen on this address instead of 127.0.0.1: one that job containers or Pods reach
+    /// (a bridge's address), since a runner refuses a forge on its loopback for them.
+    #[arg(long)]
+    host: Option<std::net::IpAddr>,
     /// A registration token to accept (repeatable).
     #[arg(long = "token", required = true)]
     tokens: Vec<String>,
@@ -38,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let options = Options {
         port: Some(args.port),
+        host: args.host,
         flavour: args.flavour,
         registration_tokens: args.tokens,
         declare_capabilities: args.capabilities,
