@@ -88,6 +88,22 @@ done"#;
         checked(self.sh(script, &args, None, 0).await, "empty", first).map(|_| ())
     }
 
+    /// Which of `paths` are not empty files any more (written to, or removed), in one exec.
+    pub async fn not_empty(&self, paths: &[String]) -> Result<Vec<String>, BackendError> {
+        let Some(first) = paths.first() else {
+            return Ok(Vec::new());
+        };
+        let script =
+            r#"for f; do if [ -s "$f" ] || [ ! -f "$f" ]; then printf '%s\n' "$f"; fi; done"#;
+        let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let done = self.sh(script, &args, None, 1 << 20).await;
+        let listing = checked(done, "look at", &JobPath::new(first.clone()))?.stdout;
+        Ok(String::from_utf8_lossy(&listing)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// Copies the host folder `folder` into the Pod at `target` (made, or emptied first).
     pub async fn upload(&self, folder: &HostPath, target: &JobPath) -> Result<(), BackendError> {
         let source = folder.as_path().to_owned();

@@ -11,6 +11,7 @@
 
 mod capability;
 mod cleanup;
+mod empties;
 mod exec;
 mod files;
 mod node;

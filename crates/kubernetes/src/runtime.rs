@@ -36,6 +36,8 @@ pub struct PodRuntime {
     /// Deleted in `finish`, or in the background when the runtime is dropped without it.
     pub objects: Option<JobObjects>,
     pub steps: AtomicUsize,
+    /// The job's files known to be empty (the file-command files between steps).
+    pub empty: crate::empties::KnownEmpty,
     /// Host folders already copied into the Pod, and where.
     pub exposed: Mutex<HashMap<std::path::PathBuf, JobPath>>,
     /// The job's node for JavaScript actions: the image's, or the one the runner lends.
@@ -175,6 +177,7 @@ impl JobRuntime for PodRuntime {
         sink: &'a mut dyn OutputSink,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        self.empty.ran();
         Box::pin(self.run(spec, sink, cancel))
     }
 
@@ -184,6 +187,7 @@ impl JobRuntime for PodRuntime {
         sink: &'a mut dyn OutputSink,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ExecEnd, BackendError>> {
+        self.empty.ran();
         let n = self.steps.fetch_add(1, Ordering::Relaxed);
         Box::pin(crate::step_pod::run(&self.files, n, run, sink, cancel))
     }
@@ -198,6 +202,7 @@ impl JobRuntime for PodRuntime {
         contents: &'a [u8],
         _replaces: Option<&'a JobPath>,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
+        self.empty.written(path);
         Box::pin(self.files.write(path, contents))
     }
 
@@ -206,11 +211,20 @@ impl JobRuntime for PodRuntime {
         path: &'a JobPath,
         limit: u64,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
-        Box::pin(self.files.read(path, limit))
+        Box::pin(async move {
+            if self.empty.is_empty(&self.files, path).await? {
+                return Ok(Some(Vec::new()));
+            }
+            self.files.read(path, limit).await
+        })
     }
 
     fn empty_files<'a>(&'a self, paths: &'a [JobPath]) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(self.files.empty(paths))
+        Box::pin(async move {
+            self.files.empty(paths).await?;
+            self.empty.emptied(paths);
+            Ok(())
+        })
     }
 
     fn host_view(&self, _path: &JobPath) -> Option<HostPath> {

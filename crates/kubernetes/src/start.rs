@@ -152,6 +152,7 @@ pub async fn start(
         containers: crate::runtime::containers(&name, &spec.services),
         objects,
         steps: Default::default(),
+        empty: Default::default(),
         exposed: Default::default(),
         node: crate::node::JobNode::new(backend.lent_node.clone()),
     };

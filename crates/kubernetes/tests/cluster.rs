@@ -226,6 +226,30 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
         runtime.read_file(&file, 10).await.unwrap().as_deref(),
         Some(&b""[..])
     );
+    // A file emptied, then written by a step, reads as the step left it (the backend keeps
+    // track of empty files between steps); one the step removed reads as missing.
+    let new = JobPath::new("/__w/temp/cmd/new");
+    let (end, _) = run(
+        &*runtime,
+        "printf 'x=1' > /__w/temp/cmd/new; rm /__w/temp/cmd/out",
+        None,
+        &cancel,
+    )
+    .await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    assert_eq!(
+        runtime.read_file(&new, 10).await.unwrap().as_deref(),
+        Some(&b"x=1"[..])
+    );
+    assert_eq!(runtime.read_file(&file, 10).await.unwrap(), None);
+    runtime
+        .empty_files(&[file.clone(), new.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        runtime.read_file(&new, 10).await.unwrap().as_deref(),
+        Some(&b""[..])
+    );
     let digests = runtime
         .file_digests(&runtime.paths().workspace)
         .await
