@@ -6,108 +6,15 @@
 use std::time::Instant;
 
 use hearth_backend::{
-    Backend, BackendError, CancellationToken, ContainerSpec, ExecEnd, ExecSpec, JobRuntime,
-    JobSpec, NoSetupLog, NodeCommand, Stream,
+    Backend, BackendError, CancellationToken, ExecEnd, ExecSpec, JobRuntime, NoSetupLog,
+    NodeCommand, Stream,
 };
-use hearth_kubernetes::{KubernetesBackend, KubernetesSettings};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::Api;
-use serde_json::json;
+use hearth_kubernetes::KubernetesSettings;
 
-const BUSYBOX: &str = "hearth-test/busybox:1";
-/// Debian with Debian's `nodejs` 18.
-const DEBIAN: &str = "hearth-test/debian:1";
+mod common;
 
-fn kubeconfig() -> std::path::PathBuf {
-    std::env::var_os("KUBECONFIG")
-        .map(Into::into)
-        .unwrap_or_else(|| "/var/cache/hearth-k8s/run/admin.kubeconfig".into())
-}
+use common::*;
 
-/// A namespace of the test's own, deleted when dropped.
-struct TestNamespace {
-    client: kube::Client,
-    name: String,
-}
-
-impl TestNamespace {
-    async fn new(test: &str) -> TestNamespace {
-        let settings = KubernetesSettings {
-            kubeconfig: Some(kubeconfig()),
-            ..Default::default()
-        };
-        let (client, _) = hearth_kubernetes::connect(&settings)
-            .await
-            .expect("the test cluster answers (scripts/k8s-test-env)");
-        let name = format!("hearth-t-{test}-{}", std::process::id());
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("create the test namespace");
-        TestNamespace { client, name }
-    }
-
-    fn backend(&self, settings: KubernetesSettings) -> KubernetesBackend {
-        KubernetesBackend::with_client(self.client.clone(), self.name.clone(), settings)
-    }
-
-    /// The names of the Pods and Secrets Hearth made that are still there.
-    async fn leftovers(&self) -> Vec<String> {
-        let params = ListParams::default().labels("hearth.backend=kubernetes");
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.name);
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.name);
-        let mut names = Vec::new();
-        for pod in pods.list_metadata(&params).await.unwrap() {
-            names.push(format!("pod {}", pod.metadata.name.unwrap_or_default()));
-        }
-        for secret in secrets.list_metadata(&params).await.unwrap() {
-            names.push(format!(
-                "secret {}",
-                secret.metadata.name.unwrap_or_default()
-            ));
-        }
-        names
-    }
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        // The test's runtime is ending: delete on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let namespaces: Api<Namespace> = Api::all(client);
-                let _ = namespaces.delete(&name, &DeleteParams::default()).await;
-            });
-        })
-        .join();
-    }
-}
-
-fn job(image: &str, owner: &str) -> JobSpec {
-    JobSpec {
-        name: "build".into(),
-        container: Some(ContainerSpec {
-            image: image.into(),
-            ..Default::default()
-        }),
-        owner: vec![
-            ("hearth.runner".into(), owner.into()),
-            ("hearth.task".into(), "1".into()),
-        ],
-        ..Default::default()
-    }
-}
-
-/// The version of the node on this process's `PATH`: the one the runner lends.
 fn runners_node() -> String {
     let output = std::process::Command::new("node")
         .arg("--version")

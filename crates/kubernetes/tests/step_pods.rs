@@ -8,119 +8,14 @@ use std::time::{Duration, Instant};
 
 use hearth_backend::{
     Backend, BackendError, CancellationToken, ContainerRun, ContainerSpec, Credentials, ExecEnd,
-    ExecSpec, ImageSource, JobPath, JobRuntime, JobSpec, Mount, SecretString, SetupLevel, SetupLog,
-    Stream,
+    ExecSpec, ImageSource, JobPath, JobRuntime, Mount, SecretString, Stream,
 };
-use hearth_kubernetes::{KubernetesBackend, KubernetesSettings};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::Api;
-use serde_json::json;
+use hearth_kubernetes::KubernetesSettings;
+use kube::api::ListParams;
 
-const BUSYBOX: &str = "hearth-test/busybox:1";
-const PRIVATE: &str = "127.0.0.1:5999/private/busybox:1";
-const REGISTRY_USER: &str = "hearth";
-/// The test registry's password (test data made by scripts/docker-test-env, not a secret).
-const REGISTRY_PASSWORD: &str = "hearth-registry-test";
+mod common;
 
-fn kubeconfig() -> std::path::PathBuf {
-    std::env::var_os("KUBECONFIG")
-        .map(Into::into)
-        .unwrap_or_else(|| "/var/cache/hearth-k8s/run/admin.kubeconfig".into())
-}
-
-/// A namespace of the test's own, deleted when dropped.
-struct TestNamespace {
-    client: kube::Client,
-    name: String,
-}
-
-impl TestNamespace {
-    async fn new(test: &str) -> TestNamespace {
-        let settings = KubernetesSettings {
-            kubeconfig: Some(kubeconfig()),
-            ..Default::default()
-        };
-        let (client, _) = hearth_kubernetes::connect(&settings)
-            .await
-            .expect("the test cluster answers (scripts/k8s-test-env)");
-        let name = format!("hearth-t-{test}-{}", std::process::id());
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("create the test namespace");
-        TestNamespace { client, name }
-    }
-
-    fn backend(&self, settings: KubernetesSettings) -> KubernetesBackend {
-        KubernetesBackend::with_client(self.client.clone(), self.name.clone(), settings)
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    /// The names of the Pods and Secrets Hearth made that are still there.
-    async fn leftovers(&self) -> Vec<String> {
-        let params = ListParams::default().labels("hearth.backend=kubernetes");
-        let mut names = Vec::new();
-        for pod in self.pods().list_metadata(&params).await.unwrap() {
-            names.push(format!("pod {}", pod.metadata.name.unwrap_or_default()));
-        }
-        for secret in self.secrets().list_metadata(&params).await.unwrap() {
-            names.push(format!(
-                "secret {}",
-                secret.metadata.name.unwrap_or_default()
-            ));
-        }
-        names
-    }
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        // The test's runtime is ending: delete on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let namespaces: Api<Namespace> = Api::all(client);
-                let _ = namespaces.delete(&name, &DeleteParams::default()).await;
-            });
-        })
-        .join();
-    }
-}
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<(SetupLevel, String)>>>);
-
-impl SetupLog for Lines {
-    fn line(&mut self, level: SetupLevel, text: &str) {
-        self.0.lock().unwrap().push((level, text.to_owned()));
-    }
-}
-
-impl Lines {
-    fn text(&self) -> String {
-        let lines = self.0.lock().unwrap();
-        lines
-            .iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
+use common::*;
 
 impl TestNamespace {
     /// The step Pods still there (labelled with the job Pod they belong to).
@@ -134,23 +29,6 @@ impl TestNamespace {
     }
 }
 
-fn job(image: &str, owner: &str) -> JobSpec {
-    JobSpec {
-        name: "build".into(),
-        container: Some(ContainerSpec {
-            image: image.into(),
-            ..Default::default()
-        }),
-        owner: vec![
-            ("hearth.runner".into(), owner.into()),
-            ("hearth.task".into(), "1".into()),
-        ],
-        ..Default::default()
-    }
-}
-
-/// A `docker://busybox` step running `script`, the workspace and the file-command folder
-/// mounted where a Docker action sees them.
 fn step(image: &str, script: &str, timeout: Option<Duration>) -> ContainerRun {
     ContainerRun {
         image: ImageSource::Pull(image.into()),
