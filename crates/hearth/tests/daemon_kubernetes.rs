@@ -7,12 +7,17 @@
 #[path = "daemon/harness.rs"]
 mod harness;
 
+#[path = "common/kubernetes.rs"]
+mod kubernetes;
+
+use kubernetes::kubeconfig;
+
 use std::time::{Duration, Instant};
 
 use harness::{Harness, FAST};
 use hearth_fake_forge::{Options, Status, TaskSpec};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{ListParams, PostParams};
 use kube::Api;
 use serde_json::json;
 
@@ -24,11 +29,6 @@ const REGISTRY_AUTH: (&str, &str) = ("hearth", "hearth-registry-test");
 /// The Pod network's gateway: this machine as the test cluster's Pods reach it.
 const POD_GATEWAY: &str = "10.88.0.1";
 
-fn kubeconfig() -> String {
-    std::env::var("KUBECONFIG")
-        .unwrap_or_else(|_| "/var/cache/hearth-k8s/run/admin.kubeconfig".to_owned())
-}
-
 /// A namespace of the test's own, and a client to look into it.
 struct Cluster {
     client: kube::Client,
@@ -37,19 +37,9 @@ struct Cluster {
 
 impl Cluster {
     async fn new(test: &str) -> Cluster {
-        let config = kube::config::Kubeconfig::read_from(kubeconfig()).expect("the kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
-            .await
-            .expect("a usable kubeconfig");
-        let client = kube::Client::try_from(config).expect("a client");
+        let client = kubernetes::client().await;
         let namespace = format!("hearth-d-{test}-{}", std::process::id());
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let object: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &object)
-            .await
-            .expect("the test cluster answers (scripts/k8s-test-env)");
+        kubernetes::create_namespace(&client, &namespace).await;
         Cluster { client, namespace }
     }
 
@@ -118,18 +108,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.namespace.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let namespaces: Api<Namespace> = Api::all(client);
-                let _ = namespaces.delete(&name, &DeleteParams::default()).await;
-            });
-        })
-        .join();
+        kubernetes::delete_namespace(&self.client, &self.namespace);
     }
 }
 

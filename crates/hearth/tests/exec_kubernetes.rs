@@ -6,24 +6,16 @@
 #[allow(dead_code)] // only `make_repo`
 mod action_repos;
 
+#[path = "common/kubernetes.rs"]
+mod kubernetes;
+
+use kubernetes::{client, kubeconfig};
+
 use std::process::Command;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
 use kube::Api;
-
-fn kubeconfig() -> String {
-    std::env::var("KUBECONFIG")
-        .unwrap_or_else(|_| "/var/cache/hearth-k8s/run/admin.kubeconfig".to_owned())
-}
-
-async fn client() -> kube::Client {
-    let config = kube::config::Kubeconfig::read_from(kubeconfig()).expect("the kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
-        .await
-        .expect("a usable kubeconfig");
-    kube::Client::try_from(config).expect("a client")
-}
 
 const WORKFLOW: &str = r#"on: push
 jobs:
@@ -81,13 +73,7 @@ runs:
 async fn a_local_run_runs_its_jobs_as_pods() {
     let client = client().await;
     let namespace = format!("hearth-x-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let object: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
-    namespaces
-        .create(&PostParams::default(), &object)
-        .await
-        .expect("the test cluster answers (scripts/k8s-test-env)");
+    kubernetes::create_namespace(&client, &namespace).await;
 
     let dir = tempfile::tempdir().unwrap();
     action_repos::make_repo(
@@ -129,9 +115,7 @@ async fn a_local_run_runs_its_jobs_as_pods() {
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let left = pods.list_metadata(&ListParams::default()).await.unwrap();
-    let _ = namespaces
-        .delete(&namespace, &DeleteParams::default())
-        .await;
+    kubernetes::delete_namespace(&client, &namespace);
 
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("hello pods from node ok"), "{stdout}");

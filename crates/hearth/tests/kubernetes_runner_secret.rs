@@ -7,20 +7,19 @@
 #[path = "daemon/harness.rs"]
 mod harness;
 
+#[path = "common/kubernetes.rs"]
+mod kubernetes;
+
+use kubernetes::kubeconfig;
+
 use std::time::Duration;
 
 use harness::{Harness, FAST};
 use hearth_fake_forge::{Options, Status, TaskSpec};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 const SECRET: &str = "hearth-runner";
-
-fn kubeconfig() -> String {
-    std::env::var("KUBECONFIG")
-        .unwrap_or_else(|_| "/var/cache/hearth-k8s/run/admin.kubeconfig".to_owned())
-}
 
 /// A namespace of the test's own, deleted with it.
 struct Cluster {
@@ -30,19 +29,9 @@ struct Cluster {
 
 impl Cluster {
     async fn new(test: &str) -> Cluster {
-        let config = kube::config::Kubeconfig::read_from(kubeconfig()).expect("the kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
-            .await
-            .expect("a usable kubeconfig");
-        let client = kube::Client::try_from(config).expect("a client");
+        let client = kubernetes::client().await;
         let namespace = format!("hearth-rs-{test}-{}", std::process::id());
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let object: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &object)
-            .await
-            .expect("the test cluster answers (scripts/k8s-test-env)");
+        kubernetes::create_namespace(&client, &namespace).await;
         Cluster { client, namespace }
     }
 
@@ -71,18 +60,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.namespace.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let namespaces: Api<Namespace> = Api::all(client);
-                let _ = namespaces.delete(&name, &DeleteParams::default()).await;
-            });
-        })
-        .join();
+        kubernetes::delete_namespace(&self.client, &self.namespace);
     }
 }
 

@@ -270,7 +270,7 @@ kubernetes:
             namespace: Some("jobs".to_owned()),
             ..KubernetesConfig::default()
         };
-        let Err(error) = backend(&config).await else {
+        let Err(error) = backend(&config, std::env::temp_dir()).await else {
             panic!("a kubeconfig that is not there should not give a backend");
         };
         let message = format!("{error:#}");
