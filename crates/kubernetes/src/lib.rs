@@ -31,8 +31,6 @@ use hearth_backend::{
     Reaped, SetupLog,
 };
 
-pub use start::{registry_host, verdict, Verdict};
-
 /// The label every Pod and Secret of this backend carries.
 pub const BACKEND_LABEL: (&str, &str) = ("hearth.backend", "kubernetes");
 

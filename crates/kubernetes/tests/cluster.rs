@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use hearth_backend::{
-    Backend, BackendError, CancellationToken, ContainerSpec, Credentials, ExecEnd, ExecSpec,
-    JobPath, JobRuntime, SecretString, Stream,
+    Backend, BackendError, CancellationToken, Credentials, ExecEnd, ExecSpec, JobPath, JobRuntime,
+    SecretString, Stream,
 };
 use hearth_kubernetes::KubernetesSettings;
 use k8s_openapi::api::core::v1::Secret;
@@ -257,20 +257,7 @@ async fn a_service_is_reached_by_its_id_once_ready() {
     let backend = ns.backend(KubernetesSettings::default());
     let cancel = CancellationToken::new();
     let mut spec = job(BUSYBOX, "services-runner");
-    spec.services = vec![(
-        "web_db".into(),
-        ContainerSpec {
-            image: BUSYBOX.into(),
-            entrypoint: Some("sh".into()),
-            command: Some(
-                "-c 'sleep 2; mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www'"
-                    .into(),
-            ),
-            ports: vec!["8080".into()],
-            options: "--health-cmd 'wget -qO- http://127.0.0.1:8080/' --health-interval 1s".into(),
-            ..Default::default()
-        },
-    )];
+    spec.services = vec![("web_db".into(), web_service("2"))];
     let runtime = backend
         .start(spec, &mut Lines::default(), &cancel)
         .await

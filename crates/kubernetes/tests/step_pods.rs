@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_backend::{
-    Backend, BackendError, CancellationToken, ContainerRun, ContainerSpec, Credentials, ExecEnd,
-    ExecSpec, ImageSource, JobPath, JobRuntime, Mount, SecretString, Stream,
+    Backend, BackendError, CancellationToken, ContainerRun, Credentials, ExecEnd, ExecSpec,
+    ImageSource, JobPath, JobRuntime, Mount, SecretString, Stream,
 };
 use hearth_kubernetes::KubernetesSettings;
 use kube::api::ListParams;
@@ -328,21 +328,7 @@ async fn a_step_reaches_the_jobs_services_by_name() {
     let backend = ns.backend(KubernetesSettings::default());
     let cancel = CancellationToken::new();
     let mut spec = job(BUSYBOX, "stepservices-runner");
-    spec.services = vec![(
-        "web".into(),
-        ContainerSpec {
-            image: BUSYBOX.into(),
-            entrypoint: Some("sh".into()),
-            command: Some(
-                "-c 'mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www'"
-                    .into(),
-            ),
-            ports: vec!["8080".into()],
-            options: "--health-cmd 'wget -qO- http://127.0.0.1:8080/' --health-interval 1s"
-                .into(),
-            ..Default::default()
-        },
-    )];
+    spec.services = vec![("web".into(), web_service("0"))];
     let runtime = backend
         .start(spec, &mut Lines::default(), &cancel)
         .await

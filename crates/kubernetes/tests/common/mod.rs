@@ -133,3 +133,18 @@ pub fn job(image: &str, owner: &str) -> JobSpec {
         ..Default::default()
     }
 }
+
+/// A service of busybox's `httpd` serving `served` on port 8080, ready once it answers; `delay`
+/// (a shell `sleep` argument) before it starts listening.
+pub fn web_service(delay: &str) -> ContainerSpec {
+    ContainerSpec {
+        image: BUSYBOX.into(),
+        entrypoint: Some("sh".into()),
+        command: Some(format!(
+            "-c 'sleep {delay}; mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www'"
+        )),
+        ports: vec!["8080".into()],
+        options: "--health-cmd 'wget -qO- http://127.0.0.1:8080/' --health-interval 1s".into(),
+        ..Default::default()
+    }
+}
