@@ -32,6 +32,14 @@ impl KnownEmpty {
         }
     }
 
+    /// Whether all of `paths` are empty for sure without looking (nothing ran since).
+    pub fn are_empty(&self, paths: &[JobPath]) -> bool {
+        match self.state.lock() {
+            Ok(state) => !state.stale && paths.iter().all(|p| state.paths.contains(p.as_str())),
+            Err(_) => false,
+        }
+    }
+
     /// A process ran, or is about to run, in the job: it may write any file.
     pub fn ran(&self) {
         if let Ok(mut state) = self.state.lock() {

@@ -55,6 +55,9 @@ pub async fn start(
     params.max_stdout_buf_size = Some(BUFFER);
     params.max_stderr_buf_size = Some(BUFFER);
     params.max_stdin_buf_size = Some(BUFFER);
+    // Each exec is a round trip through the API server and the kubelet: the count per job is
+    // what the one-step benchmark's ratio is made of.
+    tracing::debug!(pod, container, argv = ?argv, "exec");
     Ok(api.exec(pod, argv.to_vec(), &params).await?)
 }
 

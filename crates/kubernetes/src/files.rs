@@ -6,6 +6,9 @@ use hearth_backend::{BackendError, FileDigest, HostPath, JobPath};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
+use std::sync::Arc;
+
+use crate::deferred::Deferred;
 use crate::exec::{self, Captured, ExecError};
 use crate::pod::JOB_CONTAINER;
 
@@ -14,6 +17,8 @@ use crate::pod::JOB_CONTAINER;
 pub struct PodFiles {
     pub api: Api<Pod>,
     pub pod: String,
+    /// Writes held back until the next exec in the job container (the one below, or a step's).
+    pub deferred: Arc<Deferred>,
 }
 
 /// Exit codes of the scripts below that are answers, not failures.
@@ -21,6 +26,25 @@ const TOO_LARGE: i32 = 3;
 const MISSING: i32 = 4;
 
 impl PodFiles {
+    /// `sh -c SCRIPT NAME ARGS...` for the job container, the held-back writes done first.
+    pub fn sh_argv(
+        &self,
+        script: &str,
+        name: &str,
+        args: impl IntoIterator<Item = String>,
+    ) -> Vec<String> {
+        let (preamble, mut held) = self.deferred.take();
+        let mut argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("{preamble}{script}"),
+            name.to_owned(),
+        ];
+        argv.append(&mut held);
+        argv.extend(args);
+        argv
+    }
+
     async fn sh(
         &self,
         script: &str,
@@ -28,13 +52,7 @@ impl PodFiles {
         input: Option<&[u8]>,
         limit: usize,
     ) -> Result<Captured, ExecError> {
-        let mut argv = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            script.to_owned(),
-            "hearth".to_owned(),
-        ];
-        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        let argv = self.sh_argv(script, "hearth", args.iter().map(|a| (*a).to_owned()));
         exec::capture(&self.api, &self.pod, JOB_CONTAINER, &argv, input, limit).await
     }
 
@@ -106,15 +124,7 @@ done"#;
 
     /// Copies the host folder `folder` into the Pod at `target` (made, or emptied first).
     pub async fn upload(&self, folder: &HostPath, target: &JobPath) -> Result<(), BackendError> {
-        let source = folder.as_path().to_owned();
-        let tar = tokio::task::spawn_blocking(move || tar_of(&source))
-            .await
-            .map_err(|e| BackendError::Cleanup(format!("packing a folder: {e}")))?
-            .map_err(|source| BackendError::Prepare {
-                what: "copy of a folder",
-                path: folder.as_path().to_owned(),
-                source,
-            })?;
+        let tar = tar_of_host_folder(folder).await?;
         let script = r#"rm -rf "$1" && mkdir -p "$1" && head -c "$2" | tar -x -f - -C "$1""#;
         let length = tar.len().to_string();
         let done = self
@@ -180,6 +190,19 @@ fn from_hex(hex: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(bytes)
+}
+
+/// A tar of the host folder `folder`'s contents, to unpack in the Pod.
+pub async fn tar_of_host_folder(folder: &HostPath) -> Result<Vec<u8>, BackendError> {
+    let source = folder.as_path().to_owned();
+    tokio::task::spawn_blocking(move || tar_of(&source))
+        .await
+        .map_err(|e| BackendError::Cleanup(format!("packing a folder: {e}")))?
+        .map_err(|source| BackendError::Prepare {
+            what: "copy of a folder",
+            path: folder.as_path().to_owned(),
+            source,
+        })
 }
 
 /// A tar of `folder`'s contents (links kept as links).

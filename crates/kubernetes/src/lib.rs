@@ -11,6 +11,7 @@
 
 mod capability;
 mod cleanup;
+mod deferred;
 mod empties;
 mod exec;
 mod files;

@@ -12,6 +12,7 @@ use hearth_backend::{
 };
 
 use crate::cleanup::JobObjects;
+use crate::deferred::PREAMBLE_FAILED;
 use crate::exec::{self, Ended, ExecError};
 use crate::files::PodFiles;
 use crate::pod::JOB_CONTAINER;
@@ -57,21 +58,21 @@ impl PodRuntime {
         let program = spec.argv[0].clone();
         let step = self.steps.fetch_add(1, Ordering::Relaxed);
         let pid_file = format!("{PID_DIR}/step-{step}.pid");
-        // `env -i` gives the step exactly the environment the engine made.
-        let mut argv = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            format!(
-                r#"echo $$ > "$1" || exit {NO_PID_FILE}; cd "$2" 2>/dev/null || exit {NO_WORKDIR}; shift 2; exec "$@""#
-            ),
-            "hearth-step".to_owned(),
+        // `env -i` gives the step exactly the environment the engine made; the writes held
+        // back (the step's script among them) are done first, in the same exec.
+        let wrapper = format!(
+            r#"echo $$ > "$1" || exit {NO_PID_FILE}; cd "$2" 2>/dev/null || exit {NO_WORKDIR}; shift 2; exec "$@""#
+        );
+        let args = [
             pid_file.clone(),
             spec.working_dir.as_str().to_owned(),
             "env".to_owned(),
             "-i".to_owned(),
-        ];
-        argv.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
-        argv.extend(spec.argv.iter().cloned());
+        ]
+        .into_iter()
+        .chain(spec.env.iter().map(|(k, v)| format!("{k}={v}")))
+        .chain(spec.argv.iter().cloned());
+        let argv = self.files.sh_argv(&wrapper, "hearth-step", args);
         let process = exec::start(
             &self.files.api,
             &self.files.pod,
@@ -99,10 +100,18 @@ impl PodRuntime {
             Ended::Exited(NO_WORKDIR) if !self.is_dir(&spec.working_dir).await => {
                 Err(BackendError::WorkingDirectory(spec.working_dir))
             }
-            Ended::Exited(NO_PID_FILE) => Err(lost(
-                &program,
-                ExecError::Stream(format!("cannot write {pid_file} in the job container")),
-            )),
+            // The wrapper's own codes, unless the step ran (its pid file is there) and they are
+            // the step's.
+            Ended::Exited(code @ (NO_PID_FILE | PREAMBLE_FAILED))
+                if !self.is_file(&pid_file).await =>
+            {
+                let what = if code == NO_PID_FILE {
+                    format!("cannot write {pid_file} in the job container")
+                } else {
+                    "cannot write the step's files in the job container".to_owned()
+                };
+                Err(lost(&program, ExecError::Stream(what)))
+            }
             Ended::Exited(code) => Ok(ExecEnd::Exited(code)),
         }
     }
@@ -131,7 +140,15 @@ exit 0"#;
     }
 
     async fn is_dir(&self, path: &JobPath) -> bool {
-        let argv = ["test".to_owned(), "-d".to_owned(), path.as_str().to_owned()];
+        self.test("-d", path.as_str()).await
+    }
+
+    async fn is_file(&self, path: &str) -> bool {
+        self.test("-f", path).await
+    }
+
+    async fn test(&self, option: &str, path: &str) -> bool {
+        let argv = ["test".to_owned(), option.to_owned(), path.to_owned()];
         let api = &self.files.api;
         matches!(
             exec::capture(api, &self.files.pod, JOB_CONTAINER, &argv, None, 0).await,
@@ -203,7 +220,12 @@ impl JobRuntime for PodRuntime {
         _replaces: Option<&'a JobPath>,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         self.empty.written(path);
-        Box::pin(self.files.write(path, contents))
+        Box::pin(async move {
+            if self.files.deferred.write(path, contents) {
+                return Ok(());
+            }
+            self.files.write(path, contents).await
+        })
     }
 
     fn read_file<'a>(
@@ -221,7 +243,13 @@ impl JobRuntime for PodRuntime {
 
     fn empty_files<'a>(&'a self, paths: &'a [JobPath]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            self.files.empty(paths).await?;
+            // The engine empties them before each step, and once more at the job's start.
+            if self.empty.are_empty(paths) {
+                return Ok(());
+            }
+            if !self.files.deferred.empty(paths) {
+                self.files.empty(paths).await?;
+            }
             self.empty.emptied(paths);
             Ok(())
         })

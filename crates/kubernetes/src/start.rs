@@ -143,6 +143,7 @@ pub async fn start(
     let files = PodFiles {
         api: pods,
         pod: name.clone(),
+        deferred: Default::default(),
     };
     let runtime = PodRuntime {
         files: files.clone(),
@@ -158,7 +159,11 @@ pub async fn start(
     };
     // Dropping `runtime` on an error below deletes the Pod in the background.
     let extra_hosts = pod::extra_hosts(&spec.services);
-    let prepared = prepare_folders(&files, &job.image, &extra_hosts).await?;
+    let repository = match &spec.repository {
+        Some(folder) => Some(crate::files::tar_of_host_folder(folder).await?),
+        None => None,
+    };
+    let prepared = prepare_folders(&files, &job.image, &extra_hosts, repository.as_deref()).await?;
     if !prepared.hosts_written {
         log.line(
             SetupLevel::Warning,
@@ -173,9 +178,6 @@ pub async fn start(
     let mut runtime = runtime;
     runtime.base_env = prepared.base_env;
     runtime.has_bash = prepared.has_bash;
-    if let Some(repository) = &spec.repository {
-        files.upload(repository, &runtime.paths.workspace).await?;
-    }
     Ok(Box::new(runtime))
 }
 
@@ -558,6 +560,7 @@ async fn prepare_folders(
     files: &PodFiles,
     image: &str,
     extra_hosts: &[String],
+    repository: Option<&[u8]>,
 ) -> Result<Prepared, BackendError> {
     // Names the API refuses as host aliases go into the hosts file (the kubelet's, writable
     // by root); a failure there is reported, not fatal.
@@ -573,14 +576,35 @@ async fn prepare_folders(
             names.join(" ")
         )
     };
+    // The repository (`hearth exec`'s checkout) comes on stdin, in the same exec.
+    let (unpack, length) = match repository {
+        Some(tar) => (
+            "head -c \"$1\" | tar -x -f - -C /__w/workspace && ",
+            tar.len().to_string(),
+        ),
+        None => ("", "0".to_owned()),
+    };
     let script = format!(
         "mkdir -p /__w/workspace /__w/temp /__w/_actions {PID_DIR} /__t && \
-         chmod 0777 /__w /__w/workspace /__w/temp /__w/_actions {PID_DIR} /__t && \
+         chmod 0777 /__w /__w/workspace /__w/temp /__w/_actions {PID_DIR} /__t && {unpack}\
          {hosts}{{ command -v bash >/dev/null 2>&1 && printf '{HAS_BASH}=1\\0'; cat /proc/self/environ; }}"
     );
-    let argv = ["sh".to_owned(), "-c".to_owned(), script];
-    let done =
-        crate::exec::capture(&files.api, &files.pod, JOB_CONTAINER, &argv, None, 1 << 20).await;
+    let argv = [
+        "sh".to_owned(),
+        "-c".to_owned(),
+        script,
+        "hearth".to_owned(),
+        length,
+    ];
+    let done = crate::exec::capture(
+        &files.api,
+        &files.pod,
+        JOB_CONTAINER,
+        &argv,
+        repository,
+        1 << 20,
+    )
+    .await;
     match done {
         Ok(c) if c.code == 0 => {
             let mut base_env = parse_environ(&c.stdout);

@@ -250,11 +250,12 @@ async fn pack(job: &PodFiles, relative: &[String]) -> Result<Vec<u8>, BackendErr
         return Ok(Vec::new());
     }
     let script = r#"cd / && mkdir -p -- "$@" && tar -c -f - "$@""#;
+    // The writes the job holds back go first: the step sees its files as they should be.
     let packed = exec::capture(
         &job.api,
         &job.pod,
         JOB_CONTAINER,
-        &sh(script, relative),
+        &job.sh_argv(script, "hearth", relative.iter().cloned()),
         None,
         COPY_BOUND,
     )

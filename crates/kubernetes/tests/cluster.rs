@@ -85,6 +85,19 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
         "{out}"
     );
 
+    // A file written (held back until the next exec) is there for the next step, whose exit
+    // codes are its own even where the wrapper uses the same ones when it cannot run a step.
+    let held = JobPath::new("/__w/temp/held/script.sh");
+    runtime
+        .write_file(&held, b"echo 'held $back'; exit 197\n", None)
+        .await
+        .unwrap();
+    let (end, out) = run(&*runtime, "sh /__w/temp/held/script.sh", None, &cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(197));
+    assert!(out.contains("held $back"), "{out}");
+    let (end, _) = run(&*runtime, "exit 198", None, &cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(198));
+
     // Files: written, read, emptied, hashed; the bound is kept.
     let file = JobPath::new("/__w/temp/cmd/out");
     runtime
