@@ -73,14 +73,17 @@ fn request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    // A server may answer before it has read the body (a 404 for an upload it does not know)
+    // and close: the rest of the body then cannot be written, and the answer is what counts.
+    let sent = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body));
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
+    let read = stream.read_to_end(&mut answer);
     let split = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
+        .unwrap_or_else(|| panic!("no answer to {method} {path}: sent {sent:?}, read {read:?}"));
     let head = String::from_utf8_lossy(&answer[..split]).into_owned();
     let status = head
         .split_whitespace()
