@@ -10,6 +10,7 @@
 //! and swept by [`hearth_backend::Backend::reap`] when a runner died.
 
 mod capability;
+mod check;
 mod cleanup;
 mod deferred;
 mod empties;
@@ -18,6 +19,7 @@ mod files;
 mod node;
 mod options;
 mod pod;
+mod pull_race;
 pub mod runner_secret;
 mod runtime;
 mod start;
@@ -27,6 +29,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use check::ClusterCheck;
 use hearth_backend::{
     Backend, BackendError, BoxFuture, CancellationToken, JobPath, JobPaths, JobRuntime, JobSpec,
     Reaped, SetupLog,

@@ -401,25 +401,11 @@ async fn wait_ready(
     let mut current = created;
     let mut said = String::new();
     let mut running_since: Option<Instant> = None;
-    // A Pod's first pull can fail only because the kubelet has not synced its pull Secrets
-    // yet (the node authorizer learns of a new Pod's Secrets a moment after the Pod): with
-    // Secrets, a pull is refused for good only when the kubelet's retry is refused too.
-    let has_pull_secrets = current
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.image_pull_secrets.as_ref().is_some_and(|p| !p.is_empty()));
-    let mut backed_off = false;
+    let mut pull_race = crate::pull_race::FirstPullRace::new(&current);
     loop {
         match verdict(&current) {
             Verdict::Ready(node) => return Ok(node),
-            Verdict::Failed { why, pull: true }
-                if has_pull_secrets
-                    && (why.contains(": ImagePullBackOff:")
-                        || (why.contains(": ErrImagePull:") && !backed_off)) =>
-            {
-                if why.contains(": ImagePullBackOff:") {
-                    backed_off = true;
-                }
+            Verdict::Failed { why, pull: true } if pull_race.waits_out(&why) => {
                 tracing::debug!(pod = %name, "a pull failed, the kubelet tries again: {why}");
             }
             Verdict::Failed { why, pull } => {

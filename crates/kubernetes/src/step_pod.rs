@@ -186,12 +186,13 @@ async fn drive(
             .map_err(|e| api_error("create a step's Pod", "", e))
     };
     let (created, packed) = tokio::join!(create, pack(job, &relative));
-    created?;
+    let mut pull_race = crate::pull_race::FirstPullRace::new(&created?);
     let packed = packed?;
 
     until(api, name, |pod| match state(pod, INIT) {
         State::Running => Some(Ok(())),
         State::Waiting => None,
+        State::Failed { why, pull: true } if pull_race.waits_out(&why) => None,
         State::Ended(code) => Some(Err(BackendError::Container(format!(
             "the step's Pod {name}: its container {INIT} ended (exit code {code}) before the \
              job's folders were copied in"
@@ -211,6 +212,7 @@ async fn drive(
     until(api, name, |pod| match state(pod, STEP) {
         State::Running | State::Ended(_) => Some(Ok(())),
         State::Waiting => None,
+        State::Failed { why, pull: true } if pull_race.waits_out(&why) => None,
         State::Failed { why, pull } => Some(Err(failed(why, pull))),
     })
     .await?;

@@ -1,5 +1,6 @@
 //! `hearth doctor`: checks what the runner needs and says what to fix (the checks are
-//! `hearth_runner::doctor`'s; Docker is reached here, through `hearth-docker`).
+//! `hearth_runner::doctor`'s; Docker is reached here, through `hearth-docker`, and the cluster
+//! through `hearth-kubernetes`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,11 +12,13 @@ use clap::Args;
 use hearth_backend::{Backend, BoxFuture};
 use hearth_docker::doctor::ImageAvailability;
 use hearth_docker::DockerBackend;
-use hearth_runner::config::ContainerConfig;
-use hearth_runner::doctor::{self, DockerFacts, DockerProbe, DoctorOptions, ImageState};
+use hearth_runner::config::{ContainerConfig, KubernetesConfig};
+use hearth_runner::doctor::{
+    self, DockerFacts, DockerProbe, DoctorOptions, ImageState, KubernetesFacts,
+};
 
-use crate::cmd::docker;
 use crate::cmd::register::parse_labels;
+use crate::cmd::{docker, kubernetes};
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
@@ -43,6 +46,7 @@ pub fn run(args: DoctorArgs, config: Option<&Path>) -> Result<ExitCode> {
         labels,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         connect_docker: Box::new(connect),
+        connect_kubernetes: Box::new(ask_cluster),
         min_free: None,
     };
     let report = runtime.block_on(doctor::run(options));
@@ -57,6 +61,30 @@ pub fn run(args: DoctorArgs, config: Option<&Path>) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The cluster of the `kubernetes:` keys, asked as the daemon would reach it.
+fn ask_cluster(config: KubernetesConfig) -> BoxFuture<'static, Result<KubernetesFacts, String>> {
+    Box::pin(async move {
+        let looked = || kubernetes::describe(&config);
+        let settings = kubernetes::settings(&config);
+        let failed =
+            |e: hearth_kubernetes::KubernetesError| format!("{e} (looked at {})", looked());
+        let (client_config, _) = hearth_kubernetes::client_config(&settings)
+            .await
+            .map_err(failed)?;
+        let address = client_config.cluster_url.to_string();
+        let backend = hearth_kubernetes::KubernetesBackend::connect(settings)
+            .await
+            .map_err(failed)?;
+        let checked = backend.check(address).await.map_err(failed)?;
+        Ok(KubernetesFacts {
+            version: checked.version,
+            address: checked.address,
+            namespace: checked.namespace,
+            missing: checked.missing,
+        })
     })
 }
 

@@ -24,6 +24,7 @@ pub async fn run(options: DoctorOptions) -> Report {
         labels: given_labels,
         version,
         connect_docker,
+        connect_kubernetes,
         min_free,
     } = options;
 
@@ -257,7 +258,20 @@ pub async fn run(options: DoctorOptions) -> Report {
         });
     }
 
-    // 4. Disks: below what makes the daemon stop fetching.
+    // 4. The cluster, for Kubernetes labels.
+    if labels.as_ref().is_some_and(Labels::any_kubernetes) {
+        report.push(match connect_kubernetes(config.kubernetes.clone()).await {
+            Ok(facts) => kubernetes(&facts),
+            Err(e) => Check::fail(
+                "kubernetes",
+                e,
+                "set kubernetes.kubeconfig (or KUBECONFIG) to a kubeconfig that reaches the \
+                 cluster, or run the runner in the cluster with its ServiceAccount",
+            ),
+        });
+    }
+
+    // 5. Disks: below what makes the daemon stop fetching.
     let min_free = min_free.unwrap_or(match config.health_check.min_free_disk_space_mb {
         0 => disk::DEFAULT_MIN_FREE,
         mb => mb.saturating_mul(1 << 20),
@@ -319,6 +333,31 @@ fn registration(file: &Path) -> Result<Registration, Check> {
         }
     }
     Ok(loaded)
+}
+
+fn kubernetes(facts: &super::KubernetesFacts) -> Check {
+    let reached = format!(
+        "Kubernetes {} at {}, namespace {}",
+        facts.version, facts.address, facts.namespace
+    );
+    if facts.missing.is_empty() {
+        return Check::pass(
+            "kubernetes",
+            format!("{reached}: the runner has every right it needs"),
+        );
+    }
+    Check::fail(
+        "kubernetes",
+        format!(
+            "{reached}: the runner may not {} there",
+            facts.missing.join(", ")
+        ),
+        format!(
+            "bind the runner's user or ServiceAccount to a Role with those rights in namespace \
+             {} (deploy/kubernetes-pods/role.yaml has them all)",
+            facts.namespace
+        ),
+    )
 }
 
 fn docker_failed(error: &str) -> Check {

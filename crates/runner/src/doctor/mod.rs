@@ -9,6 +9,9 @@
 //! Docker's data root. A check whose prerequisite failed is skipped, saying which. Warnings do
 //! not fail the run; failures do.
 //!
+//! With a `kubernetes://` label, the cluster too: its API server, and the runner's rights in
+//! its namespace.
+//!
 //! Docker is reached through [`DockerProbe`], which the binary implements over `hearth-docker`
 //! (the only crate that knows the Engine API), so this module stays testable without Docker.
 
@@ -24,7 +27,7 @@ use std::sync::Arc;
 
 use hearth_backend::{Backend, BoxFuture};
 
-use crate::config::ContainerConfig;
+use crate::config::{ContainerConfig, KubernetesConfig};
 use crate::labels::Labels;
 
 pub use disk::DEFAULT_MIN_FREE;
@@ -77,6 +80,25 @@ pub type ConnectDocker = Box<
     ) -> BoxFuture<'static, Result<Box<dyn DockerProbe>, String>>,
 >;
 
+/// What the cluster of the `kubernetes:` keys said (the binary asks it through
+/// `hearth-kubernetes`, the only crate that knows the Kubernetes API).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubernetesFacts {
+    /// The API server's version.
+    pub version: String,
+    /// Where it was reached.
+    pub address: String,
+    /// The namespace job Pods go to.
+    pub namespace: String,
+    /// The rights the runner lacks there (`create pods/exec`).
+    pub missing: Vec<String>,
+}
+
+/// Asks the cluster the config's `kubernetes.*` keys name: an error says why it cannot be
+/// reached, and where the runner looked.
+pub type ConnectKubernetes =
+    Box<dyn FnOnce(KubernetesConfig) -> BoxFuture<'static, Result<KubernetesFacts, String>>>;
+
 /// What the doctor is given.
 pub struct DoctorOptions {
     /// The config file (`-c`); `None` for the defaults.
@@ -87,6 +109,7 @@ pub struct DoctorOptions {
     /// Hearth's version, as the daemon declares it.
     pub version: String,
     pub connect_docker: ConnectDocker,
+    pub connect_kubernetes: ConnectKubernetes,
     /// Free bytes below which a disk check fails; `None` for the config's disk guard
     /// threshold (`health_check.min_free_disk_space_mb`), or [`DEFAULT_MIN_FREE`] when the
     /// guard is off.

@@ -108,8 +108,78 @@ fn options(config: PathBuf, docker: Option<FakeBackend>) -> DoctorOptions {
                 Ok(probe)
             })
         }),
+        connect_kubernetes: Box::new(|_| Box::pin(async { Err("no cluster here".to_owned()) })),
         min_free: Some(1),
     }
+}
+
+fn cluster_facts(missing: &[&str]) -> KubernetesFacts {
+    KubernetesFacts {
+        version: "v1.20.15".into(),
+        address: "https://127.0.0.1:6443".into(),
+        namespace: "ci".into(),
+        missing: missing.iter().map(|m| (*m).to_owned()).collect(),
+    }
+}
+
+/// A `kubernetes://` label brings the cluster's check: a failure when it cannot be reached or
+/// a right is missing (named, with the Role that has them), a pass otherwise; without such a
+/// label there is no check.
+#[tokio::test]
+async fn a_kubernetes_label_checks_the_cluster_and_the_runners_rights() {
+    let forge = forge().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = registered(&forge, dir.path(), "", &["pods:kubernetes://busybox"]).await;
+    let check = |report: &Report| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == "kubernetes")
+            .cloned()
+            .unwrap_or_else(|| panic!("no kubernetes check: {report:#?}"))
+    };
+
+    let unreachable = run(options(config.clone(), None)).await;
+    assert_eq!(check(&unreachable).status, Status::Fail);
+    assert!(check(&unreachable).detail.contains("no cluster here"));
+    assert_eq!(status(&unreachable, "docker"), Status::Skip);
+
+    let mut lacking = options(config.clone(), None);
+    lacking.connect_kubernetes = Box::new(|_| {
+        Box::pin(async { Ok(cluster_facts(&["create or get pods/exec", "get pods/log"])) })
+    });
+    let lacking = run(lacking).await;
+    let failed = check(&lacking);
+    assert_eq!(failed.status, Status::Fail);
+    assert!(
+        failed
+            .detail
+            .contains("may not create or get pods/exec, get pods/log there"),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .advice
+            .as_deref()
+            .is_some_and(|a| a.contains("role.yaml")),
+        "{failed:?}"
+    );
+    assert!(!lacking.ok());
+
+    let mut allowed = options(config, None);
+    allowed.connect_kubernetes = Box::new(|_| Box::pin(async { Ok(cluster_facts(&[])) }));
+    let allowed = run(allowed).await;
+    assert_eq!(check(&allowed).status, Status::Pass);
+    assert!(check(&allowed)
+        .detail
+        .contains("Kubernetes v1.20.15 at https://127.0.0.1:6443, namespace ci"));
+
+    let plain = registered(&forge, dir.path(), "", &["linux:host"]).await;
+    let report = run(options(plain, None)).await;
+    assert!(
+        report.checks.iter().all(|c| c.name != "kubernetes"),
+        "{report:#?}"
+    );
 }
 
 fn status(report: &Report, name: &str) -> Status {
