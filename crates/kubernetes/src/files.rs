@@ -19,6 +19,9 @@ pub struct PodFiles {
     pub pod: String,
     /// Writes held back until the next exec in the job container (the one below, or a step's).
     pub deferred: Arc<Deferred>,
+    /// Service ids the API refuses as host aliases (`web_db`), in the job container's hosts
+    /// file instead; a step's own Pod adds them to its hosts file too.
+    pub extra_hosts: Arc<[String]>,
 }
 
 /// Exit codes of the scripts below that are answers, not failures.

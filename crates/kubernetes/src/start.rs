@@ -144,6 +144,7 @@ pub async fn start(
         api: pods,
         pod: name.clone(),
         deferred: Default::default(),
+        extra_hosts: pod::extra_hosts(&spec.services).into(),
     };
     let runtime = PodRuntime {
         files: files.clone(),
@@ -158,7 +159,7 @@ pub async fn start(
         node: crate::node::JobNode::new(backend.lent_node.clone()),
     };
     // Dropping `runtime` on an error below deletes the Pod in the background.
-    let extra_hosts = pod::extra_hosts(&spec.services);
+    let extra_hosts = files.extra_hosts.clone();
     let repository = match &spec.repository {
         Some(folder) => Some(crate::files::tar_of_host_folder(folder).await?),
         None => None,

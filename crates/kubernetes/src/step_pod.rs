@@ -103,6 +103,17 @@ pub async fn run(
     };
     let deadline = run.timeout.map(|t| Instant::now() + t);
     let folders = folders(&run.mounts)?;
+    if !job.extra_hosts.is_empty() {
+        // Such ids are in the job container's hosts file; a step Pod's is the kubelet's, and
+        // a 1.20 kubelet writes it anew as each container starts, so nothing can add them.
+        let warning = format!(
+            "::warning::The services {} cannot be reached by name from a step in a container \
+             of its own on Kubernetes (a Pod's host aliases must be lowercase DNS names); \
+             rename them (web-db), or run the step in the job's container\n",
+            job.extra_hosts.join(", ")
+        );
+        sink.output(Stream::Stdout, warning.as_bytes());
+    }
     let name = format!("{}-step-{n}", job.pod);
     // From here on, whatever ends the step deletes its Pod.
     let step = StepPod {
@@ -203,7 +214,8 @@ async fn drive(
     let script = format!(
         r#"if [ "$1" -gt 0 ]; then head -c "$1" | tar -x -f - -C {VOLUME_PATH} || exit 1; fi; touch {COPIED}"#
     );
-    let argv = sh(&script, &[packed.len().to_string()]);
+    let args = [packed.len().to_string()];
+    let argv = sh(&script, &args);
     let input = (!packed.is_empty()).then_some(&packed[..]);
     let copied = exec::capture(api, name, INIT, &argv, input, 0).await;
     checked(copied, "copy the job's folders into the step's Pod")?;

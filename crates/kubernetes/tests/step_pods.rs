@@ -325,7 +325,13 @@ async fn a_step_reaches_the_jobs_services_by_name() {
     let backend = ns.backend(KubernetesSettings::default());
     let cancel = CancellationToken::new();
     let mut spec = job(BUSYBOX, "stepservices-runner");
-    spec.services = vec![("web".into(), web_service("0"))];
+    // One id the API takes as a host alias, one it refuses (in the job container's hosts
+    // file, which a step's own Pod cannot have: the step is warned).
+    let mut web_db = web_service("0");
+    web_db.command = web_db.command.map(|c| c.replace("8080", "8081"));
+    web_db.options = web_db.options.replace("8080", "8081");
+    web_db.ports = vec!["8081".into()];
+    spec.services = vec![("web".into(), web_service("0")), ("web_db".into(), web_db)];
     let runtime = backend
         .start(spec, &mut Lines::default(), &cancel)
         .await
@@ -334,10 +340,19 @@ async fn a_step_reaches_the_jobs_services_by_name() {
     let output = Output::default();
     // No `wget -T`: Debian's static busybox dies of SIGSEGV with it (checked by hand in a plain
     // Pod), whatever the address.
-    let run = step(BUSYBOX, "wget -qO- http://web:8080/", None);
+    let run = step(
+        BUSYBOX,
+        "wget -qO- http://web:8080/ && ! wget -qO- http://web_db:8081/ 2>/dev/null",
+        None,
+    );
     let end = run_step(&*runtime, run, &output, &cancel).await;
     assert_eq!(end.unwrap(), ExecEnd::Exited(0), "{}", output.text());
-    assert_eq!(output.text(), "served\n");
+    assert_eq!(
+        output.text(),
+        "::warning::The services web_db cannot be reached by name from a step in a container \
+         of its own on Kubernetes (a Pod's host aliases must be lowercase DNS names); rename \
+         them (web-db), or run the step in the job's container\nserved\n"
+    );
     runtime.finish().await.unwrap();
     assert_eq!(ns.leftovers().await, Vec::<String>::new());
 }
