@@ -190,7 +190,9 @@ async fn doctor_asks_the_cluster_for_every_right_the_runner_needs() {
     assert_eq!(check["status"], "fail", "{check:#}");
     let detail = check["detail"].as_str().unwrap();
     assert!(
-        detail.contains("the API server at https://127.0.0.1:1/ does not answer"),
+        detail.contains(
+            "cannot reach the cluster at https://127.0.0.1:1/: the API server does not answer"
+        ) && detail.contains("Connection refused"),
         "{detail}"
     );
     assert!(

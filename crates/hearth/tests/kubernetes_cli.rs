@@ -293,3 +293,33 @@ async fn runner_secret_without_a_usable_cluster_stops_register_and_daemon() {
         "{log}"
     );
 }
+
+/// A kubeconfig that reads well but names an API server that does not answer: the daemon
+/// says so at its start (its sweep of what earlier runs left is the first request), and the
+/// jobs of its other labels run.
+#[tokio::test]
+async fn daemon_says_at_start_that_the_cluster_does_not_answer() {
+    let h = Harness::start(Options::gitea()).await;
+    let nowhere = kubeconfig(&h.path(""));
+    h.config(&format!(
+        "{FAST}kubernetes:\n  kubeconfig: {}\n",
+        nowhere.display()
+    ));
+    let label = format!("k8s:kubernetes://{IMAGE}");
+    let output = h
+        .register(&["--labels", &format!("linux:host,{label}")])
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let payload =
+        "name: ci\non: push\njobs:\n  build:\n    runs-on: linux\n    steps:\n      - run: \
+                   echo hi\n";
+    let (_, task, log) = h.run(TaskSpec::new(payload.to_owned())).await;
+    assert_eq!(task.status, Status::Success, "{log}");
+    assert!(
+        log.contains(
+            "cannot remove what earlier runs left behind: cannot sweep the Pods of jobs that \
+             ended in namespace from-context: the API server does not answer"
+        ) && log.contains("Connection refused"),
+        "{log}"
+    );
+}

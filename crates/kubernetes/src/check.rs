@@ -50,7 +50,7 @@ impl KubernetesBackend {
                 .apiserver_version()
                 .await
                 .map_err(|source| KubernetesError::Api {
-                    what: format!("the API server at {address} does not answer"),
+                    what: format!("cannot reach the cluster at {address}"),
                     source,
                 })?;
         let reviews: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());

@@ -92,8 +92,8 @@ pub enum KubernetesError {
     /// The client could not be built from the configuration.
     #[error("cannot make a Kubernetes client: {0}")]
     Client(kube::Error),
-    /// The API answered with an error.
-    #[error("{what}: {source}")]
+    /// The API answered with an error, or did not answer.
+    #[error("{what}: {}", error_chain(.source))]
     Api {
         what: String,
         #[source]
@@ -237,6 +237,27 @@ fn job_paths() -> JobPaths {
         workspace: JobPath::new(format!("{}/workspace", pod::WORK_DIR)),
         temp: JobPath::new(format!("{}/temp", pod::WORK_DIR)),
         tool_cache: JobPath::new(pod::TOOL_CACHE),
+    }
+}
+
+/// `error` and its causes, so that "client error (Connect)" says what the connection met
+/// ("Connection refused", a certificate not trusted), and one the API server's answer says as
+/// much when it did not answer.
+pub(crate) fn error_chain(error: &kube::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        let said = error.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = error.source();
+    }
+    if matches!(error, kube::Error::Service(_) | kube::Error::HyperError(_)) {
+        format!("the API server does not answer ({text})")
+    } else {
+        text
     }
 }
 

@@ -655,7 +655,10 @@ pub fn api_error(what: &str, namespace: &str, error: kube::Error) -> BackendErro
              deploy/kubernetes-pods",
             status.message
         )),
-        _ => BackendError::Container(format!("cannot {what}{namespace}: {error}")),
+        _ => BackendError::Container(format!(
+            "cannot {what}{namespace}: {}",
+            crate::error_chain(&error)
+        )),
     }
 }
 
