@@ -97,6 +97,22 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
     assert!(out.contains("held $back"), "{out}");
     let (end, _) = run(&*runtime, "exit 198", None, &cancel).await;
     assert_eq!(end.unwrap(), ExecEnd::Exited(198));
+    // A file too large to hold back is written at once, after what is held (in order).
+    let small = JobPath::new("/__w/temp/held/small");
+    runtime.write_file(&small, b"first", None).await.unwrap();
+    let large = JobPath::new("/__w/temp/held/large");
+    let text = "x".repeat(20 * 1024);
+    runtime
+        .write_file(&large, text.as_bytes(), None)
+        .await
+        .unwrap();
+    let check = "cat /__w/temp/held/small; echo; wc -c < /__w/temp/held/large";
+    let (end, out) = run(&*runtime, check, None, &cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["first", "20480"]
+    );
 
     // Files: written, read, emptied, hashed; the bound is kept.
     let file = JobPath::new("/__w/temp/cmd/out");
