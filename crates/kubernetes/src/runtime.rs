@@ -21,6 +21,7 @@ use crate::pod::JOB_CONTAINER;
 pub const PID_DIR: &str = "/__w/.hearth";
 
 /// Exit codes of the step wrapper that say it did not get to run the step.
+const NO_COMMAND: i32 = 196;
 const NO_PID_FILE: i32 = 198;
 const NO_WORKDIR: i32 = 199;
 
@@ -58,30 +59,38 @@ impl PodRuntime {
         let program = spec.argv[0].clone();
         let step = self.steps.fetch_add(1, Ordering::Relaxed);
         let pid_file = format!("{PID_DIR}/step-{step}.pid");
-        // `env -i` gives the step exactly the environment the engine made; the writes held
-        // back (the step's script among them) are done first, in the same exec.
+        // `env -i` gives the step exactly the environment the engine made. The command and its
+        // environment come on stdin as a script of `set --` (an exec's arguments travel in its
+        // request's URL, which the client caps at 64 KiB: a `toJSON(github)` in `env:` would not
+        // fit), sourced and removed before the pid is written; the step's own stdin is
+        // /dev/null. The writes held back (the step's script among them) are done first.
+        let env_file = format!("{PID_DIR}/step-{step}.env");
+        let mut command = String::from("set --");
+        let words = ["env".to_owned(), "-i".to_owned()]
+            .into_iter()
+            .chain(spec.env.iter().map(|(k, v)| format!("{k}={v}")))
+            .chain(spec.argv.iter().cloned());
+        for word in words {
+            command.push(' ');
+            command.push_str(&shell_words::quote(&word));
+        }
+        command.push('\n');
         let wrapper = format!(
-            r#"echo $$ > "$1" || exit {NO_PID_FILE}; cd "$2" 2>/dev/null || exit {NO_WORKDIR}; shift 2; exec "$@""#
+            r#"p=$1; w=$2; f=$3; head -c "$4" > "$f" && . "$f" || exit {NO_COMMAND}
+rm -f "$f"; echo $$ > "$p" || exit {NO_PID_FILE}
+cd "$w" 2>/dev/null || exit {NO_WORKDIR}
+exec "$@" < /dev/null"#
         );
         let args = [
             pid_file.clone(),
             spec.working_dir.as_str().to_owned(),
-            "env".to_owned(),
-            "-i".to_owned(),
-        ]
-        .into_iter()
-        .chain(spec.env.iter().map(|(k, v)| format!("{k}={v}")))
-        .chain(spec.argv.iter().cloned());
+            env_file,
+            command.len().to_string(),
+        ];
         let argv = self.files.sh_argv(&wrapper, "hearth-step", args);
-        let process = exec::start(
-            &self.files.api,
-            &self.files.pod,
-            JOB_CONTAINER,
-            &argv,
-            false,
-        )
-        .await
-        .map_err(|e| lost(&program, e))?;
+        let process = exec::start(&self.files.api, &self.files.pod, JOB_CONTAINER, &argv, true)
+            .await
+            .map_err(|e| lost(&program, e))?;
         let timed_out = AtomicBool::new(false);
         let stop = async {
             tokio::select! {
@@ -91,9 +100,16 @@ impl PodRuntime {
         };
         let signal = self.signal(&pid_file);
         let mut forward = |stream, chunk: &[u8]| sink.output(stream, chunk);
-        let ended = exec::stream(process, None, &mut forward, stop, signal, STOP_GRACE)
-            .await
-            .map_err(|e| lost(&program, e))?;
+        let ended = exec::stream(
+            process,
+            Some(command.as_bytes()),
+            &mut forward,
+            stop,
+            signal,
+            STOP_GRACE,
+        )
+        .await
+        .map_err(|e| lost(&program, e))?;
         match ended {
             Ended::Stopped if timed_out.load(Ordering::Relaxed) => Ok(ExecEnd::TimedOut),
             Ended::Stopped => Ok(ExecEnd::Cancelled),
@@ -102,13 +118,15 @@ impl PodRuntime {
             }
             // The wrapper's own codes, unless the step ran (its pid file is there) and they are
             // the step's.
-            Ended::Exited(code @ (NO_PID_FILE | PREAMBLE_FAILED))
+            Ended::Exited(code @ (NO_COMMAND | NO_PID_FILE | PREAMBLE_FAILED))
                 if !self.is_file(&pid_file).await =>
             {
-                let what = if code == NO_PID_FILE {
-                    format!("cannot write {pid_file} in the job container")
-                } else {
-                    "cannot write the step's files in the job container".to_owned()
+                let what = match code {
+                    NO_PID_FILE => format!("cannot write {pid_file} in the job container"),
+                    NO_COMMAND => {
+                        format!("cannot write the step's command to {PID_DIR} in the job container")
+                    }
+                    _ => "cannot write the step's files in the job container".to_owned(),
                 };
                 Err(lost(&program, ExecError::Stream(what)))
             }

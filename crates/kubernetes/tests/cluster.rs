@@ -113,6 +113,47 @@ async fn steps_files_and_stops_run_in_the_jobs_pod() {
         out.split_whitespace().collect::<Vec<_>>(),
         ["first", "20480"]
     );
+    // More than can be held back, of text an exec request's URL would carry at three times its
+    // size (the client refuses a URL over 64 KiB): what does not fit is written at once.
+    let text = " é".repeat(5000);
+    for i in 0..4 {
+        let path = JobPath::new(format!("/__w/temp/held/f{i}"));
+        runtime
+            .write_file(&path, text.as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    let check =
+        "cat /__w/temp/held/f0 /__w/temp/held/f1 /__w/temp/held/f2 /__w/temp/held/f3 | wc -c";
+    let (end, out) = run(&*runtime, check, None, &cancel).await;
+    assert_eq!((end.unwrap(), out.trim()), (ExecEnd::Exited(0), "60000"));
+
+    // An environment far larger than an exec request's URL can carry (it comes on stdin).
+    let big = "v".repeat(100_000);
+    let mut env = runtime.base_env().to_vec();
+    env.push(("BIG".into(), big));
+    env.push(("QUOTED".into(), "it's \"quoted\" $x `y` \\n".into()));
+    let spec = ExecSpec {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            r#"echo ${#BIG}; printf '%s\n' "$QUOTED"; read line; echo "read: $?""#.into(),
+        ],
+        env,
+        working_dir: runtime.paths().workspace.clone(),
+        timeout: None,
+    };
+    let mut out = Vec::new();
+    let mut sink = |_: Stream, chunk: &[u8]| out.extend_from_slice(chunk);
+    let end = runtime.exec(spec, &mut sink, &cancel).await;
+    assert_eq!(end.unwrap(), ExecEnd::Exited(0));
+    let out = String::from_utf8_lossy(&out);
+    // The step's stdin is empty (`read` fails at once rather than waiting).
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["100000", "it's \"quoted\" $x `y` \\n", "read: 1"],
+        "{out}"
+    );
 
     // Files: written, read, emptied, hashed; the bound is kept.
     let file = JobPath::new("/__w/temp/cmd/out");
