@@ -205,10 +205,18 @@ fn cancel_with(signal: libc::c_int) -> Outcome {
         pids.iter().all(|&p| alive(p)),
         "the step's processes run before the signal: {pids:?}"
     );
-    assert_eq!(
-        tracked(&tracking_id).len(),
-        pids.len(),
-        "each recorded process, and no other, carries the tracking id"
+    // The `mv` that put the file in place carries the id too until it has exited: wait for it.
+    let mut recorded = pids.clone();
+    recorded.sort_unstable();
+    let settled = wait_for(START_LIMIT, || {
+        let mut found = tracked(&tracking_id);
+        found.sort_unstable();
+        found == recorded
+    });
+    assert!(
+        settled,
+        "each recorded process, and no other, carries the tracking id: {:?} vs {recorded:?}",
+        tracked(&tracking_id)
     );
 
     let hearth_pid = i32::try_from(cleanup.hearth.id()).unwrap();
